@@ -1,0 +1,23 @@
+"""Turn a bare Debian/Ubuntu host into a deep learning workstation: `pyinfra INVENTORY deploy/workstation.py`."""
+
+import sys
+from pathlib import Path
+
+# pyinfra runs this file by path: make the project's roles importable from any directory.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pyinfra import inventory  # noqa: E402
+
+from roles import base, cuda, cudnn, frameworks, nvidia_driver, python_env  # noqa: E402
+from roles.plan import check_inventory, host_plan  # noqa: E402
+
+# Bad data on any host stops the run here, before a single operation has run anywhere.
+check_inventory(inventory)
+host_plan()
+
+base.install()
+nvidia_driver.install()
+cuda.install()
+cudnn.install()
+python_env.install()
+frameworks.install()

@@ -1,0 +1,84 @@
+"""dlws's controller commands: `sandbox` (deploy + verify a local container) and `test`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dlws.docker_env import ensure_container, remove_container
+from dlws.images import ensure_debian_image
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _run(command: list[str], **kwargs) -> int:
+    print("+", " ".join(command), flush=True)
+    return subprocess.run(command, cwd=ROOT, **kwargs).returncode
+
+
+def deploy(inventory: str, extra: list[str] | None = None) -> int:
+    return _run([str(BIN / "pyinfra"), "-y", inventory, "deploy/workstation.py", *(extra or [])])
+
+
+def verify(inventory: str, extra: list[str] | None = None) -> int:
+    return _run([str(BIN / "pytest"), "verify", "--inventory", inventory, "-p", "no:cacheprovider",
+                 *(extra or [])])
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    name = os.environ.setdefault("DLWS_SANDBOX", args.name)
+    if args.fresh:
+        remove_container(name)
+    image = ensure_debian_image(args.suite)
+    print(f"sandbox {name}: {ensure_container(name, image)} from {image}", flush=True)
+    started = time.monotonic()
+    if deploy("inventory/sandbox.py") != 0:
+        print(f"\ndlws sandbox: the deploy of {name} failed (see above)", file=sys.stderr)
+        return 1
+    deployed = time.monotonic()
+    report = ROOT / "reports" / "sandbox"
+    report.mkdir(parents=True, exist_ok=True)
+    code = verify("inventory/sandbox.py", ["-rA", f"--junitxml={report / 'junit.xml'}"])
+    print(f"\ndlws sandbox: deploy {deployed - started:.0f} s, verify "
+          f"{time.monotonic() - deployed:.0f} s; JUnit report: {report / 'junit.xml'}")
+    print("dlws sandbox: every check passed" if code == 0 else
+          "dlws sandbox: VERIFY FAILED (the failures above name the check and its evidence)")
+    return code
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    # The integration tests build what they need (images, containers) themselves.
+    return _run([str(BIN / "pytest"), "tests", *args.pytest_args])
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    for suite in args.suites:
+        print(ensure_debian_image(suite))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dlws", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sandbox = sub.add_parser("sandbox", help="provision and verify a local sandbox container")
+    sandbox.add_argument("--name", default="dlws-sandbox")
+    sandbox.add_argument("--suite", default="bookworm", choices=["bookworm", "trixie"])
+    sandbox.add_argument("--fresh", action="store_true", help="start from a new bare container")
+    sandbox.set_defaults(func=cmd_sandbox)
+    test = sub.add_parser("test", help="run the test suite (unit, then integration)")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test.set_defaults(func=cmd_test)
+    image = sub.add_parser("image", help="build or pull the bare Debian base images")
+    image.add_argument("suites", nargs="*", default=["bookworm"])
+    image.set_defaults(func=cmd_image)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Data for every host: each key dlws reads, at its default, with what it means.
+
+Copy a line into a host, a group file (group_data/<group>.py) or here to change it.
+tests/test_schema.py keeps this file equal to the roles' DEFAULTS.
+"""
+
+# --- roles.declare (What each host is declared to have: the hardware and the bars verify holds it to.)
+# GPUs the host has; 0 = CPU profile (GPU checks skip, saying so). More than 0: a missing GPU is a
+# failure, never a skip
+gpu_count = 0
+# the GPU model as nvidia-smi names it (e.g. 'NVIDIA GeForce RTX 4090') or a PCI ID ('10de:2684');
+# required when gpu_count > 0
+gpu_model = None
+# least memory per GPU, GiB
+gpu_min_memory_gib = None
+# least CPU cores (nproc)
+hardware_min_cpu_cores = 1
+# least RAM, GiB
+hardware_min_memory_gib = 1
+# the data disk's mount point (the seed's 'fast storage')
+hardware_data_dir = '/var/tmp'
+# least free space on the data disk, GiB
+hardware_min_free_gib = 1
+# least sequential read throughput of the data disk, MiB/s
+hardware_min_read_mib_s = 50
+# frameworks the training check runs (each must also be installed)
+verify_frameworks = ['tensorflow', 'torch']
+# test accuracy bar of the MNIST training check on the full data set
+verify_min_accuracy = 0.95
+# bar on the 5,000-image offline sample (used when no MNIST copy is reachable)
+verify_sample_min_accuracy = 0.85
+# a lab mirror's mnist.npz on the host, tried first
+verify_mnist_path = None
+# epochs of the training check (the seed's 5)
+verify_epochs = 5
+# never try to download MNIST on the host
+verify_offline = False
+
+# --- roles.base (Base role: apt sources with the stack's components, essential packages, CAs and proxies.)
+# add the components the GPU stack needs to the host's own apt sources
+base_apt_manage_sources = True
+# replace the host's Debian/Ubuntu mirror with this URL (originals kept as *.dlws-orig)
+base_apt_mirror = None
+# seconds an apt index stays fresh before the deploy runs apt-get update again
+base_apt_cache_s = 3600
+# more apt packages for every host
+base_extra_packages = []
+# install linux-headers for the running kernel: auto = only where the host runs its own kernel
+# (not in a container) [one of: 'auto', 'yes', 'no']
+base_kernel_headers = 'auto'
+# controller paths of PEM CA certificates (or bundles) the hosts must trust, e.g. an intercepting
+# proxy's CA
+base_extra_ca_certs = []
+# HTTP proxy for apt, pip and login shells
+base_http_proxy = None
+# HTTPS proxy for apt, pip and login shells
+base_https_proxy = None
+# comma-separated hosts that bypass the proxy
+base_no_proxy = None
+# where extra CA certificates are installed on the host
+base_ca_dir = '/usr/local/share/ca-certificates/dlws'
+
+# --- roles.nvidia_driver (NVIDIA driver role: the planned branch and flavour, from the distribution or NVIDIA's repository.)
+# driver branch: auto = newest the GPU and source allow (long-term R580 where it fits); none = no
+# driver; or a branch such as '580'
+nvidia_driver_branch = 'auto'
+# kernel modules: auto = open on Turing and newer from R560 (required on Blackwell), proprietary
+# on Maxwell/Pascal/Volta [one of: 'auto', 'open', 'proprietary']
+nvidia_driver_flavour = 'auto'
+# distro (Ubuntu's signed prebuilt modules / Debian non-free) or cuda_repo (NVIDIA's repository);
+# auto = distro where it has the planned branch [one of: 'auto', 'distro', 'cuda_repo']
+nvidia_driver_source = 'auto'
+# replace an installed driver that does not satisfy the plan (else the deploy stops and says so)
+nvidia_driver_replace = False
+# reboot after a driver install when needed (never the controller, never a container); false =
+# report that a reboot is pending
+nvidia_driver_reboot = False
+# enable nvidia-persistenced
+nvidia_driver_persistenced = True
+
+# --- roles.cuda (CUDA toolkit role: the planned toolkit from the distribution or NVIDIA's repository, nvcc on PATH.)
+# CUDA toolkit: auto = the newest the driver branch and GPU support from the source (none on hosts
+# without a GPU); none; or a version such as '12.4'
+cuda_version = 'auto'
+
+# --- roles.cudnn (cuDNN and NCCL role: from NVIDIA's repository or the distribution, or left to the wheels.)
+# cuDNN: auto = left to the framework wheels where they bring their own, else the source's;
+# wheels; none; or a version such as '9'
+cudnn_version = 'auto'
+# NCCL for multi-GPU hosts: auto = installed where more than one GPU is declared [one of: 'auto',
+# 'yes', 'no']
+cudnn_nccl = 'auto'
+
+# --- roles.python_env (Python environment role: a shared virtual environment with pip/uv set up for the host's network.)
+# the shared virtual environment; lab users run its bin/ or build their own with --system-site-
+# packages on top of it
+python_env_prefix = '/opt/dlws/venv'
+# the Python of the environment: auto = the OS's python3 (Debian 12: 3.11, 13: 3.13, Ubuntu 22.04:
+# 3.10, 24.04: 3.12); a version here must equal it
+python_env_python = 'auto'
+# uv (measured 8 s against pip's 36 s for tensorflow-cpu + torch) or pip [one of: 'uv', 'pip']
+python_env_installer = 'uv'
+# uv release installed into the environment
+python_env_uv_version = '0.13.9'
+# a PyPI mirror for the host (default: PyPI)
+python_env_index_url = None
+# more package indexes
+python_env_extra_index_urls = []
+# a directory of wheels on the controller, uploaded and used as --find-links (air-gapped labs)
+python_env_wheelhouse = None
+# where the wheelhouse is uploaded on the host
+python_env_wheelhouse_dir = '/opt/dlws/wheelhouse'
+# the host's CA bundle that pip and uv trust (includes base_extra_ca_certs)
+python_env_ca_bundle = '/etc/ssl/certs/ca-certificates.crt'
+# put the environment's bin/ on login shells' PATH (/etc/profile.d/dlws.sh)
+python_env_login_path = True
+# more pip requirements for the environment
+python_env_extra_packages = []
+
+# --- roles.frameworks (Frameworks role: TensorFlow and PyTorch builds the plan chose, and the training check.)
+# TensorFlow version: auto = newest for the host's Python and GPU (tensorflow-cpu where no GPU,
+# tensorflow[and-cuda] where one is); none = skip
+frameworks_tensorflow = 'auto'
+# PyTorch version: auto = newest whose CUDA build fits the GPU and driver (cpu build where no
+# GPU); none = skip
+frameworks_torch = 'auto'
+# where the training check command is linked for every user
+frameworks_train_check_path = '/usr/local/bin/dlws-train-check'

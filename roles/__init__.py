@@ -1,0 +1,1 @@
+"""dlws roles: one pyinfra deploy package per concern."""

@@ -1,0 +1,222 @@
+"""Base role: apt sources with the stack's components, essential packages, CAs and proxies."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.apt import AptSources
+from pyinfra.facts.files import FindFiles
+from pyinfra.facts.server import KernelVersion
+from pyinfra.operations import apt, files, server
+
+from roles.facts import Container, OsRelease
+from roles.schema import Key, absolute_path, defaults, local_path_exists, str_list, url
+
+ESSENTIAL_PACKAGES = [
+    "build-essential",
+    "ca-certificates",
+    "curl",
+    "git",
+    "iproute2",
+    "pciutils",
+    "procps",
+]
+
+KEYS = [
+    Key("base_apt_manage_sources", True, (bool,),
+        "add the components the GPU stack needs to the host's own apt sources"),
+    Key("base_apt_mirror", None, (str,),
+        "replace the host's Debian/Ubuntu mirror with this URL (originals kept as *.dlws-orig)",
+        check=url, nullable=True),
+    Key("base_apt_cache_s", 3600, (int,),
+        "seconds an apt index stays fresh before the deploy runs apt-get update again",
+        check=lambda v: None if v >= 0 else "must be 0 or more"),
+    Key("base_extra_packages", [], (list,), "more apt packages for every host", check=str_list),
+    Key("base_kernel_headers", "auto", (str,),
+        "install linux-headers for the running kernel: auto = only where the host runs its own "
+        "kernel (not in a container)", choices=("auto", "yes", "no")),
+    Key("base_extra_ca_certs", [], (list,),
+        "controller paths of PEM CA certificates (or bundles) the hosts must trust, e.g. an "
+        "intercepting proxy's CA", check=local_path_exists("CA certificate file")),
+    Key("base_http_proxy", None, (str,), "HTTP proxy for apt, pip and login shells",
+        check=url, nullable=True),
+    Key("base_https_proxy", None, (str,), "HTTPS proxy for apt, pip and login shells",
+        check=url, nullable=True),
+    Key("base_no_proxy", None, (str,), "comma-separated hosts that bypass the proxy",
+        nullable=True),
+    Key("base_ca_dir", "/usr/local/share/ca-certificates/dlws", (str,),
+        "where extra CA certificates are installed on the host", check=absolute_path),
+]
+DEFAULTS = defaults(KEYS)
+
+# Components that carry NVIDIA's driver, the CUDA toolkit and firmware: Debian puts them in
+# contrib/non-free (https://wiki.debian.org/NvidiaGraphicsDrivers), Ubuntu in restricted and
+# multiverse (https://help.ubuntu.com/community/Repositories/Ubuntu).
+COMPONENTS = {
+    "debian": ["main", "contrib", "non-free", "non-free-firmware"],
+    "ubuntu": ["main", "restricted", "universe", "multiverse"],
+}
+KEYRINGS = {
+    "debian": "/usr/share/keyrings/debian-archive-keyring.gpg",
+    "ubuntu": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+}
+SOURCES_FILE = "/etc/apt/sources.list.d/dlws-components.sources"
+APT_PROXY_FILE = "/etc/apt/apt.conf.d/80dlws-proxy"
+PROFILE_PROXY_FILE = "/etc/profile.d/dlws-proxy.sh"
+APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's cache_time reads
+
+
+def _host_repos() -> list:
+    """The host's own deb entries that carry `main` (dlws's own components file carries none)."""
+    return [
+        repo
+        for repo in host.get_fact(AptSources) or []
+        if repo.type == "deb" and "main" in repo.components
+    ]
+
+
+def sources_content(os_id: str, repos: list, mirror: str | None) -> str:
+    """deb822 stanzas adding the stack's components to each of the host's suites."""
+    wanted = COMPONENTS.get(os_id, ["main"])
+    stanzas = []
+    seen = set()
+    for repo in repos:
+        is_security = "security" in repo.url
+        uri = mirror if (mirror and not is_security) else repo.url
+        if mirror:
+            components = sorted(set(wanted) | set(repo.components), key=_component_order(wanted))
+        else:
+            components = [c for c in wanted if c not in repo.components]
+            if "non-free-firmware" in components and "bookworm" not in repo.distribution and (
+                not repo.distribution.startswith(("trixie", "forky", "sid"))
+            ):
+                components.remove("non-free-firmware")  # only exists from Debian 12
+        if not components or (uri, repo.distribution) in seen:
+            continue
+        seen.add((uri, repo.distribution))
+        signed_by = repo.options.get("signed-by") or repo.options.get("Signed-By")
+        if isinstance(signed_by, list):
+            signed_by = " ".join(signed_by)
+        stanzas.append(
+            "\n".join(
+                [
+                    "Types: deb",
+                    f"URIs: {uri}",
+                    f"Suites: {repo.distribution}",
+                    f"Components: {' '.join(components)}",
+                    f"Signed-By: {signed_by or KEYRINGS[os_id]}",
+                ]
+            )
+        )
+    header = "# Managed by dlws (roles/base): the components the GPU stack needs.\n"
+    return header + "\n\n".join(stanzas) + "\n"
+
+
+def _component_order(wanted: list[str]):
+    return lambda c: (wanted.index(c) if c in wanted else len(wanted), c)
+
+
+def proxy_env() -> dict[str, str]:
+    """Proxy variables for commands the deploy runs on the host."""
+    env = {}
+    for var, key in (("http_proxy", "base_http_proxy"), ("https_proxy", "base_https_proxy"),
+                     ("no_proxy", "base_no_proxy")):
+        if host.data.get(key):
+            env[var] = env[var.upper()] = host.data.get(key)
+    return env
+
+
+@deploy("Base system", data_defaults=DEFAULTS)
+def install() -> None:
+    os_release = host.get_fact(OsRelease)
+    os_id = os_release["id"]
+    in_container = bool(host.get_fact(Container))
+    _configure_proxy()
+
+    sources_changed = False
+    if host.data.base_apt_manage_sources and os_id in COMPONENTS:
+        mirror = host.data.base_apt_mirror
+        put = files.put(
+            name="Add the components the GPU stack needs to the host's apt sources",
+            src=StringIO(sources_content(os_id, _host_repos(), mirror)),
+            dest=SOURCES_FILE,
+            mode="644",
+        )
+        sources_changed = put.will_change
+        if mirror:
+            _set_aside_original_sources()
+
+    packages = [*ESSENTIAL_PACKAGES, *host.data.base_extra_packages]
+    headers = host.data.base_kernel_headers
+    if headers == "yes" or (headers == "auto" and not in_container):
+        packages.append(f"linux-headers-{host.get_fact(KernelVersion)}")
+    elif headers == "auto":
+        host.noop("kernel headers skipped: the host is a container and runs its host's kernel")
+
+    if sources_changed:
+        # New components: the index must be fetched now, whatever its age; the stamp keeps
+        # the next run's cache_time check true to the last real update.
+        server.shell(name="Refresh the apt index (sources changed)",
+                     commands=["apt-get update -qq", f"touch {APT_STAMP}"])
+    else:
+        apt.update(name="Refresh the apt index", cache_time=host.data.base_apt_cache_s)
+    apt.packages(
+        name="Install essential packages (build tools, pciutils, procps, CA certificates)",
+        packages=packages,
+        no_recommends=True,
+        _env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+    _install_extra_cas()
+
+
+def _configure_proxy() -> None:
+    lines = []
+    if host.data.base_http_proxy:
+        lines.append(f'Acquire::http::Proxy "{host.data.base_http_proxy}";')
+    if host.data.base_https_proxy:
+        lines.append(f'Acquire::https::Proxy "{host.data.base_https_proxy}";')
+    if not lines:
+        return
+    files.put(name="Send apt through the proxy", src=StringIO("\n".join(lines) + "\n"),
+              dest=APT_PROXY_FILE, mode="644")
+    exports = "".join(f"export {k}={v!r}\n" for k, v in proxy_env().items())
+    files.put(name="Set the proxy for login shells", src=StringIO(exports),
+              dest=PROFILE_PROXY_FILE, mode="644")
+
+
+def _set_aside_original_sources() -> None:
+    originals = ["/etc/apt/sources.list"] + [
+        path
+        for path in host.get_fact(FindFiles, path="/etc/apt/sources.list.d", quote_path=True) or []
+        if path.endswith((".list", ".sources")) and not Path(path).name.startswith("dlws-")
+    ]
+    for path in originals:
+        server.shell(
+            name=f"Keep {path} as {path}.dlws-orig (replaced by the mirror)",
+            commands=[f"mv -n {path} {path}.dlws-orig"],
+            _if=lambda path=path: host.get_fact(FindFiles, path=path) is not None,
+        )
+
+
+def _install_extra_cas() -> None:
+    changed = []
+    for src in host.data.base_extra_ca_certs:
+        name = Path(src).stem.replace(" ", "_") + ".crt"
+        put = files.put(
+            name=f"Install the extra CA certificate {name}",
+            src=str(Path(src).expanduser()),
+            dest=f"{host.data.base_ca_dir}/{name}",
+            mode="644",
+            create_remote_dir=True,
+        )
+        changed.append(put)
+    if changed:
+        server.shell(
+            name="Rebuild the system CA bundle",
+            commands=["update-ca-certificates"],
+            _if=lambda: any(op.did_change() for op in changed),
+        )
+

@@ -1,0 +1,39 @@
+"""What each host is declared to have: the hardware and the bars verify holds it to."""
+
+from __future__ import annotations
+
+from roles.schema import Key, absolute_path, defaults, fraction, non_negative, positive
+
+KEYS = [
+    Key("gpu_count", 0, (int,),
+        "GPUs the host has; 0 = CPU profile (GPU checks skip, saying so). More than 0: a "
+        "missing GPU is a failure, never a skip", check=non_negative),
+    Key("gpu_model", None, (str,),
+        "the GPU model as nvidia-smi names it (e.g. 'NVIDIA GeForce RTX 4090') or a PCI ID "
+        "('10de:2684'); required when gpu_count > 0", nullable=True),
+    Key("gpu_min_memory_gib", None, (int, float), "least memory per GPU, GiB",
+        check=positive, nullable=True),
+    Key("hardware_min_cpu_cores", 1, (int,), "least CPU cores (nproc)", check=positive),
+    Key("hardware_min_memory_gib", 1, (int, float), "least RAM, GiB", check=positive),
+    Key("hardware_data_dir", "/var/tmp", (str,),
+        "the data disk's mount point (the seed's 'fast storage')", check=absolute_path),
+    Key("hardware_min_free_gib", 1, (int, float), "least free space on the data disk, GiB",
+        check=non_negative),
+    Key("hardware_min_read_mib_s", 50, (int, float),
+        "least sequential read throughput of the data disk, MiB/s", check=non_negative),
+    Key("verify_frameworks", ["tensorflow", "torch"], (list,),
+        "frameworks the training check runs (each must also be installed)",
+        check=lambda v: None if set(v) <= {"tensorflow", "torch"}
+        else "items must be 'tensorflow' or 'torch'"),
+    Key("verify_min_accuracy", 0.95, (float,),
+        "test accuracy bar of the MNIST training check on the full data set", check=fraction),
+    Key("verify_sample_min_accuracy", 0.85, (float,),
+        "bar on the 5,000-image offline sample (used when no MNIST copy is reachable)",
+        check=fraction),
+    Key("verify_mnist_path", None, (str,),
+        "a lab mirror's mnist.npz on the host, tried first", check=absolute_path, nullable=True),
+    Key("verify_epochs", 5, (int,), "epochs of the training check (the seed's 5)",
+        check=positive),
+    Key("verify_offline", False, (bool,), "never try to download MNIST on the host"),
+]
+DEFAULTS = defaults(KEYS)

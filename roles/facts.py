@@ -1,0 +1,206 @@
+"""Small typed pyinfra facts that dlws reads from hosts (each read-only, LANG=C)."""
+
+from __future__ import annotations
+
+import re
+
+from pyinfra.api import FactBase
+
+# `lspci -nn` line: "01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce
+# RTX 4090] [10de:2684] (rev a1)". 3D controllers (class 0302) are datacentre cards.
+LSPCI_NVIDIA = re.compile(
+    r"^(?P<slot>\S+) (?P<klass>[^\[]+) \[(?P<class_id>03[0-9a-f]{2})\]: "
+    r"(?P<name>.*) \[10de:(?P<device>[0-9a-f]{4})\]",
+    re.I,
+)
+
+
+class Container(FactBase):
+    """The container runtime the host runs in, or "" on a machine of its own.
+
+    .. code:: python
+
+        "docker"
+    """
+
+    # /.dockerenv and /run/.containerenv are written by docker and podman; cgroup names cover
+    # LXC and Kubernetes.
+    command = (
+        "if [ -f /.dockerenv ]; then echo docker; "
+        "elif [ -f /run/.containerenv ]; then echo podman; "
+        "elif grep -qaE 'lxc|kubepods|docker' /proc/1/cgroup 2>/dev/null; then echo container; "
+        "else echo; fi"
+    )
+    default = str
+
+    def process(self, output):
+        return "".join(output).strip()
+
+
+class NvidiaPciDevices(FactBase):
+    """NVIDIA display/3D controllers on the PCI bus, found without any driver installed.
+
+    Uses ``lspci -nn`` when pciutils is there, else reads sysfs, which a bare host always has.
+
+    .. code:: python
+
+        [{"slot": "01:00.0", "device_id": "10de:2684", "name": "NVIDIA Corporation AD102 ..."}]
+    """
+
+    command = (
+        "if command -v lspci >/dev/null 2>&1; then LANG=C lspci -nn -d 10de:; else "
+        "for d in /sys/bus/pci/devices/*; do [ -r $d/vendor ] || continue; "
+        '[ "$(cat $d/vendor)" = 0x10de ] || continue; '
+        'echo "${d##*/} sysfs [$(cut -c3-6 $d/class)]: NVIDIA [10de:$(cut -c3- $d/device)]"; '
+        "done; fi"
+    )
+    default = list
+
+    def process(self, output):
+        devices = []
+        for line in output:
+            match = LSPCI_NVIDIA.match(line.strip())
+            if match:
+                devices.append(
+                    {
+                        "slot": match["slot"],
+                        "device_id": f"10de:{match['device'].lower()}",
+                        "name": match["name"].strip(),
+                    }
+                )
+        return devices
+
+
+class OsRelease(FactBase):
+    """ID and VERSION_ID from /etc/os-release, the keys the version solver needs.
+
+    .. code:: python
+
+        {"id": "debian", "version_id": "12", "codename": "bookworm"}
+    """
+
+    command = "cat /etc/os-release"
+    default = dict
+
+    def process(self, output):
+        values = {}
+        for line in output:
+            if "=" in line:
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip().strip('"')
+        return {
+            "id": values.get("ID", ""),
+            "version_id": values.get("VERSION_ID", ""),
+            "codename": values.get("VERSION_CODENAME", ""),
+        }
+
+
+class PythonVersion(FactBase):
+    """The major.minor version of the system python3, or None before it is installed.
+
+    .. code:: python
+
+        "3.11"
+    """
+
+    command = "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null || true"
+
+    def process(self, output):
+        text = "".join(output).strip()
+        return text or None
+
+
+class VenvPackages(FactBase):
+    """Distributions installed in a virtual environment, by canonical name.
+
+    .. code:: python
+
+        {"tensorflow-cpu": "2.21.0", "torch": "2.13.0+cpu"}
+    """
+
+    def command(self, prefix: str) -> str:
+        # importlib.metadata needs no pip in the venv, so venvs built by uv are read the same.
+        return (
+            f"test -x {prefix}/bin/python && {prefix}/bin/python -c "
+            "'import importlib.metadata as m\n"
+            "for d in m.distributions(): print(d.metadata[\"Name\"], d.version)' || true"
+        )
+
+    default = dict
+
+    def process(self, output):
+        packages = {}
+        for line in output:
+            name, _, version = line.strip().partition(" ")
+            if name and version:
+                packages[canonical(name)] = version
+        return packages
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+class NvidiaDriverVersion(FactBase):
+    """The NVIDIA driver version in use (kernel module first, else the installed user space).
+
+    .. code:: python
+
+        "550.163.01"
+    """
+
+    # /proc/driver/nvidia/version exists only with the module loaded; a host with the driver
+    # installed but not yet loaded (before its reboot) still has nvidia-smi's package.
+    command = (
+        "sed -n 's/.*Kernel Module *\\([0-9.]*\\).*/\\1/p' /proc/driver/nvidia/version "
+        "2>/dev/null | grep . || dpkg-query -W -f='${Version}\\n' nvidia-smi 'nvidia-utils-*' "
+        "2>/dev/null | sed -n 's/^\\([0-9][0-9.]*\\).*/\\1/p' | head -n1 || true"
+    )
+
+    def process(self, output):
+        text = "".join(output).strip()
+        return text or None
+
+
+class SecureBoot(FactBase):
+    """True when UEFI Secure Boot is enabled, False when not, None when it cannot be told.
+
+    .. code:: python
+
+        True
+    """
+
+    command = (
+        "if command -v mokutil >/dev/null 2>&1; then mokutil --sb-state 2>/dev/null; "
+        "elif [ -d /sys/firmware/efi ]; then od -An -tu1 "
+        "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c "
+        "2>/dev/null | awk '{print \"SecureBoot \" ($5 == 1 ? \"enabled\" : \"disabled\")}'; "
+        "else echo 'legacy BIOS'; fi"
+    )
+
+    def process(self, output):
+        text = " ".join(output).lower()
+        if "enabled" in text:
+            return True
+        if "disabled" in text or "legacy" in text:
+            return False
+        return None
+
+
+class NvidiaPackages(FactBase):
+    """Installed dpkg packages whose name carries nvidia or cuda, with versions.
+
+    .. code:: python
+
+        {"nvidia-driver-535": "535.183.01-0ubuntu1", "libnvidia-compute-535": "..."}
+    """
+
+    command = (
+        "dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' "
+        "'*nvidia*' '*cuda*' 2>/dev/null | awk '$1 == \"ii\" {print $2, $3}' || true"
+    )
+    default = dict
+
+    def process(self, output):
+        return dict(line.split(" ", 1) for line in output if " " in line)

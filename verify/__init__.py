@@ -1,0 +1,1 @@
+"""dlws verification: testinfra checks that mirror roles/, run against a pyinfra inventory."""

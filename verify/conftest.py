@@ -1,0 +1,95 @@
+"""Hosts and expectations for every check: both come from the inventory given with --inventory."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+import testinfra
+
+from roles.facts import OsRelease
+from roles.stack import HostFacts, StackError, request_from_host_data, resolve
+from verify.targets import Target, load_targets
+
+DEFAULT_INVENTORY = "inventory/sandbox.py"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("dlws")
+    group.addoption("--inventory", default=DEFAULT_INVENTORY,
+                    help="the pyinfra inventory (or Ansible hosts.yml) the fleet was deployed "
+                         f"with (default: {DEFAULT_INVENTORY})")
+
+
+def pytest_generate_tests(metafunc):
+    if "target" in metafunc.fixturenames:
+        targets = _targets(metafunc.config)
+        metafunc.parametrize("target", targets, ids=[t.name for t in targets], scope="module")
+
+
+def _targets(config) -> list[Target]:
+    if not hasattr(config, "_dlws_targets"):
+        try:
+            config._dlws_targets = load_targets(config.getoption("inventory"))
+        except (FileNotFoundError, ValueError) as error:
+            raise pytest.UsageError(str(error)) from None
+    return config._dlws_targets
+
+
+@pytest.fixture(scope="module")
+def host(target: Target):
+    """The testinfra host of a target; an unreachable host fails its own checks only."""
+    machine = testinfra.get_host(target.spec)
+    try:
+        probe = machine.run("true")
+    except Exception as error:  # the backend could not even start a command
+        pytest.fail(f"{target.name} is unreachable ({target.spec}): {error}", pytrace=False)
+    if probe.rc != 0:
+        pytest.fail(f"{target.name} is unreachable ({target.spec}): rc={probe.rc} "
+                    f"{probe.stderr.strip()}", pytrace=False)
+    return machine
+
+
+@pytest.fixture(scope="module")
+def plan(target: Target, host):
+    """The stack the inventory's data asks for on this host's OS, with its declared GPUs."""
+    os_release = OsRelease().process(host.file("/etc/os-release").content_string.splitlines())
+    model = target["gpu_model"]
+    facts = HostFacts(os_id=os_release["id"], os_release=os_release["version_id"],
+                      gpus=(model,) * target["gpu_count"] if model else ())
+    try:
+        return resolve(facts, request_from_host_data(target.data))
+    except StackError as error:
+        pytest.fail(f"{target.name}: the inventory's stack cannot be resolved: {error}",
+                    pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def venv_python(target: Target) -> str:
+    return f"{target['python_env_prefix']}/bin/python"
+
+
+@pytest.fixture(scope="module")
+def venv_packages(host, venv_python):
+    """Distributions installed in the shared environment, by canonical name."""
+    from roles.facts import VenvPackages
+
+    out = host.run(VenvPackages().command(venv_python.rsplit("/bin/", 1)[0]))
+    return VenvPackages().process(out.stdout.splitlines())
+
+
+def run_json(host, command: list[str]) -> tuple[int, dict, str]:
+    """Run a command that prints JSON on stdout; return rc, the document and stderr."""
+    out = host.run(" ".join(shlex.quote(part) for part in command))
+    try:
+        document = json.loads(out.stdout) if out.stdout.strip() else {}
+    except json.JSONDecodeError:
+        document = {}
+    return out.rc, document, out.stderr + ("" if document else out.stdout)
+
+
+def require_gpus(target: Target) -> None:
+    """Skip, with the reason, only where the inventory declares no GPU."""
+    if target["gpu_count"] == 0:
+        pytest.skip(f"{target.name} is declared without GPUs (gpu_count = 0)")

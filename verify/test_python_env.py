@@ -1,0 +1,41 @@
+"""Checks of roles/python_env: the shared environment, its Python, pip/uv configuration."""
+
+from __future__ import annotations
+
+from roles.python_env import PIP_CONF, PROFILE
+
+
+def test_venv_python_is_the_planned_one(host, venv_python, plan):
+    out = host.run(f"{venv_python} -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
+    assert out.rc == 0, f"{venv_python} does not run: {out.stderr}"
+    assert out.stdout.strip() == plan.python, (
+        f"environment Python is {out.stdout.strip()}, the plan says {plan.python}")
+
+
+def test_venv_usable_by_every_user(host, target):
+    prefix = host.file(target["python_env_prefix"])
+    assert prefix.is_directory, f"{prefix.path} is missing"
+    assert prefix.mode & 0o005 == 0o005, f"{prefix.path} mode {oct(prefix.mode)}: others can't use it"
+    assert host.file(f"{prefix.path}/bin/python").mode & 0o001, "bin/python not executable by all"
+
+
+def test_pip_trusts_the_host_ca_bundle(host, target):
+    conf = host.file(PIP_CONF)
+    assert conf.exists, f"{PIP_CONF} is missing"
+    assert f"cert = {target['python_env_ca_bundle']}" in conf.content_string, conf.content_string
+
+
+def test_installer_present(host, target, venv_packages):
+    if target["python_env_installer"] == "uv":
+        assert venv_packages.get("uv") == target["python_env_uv_version"], (
+            f"uv {target['python_env_uv_version']} expected, found {venv_packages.get('uv')}")
+    else:
+        assert "pip" in venv_packages, "pip missing from the environment"
+
+
+def test_login_shells_get_the_environment(host, target):
+    if not target["python_env_login_path"]:
+        return
+    out = host.run("sh -lc 'command -v python'")
+    assert out.stdout.strip() == f"{target['python_env_prefix']}/bin/python", (
+        f"login shell python is {out.stdout.strip()!r}; {PROFILE} not in effect")
