@@ -11,6 +11,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files
 
 from roles.plan import host_plan
+from roles import base, python_env
 from roles.python_env import install_packages, wheelhouse_files
 from roles.schema import Key, defaults
 
@@ -45,7 +46,9 @@ def torch_requirement(version: str, variant: str) -> tuple[str, tuple[str, ...]]
     return f"torch=={local}", (f"https://download.pytorch.org/whl/{variant}",)
 
 
-@deploy("Deep learning frameworks", data_defaults=DEFAULTS)
+# Installs through python_env (which reads base's proxy keys): their defaults apply here too.
+@deploy("Deep learning frameworks",
+        data_defaults={**base.DEFAULTS, **python_env.DEFAULTS, **DEFAULTS})
 def install() -> None:
     plan = host_plan()
     if plan.tensorflow_package:

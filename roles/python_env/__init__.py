@@ -11,6 +11,7 @@ from pyinfra.api import OperationError, deploy, operation
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server
 
+from roles import base
 from roles.base import proxy_env
 from roles.facts import VenvPackages, canonical
 from roles.schema import Key, absolute_path, defaults, local_path_exists, str_list, url
@@ -118,7 +119,8 @@ def venv_packages(
     yield " ".join([*command, *(f"'{req}'" for req in missing)])
 
 
-@deploy("Python environment", data_defaults=DEFAULTS)
+# Reads base's proxy keys too: a nested deploy sees only its own defaults.
+@deploy("Python environment", data_defaults={**base.DEFAULTS, **DEFAULTS})
 def install() -> None:
     prefix = host.data.python_env_prefix
     apt.packages(

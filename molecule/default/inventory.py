@@ -1,0 +1,10 @@
+"""Molecule `default`: one bare Debian 12 container, CPU profile, with this controller's data."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from dlws.sandbox_data import controller_data  # noqa: E402
+
+molecule = [("@docker/dlws-molecule-default", {**controller_data(), "gpu_count": 0})]

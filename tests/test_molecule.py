@@ -1,0 +1,118 @@
+"""Molecule scenarios run for real: converge, idempotence, verify; then planted faults on `default`.
+
+`default` converges once; the fault tests reuse its container (kept with --destroy never) so the
+same bare-image converge is not paid twice by two harnesses.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlws.images import ensure_debian_image
+from tests.helpers import ROOT, changed_operations, pyinfra_json, run_verify
+
+pytestmark = pytest.mark.integration
+VENV_BIN = str(Path(sys.executable).parent)
+DEFAULT_CONTAINER = "dlws-molecule-default"
+DEFAULT_INVENTORY = "molecule/default/inventory.py"
+
+
+def molecule(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run molecule from the project root with the venv's ansible on PATH; output combined."""
+    return subprocess.run(
+        [f"{VENV_BIN}/molecule", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+             "ANSIBLE_NOCOLOR": "1", "PY_COLORS": "0", **(env or {})},
+    )
+
+
+def tail(out: subprocess.CompletedProcess, n: int = 6000) -> str:
+    return (out.stdout + out.stderr)[-n:]
+
+
+@pytest.fixture(scope="module")
+def default_scenario(docker_engine):
+    ensure_debian_image("bookworm")
+    out = molecule("test", "-s", "default", "--destroy", "never")
+    yield out
+    molecule("destroy", "-s", "default")
+
+
+def test_default_scenario_converges_idempotent_and_verified(default_scenario):
+    out = default_scenario
+    assert out.returncode == 0, tail(out)
+    text = out.stdout + out.stderr
+    assert "Idempotence completed successfully" in text, tail(out)
+    assert " passed" in text and " failed" not in text.split("Verifier")[-1], tail(out)
+
+
+def test_second_pyinfra_run_reports_no_change(default_scenario):
+    rc, document, log = pyinfra_json(DEFAULT_INVENTORY)
+    assert rc == 0, log[-3000:]
+    assert document["results"]["totals"]["success"] == 0, changed_operations(document)
+
+
+def test_idempotence_step_fails_when_an_operation_always_changes(default_scenario):
+    env = {"DLWS_DEPLOY": "tests/fixtures/always_changes.py"}
+    converge = molecule("converge", "-s", "default", env=env)
+    assert converge.returncode == 0, tail(converge)
+    out = molecule("idempotence", "-s", "default", env=env)
+    assert out.returncode != 0, tail(out)
+    assert "Idempotence test failed" in out.stdout + out.stderr, tail(out)
+
+
+def test_verify_fails_on_an_accuracy_bar_of_0_999(default_scenario, tmp_path):
+    inventory = tmp_path / "strict.py"
+    inventory.write_text(
+        f'strict = [("@docker/{DEFAULT_CONTAINER}", {{"gpu_count": 0, "verify_offline": True, '
+        '"verify_min_accuracy": 0.999, "verify_sample_min_accuracy": 0.999, '
+        '"verify_frameworks": ["torch"]})]\n'
+    )
+    out = run_verify(str(inventory), "-k", "test_mnist_trains")
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert "FAILED verify/test_training.py::test_mnist_trains" in out.stdout
+    assert "under the bar 0.999" in out.stdout, out.stdout[-3000:]
+
+
+def test_verify_fails_without_tensorflow_then_deploy_repairs(default_scenario):
+    uninstall = subprocess.run(
+        ["docker", "exec", DEFAULT_CONTAINER, "/opt/dlws/venv/bin/uv", "pip", "uninstall",
+         "--python", "/opt/dlws/venv/bin/python", "tensorflow-cpu"],
+        capture_output=True, text=True)
+    assert uninstall.returncode == 0, uninstall.stderr
+    out = run_verify(DEFAULT_INVENTORY, "-k", "tensorflow")
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert "test_tensorflow_is_the_planned_build" in out.stdout
+    assert "tensorflow-cpu is not installed" in out.stdout, out.stdout[-3000:]
+    rc, document, log = pyinfra_json(DEFAULT_INVENTORY)
+    assert rc == 0, log[-3000:]
+    assert changed_operations(document) == [
+        "Deep learning frameworks | Install tensorflow-cpu==2.21.0"], log[-3000:]
+    assert run_verify(DEFAULT_INVENTORY, "-k", "tensorflow").returncode == 0
+
+
+@pytest.mark.slow
+def test_cuda_scenario_converges_idempotent_and_verified(docker_engine):
+    ensure_debian_image("trixie")
+    out = molecule("test", "-s", "cuda")
+    assert out.returncode == 0, tail(out)
+    text = out.stdout + out.stderr
+    assert "Idempotence completed successfully" in text, tail(out)
+    assert "test_nvcc_compiles_and_runs_a_kernel" in text or " passed" in text, tail(out)
+
+
+def test_ubuntu_scenario_without_its_image_ends_with_a_clear_message(docker_engine):
+    out = molecule("test", "-s", "ubuntu-24.04")
+    text = out.stdout + out.stderr
+    if "ubuntu:24.04 is available" in text:
+        pytest.skip("this machine can pull ubuntu:24.04: the scenario ran for real")
+    assert out.returncode != 0, tail(out)
+    assert "cannot be had on this machine" in text, tail(out)
