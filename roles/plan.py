@@ -16,6 +16,7 @@ from roles.stack import HostFacts, Stack, StackError, request_from_host_data, re
 # Every module that owns host-data keys, in deploy order.
 KEY_OWNERS = (
     "roles.declare",
+    "roles.cache",
     "roles.base",
     "roles.nvidia_driver",
     "roles.cuda",

@@ -19,6 +19,7 @@ PYINFRA_PREFIXES = (
     "vagrant_",
     "terraform_",
     "winrm_",
+    "fake_",
 )
 
 
@@ -85,6 +86,9 @@ def validate(host: str, data: Mapping[str, Any], keys: Iterable[Key]) -> list[Pr
     problems = []
     for name, value in data.items():
         if name.startswith(PYINFRA_PREFIXES):
+            reason = _check_connector_value(name, value)
+            if reason:
+                problems.append(Problem(host, name, reason))
             continue
         key = known.get(name)
         if key is None:
@@ -96,6 +100,15 @@ def validate(host: str, data: Mapping[str, Any], keys: Iterable[Key]) -> list[Pr
         if reason:
             problems.append(Problem(host, name, reason))
     return problems
+
+
+def _check_connector_value(name: str, value: Any) -> str | None:
+    """pyinfra's own keys that name controller files: a missing one fails before any connect."""
+    if name in CONNECTOR_PATH_KEYS and value is not None:
+        if not isinstance(value, str):
+            return f"got {value!r} ({type(value).__name__}); expected a path string"
+        return local_path_exists(CONNECTOR_PATH_KEYS[name])(value)
+    return None
 
 
 # Reusable value checks -------------------------------------------------------------------
@@ -113,6 +126,13 @@ def local_path_exists(kind: str) -> Callable[[Any], str | None]:
         return None
 
     return check
+
+
+# pyinfra data keys that name a file on the controller (see pyinfra's connectors/ssh.py).
+CONNECTOR_PATH_KEYS = {
+    "ssh_key": "SSH private key",
+    "ssh_config_file": "SSH config file",
+}
 
 
 def url(value: Any) -> str | None:

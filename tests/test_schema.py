@@ -48,7 +48,7 @@ def test_bad_data_is_refused(data, key, fragment):
 
 def test_every_key_is_prefixed_by_its_owner():
     prefixes = ("gpu_", "hardware_", "verify_", "base_", "python_env_", "frameworks_",
-                "nvidia_driver_", "cuda_", "cudnn_")
+                "nvidia_driver_", "cuda_", "cudnn_", "cache_")
     assert [k.name for k in all_keys() if not k.name.startswith(prefixes)] == []
 
 

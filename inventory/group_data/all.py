@@ -36,6 +36,15 @@ verify_epochs = 5
 # never try to download MNIST on the host
 verify_offline = False
 
+# --- roles.cache (Package cache role: one apt-cacher-ng for a fleet, and the keys that point hosts at it.)
+# apt-cacher-ng (or another apt proxy) for plain-HTTP repositories, e.g. 'http://10.0.0.5:3142':
+# each .deb crosses the uplink once for the fleet; HTTPS repositories pass through (see
+# roles/cache/README.md)
+cache_apt_proxy = None
+# a directory on the host shared by the fleet (NFS, or a bind mount into containers) used as
+# pip's and uv's download cache; None = each host keeps its own
+cache_pip_dir = None
+
 # --- roles.base (Base role: apt sources with the stack's components, essential packages, CAs and proxies.)
 # add the components the GPU stack needs to the host's own apt sources
 base_apt_manage_sources = True
@@ -59,6 +68,9 @@ base_https_proxy = None
 base_no_proxy = None
 # where extra CA certificates are installed on the host
 base_ca_dir = '/usr/local/share/ca-certificates/dlws'
+# seconds apt and dpkg wait for a lock held by another process (unattended-upgrades), then the
+# deploy fails naming the lock and its holder
+base_apt_lock_timeout_s = 120
 
 # --- roles.nvidia_driver (NVIDIA driver role: the planned branch and flavour, from the distribution or NVIDIA's repository.)
 # driver branch: auto = newest the GPU and source allow (long-term R580 where it fits); none = no

@@ -12,8 +12,17 @@ from pyinfra.facts.files import FindFiles
 from pyinfra.facts.server import KernelVersion
 from pyinfra.operations import apt, files, server
 
+from roles.base import _apt
 from roles.facts import Container, OsRelease
-from roles.schema import Key, absolute_path, defaults, local_path_exists, str_list, url
+from roles.schema import (
+    Key,
+    absolute_path,
+    defaults,
+    local_path_exists,
+    non_negative,
+    str_list,
+    url,
+)
 
 ESSENTIAL_PACKAGES = [
     "build-essential",
@@ -49,6 +58,9 @@ KEYS = [
         nullable=True),
     Key("base_ca_dir", "/usr/local/share/ca-certificates/dlws", (str,),
         "where extra CA certificates are installed on the host", check=absolute_path),
+    Key("base_apt_lock_timeout_s", 120, (int,),
+        "seconds apt and dpkg wait for a lock another process holds (unattended-upgrades), "
+        "then the deploy fails naming the lock and its holder", check=non_negative),
 ]
 DEFAULTS = defaults(KEYS)
 
@@ -66,7 +78,7 @@ KEYRINGS = {
 SOURCES_FILE = "/etc/apt/sources.list.d/dlws-components.sources"
 APT_PROXY_FILE = "/etc/apt/apt.conf.d/80dlws-proxy"
 PROFILE_PROXY_FILE = "/etc/profile.d/dlws-proxy.sh"
-APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's cache_time reads
+APT_STAMP = _apt.APT_STAMP
 
 
 def _host_repos() -> list:
@@ -134,6 +146,13 @@ def install() -> None:
     os_release = host.get_fact(OsRelease)
     os_id = os_release["id"]
     in_container = bool(host.get_fact(Container))
+    lock_timeout = host.data.base_apt_lock_timeout_s
+    # Before any apt command: the lock wait applies to them all, and a dpkg run that was
+    # killed (a dropped SSH session, a Ctrl-C) must be finished or apt refuses to work.
+    files.put(name="Let apt wait for a lock held by another process",
+              src=StringIO(_apt.lock_conf(lock_timeout)), dest=_apt.LOCK_CONF, mode="644")
+    _apt.repair_dpkg(name="Finish an interrupted dpkg run (dpkg --configure -a)",
+                     timeout_s=lock_timeout)
     _configure_proxy()
 
     sources_changed = False
@@ -156,13 +175,14 @@ def install() -> None:
     elif headers == "auto":
         host.noop("kernel headers skipped: the host is a container and runs its host's kernel")
 
-    if sources_changed:
-        # New components: the index must be fetched now, whatever its age; the stamp keeps
-        # the next run's cache_time check true to the last real update.
-        server.shell(name="Refresh the apt index (sources changed)",
-                     commands=["apt-get update -qq", f"touch {APT_STAMP}"])
-    else:
-        apt.update(name="Refresh the apt index", cache_time=host.data.base_apt_cache_s)
+    # New components: the index must be fetched now, whatever its age; the stamp keeps the
+    # next run's cache_time check true to the last real update.
+    _apt.update(
+        name="Refresh the apt index" + (" (sources changed)" if sources_changed else ""),
+        cache_time=host.data.base_apt_cache_s,
+        force=sources_changed,
+        timeout_s=lock_timeout,
+    )
     apt.packages(
         name="Install essential packages (build tools, pciutils, procps, CA certificates)",
         packages=packages,
@@ -174,14 +194,19 @@ def install() -> None:
 
 def _configure_proxy() -> None:
     lines = []
-    if host.data.base_http_proxy:
-        lines.append(f'Acquire::http::Proxy "{host.data.base_http_proxy}";')
+    # A fleet's package cache (roles/cache) serves plain-HTTP repositories; HTTPS ones keep
+    # the site proxy, if any.
+    http_proxy = host.data.get("cache_apt_proxy") or host.data.base_http_proxy
+    if http_proxy:
+        lines.append(f'Acquire::http::Proxy "{http_proxy}";')
     if host.data.base_https_proxy:
         lines.append(f'Acquire::https::Proxy "{host.data.base_https_proxy}";')
     if not lines:
         return
     files.put(name="Send apt through the proxy", src=StringIO("\n".join(lines) + "\n"),
               dest=APT_PROXY_FILE, mode="644")
+    if not proxy_env():
+        return
     exports = "".join(f"export {k}={v!r}\n" for k, v in proxy_env().items())
     files.put(name="Set the proxy for login shells", src=StringIO(exports),
               dest=PROFILE_PROXY_FILE, mode="644")

@@ -61,12 +61,17 @@ def wheelhouse_files() -> list[Path]:
 
 def installer_env() -> dict[str, str]:
     """Environment for pip/uv on the host: its CA bundle (uv ignores pip.conf) and proxies."""
-    return {
+    env = {
         "SSL_CERT_FILE": host.data.python_env_ca_bundle,
         "PIP_CERT": host.data.python_env_ca_bundle,
         "UV_LINK_MODE": "copy",
         **proxy_env(),
     }
+    # roles/cache: a download cache the fleet shares, so each wheel crosses the uplink once.
+    if host.data.get("cache_pip_dir"):
+        env["PIP_CACHE_DIR"] = f"{host.data.cache_pip_dir}/pip"
+        env["UV_CACHE_DIR"] = f"{host.data.cache_pip_dir}/uv"
+    return env
 
 
 def _satisfied(requirement: str, installed: dict[str, str]) -> bool:

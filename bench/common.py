@@ -1,0 +1,86 @@
+"""Shared steps of the benchmarks: containers, inventories, timed deploys, network counters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dlws.docker_env import RUN_ARGS, remove_container  # noqa: E402
+from dlws.images import ensure_debian_image  # noqa: E402
+from dlws.sandbox_data import CONTROLLER_BUNDLE  # noqa: E402
+
+BIN = Path(sys.executable).parent
+WORK = Path("/var/tmp/dlws-bench")
+# base + python_env with one wheel: the part of a workstation every host has.
+MINIMAL = {
+    "frameworks_tensorflow": "none",
+    "frameworks_torch": "none",
+    "verify_frameworks": [],
+    "python_env_extra_packages": ["numpy==2.2.6"],
+    "base_extra_ca_certs": [CONTROLLER_BUNDLE] if os.path.exists(CONTROLLER_BUNDLE) else [],
+}
+
+
+def start(names: list[str], volumes: dict[str, str] | None = None) -> None:
+    """Fresh containers from the bare Debian 12 image."""
+    image = ensure_debian_image("bookworm")
+    for name in names:
+        remove_container(name)
+        mounts = [arg for src, dst in (volumes or {}).items() for arg in ("-v", f"{src}:{dst}")]
+        subprocess.run(["docker", "run", "-d", "--name", name, "--hostname", name, *RUN_ARGS,
+                        *mounts, image, "sleep", "infinity"], check=True, capture_output=True)
+
+
+def remove(names: list[str]) -> None:
+    for name in names:
+        remove_container(name)
+
+
+def inventory(path: Path, names: list[str], data: dict) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hosts = ",\n".join(f"    ('@docker/{name}', {data!r})" for name in names)
+    path.write_text(f"hosts = [\n{hosts},\n]\n")
+    return str(path)
+
+
+def deploy(inventory_path: str, deploy_file: str = "deploy/workstation.py",
+           parallel: int | None = None) -> tuple[float, int, list[str], str]:
+    """Seconds, exit code, names of changed operations, log tail."""
+    command = [str(BIN / "pyinfra"), "-y", "--json", inventory_path, deploy_file]
+    if parallel:
+        command[2:2] = ["--parallel", str(parallel)]
+    started = time.monotonic()
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    try:
+        ops = json.loads(out.stdout)["results"]["operations"]
+        changed = [op["name"] for op in ops if op["success"]]
+    except (json.JSONDecodeError, KeyError):
+        changed = []
+    return seconds, out.returncode, changed, (out.stderr + out.stdout)[-3000:]
+
+
+def net_bytes(name: str) -> tuple[int, int]:
+    """(received, sent) bytes on the container's eth0 since it started."""
+    out = subprocess.run(["docker", "exec", name, "cat", "/sys/class/net/eth0/statistics/rx_bytes",
+                          "/sys/class/net/eth0/statistics/tx_bytes"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def sh(name: str, script: str, check: bool = True, env: dict | None = None,
+       ) -> subprocess.CompletedProcess:
+    envs = [arg for k, v in (env or {}).items() for arg in ("-e", f"{k}={v}")]
+    return subprocess.run(["docker", "exec", *envs, name, "sh", "-c", script],
+                          capture_output=True, text=True, check=check)
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
