@@ -1,4 +1,4 @@
-"""Turn a bare Debian/Ubuntu host into a deep learning workstation: `pyinfra INVENTORY deploy/workstation.py`."""
+"""Make bare Debian/Ubuntu hosts deep learning workstations (`pyinfra INVENTORY THIS_FILE`)."""
 
 import sys
 from pathlib import Path

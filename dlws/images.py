@@ -1,4 +1,4 @@
-"""Base images for sandbox and test containers: pulled when a registry answers, else built offline."""
+"""Base images for sandbox and test containers: pulled if a registry answers, else built offline."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ from pathlib import Path
 SUITES = {"bookworm": "12", "trixie": "13"}
 LOCAL_TAG = "dlws/debian:{suite}"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
-_SOURCES_GLOBS = ("/etc/apt/sources.list.d/*.sources", "/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list")
+_SOURCES_GLOBS = (
+    "/etc/apt/sources.list.d/*.sources",
+    "/etc/apt/sources.list.d/*.list",
+    "/etc/apt/sources.list",
+)
 _ONE_LINE = re.compile(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s+.*\bmain\b")
 
 
@@ -34,9 +38,10 @@ def host_debian_mirror() -> str:
                 for stanza in text.split("\n\n"):
                     uris = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
                     suites = re.search(r"^Suites:\s*(.+)$", stanza, re.M)
-                    if uris and suites and "security" not in uris.group(1):
-                        if re.search(r"\b(bookworm|trixie|stable|testing|sid)\b", suites.group(1)):
-                            return uris.group(1)
+                    if (uris and suites and "security" not in uris.group(1)
+                            and re.search(r"\b(bookworm|trixie|stable|testing|sid)\b",
+                                          suites.group(1))):
+                        return uris.group(1)
             else:
                 for line in text.splitlines():
                     match = _ONE_LINE.match(line)
@@ -46,7 +51,7 @@ def host_debian_mirror() -> str:
 
 
 def ensure_debian_image(suite: str, log=print) -> str:
-    """Return a local tag for a bare Debian `suite` image: pulled if possible, else debootstrapped."""
+    """A local tag for a bare Debian `suite` image: pulled if possible, else debootstrapped."""
     if suite not in SUITES:
         raise ValueError(f"unsupported suite {suite!r}; supported: {', '.join(SUITES)}")
     tag = LOCAL_TAG.format(suite=suite)

@@ -1,4 +1,4 @@
-"""Host data that containers on this controller need: its CA bundle, its wheelhouse, offline MNIST."""
+"""Host data containers on this controller need: its CA bundle, wheelhouse, offline MNIST."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""A documented fleet: copy to inventory/<lab>.py, then `pyinfra inventory/<lab>.py deploy/workstation.py`.
+"""A documented fleet: copy to inventory/<lab>.py, then deploy it with pyinfra.
+
+    pyinfra inventory/<lab>.py deploy/workstation.py
 
 Each list is a group; group-wide data goes in inventory/group_data/<group>.py (and all.py for
 every host). Host data overrides group data. Keys: README "Host data".

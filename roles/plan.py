@@ -45,12 +45,11 @@ def host_problems(name: str, data: Mapping[str, Any]) -> list[Problem]:
     """Everything wrong with one host's data that the inventory alone shows."""
     problems = validate(name, data, all_keys())
     merged = {**all_defaults(), **data}
-    if isinstance(merged.get("gpu_count"), int) and merged["gpu_count"] > 0:
-        if not merged.get("gpu_model"):
-            problems.append(Problem(name, "gpu_model", "gpu_count is "
-                                    f"{merged['gpu_count']} but no gpu_model is declared; set "
-                                    "it to the name nvidia-smi prints, e.g. 'NVIDIA H100 80GB "
-                                    "HBM3', or a PCI ID"))
+    count = merged.get("gpu_count")
+    if isinstance(count, int) and count > 0 and not merged.get("gpu_model"):
+        problems.append(Problem(name, "gpu_model", f"gpu_count is {count} but no gpu_model is "
+                                "declared; set it to the name nvidia-smi prints, e.g. 'NVIDIA "
+                                "H100 80GB HBM3', or a PCI ID"))
     if merged.get("gpu_model") and not problems:
         try:
             resolve(HostFacts(os_id="debian", os_release="12", gpus=(merged["gpu_model"],)),
@@ -116,5 +115,6 @@ def host_plan(host=None) -> Stack:
         try:
             _PLANS[host.name] = resolve(host_facts(host), request_from_host_data(data))
         except StackError as error:
-            raise DeployError(f"host {host.name}: {error}; nothing was changed on any host")
+            raise DeployError(
+                f"host {host.name}: {error}; nothing was changed on any host") from None
     return _PLANS[host.name]

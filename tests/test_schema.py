@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from roles.plan import all_keys, host_problems
@@ -55,7 +57,7 @@ def test_every_key_is_prefixed_by_its_owner():
 def test_every_key_is_documented_in_group_data_all():
     """inventory/group_data/all.py lists every key at its default, so docs cannot drift."""
     namespace: dict = {}
-    exec(open("inventory/group_data/all.py").read(), namespace)
+    exec(Path("inventory/group_data/all.py").read_text(), namespace)
     documented = {k: v for k, v in namespace.items() if not k.startswith("_")}
     expected = {key.name: key.default for key in all_keys()}
     assert documented == expected

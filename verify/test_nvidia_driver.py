@@ -1,4 +1,4 @@
-"""Checks of roles/nvidia_driver: the planned branch is what is installed, and (with a GPU) loaded."""
+"""Checks of roles/nvidia_driver: the planned branch is installed and, with a GPU, loaded."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Data of the `sandbox` group: what a container on this controller needs (see dlws/sandbox_data.py)."""
+"""Data of the `sandbox` group: what containers on this controller need (dlws/sandbox_data.py)."""
 
 import sys
 from pathlib import Path

@@ -10,8 +10,8 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from roles.plan import host_plan
 from roles import base, python_env
+from roles.plan import host_plan
 from roles.python_env import install_packages, wheelhouse_files
 from roles.schema import Key, defaults
 

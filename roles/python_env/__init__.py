@@ -1,4 +1,4 @@
-"""Python environment role: a shared virtual environment with pip/uv set up for the host's network."""
+"""Python environment role: a shared virtual environment, pip/uv set up for the host's network."""
 
 from __future__ import annotations
 

