@@ -14,6 +14,7 @@ from common import WORK, deploy, inventory, remove, sh, start
 
 from dlws.sandbox_data import CONTROLLER_BUNDLE, controller_data
 from roles.base import ESSENTIAL_PACKAGES
+from roles.facts import canonical
 
 DEPLOYED, BY_HAND = "dlws-bench-deploy", "dlws-bench-hand"
 DATA = {**controller_data(), "hardware_min_memory_gib": 1}
@@ -48,9 +49,9 @@ def main() -> None:
         raise SystemExit(f"the deploy failed:\n{log}")
     print(f"deploy of the workstation on a fresh container: {seconds:.1f} s", flush=True)
     listing = sh(DEPLOYED, "/opt/dlws/venv/bin/python -c 'import importlib.metadata as m, json; "
-                           "print(json.dumps({d.metadata[\"Name\"].lower(): d.version "
+                           "print(json.dumps({d.metadata[\"Name\"]: d.version "
                            "for d in m.distributions()}))'").stdout
-    versions = json.loads(listing)
+    versions = {canonical(name): v for name, v in json.loads(listing).items()}
     hand = by_hand(versions)
     print(f"the same packages by hand (apt-get install + uv pip install): {hand:.1f} s")
     print(f"provisioning overhead: {seconds - hand:+.1f} s ({seconds / hand - 1:+.0%})")

@@ -1,4 +1,4 @@
-"""dlws's controller commands: `sandbox` (deploy + verify a local container) and `test`."""
+"""dlws's controller commands: `sandbox`, `verify` (+ report), `report`, `test`, `image`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,30 @@ def cmd_test(args: argparse.Namespace) -> int:
     return _run([str(BIN / "pytest"), "tests", *args.pytest_args])
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from dlws import report
+
+    run_dir = Path(args.run_dir or ROOT / "reports" / time.strftime("%Y%m%d-%H%M%S"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    extra = [f"--junitxml={run_dir / report.JUNIT}", f"--facts-json={run_dir / report.FACTS}"]
+    if args.n:
+        extra += ["-n", args.n]
+    started = time.monotonic()
+    code = verify(args.inventory, extra + args.pytest_args)
+    print(f"\ndlws verify: {time.monotonic() - started:.0f} s (pytest exit {code})\n")
+    if not (run_dir / report.JUNIT).exists():
+        print(f"dlws verify: pytest wrote no {run_dir / report.JUNIT} (see above)",
+              file=sys.stderr)
+        return code or 1
+    return report.main([str(run_dir)])
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from dlws import report
+
+    return report.main([str(args.run_dir)] + (["--junit", str(args.junit)] if args.junit else []))
+
+
 def cmd_image(args: argparse.Namespace) -> int:
     for suite in args.suites:
         print(ensure_debian_image(suite))
@@ -73,6 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     test = sub.add_parser("test", help="run the test suite (unit, then integration)")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     test.set_defaults(func=cmd_test)
+    check = sub.add_parser("verify", help="verify an inventory's hosts, then report")
+    check.add_argument("--inventory", required=True,
+                       help="pyinfra inventory file or Ansible hosts.yml")
+    check.add_argument("-n", help="pytest-xdist workers, e.g. auto (hosts checked in parallel)")
+    check.add_argument("--run-dir", help="where the run's files go (default: reports/<time>)")
+    check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments")
+    check.set_defaults(func=cmd_verify)
+    rep = sub.add_parser("report", help="table, JSON and HTML of a verify run's JUnit XML")
+    rep.add_argument("run_dir", type=Path)
+    rep.add_argument("--junit", type=Path, help="a JUnit XML to copy into RUN_DIR first")
+    rep.set_defaults(func=cmd_report)
     image = sub.add_parser("image", help="build or pull the bare Debian base images")
     image.add_argument("suites", nargs="*", default=["bookworm"])
     image.set_defaults(func=cmd_image)

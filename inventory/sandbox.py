@@ -9,6 +9,8 @@ sandbox = [
         f"@docker/{os.environ.get('DLWS_SANDBOX', 'dlws-sandbox')}",
         {
             "gpu_count": 0,
+            # A lab member: created, put in the GPU groups, kept out of docker.
+            "base_lab_users": ["researcher"],
             "hardware_min_memory_gib": 1,
         },
     ),

@@ -13,6 +13,9 @@ KEYS = [
         "('10de:2684'); required when gpu_count > 0", nullable=True),
     Key("gpu_min_memory_gib", None, (int, float), "least memory per GPU, GiB",
         check=positive, nullable=True),
+    Key("gpu_min_power_limit_fraction", 1.0, (float,),
+        "least enforced GPU power limit as a fraction of the card's default; lower it where the "
+        "lab caps power on purpose (nvidia-smi -pl)", check=fraction),
     Key("hardware_min_cpu_cores", 1, (int,), "least CPU cores (nproc)", check=positive),
     Key("hardware_min_memory_gib", 1, (int, float), "least RAM, GiB", check=positive),
     Key("hardware_data_dir", "/var/tmp", (str,),

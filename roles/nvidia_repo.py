@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from io import StringIO
+from weakref import WeakSet
 
 from pyinfra import host
+from pyinfra.context import ctx_host
 from pyinfra.facts.files import File
 from pyinfra.facts.server import Arch
 from pyinfra.operations import apt, files, server
 
+from roles.plan import host_plan
 from roles.stack.table import OS_RELEASES
 
 # https://docs.nvidia.com/cuda/cuda-installation-guide-linux/ "Network Repository Installation"
@@ -43,16 +46,34 @@ PREFERENCES_CONTENT = (
     "# Managed by dlws (roles/nvidia_repo).\n"
     "Package: *\nPin: origin developer.download.nvidia.com\nPin-Priority: 600\n"
 )
+# Where the driver comes from the distribution (Ubuntu's signed modules, Debian's DKMS), the
+# repository's same-named driver user space (libnvidia-compute-580, nvidia-utils-580, libcuda1)
+# must never replace it: a newer user space than the module is NVML's "Driver/library version
+# mismatch". The first matching stanza decides (apt_preferences(5)), so this one comes first.
+DISTRO_DRIVER_PREFERENCES = (
+    "Package: nvidia-* libnvidia-* libcuda* linux-modules-nvidia-* linux-objects-nvidia-* "
+    "xserver-xorg-video-nvidia-* cuda-drivers* firmware-nvidia-*\n"
+    "Pin: origin developer.download.nvidia.com\nPin-Priority: -1\n"
+)
 
 
-_CONFIGURED: set[str] = set()
+def preferences_content(driver_from_repo: bool) -> str:
+    if driver_from_repo:
+        return PREFERENCES_CONTENT
+    header, _, rest = PREFERENCES_CONTENT.partition("\n")
+    return f"{header}\n{DISTRO_DRIVER_PREFERENCES}\n{rest}"
+
+
+# Hosts of this run that have the repository already (each role that needs it calls configure).
+_CONFIGURED: WeakSet = WeakSet()
 
 
 def configure(os_id: str, release: str) -> None:
     """Add NVIDIA's repository for this host (idempotent; every role that needs it calls this)."""
-    if host.name in _CONFIGURED:
+    current = ctx_host.get()
+    if current in _CONFIGURED:
         return
-    _CONFIGURED.add(host.name)
+    _CONFIGURED.add(current)
     url = repo_url(os_id, release, host.get_fact(Arch))
     apt.packages(name="Install gnupg to check NVIDIA's repository key", packages=["gnupg"],
                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
@@ -70,7 +91,9 @@ def configure(os_id: str, release: str) -> None:
     )
     sources = files.put(name="Add NVIDIA's CUDA repository", src=StringIO(sources_content(url)),
                         dest=SOURCES, mode="644")
-    files.put(name="Prefer NVIDIA's repository for its own packages",
-              src=StringIO(PREFERENCES_CONTENT), dest=PREFERENCES, mode="644")
+    driver_from_repo = host_plan().driver_source == "cuda_repo"
+    files.put(name="Prefer NVIDIA's repository for its own packages"
+              + ("" if driver_from_repo else ", never for the driver"),
+              src=StringIO(preferences_content(driver_from_repo)), dest=PREFERENCES, mode="644")
     apt.update(name="Refresh the apt index after adding NVIDIA's repository",
                _if=sources.did_change)

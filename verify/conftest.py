@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -20,6 +21,9 @@ def pytest_addoption(parser):
     group.addoption("--inventory", default=DEFAULT_INVENTORY,
                     help="the pyinfra inventory (or Ansible hosts.yml) the fleet was deployed "
                          f"with (default: {DEFAULT_INVENTORY})")
+    group.addoption("--facts-json", default=None,
+                    help="where to write what each host was found to have (versions, training "
+                         "throughput); default: hosts.json beside --junitxml")
 
 
 def pytest_generate_tests(metafunc):
@@ -35,6 +39,79 @@ def _targets(config) -> list[Target]:
         except (FileNotFoundError, ValueError) as error:
             raise pytest.UsageError(str(error)) from None
     return config._dlws_targets
+
+
+# Properties each check records in the JUnit XML (record_property), read by dlws/report.py.
+HOST_PROPERTY = "dlws.host"
+CHECK_PROPERTY = "dlws.check"
+FACT_PREFIX = "dlws.fact."
+
+
+# (user_properties directly, not record_property: the JUnit writer keeps them in every family,
+# and record_property would warn once per test under the default xunit2.)
+@pytest.fixture(autouse=True)
+def _name_host_and_check(request):
+    """Record which host and which check each test is, so a report needs no test-ID parsing."""
+    if "target" not in request.fixturenames:
+        return
+    props = request.node.user_properties
+    host_name = request.getfixturevalue("target").name
+    props.append((HOST_PROPERTY, host_name))
+    # The test's ID less the host's part: "test_gpu_health[pcie_link]".
+    params = request.node.callspec.id.replace(host_name, "", 1).strip("-")
+    name = request.node.originalname
+    props.append((CHECK_PROPERTY, f"{name}[{params}]" if params else name))
+
+
+@pytest.fixture
+def record_fact(request):
+    """Record what a host was found to have (a version, a throughput) for the run's report."""
+
+    def record(key: str, value) -> None:
+        request.node.user_properties.append((FACT_PREFIX + key, value))
+
+    return record
+
+
+class _FactCollector:
+    """Gathers recorded facts on the controller (xdist workers ship them in their reports)."""
+
+    def __init__(self):
+        self.hosts: dict[str, dict] = {}
+
+    def pytest_runtest_logreport(self, report):
+        props = dict(report.user_properties)
+        name = props.get(HOST_PROPERTY)
+        if name is None:
+            return
+        facts = self.hosts.setdefault(name, {})
+        facts.update({k[len(FACT_PREFIX):]: v for k, v in props.items()
+                      if k.startswith(FACT_PREFIX)})
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+        config._dlws_facts = _FactCollector()
+        config.pluginmanager.register(config._dlws_facts, "dlws-facts")
+
+
+def pytest_sessionfinish(session):
+    config = session.config
+    collector = getattr(config, "_dlws_facts", None)
+    junit = config.getoption("xmlpath", None)
+    path = config.getoption("facts_json") or (junit and Path(junit).parent / "hosts.json")
+    if collector is None or not path:
+        return
+    try:
+        targets = _targets(config)
+    except pytest.UsageError:
+        return
+    hosts = {t.name: {"spec": t.spec, "groups": list(t.groups), "gpu_count": t["gpu_count"],
+                      "gpu_model": t["gpu_model"], "facts": collector.hosts.get(t.name, {})}
+             for t in targets}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps({"inventory": config.getoption("inventory"),
+                                      "hosts": hosts}, indent=2, default=str) + "\n")
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from roles.plan import all_defaults, host_problems
+
+# The pyinfra inventory that reads an Ansible hosts.yml, and the variable naming the file.
+ANSIBLE_INVENTORY = Path(__file__).resolve().parent.parent / "inventory" / "ansible.py"
+ANSIBLE_ENV = "DLWS_ANSIBLE_INVENTORY"
 
 
 @dataclass(frozen=True)
@@ -55,27 +62,58 @@ def load_targets(inventory_path: str) -> list[Target]:
     path = Path(inventory_path)
     if not path.exists():
         raise FileNotFoundError(f"inventory {inventory_path} does not exist")
+    hosts = _read_inventory(path)
+    defaults = all_defaults()
+    targets = []
+    for name, data, groups in hosts:
+        problems = host_problems(name, {k: v for k, v in data.items() if not k.startswith("_")})
+        if problems:
+            raise ValueError("\n".join(str(p) for p in problems))
+        targets.append(Target(name=name, spec=host_spec(name, data), data={**defaults, **data},
+                              groups=tuple(sorted(set(groups)))))
+    return targets
+
+
+def _read_inventory(path: Path) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """(name, data, groups) of each host, read by pyinfra's loader in a child process.
+
+    pyinfra_cli patches the whole interpreter for gevent on import, which stalls pytest-xdist's
+    workers (`LoopExit: This operation would block forever`); a child keeps verify clean.
+    """
+    root = str(Path(__file__).resolve().parent.parent)
+    pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    out = subprocess.run([sys.executable, "-m", "verify.targets", str(path)], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": pythonpath})
+    try:
+        document = json.loads(out.stdout.splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise ValueError(f"inventory {path} could not be read:\n{out.stderr.strip()[-2000:]}"
+                         ) from None
+    if "error" in document:
+        raise ValueError(f"inventory {path}: {document['error']}")
+    return [(h["name"], h["data"], h["groups"]) for h in document["hosts"]]
+
+
+def _dump_inventory(path: Path) -> dict:
     from pyinfra.api import State
     from pyinfra.context import ctx_state
     from pyinfra_cli.inventory import make_inventory
 
-    # pyinfra evaluates inventory files inside a run's state; a bare one is enough to read them.
+    if path.suffix in (".yml", ".yaml"):
+        # An Ansible hosts.yml goes through inventory/ansible.py, the same file a deploy of it
+        # uses, so verify sees the hosts, groups and data the deploy saw.
+        os.environ[ANSIBLE_ENV] = str(path.resolve())
+        path = ANSIBLE_INVENTORY
+    # pyinfra evaluates inventory files inside a run's state; a bare one is enough.
     with ctx_state.use(State()):
         inventory = make_inventory(str(path), cwd=os.getcwd())
-    defaults = all_defaults()
-    targets = []
-    for host in inventory:
-        data = {k: v for k, v in host.data.dict().items()}
-        problems = host_problems(host.name, {k: v for k, v in data.items()
-                                             if not k.startswith("_")})
-        if problems:
-            raise ValueError("\n".join(str(p) for p in problems))
-        targets.append(
-            Target(
-                name=host.name,
-                spec=host_spec(host.name, data),
-                data={**defaults, **data},
-                groups=tuple(sorted(g for g in host.groups)),
-            )
-        )
-    return targets
+    return {"hosts": [{"name": h.name, "data": h.data.dict(), "groups": list(h.groups)}
+                      for h in inventory]}
+
+
+if __name__ == "__main__":
+    try:
+        result = _dump_inventory(Path(sys.argv[1]))
+    except (Exception, SystemExit) as error:  # reported to the parent, which raises it
+        result = {"error": f"{type(error).__name__}: {error}"}
+    print(json.dumps(result, default=str))

@@ -26,8 +26,9 @@ def test_torch_is_the_planned_build(plan, venv_packages):
 
 
 @pytest.mark.parametrize("module", ["tensorflow", "torch"])
-def test_framework_imports(host, plan, venv_python, module):
+def test_framework_imports(host, plan, venv_python, module, record_fact):
     if not getattr(plan, module):
         pytest.skip(f"the plan installs no {module}")
     out = host.run(f"{venv_python} -c 'import {module}; print({module}.__version__)'")
     assert out.rc == 0, f"import {module} failed:\n{out.stderr[-2000:]}"
+    record_fact(f"{module}.version", out.stdout.strip())

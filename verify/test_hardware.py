@@ -4,10 +4,32 @@ from __future__ import annotations
 
 import csv
 import io
+import shlex
 
 import pytest
 
 from verify.conftest import require_gpus
+from verify.gpu_readings import (
+    ECC_FIELDS,
+    PCIE_FIELDS,
+    PERSISTENCE_FIELDS,
+    POWER_FIELDS,
+    REMAPPED_ROWS_FIELDS,
+    RETIRED_PAGES_FIELDS,
+    THROTTLE_FIELDS,
+    dd_read_mib_s,
+    ecc_verdict,
+    gpu_query,
+    hardware_xids,
+    loaded_driver_version,
+    parse_csv,
+    pcie_verdict,
+    persistence_verdict,
+    power_verdict,
+    remapped_rows_verdict,
+    retired_pages_verdict,
+    throttle_verdict,
+)
 
 GPU_QUERY = "index,name,memory.total,pci.device_id,driver_version"
 
@@ -69,3 +91,90 @@ def test_gpu_memory(host, target):
         gib = int(gpu["memory.total"]) / 1024
         assert gib >= target["gpu_min_memory_gib"], (
             f"GPU {gpu['index']} has {gib:.1f} GiB, declared {target['gpu_min_memory_gib']}")
+
+
+# Sequential read of the data disk: a file this size, read past the page cache.
+READ_PROBE_MIB = 256
+
+
+def test_data_disk_read_throughput(host, target, record_fact):
+    path = target["hardware_data_dir"]
+    probe = shlex.quote(f"{path}/.dlws-read-probe")
+    # Random bytes, so a compressing filesystem (ZFS, btrfs) cannot make the read look faster.
+    write = host.run(f"dd if=/dev/urandom of={probe} bs=1M count={READ_PROBE_MIB} conv=fsync "
+                     "status=none")
+    try:
+        assert write.rc == 0, f"cannot write {READ_PROBE_MIB} MiB to {path}: {write.stderr}"
+        read = host.run(f"LANG=C dd if={probe} of=/dev/null bs=1M iflag=direct")
+        method = "O_DIRECT"
+        if read.rc != 0:
+            # tmpfs and some overlays refuse O_DIRECT: drop only this file's pages
+            # (posix_fadvise DONTNEED, GNU dd's nocache), not every cache of a shared machine.
+            host.run(f"dd if={probe} iflag=nocache count=0 status=none")
+            read = host.run(f"LANG=C dd if={probe} of=/dev/null bs=1M")
+            method = "page cache dropped with posix_fadvise"
+        assert read.rc == 0, f"cannot read back {probe}: {read.stderr}"
+    finally:
+        host.run(f"rm -f {probe}")
+    mib_s = dd_read_mib_s(read.stderr)
+    record_fact("data_disk.read_mib_s", round(mib_s, 1))
+    assert mib_s >= target["hardware_min_read_mib_s"], (
+        f"{path} reads {mib_s:.0f} MiB/s ({method}), declared at least "
+        f"{target['hardware_min_read_mib_s']} MiB/s; dd: {read.stderr.strip()[-200:]}")
+
+
+def query_gpus(host, fields: tuple[str, ...], query: str = "query-gpu") -> list[dict]:
+    """One nvidia-smi CSV query as rows; nvidia-smi missing or failing fails the check."""
+    out = host.run(gpu_query(fields, query))
+    assert out.rc == 0, (f"nvidia-smi --{query} failed (rc={out.rc}): "
+                         f"{(out.stderr or out.stdout).strip()[-500:]}")
+    return parse_csv(out.stdout, fields)
+
+
+# Each health reading of every GPU: (name, fields, nvidia-smi query, verdict(row, target)).
+GPU_HEALTH = [
+    ("pcie_link", PCIE_FIELDS, "query-gpu", lambda row, t: pcie_verdict(row)),
+    ("ecc_uncorrected", ECC_FIELDS, "query-gpu", lambda row, t: ecc_verdict(row)),
+    ("retired_pages", RETIRED_PAGES_FIELDS, "query-gpu",
+     lambda row, t: retired_pages_verdict(row)),
+    ("remapped_rows", REMAPPED_ROWS_FIELDS, "query-remapped-rows",
+     lambda row, t: remapped_rows_verdict(row)),
+    ("throttle_reasons", THROTTLE_FIELDS, "query-gpu", lambda row, t: throttle_verdict(row)),
+    ("power_limit", POWER_FIELDS, "query-gpu",
+     lambda row, t: power_verdict(row, t["gpu_min_power_limit_fraction"])),
+    ("persistence_mode", PERSISTENCE_FIELDS, "query-gpu",
+     lambda row, t: persistence_verdict(row, t["nvidia_driver_persistenced"])),
+]
+
+
+@pytest.mark.parametrize(("reading", "fields", "query", "judge"), GPU_HEALTH,
+                         ids=[h[0] for h in GPU_HEALTH])
+def test_gpu_health(host, target, reading, fields, query, judge):
+    require_gpus(target)
+    rows = query_gpus(host, fields, query)
+    assert rows, f"nvidia-smi reported no GPU for {reading}; {target['gpu_count']} declared"
+    verdicts = [judge(row, target) for row in rows]
+    problems = [f"GPU {v.gpu}: {v.problem}" for v in verdicts if not v.ok]
+    assert not problems, "; ".join(problems)
+
+
+def test_no_hardware_xid_in_kernel_log(host, target):
+    require_gpus(target)
+    out = host.run("LANG=C dmesg 2>&1 || LANG=C journalctl -k -b --no-pager -q 2>&1")
+    assert out.rc == 0, ("the kernel log is not readable (run verify as root, or set "
+                         f"kernel.dmesg_restrict=0): {out.stdout.strip()[-300:]}")
+    xids = hardware_xids(out.stdout)
+    assert not xids, "Xid errors since boot: " + "; ".join(
+        f"{x.pci} Xid {x.code}: {x.text}" for x in xids[:10])
+
+
+def test_nvidia_driver_loaded_at_planned_branch(host, target, plan, record_fact):
+    require_gpus(target)
+    proc = host.run("cat /proc/driver/nvidia/version")
+    version = loaded_driver_version(proc.stdout)
+    assert version, ("no NVIDIA kernel module is loaded (/proc/driver/nvidia/version: "
+                     f"{(proc.stderr or proc.stdout).strip()})")
+    record_fact("nvidia_driver.version", version)
+    if plan.driver_branch:
+        assert version.split(".")[0] == plan.driver_branch, (
+            f"driver {version} loaded, the plan says branch {plan.driver_branch}")

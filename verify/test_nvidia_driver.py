@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from verify.conftest import require_gpus
+from verify.gpu_readings import loaded_driver_version, loaded_modules, module_flavour
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,8 @@ def test_kernel_module_matches_user_space(host, target, driver_plan):
     require_gpus(target)
     proc = host.file("/proc/driver/nvidia/version")
     assert proc.exists, "the nvidia kernel module is not loaded (/proc/driver/nvidia/version)"
-    module = proc.content_string.split("Kernel Module")[-1].split()[0]
+    # Open modules say "Open Kernel Module for x86_64  580.95.05": the version is not the next word.
+    module = loaded_driver_version(proc.content_string)
     assert module == installed_user_space(host), (
         f"kernel module {module} and user space {installed_user_space(host)} disagree "
         "(a reboot after the driver change is pending?)")
@@ -44,8 +46,8 @@ def test_kernel_module_matches_user_space(host, target, driver_plan):
 
 def test_nouveau_not_loaded(host, target, driver_plan):
     require_gpus(target)
-    modules = host.file("/proc/modules").content_string
-    assert not any(line.startswith("nouveau ") for line in modules.splitlines()), (
+    modules = loaded_modules(host.file("/proc/modules").content_string)
+    assert "nouveau" not in modules, (
         "nouveau is loaded: the NVIDIA module cannot bind the GPU")
 
 
@@ -53,8 +55,8 @@ def test_kernel_module_flavour(host, target, driver_plan):
     require_gpus(target)
     out = host.run("modinfo -F license nvidia")
     assert out.rc == 0, f"modinfo nvidia failed: {out.stderr}"
-    # Open modules are dual-licensed; the proprietary module says "NVIDIA".
-    flavour = "open" if "MIT" in out.stdout else "proprietary"
+    # Open modules are dual-licensed ("Dual MIT/GPL"); the proprietary module says "NVIDIA".
+    flavour = module_flavour(out.stdout)
     assert flavour == driver_plan.driver_flavour, (
         f"{flavour} kernel modules loaded ({out.stdout.strip()}), plan says "
         f"{driver_plan.driver_flavour}")

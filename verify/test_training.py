@@ -22,7 +22,7 @@ def _train_args(target, framework: str) -> list[str]:
 
 
 @pytest.mark.parametrize("framework", ["tensorflow", "torch"])
-def test_mnist_trains(host, target, plan, framework):
+def test_mnist_trains(host, target, plan, framework, record_fact):
     if framework not in target["verify_frameworks"]:
         pytest.skip(f"{framework} not in verify_frameworks")
     if not getattr(plan, framework):
@@ -31,6 +31,9 @@ def test_mnist_trains(host, target, plan, framework):
     results = report.get("results") or [{}]
     result = results[0]
     evidence = f"exit {rc}; result: {result}; stderr tail: {stderr[-1500:]}"
+    for key in ("device", "test_accuracy", "samples_per_second", "train_seconds"):
+        if key in result:
+            record_fact(f"{framework}.training.{key}", result[key])
     assert rc != 2, f"the training check could not run ({framework}): {evidence}"
     assert result.get("status") == "passed", (
         f"{framework} training failed: {result.get('reason')}; {evidence}")

@@ -13,6 +13,9 @@ gpu_count = 0
 gpu_model = None
 # least memory per GPU, GiB
 gpu_min_memory_gib = None
+# least enforced GPU power limit as a fraction of the card's default; lower it where the lab caps
+# power on purpose (nvidia-smi -pl)
+gpu_min_power_limit_fraction = 1.0
 # least CPU cores (nproc)
 hardware_min_cpu_cores = 1
 # least RAM, GiB
@@ -71,8 +74,14 @@ base_ca_dir = '/usr/local/share/ca-certificates/dlws'
 # seconds apt and dpkg wait for a lock held by another process (unattended-upgrades), then the
 # deploy fails naming the lock and its holder
 base_apt_lock_timeout_s = 120
+# the lab's people: created if missing and put in the groups the GPU needs (video, render); never
+# added to docker
+base_lab_users = []
+# lab users allowed in the docker group (root-equivalent); verify fails any other lab user found
+# there
+base_docker_users = []
 
-# --- roles.nvidia_driver (NVIDIA driver role: the planned branch and flavour, from the distribution or NVIDIA's repository.)
+# --- roles.nvidia_driver (NVIDIA driver role: the planned branch and flavour, from the distro or NVIDIA's repository.)
 # driver branch: auto = newest the GPU and source allow (long-term R580 where it fits); none = no
 # driver; or a branch such as '580'
 nvidia_driver_branch = 'auto'
@@ -90,7 +99,7 @@ nvidia_driver_reboot = False
 # enable nvidia-persistenced
 nvidia_driver_persistenced = True
 
-# --- roles.cuda (CUDA toolkit role: the planned toolkit from the distribution or NVIDIA's repository, nvcc on PATH.)
+# --- roles.cuda (CUDA toolkit role: the planned toolkit from the distro or NVIDIA's repository, nvcc on PATH.)
 # CUDA toolkit: auto = the newest the driver branch and GPU support from the source (none on hosts
 # without a GPU); none; or a version such as '12.4'
 cuda_version = 'auto'

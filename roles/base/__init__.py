@@ -61,6 +61,12 @@ KEYS = [
     Key("base_apt_lock_timeout_s", 120, (int,),
         "seconds apt and dpkg wait for a lock another process holds (unattended-upgrades), "
         "then the deploy fails naming the lock and its holder", check=non_negative),
+    Key("base_lab_users", [], (list,),
+        "the lab's people: created if missing and put in the groups the GPU needs "
+        "(video, render); never added to docker", check=str_list),
+    Key("base_docker_users", [], (list,),
+        "lab users allowed in the docker group (root-equivalent); verify fails any other "
+        "lab user found there", check=str_list),
 ]
 DEFAULTS = defaults(KEYS)
 
@@ -190,6 +196,27 @@ def install() -> None:
         _env={"DEBIAN_FRONTEND": "noninteractive"},
     )
     _install_extra_cas()
+    _lab_users()
+
+
+# /dev/nvidia* and /dev/dri/renderD* belong to these groups on Debian and Ubuntu.
+GPU_GROUPS = ["video", "render"]
+
+
+def _lab_users() -> None:
+    if not host.data.base_lab_users:
+        return
+    for group in GPU_GROUPS:
+        server.group(name=f"Ensure the {group} group exists", group=group, system=True)
+    for user in host.data.base_lab_users:
+        server.user(
+            name=f"Let {user} use the GPUs (groups {', '.join(GPU_GROUPS)})",
+            user=user,
+            groups=GPU_GROUPS,
+            append=True,
+            create_home=True,
+            shell="/bin/bash",
+        )
 
 
 def _configure_proxy() -> None:

@@ -1,4 +1,4 @@
-"""CUDA toolkit role: the planned toolkit from the distribution or NVIDIA's repository, nvcc on PATH."""
+"""CUDA toolkit role: the planned toolkit from the distro or NVIDIA's repository, nvcc on PATH."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files
+from pyinfra.operations import apt, files, server
 
 from roles import nvidia_repo
 from roles.facts import OsRelease
@@ -66,6 +66,4 @@ def install() -> None:
     )
     ld = files.put(name="Add the CUDA libraries to the linker path",
                    src=StringIO("/usr/local/cuda/lib64\n"), dest=LDCONF, mode="644")
-    from pyinfra.operations import server
-
     server.shell(name="Refresh the linker cache", commands=["ldconfig"], _if=ld.did_change)

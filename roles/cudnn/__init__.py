@@ -43,10 +43,12 @@ def install() -> None:
     if nccl:
         packages += ["libnccl2", "libnccl-dev"]
     if not packages:
-        host.noop(f"cuDNN {'left to the framework wheels' if plan.cudnn == 'wheels' else 'not planned'}"
-                  "; NCCL not planned")
+        cudnn = "left to the framework wheels" if plan.cudnn == "wheels" else "not planned"
+        host.noop(f"cuDNN {cudnn}; NCCL not planned")
         return
-    if plan.cudnn_source == "cuda_repo" or (nccl and plan.driver_source == "cuda_repo"):
+    # NCCL comes from where the toolkit does (the solver's rule): NVIDIA's repository builds
+    # libnccl2 per CUDA release.
+    if plan.cudnn_source == "cuda_repo" or (nccl and plan.cuda_source == "cuda_repo"):
         os_release = host.get_fact(OsRelease)
         nvidia_repo.configure(os_release["id"], os_release["version_id"])
     apt.packages(name=f"Install {', '.join(packages)}", packages=packages, no_recommends=True,

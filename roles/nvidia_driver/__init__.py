@@ -1,4 +1,4 @@
-"""NVIDIA driver role: the planned branch and flavour, from the distribution or NVIDIA's repository."""
+"""NVIDIA driver role: the planned branch and flavour, from the distro or NVIDIA's repository."""
 
 from __future__ import annotations
 
@@ -55,15 +55,30 @@ def _is_datacentre(name: str) -> bool:
     return "GeForce" not in name and "RTX" not in name
 
 
-def stale_packages(installed: dict[str, str], branch: str) -> list[str]:
-    """Installed driver packages of another branch, to purge in the same transaction."""
-    stale = []
-    for name, version in installed.items():
-        if not (name.startswith(("nvidia-", "libnvidia-", "linux-modules-nvidia-"))):
-            continue
-        if version.split(".")[0].split(":")[-1] != branch:
-            stale.append(name)
-    return sorted(stale)
+def stale_packages(installed: dict[str, str], branch: str, wanted: list[str]) -> list[str]:
+    """Installed driver packages of another branch, to purge in the same transaction.
+
+    Only names that carry a branch (Ubuntu's and the repository's nvidia-utils-535,
+    linux-modules-nvidia-535-..., nvidia-driver-pinning-535) are purged: the container toolkit,
+    a CUDA toolkit and packages shared by all branches stay.
+    """
+    return sorted(
+        name for name in installed
+        if name not in wanted and _packages.named_branch(name) not in (None, branch)
+    )
+
+
+def _installed_branches(installed: dict[str, str]) -> set[str]:
+    return {b for b in map(_packages.named_branch, installed) if b} | {
+        version.split(":")[-1].split(".")[0] for name, version in installed.items()
+        if name in _UNNAMED_DRIVER_PACKAGES
+    }
+
+
+# Driver packages whose name carries no branch: Debian's and NVIDIA's repository's.
+_UNNAMED_DRIVER_PACKAGES = ("nvidia-driver", "nvidia-kernel-dkms", "nvidia-open-kernel-dkms",
+                            "nvidia-open", "cuda-drivers", "nvidia-smi", "libcuda1",
+                            "nvidia-utils", "libnvidia-compute")
 
 
 @deploy("NVIDIA driver", data_defaults=DEFAULTS)
@@ -78,21 +93,13 @@ def install() -> None:
     if plan.driver_keep_installed:
         host.noop(f"driver {installed} kept: it satisfies the plan (branch {plan.driver_branch})")
         return
-    to_purge: list[str] = []
-    if installed:
-        if not host.data.nvidia_driver_replace:
-            raise DeployError(
-                f"host {host.name}: nvidia_driver_branch: driver {installed} is installed but the "
-                f"plan wants branch {plan.driver_branch}; set nvidia_driver_replace = True to "
-                "replace it, or nvidia_driver_branch to its branch; nothing was changed")
-        to_purge = stale_packages(host.get_fact(NvidiaPackages), plan.driver_branch)
-
-    if plan.driver_source == "cuda_repo":
-        os_release = host.get_fact(OsRelease)
-        nvidia_repo.configure(os_id, os_release["version_id"])
 
     kernel = host.get_fact(KernelVersion)
     wanted = packages_for(plan, os_id, kernel, in_container)
+    # Before any operation of this role: a driver that must not be replaced stops the deploy.
+    to_purge = _to_replace(plan, installed, wanted, in_container) if installed else []
+    if plan.driver_source == "cuda_repo":
+        nvidia_repo.configure(os_id, host.get_fact(OsRelease)["version_id"])
     if in_container:
         host.noop("container: driver user space only; kernel module, nouveau, initramfs and "
                   "reboot are the container host's business")
@@ -105,15 +112,53 @@ def install() -> None:
              f"modules, {plan.driver_source})",
         packages=wanted,
         no_recommends=True,
-        extra_install_args=" ".join(f"{name}-" for name in to_purge) or None,
+        # `--purge`: the old branch's configuration goes with it (apt-get(8)).
+        extra_install_args=" ".join(["--purge", *(f"{name}-" for name in to_purge)])
+        if to_purge else None,
         _env={"DEBIAN_FRONTEND": "noninteractive"},
     )
     if in_container:
         return
     if host.data.nvidia_driver_persistenced:
-        server.service(name="Enable nvidia-persistenced", service="nvidia-persistenced",
-                       enabled=True, running=True, _if=install_op.did_succeed)
+        # Enabled, not started: the new module loads only after the reboot (nouveau holds the
+        # GPU, or the old branch's module is loaded), and the daemon exits without /dev/nvidia*.
+        server.service(name="Enable nvidia-persistenced (starts with the new driver at boot)",
+                       service="nvidia-persistenced", enabled=True, running=None,
+                       _if=install_op.did_succeed)
     _reboot_if_needed(install_op)
+
+
+def _to_replace(plan, installed: str, wanted: list[str], in_container: bool) -> list[str]:
+    """The packages of an installed driver of another branch, or DeployError saying what to set."""
+    branch = installed.split(".")[0]
+    if in_container:
+        raise DeployError(
+            f"host {host.name}: nvidia_driver_branch: the container's host runs the driver "
+            f"{installed} and the user space must match it, but the plan wants R"
+            f"{plan.driver_branch}; set nvidia_driver_branch to {branch!r} or 'auto'; nothing "
+            "was changed")
+    packages = host.get_fact(NvidiaPackages)
+    branches = _installed_branches(packages)
+    if not branches:
+        raise DeployError(
+            f"host {host.name}: nvidia_driver_branch: driver {installed} is loaded but no apt "
+            "package provides it (NVIDIA's .run installer?): run `nvidia-uninstall` on the host "
+            "first, or set nvidia_driver_branch to 'none' to leave it; nothing was changed")
+    others = sorted(branches - {plan.driver_branch})
+    if not others:
+        # The new branch is installed and the old module still loaded: a reboot is pending.
+        host.noop(f"driver {installed} still loaded; R{plan.driver_branch} is installed and "
+                  "loads at the next boot")
+        return []
+    if not host.data.nvidia_driver_replace:
+        raise DeployError(
+            f"host {host.name}: nvidia_driver_replace: driver {installed} is installed "
+            f"(packages of R{', R'.join(others)}) but the plan wants R{plan.driver_branch}; set "
+            "nvidia_driver_replace = True to replace it (its packages are purged in the same apt "
+            f"command), or nvidia_driver_branch = {branch!r} to keep it; nothing was changed")
+    # Packages named after the old branch are purged; unnamed ones (Debian's nvidia-driver,
+    # libcuda1) are upgraded by apt to the new branch's, as the new packages depend on them.
+    return stale_packages(packages, plan.driver_branch, wanted)
 
 
 def _kernel_steps(plan, os_id: str) -> None:
@@ -136,13 +181,14 @@ def _kernel_steps(plan, os_id: str) -> None:
 
 
 def _reboot_if_needed(install_op) -> None:
-    if host.name == "@local" or host.name.startswith("@local/"):
-        host.noop("the controller itself is never rebooted: reboot it by hand if the driver "
-                  "changed")
-        return
-    if host.data.nvidia_driver_reboot:
+    is_controller = host.name == "@local" or host.name.startswith("@local/")
+    if host.data.nvidia_driver_reboot and is_controller:
+        host.noop("the controller itself is never rebooted (nvidia_driver_reboot ignored): reboot "
+                  "it by hand once the deploy is done")
+    if host.data.nvidia_driver_reboot and not is_controller:
         server.reboot(name="Reboot to load the new NVIDIA driver", delay=10,
                       _if=install_op.did_change)
     else:
-        files.file(name="Record that a reboot is pending (nvidia_driver_reboot = false)",
+        # The same marker Ubuntu's update-notifier writes: login banners show it.
+        files.file(name="Record that a reboot is pending to load the new NVIDIA driver",
                    path=REBOOT_MARKER, present=True, _if=install_op.did_change)

@@ -1,0 +1,337 @@
+"""deploy/workstation.py per OS, GPU and driver source: the exact commands it plans, offline.
+
+Each case is a pyinfra @fake host that answers the facts with recorded command output
+(tests/fixtures/plan/); the real deploy file is loaded as the CLI loads it and every operation's
+command generator is run (tests/fake_hosts.py). Nothing is executed: this proves the plan for
+Ubuntu, NVIDIA's repository and a present GPU, which no container here can run for real.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from roles import nvidia_repo
+from roles.nvidia_driver import NOUVEAU_BLACKLIST, REBOOT_MARKER
+from tests.fake_hosts import Run, facts, plan
+
+OSES = ("ubuntu-22.04", "ubuntu-24.04", "debian-12", "debian-13")
+# case GPU -> (lspci fixture, gpu_count, gpu_model as the inventory declares it)
+GPUS = {
+    "no-gpu": (None, 0, None),
+    "gtx-1080": ("gtx-1080", 1, "NVIDIA GeForce GTX 1080"),
+    "t4": ("t4", 1, "Tesla T4"),
+    "rtx-3090": ("rtx-3090", 1, "NVIDIA GeForce RTX 3090"),
+    "a100": ("a100", 1, "NVIDIA A100-SXM4-40GB"),
+    "rtx-4090": ("rtx-4090", 1, "NVIDIA GeForce RTX 4090"),
+    "h100x8": ("h100x8", 8, "NVIDIA H100 80GB HBM3"),
+    "rtx-5090": ("rtx-5090", 1, "NVIDIA GeForce RTX 5090"),
+    "b200x8": ("b200x8", 8, "NVIDIA B200"),
+}
+SOURCES = {"distro": "distro", "cuda-repo": "cuda_repo"}
+REPO_PATHS = {"ubuntu-22.04": "ubuntu2204", "ubuntu-24.04": "ubuntu2404",
+              "debian-12": "debian12", "debian-13": "debian13"}
+
+# Driver packages, as apt is asked for them.
+U_GEFORCE_PROP = "linux-modules-nvidia-580-generic nvidia-headless-no-dkms-580 nvidia-utils-580"
+U_GEFORCE_OPEN = ("linux-modules-nvidia-580-open-generic nvidia-headless-no-dkms-580-open "
+                  "nvidia-utils-580")
+U_SERVER_OPEN = ("linux-modules-nvidia-580-server-open-generic "
+                 "nvidia-headless-no-dkms-580-server-open nvidia-utils-580-server")
+D_PROP = "nvidia-kernel-dkms nvidia-driver nvidia-smi libcuda1 libnvidia-ml1 nvidia-persistenced"
+R_PROP = "nvidia-driver-pinning-580 cuda-drivers"
+R_OPEN = "nvidia-driver-pinning-580 nvidia-open"
+NCCL = "libnccl2 libnccl-dev"
+REFUSED = "refused"
+
+# (case id, driver packages, CUDA packages, cuDNN/NCCL packages, NVIDIA's repository used)
+# or (case id, REFUSED, the key the refusal names). "" = no such apt install at all.
+_U = [
+    ("no-gpu_distro", "", "", "", False),
+    ("no-gpu_cuda-repo", "", "", "", False),
+    ("gtx-1080_distro", U_GEFORCE_PROP, "cuda-toolkit-12-9", "", True),
+    ("gtx-1080_cuda-repo", R_PROP, "cuda-toolkit-12-9", "", True),
+    ("t4_distro", U_SERVER_OPEN, "cuda-toolkit-13-0", "", True),
+    ("t4_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
+    ("rtx-3090_distro", U_GEFORCE_OPEN, "cuda-toolkit-13-0", "", True),
+    ("rtx-3090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
+    ("a100_distro", U_SERVER_OPEN, "cuda-toolkit-13-0", "", True),
+    ("a100_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
+    ("rtx-4090_distro", U_GEFORCE_OPEN, "cuda-toolkit-13-0", "", True),
+    ("rtx-4090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
+    ("h100x8_distro", U_SERVER_OPEN, "cuda-toolkit-13-0", NCCL, True),
+    ("h100x8_cuda-repo", R_OPEN, "cuda-toolkit-13-0", NCCL, True),
+    ("rtx-5090_distro", U_GEFORCE_OPEN, "cuda-toolkit-13-0", "", True),
+    ("rtx-5090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
+    ("b200x8_distro", U_SERVER_OPEN, "cuda-toolkit-13-0", NCCL, True),
+    ("b200x8_cuda-repo", R_OPEN, "cuda-toolkit-13-0", NCCL, True),
+]
+
+
+def _debian(nccl: str, gtx_repo_cuda: str) -> list[tuple]:
+    # Debian's own driver (535 on 12, 550 on 13: proprietary by default below R560) with its own
+    # toolkit; NVIDIA's repository has R580 and CUDA 12.9/13.0 (Debian 13's path has no 12.x).
+    return [
+        ("no-gpu_distro", "", "", "", False),
+        ("no-gpu_cuda-repo", "", "", "", False),
+        ("gtx-1080_distro", D_PROP, "nvidia-cuda-toolkit", "", False),
+        ("gtx-1080_cuda-repo", R_PROP, gtx_repo_cuda, "", True),
+        ("t4_distro", D_PROP, "nvidia-cuda-toolkit", "", False),
+        ("t4_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
+        ("rtx-3090_distro", D_PROP, "nvidia-cuda-toolkit", "", False),
+        ("rtx-3090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
+        ("a100_distro", D_PROP, "nvidia-cuda-toolkit", "", False),
+        ("a100_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
+        ("rtx-4090_distro", D_PROP, "nvidia-cuda-toolkit", "", False),
+        ("rtx-4090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
+        ("h100x8_distro", D_PROP, "nvidia-cuda-toolkit", nccl, False),
+        ("h100x8_cuda-repo", R_OPEN, "cuda-toolkit-13-0", NCCL, True),
+        # Blackwell needs R570+ with the open modules: neither Debian release packages one.
+        ("rtx-5090_distro", REFUSED, "nvidia_driver_source"),
+        ("rtx-5090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
+        ("b200x8_distro", REFUSED, "nvidia_driver_source"),
+        ("b200x8_cuda-repo", R_OPEN, "cuda-toolkit-13-0", NCCL, True),
+    ]
+
+
+EXPECTED = {
+    "ubuntu-22.04": _U,
+    "ubuntu-24.04": _U,
+    # Debian 12 packages no NCCL; Debian 13 has libnccl2 2.22.3 in non-free.
+    "debian-12": _debian(nccl="", gtx_repo_cuda="cuda-toolkit-12-9"),
+    "debian-13": _debian(nccl=NCCL, gtx_repo_cuda=""),
+}
+CASES = [(f"{os}_{row[0]}", os, *row) for os in OSES for row in EXPECTED[os]]
+
+
+def host_data(os: str, gpu: str, source: str, **more) -> dict:
+    lspci, count, model = GPUS[gpu]
+    data = {"gpu_count": count, "nvidia_driver_source": source,
+            "fake_responses": facts(os, lspci, **more.pop("facts", {}))}
+    if model:
+        data["gpu_model"] = model
+    return {**data, **more}
+
+
+def run_case(case_id: str, data: dict, **kwargs) -> Run:
+    name = f"@fake/{case_id}"
+    return plan({name: data}, **kwargs)[kwargs.get("local_name") or name]
+
+
+def packages(run: Run, op_fragment: str) -> str:
+    """The packages of the one `apt-get install` in the operations named like this."""
+    ops = run.named(op_fragment)
+    if not ops:
+        return ""
+    assert len(ops) == 1, f"{len(ops)} operations named {op_fragment!r}:\n{run.describe()}"
+    installs = [c for c in ops[0].commands if "apt-get" in c and " install " in c]
+    assert len(installs) == 1, f"{op_fragment!r} runs {installs}"
+    return " ".join(w for w in installs[0].split(" install ", 1)[1].split()
+                    if not w.startswith("-") or w.endswith("-") and not w.startswith("--"))
+
+
+def assert_repository(run: Run, os: str, used: bool) -> None:
+    uploads = run.uploads()
+    if not used:
+        assert nvidia_repo.SOURCES not in uploads, run.describe()
+        assert not run.named("Install NVIDIA's repository key"), run.describe()
+        assert not any("developer.download.nvidia.com" in c for c in run.commands())
+        return
+    url = f"https://developer.download.nvidia.com/compute/cuda/repos/{REPO_PATHS[os]}/x86_64/"
+    sources = uploads.get(nvidia_repo.SOURCES)
+    assert sources is not None, f"no {nvidia_repo.SOURCES}:\n{run.describe()}"
+    assert f"URIs: {url}\n" in sources, sources
+    assert f"Signed-By: {nvidia_repo.KEYRING}\n" in sources, sources
+    assert "Types: deb\n" in sources and "Suites: /\n" in sources, sources
+    [key] = run.named("Install NVIDIA's repository key")
+    assert key.conditional, "the key is fetched only when the keyring is missing"
+    assert f"curl -fsSL {url}{nvidia_repo.KEY_FILE} " in key.commands[0], key.commands
+    assert nvidia_repo.KEY_FINGERPRINT in key.commands[1], "the fingerprint is checked"
+    assert "Pin: origin developer.download.nvidia.com" in uploads[nvidia_repo.PREFERENCES]
+    order = [op.name for op in run.ops]
+    first_repo_install = min(i for i, op in enumerate(run.ops)
+                             if any("apt-get" in c and " install " in c for c in op.commands)
+                             and "gnupg" not in " ".join(op.commands)
+                             and i > order.index(key.name))
+    sources_at = next(i for i, op in enumerate(run.ops) if nvidia_repo.SOURCES in op.uploads)
+    assert sources_at < first_repo_install, "the repository is added before it is used"
+
+
+def assert_kernel_side(run: Run, driver: bool, reboot: str) -> None:
+    """nouveau blacklist, initramfs and the reboot decision ("marker", "reboot" or "none")."""
+    blacklist = [op for op in run.ops if NOUVEAU_BLACKLIST in op.uploads]
+    if driver:
+        assert blacklist, f"no nouveau blacklist:\n{run.describe()}"
+        assert "blacklist nouveau" in blacklist[0].uploads[NOUVEAU_BLACKLIST]
+        [initramfs] = run.named("initramfs")
+        assert initramfs.commands == ["update-initramfs -u"] and initramfs.conditional
+    else:
+        assert not blacklist and not run.named("initramfs"), run.describe()
+    reboots = [op for op in run.ops if any(c.startswith("( sleep 1 && reboot )")
+                                           for c in op.commands)]
+    markers = [op for op in run.ops if f"touch {REBOOT_MARKER}" in op.commands]
+    assert (len(reboots), len(markers)) == {"reboot": (1, 0), "marker": (0, 1),
+                                            "none": (0, 0)}[reboot], run.describe()
+    assert all(op.conditional for op in reboots + markers), "only after the driver changed"
+
+
+@pytest.mark.parametrize(("case_id", "os", "row"), [(c[0], c[1], c[2:]) for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_plan(case_id, os, row):
+    gpu, source = row[0].split("_")
+    run = run_case(case_id, host_data(os, gpu, SOURCES[source]))
+    if row[1] == REFUSED:
+        assert run.error, f"the solver allowed it:\n{run.describe()}"
+        assert f"host @fake/{case_id}: {row[2]}:" in run.error, run.error
+        assert run.ops == [], "refused before any operation is planned"
+        return
+    assert run.error is None, run.error
+    _, driver, cuda, extra, repo = row
+    assert packages(run, "Install the NVIDIA driver") == driver, run.describe()
+    assert packages(run, "Install the CUDA toolkit") == cuda, run.describe()
+    assert (packages(run, "cuDNN and NCCL | Install") or "") == extra, run.describe()
+    assert_repository(run, os, repo)
+    assert_kernel_side(run, driver=bool(driver), reboot="marker" if driver else "none")
+    if driver:
+        [persistenced] = run.named("nvidia-persistenced")
+        assert persistenced.commands == ["systemctl enable nvidia-persistenced.service"], (
+            "enabled only: the new module is not loaded before the reboot")
+        flavour = run.stack.driver_flavour
+        assert ("open" in driver) == (flavour == "open"), (driver, flavour)
+        assert f"({flavour} kernel modules" in run.named("Install the NVIDIA driver")[0].name
+
+
+def test_case_count():
+    # 4 releases x 9 GPU setups x 2 sources; Debian refuses Blackwell from its own archive.
+    assert len(CASES) == 72
+    assert sum(row[3] == REFUSED for row in CASES) == 4
+
+
+# --- cases beyond the matrix -----------------------------------------------------------------
+
+OLD_DRIVER = {"facts": {"driver": "535.183.01", "nvidia_packages": "ubuntu-22.04_t4_535-server"}}
+OLD_PACKAGES = [
+    "libnvidia-cfg1-535-server", "libnvidia-compute-535-server",
+    "linux-modules-nvidia-535-server-5.15.0-125-generic",
+    "linux-modules-nvidia-535-server-generic", "nvidia-compute-utils-535-server",
+    "nvidia-firmware-535-server-535.183.01", "nvidia-headless-no-dkms-535-server",
+    "nvidia-kernel-common-535-server", "nvidia-utils-535-server",
+]
+
+
+def test_older_driver_stops_the_deploy_naming_the_key():
+    case = "ubuntu-22.04_t4_driver-535-installed"
+    run = run_case(case, host_data("ubuntu-22.04", "t4", "distro", **OLD_DRIVER))
+    assert run.error and f"host @fake/{case}: nvidia_driver_replace:" in run.error, run.error
+    assert "535.183.01" in run.error and "580" in run.error, run.error
+    assert not run.named("NVIDIA driver"), "nothing of the driver role was planned"
+
+
+def test_older_driver_is_purged_in_the_same_apt_command():
+    case = "ubuntu-22.04_t4_driver-535-replaced"
+    run = run_case(case, host_data("ubuntu-22.04", "t4", "distro", nvidia_driver_replace=True,
+                                   **OLD_DRIVER))
+    assert run.error is None, run.error
+    [install] = run.named("Install the NVIDIA driver")
+    [command] = install.commands
+    assert " --purge " in command, command
+    # pyinfra puts extra_install_args before the packages: removals first, then the new driver.
+    assert packages(run, "Install the NVIDIA driver") == " ".join(
+        [*(f"{name}-" for name in OLD_PACKAGES), U_SERVER_OPEN]), command
+    # Not the driver: the container toolkit, Ubuntu's CUDA toolkit, the shared module signatures.
+    for kept in ("nvidia-container-toolkit", "libnvidia-container1", "nvidia-cuda-toolkit",
+                 "linux-signatures-nvidia"):
+        assert f" {kept}-" not in command and f" {kept}:" not in command, command
+
+
+def test_same_branch_installed_is_kept():
+    run = run_case("ubuntu-22.04_t4_driver-580-installed",
+                   host_data("ubuntu-22.04", "t4", "distro",
+                             facts={"driver": "580.95.05"}))
+    assert run.error is None, run.error
+    assert not run.named("Install the NVIDIA driver") and not run.named("nouveau")
+
+
+# (case id, os, gpu, host data, driver packages, reboot decision)
+EXTRA = [
+    # Ubuntu's module packages follow the running kernel's flavour: HWE and cloud kernels.
+    ("ubuntu-22.04_rtx-4090_distro_hwe-kernel", "ubuntu-22.04", "rtx-4090",
+     {"facts": {"kernel": "6.8.0-51-generic"}},
+     "linux-modules-nvidia-580-open-generic-hwe-22.04 nvidia-headless-no-dkms-580-open "
+     "nvidia-utils-580", "marker"),
+    ("ubuntu-24.04_t4_distro_aws-kernel", "ubuntu-24.04", "t4",
+     {"facts": {"kernel": "6.8.0-1021-aws"}},
+     "linux-modules-nvidia-580-server-open-aws nvidia-headless-no-dkms-580-server-open "
+     "nvidia-utils-580-server", "marker"),
+    # Debian 13 packages the open modules of R550: asked for, they come with the GSP firmware.
+    ("debian-13_rtx-4090_distro_open", "debian-13", "rtx-4090",
+     {"nvidia_driver_flavour": "open"},
+     "nvidia-open-kernel-dkms firmware-nvidia-gsp nvidia-driver nvidia-smi libcuda1 "
+     "libnvidia-ml1 nvidia-persistenced", "marker"),
+    # The reboot switch.
+    ("ubuntu-24.04_rtx-4090_distro_reboot", "ubuntu-24.04", "rtx-4090",
+     {"nvidia_driver_reboot": True}, U_GEFORCE_OPEN, "reboot"),
+    ("debian-12_a100_distro_reboot", "debian-12", "a100",
+     {"nvidia_driver_reboot": True}, D_PROP, "reboot"),
+    # Containers: the host's kernel runs the module; auto plans no driver at all.
+    ("debian-12_rtx-4090_container", "debian-12", "rtx-4090",
+     {"facts": {"container": "docker"}, "nvidia_driver_reboot": True}, "", "none"),
+    ("ubuntu-24.04_rtx-4090_container", "ubuntu-24.04", "rtx-4090",
+     {"facts": {"container": "docker"}}, "", "none"),
+    # A pinned branch in a container: user space only, matching the host's module.
+    ("debian-12_t4_container_driver-535", "debian-12", "t4",
+     {"facts": {"container": "docker"}, "nvidia_driver_branch": "535",
+      "nvidia_driver_reboot": True},
+     "nvidia-smi libcuda1 libnvidia-ml1", "none"),
+    ("ubuntu-24.04_t4_container_driver-580", "ubuntu-24.04", "t4",
+     {"facts": {"container": "docker"}, "nvidia_driver_branch": "580"},
+     "libnvidia-compute-580-server nvidia-utils-580-server", "none"),
+    ("ubuntu-24.04_rtx-4090_container_cuda-repo_driver-580", "ubuntu-24.04", "rtx-4090",
+     {"facts": {"container": "docker"}, "nvidia_driver_branch": "580",
+      "nvidia_driver_source": "cuda_repo"},
+     "nvidia-driver-pinning-580 libnvidia-compute-580 nvidia-utils-580", "none"),
+]
+
+
+@pytest.mark.parametrize(("case_id", "os", "gpu", "data", "driver", "reboot"), EXTRA,
+                         ids=[c[0] for c in EXTRA])
+def test_plan_variant(case_id, os, gpu, data, driver, reboot):
+    data = dict(data)
+    source = data.pop("nvidia_driver_source", "auto")
+    run = run_case(case_id, host_data(os, gpu, source, **data))
+    assert run.error is None, run.error
+    assert packages(run, "Install the NVIDIA driver") == driver, run.describe()
+    in_container = "container" in case_id
+    assert_kernel_side(run, driver=bool(driver) and not in_container, reboot=reboot)
+    if in_container:
+        assert not any("update-initramfs" in c or "modprobe" in c for c in run.commands())
+        assert not run.named("nvidia-persistenced")
+
+
+def test_refused_open_modules_on_debian_12():
+    case = "debian-12_rtx-4090_distro_open"
+    run = run_case(case, host_data("debian-12", "rtx-4090", "distro",
+                                   nvidia_driver_flavour="open"))
+    assert run.error and f"host @fake/{case}: nvidia_driver_flavour:" in run.error, run.error
+    assert run.ops == []
+
+
+@pytest.mark.parametrize("reboot", [False, True], ids=["reboot-off", "reboot-on"])
+def test_controller_is_never_rebooted(reboot):
+    """@local (the controller itself) gets the pending-reboot marker, never a reboot."""
+    run = run_case("local", host_data("ubuntu-24.04", "rtx-4090", "auto",
+                                      nvidia_driver_reboot=reboot), local_name="@local")
+    assert run.error is None, run.error
+    assert packages(run, "Install the NVIDIA driver") == U_GEFORCE_OPEN
+    assert_kernel_side(run, driver=True, reboot="marker")
+
+
+def test_distro_driver_is_not_taken_from_nvidia_repository():
+    """Ubuntu's driver with NVIDIA's toolkit: the repository's driver packages are pinned away,
+    so apt never mixes its user space with Ubuntu's prebuilt modules."""
+    run = run_case("ubuntu-24.04_rtx-4090_distro",
+                   host_data("ubuntu-24.04", "rtx-4090", "distro"))
+    preferences = run.uploads()[nvidia_repo.PREFERENCES]
+    assert "Pin-Priority: -1" in preferences, preferences
+    repo = run_case("ubuntu-24.04_rtx-4090_cuda-repo",
+                    host_data("ubuntu-24.04", "rtx-4090", "cuda_repo"))
+    assert "Pin-Priority: -1" not in repo.uploads()[nvidia_repo.PREFERENCES]

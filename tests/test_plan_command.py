@@ -1,0 +1,121 @@
+"""deploy/plan.py through the real CLI: a table and JSON of each host's stack, no operation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PYINFRA = str(Path(sys.executable).parent / "pyinfra")
+
+# (host, os-release fixture, lspci fixture, host data)
+FLEET = [
+    ("@fake/ws-4090", "ubuntu-24.04", "rtx-4090",
+     {"gpu_count": 1, "gpu_model": "NVIDIA GeForce RTX 4090"}),
+    ("@fake/cpu-01", "debian-12", None, {}),
+    ("@fake/hgx-h100", "debian-13", "h100x8",
+     {"gpu_count": 8, "gpu_model": "NVIDIA H100 80GB HBM3", "nvidia_driver_source": "cuda_repo"}),
+]
+# Each host's row: the cells the table must show, in column order.
+ROWS = {
+    "@fake/ws-4090": ["ubuntu 24.04", "1x NVIDIA GeForce RTX 4090", "580 open / distro",
+                      "13.0 / cuda_repo", "wheels", "-", "3.12",
+                      "tensorflow[and-cuda]==2.21.0", "2.14.0+cu132"],
+    "@fake/cpu-01": ["debian 12", "-", "-", "-", "-", "-", "3.11", "tensorflow-cpu==2.21.0",
+                     "2.14.0+cpu"],
+    "@fake/hgx-h100": ["debian 13", "8x NVIDIA H100 80GB HBM3", "580 open / cuda_repo",
+                       "13.0 / cuda_repo", "wheels", "2", "3.13",
+                       "tensorflow[and-cuda]==2.21.0", "2.14.0+cu132"],
+}
+
+
+def write_inventory(tmp_path: Path, fleet: list[tuple]) -> Path:
+    entries = "".join(
+        f"    ({name!r}, {{'fake_delay': 0, 'fake_delay_jitter': 0, **{data!r}, "
+        f"'fake_responses': facts({os_name!r}, {lspci!r})}}),\n"
+        for name, os_name, lspci, data in fleet
+    )
+    inventory = tmp_path / "inventory.py"
+    inventory.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from tests.fake_hosts import facts\n"
+        f"hosts = [\n{entries}]\n"
+    )
+    return inventory
+
+
+def run_plan(tmp_path: Path, fleet: list[tuple]) -> tuple[subprocess.CompletedProcess, Path]:
+    out_json = tmp_path / "plan.json"
+    result = subprocess.run(
+        [PYINFRA, "-y", str(write_inventory(tmp_path, fleet)), "deploy/plan.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DLWS_PLAN_JSON": str(out_json)},
+    )
+    return result, out_json
+
+
+@pytest.fixture(scope="module")
+def fleet_plan(tmp_path_factory):
+    return run_plan(tmp_path_factory.mktemp("plan"), FLEET)
+
+
+def test_plan_prints_one_row_per_host_in_inventory_order(fleet_plan):
+    result, _ = fleet_plan
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["HOST", "OS", "GPUS", "DRIVER", "CUDA", "CUDNN", "NCCL",
+                                "PYTHON", "TENSORFLOW", "TORCH"], result.stdout
+    assert [line.split()[0] for line in lines[1:4]] == [name for name, *_ in FLEET]
+    for line in lines[1:4]:
+        host = line.split()[0]
+        cells = [cell.strip() for cell in line[len(host):].split("  ") if cell.strip()]
+        assert cells == ROWS[host], f"{host}: {line}"
+
+
+def test_plan_changes_nothing(fleet_plan):
+    result, _ = fleet_plan
+    text = result.stdout + result.stderr
+    assert "Starting operation" not in text, text[-3000:]
+    assert "Grand total   -" in result.stderr, result.stderr[-2000:]
+
+
+def test_plan_writes_json_for_machines(fleet_plan):
+    result, out_json = fleet_plan
+    rows = json.loads(out_json.read_text())
+    assert [row["host"] for row in rows] == [name for name, *_ in FLEET]
+    by_host = {row["host"]: row for row in rows}
+    gpu = by_host["@fake/ws-4090"]
+    assert (gpu["driver_branch"], gpu["driver_flavour"], gpu["driver_source"]) == (
+        "580", "open", "distro")
+    assert gpu["gpus"] == ["NVIDIA GeForce RTX 4090"] and gpu["cuda"] == "13.0"
+    assert by_host["@fake/cpu-01"]["driver_branch"] is None
+    hgx = by_host["@fake/hgx-h100"]
+    assert len(hgx["gpus"]) == 8 and hgx["nccl"] == "2" and hgx["cuda_repo_path"] == "debian13"
+    # Stack.as_dict() plus the host: every field of the solver's answer is there.
+    assert set(gpu) >= {"driver_keep_installed", "cudnn_source", "torch_index_url", "notes"}
+
+
+def test_refused_host_is_listed_and_fails_the_command(tmp_path):
+    fleet = [FLEET[0], ("@fake/ws-5090", "debian-12", "rtx-5090",
+                        {"gpu_count": 1, "gpu_model": "NVIDIA GeForce RTX 5090",
+                         "nvidia_driver_source": "distro"})]
+    result, out_json = run_plan(tmp_path, fleet)
+    assert result.returncode != 0
+    assert "REFUSED @fake/ws-5090: host @fake/ws-5090: nvidia_driver_source:" in result.stdout
+    assert result.stdout.splitlines()[1].startswith("@fake/ws-4090"), result.stdout
+    rows = json.loads(out_json.read_text())
+    assert "nvidia_driver_source" in rows[1]["error"] and rows[0]["driver_branch"] == "580"
+
+
+def test_bad_inventory_is_refused_before_any_fact(tmp_path):
+    result, out_json = run_plan(tmp_path, [("@fake/typo", "debian-12", None,
+                                            {"cuda_verison": "12.4"})])
+    assert result.returncode != 0
+    assert "cuda_verison" in result.stdout + result.stderr
+    assert "HOST" not in result.stdout and not out_json.exists()
