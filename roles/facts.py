@@ -71,6 +71,26 @@ class NvidiaPciDevices(FactBase):
         return devices
 
 
+# An NVSwitch on the same listing: "05:00.0 Bridge [0680]: NVIDIA Corporation GH100 [H100
+# NVSwitch] [10de:22a3] (rev a1)".
+LSPCI_NVSWITCH = re.compile(r"^\S+ .*\[0680\]: .*\[10de:[0-9a-f]{4}\]", re.I)
+
+
+class NvSwitchCount(FactBase):
+    """NVSwitch chips on the PCI bus (HGX boards): they need NVIDIA's fabric manager.
+
+    .. code:: python
+
+        4
+    """
+
+    command = NvidiaPciDevices.command
+    default = int
+
+    def process(self, output):
+        return sum(1 for line in output if LSPCI_NVSWITCH.match(line.strip()))
+
+
 class OsRelease(FactBase):
     """ID and VERSION_ID from /etc/os-release, the keys the version solver needs.
 

@@ -9,7 +9,7 @@ from typing import Any
 from pyinfra import host as current_host
 from pyinfra.api import DeployError
 
-from roles.facts import Container, NvidiaPciDevices, OsRelease
+from roles.facts import Container, NvidiaPciDevices, NvSwitchCount, OsRelease
 from roles.schema import Key, Problem, validate
 from roles.stack import HostFacts, Stack, StackError, request_from_host_data, resolve
 
@@ -107,13 +107,30 @@ def _installed_driver(host) -> str | None:
     return host.get_fact(NvidiaDriverVersion) or None
 
 
+def _check_board(host, stack: Stack) -> None:
+    """Refuse a plan the board cannot run: NVSwitch (HGX) boards need NVIDIA's fabric manager."""
+    if stack.driver_source != "distro" or stack.os_id != "debian" or host.get_fact(Container):
+        return
+    switches = host.get_fact(NvSwitchCount)
+    if switches:
+        # Debian's archive packages no nvidia-fabricmanager (verify); without it CUDA does not
+        # initialise on an HGX board.
+        raise StackError(
+            "nvidia_driver_source", "source_lacks_fabric_manager",
+            f"{switches} NVSwitch chips found and Debian's archive has no NVIDIA fabric "
+            "manager, without which CUDA does not start on this board; set "
+            "nvidia_driver_source = 'cuda_repo'")
+
+
 def host_plan(host=None) -> Stack:
     """The resolved stack of a host (cached per run); a refusal names the host and the key."""
     host = current_host if host is None else host
     if host.name not in _PLANS:
         data = {**all_defaults(), **_own_data(host)}
         try:
-            _PLANS[host.name] = resolve(host_facts(host), request_from_host_data(data))
+            stack = resolve(host_facts(host), request_from_host_data(data))
+            _check_board(host, stack)
+            _PLANS[host.name] = stack
         except StackError as error:
             raise DeployError(
                 f"host {host.name}: {error}; nothing was changed on any host") from None

@@ -41,6 +41,9 @@ D_PROP = "nvidia-kernel-dkms nvidia-driver nvidia-smi libcuda1 libnvidia-ml1 nvi
 R_PROP = "nvidia-driver-pinning-580 cuda-drivers"
 R_OPEN = "nvidia-driver-pinning-580 nvidia-open"
 NCCL = "libnccl2 libnccl-dev"
+# NVSwitch boards (the x8 fixtures list the switches as PCI bridges, class 0680).
+FM = " nvidia-fabricmanager-580"
+FM_BLACKWELL_REPO = " nvidia-fabricmanager-580 nvlsm"
 REFUSED = "refused"
 
 # (case id, driver packages, CUDA packages, cuDNN/NCCL packages, NVIDIA's repository used)
@@ -58,16 +61,16 @@ _U = [
     ("a100_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
     ("rtx-4090_distro", U_GEFORCE_OPEN, "cuda-toolkit-13-0", "", True),
     ("rtx-4090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
-    ("h100x8_distro", U_SERVER_OPEN, "cuda-toolkit-13-0", NCCL, True),
-    ("h100x8_cuda-repo", R_OPEN, "cuda-toolkit-13-0", NCCL, True),
+    ("h100x8_distro", U_SERVER_OPEN + FM, "cuda-toolkit-13-0", NCCL, True),
+    ("h100x8_cuda-repo", R_OPEN + FM, "cuda-toolkit-13-0", NCCL, True),
     ("rtx-5090_distro", U_GEFORCE_OPEN, "cuda-toolkit-13-0", "", True),
     ("rtx-5090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
-    ("b200x8_distro", U_SERVER_OPEN, "cuda-toolkit-13-0", NCCL, True),
-    ("b200x8_cuda-repo", R_OPEN, "cuda-toolkit-13-0", NCCL, True),
+    ("b200x8_distro", U_SERVER_OPEN + FM, "cuda-toolkit-13-0", NCCL, True),
+    ("b200x8_cuda-repo", R_OPEN + FM_BLACKWELL_REPO, "cuda-toolkit-13-0", NCCL, True),
 ]
 
 
-def _debian(nccl: str, gtx_repo_cuda: str) -> list[tuple]:
+def _debian(gtx_repo_cuda: str) -> list[tuple]:
     # Debian's own driver (535 on 12, 550 on 13: proprietary by default below R560) with its own
     # toolkit; NVIDIA's repository has R580 and CUDA 12.9/13.0 (Debian 13's path has no 12.x).
     return [
@@ -83,22 +86,22 @@ def _debian(nccl: str, gtx_repo_cuda: str) -> list[tuple]:
         ("a100_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
         ("rtx-4090_distro", D_PROP, "nvidia-cuda-toolkit", "", False),
         ("rtx-4090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
-        ("h100x8_distro", D_PROP, "nvidia-cuda-toolkit", nccl, False),
-        ("h100x8_cuda-repo", R_OPEN, "cuda-toolkit-13-0", NCCL, True),
+        # An HGX board's NVSwitches need NVIDIA's fabric manager, which Debian doesn't package.
+        ("h100x8_distro", REFUSED, "nvidia_driver_source"),
+        ("h100x8_cuda-repo", R_OPEN + FM, "cuda-toolkit-13-0", NCCL, True),
         # Blackwell needs R570+ with the open modules: neither Debian release packages one.
         ("rtx-5090_distro", REFUSED, "nvidia_driver_source"),
         ("rtx-5090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
         ("b200x8_distro", REFUSED, "nvidia_driver_source"),
-        ("b200x8_cuda-repo", R_OPEN, "cuda-toolkit-13-0", NCCL, True),
+        ("b200x8_cuda-repo", R_OPEN + FM_BLACKWELL_REPO, "cuda-toolkit-13-0", NCCL, True),
     ]
 
 
 EXPECTED = {
     "ubuntu-22.04": _U,
     "ubuntu-24.04": _U,
-    # Debian 12 packages no NCCL; Debian 13 has libnccl2 2.22.3 in non-free.
-    "debian-12": _debian(nccl="", gtx_repo_cuda="cuda-toolkit-12-9"),
-    "debian-13": _debian(nccl=NCCL, gtx_repo_cuda=""),
+    "debian-12": _debian(gtx_repo_cuda="cuda-toolkit-12-9"),
+    "debian-13": _debian(gtx_repo_cuda=""),
 }
 CASES = [(f"{os}_{row[0]}", os, *row) for os in OSES for row in EXPECTED[os]]
 
@@ -198,12 +201,15 @@ def test_plan(case_id, os, row):
         flavour = run.stack.driver_flavour
         assert ("open" in driver) == (flavour == "open"), (driver, flavour)
         assert f"({flavour} kernel modules" in run.named("Install the NVIDIA driver")[0].name
+        fabric = run.named("fabric manager")
+        assert bool(fabric) == ("fabricmanager" in driver), run.describe()
 
 
 def test_case_count():
-    # 4 releases x 9 GPU setups x 2 sources; Debian refuses Blackwell from its own archive.
+    # 4 releases x 9 GPU setups x 2 sources; Debian refuses Blackwell and NVSwitch boards from
+    # its own archive.
     assert len(CASES) == 72
-    assert sum(row[3] == REFUSED for row in CASES) == 4
+    assert sum(row[3] == REFUSED for row in CASES) == 6
 
 
 # --- cases beyond the matrix -----------------------------------------------------------------

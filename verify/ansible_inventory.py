@@ -1,4 +1,4 @@
-"""An Ansible YAML inventory (hosts.yml) as pyinfra groups of (host, data), for deploy and verify."""
+"""An Ansible YAML inventory (hosts.yml) as pyinfra (host, data) groups for deploy and verify."""
 
 from __future__ import annotations
 

@@ -32,6 +32,13 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("target", targets, ids=[t.name for t in targets], scope="module")
 
 
+def pytest_collection_modifyitems(items):
+    for item in items:
+        target = getattr(item, "callspec", None) and item.callspec.params.get("target")
+        if target is not None:
+            item.add_marker(pytest.mark.xdist_group(target.name))
+
+
 def _targets(config) -> list[Target]:
     if not hasattr(config, "_dlws_targets"):
         try:
@@ -89,7 +96,12 @@ class _FactCollector:
                       if k.startswith(FACT_PREFIX)})
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
+    # With -n, one worker per host: a host's checks share its connection and module fixtures,
+    # and hosts run side by side (xdist's default "load" scatters a host over every worker).
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
     if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
         config._dlws_facts = _FactCollector()
         config.pluginmanager.register(config._dlws_facts, "dlws-facts")

@@ -10,7 +10,14 @@ from pyinfra.facts.server import KernelVersion
 from pyinfra.operations import apt, files, server
 
 from roles import nvidia_repo
-from roles.facts import Container, NvidiaDriverVersion, NvidiaPackages, OsRelease, SecureBoot
+from roles.facts import (
+    Container,
+    NvidiaDriverVersion,
+    NvidiaPackages,
+    NvSwitchCount,
+    OsRelease,
+    SecureBoot,
+)
 from roles.nvidia_driver import _packages
 from roles.plan import host_plan
 from roles.schema import Key, defaults
@@ -96,6 +103,9 @@ def install() -> None:
 
     kernel = host.get_fact(KernelVersion)
     wanted = packages_for(plan, os_id, kernel, in_container)
+    switches = 0 if in_container else host.get_fact(NvSwitchCount)
+    if switches:
+        wanted += _fabric_manager(plan, os_id, switches)
     # Before any operation of this role: a driver that must not be replaced stops the deploy.
     to_purge = _to_replace(plan, installed, wanted, in_container) if installed else []
     if plan.driver_source == "cuda_repo":
@@ -125,7 +135,25 @@ def install() -> None:
         server.service(name="Enable nvidia-persistenced (starts with the new driver at boot)",
                        service="nvidia-persistenced", enabled=True, running=None,
                        _if=install_op.did_succeed)
+    if switches and _fabric_manager(plan, os_id, switches):
+        server.service(name="Enable the NVIDIA fabric manager (NVSwitch boards)",
+                       service="nvidia-fabricmanager", enabled=True, running=None,
+                       _if=install_op.did_succeed)
     _reboot_if_needed(install_op)
+
+
+def _fabric_manager(plan, os_id: str, switches: int) -> list[str]:
+    """Packages that bring NVSwitch boards up: without them CUDA fails to initialise on HGX.
+
+    NVIDIA Fabric Manager user guide: nvidia-fabricmanager-<branch> (590 on: no branch in the
+    name on NVIDIA's repository), plus the NVLink subnet manager (nvlsm) on Blackwell HGX.
+    """
+    # Debian's own archive has none: roles/plan.py refuses that plan before any change.
+    branch = int(plan.driver_branch)
+    name = "nvidia-fabricmanager" if (plan.driver_source == "cuda_repo" and branch >= 590) \
+        else f"nvidia-fabricmanager-{branch}"
+    extra = ["nvlsm"] if plan.arch == "Blackwell" and plan.driver_source == "cuda_repo" else []
+    return [name, *extra]
 
 
 def _to_replace(plan, installed: str, wanted: list[str], in_container: bool) -> list[str]:
