@@ -101,6 +101,53 @@ def test_verify_fails_without_tensorflow_then_deploy_repairs(default_scenario):
     assert run_verify(DEFAULT_INVENTORY, "-k", "tensorflow").returncode == 0
 
 
+def declare(tmp_path, name: str, **data) -> str:
+    """An inventory declaring the default scenario's container with `data`: a planted fault."""
+    inventory = tmp_path / f"{name}.py"
+    fields = {"gpu_count": 0, "verify_offline": True, **data}
+    inventory.write_text(f"{name} = [(\"@docker/{DEFAULT_CONTAINER}\", {fields!r})]\n")
+    return str(inventory)
+
+
+def test_verify_fails_on_a_wrong_version(default_scenario, tmp_path):
+    out = run_verify(declare(tmp_path, "older", frameworks_torch="2.12.0"),
+                     "-k", "test_torch_is_the_planned_build")
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert "torch 2.13.0+cpu installed, plan says 2.12.0+cpu" in out.stdout, out.stdout[-3000:]
+
+
+def test_verify_fails_when_more_gpus_are_declared_than_present(default_scenario, tmp_path):
+    out = run_verify(declare(tmp_path, "gpus", gpu_count=2, gpu_model="NVIDIA L4"),
+                     "-k", "test_gpu_count")
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert "FAILED verify/test_hardware.py::test_gpu_count" in out.stdout, out.stdout[-3000:]
+    assert "nvidia-smi" in out.stdout, out.stdout[-3000:]
+
+
+def test_verify_fails_when_training_runs_on_the_cpu_where_a_gpu_is_declared(default_scenario,
+                                                                           tmp_path):
+    inventory = declare(tmp_path, "forced", gpu_count=1, gpu_model="NVIDIA L4",
+                        verify_frameworks=["torch"], frameworks_torch="2.13.0")
+    out = run_verify(inventory, "-k", "test_mnist_trains and torch")
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert "sees no GPU but --require-gpu" in out.stdout, out.stdout[-3000:]
+
+
+def test_verify_fails_when_the_extra_ca_is_gone_then_deploy_repairs(default_scenario):
+    removed = subprocess.run(
+        ["docker", "exec", DEFAULT_CONTAINER, "sh", "-c",
+         "rm /usr/local/share/ca-certificates/dlws/*.crt && update-ca-certificates --fresh"],
+        capture_output=True, text=True)
+    assert removed.returncode == 0, removed.stderr
+    out = run_verify(DEFAULT_INVENTORY, "-k", "test_extra_ca_certificates_trusted")
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert "CA certificate" in out.stdout and "is missing" in out.stdout, out.stdout[-3000:]
+    rc, _, log = pyinfra_json(DEFAULT_INVENTORY)
+    assert rc == 0, log[-3000:]
+    assert run_verify(DEFAULT_INVENTORY, "-k", "test_extra_ca_certificates_trusted"
+                      ).returncode == 0
+
+
 @pytest.mark.slow
 def test_cuda_scenario_converges_idempotent_and_verified(docker_engine):
     ensure_debian_image("trixie")

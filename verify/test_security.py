@@ -29,3 +29,32 @@ def test_no_world_writable_files_in_the_stack(host, target):
     assert out.rc == 0, f"cannot list {roots}: {out.stderr}"
     found = out.stdout.split()
     assert not found, f"world-writable under {roots}: {found}"
+
+
+def _groups(host, user: str) -> set[str] | None:
+    out = host.run(f"id -nG {shlex.quote(user)}")
+    return set(out.stdout.split()) if out.rc == 0 else None
+
+
+def test_lab_users_in_the_gpu_groups(host, target):
+    # /dev/nvidia* and /dev/dri/renderD* are group video/render: without them a user's
+    # training silently falls back to the CPU.
+    from roles.base import GPU_GROUPS
+
+    missing = {}
+    for user in target["base_lab_users"]:
+        groups = _groups(host, user)
+        if groups is None:
+            missing[user] = "no such user"
+        elif set(GPU_GROUPS) - groups:
+            missing[user] = f"not in {sorted(set(GPU_GROUPS) - groups)} (has {sorted(groups)})"
+    assert not missing, f"lab users who cannot use the GPUs: {missing}"
+
+
+def test_no_undeclared_docker_users(host, target):
+    # Membership of docker is root on the host: only users the inventory declares may have it.
+    out = host.run("getent group docker")
+    members = set(out.stdout.strip().split(":")[-1].split(",")) - {""} if out.rc == 0 else set()
+    undeclared = sorted(members - set(target["base_docker_users"]))
+    assert not undeclared, (
+        f"in the docker group but not in base_docker_users: {undeclared} ({out.stdout.strip()})")

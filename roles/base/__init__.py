@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.apt import AptSources
-from pyinfra.facts.files import FindFiles
+from pyinfra.facts.files import FileContents, FindFiles
 from pyinfra.facts.server import KernelVersion
 from pyinfra.operations import apt, files, server
 
@@ -173,6 +174,8 @@ def install() -> None:
         sources_changed = put.will_change
         if mirror:
             _set_aside_original_sources()
+        else:
+            sources_changed = _sign_sources_list(os_id) or sources_changed
 
     packages = [*ESSENTIAL_PACKAGES, *host.data.base_extra_packages]
     headers = host.data.base_kernel_headers
@@ -237,6 +240,44 @@ def _configure_proxy() -> None:
     exports = "".join(f"export {k}={v!r}\n" for k, v in proxy_env().items())
     files.put(name="Set the proxy for login shells", src=StringIO(exports),
               dest=PROFILE_PROXY_FILE, mode="644")
+
+
+# A one-line source without options: "deb http://deb.debian.org/debian bookworm main".
+_UNSIGNED = re.compile(r"^(deb(?:-src)?)\s+(?!\[)(\S+)\s+(\S+)(\s.*)?$")
+
+
+def signed_sources_list(text: str, os_id: str, codename: str) -> str:
+    """/etc/apt/sources.list with the distribution's keyring named on its own suites' lines.
+
+    Without `signed-by`, any key in apt's trusted keyrings may sign any repository; the
+    archive's own suites (codename, -updates, -security, -backports) are signed by its keyring.
+    """
+    lines = []
+    for line in text.splitlines():
+        match = _UNSIGNED.match(line.strip())
+        if match and match[3].split("-")[0] == codename:
+            line = (f"{match[1]} [signed-by={KEYRINGS[os_id]}] {match[2]} {match[3]}"
+                    f"{match[4] or ''}")
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _sign_sources_list(os_id: str) -> bool:
+    """Name the archive keyring in the host's sources.list (the original kept as .dlws-orig)."""
+    path = "/etc/apt/sources.list"
+    current = host.get_fact(FileContents, path=path)
+    codename = host.get_fact(OsRelease)["codename"]
+    if current is None or not codename:
+        return False
+    text = "\n".join(current) + "\n"
+    wanted = signed_sources_list(text, os_id, codename)
+    if wanted == text:
+        return False
+    server.shell(name=f"Keep the original {path} as {path}.dlws-orig",
+                 commands=[f"cp -n -p {path} {path}.dlws-orig"])
+    files.put(name="Name the archive's keyring (signed-by) in the host's own apt sources",
+              src=StringIO(wanted), dest=path, mode="644")
+    return True
 
 
 def _set_aside_original_sources() -> None:

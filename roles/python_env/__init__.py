@@ -142,6 +142,9 @@ def install() -> None:
         _if=lambda: host.get_fact(File, path=f"{prefix}/bin/python") is None,
     )
     files.directory(name=f"Let every user read and run {prefix}", path=prefix, mode="755")
+    # uv creates its lock file world-writable (0666) when it finds none: create it first.
+    files.file(name="Create the environment's lock file, writable by root only",
+               path=f"{prefix}/.lock", mode="644")
     if host.data.python_env_installer == "uv":
         # uv itself comes through pip: a pinned wheel from PyPI (or the lab's mirror), no
         # `curl | sh` installer.
