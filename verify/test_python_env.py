@@ -15,7 +15,8 @@ def test_venv_python_is_the_planned_one(host, venv_python, plan):
 def test_venv_usable_by_every_user(host, target):
     prefix = host.file(target["python_env_prefix"])
     assert prefix.is_directory, f"{prefix.path} is missing"
-    assert prefix.mode & 0o005 == 0o005, f"{prefix.path} mode {oct(prefix.mode)}: others can't use it"
+    assert prefix.mode & 0o005 == 0o005, (
+        f"{prefix.path} mode {oct(prefix.mode)}: other users can't use it")
     assert host.file(f"{prefix.path}/bin/python").mode & 0o001, "bin/python not executable by all"
 
 
