@@ -98,7 +98,7 @@ def main() -> None:
     dockerd, machine = _cpu_of("dockerd"), _machine_cpu()
     started = time.monotonic()
     try:
-        pyinfra_main(standalone_mode=False)
+        pyinfra_main()
     finally:
         wall = time.monotonic() - started
         own = resource.getrusage(resource.RUSAGE_SELF)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,13 +22,45 @@ def _run(command: list[str], **kwargs) -> int:
     return subprocess.run(command, cwd=ROOT, **kwargs).returncode
 
 
-def deploy(inventory: str, extra: list[str] | None = None) -> int:
-    return _run([str(BIN / "pyinfra"), "-y", inventory, "deploy/workstation.py", *(extra or [])])
+def deploy(inventory: str, record: Path | None = None) -> int:
+    """Run the deploy; with `record`, keep pyinfra's JSON of what changed on each host there."""
+    command = [str(BIN / "pyinfra"), "-y", inventory, "deploy/workstation.py"]
+    if record is None:
+        return _run(command)
+    print("+", " ".join(command), "--json >", record, flush=True)
+    # pyinfra prints its progress on stderr and, with --json, the results on stdout.
+    out = subprocess.run([*command, "--json"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    record.write_text(redact(out.stdout))
+    return out.returncode
+
+
+# user:password@ in proxy and mirror URLs: never written to a log or report.
+_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@\"']+:[^/\s@\"']+@")
+
+
+def redact(text: str) -> str:
+    return _CREDENTIALS.sub("***:***@", text)
 
 
 def verify(inventory: str, extra: list[str] | None = None) -> int:
     return _run([str(BIN / "pytest"), "verify", "--inventory", inventory, "-p", "no:cacheprovider",
                  *(extra or [])])
+
+
+def verify_and_report(inventory: str, run_dir: Path, extra: list[str]) -> int:
+    """Verify into run_dir (JUnit XML + per-host facts), then print and write the report."""
+    from dlws import report
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    code = verify(inventory, [f"--junitxml={run_dir / report.JUNIT}",
+                              f"--facts-json={run_dir / report.FACTS}", *extra])
+    print(f"\ndlws verify: {time.monotonic() - started:.0f} s (pytest exit {code})\n")
+    if not (run_dir / report.JUNIT).exists():
+        print(f"dlws verify: pytest wrote no {run_dir / report.JUNIT} (see above)",
+              file=sys.stderr)
+        return code or 1
+    return report.main([str(run_dir)])
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -36,16 +69,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         remove_container(name)
     image = ensure_debian_image(args.suite)
     print(f"sandbox {name}: {ensure_container(name, image)} from {image}", flush=True)
+    run_dir = ROOT / "reports" / "sandbox"
+    run_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    if deploy("inventory/sandbox.py") != 0:
+    if deploy("inventory/sandbox.py", record=run_dir / "deploy.json") != 0:
         print(f"\ndlws sandbox: the deploy of {name} failed (see above)", file=sys.stderr)
         return 1
-    deployed = time.monotonic()
-    report = ROOT / "reports" / "sandbox"
-    report.mkdir(parents=True, exist_ok=True)
-    code = verify("inventory/sandbox.py", ["-rA", f"--junitxml={report / 'junit.xml'}"])
-    print(f"\ndlws sandbox: deploy {deployed - started:.0f} s, verify "
-          f"{time.monotonic() - deployed:.0f} s; JUnit report: {report / 'junit.xml'}")
+    print(f"\ndlws sandbox: deployed in {time.monotonic() - started:.0f} s; what changed: "
+          f"{run_dir / 'deploy.json'}\n", flush=True)
+    code = verify_and_report("inventory/sandbox.py", run_dir, ["-q"])
     print("dlws sandbox: every check passed" if code == 0 else
           "dlws sandbox: VERIFY FAILED (the failures above name the check and its evidence)")
     return code
@@ -57,21 +89,9 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from dlws import report
-
     run_dir = Path(args.run_dir or ROOT / "reports" / time.strftime("%Y%m%d-%H%M%S"))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    extra = [f"--junitxml={run_dir / report.JUNIT}", f"--facts-json={run_dir / report.FACTS}"]
-    if args.n:
-        extra += ["-n", args.n]
-    started = time.monotonic()
-    code = verify(args.inventory, extra + args.pytest_args)
-    print(f"\ndlws verify: {time.monotonic() - started:.0f} s (pytest exit {code})\n")
-    if not (run_dir / report.JUNIT).exists():
-        print(f"dlws verify: pytest wrote no {run_dir / report.JUNIT} (see above)",
-              file=sys.stderr)
-        return code or 1
-    return report.main([str(run_dir)])
+    return verify_and_report(args.inventory, run_dir,
+                             (["-n", args.n] if args.n else []) + args.pytest_args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
