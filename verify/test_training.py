@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from verify.conftest import run_json
+from roles.stack.table import MINOR_COMPAT_MIN_BRANCH
+from verify.conftest import require_gpus, run_json
+
+# One training run per host and framework, shared by the checks that read its report.
+_RUNS: dict[tuple[str, str], tuple[int, dict, str]] = {}
 
 
 def _train_args(target, framework: str) -> list[str]:
@@ -21,15 +25,22 @@ def _train_args(target, framework: str) -> list[str]:
     return args
 
 
-@pytest.mark.parametrize("framework", ["tensorflow", "torch"])
-def test_mnist_trains(host, target, plan, framework, record_fact):
+def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
+    """Run dlws-train-check once per host and framework; skip where none is planned."""
     if framework not in target["verify_frameworks"]:
         pytest.skip(f"{framework} not in verify_frameworks")
     if not getattr(plan, framework):
         pytest.skip(f"the plan installs no {framework}: {'; '.join(plan.notes)}")
-    rc, report, stderr = run_json(host, _train_args(target, framework))
-    results = report.get("results") or [{}]
-    result = results[0]
+    key = (target.name, framework)
+    if key not in _RUNS:
+        rc, report, stderr = run_json(host, _train_args(target, framework))
+        _RUNS[key] = (rc, (report.get("results") or [{}])[0], stderr)
+    return _RUNS[key]
+
+
+@pytest.mark.parametrize("framework", ["tensorflow", "torch"])
+def test_mnist_trains(host, target, plan, framework, record_fact):
+    rc, result, stderr = train(host, target, plan, framework)
     evidence = f"exit {rc}; result: {result}; stderr tail: {stderr[-1500:]}"
     for key in ("device", "test_accuracy", "samples_per_second", "train_seconds"):
         if key in result:
@@ -42,3 +53,20 @@ def test_mnist_trains(host, target, plan, framework, record_fact):
         f"{framework} trained on {result['device']}, expected {expected_device}; {evidence}")
     assert result["test_accuracy"] >= result["min_accuracy"], evidence
     assert rc == 0, evidence
+
+
+@pytest.mark.parametrize("framework", ["tensorflow", "torch"])
+def test_framework_cuda_build_fits_the_driver(host, target, plan, framework):
+    # Wheels bring their own CUDA runtime: the host driver must be new enough for it (CUDA
+    # minor-version compatibility: 12.x needs R525+, 13.x R580+).
+    require_gpus(target)
+    rc, result, stderr = train(host, target, plan, framework)
+    build = result.get("cuda_build")
+    assert build, f"{framework} is a CPU-only build on a host declared with GPUs: {result}"
+    out = host.run("nvidia-smi --query-gpu=driver_version --format=csv,noheader")
+    assert out.rc == 0, f"nvidia-smi failed: {out.stderr.strip() or out.stdout}"
+    branch = int(out.stdout.split()[0].split(".")[0])
+    needed = MINOR_COMPAT_MIN_BRANCH[int(str(build).split(".")[0])]
+    assert branch >= needed, (
+        f"{framework} was built for CUDA {build}, which needs driver R{needed}+; "
+        f"the host runs {out.stdout.split()[0]}")
