@@ -22,12 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pyinfra.api import host as host_module  # noqa: E402
+from pyinfra.api import operations as operations_module  # noqa: E402
 from pyinfra.connectors.docker import DockerConnector  # noqa: E402
 
 import roles.plan  # noqa: E402
 
 CALLS: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 SECONDS: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+OP_SECONDS: dict[str, float] = {}  # execute stage: seconds per operation, all hosts together
 
 
 def _timed(kind: str, function):
@@ -85,6 +87,16 @@ def main() -> None:
     DockerConnector.run_shell_command = _timed("docker exec", DockerConnector.run_shell_command)
     DockerConnector.put_file = _timed("docker cp", DockerConnector.put_file)
     host_module.Host.get_fact = _count_fact(host_module.Host.get_fact)
+    original_run_host_op = operations_module.run_host_op
+
+    def run_host_op(state, host, op_hash):
+        started = time.monotonic()
+        try:
+            return original_run_host_op(state, host, op_hash)
+        finally:
+            name = ", ".join(state.get_op_meta(op_hash).names) or op_hash
+            OP_SECONDS[name] = OP_SECONDS.get(name, 0) + time.monotonic() - started
+    operations_module.run_host_op = run_host_op
     roles.plan.check_inventory = _timed_plain("check_inventory", roles.plan.check_inventory)
     roles.plan.host_plan = _timed_plain("host_plan", roles.plan.host_plan)
     roles.plan.host_problems = _timed_plain("host_problems", roles.plan.host_problems)
@@ -115,6 +127,11 @@ def main() -> None:
                               for k in sorted(seconds))
             print(f"{name}: {timed}; get_fact calls {facts}" if facts else f"{name}: {timed}",
                   file=sys.stderr)
+        slow = sorted(OP_SECONDS.items(), key=lambda item: -item[1])
+        print(f"execute stage: {sum(OP_SECONDS.values()):.1f} s in {len(slow)} operations; "
+              "the slowest:", file=sys.stderr)
+        for name, seconds in slow[:12]:
+            print(f"  {seconds:6.1f} s  {name}", file=sys.stderr)
         if os.environ.get("DLWS_FACTS"):
             for name in sorted(CALLS):
                 print(name, sorted((k, v) for k, v in CALLS[name].items()

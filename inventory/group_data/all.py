@@ -38,6 +38,9 @@ verify_mnist_path = None
 verify_epochs = 5
 # never try to download MNIST on the host
 verify_offline = False
+# least share of the GPU model's expected dense bf16 TFLOP/s the matmul probe must reach on each
+# GPU (below: throttling, a narrow PCIe link, a power cap)
+verify_min_tflops_fraction = 0.5
 
 # --- roles.cache (Package cache role: one apt-cacher-ng for a fleet, and the keys that point hosts at it.)
 # apt-cacher-ng (or another apt proxy) for plain-HTTP repositories, e.g. 'http://10.0.0.5:3142':

@@ -113,32 +113,17 @@ def train_tensorflow(data: dict, epochs: int, require_gpu: bool, mixed: bool,
             "test_accuracy": float(accuracy), "train_seconds": seconds}
 
 
-def train_torch(data: dict, epochs: int, require_gpu: bool, mixed: bool, all_gpus: bool) -> dict:
-    try:
-        import torch
-        from torch import nn
-    except ImportError as error:
-        raise CannotRun(f"PyTorch is not importable: {error}") from error
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    info = {"framework_version": torch.__version__, "gpus_visible": count,
-            "cuda_build": torch.version.cuda}
-    if require_gpu and count == 0:
-        return {**info, "device": "cpu", "reason": "PyTorch sees no GPU but --require-gpu"}
-    torch.manual_seed(0)
-    device = torch.device("cuda" if count else "cpu")
-    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, HIDDEN), nn.ReLU(),
-                          nn.Linear(HIDDEN, CLASSES)).to(device)
-    replicas = 1
-    if all_gpus and count > 1:
-        # One process, every GPU: DataParallel keeps the check a single command; DDP over
-        # NCCL is what verify's multi-GPU probe uses.
-        model, replicas = nn.DataParallel(model), count
+def _torch_model(nn):
+    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, HIDDEN), nn.ReLU(),
+                         nn.Linear(HIDDEN, CLASSES))
+
+
+def _torch_fit(torch, model, x, y, epochs: int, batch: int, mixed: bool, device) -> float:
+    """The seed's training loop (adam, softmax cross-entropy); returns seconds."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # Keras's adam default
-    loss_fn = nn.CrossEntropyLoss()  # softmax + sparse categorical cross-entropy
-    x = torch.from_numpy(data["x_train"]).to(device)
-    y = torch.from_numpy(data["y_train"]).long().to(device)
-    batch = BATCH * replicas
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed and count > 0)
+    loss_fn = torch.nn.CrossEntropyLoss()  # softmax + sparse categorical cross-entropy
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=mixed and device.type == "cuda")
     start = time.perf_counter()
     model.train()
     for _ in range(epochs):
@@ -152,15 +137,125 @@ def train_torch(data: dict, epochs: int, require_gpu: bool, mixed: bool, all_gpu
             optimizer.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def _torch_accuracy(torch, model, data: dict, device) -> float:
     model.eval()
     with torch.no_grad():
         logits = model(torch.from_numpy(data["x_test"]).to(device))
         truth = torch.from_numpy(data["y_test"]).long().to(device)
-        accuracy = (logits.argmax(1) == truth).float().mean().item()
+        return (logits.argmax(1) == truth).float().mean().item()
+
+
+def _ddp_worker(rank: int, world: int, backend: str, port: int, data: dict, epochs: int,
+                mixed: bool, results) -> None:
+    """One DDP rank: its shard of the data on its own GPU (NCCL), or CPU process (gloo)."""
+    import torch
+    import torch.distributed as dist
+    from torch import nn
+    from torch.nn.parallel import DistributedDataParallel
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group(backend, rank=rank, world_size=world)
+    device = torch.device(f"cuda:{rank}" if backend == "nccl" else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch.manual_seed(0)  # same initial weights on every rank
+    model = DistributedDataParallel(_torch_model(nn).to(device),
+                                    device_ids=[rank] if device.type == "cuda" else None)
+    x = torch.from_numpy(data["x_train"][rank::world]).to(device)
+    y = torch.from_numpy(data["y_train"][rank::world]).long().to(device)
+    dist.barrier()
+    seconds = _torch_fit(torch, model, x, y, epochs, BATCH, mixed, device)
+    if rank == 0:
+        results.put({"device": "gpu" if device.type == "cuda" else "cpu",
+                     "device_detail": f"{world} x {device.type} ({backend})", "replicas": world,
+                     "test_accuracy": _torch_accuracy(torch, model.module, data, device),
+                     "train_seconds": seconds})
+    dist.destroy_process_group()
+
+
+def _train_torch_ddp(torch, data: dict, epochs: int, mixed: bool, world: int,
+                     backend: str) -> dict:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    context = mp.get_context("spawn")
+    results = context.SimpleQueue()
+    mp.start_processes(_ddp_worker, args=(world, backend, port, data, epochs, mixed, results),
+                       nprocs=world, join=True, start_method="spawn")
+    return results.get()
+
+
+def train_torch(data: dict, epochs: int, require_gpu: bool, mixed: bool, all_gpus: bool,
+                cpu_workers: int = 0) -> dict:
+    try:
+        import torch
+        from torch import nn
+    except ImportError as error:
+        raise CannotRun(f"PyTorch is not importable: {error}") from error
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    info = {"framework_version": torch.__version__, "gpus_visible": count,
+            "cuda_build": torch.version.cuda}
+    if require_gpu and count == 0:
+        return {**info, "device": "cpu", "reason": "PyTorch sees no GPU but --require-gpu"}
+    if all_gpus and count > 1:
+        # Every GPU: one process per GPU, gradients all-reduced over NCCL (DDP).
+        return {**info, **_train_torch_ddp(torch, data, epochs, mixed, count, "nccl")}
+    if cpu_workers > 1 and count == 0:
+        # The same DDP path over gloo on the CPU: proves the multi-process code without a GPU.
+        return {**info, **_train_torch_ddp(torch, data, epochs, mixed, cpu_workers, "gloo")}
+    torch.manual_seed(0)
+    device = torch.device("cuda" if count else "cpu")
+    model = _torch_model(nn).to(device)
+    x = torch.from_numpy(data["x_train"]).to(device)
+    y = torch.from_numpy(data["y_train"]).long().to(device)
+    seconds = _torch_fit(torch, model, x, y, epochs, BATCH, mixed, device)
     used = next(model.parameters()).device
     return {**info, "device": "gpu" if used.type == "cuda" else "cpu", "device_detail": str(used),
-            "replicas": replicas, "test_accuracy": accuracy, "train_seconds": seconds}
+            "replicas": 1, "test_accuracy": _torch_accuracy(torch, model, data, device),
+            "train_seconds": seconds}
+
+
+def matmul_probe(device_kind: str, size: int, iterations: int) -> list[dict]:
+    """Achieved dense matrix-multiply TFLOP/s on each GPU (bf16), or the CPU (fp32)."""
+    try:
+        import torch
+    except ImportError as error:
+        raise CannotRun(f"PyTorch is not importable: {error}") from error
+    if device_kind == "gpu":
+        if not torch.cuda.is_available():
+            raise CannotRun("no GPU visible to PyTorch for the matmul probe")
+        devices = [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
+        dtype = torch.bfloat16
+    else:
+        devices, dtype = [torch.device("cpu")], torch.float32
+    readings = []
+    for device in devices:
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        for _ in range(3):  # warm-up: clocks, cuBLAS heuristics
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(iterations):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+        readings.append({
+            "device": str(device),
+            "name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "dtype": str(dtype).replace("torch.", ""), "size": size,
+            "tflops": 2 * size**3 * iterations / seconds / 1e12,
+        })
+    return readings
 
 
 TRAINERS = {"tensorflow": train_tensorflow, "torch": train_torch}
@@ -176,8 +271,9 @@ def run(args: argparse.Namespace) -> tuple[int, list[dict]]:
                   "test_samples": int(len(data["y_test"])), "epochs": args.epochs,
                   "min_accuracy": bar, "require_gpu": args.require_gpu}
         try:
+            extra = {"cpu_workers": args.ddp_cpu_workers} if name == "torch" else {}
             result.update(TRAINERS[name](data, args.epochs, args.require_gpu,
-                                         args.mixed_precision, args.all_gpus))
+                                         args.mixed_precision, args.all_gpus, **extra))
         except CannotRun as error:
             result.update(status="could-not-run", reason=str(error))
             results.append(result)
@@ -229,6 +325,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mixed-precision", action="store_true")
     parser.add_argument("--all-gpus", action="store_true",
                         help="train on every GPU (MirroredStrategy / DataParallel)")
+    parser.add_argument("--ddp-cpu-workers", type=int, default=0, metavar="N",
+                        help="PyTorch: train with DDP over gloo in N CPU processes (tests the "
+                             "multi-GPU path on a machine without GPUs)")
+    parser.add_argument("--matmul-probe", choices=("gpu", "cpu"),
+                        help="instead of training: measure matrix-multiply TFLOP/s per device")
+    parser.add_argument("--matmul-size", type=int, default=8192)
+    parser.add_argument("--matmul-iterations", type=int, default=50)
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
     args.framework = args.framework or list(FRAMEWORKS)
@@ -237,6 +340,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.matmul_probe:
+        return probe_main(args)
     try:
         code, results = run(args)
     except CannotRun as error:
@@ -246,6 +351,25 @@ def main(argv: list[str] | None = None) -> int:
         if "framework" in result:
             print(summary(result), file=sys.stderr if args.json == "-" else sys.stdout)
     report = {"exit_code": code, "results": results}
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    elif args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return code
+
+
+def probe_main(args: argparse.Namespace) -> int:
+    try:
+        readings = matmul_probe(args.matmul_probe, args.matmul_size, args.matmul_iterations)
+        code = PASS
+    except CannotRun as error:
+        readings, code = [{"reason": str(error)}], COULD_NOT_RUN
+    for reading in readings:
+        line = (f"{reading['device']:<8} {reading['name']}: {reading['tflops']:.1f} TFLOP/s "
+                f"({reading['dtype']}, n={reading['size']})" if "tflops" in reading
+                else f"matmul probe could not run: {reading['reason']}")
+        print(line, file=sys.stderr if args.json == "-" else sys.stdout)
+    report = {"exit_code": code, "matmul": readings}
     if args.json == "-":
         print(json.dumps(report, indent=2))
     elif args.json:
