@@ -46,7 +46,9 @@ def test_kernel_module_matches_user_space(host, target, driver_plan):
 
 def test_nouveau_not_loaded(host, target, driver_plan):
     require_gpus(target)
-    modules = loaded_modules(host.file("/proc/modules").content_string)
+    out = host.run("cat /proc/modules")
+    assert out.rc == 0, f"cannot read the loaded kernel modules: {out.stderr.strip()}"
+    modules = loaded_modules(out.stdout)
     assert "nouveau" not in modules, (
         "nouveau is loaded: the NVIDIA module cannot bind the GPU")
 
