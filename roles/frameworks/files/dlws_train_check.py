@@ -347,15 +347,19 @@ def main(argv: list[str] | None = None) -> int:
     except CannotRun as error:
         code, results = COULD_NOT_RUN, [{"status": "could-not-run", "reason": str(error)}]
         print(f"dlws-train-check: could not run: {error}", file=sys.stderr)
-    for result in results:
-        if "framework" in result:
-            print(summary(result), file=sys.stderr if args.json == "-" else sys.stdout)
-    report = {"exit_code": code, "results": results}
+    emit(args, [summary(result) for result in results if "framework" in result],
+         {"exit_code": code, "results": results})
+    return code
+
+
+def emit(args: argparse.Namespace, lines: list[str], report: dict) -> None:
+    """The human summary (stderr when the JSON goes to stdout), then the JSON report."""
+    for line in lines:
+        print(line, file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json == "-":
         print(json.dumps(report, indent=2))
     elif args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    return code
 
 
 def probe_main(args: argparse.Namespace) -> int:
@@ -364,16 +368,10 @@ def probe_main(args: argparse.Namespace) -> int:
         code = PASS
     except CannotRun as error:
         readings, code = [{"reason": str(error)}], COULD_NOT_RUN
-    for reading in readings:
-        line = (f"{reading['device']:<8} {reading['name']}: {reading['tflops']:.1f} TFLOP/s "
-                f"({reading['dtype']}, n={reading['size']})" if "tflops" in reading
-                else f"matmul probe could not run: {reading['reason']}")
-        print(line, file=sys.stderr if args.json == "-" else sys.stdout)
-    report = {"exit_code": code, "matmul": readings}
-    if args.json == "-":
-        print(json.dumps(report, indent=2))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"{r['device']:<8} {r['name']}: {r['tflops']:.1f} TFLOP/s ({r['dtype']}, "
+             f"n={r['size']})" if "tflops" in r else f"matmul probe could not run: {r['reason']}"
+             for r in readings]
+    emit(args, lines, {"exit_code": code, "matmul": readings})
     return code
 
 
