@@ -9,17 +9,29 @@ from pathlib import Path
 import pytest
 
 from dlws import report
+from dlws.docker_env import ensure_container, remove_container
+from dlws.images import ensure_debian_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture()
+def bare_host(docker_engine):
+    """A bare Debian 12 container: the hardware checks below need nothing the deploy installs."""
+    name = "dlws-fleet-bare"
+    remove_container(name)
+    ensure_container(name, ensure_debian_image("bookworm"))
+    yield name
+    remove_container(name)
+
+
 @pytest.mark.integration
-def test_parallel_fleet_with_an_unreachable_host(docker_engine, tmp_path):
-    # dlws-sandbox is the provisioned sandbox; dlws-no-such-host never exists.
+def test_parallel_fleet_with_an_unreachable_host(bare_host, tmp_path):
+    # The same container twice under two names; dlws-no-such-host never exists.
     inventory = tmp_path / "fleet.py"
-    inventory.write_text('hosts = [("@docker/dlws-sandbox", {}), ("@docker/dlws-no-such-host", '
-                         '{}), ("@docker/dlws-sandbox-again", {"docker_identifier": '
-                         '"dlws-sandbox"})]\n')
+    inventory.write_text(f'hosts = [("@docker/{bare_host}", {{}}), ("@docker/dlws-no-such-host", '
+                         f'{{}}), ("@docker/{bare_host}-again", {{"docker_identifier": '
+                         f'"{bare_host}"}})]\n')
     out = subprocess.run([sys.executable, "-m", "pytest", "verify", "-q", "-p", "no:cacheprovider",
                           "--inventory", str(inventory), "-n", "3", "-k", "cpu_cores or memory "
                           "or read_throughput", f"--junitxml={tmp_path / 'junit.xml'}"],
@@ -27,8 +39,8 @@ def test_parallel_fleet_with_an_unreachable_host(docker_engine, tmp_path):
     assert "INTERNALERROR" not in out.stdout + out.stderr, out.stdout[-3000:]
     built = report.build(tmp_path / "junit.xml", tmp_path / "hosts.json")
     status = {h.name: h.status for h in built.hosts}
-    assert status == {"@docker/dlws-sandbox": report.PASS,
+    assert status == {f"@docker/{bare_host}": report.PASS,
                       "@docker/dlws-no-such-host": report.UNREACHABLE,
-                      "@docker/dlws-sandbox-again": report.PASS}, out.stdout[-3000:]
-    facts = next(h for h in built.hosts if h.name == "@docker/dlws-sandbox").facts
+                      f"@docker/{bare_host}-again": report.PASS}, out.stdout[-3000:]
+    facts = next(h for h in built.hosts if h.name == f"@docker/{bare_host}").facts
     assert facts["data_disk.read_mib_s"] > 0
