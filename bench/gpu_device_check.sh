@@ -40,9 +40,13 @@ if python3 -m pip install -q --no-index --find-links .wheels pytest pytest-testi
      >/dev/null 2>&1; then
   model=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)
   count=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
+  # The training check as the deploy installs it: the script behind a python3 shebang.
+  { echo '#!/usr/bin/env python3'; cat "$CHECK"; } > /tmp/dlws-train-check
+  chmod 755 /tmp/dlws-train-check
   cat > "$OUT/device_inventory.py" <<PY
 device = [("@local", {"gpu_count": $count, "gpu_model": "$model", "verify_offline": True,
-                      "verify_frameworks": ["torch"], "nvidia_driver_branch": "auto"})]
+                      "verify_frameworks": ["torch"],
+                      "frameworks_train_check_path": "/tmp/dlws-train-check"})]
 PY
   log "verify (hardware, driver, training) against local://"
   timeout 400 python3 -m pytest verify --inventory "$OUT/device_inventory.py" -p no:cacheprovider \
