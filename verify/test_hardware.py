@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import shlex
+import uuid
 
 import pytest
 
@@ -99,7 +100,8 @@ READ_PROBE_MIB = 256
 
 def test_data_disk_read_throughput(host, target, record_fact):
     path = target["hardware_data_dir"]
-    probe = shlex.quote(f"{path}/.dlws-read-probe")
+    # A name of its own per run: two verify runs (or one host under two names) may overlap.
+    probe = shlex.quote(f"{path}/.dlws-read-probe-{uuid.uuid4().hex[:12]}")
     # Random bytes, so a compressing filesystem (ZFS, btrfs) cannot make the read look faster.
     write = host.run(f"dd if=/dev/urandom of={probe} bs=1M count={READ_PROBE_MIB} conv=fsync "
                      "status=none")
