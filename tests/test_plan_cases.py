@@ -341,3 +341,13 @@ def test_distro_driver_is_not_taken_from_nvidia_repository():
     repo = run_case("ubuntu-24.04_rtx-4090_cuda-repo",
                     host_data("ubuntu-24.04", "rtx-4090", "cuda_repo"))
     assert "Pin-Priority: -1" not in repo.uploads()[nvidia_repo.PREFERENCES]
+
+
+def test_shared_pip_cache_installs_take_turns():
+    # roles/cache: hosts that start together must not all miss the fleet's shared cache.
+    data = host_data("debian-12", "no-gpu", "distro", cache_pip_dir="/srv/dlws-cache")
+    run = run_case("debian-12_no-gpu_shared-cache", data)
+    commands = [c for op in run.named("Install the frameworks") for c in op.commands]
+    assert commands, run.describe()
+    lock = "mkdir -p /srv/dlws-cache && flock /srv/dlws-cache/.dlws-install.lock "
+    assert all(c.startswith(lock) for c in commands), commands

@@ -92,6 +92,7 @@ def venv_packages(
     extra_index_urls: list[str] | tuple[str, ...] = (),
     find_links: str | None = None,
     no_deps: bool = False,
+    shared_cache: str | None = None,
 ):
     """
     Install pinned requirements into a virtual environment, only those not yet satisfied.
@@ -101,6 +102,8 @@ def venv_packages(
     + installer: ``uv`` (the environment's bin/uv) or ``pip``
     + index_url / extra_index_urls / find_links: where packages come from
     + no_deps: install without dependencies (a package whose extras are not needed)
+    + shared_cache: the fleet's shared download cache (roles/cache): installs take turns on its
+      lock, so the first host downloads a wheel and the others find it in the cache
     """
     installed = host.get_fact(VenvPackages, prefix=prefix)
     missing = [req for req in requirements if not _satisfied(req, installed)]
@@ -121,7 +124,12 @@ def venv_packages(
         command += ["--find-links", find_links]
     if no_deps:
         command.append("--no-deps")
-    yield " ".join([*command, *(f"'{req}'" for req in missing)])
+    install = " ".join([*command, *(f"'{req}'" for req in missing)])
+    if shared_cache:
+        # Hosts that start together would all miss the cache and each fetch every wheel from
+        # upstream (measured: 4 x 37 MiB); flock(1) is in util-linux, which every host has.
+        install = f"mkdir -p {shared_cache} && flock {shared_cache}/.dlws-install.lock {install}"
+    yield install
 
 
 # Reads base's proxy keys too: a nested deploy sees only its own defaults.
@@ -154,6 +162,7 @@ def install() -> None:
             requirements=[f"uv=={host.data.python_env_uv_version}"],
             installer="pip",
             find_links=wheelhouse,
+            shared_cache=host.data.get("cache_pip_dir"),
             _env=installer_env(),
         )
     if host.data.python_env_extra_packages:
@@ -183,6 +192,7 @@ def install_packages(name: str, requirements: list[str], extra_index_urls: tuple
         extra_index_urls=[*host.data.python_env_extra_index_urls, *extra_index_urls],
         find_links=host.data.python_env_wheelhouse_dir if wheelhouse_files() else None,
         no_deps=no_deps,
+        shared_cache=host.data.get("cache_pip_dir"),
         _env=installer_env(),
     )
 
