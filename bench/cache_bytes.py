@@ -1,5 +1,6 @@
-"""Bytes fetched upstream by 1 and 4 fresh hosts (base + python_env + numpy), with and without the
-fleet cache (apt-cacher-ng container + a shared pip/uv download cache). Prints figures only.
+"""Bytes fetched upstream by 1 and 4 fresh hosts (the workstation without frameworks: base, uv,
+numpy, mlxtend), with and without the fleet cache (apt-cacher-ng container + a shared pip/uv
+download cache). Prints figures only.
 
     .venv/bin/python bench/cache_bytes.py [--hosts 1 4]
 """
@@ -60,8 +61,7 @@ def run(count: int, proxy: str | None) -> None:
         data.update(cache_apt_proxy=proxy, cache_pip_dir=SHARED)
     start(names, volumes)
     before_cache = net_bytes(CACHE) if proxy else (0, 0)
-    seconds, rc, _, log = deploy(inventory(WORK / f"c{count}.py", names, data),
-                                 "bench/deploy_base_python.py")
+    seconds, rc, _, log = deploy(inventory(WORK / f"c{count}.py", names, data))
     if rc != 0:
         raise SystemExit(f"the deploy failed:\n{log}")
     hosts_rx = sum(net_bytes(name)[0] for name in names)

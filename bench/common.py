@@ -28,9 +28,10 @@ MINIMAL = {
 }
 
 
-def start(names: list[str], volumes: dict[str, str] | None = None) -> None:
-    """Fresh containers from the bare Debian 12 image."""
-    image = ensure_debian_image("bookworm")
+def start(names: list[str], volumes: dict[str, str] | None = None,
+          image: str | None = None) -> None:
+    """Fresh containers from `image`, by default the bare Debian 12 image."""
+    image = image or ensure_debian_image("bookworm")
     for name in names:
         remove_container(name)
         mounts = [arg for src, dst in (volumes or {}).items() for arg in ("-v", f"{src}:{dst}")]

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyinfra import inventory, state  # noqa: E402
 from pyinfra.api import DeployError  # noqa: E402
 
+from roles.frameworks import lock_specs  # noqa: E402
 from roles.plan import check_inventory, host_plan  # noqa: E402
 
 # Same refusals as deploy/workstation.py, before any fact is read.
@@ -25,7 +26,8 @@ if not getattr(state, "dlws_plan_printed", False):
     active = inventory.get_active_hosts()
     for each in [h for h in inventory if h in active]:
         try:
-            rows.append({"host": each.name, **host_plan(each).as_dict()})
+            rows.append({"host": each.name, **host_plan(each).as_dict(),
+                         "locks": [spec.as_dict() for spec in lock_specs(each)]})
         except DeployError as error:
             rows.append({"host": each.name, "error": str(error)})
 

@@ -6,7 +6,7 @@ from pathlib import Path
 # pyinfra runs this file by path: make the project's roles importable from any directory.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyinfra import inventory  # noqa: E402
+from pyinfra import host, inventory  # noqa: E402
 
 from roles import base, cuda, cudnn, frameworks, nvidia_driver, python_env  # noqa: E402
 from roles.plan import check_inventory, host_plan  # noqa: E402
@@ -14,6 +14,8 @@ from roles.plan import check_inventory, host_plan  # noqa: E402
 # Bad data on any host stops the run here, before a single operation has run anywhere.
 check_inventory(inventory)
 host_plan()
+# A host whose pip/uv installs have no hash lock in locks/ stops the run here too.
+frameworks.check_locks([host])
 
 base.install()
 nvidia_driver.install()

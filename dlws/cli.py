@@ -1,4 +1,4 @@
-"""dlws's controller commands: `sandbox`, `verify` (+ report), `report`, `test`, `image`."""
+"""dlws's controller commands: `sandbox`, `lock`, `verify` (+ report), `report`, `test`, `image`."""
 
 from __future__ import annotations
 
@@ -63,6 +63,42 @@ def verify_and_report(inventory: str, run_dir: Path, extra: list[str]) -> int:
     return report.main([str(run_dir)])
 
 
+def lock(inventory: str, renew: bool = False) -> int:
+    """Make the hash locks (locks/) the inventory's hosts install from that do not exist yet."""
+    import json
+    import tempfile
+
+    from roles.python_env.lock import LockError, LockSpec, make_lock
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as plan:
+        command = [str(BIN / "pyinfra"), "-y", inventory, "deploy/plan.py"]
+        if _run(command, env={**os.environ, "DLWS_PLAN_JSON": plan.name}) != 0:
+            print("dlws lock: the hosts could not be planned (see above)", file=sys.stderr)
+            return 1
+        rows = json.loads(Path(plan.name).read_text())
+    specs = {}
+    for row in rows:
+        for data in row["locks"]:
+            spec = LockSpec.from_dict(data)
+            specs.setdefault(spec.name, (spec, []))[1].append(row["host"])
+    for name, (spec, hosts) in specs.items():
+        state = "kept"
+        if renew or not spec.path.exists():
+            try:
+                make_lock(spec)
+            except LockError as error:
+                print(f"dlws lock: {error}", file=sys.stderr)
+                return 1
+            state = "written"
+        print(f"locks/{name}: {state} ({len(spec.path.read_text().split('--hash')) - 1} "
+              f"hashes; {spec.summary()}; hosts: {', '.join(hosts)})", flush=True)
+    return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    return lock(args.inventory, renew=args.renew)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     name = os.environ.setdefault("DLWS_SANDBOX", args.name)
     if args.fresh:
@@ -71,6 +107,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     print(f"sandbox {name}: {ensure_container(name, image)} from {image}", flush=True)
     run_dir = ROOT / "reports" / "sandbox"
     run_dir.mkdir(parents=True, exist_ok=True)
+    # The sandbox's hash locks ship in locks/; on a controller with other wheels, make them.
+    if lock("inventory/sandbox.py") != 0:
+        return 1
     started = time.monotonic()
     if deploy("inventory/sandbox.py", record=run_dir / "deploy.json") != 0:
         print(f"\ndlws sandbox: the deploy of {name} failed (see above)", file=sys.stderr)
@@ -128,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("run_dir", type=Path)
     rep.add_argument("--junit", type=Path, help="a JUnit XML to copy into RUN_DIR first")
     rep.set_defaults(func=cmd_report)
+    locker = sub.add_parser("lock", help="make the hash locks (locks/) an inventory's hosts "
+                            "install from")
+    locker.add_argument("--inventory", required=True)
+    locker.add_argument("--renew", action="store_true",
+                        help="resolve again and rewrite the locks that exist")
+    locker.set_defaults(func=cmd_lock)
     image = sub.add_parser("image", help="build or pull the bare Debian base images")
     image.add_argument("suites", nargs="*", default=["bookworm"])
     image.set_defaults(func=cmd_image)

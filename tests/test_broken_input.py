@@ -18,6 +18,7 @@ PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 HOST = "@fake/ws-01"
 # What a bare Debian 12 host answers to the facts the plan reads before any operation.
 FAKE_DEBIAN_12 = {
+    "python_env_require_hashes": False,  # the missing-lock case turns it on
     "fake_delay": 0,
     "fake_delay_jitter": 0,
     "fake_responses": {
@@ -103,6 +104,9 @@ CASES = [
     ("distro-driver-blackwell",
      {"gpu_count": 1, "gpu_model": "NVIDIA GeForce RTX 5090", "nvidia_driver_source": "distro"},
      "nvidia_driver_source", "set nvidia_driver_source to 'cuda_repo'"),
+    # hash pinning on, and no lock for what this host would install
+    ("hash-lock-missing", {"python_env_require_hashes": True}, "python_env_require_hashes",
+     "bin/dlws lock --inventory"),
 ]
 
 
@@ -145,6 +149,13 @@ def test_one_broken_host_stops_the_whole_fleet(tmp_path):
     """A good host listed first is not touched either: the check runs before any operation."""
     out = deploy(write_inventory(tmp_path, {"@fake/ws-ok": {}, "@fake/ws-bad": {"gpu_count": 2}}))
     assert_refused(out, "@fake/ws-bad", "gpu_model", "nvidia-smi")
+
+
+def test_a_host_without_its_hash_lock_stops_the_whole_fleet(tmp_path):
+    """The lock check runs while the fleet is planned: the good host listed first is untouched."""
+    hosts = {"@fake/ws-ok": {}, "@fake/ws-unlocked": {"python_env_require_hashes": True}}
+    out = deploy(write_inventory(tmp_path, hosts))
+    assert_refused(out, "@fake/ws-unlocked", "python_env_require_hashes", "commit it")
 
 
 def test_every_problem_of_a_host_is_listed_at_once(tmp_path):

@@ -42,3 +42,27 @@ def test_login_shells_get_the_environment(host, target):
     out = host.run("sh -lc 'command -v python'")
     assert out.stdout.strip() == f"{target['python_env_prefix']}/bin/python", (
         f"login shell python is {out.stdout.strip()!r}; {PROFILE} not in effect")
+
+
+def test_environment_is_its_hash_lock(host, target, plan, venv_packages):
+    """The environment holds exactly what its hash lock pins, and the lock on the host is the
+    controller's (roles/python_env/lock.py): nothing drifted, nothing came from elsewhere."""
+    if not target["python_env_require_hashes"]:
+        pytest.skip("python_env_require_hashes is False: installs are pinned by version only")
+    from roles.facts import canonical
+    from roles.frameworks import spec_for
+    from roles.python_env.lock import pins
+
+    spec = spec_for(plan, target.data, host.system_info.arch)
+    assert spec.path.exists(), f"the controller has no lock {spec.path} for {spec.summary()}"
+    remote = host.file(f"{target['python_env_lock_dir']}/{spec.name}")
+    assert remote.exists, f"{remote.path} is missing: the deploy did not install from the lock"
+    assert remote.content_string == spec.path.read_text(), (
+        f"{remote.path} differs from the controller's locks/{spec.name}")
+    wrong = []
+    for pin in pins(spec.path):
+        name, version = pin.split("==")
+        found = venv_packages.get(canonical(name))
+        if found != version:
+            wrong.append(f"{name} {found or 'missing'} (lock: {version})")
+    assert not wrong, f"the environment differs from locks/{spec.name}: " + ", ".join(wrong)

@@ -138,8 +138,13 @@ python_env_wheelhouse_dir = '/opt/dlws/wheelhouse'
 python_env_ca_bundle = '/etc/ssl/certs/ca-certificates.crt'
 # put the environment's bin/ on login shells' PATH (/etc/profile.d/dlws.sh)
 python_env_login_path = True
-# more pip requirements for the environment
+# more pip requirements for the environment (installed with the frameworks, in one resolver run)
 python_env_extra_packages = []
+# install only files whose sha256 a lock in locks/ pins (`bin/dlws lock` makes them); False = pins
+# by version only
+python_env_require_hashes = True
+# where the host's hash locks are uploaded
+python_env_lock_dir = '/opt/dlws/locks'
 
 # --- roles.frameworks (Frameworks role: TensorFlow and PyTorch builds the plan chose, and the training check.)
 # TensorFlow version: auto = newest for the host's Python and GPU (tensorflow-cpu where no GPU,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
+import shlex
 from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api import OperationError, deploy, operation
+from pyinfra.api import DeployError, OperationError, deploy, operation
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server
 
 from roles import base
 from roles.base import proxy_env
 from roles.facts import VenvPackages, canonical
+from roles.python_env.lock import LockSpec, pins
 from roles.schema import Key, absolute_path, defaults, local_path_exists, str_list, url
 
 KEYS = [
@@ -42,8 +44,13 @@ KEYS = [
         check=absolute_path),
     Key("python_env_login_path", True, (bool,),
         "put the environment's bin/ on login shells' PATH (/etc/profile.d/dlws.sh)"),
-    Key("python_env_extra_packages", [], (list,), "more pip requirements for the environment",
-        check=str_list),
+    Key("python_env_extra_packages", [], (list,), "more pip requirements for the environment "
+        "(installed with the frameworks, in one resolver run)", check=str_list),
+    Key("python_env_require_hashes", True, (bool,),
+        "install only files whose sha256 a lock in locks/ pins (`bin/dlws lock` makes them); "
+        "False = pins by version only"),
+    Key("python_env_lock_dir", "/opt/dlws/locks", (str,),
+        "where the host's hash locks are uploaded", check=absolute_path),
 ]
 DEFAULTS = defaults(KEYS)
 
@@ -53,9 +60,9 @@ PROFILE = "/etc/profile.d/dlws.sh"
 _REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(?:\[[^\]]*\])?(?:==(?P<version>\S+))?$")
 
 
-def wheelhouse_files() -> list[Path]:
+def wheelhouse_files(target=None) -> list[Path]:
     """Wheels of the controller-side wheelhouse, if one is declared."""
-    path = host.data.get("python_env_wheelhouse")
+    path = (host if target is None else target).data.get("python_env_wheelhouse")
     return sorted(Path(path).expanduser().glob("*.whl")) if path else []
 
 
@@ -93,6 +100,7 @@ def venv_packages(
     find_links: str | None = None,
     no_deps: bool = False,
     shared_cache: str | None = None,
+    lock: str | None = None,
 ):
     """
     Install pinned requirements into a virtual environment, only those not yet satisfied.
@@ -104,6 +112,8 @@ def venv_packages(
     + no_deps: install without dependencies (a package whose extras are not needed)
     + shared_cache: the fleet's shared download cache (roles/cache): installs take turns on its
       lock, so the first host downloads a wheel and the others find it in the cache
+    + lock: a hash lock on the host (roles/python_env/lock.py) that pins `requirements` and
+      every dependency: installed whole, each file checked against its sha256
     """
     installed = host.get_fact(VenvPackages, prefix=prefix)
     missing = [req for req in requirements if not _satisfied(req, installed)]
@@ -116,20 +126,49 @@ def venv_packages(
             command.append("--index-strategy=unsafe-best-match")
     else:
         command = [f"{prefix}/bin/pip", "install", "--no-input"]
+    sources = []
     if index_url:
-        command += ["--index-url", index_url]
+        sources += ["--index-url", index_url]
     for extra in extra_index_urls:
-        command += ["--extra-index-url", extra]
+        sources += ["--extra-index-url", extra]
     if find_links:
-        command += ["--find-links", find_links]
-    if no_deps:
-        command.append("--no-deps")
-    install = " ".join([*command, *(f"'{req}'" for req in missing)])
-    if shared_cache:
-        # Hosts that start together would all miss the cache and each fetch every wheel from
-        # upstream (measured: 4 x 37 MiB); flock(1) is in util-linux, which every host has.
-        install = f"mkdir -p {shared_cache} && flock {shared_cache}/.dlws-install.lock {install}"
-    yield install
+        sources += ["--find-links", find_links]
+    options = ["--no-deps"] if no_deps or lock else []
+    if lock:
+        options.append("--require-hashes")
+        packages = ["-r", lock]
+    else:
+        packages = [shlex.quote(req) for req in missing]
+    if not shared_cache:
+        yield " ".join([*command, *sources, *options, *packages])
+        return
+    yield shared_cache_install(shared_cache, installer, command, sources, options, packages)
+
+
+def shared_cache_install(shared_cache: str, installer: str, command: list[str],
+                         sources: list[str], options: list[str], packages: list[str]) -> str:
+    """
+    An install that takes what the fleet's shared cache holds before it goes upstream.
+
+    Installs take turns on the cache's lock, or hosts that start together all miss it (measured:
+    4 x 37 MiB). A cache hit must not depend on HTTP caching headers either: a proxy that strips
+    them (measured here: no Cache-Control, ETag or Last-Modified on PyPI's files) makes pip cache
+    nothing and uv re-fetch every index page. So uv first tries `--offline` (the shared cache
+    only), and pip installs from a wheel folder in the cache (`--no-index`) that the first host
+    fills with `pip download`; either falls back to the network when the cache lacks something.
+    """
+    if installer == "uv":
+        first = [*command, "--offline", *sources, *options, *packages]
+        then = [*command, *sources, *options, *packages]
+        script = f"{' '.join(first)} || {' '.join(then)}"
+    else:
+        wheels = f"{shared_cache}/wheels"
+        local = [*command, "--no-index", "--find-links", wheels, *options, *packages]
+        download = [command[0], "download", "--no-input", "--dest", wheels, *sources, *options,
+                    *packages]
+        script = f"{' '.join(local)} || {{ {' '.join(download)} && {' '.join(local)}; }}"
+    lock = f"{shared_cache}/.dlws-install.lock"
+    return f"mkdir -p {shared_cache} && flock {lock} sh -c {shlex.quote(script)}"
 
 
 # Reads base's proxy keys too: a nested deploy sees only its own defaults.
@@ -156,17 +195,19 @@ def install() -> None:
     if host.data.python_env_installer == "uv":
         # uv itself comes through pip: a pinned wheel from PyPI (or the lab's mirror), no
         # `curl | sh` installer.
+        requirements, lock = locked(uv_spec())
         venv_packages(
             name=f"Install uv {host.data.python_env_uv_version} into the environment",
             prefix=prefix,
-            requirements=[f"uv=={host.data.python_env_uv_version}"],
+            requirements=requirements,
             installer="pip",
+            index_url=host.data.python_env_index_url,
+            extra_index_urls=host.data.python_env_extra_index_urls,
             find_links=wheelhouse,
             shared_cache=host.data.get("cache_pip_dir"),
+            lock=lock,
             _env=installer_env(),
         )
-    if host.data.python_env_extra_packages:
-        install_packages("Install the lab's extra packages", host.data.python_env_extra_packages)
     if host.data.python_env_login_path:
         files.put(
             name="Put the environment on login shells' PATH",
@@ -180,9 +221,41 @@ def install() -> None:
         )
 
 
+def uv_spec(target=None) -> LockSpec:
+    """The lock of uv itself (every platform's wheel: it is installed before any resolver)."""
+    data = (host if target is None else target).data
+    version = data.get("python_env_uv_version") or DEFAULTS["python_env_uv_version"]
+    return LockSpec("uv", (f"uv=={version}",),
+                    index_url=data.get("python_env_index_url"),
+                    extra_index_urls=tuple(data.get("python_env_extra_index_urls") or ()))
+
+
+def missing_lock(target, spec: LockSpec) -> str | None:
+    """Why `target` cannot install `spec` yet, naming the host, the key and the fix; else None."""
+    if not target.data.get("python_env_require_hashes", True) or spec.path.exists():
+        return None
+    return (f"host {target.name}: python_env_require_hashes: no hash lock locks/{spec.name} for "
+            f"{spec.summary()}; make it on the controller with `bin/dlws lock --inventory "
+            "INVENTORY` and commit it, or set python_env_require_hashes = False to install by "
+            "version pins only; nothing was changed on any host")
+
+
+def locked(spec: LockSpec) -> tuple[list[str], str | None]:
+    """(requirements, lock path on the host): the lock's pins where hashes are required."""
+    if not host.data.python_env_require_hashes:
+        return list(spec.requirements), None
+    problem = missing_lock(host, spec)
+    if problem:
+        raise DeployError(problem)
+    remote = f"{host.data.python_env_lock_dir}/{spec.name}"
+    files.put(name=f"Upload the hash lock {spec.name}", src=str(spec.path), dest=remote,
+              mode="644", create_remote_dir=True)
+    return pins(spec.path), remote
+
+
 def install_packages(name: str, requirements: list[str], extra_index_urls: tuple = (),
-                     no_deps: bool = False) -> None:
-    """Install requirements into the shared environment with the host's installer settings."""
+                     no_deps: bool = False, lock: str | None = None) -> None:
+    """Install requirements (the pins of `lock`, when given) into the shared environment."""
     venv_packages(
         name=name,
         prefix=host.data.python_env_prefix,
@@ -193,6 +266,7 @@ def install_packages(name: str, requirements: list[str], extra_index_urls: tuple
         find_links=host.data.python_env_wheelhouse_dir if wheelhouse_files() else None,
         no_deps=no_deps,
         shared_cache=host.data.get("cache_pip_dir"),
+        lock=lock,
         _env=installer_env(),
     )
 

@@ -1,0 +1,128 @@
+"""Hash locks: what pip and uv install on a host, each file pinned by its sha256.
+
+A lock is made on the controller by `bin/dlws lock` (``uv pip compile --generate-hashes`` for the
+host's Python, CPU architecture and package indexes) and kept in ``locks/`` beside the inventory,
+where it is reviewed and committed like any other change. The deploy uploads it and installs with
+``--require-hashes --no-deps``: a wheel whose sha256 is not in the lock, from any index, mirror,
+proxy or wheelhouse, stops the install. A host whose lock is missing is refused before anything
+changes on any host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# DLWS_LOCK_DIR: another folder of locks (a lab's own repository; the tests' scratch folders).
+LOCK_DIR = Path(os.environ.get("DLWS_LOCK_DIR") or Path(__file__).resolve().parents[2] / "locks")
+# manylinux_2_28: every OS dlws supports has glibc >= 2.35; the frameworks ship 2_28 wheels.
+PLATFORMS = {"x86_64": "x86_64-manylinux_2_28", "aarch64": "aarch64-manylinux_2_28"}
+_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
+
+
+class LockError(Exception):
+    """A lock could not be made (no network, a pin that does not exist, ...)."""
+
+
+@dataclass(frozen=True)
+class LockSpec:
+    """What a lock is made from; its file name is a digest of everything but `find_links`."""
+
+    label: str  # "uv" (the installer itself) or "env" (everything in the environment)
+    requirements: tuple[str, ...]  # resolved with their dependencies
+    no_deps: tuple[str, ...] = ()  # locked alone, without dependencies
+    python: str | None = None  # None: every wheel of the pinned versions (uv's own)
+    arch: str | None = None
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: str | None = None  # the controller's wheelhouse: where the lock is made from
+
+    @property
+    def name(self) -> str:
+        inputs = [self.label, sorted(self.requirements), sorted(self.no_deps), self.python,
+                  self.arch, self.index_url, list(self.extra_index_urls)]
+        digest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:12]
+        where = f"-py{self.python}-{self.arch}" if self.python else ""
+        return f"{self.label}{where}-{digest}.txt"
+
+    @property
+    def path(self) -> Path:
+        return LOCK_DIR / self.name
+
+    def summary(self) -> str:
+        where = f"Python {self.python} on {self.arch}" if self.python else "any platform"
+        return f"{', '.join([*self.requirements, *self.no_deps])} for {where}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LockSpec:
+        tuples = ("requirements", "no_deps", "extra_index_urls")
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+
+
+def pins(path: Path) -> list[str]:
+    """The ``name==version`` lines of a lock, in its order."""
+    found = []
+    for line in path.read_text().splitlines():
+        match = _PIN.match(line)
+        if match:
+            found.append(f"{match['name']}=={match['version']}")
+    return found
+
+
+def _uv() -> str:
+    uv = Path(sys.executable).parent / "uv"
+    return str(uv) if uv.exists() else "uv"
+
+
+def _compile(spec: LockSpec, requirements: tuple[str, ...], no_deps: bool) -> str:
+    command = [_uv(), "pip", "compile", "-", "--generate-hashes", "--no-header", "--quiet",
+               "--no-annotate"]
+    if spec.python:
+        command += ["--python-version", spec.python, "--python-platform", PLATFORMS[spec.arch]]
+    else:
+        command.append("--universal")
+    if spec.index_url:
+        command += ["--index-url", spec.index_url]
+    for extra in spec.extra_index_urls:
+        command += ["--extra-index-url", extra]
+    if len([spec.index_url, *spec.extra_index_urls]) > 1:
+        command.append("--index-strategy=unsafe-best-match")
+    if spec.find_links:
+        command += ["--find-links", spec.find_links]
+    if no_deps:
+        command.append("--no-deps")
+    done = subprocess.run(command, input="\n".join(requirements) + "\n", capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise LockError(f"uv pip compile failed for {spec.summary()}:\n{done.stderr.strip()}")
+    return done.stdout
+
+
+def make_lock(spec: LockSpec) -> Path:
+    """Resolve `spec` now (network), and write its lock into locks/."""
+    if spec.arch and spec.arch not in PLATFORMS:
+        raise LockError(f"no wheel platform known for CPU architecture {spec.arch!r} "
+                        f"(known: {', '.join(PLATFORMS)})")
+    body = _compile(spec, spec.requirements, no_deps=False)
+    if spec.no_deps:
+        body += _compile(spec, spec.no_deps, no_deps=True)
+    sources = [spec.index_url or "https://pypi.org/simple", *spec.extra_index_urls]
+    header = [
+        "# dlws hash lock: the deploy installs exactly these, each file checked against a sha256.",
+        "# Made by `bin/dlws lock` (uv pip compile --generate-hashes); review and commit it.",
+        f"# for: {spec.summary()}",
+        f"# indexes: {' '.join(sources)}"
+        + (f" (made with the wheelhouse {spec.find_links})" if spec.find_links else ""),
+    ]
+    LOCK_DIR.mkdir(exist_ok=True)
+    spec.path.write_text("\n".join(header) + "\n" + body)
+    return spec.path
