@@ -10,7 +10,7 @@ from typing import Any
 from pyinfra import host as current_host
 from pyinfra.api import DeployError
 
-from roles.facts import Container, NvidiaPciDevices, NvSwitchCount, OsRelease
+from roles.facts import Container, NvidiaPciDevices, NvSwitchCount, OsRelease, stable_fact
 from roles.schema import Key, Problem, validate
 from roles.stack import HostFacts, Stack, StackError, request_from_host_data, resolve
 
@@ -117,7 +117,7 @@ def _plans_of(host) -> dict[str, Stack]:
 def host_facts(host=None) -> HostFacts:
     """What the solver needs to know about a host, read from the host itself."""
     host = current_host if host is None else host
-    os_release = host.get_fact(OsRelease)
+    os_release = stable_fact(OsRelease, host)
     gpus = tuple(device["device_id"] for device in host.get_fact(NvidiaPciDevices))
     if not gpus and host.data.get("gpu_model"):
         # No GPU visible (a container without device access, a fake host): plan for the
@@ -128,7 +128,7 @@ def host_facts(host=None) -> HostFacts:
         os_release=os_release["version_id"],
         gpus=gpus,
         installed_driver=_installed_driver(host),
-        in_container=bool(host.get_fact(Container)),
+        in_container=bool(stable_fact(Container, host)),
     )
 
 
@@ -143,7 +143,7 @@ def _installed_driver(host) -> str | None:
 def _check_board(host, stack: Stack, in_container: bool | None = None) -> None:
     """Refuse a plan the board cannot run: NVSwitch (HGX) boards need NVIDIA's fabric manager."""
     if in_container is None:
-        in_container = bool(host.get_fact(Container))
+        in_container = bool(stable_fact(Container, host))
     if stack.driver_source != "distro" or stack.os_id != "debian" or in_container:
         return
     switches = host.get_fact(NvSwitchCount)

@@ -98,7 +98,8 @@ def test_verify_fails_without_tensorflow_then_deploy_repairs(default_scenario):
     rc, document, log = pyinfra_json(DEFAULT_INVENTORY)
     assert rc == 0, log[-3000:]
     assert changed_operations(document) == [
-        "Deep learning frameworks | Install the frameworks and numpy"], log[-3000:]
+        "Deep learning frameworks | Install the frameworks, numpy and the lab's packages from the "
+        "hash lock"], log[-3000:]
     assert run_verify(DEFAULT_INVENTORY, "-k", "tensorflow").returncode == 0
 
 

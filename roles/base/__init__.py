@@ -14,7 +14,7 @@ from pyinfra.facts.server import KernelVersion
 from pyinfra.operations import apt, files, server
 
 from roles.base import _apt
-from roles.facts import Container, OsRelease
+from roles.facts import Container, OsRelease, stable_fact
 from roles.schema import (
     Key,
     absolute_path,
@@ -150,9 +150,9 @@ def proxy_env() -> dict[str, str]:
 
 @deploy("Base system", data_defaults=DEFAULTS)
 def install() -> None:
-    os_release = host.get_fact(OsRelease)
+    os_release = stable_fact(OsRelease, host)
     os_id = os_release["id"]
-    in_container = bool(host.get_fact(Container))
+    in_container = bool(stable_fact(Container, host))
     lock_timeout = host.data.base_apt_lock_timeout_s
     # Before any apt command: the lock wait applies to them all, and a dpkg run that was
     # killed (a dropped SSH session, a Ctrl-C) must be finished or apt refuses to work.
@@ -266,7 +266,7 @@ def _sign_sources_list(os_id: str) -> bool:
     """Name the archive keyring in the host's sources.list (the original kept as .dlws-orig)."""
     path = "/etc/apt/sources.list"
     current = host.get_fact(FileContents, path=path)
-    codename = host.get_fact(OsRelease)["codename"]
+    codename = stable_fact(OsRelease, host)["codename"]
     if current is None or not codename:
         return False
     text = "\n".join(current) + "\n"

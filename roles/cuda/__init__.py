@@ -9,7 +9,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
 from roles import nvidia_repo
-from roles.facts import OsRelease
+from roles.facts import OsRelease, stable_fact
 from roles.plan import host_plan
 from roles.schema import Key, defaults
 
@@ -43,7 +43,7 @@ def install() -> None:
         host.noop("no CUDA toolkit planned (frameworks bring their own runtime, or "
                   "cuda_version = 'none')")
         return
-    os_release = host.get_fact(OsRelease)
+    os_release = stable_fact(OsRelease, host)
     if plan.cuda_source == "cuda_repo":
         nvidia_repo.configure(os_release["id"], os_release["version_id"])
     apt.packages(

@@ -7,7 +7,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt
 
 from roles import nvidia_repo
-from roles.facts import OsRelease
+from roles.facts import OsRelease, stable_fact
 from roles.plan import host_plan
 from roles.schema import Key, defaults
 
@@ -49,7 +49,7 @@ def install() -> None:
     # NCCL comes from where the toolkit does (the solver's rule): NVIDIA's repository builds
     # libnccl2 per CUDA release.
     if plan.cudnn_source == "cuda_repo" or (nccl and plan.cuda_source == "cuda_repo"):
-        os_release = host.get_fact(OsRelease)
+        os_release = stable_fact(OsRelease, host)
         nvidia_repo.configure(os_release["id"], os_release["version_id"])
     apt.packages(name=f"Install {', '.join(packages)}", packages=packages, no_recommends=True,
                  _env={"DEBIAN_FRONTEND": "noninteractive"})

@@ -15,6 +15,7 @@ from pyinfra.facts.server import Arch
 from pyinfra.operations import files
 
 from roles import base, python_env
+from roles.facts import stable_fact
 from roles.plan import host_plan
 from roles.python_env import install_packages, wheelhouse_files
 from roles.python_env.lock import LockSpec
@@ -79,7 +80,7 @@ def spec_for(plan, data: Mapping[str, Any], arch: str) -> LockSpec:
 def environment_spec(target=None) -> LockSpec:
     """The environment's lock for a host (the current one by default)."""
     target = host if target is None else target
-    return spec_for(host_plan(target), target.data.dict(), target.get_fact(Arch))
+    return spec_for(host_plan(target), target.data.dict(), stable_fact(Arch, target))
 
 
 def lock_specs(target) -> list[LockSpec]:

@@ -17,6 +17,7 @@ from roles.facts import (
     NvSwitchCount,
     OsRelease,
     SecureBoot,
+    stable_fact,
 )
 from roles.nvidia_driver import _packages
 from roles.plan import host_plan
@@ -94,8 +95,8 @@ def install() -> None:
     if not plan.driver_branch:
         host.noop("no NVIDIA driver planned (no GPU declared or nvidia_driver_branch = 'none')")
         return
-    os_id = host.get_fact(OsRelease)["id"]
-    in_container = bool(host.get_fact(Container))
+    os_id = stable_fact(OsRelease, host)["id"]
+    in_container = bool(stable_fact(Container, host))
     installed = host.get_fact(NvidiaDriverVersion)
     if plan.driver_keep_installed:
         host.noop(f"driver {installed} kept: it satisfies the plan (branch {plan.driver_branch})")
@@ -109,7 +110,7 @@ def install() -> None:
     # Before any operation of this role: a driver that must not be replaced stops the deploy.
     to_purge = _to_replace(plan, installed, wanted, in_container) if installed else []
     if plan.driver_source == "cuda_repo":
-        nvidia_repo.configure(os_id, host.get_fact(OsRelease)["version_id"])
+        nvidia_repo.configure(os_id, stable_fact(OsRelease, host)["version_id"])
     if in_container:
         host.noop("container: driver user space only; kernel module, nouveau, initramfs and "
                   "reboot are the container host's business")
