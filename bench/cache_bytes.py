@@ -17,20 +17,6 @@ CACHE = "dlws-bench-cache"
 SHARED = "/var/cache/dlws-pip"  # where the controller's shared cache folder is mounted
 
 
-def acng_log(name: str) -> tuple[int, int]:
-    """(bytes apt-cacher-ng fetched upstream, bytes it served) from its transfer log."""
-    text = sh(name, "cat /var/log/apt-cacher-ng/apt-cacher.log 2>/dev/null", check=False).stdout
-    fetched = served = 0
-    for line in text.splitlines():
-        parts = line.split("|")
-        if len(parts) >= 3 and parts[2].isdigit():
-            if parts[1] == "I":
-                fetched += int(parts[2])
-            elif parts[1] == "O":
-                served += int(parts[2])
-    return fetched, served
-
-
 def start_cache() -> str:
     start([CACHE])
     seconds, rc, _, log = deploy(inventory(WORK / "cache.py", [CACHE], {}), "roles/cache/serve.py")
@@ -68,10 +54,9 @@ def run(count: int, proxy: str | None) -> None:
     if proxy:
         cache_rx, cache_tx = (a - b for a, b in zip(net_bytes(CACHE), before_cache, strict=True))
         upstream = hosts_rx - cache_tx + cache_rx
-        fetched, served = acng_log(CACHE)
-        detail = (f"apt-cacher-ng fetched {mib(fetched)}, served {mib(served)}; "
-                  f"hosts received {mib(hosts_rx)}, {mib(hosts_rx - cache_tx)} of it not from "
-                  "the apt cache (PyPI)")
+        detail = (f"cache received {mib(cache_rx)}, sent {mib(cache_tx)}; hosts received "
+                  f"{mib(hosts_rx)}, {mib(hosts_rx - cache_tx)} of it not from the apt cache "
+                  "(PyPI)")
     else:
         upstream, detail = hosts_rx, f"hosts received {mib(hosts_rx)}"
     label = "with cache" if proxy else "no cache  "
