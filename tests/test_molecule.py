@@ -103,6 +103,31 @@ def test_verify_fails_without_tensorflow_then_deploy_repairs(default_scenario):
     assert run_verify(DEFAULT_INVENTORY, "-k", "tensorflow").returncode == 0
 
 
+def test_a_wheel_not_in_the_hash_lock_stops_the_install(default_scenario, tmp_path):
+    """The real installer refuses a numpy wheel whose sha256 the (tampered) lock does not list;
+    verify names the lock that differs; the committed locks then repair the host."""
+    for lock in (ROOT / "locks").glob("*.txt"):
+        text = lock.read_text()
+        if lock.name.startswith("env-"):
+            # every hash of numpy's files, changed: no file PyPI serves can match any more
+            text = re.sub(r"(?m)^(numpy==\S+ \\\n(?:\s+--hash=sha256:\w+.*\n)+)",
+                          lambda m: re.sub(r"sha256:\w{6}", "sha256:000000", m[1]), text)
+        (tmp_path / lock.name).write_text(text)
+    uninstall = subprocess.run(
+        ["docker", "exec", DEFAULT_CONTAINER, "/opt/dlws/venv/bin/uv", "pip", "uninstall",
+         "--python", "/opt/dlws/venv/bin/python", "numpy"], capture_output=True, text=True)
+    assert uninstall.returncode == 0, uninstall.stderr
+    rc, document, log = pyinfra_json(DEFAULT_INVENTORY, env={"DLWS_LOCK_DIR": str(tmp_path)})
+    assert rc != 0, "the install went ahead with a lock that matches no numpy file"
+    assert "hash mismatch for `numpy" in log.lower(), log[-3000:]
+    out = run_verify(DEFAULT_INVENTORY, "-k", "hash_lock")
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert "differs from the controller's locks/env-" in out.stdout, out.stdout[-3000:]
+    rc, document, log = pyinfra_json(DEFAULT_INVENTORY)
+    assert rc == 0, log[-3000:]
+    assert run_verify(DEFAULT_INVENTORY, "-k", "hash_lock or numpy").returncode == 0
+
+
 def declare(tmp_path, name: str, **data) -> str:
     """An inventory declaring the default scenario's container with `data`: a planted fault."""
     inventory = tmp_path / f"{name}.py"

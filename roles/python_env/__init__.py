@@ -177,7 +177,7 @@ def install() -> None:
     prefix = host.data.python_env_prefix
     apt.packages(
         name="Install the system Python with venv and headers",
-        packages=["python3", "python3-venv", "python3-dev"],
+        packages=base.PYTHON_PACKAGES,
         no_recommends=True,
         _env={"DEBIAN_FRONTEND": "noninteractive"},
     )
