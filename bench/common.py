@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -85,3 +86,33 @@ def sh(name: str, script: str, check: bool = True, env: dict | None = None,
 
 def mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
+
+
+def fleet_args(doc: str) -> argparse.Namespace:
+    """--hosts N and --keep, shared by the fleet-scaling benchmarks."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--hosts", type=int, default=8)
+    parser.add_argument("--keep", action="store_true", help="keep the containers")
+    return parser.parse_args()
+
+
+def fleet_runs(args: argparse.Namespace, names: list[str], one: str, fleet: str,
+               how: str = "") -> None:
+    """First deploy of the fleet, then no-change runs alternating 1 host and the fleet, twice
+    each: their times and ratios; the containers removed unless --keep."""
+    seconds, rc, _, log = deploy(fleet)
+    if rc != 0:
+        raise SystemExit(f"the first deploy failed:\n{log}")
+    print(f"first deploy of {args.hosts} fresh containers{how}: {seconds:.0f} s", flush=True)
+    times: dict[str, list[float]] = {one: [], fleet: []}
+    for label, inv in (("1 host", one), (f"{args.hosts} hosts", fleet), ("1 host", one),
+                       (f"{args.hosts} hosts", fleet)):
+        seconds, rc, changed, log = deploy(inv)
+        if rc != 0 or changed:
+            raise SystemExit(f"the rerun failed or changed {changed}:\n{log}")
+        times[inv].append(seconds)
+        print(f"no-change run, {label}: {seconds:.1f} s", flush=True)
+    ratios = [many / single for single, many in zip(times[one], times[fleet], strict=True)]
+    print(f"ratio {args.hosts} hosts / 1 host: " + ", ".join(f"{r:.1f}x" for r in ratios))
+    if not args.keep:
+        remove(names)

@@ -7,11 +7,10 @@ Prints figures only.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 from pathlib import Path
 
-from common import MINIMAL, WORK, deploy, remove, sh, start
+from common import MINIMAL, WORK, fleet_args, fleet_runs, sh, start
 
 from dlws.docker_env import RUN_ARGS, remove_container
 from dlws.images import ensure_debian_image, image_exists
@@ -73,10 +72,7 @@ def inventory(path: Path, ips: list[str], data: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--hosts", type=int, default=8)
-    parser.add_argument("--keep", action="store_true", help="keep the containers")
-    args = parser.parse_args()
+    args = fleet_args(__doc__)
     names = [f"dlws-bench-s{i}" for i in range(args.hosts)]
     key = client_key()
     data = {k: value for k, value in MINIMAL.items() if k != "python_env_extra_packages"}
@@ -88,22 +84,7 @@ def main() -> None:
     ips = start_sshd(names, key)
     fleet = inventory(WORK / "fleet_ssh.py", ips, data)
     one = inventory(WORK / "fleet_ssh1.py", ips[:1], data)
-    seconds, rc, _, log = deploy(fleet)
-    if rc != 0:
-        raise SystemExit(f"the first deploy failed:\n{log}")
-    print(f"first deploy of {args.hosts} fresh containers over SSH: {seconds:.0f} s", flush=True)
-    times: dict[str, list[float]] = {one: [], fleet: []}
-    for label, inv in (("1 host", one), (f"{args.hosts} hosts", fleet), ("1 host", one),
-                       (f"{args.hosts} hosts", fleet)):
-        seconds, rc, changed, log = deploy(inv)
-        if rc != 0 or changed:
-            raise SystemExit(f"the rerun failed or changed {changed}:\n{log}")
-        times[inv].append(seconds)
-        print(f"no-change run, {label}: {seconds:.1f} s", flush=True)
-    ratios = [many / single for single, many in zip(times[one], times[fleet], strict=True)]
-    print(f"ratio {args.hosts} hosts / 1 host: " + ", ".join(f"{r:.1f}x" for r in ratios))
-    if not args.keep:
-        remove(names)
+    fleet_runs(args, names, one, fleet, " over SSH")
 
 
 if __name__ == "__main__":
