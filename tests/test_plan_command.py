@@ -119,3 +119,27 @@ def test_bad_inventory_is_refused_before_any_fact(tmp_path):
     assert result.returncode != 0
     assert "cuda_verison" in result.stdout + result.stderr
     assert "HOST" not in result.stdout and not out_json.exists()
+
+
+def test_lock_command_writes_the_hosts_hash_locks(tmp_path):
+    """`dlws lock` plans the hosts (facts only) and writes one lock per distinct profile with a
+    sha256 per file (needs PyPI); a second run keeps them."""
+    fleet = [(f"@fake/cpu-{i}", "debian-12", None,
+              {"frameworks_tensorflow": "none", "frameworks_torch": "none"}) for i in (1, 2)]
+    locks = tmp_path / "locks"
+    command = [sys.executable, "-m", "dlws.cli", "lock", "--inventory",
+               str(write_inventory(tmp_path, fleet))]
+    env = {**os.environ, "DLWS_LOCK_DIR": str(locks)}
+    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env,
+                           timeout=300)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    written = sorted(path.name for path in locks.glob("*.txt"))
+    assert [name.split("-")[0] for name in written] == ["env", "uv"], written
+    env_lock = next(locks.glob("env-py3.11-x86_64-*.txt")).read_text()
+    for pin in ("numpy==", "mlxtend==0.25.0"):
+        lines = env_lock[env_lock.index(f"\n{pin}") + 1:].splitlines()
+        assert lines[0].endswith(" \\") and "--hash=sha256:" in lines[1], lines[:2]
+    assert "hosts: @fake/cpu-1, @fake/cpu-2" in first.stdout, first.stdout[-2000:]
+    second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert second.returncode == 0 and second.stdout.count(": kept (") == 2, second.stdout[-2000:]
