@@ -13,6 +13,7 @@ from pyinfra.api import DeployError  # noqa: E402
 
 from roles.frameworks import lock_specs  # noqa: E402
 from roles.plan import check_inventory, host_plan  # noqa: E402
+from roles.schema import redact  # noqa: E402
 
 # Same refusals as deploy/workstation.py, before any fact is read.
 check_inventory(inventory)
@@ -66,7 +67,12 @@ if not getattr(state, "dlws_plan_printed", False):
     print("\n".join(lines), flush=True)
 
     if os.environ.get("DLWS_PLAN_JSON"):
-        Path(os.environ["DLWS_PLAN_JSON"]).write_text(json.dumps(rows, indent=2) + "\n")
+        # Lock specs carry index URLs: a mirror's user:password stays out of the file, except
+        # for `bin/dlws lock`'s own private file (0600, deleted after), which needs them.
+        text = json.dumps(rows, indent=2)
+        if not os.environ.get("DLWS_PLAN_JSON_SECRETS"):
+            text = redact(text)
+        Path(os.environ["DLWS_PLAN_JSON"]).write_text(text + "\n")
 
     refused = [r for r in rows if "error" in r]
     if refused:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from dlws.docker_env import ensure_container, remove_container
 from dlws.images import ensure_debian_image
+from roles.schema import redact
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -32,14 +32,6 @@ def deploy(inventory: str, record: Path | None = None) -> int:
     out = subprocess.run([*command, "--json"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     record.write_text(redact(out.stdout))
     return out.returncode
-
-
-# user:password@ in proxy and mirror URLs: never written to a log or report.
-_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@\"']+:[^/\s@\"']+@")
-
-
-def redact(text: str) -> str:
-    return _CREDENTIALS.sub("***:***@", text)
 
 
 def verify(inventory: str, extra: list[str] | None = None) -> int:
@@ -72,7 +64,8 @@ def lock(inventory: str, renew: bool = False) -> int:
 
     with tempfile.NamedTemporaryFile(suffix=".json") as plan:
         command = [str(BIN / "pyinfra"), "-y", inventory, "deploy/plan.py"]
-        if _run(command, env={**os.environ, "DLWS_PLAN_JSON": plan.name}) != 0:
+        env = {**os.environ, "DLWS_PLAN_JSON": plan.name, "DLWS_PLAN_JSON_SECRETS": "1"}
+        if _run(command, env=env) != 0:
             print("dlws lock: the hosts could not be planned (see above)", file=sys.stderr)
             return 1
         rows = json.loads(Path(plan.name).read_text())

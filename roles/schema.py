@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -161,3 +162,11 @@ def non_negative(value: Any) -> str | None:
 
 def fraction(value: Any) -> str | None:
     return None if 0 < value <= 1 else f"{value!r} must be in (0, 1], e.g. 0.95"
+
+
+# user:password@ in proxy and mirror URLs: never written to a log, report or lock.
+_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@\"']+:[^/\s@\"']+@")
+
+
+def redact(text: str) -> str:
+    return _CREDENTIALS.sub("***:***@", text)

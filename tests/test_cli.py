@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlws.cli import redact
+from roles.schema import redact
 
 
 @pytest.mark.parametrize(

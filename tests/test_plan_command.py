@@ -143,3 +143,13 @@ def test_lock_command_writes_the_hosts_hash_locks(tmp_path):
     second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env,
                             timeout=300)
     assert second.returncode == 0 and second.stdout.count(": kept (") == 2, second.stdout[-2000:]
+
+
+def test_plan_json_hides_mirror_passwords(tmp_path):
+    """The lock specs in the JSON name each host's indexes: a mirror's password is masked."""
+    mirror = "https://lab:s3cret@pypi.lab.example/simple"
+    result, out_json = run_plan(tmp_path, [("@fake/cpu-02", "debian-12", None,
+                                            {"python_env_index_url": mirror})])
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = out_json.read_text()
+    assert "s3cret" not in text and "https://***:***@pypi.lab.example/simple" in text, text

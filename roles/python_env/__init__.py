@@ -142,11 +142,13 @@ def venv_packages(
     if not shared_cache:
         yield " ".join([*command, *sources, *options, *packages])
         return
-    yield shared_cache_install(shared_cache, installer, command, sources, options, packages)
+    yield shared_cache_install(shared_cache, installer, command, sources, options, packages,
+                               find_links)
 
 
 def shared_cache_install(shared_cache: str, installer: str, command: list[str],
-                         sources: list[str], options: list[str], packages: list[str]) -> str:
+                         sources: list[str], options: list[str], packages: list[str],
+                         find_links: str | None = None) -> str:
     """
     An install that takes what the fleet's shared cache holds before it goes upstream.
 
@@ -163,7 +165,8 @@ def shared_cache_install(shared_cache: str, installer: str, command: list[str],
         script = f"{' '.join(first)} || {' '.join(then)}"
     else:
         wheels = f"{shared_cache}/wheels"
-        local = [*command, "--no-index", "--find-links", wheels, *options, *packages]
+        local = [*command, "--no-index", "--find-links", wheels,
+                 *(["--find-links", find_links] if find_links else []), *options, *packages]
         download = [command[0], "download", "--no-input", "--dest", wheels, *sources, *options,
                     *packages]
         script = f"{' '.join(local)} || {{ {' '.join(download)} && {' '.join(local)}; }}"

@@ -19,6 +19,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from roles.schema import redact
+
 # DLWS_LOCK_DIR: another folder of locks (a lab's own repository; the tests' scratch folders).
 LOCK_DIR = Path(os.environ.get("DLWS_LOCK_DIR") or Path(__file__).resolve().parents[2] / "locks")
 # manylinux_2_28: every OS dlws supports has glibc >= 2.35; the frameworks ship 2_28 wheels.
@@ -124,5 +126,5 @@ def make_lock(spec: LockSpec) -> Path:
         + (f" (made with the wheelhouse {spec.find_links})" if spec.find_links else ""),
     ]
     LOCK_DIR.mkdir(exist_ok=True)
-    spec.path.write_text("\n".join(header) + "\n" + body)
+    spec.path.write_text(redact("\n".join(header)) + "\n" + body)
     return spec.path
