@@ -178,12 +178,14 @@ def test_verify_fails_when_the_extra_ca_is_gone_then_deploy_repairs(default_scen
 def train_check(*args: str) -> tuple[int, dict]:
     out = subprocess.run(["docker", "exec", DEFAULT_CONTAINER, "dlws-train-check", *args,
                           "--json", "-"], capture_output=True, text=True)
-    return out.returncode, json.loads(out.stdout or "{}")
+    assert out.stdout.strip(), f"no JSON report (exit {out.returncode}):\n{out.stderr[-3000:]}"
+    return out.returncode, json.loads(out.stdout)
 
 
 def test_training_check_ddp_path_runs_over_gloo_on_the_cpu(default_scenario):
     # The multi-GPU code (one process per device, gradients all-reduced by DDP) without a GPU.
     rc, report = train_check("--framework", "torch", "--offline", "--ddp-cpu-workers", "2")
+    assert report.get("results"), report
     result = report["results"][0]
     assert rc == 0 and result["status"] == "passed", report
     assert result["replicas"] == 2 and "gloo" in result["device_detail"], result

@@ -148,7 +148,7 @@ def _torch_accuracy(torch, model, data: dict, device) -> float:
         return (logits.argmax(1) == truth).float().mean().item()
 
 
-def _ddp_worker(rank: int, world: int, backend: str, port: int, data: dict, epochs: int,
+def _ddp_worker(rank: int, world: int, backend: str, rendezvous: str, data: dict, epochs: int,
                 mixed: bool, results) -> None:
     """One DDP rank: its shard of the data on its own GPU (NCCL), or CPU process (gloo)."""
     import torch
@@ -156,8 +156,8 @@ def _ddp_worker(rank: int, world: int, backend: str, port: int, data: dict, epoc
     from torch import nn
     from torch.nn.parallel import DistributedDataParallel
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group(backend, rank=rank, world_size=world)
+    dist.init_process_group(backend, init_method=f"file://{rendezvous}", rank=rank,
+                            world_size=world)
     device = torch.device(f"cuda:{rank}" if backend == "nccl" else "cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -178,17 +178,22 @@ def _ddp_worker(rank: int, world: int, backend: str, port: int, data: dict, epoc
 
 def _train_torch_ddp(torch, data: dict, epochs: int, mixed: bool, world: int,
                      backend: str) -> dict:
-    import socket
+    import tempfile
 
     import torch.multiprocessing as mp
 
-    with socket.socket() as sock:  # a free port for the rendezvous
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     context = mp.get_context("spawn")
     results = context.SimpleQueue()
-    mp.start_processes(_ddp_worker, args=(world, backend, port, data, epochs, mixed, results),
-                       nprocs=world, join=True, start_method="spawn")
+    # A file rendezvous (one machine): no TCP port to pick, so none to lose to another process.
+    with tempfile.TemporaryDirectory(prefix="dlws-ddp-") as folder:
+        try:
+            mp.start_processes(_ddp_worker, args=(world, backend, f"{folder}/rendezvous", data,
+                                                  epochs, mixed, results),
+                               nprocs=world, join=True, start_method="spawn")
+        except Exception as error:  # a rank died: a failed training run, reported as such
+            return {"device": "gpu" if backend == "nccl" else "cpu", "replicas": world,
+                    "device_detail": f"{world} x ({backend})",
+                    "reason": f"DDP training failed: {type(error).__name__}: {error}"}
     return results.get()
 
 
