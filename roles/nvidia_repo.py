@@ -90,10 +90,11 @@ def configure(os_id: str, release: str) -> None:
         _if=lambda: host.get_fact(File, path=KEYRING) is None,
     )
     sources = files.put(name="Add NVIDIA's CUDA repository", src=StringIO(sources_content(url)),
-                        dest=SOURCES, mode="644")
+                        dest=SOURCES, mode="644", create_remote_dir=False)
     driver_from_repo = host_plan().driver_source == "cuda_repo"
     files.put(name="Prefer NVIDIA's repository for its own packages"
               + ("" if driver_from_repo else ", never for the driver"),
-              src=StringIO(preferences_content(driver_from_repo)), dest=PREFERENCES, mode="644")
+              src=StringIO(preferences_content(driver_from_repo)), dest=PREFERENCES, mode="644",
+              create_remote_dir=False)
     apt.update(name="Refresh the apt index after adding NVIDIA's repository",
                _if=sources.did_change)

@@ -160,8 +160,12 @@ def install() -> None:
     lock_timeout = host.data.base_apt_lock_timeout_s
     # Before any apt command: the lock wait applies to them all, and a dpkg run that was
     # killed (a dropped SSH session, a Ctrl-C) must be finished or apt refuses to work.
+    # create_remote_dir=False here and on the other files dlws writes into folders every
+    # supported OS has (/etc/apt/*.d, /etc/profile.d, /etc/ld.so.conf.d): pyinfra's default reads
+    # the folder on every run, one round trip per file.
     files.put(name="Let apt wait for a lock held by another process",
-              src=StringIO(_apt.lock_conf(lock_timeout)), dest=_apt.LOCK_CONF, mode="644")
+              src=StringIO(_apt.lock_conf(lock_timeout)), dest=_apt.LOCK_CONF, mode="644",
+              create_remote_dir=False)
     _apt.repair_dpkg(name="Finish an interrupted dpkg run (dpkg --configure -a)",
                      timeout_s=lock_timeout)
     _configure_proxy()
@@ -174,6 +178,7 @@ def install() -> None:
             src=StringIO(sources_content(os_id, _host_repos(), mirror)),
             dest=SOURCES_FILE,
             mode="644",
+            create_remote_dir=False,
         )
         sources_changed = put.will_change
         if mirror:
@@ -238,12 +243,12 @@ def _configure_proxy() -> None:
     if not lines:
         return
     files.put(name="Send apt through the proxy", src=StringIO("\n".join(lines) + "\n"),
-              dest=APT_PROXY_FILE, mode="644")
+              dest=APT_PROXY_FILE, mode="644", create_remote_dir=False)
     if not proxy_env():
         return
     exports = "".join(f"export {k}={v!r}\n" for k, v in proxy_env().items())
     files.put(name="Set the proxy for login shells", src=StringIO(exports),
-              dest=PROFILE_PROXY_FILE, mode="644")
+              dest=PROFILE_PROXY_FILE, mode="644", create_remote_dir=False)
 
 
 # A one-line source without options: "deb http://deb.debian.org/debian bookworm main".
@@ -280,7 +285,7 @@ def _sign_sources_list(os_id: str) -> bool:
     server.shell(name=f"Keep the original {path} as {path}.dlws-orig",
                  commands=[f"cp -n -p {path} {path}.dlws-orig"])
     files.put(name="Name the archive's keyring (signed-by) in the host's own apt sources",
-              src=StringIO(wanted), dest=path, mode="644")
+              src=StringIO(wanted), dest=path, mode="644", create_remote_dir=False)
     return True
 
 

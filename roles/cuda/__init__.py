@@ -63,7 +63,9 @@ def install() -> None:
                      ' ;; *) PATH="/usr/local/cuda/bin:$PATH" ;; esac\nexport PATH\n'),
         dest=PROFILE,
         mode="644",
+        create_remote_dir=False,
     )
     ld = files.put(name="Add the CUDA libraries to the linker path",
-                   src=StringIO("/usr/local/cuda/lib64\n"), dest=LDCONF, mode="644")
+                   src=StringIO("/usr/local/cuda/lib64\n"), dest=LDCONF, mode="644",
+                   create_remote_dir=False)
     server.shell(name="Refresh the linker cache", commands=["ldconfig"], _if=ld.did_change)

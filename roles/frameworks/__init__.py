@@ -137,6 +137,7 @@ def _install_train_check() -> None:
         src=StringIO(f"#!{prefix}/bin/python\n{script}"),
         dest=target,
         mode="755",
+        create_remote_dir=False,
     )
     files.link(
         name=f"Link dlws-train-check to {host.data.frameworks_train_check_path}",

@@ -221,6 +221,7 @@ def install() -> None:
             ),
             dest=PROFILE,
             mode="644",
+            create_remote_dir=False,  # /etc/profile.d: base-files has it
         )
 
 
@@ -289,7 +290,8 @@ def _configure_pip() -> None:
         lines.append(f"find-links = {host.data.python_env_wheelhouse_dir}")
         uv_lines.append(f'find-links = ["{host.data.python_env_wheelhouse_dir}"]')
     files.put(name="Configure pip for the host's CA bundle and indexes",
-              src=StringIO("\n".join(lines) + "\n"), dest=PIP_CONF, mode="644")
+              src=StringIO("\n".join(lines) + "\n"), dest=PIP_CONF, mode="644",
+              create_remote_dir=False)
     files.put(name="Configure uv for the host's CA bundle and indexes",
               src=StringIO("\n".join(uv_lines) + "\n"), dest=UV_CONF, mode="644",
               create_remote_dir=True)
