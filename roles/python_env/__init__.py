@@ -10,12 +10,12 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import DeployError, OperationError, deploy, operation
 from pyinfra.facts.files import File
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
 from roles import base
 from roles.base import proxy_env
 from roles.facts import VenvPackages, canonical
-from roles.python_env.lock import LockSpec, pins
+from roles.python_env.lock import LockSpec, index_options, pins
 from roles.schema import Key, absolute_path, defaults, local_path_exists, str_list, url
 
 KEYS = [
@@ -60,10 +60,14 @@ PROFILE = "/etc/profile.d/dlws.sh"
 _REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(?:\[[^\]]*\])?(?:==(?P<version>\S+))?$")
 
 
-def wheelhouse_files(target=None) -> list[Path]:
-    """Wheels of the controller-side wheelhouse, if one is declared."""
-    path = (host if target is None else target).data.get("python_env_wheelhouse")
+def wheels_in(path: str | None) -> list[Path]:
+    """The wheels of a controller-side wheelhouse folder (none when there is no folder)."""
     return sorted(Path(path).expanduser().glob("*.whl")) if path else []
+
+
+def wheelhouse_files() -> list[Path]:
+    """Wheels of the current host's controller-side wheelhouse, if one is declared."""
+    return wheels_in(host.data.get("python_env_wheelhouse"))
 
 
 def installer_env() -> dict[str, str]:
@@ -122,17 +126,9 @@ def venv_packages(
         return
     if installer == "uv":
         command = [f"{prefix}/bin/uv", "pip", "install", "--python", f"{prefix}/bin/python"]
-        if len([index_url, *extra_index_urls]) > 1:
-            command.append("--index-strategy=unsafe-best-match")
     else:
         command = [f"{prefix}/bin/pip", "install", "--no-input"]
-    sources = []
-    if index_url:
-        sources += ["--index-url", index_url]
-    for extra in extra_index_urls:
-        sources += ["--extra-index-url", extra]
-    if find_links:
-        sources += ["--find-links", find_links]
+    sources = index_options(index_url, extra_index_urls, find_links, uv=installer == "uv")
     options = ["--no-deps"] if no_deps or lock else []
     if lock:
         options.append("--require-hashes")
@@ -178,12 +174,7 @@ def shared_cache_install(shared_cache: str, installer: str, command: list[str],
 @deploy("Python environment", data_defaults={**base.DEFAULTS, **DEFAULTS})
 def install() -> None:
     prefix = host.data.python_env_prefix
-    apt.packages(
-        name="Install the system Python with venv and headers",
-        packages=base.PYTHON_PACKAGES,
-        no_recommends=True,
-        _env={"DEBIAN_FRONTEND": "noninteractive"},
-    )
+    # The system Python (python3, -venv, -dev) comes with base's essential packages.
     _configure_pip()
     wheelhouse = _upload_wheelhouse()
     server.shell(

@@ -80,6 +80,17 @@ def pins(path: Path) -> list[str]:
     return found
 
 
+def index_options(index_url: str | None, extra_index_urls, find_links: str | None = None,
+                  uv: bool = True) -> list[str]:
+    """pip/uv options naming where packages come from (uv: the best match across indexes)."""
+    options = ["--index-url", index_url] if index_url else []
+    for extra in extra_index_urls:
+        options += ["--extra-index-url", extra]
+    if uv and len([index_url, *extra_index_urls]) > 1:
+        options.append("--index-strategy=unsafe-best-match")
+    return options + (["--find-links", find_links] if find_links else [])
+
+
 def _uv() -> str:
     uv = Path(sys.executable).parent / "uv"
     return str(uv) if uv.exists() else "uv"
@@ -92,14 +103,7 @@ def _compile(spec: LockSpec, requirements: tuple[str, ...], no_deps: bool) -> st
         command += ["--python-version", spec.python, "--python-platform", PLATFORMS[spec.arch]]
     else:
         command.append("--universal")
-    if spec.index_url:
-        command += ["--index-url", spec.index_url]
-    for extra in spec.extra_index_urls:
-        command += ["--extra-index-url", extra]
-    if len([spec.index_url, *spec.extra_index_urls]) > 1:
-        command.append("--index-strategy=unsafe-best-match")
-    if spec.find_links:
-        command += ["--find-links", spec.find_links]
+    command += index_options(spec.index_url, spec.extra_index_urls, spec.find_links)
     if no_deps:
         command.append("--no-deps")
     done = subprocess.run(command, input="\n".join(requirements) + "\n", capture_output=True,
