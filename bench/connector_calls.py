@@ -3,7 +3,7 @@
 Runs pyinfra in this process with counters patched in (nothing else changes), then prints per
 host the `docker exec`/`docker cp` calls and their wall time, the facts read, the CPU time of
 all child processes (the docker CLI), dockerd's CPU time and the machine's, and the time spent
-in roles.plan's check_inventory/host_plan. Prints figures only.
+in dlws.plan's check_inventory/host_plan. Prints figures only.
 
     .venv/bin/python bench/connector_calls.py INVENTORY [DEPLOY_FILE]
 """
@@ -25,7 +25,7 @@ from pyinfra.api import host as host_module  # noqa: E402
 from pyinfra.api import operations as operations_module  # noqa: E402
 from pyinfra.connectors.docker import DockerConnector  # noqa: E402
 
-import roles.plan  # noqa: E402
+import dlws.plan  # noqa: E402
 
 CALLS: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 SECONDS: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -97,9 +97,9 @@ def main() -> None:
             name = ", ".join(state.get_op_meta(op_hash).names) or op_hash
             OP_SECONDS[name] = OP_SECONDS.get(name, 0) + time.monotonic() - started
     operations_module.run_host_op = run_host_op
-    roles.plan.check_inventory = _timed_plain("check_inventory", roles.plan.check_inventory)
-    roles.plan.host_plan = _timed_plain("host_plan", roles.plan.host_plan)
-    roles.plan.host_problems = _timed_plain("host_problems", roles.plan.host_problems)
+    dlws.plan.check_inventory = _timed_plain("check_inventory", dlws.plan.check_inventory)
+    dlws.plan.host_plan = _timed_plain("host_plan", dlws.plan.host_plan)
+    dlws.plan.host_problems = _timed_plain("host_problems", dlws.plan.host_problems)
 
     from pyinfra_cli.main import main as pyinfra_main
 

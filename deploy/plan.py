@@ -11,9 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyinfra import inventory, state  # noqa: E402
 from pyinfra.api import DeployError  # noqa: E402
 
-from roles.frameworks import lock_specs  # noqa: E402
-from roles.plan import check_inventory, host_plan  # noqa: E402
-from roles.schema import redact  # noqa: E402
+from dlws.plan import check_inventory, host_plan  # noqa: E402
+from dlws.schema import redact  # noqa: E402
+from roles.frameworks.tasks import lock_specs  # noqa: E402
 
 # Same refusals as deploy/workstation.py, before any fact is read.
 check_inventory(inventory)

@@ -8,8 +8,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pyinfra import host, inventory  # noqa: E402
 
-from roles import base, cuda, cudnn, frameworks, nvidia_driver, python_env  # noqa: E402
-from roles.plan import check_inventory, host_plan  # noqa: E402
+from dlws.plan import check_inventory, host_plan  # noqa: E402
+from roles.base import tasks as base
+from roles.cuda import tasks as cuda
+from roles.cudnn import tasks as cudnn
+from roles.frameworks import tasks as frameworks
+from roles.nvidia_driver import tasks as nvidia_driver
+from roles.python_env import tasks as python_env  # noqa: E402
 
 # Bad data on any host stops the run here, before a single operation has run anywhere.
 check_inventory(inventory)

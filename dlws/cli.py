@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dlws.docker_env import ensure_container, remove_container
 from dlws.images import ensure_debian_image
-from roles.schema import redact
+from dlws.schema import redact
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -60,7 +60,7 @@ def lock(inventory: str, renew: bool = False) -> int:
     import json
     import tempfile
 
-    from roles.python_env.lock import LockError, LockSpec, make_lock
+    from dlws.locks import LockError, LockSpec, make_lock
 
     with tempfile.NamedTemporaryFile(suffix=".json") as plan:
         command = [str(BIN / "pyinfra"), "-y", inventory, "deploy/plan.py"]

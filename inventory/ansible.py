@@ -5,7 +5,7 @@
 Groups, hosts, connection variables (ansible_host, ansible_user, ansible_port,
 ansible_ssh_private_key_file, ansible_connection: ssh|docker|local, ansible_become) and dlws's
 keys among the host and group vars are read; verify reads the same file with
-`pytest verify --inventory hosts.yml`. Translation: verify/ansible_inventory.py.
+`pytest verify --inventory hosts.yml`. Translation: dlws/inventory/ansible.py.
 """
 
 import os as _os
@@ -14,7 +14,7 @@ from pathlib import Path as _Path
 
 _sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
 
-from verify.ansible_inventory import pyinfra_groups as _pyinfra_groups  # noqa: E402
+from dlws.inventory.ansible import pyinfra_groups as _pyinfra_groups  # noqa: E402
 
 _source = _os.environ.get("DLWS_ANSIBLE_INVENTORY")
 if not _source:

@@ -17,7 +17,7 @@ from pyinfra.connectors.fake import FakeConnector
 from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 from pyinfra_cli.util import load_deploy_file
 
-from roles import plan as roles_plan
+from dlws import plan as roles_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "plan"
@@ -36,20 +36,20 @@ def facts(os: str, lspci: str | None = None, kernel: str | None = None,
 
     + os: a file under fixtures/plan/os-release/ ("ubuntu-24.04")
     + lspci: a file under fixtures/plan/lspci/ (`lspci -nn -d 10de:` output), None = no GPU
-    + kernel: `uname -r`; container: what roles.facts.Container prints ("docker")
-    + driver: roles.facts.NvidiaDriverVersion's answer ("535.183.01")
-    + nvidia_packages: a file under fixtures/plan/dpkg/ (roles.facts.NvidiaPackages' answer)
+    + kernel: `uname -r`; container: what dlws.facts.Container prints ("docker")
+    + driver: dlws.facts.NvidiaDriverVersion's answer ("535.183.01")
+    + nvidia_packages: a file under fixtures/plan/dpkg/ (dlws.facts.NvidiaPackages' answer)
     """
     responses: dict[str, Any] = {
-        # roles.facts.OsRelease
+        # dlws.facts.OsRelease
         "cat /etc/os-release": fixture_lines("os-release", os),
-        # roles.facts.NvidiaPciDevices (pciutils present: base installs it)
+        # dlws.facts.NvidiaPciDevices (pciutils present: base installs it)
         "lspci -nn -d 10de:": fixture_lines("lspci", f"{lspci}.txt") if lspci else [],
-        # roles.facts.Container
+        # dlws.facts.Container
         "/.dockerenv": container,
-        # roles.facts.NvidiaDriverVersion
+        # dlws.facts.NvidiaDriverVersion
         "/proc/driver/nvidia/version": driver or "",
-        # roles.facts.NvidiaPackages
+        # dlws.facts.NvidiaPackages
         "db:Status-Abbrev": (fixture_lines("dpkg", f"{nvidia_packages}.txt")
                              if nvidia_packages else []),
         # pyinfra.facts.server.KernelVersion / Arch
@@ -131,7 +131,7 @@ def plan(hosts: dict[str, dict[str, Any]], deploy: str = WORKSTATION,
     Every operation's command generator runs in the host's context, exactly as pyinfra's
     execute stage would call it, so each run returns the commands it would send.
     """
-    roles_plan._PLANS.clear()  # roles/plan.py caches per host name for one process = one run
+    roles_plan._PLANS.clear()  # dlws/plan.py caches per host name for one process = one run
     names = list(hosts)
     if local_name:
         assert len(hosts) == 1

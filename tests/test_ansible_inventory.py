@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from verify.ansible_inventory import AnsibleInventoryError, pyinfra_groups
-from verify.targets import load_targets
+from dlws.inventory.ansible import AnsibleInventoryError, pyinfra_groups
+from dlws.inventory.targets import load_targets
 
 HOSTS_YML = Path(__file__).parent / "fixtures" / "ansible" / "hosts.yml"
 ROOT = Path(__file__).resolve().parent.parent

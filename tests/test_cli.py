@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from roles.schema import redact
+from dlws.schema import redact
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ import re
 
 import pytest
 
-from roles import nvidia_repo
-from roles.nvidia_driver import NOUVEAU_BLACKLIST, REBOOT_MARKER
-from roles.python_env import lock
+from dlws import locks as lock
+from roles.nvidia_driver.tasks import NOUVEAU_BLACKLIST, REBOOT_MARKER
+from roles.nvidia_repo import tasks as nvidia_repo
 from tests.fake_hosts import Run, facts, plan
 
 OSES = ("ubuntu-22.04", "ubuntu-24.04", "debian-12", "debian-13")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from roles.plan import all_keys, host_problems
+from dlws.keys import all_keys
+from dlws.plan import host_problems
 
 
 def messages(data):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from roles.stack import (
+from dlws.stack import (
     GPU_MODELS,
     HOST_DATA_KEYS,
     HostFacts,
@@ -359,7 +359,7 @@ def test_request_from_host_data():
 
 
 def calculator(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "roles.stack", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "dlws.stack", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
 

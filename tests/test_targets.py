@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from verify.targets import host_spec, load_targets
+from dlws.inventory.targets import host_spec, load_targets
 
 
 @pytest.mark.parametrize(

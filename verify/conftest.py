@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from roles.facts import OsRelease
-from roles.stack import HostFacts, StackError, request_from_host_data, resolve
-from verify.targets import Target, load_targets
+from dlws.facts import OsRelease
+from dlws.inventory.targets import Target, load_targets
+from dlws.stack import HostFacts, StackError, request_from_host_data, resolve
 
 DEFAULT_INVENTORY = "inventory/sandbox.py"
 
@@ -162,7 +162,7 @@ def venv_python(target: Target) -> str:
 @pytest.fixture(scope="module")
 def venv_packages(host, venv_python):
     """Distributions installed in the shared environment, by canonical name."""
-    from roles.facts import VenvPackages
+    from dlws.facts import VenvPackages
 
     out = host.run(VenvPackages().command(venv_python.rsplit("/bin/", 1)[0]))
     return VenvPackages().process(out.stdout.splitlines())

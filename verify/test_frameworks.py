@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from roles.facts import canonical
+from dlws.facts import canonical
 
 
 def test_tensorflow_is_the_planned_build(plan, venv_packages):

@@ -9,8 +9,7 @@ import uuid
 
 import pytest
 
-from verify.conftest import require_gpus
-from verify.gpu_readings import (
+from dlws.gpu_readings import (
     ECC_FIELDS,
     PCIE_FIELDS,
     PERSISTENCE_FIELDS,
@@ -31,6 +30,7 @@ from verify.gpu_readings import (
     retired_pages_verdict,
     throttle_verdict,
 )
+from verify.conftest import require_gpus
 
 GPU_QUERY = "index,name,memory.total,pci.device_id,driver_version"
 
@@ -76,7 +76,7 @@ def test_gpu_count(host, target):
 
 def test_gpu_model(host, target):
     require_gpus(target)
-    from roles.stack import find_gpu
+    from dlws.stack import find_gpu
 
     declared = find_gpu(target["gpu_model"])
     for gpu in gpus_from_nvidia_smi(host):

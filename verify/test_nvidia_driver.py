@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dlws.gpu_readings import loaded_driver_version, loaded_modules, module_flavour
 from verify.conftest import require_gpus
-from verify.gpu_readings import loaded_driver_version, loaded_modules, module_flavour
 
 
 @pytest.fixture(scope="module")

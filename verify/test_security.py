@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from verify.gpu_readings import unsigned_apt_sources
+from dlws.gpu_readings import unsigned_apt_sources
 
 APT_SOURCES = ("find /etc/apt/sources.list /etc/apt/sources.list.d -maxdepth 1 -type f "
                r"\( -name '*.list' -o -name '*.sources' \) 2>/dev/null")
@@ -39,7 +39,7 @@ def _groups(host, user: str) -> set[str] | None:
 def test_lab_users_in_the_gpu_groups(host, target):
     # /dev/nvidia* and /dev/dri/renderD* are group video/render: without them a user's
     # training silently falls back to the CPU.
-    from roles.base import GPU_GROUPS
+    from roles.base.tasks import GPU_GROUPS
 
     missing = {}
     for user in target["base_lab_users"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from roles.stack.table import MINOR_COMPAT_MIN_BRANCH
+from dlws.stack.table import MINOR_COMPAT_MIN_BRANCH
 from verify.conftest import require_gpus, run_json
 
 # One training run per host and framework, shared by the checks that read its report.
@@ -75,7 +75,7 @@ def test_framework_cuda_build_fits_the_driver(host, target, plan, framework):
 def test_gpu_matmul_throughput(host, target, plan, record_fact):
     # A card far under its model's figure is throttling, on a narrow PCIe link or power-capped.
     require_gpus(target)
-    from roles.stack import find_gpu
+    from dlws.stack import find_gpu
 
     if not plan.torch:
         pytest.fail("the matmul probe needs PyTorch, and the plan installs none on a GPU host")

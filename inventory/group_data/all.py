@@ -4,7 +4,7 @@ Copy a line into a host, a group file (group_data/<group>.py) or here to change 
 tests/test_schema.py keeps this file equal to the roles' DEFAULTS.
 """
 
-# --- roles.declare (What each host is declared to have: the hardware and the bars verify holds it to.)
+# --- dlws.declare (What each host is declared to have: the hardware and the bars verify holds it to.)
 # GPUs the host has; 0 = CPU profile (GPU checks skip, saying so). More than 0: a missing GPU is a
 # failure, never a skip
 gpu_count = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from roles.stack import Stack
+from dlws.stack import Stack
 
 # Ubuntu's signed, prebuilt modules: linux-modules-nvidia-<branch>[-server][-open]-<flavour>,
 # where flavour is the running kernel's ("generic", "aws", "generic-hwe-22.04"...), with

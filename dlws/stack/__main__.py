@@ -1,4 +1,4 @@
-"""The offline stack calculator: `python -m roles.stack --os ubuntu-24.04 --gpu "NVIDIA L4"`."""
+"""The offline stack calculator: `python -m dlws.stack --os ubuntu-24.04 --gpu "NVIDIA L4"`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import json
 import os
 import sys
 
-from roles.stack.solver import HostFacts, StackError, StackRequest, resolve
-from roles.stack.table import OS_RELEASES
+from dlws.stack.solver import HostFacts, StackError, StackRequest, resolve
+from dlws.stack.table import OS_RELEASES
 
 FIELDS = [f.name for f in dataclasses.fields(StackRequest)]
 
@@ -18,7 +18,7 @@ FIELDS = [f.name for f in dataclasses.fields(StackRequest)]
 def _parser() -> argparse.ArgumentParser:
     oses = ", ".join(f"{o}-{r}" for o, r in OS_RELEASES)
     parser = argparse.ArgumentParser(
-        prog="python -m roles.stack",
+        prog="python -m dlws.stack",
         description="Resolve the GPU stack (driver, CUDA, cuDNN, frameworks) for a host, offline.",
     )
     parser.add_argument("--os", required=True, metavar="ID-RELEASE", help=f"one of: {oses}")

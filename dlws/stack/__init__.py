@@ -1,6 +1,6 @@
 """The GPU stack solver and its fact table: one place that decides driver, CUDA and frameworks."""
 
-from roles.stack.solver import (
+from dlws.stack.solver import (
     HOST_DATA_KEYS,
     HostFacts,
     Stack,
@@ -10,7 +10,7 @@ from roles.stack.solver import (
     request_from_host_data,
     resolve,
 )
-from roles.stack.table import GPU_MODELS, OS_RELEASES, GpuModel
+from dlws.stack.table import GPU_MODELS, OS_RELEASES, GpuModel
 
 __all__ = [
     "GPU_MODELS",

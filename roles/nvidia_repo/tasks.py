@@ -11,8 +11,8 @@ from pyinfra.facts.files import File
 from pyinfra.facts.server import Arch
 from pyinfra.operations import apt, files, server
 
-from roles.plan import host_plan
-from roles.stack.table import OS_RELEASES
+from dlws.plan import host_plan
+from dlws.stack.table import OS_RELEASES
 
 # https://docs.nvidia.com/cuda/cuda-installation-guide-linux/ "Network Repository Installation"
 REPO_URL = "https://developer.download.nvidia.com/compute/cuda/repos/{path}/{arch}/"

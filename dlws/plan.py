@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -10,36 +9,10 @@ from typing import Any
 from pyinfra import host as current_host
 from pyinfra.api import DeployError
 
-from roles.facts import Container, NvidiaPciDevices, NvSwitchCount, OsRelease, stable_fact
-from roles.schema import Key, Problem, validate
-from roles.stack import HostFacts, Stack, StackError, request_from_host_data, resolve
-
-# Every module that owns host-data keys, in deploy order.
-KEY_OWNERS = (
-    "roles.declare",
-    "roles.cache",
-    "roles.base",
-    "roles.nvidia_driver",
-    "roles.cuda",
-    "roles.cudnn",
-    "roles.python_env",
-    "roles.frameworks",
-)
-
-
-def all_keys() -> list[Key]:
-    keys: list[Key] = []
-    for module in KEY_OWNERS:
-        try:
-            keys.extend(importlib.import_module(module).KEYS)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
-    return keys
-
-
-def all_defaults() -> dict[str, Any]:
-    return {key.name: key.default for key in all_keys()}
+from dlws.facts import Container, NvidiaPciDevices, NvSwitchCount, OsRelease, stable_fact
+from dlws.keys import all_defaults, all_keys
+from dlws.schema import Problem, validate
+from dlws.stack import HostFacts, Stack, StackError, request_from_host_data, resolve
 
 
 def host_problems(name: str, data: Mapping[str, Any]) -> list[Problem]:
@@ -134,7 +107,7 @@ def host_facts(host=None) -> HostFacts:
 
 def _installed_driver(host) -> str | None:
     try:
-        from roles.facts import NvidiaDriverVersion
+        from dlws.facts import NvidiaDriverVersion
     except ImportError:
         return None
     return host.get_fact(NvidiaDriverVersion) or None

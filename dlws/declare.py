@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from roles.schema import Key, absolute_path, defaults, fraction, non_negative, positive
+from dlws.schema import Key, absolute_path, defaults, fraction, non_negative, positive
 
 KEYS = [
     Key("gpu_count", 0, (int,),

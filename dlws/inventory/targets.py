@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from roles.plan import all_defaults, host_problems
+from dlws.keys import all_defaults
+from dlws.plan import host_problems
 
 # The pyinfra inventory that reads an Ansible hosts.yml, and the variable naming the file.
-ANSIBLE_INVENTORY = Path(__file__).resolve().parent.parent / "inventory" / "ansible.py"
+ANSIBLE_INVENTORY = Path(__file__).resolve().parents[2] / "inventory" / "ansible.py"
 ANSIBLE_ENV = "DLWS_ANSIBLE_INVENTORY"
 
 
@@ -80,10 +81,11 @@ def _read_inventory(path: Path) -> list[tuple[str, dict[str, Any], list[str]]]:
     pyinfra_cli patches the whole interpreter for gevent on import, which stalls pytest-xdist's
     workers (`LoopExit: This operation would block forever`); a child keeps verify clean.
     """
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    out = subprocess.run([sys.executable, "-m", "verify.targets", str(path)], capture_output=True,
-                         text=True, env={**os.environ, "PYTHONPATH": pythonpath})
+    out = subprocess.run([sys.executable, "-m", "dlws.inventory.targets", str(path)],
+                         capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": pythonpath})
     try:
         document = json.loads(out.stdout.splitlines()[-1])
     except (IndexError, json.JSONDecodeError):

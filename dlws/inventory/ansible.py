@@ -23,7 +23,7 @@ class AnsibleInventoryError(ValueError):
 
 
 def _dlws_prefixes() -> set[str]:
-    from roles.plan import all_defaults
+    from dlws.keys import all_defaults
 
     return {key.split("_", 1)[0] for key in all_defaults()}
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from roles.stack.table import (
+from dlws.stack.table import (
     ARCHES,
     CUDA_MIN_DRIVER,
     DRIVER_BRANCHES,
@@ -178,7 +178,7 @@ def find_gpu(text: str) -> GpuModel:
         "gpu_model",
         "unknown_gpu",
         f"no GPU model matches {text!r}; {hint}use the name nvidia-smi prints or the PCI ID "
-        "(10de:xxxx) that `lspci -nn` shows, or add the model to roles/stack/table.py",
+        "(10de:xxxx) that `lspci -nn` shows, or add the model to dlws/stack/table.py",
     )
 
 

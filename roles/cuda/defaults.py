@@ -1,0 +1,12 @@
+"""Host-data keys of the cuda role: each with its default, type, check and doc."""
+
+from __future__ import annotations
+
+from dlws.schema import Key, defaults
+
+KEYS = [
+    Key("cuda_version", "auto", (str,),
+        "CUDA toolkit: auto = the newest the driver branch and GPU support from the source "
+        "(none on hosts without a GPU); none; or a version such as '12.4'"),
+]
+DEFAULTS = defaults(KEYS)

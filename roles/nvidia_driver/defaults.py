@@ -1,0 +1,26 @@
+"""Host-data keys of the nvidia_driver role: each with its default, type, check and doc."""
+
+from __future__ import annotations
+
+from dlws.schema import Key, defaults
+
+KEYS = [
+    Key("nvidia_driver_branch", "auto", (str,),
+        "driver branch: auto = newest the GPU and source allow (long-term R580 where it "
+        "fits); none = no driver; or a branch such as '580'"),
+    Key("nvidia_driver_flavour", "auto", (str,),
+        "kernel modules: auto = open on Turing and newer from R560 (required on Blackwell), "
+        "proprietary on Maxwell/Pascal/Volta", choices=("auto", "open", "proprietary")),
+    Key("nvidia_driver_source", "auto", (str,),
+        "distro (Ubuntu's signed prebuilt modules / Debian non-free) or cuda_repo (NVIDIA's "
+        "repository); auto = distro where it has the planned branch",
+        choices=("auto", "distro", "cuda_repo")),
+    Key("nvidia_driver_replace", False, (bool,),
+        "replace an installed driver that does not satisfy the plan (else the deploy stops "
+        "and says so)"),
+    Key("nvidia_driver_reboot", False, (bool,),
+        "reboot after a driver install when needed (never the controller, never a container); "
+        "false = report that a reboot is pending"),
+    Key("nvidia_driver_persistenced", True, (bool,), "enable nvidia-persistenced"),
+]
+DEFAULTS = defaults(KEYS)

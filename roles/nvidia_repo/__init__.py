@@ -1,0 +1,1 @@
+"""NVIDIA's apt repository: written once, used by the driver, CUDA and cuDNN roles."""
