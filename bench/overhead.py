@@ -19,9 +19,9 @@ from common import WORK, deploy, inventory, remove, sh, start
 
 from dlws.sandbox_data import CONTROLLER_BUNDLE, controller_data
 from dlws.stack import HostFacts, request_from_host_data, resolve
-from roles.base.tasks import ESSENTIAL_PACKAGES
-from roles.frameworks.tasks import spec_for
-from roles.python_env.tasks import uv_spec
+from roles.base import ESSENTIAL_PACKAGES
+from roles.frameworks import spec_for
+from roles.python_env import uv_spec
 
 DEPLOYED, BEFORE, AFTER = "dlws-bench-deploy", "dlws-bench-hand1", "dlws-bench-hand2"
 DATA = {**controller_data(), "hardware_min_memory_gib": 1}

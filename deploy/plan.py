@@ -13,10 +13,11 @@ from pyinfra.api import DeployError  # noqa: E402
 
 from dlws.plan import check_inventory, host_plan  # noqa: E402
 from dlws.schema import redact  # noqa: E402
-from roles.frameworks.tasks import lock_specs  # noqa: E402
+from roles import all_defaults, all_keys  # noqa: E402
+from roles.frameworks import lock_specs  # noqa: E402
 
 # Same refusals as deploy/workstation.py, before any fact is read.
-check_inventory(inventory)
+check_inventory(inventory, all_keys())
 
 # pyinfra runs this file once per host, in parallel; the first run plans every host (facts
 # only: OsRelease, NvidiaPciDevices, Container, NvidiaDriverVersion) so that one table comes
@@ -27,7 +28,7 @@ if not getattr(state, "dlws_plan_printed", False):
     active = inventory.get_active_hosts()
     for each in [h for h in inventory if h in active]:
         try:
-            rows.append({"host": each.name, **host_plan(each).as_dict(),
+            rows.append({"host": each.name, **host_plan(each, all_defaults()).as_dict(),
                          "locks": [spec.as_dict() for spec in lock_specs(each)]})
         except DeployError as error:
             rows.append({"host": each.name, "error": str(error)})

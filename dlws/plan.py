@@ -10,15 +10,18 @@ from pyinfra import host as current_host
 from pyinfra.api import DeployError
 
 from dlws.facts import Container, NvidiaPciDevices, NvSwitchCount, OsRelease, stable_fact
-from dlws.keys import all_defaults, all_keys
-from dlws.schema import Problem, validate
+from dlws.schema import Key, Problem, validate
 from dlws.stack import HostFacts, Stack, StackError, request_from_host_data, resolve
 
 
-def host_problems(name: str, data: Mapping[str, Any]) -> list[Problem]:
-    """Everything wrong with one host's data that the inventory alone shows."""
-    problems = validate(name, data, all_keys())
-    merged = {**all_defaults(), **data}
+def host_problems(name: str, data: Mapping[str, Any], keys: Iterable[Key]) -> list[Problem]:
+    """Everything wrong with one host's data that the inventory alone shows.
+
+    + keys: every key a host may carry (``roles.all_keys()``: the declaration and each role's)
+    """
+    keys = list(keys)
+    problems = validate(name, data, keys)
+    merged = {**{key.name: key.default for key in keys}, **data}
     count = merged.get("gpu_count")
     if isinstance(count, int) and count > 0 and not merged.get("gpu_model"):
         problems.append(Problem(name, "gpu_model", f"gpu_count is {count} but no gpu_model is "
@@ -38,7 +41,7 @@ def host_problems(name: str, data: Mapping[str, Any]) -> list[Problem]:
 _CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def check_inventory(hosts: Iterable) -> None:
+def check_inventory(hosts: Iterable, keys: Iterable[Key]) -> None:
     """Raise one DeployError listing every host's problems; nothing has run on any host yet.
 
     A deploy file calls this for each host in turn; the fleet is validated once per pyinfra
@@ -46,19 +49,20 @@ def check_inventory(hosts: Iterable) -> None:
     """
     state = getattr(hosts, "state", None)
     if state is None:  # a plain list of hosts: no run to cache the verdict on
-        message = _inventory_problems(hosts)
+        message = _inventory_problems(hosts, keys)
     elif state in _CHECKED:
         message = _CHECKED[state]
     else:
-        message = _CHECKED[state] = _inventory_problems(hosts)
+        message = _CHECKED[state] = _inventory_problems(hosts, keys)
     if message:
         raise DeployError(message)
 
 
-def _inventory_problems(hosts: Iterable) -> str | None:
+def _inventory_problems(hosts: Iterable, keys: Iterable[Key]) -> str | None:
+    keys = list(keys)
     problems = []
     for host in hosts:
-        problems.extend(host_problems(host.name, _own_data(host)))
+        problems.extend(host_problems(host.name, _own_data(host), keys))
     if not problems:
         return None
     lines = "\n".join(f"  - {problem}" for problem in problems)
@@ -130,12 +134,19 @@ def _check_board(host, stack: Stack, in_container: bool | None = None) -> None:
             "nvidia_driver_source = 'cuda_repo'")
 
 
-def host_plan(host=None) -> Stack:
-    """The resolved stack of a host (cached per run); a refusal names the host and the key."""
+def host_plan(host=None, defaults: Mapping[str, Any] | None = None) -> Stack:
+    """The resolved stack of a host (cached per run); a refusal names the host and the key.
+
+    The deploy plans each host first, with every key's default (``roles.all_defaults()``);
+    roles then call ``host_plan()`` for the stack they carry out.
+    """
     host = current_host if host is None else host
     plans = _plans_of(host)
     if host.name not in plans:
-        data = {**all_defaults(), **_own_data(host)}
+        if defaults is None:
+            raise DeployError(f"host {host.name}: no stack was planned; the deploy file plans "
+                              "each host (host_plan(host, all_defaults())) before any role runs")
+        data = {**defaults, **_own_data(host)}
         try:
             facts = host_facts(host)
             stack = resolve(facts, request_from_host_data(data))

@@ -9,6 +9,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# Every dlws key starts with its owner's prefix: what a host is declared to have (dlws.declare),
+# then one per role (roles/<role>/defaults.py). tests/test_schema.py holds each key to this list.
+KEY_PREFIXES = ("gpu_", "hardware_", "verify_", "cache_", "base_", "nvidia_driver_", "cuda_",
+                "cudnn_", "python_env_", "frameworks_")
+
 # pyinfra's own keys (connectors and global arguments) pass through untouched.
 PYINFRA_PREFIXES = (
     "_",

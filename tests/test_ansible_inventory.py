@@ -11,6 +11,7 @@ import pytest
 
 from dlws.inventory.ansible import AnsibleInventoryError, pyinfra_groups
 from dlws.inventory.targets import load_targets
+from roles import all_keys
 
 HOSTS_YML = Path(__file__).parent / "fixtures" / "ansible" / "hosts.yml"
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,7 @@ def test_misspelt_dlws_key_still_refused(tmp_path):
     hosts = tmp_path / "hosts.yml"
     hosts.write_text("all:\n  hosts:\n    ws-9:\n      gpu_count: 1\n      gpu_modell: x\n")
     with pytest.raises(ValueError, match=r"host ws-9: gpu_modell: unknown key"):
-        load_targets(str(hosts))
+        load_targets(str(hosts), all_keys())
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -82,7 +83,7 @@ def test_bad_hosts_yml_refused_with_reason(tmp_path, text, message):
 
 
 def test_verify_targets_from_hosts_yml(lab_key):
-    targets = {t.name: t for t in load_targets(str(HOSTS_YML))}
+    targets = {t.name: t for t in load_targets(str(HOSTS_YML), all_keys())}
     ws2 = targets["ws-02"]
     assert ws2.spec == ("ssh://admin@10.0.0.12:2222?"
                         f"ssh_identity_file={str(lab_key).replace('/', '%2F')}&sudo=true")

@@ -13,8 +13,8 @@ import re
 import pytest
 
 from dlws import locks as lock
-from roles.nvidia_driver.tasks import NOUVEAU_BLACKLIST, REBOOT_MARKER
-from roles.nvidia_repo import tasks as nvidia_repo
+from roles import nvidia_repo
+from roles.nvidia_driver import NOUVEAU_BLACKLIST, REBOOT_MARKER
 from tests.fake_hosts import Run, facts, plan
 
 OSES = ("ubuntu-22.04", "ubuntu-24.04", "debian-12", "debian-13")

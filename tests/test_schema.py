@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from dlws.keys import all_keys
 from dlws.plan import host_problems
+from dlws.schema import KEY_PREFIXES
+from roles import all_keys
 
 
 def messages(data):
-    return [str(p) for p in host_problems("ws-01", data)]
+    return [str(p) for p in host_problems("ws-01", data, all_keys())]
 
 
 def test_defaults_are_valid():
@@ -50,9 +51,7 @@ def test_bad_data_is_refused(data, key, fragment):
 
 
 def test_every_key_is_prefixed_by_its_owner():
-    prefixes = ("gpu_", "hardware_", "verify_", "base_", "python_env_", "frameworks_",
-                "nvidia_driver_", "cuda_", "cudnn_", "cache_")
-    assert [k.name for k in all_keys() if not k.name.startswith(prefixes)] == []
+    assert [k.name for k in all_keys() if not k.name.startswith(KEY_PREFIXES)] == []
 
 
 def test_every_key_is_documented_in_group_data_all():

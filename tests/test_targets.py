@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlws.inventory.targets import host_spec, load_targets
+from roles import all_keys
 
 
 @pytest.mark.parametrize(
@@ -34,7 +35,7 @@ def test_lab_example_inventory_loads_with_groups_and_data(tmp_path, monkeypatch)
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "lab_ed25519").write_text("not a real key\n")
-    targets = {t.name: t for t in load_targets("inventory/lab.example.py")}
+    targets = {t.name: t for t in load_targets("inventory/lab.example.py", all_keys())}
     dgx = targets["dgx-01.lab.example"]
     assert dgx.spec.startswith("ssh://admin@dgx-01.lab.example:2222?ssh_identity_file=")
     assert dgx["gpu_count"] == 4 and "gpu_servers" in dgx.groups
@@ -47,4 +48,4 @@ def test_bad_inventory_refused_with_host_and_key(tmp_path):
     inventory = tmp_path / "bad.py"
     inventory.write_text('hosts = [("ws-9", {"gpu_count": 1, "gpu_modell": "x"})]\n')
     with pytest.raises(ValueError, match=r"host ws-9: gpu_modell: unknown key; did you mean"):
-        load_targets(str(inventory))
+        load_targets(str(inventory), all_keys())

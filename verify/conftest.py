@@ -12,6 +12,7 @@ import testinfra
 from dlws.facts import OsRelease
 from dlws.inventory.targets import Target, load_targets
 from dlws.stack import HostFacts, StackError, request_from_host_data, resolve
+from roles import all_keys
 
 DEFAULT_INVENTORY = "inventory/sandbox.py"
 
@@ -42,7 +43,7 @@ def pytest_collection_modifyitems(items):
 def _targets(config) -> list[Target]:
     if not hasattr(config, "_dlws_targets"):
         try:
-            config._dlws_targets = load_targets(config.getoption("inventory"))
+            config._dlws_targets = load_targets(config.getoption("inventory"), all_keys())
         except (FileNotFoundError, ValueError) as error:
             raise pytest.UsageError(str(error)) from None
     return config._dlws_targets

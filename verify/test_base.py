@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from roles.base.tasks import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
+from roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
 
 
 @pytest.mark.parametrize("package", ESSENTIAL_PACKAGES)

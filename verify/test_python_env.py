@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from roles.python_env.tasks import PIP_CONF, PROFILE
+from roles.python_env import PIP_CONF, PROFILE
 
 
 def test_venv_python_is_the_planned_one(host, venv_python, plan):
@@ -51,7 +51,7 @@ def test_environment_is_its_hash_lock(host, target, plan, venv_packages):
         pytest.skip("python_env_require_hashes is False: installs are pinned by version only")
     from dlws.facts import canonical
     from dlws.locks import pins
-    from roles.frameworks.tasks import spec_for
+    from roles.frameworks import spec_for
 
     spec = spec_for(plan, target.data, host.system_info.arch)
     assert spec.path.exists(), f"the controller has no lock {spec.path} for {spec.summary()}"

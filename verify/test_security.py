@@ -39,7 +39,7 @@ def _groups(host, user: str) -> set[str] | None:
 def test_lab_users_in_the_gpu_groups(host, target):
     # /dev/nvidia* and /dev/dri/renderD* are group video/render: without them a user's
     # training silently falls back to the CPU.
-    from roles.base.tasks import GPU_GROUPS
+    from roles.base import GPU_GROUPS
 
     missing = {}
     for user in target["base_lab_users"]:

@@ -23,9 +23,9 @@ class AnsibleInventoryError(ValueError):
 
 
 def _dlws_prefixes() -> set[str]:
-    from dlws.keys import all_defaults
+    from dlws.schema import KEY_PREFIXES
 
-    return {key.split("_", 1)[0] for key in all_defaults()}
+    return {prefix.split("_", 1)[0] for prefix in KEY_PREFIXES}
 
 
 def _walk(name: str, node: Any, depth: int, parents: tuple[str, ...], path: Path,

@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from dlws.keys import all_defaults
 from dlws.plan import host_problems
+from dlws.schema import Key
 
 # The pyinfra inventory that reads an Ansible hosts.yml, and the variable naming the file.
 ANSIBLE_INVENTORY = Path(__file__).resolve().parents[2] / "inventory" / "ansible.py"
@@ -58,16 +59,21 @@ def host_spec(name: str, data: dict[str, Any]) -> str:
     return spec + (f"?{urlencode(params)}" if params else "")
 
 
-def load_targets(inventory_path: str) -> list[Target]:
-    """The hosts of a pyinfra inventory file (or an Ansible hosts.yml) as verify targets."""
+def load_targets(inventory_path: str, keys: Iterable[Key]) -> list[Target]:
+    """The hosts of a pyinfra inventory file (or an Ansible hosts.yml) as verify targets.
+
+    + keys: every key a host may carry (``roles.all_keys()``)
+    """
+    keys = list(keys)
     path = Path(inventory_path)
     if not path.exists():
         raise FileNotFoundError(f"inventory {inventory_path} does not exist")
     hosts = _read_inventory(path)
-    defaults = all_defaults()
+    defaults = {key.name: key.default for key in keys}
     targets = []
     for name, data, groups in hosts:
-        problems = host_problems(name, {k: v for k, v in data.items() if not k.startswith("_")})
+        problems = host_problems(name, {k: v for k, v in data.items() if not k.startswith("_")},
+                                 keys)
         if problems:
             raise ValueError("\n".join(str(p) for p in problems))
         targets.append(Target(name=name, spec=host_spec(name, data), data={**defaults, **data},

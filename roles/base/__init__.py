@@ -1,1 +1,280 @@
 """Base role: apt sources with the stack's components, essential packages, CAs and proxies."""
+
+from __future__ import annotations
+
+import re
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.apt import AptSources
+from pyinfra.facts.files import FileContents, FindFiles
+from pyinfra.facts.server import KernelVersion
+from pyinfra.operations import apt, files, server
+
+from dlws.facts import Container, OsRelease, stable_fact
+from roles.base import _apt
+from roles.base.defaults import DEFAULTS, KEYS  # noqa: F401
+
+# The system Python that roles/python_env builds its environment on, installed in the same apt
+# run as the rest (one apt-get install fewer: 4 to 5 s on a fresh host, measured).
+PYTHON_PACKAGES = ["python3", "python3-venv", "python3-dev"]
+ESSENTIAL_PACKAGES = [
+    "build-essential",
+    "ca-certificates",
+    "curl",
+    "git",
+    "iproute2",
+    "pciutils",
+    "procps",
+    *PYTHON_PACKAGES,
+]
+
+# Components that carry NVIDIA's driver, the CUDA toolkit and firmware: Debian puts them in
+# contrib/non-free (https://wiki.debian.org/NvidiaGraphicsDrivers), Ubuntu in restricted and
+# multiverse (https://help.ubuntu.com/community/Repositories/Ubuntu).
+COMPONENTS = {
+    "debian": ["main", "contrib", "non-free", "non-free-firmware"],
+    "ubuntu": ["main", "restricted", "universe", "multiverse"],
+}
+KEYRINGS = {
+    "debian": "/usr/share/keyrings/debian-archive-keyring.gpg",
+    "ubuntu": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+}
+SOURCES_FILE = "/etc/apt/sources.list.d/dlws-components.sources"
+APT_PROXY_FILE = "/etc/apt/apt.conf.d/80dlws-proxy"
+PROFILE_PROXY_FILE = "/etc/profile.d/dlws-proxy.sh"
+APT_STAMP = _apt.APT_STAMP
+
+
+def _host_repos() -> list:
+    """The host's own deb entries that carry `main` (dlws's own components file carries none)."""
+    return [
+        repo
+        for repo in host.get_fact(AptSources) or []
+        if repo.type == "deb" and "main" in repo.components
+    ]
+
+
+def sources_content(os_id: str, repos: list, mirror: str | None) -> str:
+    """deb822 stanzas adding the stack's components to each of the host's suites."""
+    wanted = COMPONENTS.get(os_id, ["main"])
+    stanzas = []
+    seen = set()
+    for repo in repos:
+        is_security = "security" in repo.url
+        uri = mirror if (mirror and not is_security) else repo.url
+        if mirror:
+            components = sorted(set(wanted) | set(repo.components), key=_component_order(wanted))
+        else:
+            components = [c for c in wanted if c not in repo.components]
+            if "non-free-firmware" in components and "bookworm" not in repo.distribution and (
+                not repo.distribution.startswith(("trixie", "forky", "sid"))
+            ):
+                components.remove("non-free-firmware")  # only exists from Debian 12
+        if not components or (uri, repo.distribution) in seen:
+            continue
+        seen.add((uri, repo.distribution))
+        signed_by = repo.options.get("signed-by") or repo.options.get("Signed-By")
+        if isinstance(signed_by, list):
+            signed_by = " ".join(signed_by)
+        stanzas.append(
+            "\n".join(
+                [
+                    "Types: deb",
+                    f"URIs: {uri}",
+                    f"Suites: {repo.distribution}",
+                    f"Components: {' '.join(components)}",
+                    f"Signed-By: {signed_by or KEYRINGS[os_id]}",
+                ]
+            )
+        )
+    header = "# Managed by dlws (roles/base): the components the GPU stack needs.\n"
+    return header + "\n\n".join(stanzas) + "\n"
+
+
+def _component_order(wanted: list[str]):
+    return lambda c: (wanted.index(c) if c in wanted else len(wanted), c)
+
+
+def proxy_env() -> dict[str, str]:
+    """Proxy variables for commands the deploy runs on the host."""
+    env = {}
+    for var, key in (("http_proxy", "base_http_proxy"), ("https_proxy", "base_https_proxy"),
+                     ("no_proxy", "base_no_proxy")):
+        if host.data.get(key):
+            env[var] = env[var.upper()] = host.data.get(key)
+    return env
+
+
+@deploy("Base system", data_defaults=DEFAULTS)
+def install() -> None:
+    os_release = stable_fact(OsRelease, host)
+    os_id = os_release["id"]
+    in_container = bool(stable_fact(Container, host))
+    lock_timeout = host.data.base_apt_lock_timeout_s
+    # Before any apt command: the lock wait applies to them all, and a dpkg run that was
+    # killed (a dropped SSH session, a Ctrl-C) must be finished or apt refuses to work.
+    # create_remote_dir=False here and on the other files dlws writes into folders every
+    # supported OS has (/etc/apt/*.d, /etc/profile.d, /etc/ld.so.conf.d): pyinfra's default reads
+    # the folder on every run, one round trip per file.
+    files.put(name="Let apt wait for a lock held by another process",
+              src=StringIO(_apt.lock_conf(lock_timeout)), dest=_apt.LOCK_CONF, mode="644",
+              create_remote_dir=False)
+    _apt.repair_dpkg(name="Finish an interrupted dpkg run (dpkg --configure -a)",
+                     timeout_s=lock_timeout)
+    _configure_proxy()
+
+    sources_changed = False
+    if host.data.base_apt_manage_sources and os_id in COMPONENTS:
+        mirror = host.data.base_apt_mirror
+        put = files.put(
+            name="Add the components the GPU stack needs to the host's apt sources",
+            src=StringIO(sources_content(os_id, _host_repos(), mirror)),
+            dest=SOURCES_FILE,
+            mode="644",
+            create_remote_dir=False,
+        )
+        sources_changed = put.will_change
+        if mirror:
+            _set_aside_original_sources()
+        else:
+            sources_changed = _sign_sources_list(os_id) or sources_changed
+
+    packages = [*ESSENTIAL_PACKAGES, *host.data.base_extra_packages]
+    headers = host.data.base_kernel_headers
+    if headers == "yes" or (headers == "auto" and not in_container):
+        packages.append(f"linux-headers-{host.get_fact(KernelVersion)}")
+    elif headers == "auto":
+        host.noop("kernel headers skipped: the host is a container and runs its host's kernel")
+
+    # New components: the index must be fetched now, whatever its age; the stamp keeps the
+    # next run's cache_time check true to the last real update.
+    _apt.update(
+        name="Refresh the apt index" + (" (sources changed)" if sources_changed else ""),
+        cache_time=host.data.base_apt_cache_s,
+        force=sources_changed,
+        timeout_s=lock_timeout,
+    )
+    apt.packages(
+        name="Install essential packages (build tools, pciutils, procps, CA certificates)",
+        packages=packages,
+        no_recommends=True,
+        _env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+    _install_extra_cas()
+    _lab_users()
+
+
+# /dev/nvidia* and /dev/dri/renderD* belong to these groups on Debian and Ubuntu.
+GPU_GROUPS = ["video", "render"]
+
+
+def _lab_users() -> None:
+    if not host.data.base_lab_users:
+        return
+    for group in GPU_GROUPS:
+        server.group(name=f"Ensure the {group} group exists", group=group, system=True)
+    for user in host.data.base_lab_users:
+        server.user(
+            name=f"Let {user} use the GPUs (groups {', '.join(GPU_GROUPS)})",
+            user=user,
+            groups=GPU_GROUPS,
+            append=True,
+            create_home=True,
+            shell="/bin/bash",
+        )
+
+
+def _configure_proxy() -> None:
+    lines = []
+    # A fleet's package cache (roles/cache) serves plain-HTTP repositories; HTTPS ones keep
+    # the site proxy, if any.
+    http_proxy = host.data.get("cache_apt_proxy") or host.data.base_http_proxy
+    if http_proxy:
+        lines.append(f'Acquire::http::Proxy "{http_proxy}";')
+    if host.data.base_https_proxy:
+        lines.append(f'Acquire::https::Proxy "{host.data.base_https_proxy}";')
+    if not lines:
+        return
+    files.put(name="Send apt through the proxy", src=StringIO("\n".join(lines) + "\n"),
+              dest=APT_PROXY_FILE, mode="644", create_remote_dir=False)
+    if not proxy_env():
+        return
+    exports = "".join(f"export {k}={v!r}\n" for k, v in proxy_env().items())
+    files.put(name="Set the proxy for login shells", src=StringIO(exports),
+              dest=PROFILE_PROXY_FILE, mode="644", create_remote_dir=False)
+
+
+# A one-line source without options: "deb http://deb.debian.org/debian bookworm main".
+_UNSIGNED = re.compile(r"^(deb(?:-src)?)\s+(?!\[)(\S+)\s+(\S+)(\s.*)?$")
+
+
+def signed_sources_list(text: str, os_id: str, codename: str) -> str:
+    """/etc/apt/sources.list with the distribution's keyring named on its own suites' lines.
+
+    Without `signed-by`, any key in apt's trusted keyrings may sign any repository; the
+    archive's own suites (codename, -updates, -security, -backports) are signed by its keyring.
+    """
+    lines = []
+    for line in text.splitlines():
+        match = _UNSIGNED.match(line.strip())
+        if match and match[3].split("-")[0] == codename:
+            line = (f"{match[1]} [signed-by={KEYRINGS[os_id]}] {match[2]} {match[3]}"
+                    f"{match[4] or ''}")
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _sign_sources_list(os_id: str) -> bool:
+    """Name the archive keyring in the host's sources.list (the original kept as .dlws-orig)."""
+    path = "/etc/apt/sources.list"
+    current = host.get_fact(FileContents, path=path)
+    codename = stable_fact(OsRelease, host)["codename"]
+    if current is None or not codename:
+        return False
+    text = "\n".join(current) + "\n"
+    wanted = signed_sources_list(text, os_id, codename)
+    if wanted == text:
+        return False
+    server.shell(name=f"Keep the original {path} as {path}.dlws-orig",
+                 commands=[f"cp -n -p {path} {path}.dlws-orig"])
+    files.put(name="Name the archive's keyring (signed-by) in the host's own apt sources",
+              src=StringIO(wanted), dest=path, mode="644", create_remote_dir=False)
+    return True
+
+
+def _set_aside_original_sources() -> None:
+    originals = ["/etc/apt/sources.list"] + [
+        path
+        for path in host.get_fact(FindFiles, path="/etc/apt/sources.list.d", quote_path=True) or []
+        if path.endswith((".list", ".sources")) and not Path(path).name.startswith("dlws-")
+    ]
+    for path in originals:
+        server.shell(
+            name=f"Keep {path} as {path}.dlws-orig (replaced by the mirror)",
+            commands=[f"mv -n {path} {path}.dlws-orig"],
+            _if=lambda path=path: host.get_fact(FindFiles, path=path) is not None,
+        )
+
+
+def _install_extra_cas() -> None:
+    changed = []
+    for src in host.data.base_extra_ca_certs:
+        name = Path(src).stem.replace(" ", "_") + ".crt"
+        put = files.put(
+            name=f"Install the extra CA certificate {name}",
+            src=str(Path(src).expanduser()),
+            dest=f"{host.data.base_ca_dir}/{name}",
+            mode="644",
+            create_remote_dir=True,
+        )
+        changed.append(put)
+    if changed:
+        server.shell(
+            name="Rebuild the system CA bundle",
+            commands=["update-ca-certificates"],
+            _if=lambda: any(op.did_change() for op in changed),
+        )
+

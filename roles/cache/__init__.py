@@ -1,1 +1,55 @@
 """Package cache role: one apt-cacher-ng for a fleet, and the keys that point hosts at it."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FactBase, deploy
+from pyinfra.operations import apt, files, server
+
+from roles.cache.defaults import DEFAULTS, KEYS  # noqa: F401
+
+ACNG_CONF = "/etc/apt-cacher-ng/zz_dlws.conf"
+ACNG_PORT = 3142
+
+
+class AptCacherRunning(FactBase):
+    """True when apt-cacher-ng answers on its port."""
+
+    command = (
+        f"(exec 3<>/dev/tcp/127.0.0.1/{ACNG_PORT}) 2>/dev/null && echo yes || "
+        "(pgrep -x apt-cacher-ng >/dev/null && echo yes) || echo no"
+    )
+    shell_executable = "bash"
+
+    def process(self, output):
+        return "".join(output).strip() == "yes"
+
+
+def acng_conf() -> str:
+    # PassThroughPattern: HTTPS repositories (CONNECT) are tunnelled, not cached; apt-cacher-ng
+    # cannot read inside TLS (https://www.unix-ag.uni-kl.de/~bloch/acng/html/howtos.html).
+    return (
+        "# Managed by dlws (roles/cache).\n"
+        f"Port: {ACNG_PORT}\n"
+        "PassThroughPattern: .*\n"
+        "ExThreshold: 28\n"
+    )
+
+
+@deploy("Package cache for the fleet (apt-cacher-ng)")
+def serve() -> None:
+    """Install and start apt-cacher-ng on this host (a lab server, or a controller container)."""
+    apt.packages(name="Install apt-cacher-ng", packages=["apt-cacher-ng", "procps"],
+                 no_recommends=True, update=True, cache_time=3600,
+                 _env={"DEBIAN_FRONTEND": "noninteractive"})
+    conf = files.put(name="Configure apt-cacher-ng (HTTPS passes through)",
+                     src=StringIO(acng_conf()), dest=ACNG_CONF, mode="644")
+    running = host.get_fact(AptCacherRunning)
+    if conf.will_change or not running:
+        # The init script works with and without systemd (containers have none).
+        server.shell(name="(Re)start apt-cacher-ng",
+                     commands=["/etc/init.d/apt-cacher-ng restart"])
+    else:
+        host.noop("apt-cacher-ng is running with this configuration")

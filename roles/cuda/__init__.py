@@ -1,1 +1,64 @@
 """CUDA toolkit role: the planned toolkit from the distro or NVIDIA's repository, nvcc on PATH."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server
+
+from dlws.facts import OsRelease, stable_fact
+from dlws.plan import host_plan
+from roles import nvidia_repo
+from roles.cuda.defaults import DEFAULTS, KEYS  # noqa: F401
+
+PROFILE = "/etc/profile.d/dlws-cuda.sh"
+LDCONF = "/etc/ld.so.conf.d/dlws-cuda.conf"
+
+
+def packages_for(plan) -> list[str]:
+    if plan.cuda_source == "cuda_repo":
+        # NVIDIA's layout: /usr/local/cuda-X.Y side by side; cuda-toolkit-X-Y has no driver.
+        return [f"cuda-toolkit-{plan.cuda.replace('.', '-')}"]
+    # The distribution's layout: nvcc in /usr/bin, libraries in the multiarch directory.
+    return ["nvidia-cuda-toolkit"]
+
+
+def cuda_home(plan) -> str:
+    return f"/usr/local/cuda-{plan.cuda}" if plan.cuda_source == "cuda_repo" else "/usr"
+
+
+@deploy("CUDA toolkit", data_defaults=DEFAULTS)
+def install() -> None:
+    plan = host_plan()
+    if not plan.cuda:
+        host.noop("no CUDA toolkit planned (frameworks bring their own runtime, or "
+                  "cuda_version = 'none')")
+        return
+    os_release = stable_fact(OsRelease, host)
+    if plan.cuda_source == "cuda_repo":
+        nvidia_repo.configure(os_release["id"], os_release["version_id"])
+    apt.packages(
+        name=f"Install the CUDA toolkit {plan.cuda} ({plan.cuda_source})",
+        packages=packages_for(plan),
+        no_recommends=True,
+        _env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+    if plan.cuda_source != "cuda_repo":
+        return
+    home = cuda_home(plan)
+    # /usr/local/cuda points at the planned toolkit; other versions stay installed beside it.
+    files.link(name=f"Point /usr/local/cuda at {home}", path="/usr/local/cuda", target=home)
+    files.put(
+        name="Put nvcc on login shells' PATH",
+        src=StringIO('# Managed by dlws (roles/cuda).\ncase ":$PATH:" in *":/usr/local/cuda/bin:"*)'
+                     ' ;; *) PATH="/usr/local/cuda/bin:$PATH" ;; esac\nexport PATH\n'),
+        dest=PROFILE,
+        mode="644",
+        create_remote_dir=False,
+    )
+    ld = files.put(name="Add the CUDA libraries to the linker path",
+                   src=StringIO("/usr/local/cuda/lib64\n"), dest=LDCONF, mode="644",
+                   create_remote_dir=False)
+    server.shell(name="Refresh the linker cache", commands=["ldconfig"], _if=ld.did_change)

@@ -1,1 +1,263 @@
 """Python environment role: a shared virtual environment, pip/uv set up for the host's network."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import DeployError, OperationError, deploy, operation
+from pyinfra.facts.files import File
+from pyinfra.operations import files, server
+
+from dlws.facts import VenvPackages, canonical
+from dlws.locks import LockSpec, index_options, pins
+from roles import base
+from roles.base import proxy_env
+from roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401
+
+PIP_CONF = "/etc/pip.conf"
+UV_CONF = "/etc/uv/uv.toml"
+PROFILE = "/etc/profile.d/dlws.sh"
+_REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(?:\[[^\]]*\])?(?:==(?P<version>\S+))?$")
+
+
+def wheels_in(path: str | None) -> list[Path]:
+    """The wheels of a controller-side wheelhouse folder (none when there is no folder)."""
+    return sorted(Path(path).expanduser().glob("*.whl")) if path else []
+
+
+def wheelhouse_files() -> list[Path]:
+    """Wheels of the current host's controller-side wheelhouse, if one is declared."""
+    return wheels_in(host.data.get("python_env_wheelhouse"))
+
+
+def installer_env() -> dict[str, str]:
+    """Environment for pip/uv on the host: its CA bundle (uv ignores pip.conf) and proxies."""
+    env = {
+        "SSL_CERT_FILE": host.data.python_env_ca_bundle,
+        "PIP_CERT": host.data.python_env_ca_bundle,
+        "UV_LINK_MODE": "copy",
+        **proxy_env(),
+    }
+    # roles/cache: a download cache the fleet shares, so each wheel crosses the uplink once.
+    if host.data.get("cache_pip_dir"):
+        env["PIP_CACHE_DIR"] = f"{host.data.cache_pip_dir}/pip"
+        env["UV_CACHE_DIR"] = f"{host.data.cache_pip_dir}/uv"
+    return env
+
+
+def _satisfied(requirement: str, installed: dict[str, str]) -> bool:
+    match = _REQUIREMENT.match(requirement)
+    if not match:
+        raise OperationError(f"requirement {requirement!r} must be NAME, NAME==VERSION "
+                             "or NAME[extra]==VERSION")
+    version = installed.get(canonical(match["name"]))
+    return version is not None and (match["version"] is None or version == match["version"])
+
+
+@operation()
+def venv_packages(
+    prefix: str,
+    requirements: list[str],
+    installer: str = "uv",
+    index_url: str | None = None,
+    extra_index_urls: list[str] | tuple[str, ...] = (),
+    find_links: str | None = None,
+    no_deps: bool = False,
+    shared_cache: str | None = None,
+    lock: str | None = None,
+):
+    """
+    Install pinned requirements into a virtual environment, only those not yet satisfied.
+
+    + prefix: the virtual environment
+    + requirements: ``NAME==VERSION`` pins (extras allowed: ``tensorflow[and-cuda]==2.21.0``)
+    + installer: ``uv`` (the environment's bin/uv) or ``pip``
+    + index_url / extra_index_urls / find_links: where packages come from
+    + no_deps: install without dependencies (a package whose extras are not needed)
+    + shared_cache: the fleet's shared download cache (roles/cache): installs take turns on its
+      lock, so the first host downloads a wheel and the others find it in the cache
+    + lock: a hash lock on the host (dlws/locks.py) that pins `requirements` and
+      every dependency: installed whole, each file checked against its sha256
+    """
+    installed = host.get_fact(VenvPackages, prefix=prefix)
+    missing = [req for req in requirements if not _satisfied(req, installed)]
+    if not missing:
+        host.noop(f"already in {prefix}: {', '.join(requirements)}")
+        return
+    if installer == "uv":
+        command = [f"{prefix}/bin/uv", "pip", "install", "--python", f"{prefix}/bin/python"]
+    else:
+        command = [f"{prefix}/bin/pip", "install", "--no-input"]
+    sources = index_options(index_url, extra_index_urls, find_links, uv=installer == "uv")
+    options = ["--no-deps"] if no_deps or lock else []
+    if lock:
+        options.append("--require-hashes")
+        packages = ["-r", lock]
+    else:
+        packages = [shlex.quote(req) for req in missing]
+    if not shared_cache:
+        yield " ".join([*command, *sources, *options, *packages])
+        return
+    yield shared_cache_install(shared_cache, installer, command, sources, options, packages,
+                               find_links)
+
+
+def shared_cache_install(shared_cache: str, installer: str, command: list[str],
+                         sources: list[str], options: list[str], packages: list[str],
+                         find_links: str | None = None) -> str:
+    """
+    An install that takes what the fleet's shared cache holds before it goes upstream.
+
+    Installs take turns on the cache's lock, or hosts that start together all miss it (measured:
+    4 x 37 MiB). A cache hit must not depend on HTTP caching headers either: a proxy that strips
+    them (measured here: no Cache-Control, ETag or Last-Modified on PyPI's files) makes pip cache
+    nothing and uv re-fetch every index page. So uv first tries `--offline` (the shared cache
+    only), and pip installs from a wheel folder in the cache (`--no-index`) that the first host
+    fills with `pip download`; either falls back to the network when the cache lacks something.
+    """
+    if installer == "uv":
+        first = [*command, "--offline", *sources, *options, *packages]
+        then = [*command, *sources, *options, *packages]
+        script = f"{' '.join(first)} || {' '.join(then)}"
+    else:
+        wheels = f"{shared_cache}/wheels"
+        local = [*command, "--no-index", "--find-links", wheels,
+                 *(["--find-links", find_links] if find_links else []), *options, *packages]
+        download = [command[0], "download", "--no-input", "--dest", wheels, *sources, *options,
+                    *packages]
+        script = f"{' '.join(local)} || {{ {' '.join(download)} && {' '.join(local)}; }}"
+    lock = f"{shared_cache}/.dlws-install.lock"
+    return f"mkdir -p {shared_cache} && flock {lock} sh -c {shlex.quote(script)}"
+
+
+# Reads base's proxy keys too: a nested deploy sees only its own defaults.
+@deploy("Python environment", data_defaults={**base.DEFAULTS, **DEFAULTS})
+def install() -> None:
+    prefix = host.data.python_env_prefix
+    # The system Python (python3, -venv, -dev) comes with base's essential packages.
+    _configure_pip()
+    wheelhouse = _upload_wheelhouse()
+    server.shell(
+        name=f"Create the virtual environment {prefix}",
+        commands=[f"python3 -m venv {prefix}"],
+        _if=lambda: host.get_fact(File, path=f"{prefix}/bin/python") is None,
+    )
+    files.directory(name=f"Let every user read and run {prefix}", path=prefix, mode="755")
+    # uv creates its lock file world-writable (0666) when it finds none: create it first.
+    files.file(name="Create the environment's lock file, writable by root only",
+               path=f"{prefix}/.lock", mode="644")
+    if host.data.python_env_installer == "uv":
+        # uv itself comes through pip: a pinned wheel from PyPI (or the lab's mirror), no
+        # `curl | sh` installer.
+        requirements, lock = locked(uv_spec())
+        venv_packages(
+            name=f"Install uv {host.data.python_env_uv_version} into the environment",
+            prefix=prefix,
+            requirements=requirements,
+            installer="pip",
+            index_url=host.data.python_env_index_url,
+            extra_index_urls=host.data.python_env_extra_index_urls,
+            find_links=wheelhouse,
+            shared_cache=host.data.get("cache_pip_dir"),
+            lock=lock,
+            _env=installer_env(),
+        )
+    if host.data.python_env_login_path:
+        files.put(
+            name="Put the environment on login shells' PATH",
+            src=StringIO(
+                "# Managed by dlws (roles/python_env).\n"
+                f'case ":$PATH:" in *":{prefix}/bin:"*) ;; *) PATH="{prefix}/bin:$PATH" ;; esac\n'
+                "export PATH\n"
+            ),
+            dest=PROFILE,
+            mode="644",
+            create_remote_dir=False,  # /etc/profile.d: base-files has it
+        )
+
+
+def uv_spec(target=None) -> LockSpec:
+    """The lock of uv itself (every platform's wheel: it is installed before any resolver)."""
+    data = (host if target is None else target).data
+    version = data.get("python_env_uv_version") or DEFAULTS["python_env_uv_version"]
+    return LockSpec("uv", (f"uv=={version}",),
+                    index_url=data.get("python_env_index_url"),
+                    extra_index_urls=tuple(data.get("python_env_extra_index_urls") or ()))
+
+
+def missing_lock(target, spec: LockSpec) -> str | None:
+    """Why `target` cannot install `spec` yet, naming the host, the key and the fix; else None."""
+    if not target.data.get("python_env_require_hashes", True) or spec.path.exists():
+        return None
+    return (f"host {target.name}: python_env_require_hashes: no hash lock locks/{spec.name} for "
+            f"{spec.summary()}; make it on the controller with `bin/dlws lock --inventory "
+            "INVENTORY` and commit it, or set python_env_require_hashes = False to install by "
+            "version pins only; nothing was changed on any host")
+
+
+def locked(spec: LockSpec) -> tuple[list[str], str | None]:
+    """(requirements, lock path on the host): the lock's pins where hashes are required."""
+    if not host.data.python_env_require_hashes:
+        return list(spec.requirements), None
+    problem = missing_lock(host, spec)
+    if problem:
+        raise DeployError(problem)
+    remote = f"{host.data.python_env_lock_dir}/{spec.name}"
+    files.put(name=f"Upload the hash lock {spec.name}", src=str(spec.path), dest=remote,
+              mode="644", create_remote_dir=True)
+    return pins(spec.path), remote
+
+
+def install_packages(name: str, requirements: list[str], extra_index_urls: tuple = (),
+                     no_deps: bool = False, lock: str | None = None) -> None:
+    """Install requirements (the pins of `lock`, when given) into the shared environment."""
+    venv_packages(
+        name=name,
+        prefix=host.data.python_env_prefix,
+        requirements=requirements,
+        installer=host.data.python_env_installer,
+        index_url=host.data.python_env_index_url,
+        extra_index_urls=[*host.data.python_env_extra_index_urls, *extra_index_urls],
+        find_links=host.data.python_env_wheelhouse_dir if wheelhouse_files() else None,
+        no_deps=no_deps,
+        shared_cache=host.data.get("cache_pip_dir"),
+        lock=lock,
+        _env=installer_env(),
+    )
+
+
+def _configure_pip() -> None:
+    lines = ["# Managed by dlws (roles/python_env).", "[global]",
+             f"cert = {host.data.python_env_ca_bundle}"]
+    uv_lines = ["# Managed by dlws (roles/python_env).", "native-tls = true"]
+    if host.data.python_env_index_url:
+        lines.append(f"index-url = {host.data.python_env_index_url}")
+        uv_lines.append(f'index-url = "{host.data.python_env_index_url}"')
+    if host.data.python_env_extra_index_urls:
+        lines.append("extra-index-url = " + " ".join(host.data.python_env_extra_index_urls))
+        uv_lines.append(f"extra-index-url = {host.data.python_env_extra_index_urls!r}"
+                        .replace("'", '"'))
+    if wheelhouse_files():
+        lines.append(f"find-links = {host.data.python_env_wheelhouse_dir}")
+        uv_lines.append(f'find-links = ["{host.data.python_env_wheelhouse_dir}"]')
+    files.put(name="Configure pip for the host's CA bundle and indexes",
+              src=StringIO("\n".join(lines) + "\n"), dest=PIP_CONF, mode="644",
+              create_remote_dir=False)
+    files.put(name="Configure uv for the host's CA bundle and indexes",
+              src=StringIO("\n".join(uv_lines) + "\n"), dest=UV_CONF, mode="644",
+              create_remote_dir=True)
+
+
+def _upload_wheelhouse() -> str | None:
+    wheels = wheelhouse_files()
+    if not wheels:
+        return None
+    target = host.data.python_env_wheelhouse_dir
+    for wheel in wheels:
+        files.put(name=f"Upload {wheel.name} to the wheelhouse", src=str(wheel),
+                  dest=f"{target}/{wheel.name}", mode="644", create_remote_dir=True)
+    return target
