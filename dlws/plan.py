@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -9,9 +11,11 @@ from typing import Any
 from pyinfra import host as current_host
 from pyinfra.api import DeployError
 
-from dlws.facts import Container, NvidiaPciDevices, NvSwitchCount, OsRelease, stable_fact
+from dlws import __version__
+from dlws.facts import host_facts, pyinfra_reader
+from dlws.locks import LockSpec, lock_specs
 from dlws.schema import Key, Problem, validate
-from dlws.stack import HostFacts, Stack, StackError, request_from_host_data, resolve
+from dlws.stack import Stack, StackError, derive, differences, find_gpu
 
 
 def host_problems(name: str, data: Mapping[str, Any], keys: Iterable[Key]) -> list[Problem]:
@@ -27,13 +31,16 @@ def host_problems(name: str, data: Mapping[str, Any], keys: Iterable[Key]) -> li
         problems.append(Problem(name, "gpu_model", f"gpu_count is {count} but no gpu_model is "
                                 "declared; set it to the name nvidia-smi prints, e.g. 'NVIDIA "
                                 "H100 80GB HBM3', or a PCI ID"))
-    if merged.get("gpu_model") and not problems:
+    if merged.get("gpu_model") and count == 0:
+        problems.append(Problem(name, "gpu_count", f"gpu_model is {merged['gpu_model']!r} but "
+                                "gpu_count is 0, so the deploy and verify would disagree on "
+                                "whether this host has a GPU; set gpu_count to the number of "
+                                "GPUs, or remove gpu_model for a CPU host"))
+    if merged.get("gpu_model") and isinstance(merged["gpu_model"], str) and not problems:
         try:
-            resolve(HostFacts(os_id="debian", os_release="12", gpus=(merged["gpu_model"],)),
-                    request_from_host_data({}))
+            find_gpu(merged["gpu_model"])
         except StackError as error:
-            if error.constraint in ("unknown_gpu", "unknown-gpu"):
-                problems.append(Problem(name, "gpu_model", str(error)))
+            problems.append(Problem(name, "gpu_model", error.message))
     return problems
 
 
@@ -87,55 +94,14 @@ def _plans_of(host) -> dict[str, Stack]:
         owner = _PLANS_STATE[0]() if _PLANS_STATE[0] is not None else None
         if owner is not state:
             _PLANS.clear()
+            _RECORDS.clear()
+            _DATA.clear()
             _PLANS_STATE[0] = weakref.ref(state)
     return _PLANS
 
 
-def host_facts(host=None) -> HostFacts:
-    """What the solver needs to know about a host, read from the host itself."""
-    host = current_host if host is None else host
-    os_release = stable_fact(OsRelease, host)
-    gpus = tuple(device["device_id"] for device in host.get_fact(NvidiaPciDevices))
-    if not gpus and host.data.get("gpu_model"):
-        # No GPU visible (a container without device access, a fake host): plan for the
-        # declared one; verify will fail the host if the GPU is really missing.
-        gpus = (host.data.get("gpu_model"),) * max(1, host.data.get("gpu_count") or 1)
-    return HostFacts(
-        os_id=os_release["id"],
-        os_release=os_release["version_id"],
-        gpus=gpus,
-        installed_driver=_installed_driver(host),
-        in_container=bool(stable_fact(Container, host)),
-    )
-
-
-def _installed_driver(host) -> str | None:
-    try:
-        from dlws.facts import NvidiaDriverVersion
-    except ImportError:
-        return None
-    return host.get_fact(NvidiaDriverVersion) or None
-
-
-def _check_board(host, stack: Stack, in_container: bool | None = None) -> None:
-    """Refuse a plan the board cannot run: NVSwitch (HGX) boards need NVIDIA's fabric manager."""
-    if in_container is None:
-        in_container = bool(stable_fact(Container, host))
-    if stack.driver_source != "distro" or stack.os_id != "debian" or in_container:
-        return
-    switches = host.get_fact(NvSwitchCount)
-    if switches:
-        # Debian's archive packages no nvidia-fabricmanager (verify); without it CUDA does not
-        # initialise on an HGX board.
-        raise StackError(
-            "nvidia_driver_source", "source_lacks_fabric_manager",
-            f"{switches} NVSwitch chips found and Debian's archive has no NVIDIA fabric "
-            "manager, without which CUDA does not start on this board; set "
-            "nvidia_driver_source = 'cuda_repo'")
-
-
 def host_plan(host=None, defaults: Mapping[str, Any] | None = None) -> Stack:
-    """The resolved stack of a host (cached per run); a refusal names the host and the key.
+    """The host's stack (planned once per run); a refusal names the host and the key.
 
     The deploy plans each host first, with every key's default (``roles.all_defaults()``);
     roles then call ``host_plan()`` for the stack they carry out.
@@ -148,11 +114,82 @@ def host_plan(host=None, defaults: Mapping[str, Any] | None = None) -> Stack:
                               "each host (host_plan(host, all_defaults())) before any role runs")
         data = {**defaults, **_own_data(host)}
         try:
-            facts = host_facts(host)
-            stack = resolve(facts, request_from_host_data(data))
-            _check_board(host, stack, facts.in_container)
-            plans[host.name] = stack
+            stack = derive(data, host_facts(pyinfra_reader(host), data))
         except StackError as error:
             raise DeployError(
                 f"host {host.name}: {error}; nothing was changed on any host") from None
+        plans[host.name] = stack
+        _DATA[host.name] = data
+        _RECORDS[host.name] = stack_record(stack, data, defaults)
     return plans[host.name]
+
+
+def host_data(host=None) -> dict[str, Any]:
+    """The data the host's stack was planned from: every key, defaults included."""
+    host = current_host if host is None else host
+    host_plan(host)
+    return _DATA[host.name]
+
+
+def host_locks(host=None) -> list[LockSpec]:
+    """The hash locks the host installs from (uv's, then its environment's)."""
+    host = current_host if host is None else host
+    return lock_specs(host_plan(host), host_data(host))
+
+
+def missing_lock(name: str, data: Mapping[str, Any], spec: LockSpec) -> str | None:
+    """Why a host cannot install `spec` yet, naming the host, the key and the fix; else None."""
+    if not data.get("python_env_require_hashes", True) or spec.path.exists():
+        return None
+    return (f"host {name}: python_env_require_hashes: no hash lock locks/{spec.name} for "
+            f"{spec.summary()}; make it on the controller with `bin/dlws lock --inventory "
+            "INVENTORY` and commit it, or set python_env_require_hashes = False to install by "
+            "version pins only; nothing was changed on any host")
+
+
+def check_locks(hosts: Iterable) -> None:
+    """Refuse every host whose hash locks are missing, before any host has changed."""
+    problems = [problem for each in hosts for spec in host_locks(each)
+                if (problem := missing_lock(each.name, host_data(each), spec))]
+    if problems:
+        raise DeployError("\n".join(problems))
+
+
+# What the deploy records on each host, beside the stack it carried out.
+STACK_FILE = "/etc/dlws/stack.json"
+_RECORDS: dict[str, dict[str, Any]] = {}
+_DATA: dict[str, dict[str, Any]] = {}
+
+
+def data_digest(data: Mapping[str, Any], keys: Iterable[str]) -> str:
+    """sha256 of a host's dlws keys (defaults included): changes when its data or dlws's
+    defaults change. Credentials in the data stay out of the record: only the digest is kept."""
+    text = json.dumps({key: data.get(key) for key in sorted(keys)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stack_record(stack: Stack, data: Mapping[str, Any],
+                 defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The document /etc/dlws/stack.json holds: the dlws version, the data's digest and the
+    stack (less how the host got there, so a rerun writes the same file)."""
+    return {"dlws_version": __version__, "data_digest": data_digest(data, defaults),
+            "stack": stack.recorded()}
+
+
+def recorded_stack(host=None) -> str:
+    """The current host's record as the deploy writes it (sorted, one trailing newline)."""
+    host = current_host if host is None else host
+    return json.dumps(_RECORDS[host.name], indent=2, sort_keys=True) + "\n"
+
+
+def record_problems(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    """How a host's record differs from what verify derives now: the version, the data, and
+    each field of the stack."""
+    problems = []
+    if recorded.get("dlws_version") != expected["dlws_version"]:
+        problems.append(f"dlws version: recorded {recorded.get('dlws_version')!r}, running "
+                        f"{expected['dlws_version']!r}")
+    if recorded.get("data_digest") != expected["data_digest"]:
+        problems.append("host data: the inventory's data for this host changed since the deploy")
+    problems += differences(recorded.get("stack") or {}, expected["stack"])
+    return problems

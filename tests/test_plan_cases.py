@@ -203,7 +203,7 @@ def test_plan(case_id, os, row):
         [persistenced] = run.named("nvidia-persistenced")
         assert persistenced.commands == ["systemctl enable nvidia-persistenced.service"], (
             "enabled only: the new module is not loaded before the reboot")
-        flavour = run.stack.driver_flavour
+        flavour = run.stack.driver.flavour
         assert ("open" in driver) == (flavour == "open"), (driver, flavour)
         assert f"({flavour} kernel modules" in run.named("Install the NVIDIA driver")[0].name
         fabric = run.named("fabric manager")

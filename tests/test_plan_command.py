@@ -91,14 +91,18 @@ def test_plan_writes_json_for_machines(fleet_plan):
     assert [row["host"] for row in rows] == [name for name, *_ in FLEET]
     by_host = {row["host"]: row for row in rows}
     gpu = by_host["@fake/ws-4090"]
-    assert (gpu["driver_branch"], gpu["driver_flavour"], gpu["driver_source"]) == (
-        "580", "open", "distro")
-    assert gpu["gpus"] == ["NVIDIA GeForce RTX 4090"] and gpu["cuda"] == "13.0"
-    assert by_host["@fake/cpu-01"]["driver_branch"] is None
+    driver = gpu["driver"]
+    assert (driver["branch"], driver["flavour"], driver["source"]) == ("580", "open", "distro")
+    assert gpu["gpu"]["models"] == ["NVIDIA GeForce RTX 4090"]
+    assert gpu["cuda"]["version"] == "13.0"
+    assert by_host["@fake/cpu-01"]["driver"]["branch"] is None
     hgx = by_host["@fake/hgx-h100"]
-    assert len(hgx["gpus"]) == 8 and hgx["nccl"] == "2" and hgx["cuda_repo_path"] == "debian13"
-    # Stack.as_dict() plus the host: every field of the solver's answer is there.
-    assert set(gpu) >= {"driver_keep_installed", "cudnn_source", "torch_index_url", "notes"}
+    assert len(hgx["gpu"]["models"]) == 8 and hgx["nccl"]["version"] == "2"
+    assert hgx["repo_path"] == "debian13" and "nvidia-fabricmanager-580" in hgx["driver"][
+        "packages"]
+    # Stack.as_dict() plus the host: every stage of the stack and how the host gets there.
+    assert set(gpu) >= {"os", "gpu", "driver", "cuda", "cudnn", "nccl", "python", "tensorflow",
+                        "torch", "transition", "notes", "locks"}
 
 
 def test_refused_host_is_listed_and_fails_the_command(tmp_path):
@@ -110,7 +114,7 @@ def test_refused_host_is_listed_and_fails_the_command(tmp_path):
     assert "REFUSED @fake/ws-5090: host @fake/ws-5090: nvidia_driver_source:" in result.stdout
     assert result.stdout.splitlines()[1].startswith("@fake/ws-4090"), result.stdout
     rows = json.loads(out_json.read_text())
-    assert "nvidia_driver_source" in rows[1]["error"] and rows[0]["driver_branch"] == "580"
+    assert "nvidia_driver_source" in rows[1]["error"] and rows[0]["driver"]["branch"] == "580"
 
 
 def test_bad_inventory_is_refused_before_any_fact(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from dlws.stack import (
     HostFacts,
     StackError,
     StackRequest,
+    derive,
     find_gpu,
     request_from_host_data,
     resolve,
@@ -74,20 +76,20 @@ def facts(os_name: str, *gpus: str, **extra) -> HostFacts:
 @pytest.mark.parametrize(("os_name", "gpu", "expected"), AUTO_CASES)
 def test_auto_stack(os_name, gpu, expected):
     stack = resolve(facts(os_name, GPUS[gpu] or ""), StackRequest())
-    got = (stack.driver_branch, stack.driver_flavour, stack.driver_source, stack.cuda,
-           stack.cudnn, stack.tensorflow_package, stack.torch_variant)
+    got = (stack.driver.branch, stack.driver.flavour, stack.driver.source, stack.cuda.version,
+           stack.cudnn.version, stack.tensorflow.package, stack.torch.variant)
     assert got == expected, stack.as_dict()
-    assert stack.python == PYTHONS[os_name]
-    assert stack.torch == "2.14.0"
-    assert stack.torch_index_url == f"https://download.pytorch.org/whl/{stack.torch_variant}"
+    assert stack.python.version == PYTHONS[os_name]
+    assert stack.torch.version == "2.14.0"
+    assert stack.torch.index_url == f"https://download.pytorch.org/whl/{stack.torch.variant}"
     if gpu == "rtx-5090":
         assert any("TensorFlow skipped" in note and "89272" in note for note in stack.notes)
 
 
 def test_cpu_profile_has_no_nvidia_stack():
     stack = resolve(facts("debian-12"), StackRequest())
-    assert (stack.gpus, stack.arch, stack.driver_keep_installed, stack.nccl) == ((), None,
-                                                                                  False, None)
+    assert (stack.gpu.models, stack.gpu.arch, stack.transition.keep_installed_driver,
+            stack.nccl.version) == ((), None, False, None)
 
 
 @pytest.mark.parametrize(
@@ -105,10 +107,10 @@ def test_cpu_profile_has_no_nvidia_stack():
 )
 def test_explicit_driver_or_cuda_without_gpu(os_name, request_, expected):
     stack = resolve(facts(os_name), StackRequest(**request_))
-    assert (stack.driver_branch, stack.cuda, stack.cuda_source) == expected
-    assert stack.torch_variant == "cpu"
+    assert (stack.driver.branch, stack.cuda.version, stack.cuda.source) == expected
+    assert stack.torch.variant == "cpu"
     if request_.get("driver_branch") == "590":
-        assert (stack.driver_source, stack.driver_flavour) == ("cuda_repo", "open")
+        assert (stack.driver.source, stack.driver.flavour) == ("cuda_repo", "open")
 
 
 @pytest.mark.parametrize(
@@ -128,19 +130,19 @@ def test_explicit_driver_or_cuda_without_gpu(os_name, request_, expected):
 )
 def test_pins_steer_the_source(os_name, gpu, request_, expected):
     stack = resolve(facts(os_name, gpu), StackRequest(**request_))
-    assert (stack.driver_branch, stack.driver_flavour, stack.driver_source) == expected
+    assert (stack.driver.branch, stack.driver.flavour, stack.driver.source) == expected
 
 
 def test_driver_535_gets_cu126_and_cuda_12_2():
     stack = resolve(facts("ubuntu-22.04", "Tesla T4"), StackRequest(driver_branch="535"))
-    assert (stack.cuda, stack.torch_variant) == ("12.2", "cu126")
+    assert (stack.cuda.version, stack.torch.variant) == ("12.2", "cu126")
 
 
 def test_container_uses_host_driver():
     stack = resolve(facts("ubuntu-24.04", "NVIDIA L4", in_container=True,
                           installed_driver="580.95.05"), StackRequest())
-    assert stack.driver_branch is None and stack.driver_keep_installed
-    assert stack.torch_variant == "cu132"
+    assert stack.driver.branch is None and stack.transition.keep_installed_driver
+    assert stack.torch.variant == "cu132"
 
 
 @pytest.mark.parametrize(
@@ -150,16 +152,32 @@ def test_container_uses_host_driver():
      pytest.param(None, False, id="none-installed")],
 )
 def test_installed_driver_keep(installed, keep):
-    stack = resolve(facts("ubuntu-24.04", "NVIDIA GeForce RTX 4090", installed_driver=installed),
-                    StackRequest())
-    assert stack.driver_keep_installed is keep
+    host = dataclasses.replace(
+        facts("ubuntu-24.04", "NVIDIA GeForce RTX 4090", installed_driver=installed),
+        nvidia_packages=(("nvidia-utils-535", "535.183.01-0ubuntu1"),) if installed else ())
+    stack = derive({"nvidia_driver_replace": True}, host)
+    assert stack.transition.keep_installed_driver is keep
     assert (installed == "535.183.01") == any("replaced" in n for n in stack.notes)
+    # The old branch's named packages go in the same apt transaction as the new branch.
+    assert stack.transition.purge == (("nvidia-utils-535",) if installed == "535.183.01" else ())
+
+
+def test_installed_driver_of_another_branch_is_replaced_only_when_allowed():
+    host = dataclasses.replace(
+        facts("ubuntu-24.04", "NVIDIA GeForce RTX 4090", installed_driver="535.183.01"),
+        nvidia_packages=(("nvidia-utils-535", "535.183.01-0ubuntu1"),))
+    with pytest.raises(StackError) as refused:
+        derive({}, host)
+    assert refused.value.key == "nvidia_driver_replace" and "535.183.01" in str(refused.value)
+    # A loaded driver that no package provides (NVIDIA's .run installer) is never replaced.
+    with pytest.raises(StackError, match="nvidia-uninstall"):
+        derive({"nvidia_driver_replace": True}, dataclasses.replace(host, nvidia_packages=()))
 
 
 def test_multi_gpu_gets_system_nccl_on_debian_13():
     stack = resolve(facts("debian-13", "10de:2236", "10de:2236"), StackRequest())
-    assert stack.nccl == "2.22.3"
-    assert stack.gpus == ("NVIDIA A10", "NVIDIA A10")
+    assert stack.nccl.version == "2.22.3"
+    assert stack.gpu.models == ("NVIDIA A10", "NVIDIA A10")
 
 
 @pytest.mark.parametrize(
@@ -173,7 +191,7 @@ def test_multi_gpu_gets_system_nccl_on_debian_13():
 )
 def test_cudnn_choice_debian_13(request_, expected):
     stack = resolve(facts("debian-13", "Tesla T4"), StackRequest(**request_))
-    assert (stack.cuda, stack.cudnn, stack.cudnn_source) == expected
+    assert (stack.cuda.version, stack.cudnn.version, stack.cudnn.source) == expected
 
 
 @pytest.mark.parametrize(
@@ -189,7 +207,7 @@ def test_cudnn_choice_debian_13(request_, expected):
 )
 def test_explicit_framework_versions(os_name, request_, expected):
     stack = resolve(facts(os_name, "NVIDIA GeForce RTX 4090"), StackRequest(**request_))
-    assert (stack.tensorflow, stack.torch) == expected
+    assert (stack.tensorflow.version, stack.torch.version) == expected
 
 
 # --- refusals -------------------------------------------------------------------------------------
@@ -336,7 +354,7 @@ def test_find_gpu(text, name):
 @pytest.mark.parametrize("model", GPU_MODELS, ids=lambda m: m.slug)
 def test_every_model_resolves_on_auto(os_name, model):
     stack = resolve(facts(os_name, model.pci_ids[0]), StackRequest())
-    assert stack.driver_branch and stack.torch, stack.as_dict()
+    assert stack.driver.branch and stack.torch.version, stack.as_dict()
 
 
 def test_gpu_table_is_consistent():
@@ -367,26 +385,30 @@ def test_cli_json():
     out = calculator("--os", "ubuntu-24.04", "--gpu", "NVIDIA GeForce RTX 4090", "--json")
     assert out.returncode == 0, out.stderr
     stack = json.loads(out.stdout)
-    assert {k: stack[k] for k in ("driver_branch", "driver_flavour", "driver_source", "cuda",
-                                  "cudnn", "tensorflow", "torch", "torch_variant")} == {
-        "driver_branch": "580", "driver_flavour": "open", "driver_source": "distro",
-        "cuda": "13.0", "cudnn": "wheels", "tensorflow": "2.21.0", "torch": "2.14.0",
-        "torch_variant": "cu132"}
+    got = {k: stack[stage][field] for k in ("driver.branch", "driver.flavour", "driver.source",
+                                            "cuda.version", "cudnn.version",
+                                            "tensorflow.version", "torch.version",
+                                            "torch.variant")
+           for stage, field in [k.split(".")]}
+    assert got == {
+        "driver.branch": "580", "driver.flavour": "open", "driver.source": "distro",
+        "cuda.version": "13.0", "cudnn.version": "wheels", "tensorflow.version": "2.21.0",
+        "torch.version": "2.14.0", "torch.variant": "cu132"}
 
 
 def test_cli_set_and_pci_id():
     out = calculator("--os", "debian-13", "--gpu", "2b85", "--set", "torch=none",
                      "--installed-driver", "580.95.05", "--json")
     stack = json.loads(out.stdout)
-    assert (stack["driver_source"], stack["torch"], stack["tensorflow"]) == ("cuda_repo", None,
-                                                                             None)
-    assert stack["driver_keep_installed"] is True
+    assert (stack["driver"]["source"], stack["torch"]["version"],
+            stack["tensorflow"]["version"]) == ("cuda_repo", None, None)
+    assert stack["transition"]["keep_installed_driver"] is True
 
 
 def test_cli_table():
     out = calculator("--os", "debian-12")
     assert out.returncode == 0, out.stderr
-    assert "tensorflow_package" in out.stdout and "tensorflow-cpu==2.21.0" in out.stdout
+    assert "TENSORFLOW" in out.stdout and "tensorflow-cpu==2.21.0" in out.stdout
 
 
 @pytest.mark.parametrize(

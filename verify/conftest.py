@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from dlws.facts import OsRelease
+from dlws.facts import host_facts as read_host_facts
+from dlws.facts import testinfra_reader
 from dlws.inventory.targets import Target, load_targets
-from dlws.stack import HostFacts, StackError, request_from_host_data, resolve
+from dlws.stack import StackError, derive
 from roles import all_keys
 
 DEFAULT_INVENTORY = "inventory/sandbox.py"
@@ -142,14 +143,17 @@ def host(target: Target):
 
 
 @pytest.fixture(scope="module")
-def plan(target: Target, host):
-    """The stack the inventory's data asks for on this host's OS, with its declared GPUs."""
-    os_release = OsRelease().process(host.file("/etc/os-release").content_string.splitlines())
-    model = target["gpu_model"]
-    facts = HostFacts(os_id=os_release["id"], os_release=os_release["version_id"],
-                      gpus=(model,) * target["gpu_count"] if model else ())
+def host_facts(target: Target, host):
+    """What the host is, read with the deploy's own fact commands and parsers (dlws.facts)."""
+    return read_host_facts(testinfra_reader(host), target.data)
+
+
+@pytest.fixture(scope="module")
+def plan(target: Target, host_facts):
+    """The stack this host must have: the deploy's own derivation (dlws.stack.derive) from the
+    inventory's data and the host's facts."""
     try:
-        return resolve(facts, request_from_host_data(target.data))
+        return derive(target.data, host_facts)
     except StackError as error:
         pytest.fail(f"{target.name}: the inventory's stack cannot be resolved: {error}",
                     pytrace=False)

@@ -29,19 +29,20 @@ int main() {
 
 @pytest.fixture(scope="module")
 def nvcc(host, plan):
-    if not plan.cuda:
+    if not plan.cuda.version:
         pytest.skip("the plan installs no CUDA toolkit (cuda_version, or no GPU declared)")
     for candidate in ("nvcc", "/usr/local/cuda/bin/nvcc"):
         if host.run(f"command -v {candidate}").rc == 0:
             return candidate
-    pytest.fail(f"nvcc not found (plan: CUDA {plan.cuda} from {plan.cuda_source})")
+    pytest.fail(f"nvcc not found (plan: CUDA {plan.cuda.version} from {plan.cuda.source})")
 
 
 def test_cuda_toolkit_version_is_planned(host, plan, nvcc):
     out = host.run(f"{nvcc} --version")
     found = re.search(r"release (\d+\.\d+)", out.stdout)
     assert found, f"nvcc --version printed no release:\n{out.stdout}{out.stderr}"
-    assert found.group(1) == plan.cuda, f"nvcc is CUDA {found.group(1)}, plan says {plan.cuda}"
+    assert found.group(1) == plan.cuda.version, (
+        f"nvcc is CUDA {found.group(1)}, plan says {plan.cuda.version}")
 
 
 def test_nvcc_compiles_and_runs_a_kernel(host, target, plan, nvcc):

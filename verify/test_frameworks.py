@@ -8,21 +8,21 @@ from dlws.facts import canonical
 
 
 def test_tensorflow_is_the_planned_build(plan, venv_packages):
-    if not plan.tensorflow_package:
+    if not plan.tensorflow.package:
         pytest.skip(f"the plan installs no TensorFlow: {'; '.join(plan.notes) or 'none asked'}")
-    name = canonical(plan.tensorflow_package.split("[")[0].split("==")[0])
-    assert name in venv_packages, f"{name} is not installed (plan: {plan.tensorflow_package})"
-    assert venv_packages[name] == plan.tensorflow, (
-        f"{name} {venv_packages[name]} installed, plan says {plan.tensorflow}")
+    name = canonical(plan.tensorflow.package.split("[")[0].split("==")[0])
+    assert name in venv_packages, f"{name} is not installed (plan: {plan.tensorflow.package})"
+    assert venv_packages[name] == plan.tensorflow.version, (
+        f"{name} {venv_packages[name]} installed, plan says {plan.tensorflow.version}")
 
 
 def test_torch_is_the_planned_build(plan, venv_packages):
-    if not plan.torch:
+    if not plan.torch.version:
         pytest.skip("the plan installs no PyTorch")
     found = venv_packages.get("torch")
     assert found, "torch is not installed"
-    assert found == f"{plan.torch}+{plan.torch_variant}", (
-        f"torch {found} installed, plan says {plan.torch}+{plan.torch_variant}")
+    assert found == f"{plan.torch.version}+{plan.torch.variant}", (
+        f"torch {found} installed, plan says {plan.torch.version}+{plan.torch.variant}")
 
 
 @pytest.mark.parametrize("module", ["tensorflow", "torch"])

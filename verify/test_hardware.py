@@ -177,6 +177,6 @@ def test_nvidia_driver_loaded_at_planned_branch(host, target, plan, record_fact)
     assert version, ("no NVIDIA kernel module is loaded (/proc/driver/nvidia/version: "
                      f"{(proc.stderr or proc.stdout).strip()})")
     record_fact("nvidia_driver.version", version)
-    if plan.driver_branch:
-        assert version.split(".")[0] == plan.driver_branch, (
-            f"driver {version} loaded, the plan says branch {plan.driver_branch}")
+    if plan.driver.branch:
+        assert version.split(".")[0] == plan.driver.branch, (
+            f"driver {version} loaded, the plan says branch {plan.driver.branch}")

@@ -10,7 +10,7 @@ from verify.conftest import require_gpus
 
 @pytest.fixture(scope="module")
 def driver_plan(plan):
-    if not plan.driver_branch:
+    if not plan.driver.branch:
         pytest.skip("the plan installs no NVIDIA driver (no GPU declared, or branch 'none')")
     return plan
 
@@ -25,8 +25,8 @@ def installed_user_space(host) -> str | None:
 def test_driver_user_space_is_the_planned_branch(host, driver_plan):
     version = installed_user_space(host)
     assert version, "no NVIDIA user space (nvidia-smi / nvidia-utils) is installed"
-    assert version.split(".")[0] == driver_plan.driver_branch, (
-        f"NVIDIA user space {version} installed, plan says branch {driver_plan.driver_branch}")
+    assert version.split(".")[0] == driver_plan.driver.branch, (
+        f"NVIDIA user space {version} installed, plan says branch {driver_plan.driver.branch}")
 
 
 def test_nvidia_smi_installed(host, driver_plan):
@@ -59,6 +59,6 @@ def test_kernel_module_flavour(host, target, driver_plan):
     assert out.rc == 0, f"modinfo nvidia failed: {out.stderr}"
     # Open modules are dual-licensed ("Dual MIT/GPL"); the proprietary module says "NVIDIA".
     flavour = module_flavour(out.stdout)
-    assert flavour == driver_plan.driver_flavour, (
+    assert flavour == driver_plan.driver.flavour, (
         f"{flavour} kernel modules loaded ({out.stdout.strip()}), plan says "
-        f"{driver_plan.driver_flavour}")
+        f"{driver_plan.driver.flavour}")

@@ -10,8 +10,8 @@ from roles.python_env import PIP_CONF, PROFILE
 def test_venv_python_is_the_planned_one(host, venv_python, plan):
     out = host.run(f"{venv_python} -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
     assert out.rc == 0, f"{venv_python} does not run: {out.stderr}"
-    assert out.stdout.strip() == plan.python, (
-        f"environment Python is {out.stdout.strip()}, the plan says {plan.python}")
+    assert out.stdout.strip() == plan.python.version, (
+        f"environment Python is {out.stdout.strip()}, the plan says {plan.python.version}")
 
 
 def test_venv_usable_by_every_user(host, target):

@@ -77,7 +77,7 @@ def test_gpu_matmul_throughput(host, target, plan, record_fact):
     require_gpus(target)
     from dlws.stack import find_gpu
 
-    if not plan.torch:
+    if not plan.torch.version:
         pytest.fail("the matmul probe needs PyTorch, and the plan installs none on a GPU host")
     expected = find_gpu(target["gpu_model"]).fp16_tflops
     rc, report, stderr = run_json(host, [target["frameworks_train_check_path"],

@@ -1,15 +1,21 @@
-"""The GPU stack solver and its fact table: one place that decides driver, CUDA and frameworks."""
+"""The GPU stack: one derivation of a host's driver, CUDA, cuDNN, Python and frameworks.
 
-from dlws.stack.solver import (
+Stages: ``records`` (facts, request, the nested stack), ``gpus``, ``driver``, ``cuda`` (with
+cuDNN and NCCL), ``frameworks``, and ``resolve`` (``derive``: all of them, in order); ``table``
+holds the cited facts they read.
+"""
+
+from dlws.stack.gpus import find_gpu
+from dlws.stack.records import (
     HOST_DATA_KEYS,
     HostFacts,
     Stack,
     StackError,
     StackRequest,
-    find_gpu,
+    differences,
     request_from_host_data,
-    resolve,
 )
+from dlws.stack.resolve import derive, resolve
 from dlws.stack.table import GPU_MODELS, OS_RELEASES, GpuModel
 
 __all__ = [
@@ -21,6 +27,8 @@ __all__ = [
     "Stack",
     "StackError",
     "StackRequest",
+    "derive",
+    "differences",
     "find_gpu",
     "request_from_host_data",
     "resolve",

@@ -3,48 +3,59 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import difflib
 import json
 import os
 import sys
+from typing import Any
 
-from dlws.stack.solver import HostFacts, StackError, StackRequest, resolve
+from dlws.stack.records import HOST_DATA_KEYS, HostFacts, StackError
+from dlws.stack.resolve import derive
+from dlws.stack.show import table
 from dlws.stack.table import OS_RELEASES
 
-FIELDS = [f.name for f in dataclasses.fields(StackRequest)]
+# Host-data keys the derivation reads beyond the request (roles' switches that decide packages).
+EXTRA_KEYS = ("cudnn_nccl", "base_kernel_headers")
+KEYS = (*HOST_DATA_KEYS.values(), *EXTRA_KEYS)
 
 
 def _parser() -> argparse.ArgumentParser:
     oses = ", ".join(f"{o}-{r}" for o, r in OS_RELEASES)
     parser = argparse.ArgumentParser(
         prog="python -m dlws.stack",
-        description="Resolve the GPU stack (driver, CUDA, cuDNN, frameworks) for a host, offline.",
+        description="Derive a host's stack (driver, CUDA, cuDNN, frameworks) offline, with the "
+                    "same function the deploy and verify use.",
     )
     parser.add_argument("--os", required=True, metavar="ID-RELEASE", help=f"one of: {oses}")
     parser.add_argument("--gpu", action="append", default=[], metavar="NAME_OR_PCI_ID",
                         help="a GPU as nvidia-smi names it, or its PCI ID (10de:2684 or 2684); "
                              "repeat per GPU; none = a CPU host")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help=f"pin a request field ({', '.join(FIELDS)})")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"a host-data key ({', '.join(KEYS)}); the short request names "
+                             f"({', '.join(HOST_DATA_KEYS)}) work too")
     parser.add_argument("--installed-driver", metavar="VERSION", help="e.g. 535.183.01")
     parser.add_argument("--container", action="store_true", help="the host is a container")
+    parser.add_argument("--kernel", metavar="RELEASE", help="uname -r, e.g. 6.8.0-45-generic")
+    parser.add_argument("--machine", default="x86_64", help="uname -m (default x86_64)")
+    parser.add_argument("--nvswitches", type=int, default=0, help="NVSwitch chips (HGX boards)")
+    parser.add_argument("--secure-boot", action="store_true", help="UEFI Secure Boot is on")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
-def _request(pairs: list[str]) -> StackRequest:
-    values: dict[str, str] = {}
+def _data(pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        name = name.strip()
-        if not sep or name not in FIELDS:
-            hint = difflib.get_close_matches(name, FIELDS, n=1)
+        name = HOST_DATA_KEYS.get(name.strip(), name.strip())
+        if not sep or name not in KEYS:
+            names = [*KEYS, *HOST_DATA_KEYS]
+            hint = difflib.get_close_matches(name, names, n=1)
             did = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise SystemExit(_usage(f"--set {pair!r}: unknown field {name!r}{did} "
-                                    f"(fields: {', '.join(FIELDS)})"))
+            raise SystemExit(_usage(f"--set {pair!r}: unknown key {name!r}{did} "
+                                    f"(keys: {', '.join(KEYS)})"))
         values[name] = value.strip()
-    return StackRequest(**values)
+    return values
 
 
 def _usage(message: str) -> int:
@@ -52,32 +63,23 @@ def _usage(message: str) -> int:
     return 2
 
 
-def _table(stack: dict) -> str:
-    width = max(len(k) for k in stack)
-    lines = []
-    for key, value in stack.items():
-        if key == "notes":
-            continue
-        shown = ", ".join(value) if isinstance(value, list) else value
-        lines.append(f"{key:<{width}}  {'-' if shown in (None, '') else shown}")
-    lines += [f"{'note':<{width}}  {note}" for note in stack["notes"]]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os_id, sep, release = args.os.partition("-")
     if not sep:
         return _usage(f"--os {args.os!r}: use ID-RELEASE, e.g. ubuntu-24.04 or debian-13")
-    request = _request(args.set)
+    data = _data(args.set)
     facts = HostFacts(os_id=os_id.lower(), os_release=release, gpus=tuple(args.gpu),
-                      installed_driver=args.installed_driver, in_container=args.container)
+                      installed_driver=args.installed_driver, in_container=args.container,
+                      kernel_release=args.kernel, machine=args.machine,
+                      nvswitches=args.nvswitches, secure_boot=args.secure_boot)
     try:
-        stack = resolve(facts, request).as_dict()
+        stack = derive(data, facts).as_dict()
     except StackError as error:
         return _usage(f"{error.constraint}: {error}")
     try:
-        print(json.dumps(stack, indent=2) if args.json else _table(stack), flush=True)
+        print(json.dumps(stack, indent=2) if args.json else table([(args.os, stack)]),
+              flush=True)
     except BrokenPipeError:
         # A reader like `head` closed the pipe: not an error of the calculator.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the exit-time flush

@@ -10,10 +10,10 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.apt import AptSources
 from pyinfra.facts.files import FileContents, FindFiles
-from pyinfra.facts.server import KernelVersion
 from pyinfra.operations import apt, files, server
 
-from dlws.facts import Container, OsRelease, stable_fact
+from dlws.facts import OsRelease, stable_fact
+from dlws.plan import host_plan
 from roles.base import _apt
 from roles.base.defaults import DEFAULTS, KEYS  # noqa: F401
 
@@ -112,7 +112,6 @@ def proxy_env() -> dict[str, str]:
 def install() -> None:
     os_release = stable_fact(OsRelease, host)
     os_id = os_release["id"]
-    in_container = bool(stable_fact(Container, host))
     lock_timeout = host.data.base_apt_lock_timeout_s
     # Before any apt command: the lock wait applies to them all, and a dpkg run that was
     # killed (a dropped SSH session, a Ctrl-C) must be finished or apt refuses to work.
@@ -142,11 +141,9 @@ def install() -> None:
         else:
             sources_changed = _sign_sources_list(os_id) or sources_changed
 
-    packages = [*ESSENTIAL_PACKAGES, *host.data.base_extra_packages]
-    headers = host.data.base_kernel_headers
-    if headers == "yes" or (headers == "auto" and not in_container):
-        packages.append(f"linux-headers-{host.get_fact(KernelVersion)}")
-    elif headers == "auto":
+    plan = host_plan()
+    packages = [*ESSENTIAL_PACKAGES, *host.data.base_extra_packages, *plan.os.kernel_headers]
+    if not plan.os.kernel_headers and host.data.base_kernel_headers == "auto":
         host.noop("kernel headers skipped: the host is a container and runs its host's kernel")
 
     # New components: the index must be fetched now, whatever its age; the stamp keeps the

@@ -8,7 +8,6 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
-from dlws.facts import OsRelease, stable_fact
 from dlws.plan import host_plan
 from roles import nvidia_repo
 from roles.cuda.defaults import DEFAULTS, KEYS  # noqa: F401
@@ -17,37 +16,25 @@ PROFILE = "/etc/profile.d/dlws-cuda.sh"
 LDCONF = "/etc/ld.so.conf.d/dlws-cuda.conf"
 
 
-def packages_for(plan) -> list[str]:
-    if plan.cuda_source == "cuda_repo":
-        # NVIDIA's layout: /usr/local/cuda-X.Y side by side; cuda-toolkit-X-Y has no driver.
-        return [f"cuda-toolkit-{plan.cuda.replace('.', '-')}"]
-    # The distribution's layout: nvcc in /usr/bin, libraries in the multiarch directory.
-    return ["nvidia-cuda-toolkit"]
-
-
-def cuda_home(plan) -> str:
-    return f"/usr/local/cuda-{plan.cuda}" if plan.cuda_source == "cuda_repo" else "/usr"
-
-
 @deploy("CUDA toolkit", data_defaults=DEFAULTS)
 def install() -> None:
     plan = host_plan()
-    if not plan.cuda:
+    cuda = plan.cuda
+    if not cuda.version:
         host.noop("no CUDA toolkit planned (frameworks bring their own runtime, or "
                   "cuda_version = 'none')")
         return
-    os_release = stable_fact(OsRelease, host)
-    if plan.cuda_source == "cuda_repo":
-        nvidia_repo.configure(os_release["id"], os_release["version_id"])
+    if cuda.source == "cuda_repo":
+        nvidia_repo.configure(plan)
     apt.packages(
-        name=f"Install the CUDA toolkit {plan.cuda} ({plan.cuda_source})",
-        packages=packages_for(plan),
+        name=f"Install the CUDA toolkit {cuda.version} ({cuda.source})",
+        packages=list(cuda.packages),
         no_recommends=True,
         _env={"DEBIAN_FRONTEND": "noninteractive"},
     )
-    if plan.cuda_source != "cuda_repo":
+    if cuda.source != "cuda_repo":
         return
-    home = cuda_home(plan)
+    home = cuda.home
     # /usr/local/cuda points at the planned toolkit; other versions stay installed beside it.
     files.link(name=f"Point /usr/local/cuda at {home}", path="/usr/local/cuda", target=home)
     files.put(

@@ -8,10 +8,8 @@ from weakref import WeakSet
 from pyinfra import host
 from pyinfra.context import ctx_host
 from pyinfra.facts.files import File
-from pyinfra.facts.server import Arch
 from pyinfra.operations import apt, files, server
 
-from dlws.plan import host_plan
 from dlws.stack.table import OS_RELEASES
 
 # https://docs.nvidia.com/cuda/cuda-installation-guide-linux/ "Network Repository Installation"
@@ -68,13 +66,14 @@ def preferences_content(driver_from_repo: bool) -> str:
 _CONFIGURED: WeakSet = WeakSet()
 
 
-def configure(os_id: str, release: str) -> None:
-    """Add NVIDIA's repository for this host (idempotent; every role that needs it calls this)."""
+def configure(plan) -> None:
+    """Add NVIDIA's repository for this host's stack (idempotent; every role that needs it
+    calls this)."""
     current = ctx_host.get()
     if current in _CONFIGURED:
         return
     _CONFIGURED.add(current)
-    url = repo_url(os_id, release, host.get_fact(Arch))
+    url = repo_url(plan.os.id, plan.os.release, plan.os.machine)
     apt.packages(name="Install gnupg to check NVIDIA's repository key", packages=["gnupg"],
                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
     server.shell(
@@ -91,7 +90,7 @@ def configure(os_id: str, release: str) -> None:
     )
     sources = files.put(name="Add NVIDIA's CUDA repository", src=StringIO(sources_content(url)),
                         dest=SOURCES, mode="644", create_remote_dir=False)
-    driver_from_repo = host_plan().driver_source == "cuda_repo"
+    driver_from_repo = plan.driver.source == "cuda_repo"
     files.put(name="Prefer NVIDIA's repository for its own packages"
               + ("" if driver_from_repo else ", never for the driver"),
               src=StringIO(preferences_content(driver_from_repo)), dest=PREFERENCES, mode="644",

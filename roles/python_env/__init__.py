@@ -13,7 +13,8 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
 from dlws.facts import VenvPackages, canonical
-from dlws.locks import LockSpec, index_options, pins
+from dlws.locks import LockSpec, index_options, pins, uv_spec, wheels_in
+from dlws.plan import host_data, missing_lock
 from roles import base
 from roles.base import proxy_env
 from roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401
@@ -22,11 +23,6 @@ PIP_CONF = "/etc/pip.conf"
 UV_CONF = "/etc/uv/uv.toml"
 PROFILE = "/etc/profile.d/dlws.sh"
 _REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(?:\[[^\]]*\])?(?:==(?P<version>\S+))?$")
-
-
-def wheels_in(path: str | None) -> list[Path]:
-    """The wheels of a controller-side wheelhouse folder (none when there is no folder)."""
-    return sorted(Path(path).expanduser().glob("*.whl")) if path else []
 
 
 def wheelhouse_files() -> list[Path]:
@@ -153,7 +149,7 @@ def install() -> None:
     if host.data.python_env_installer == "uv":
         # uv itself comes through pip: a pinned wheel from PyPI (or the lab's mirror), no
         # `curl | sh` installer.
-        requirements, lock = locked(uv_spec())
+        requirements, lock = locked(uv_spec(host_data()))
         venv_packages(
             name=f"Install uv {host.data.python_env_uv_version} into the environment",
             prefix=prefix,
@@ -180,30 +176,11 @@ def install() -> None:
         )
 
 
-def uv_spec(target=None) -> LockSpec:
-    """The lock of uv itself (every platform's wheel: it is installed before any resolver)."""
-    data = (host if target is None else target).data
-    version = data.get("python_env_uv_version") or DEFAULTS["python_env_uv_version"]
-    return LockSpec("uv", (f"uv=={version}",),
-                    index_url=data.get("python_env_index_url"),
-                    extra_index_urls=tuple(data.get("python_env_extra_index_urls") or ()))
-
-
-def missing_lock(target, spec: LockSpec) -> str | None:
-    """Why `target` cannot install `spec` yet, naming the host, the key and the fix; else None."""
-    if not target.data.get("python_env_require_hashes", True) or spec.path.exists():
-        return None
-    return (f"host {target.name}: python_env_require_hashes: no hash lock locks/{spec.name} for "
-            f"{spec.summary()}; make it on the controller with `bin/dlws lock --inventory "
-            "INVENTORY` and commit it, or set python_env_require_hashes = False to install by "
-            "version pins only; nothing was changed on any host")
-
-
 def locked(spec: LockSpec) -> tuple[list[str], str | None]:
     """(requirements, lock path on the host): the lock's pins where hashes are required."""
     if not host.data.python_env_require_hashes:
         return list(spec.requirements), None
-    problem = missing_lock(host, spec)
+    problem = missing_lock(host.name, host_data(), spec)
     if problem:
         raise DeployError(problem)
     remote = f"{host.data.python_env_lock_dir}/{spec.name}"

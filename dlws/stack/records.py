@@ -1,0 +1,242 @@
+"""The solver's records: host facts and the inventory's request in, a host's nested stack out."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+AUTO = "auto"
+NONE = "none"
+WHEELS = "wheels"
+DISTRO = "distro"
+CUDA_REPO = "cuda_repo"
+OPEN = "open"
+PROPRIETARY = "proprietary"
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the plan needs to know about a host, read from it (dlws.facts) or recorded.
+
+    + gpus: one entry per GPU, a PCI ID ("10de:2684") or an nvidia-smi name
+    + installed_driver: the driver in use (loaded module, else installed user space)
+    + kernel_release: ``uname -r``; machine: ``uname -m``
+    + nvswitches: NVSwitch chips on the PCI bus (HGX boards)
+    + secure_boot: True/False, None where it cannot be told
+    """
+
+    os_id: str  # "debian" | "ubuntu"
+    os_release: str  # "12", "13", "22.04", "24.04"
+    gpus: tuple[str, ...] = ()
+    installed_driver: str | None = None  # e.g. "535.183.01"
+    in_container: bool = False
+    secure_boot: bool | None = None
+    kernel_release: str | None = None  # e.g. "6.8.0-45-generic"
+    machine: str = "x86_64"
+    nvswitches: int = 0
+    # Installed dpkg packages named *nvidia*/*cuda* with versions: what a branch change purges.
+    nvidia_packages: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class StackRequest:
+    """What the inventory asks for; every field is "auto" unless pinned."""
+
+    driver_branch: str = AUTO  # auto | none | "535" | "550" | ... (a branch in the table)
+    driver_flavour: str = AUTO  # auto | open | proprietary
+    driver_source: str = AUTO  # auto | distro | cuda_repo
+    cuda: str = AUTO  # auto | none | "11.8" | "12.4" | "12.8" | "13.0" | ...
+    cudnn: str = AUTO  # auto | none | wheels | a version ("9.0", "8.5", "9")
+    tensorflow: str = AUTO  # auto | none | a version ("2.21.0")
+    torch: str = AUTO  # auto | none | a version ("2.14.0")
+    python: str = AUTO  # auto | the OS's Python ("3.12"): dlws builds its venv from it
+
+
+# Each request field and the host-data key the deploy reads it from.
+HOST_DATA_KEYS: dict[str, str] = {
+    "driver_branch": "nvidia_driver_branch",
+    "driver_flavour": "nvidia_driver_flavour",
+    "driver_source": "nvidia_driver_source",
+    "cuda": "cuda_version",
+    "cudnn": "cudnn_version",
+    "tensorflow": "frameworks_tensorflow",
+    "torch": "frameworks_torch",
+    "python": "python_env_python",
+}
+
+
+def key_of(name: str) -> str:
+    """The host-data key a request field comes from: "driver_branch" -> "nvidia_driver_branch"."""
+    return HOST_DATA_KEYS[name]
+
+
+def request_from_host_data(data: Mapping[str, Any]) -> StackRequest:
+    """The request in a host's data; missing or None keys mean "auto"."""
+    values = {}
+    for name, key in HOST_DATA_KEYS.items():
+        value = data.get(key)
+        values[name] = AUTO if value is None else str(value).strip()
+    return StackRequest(**values)
+
+
+class StackError(ValueError):
+    """A request the solver refuses: the key at fault, the rule broken, and the fix."""
+
+    def __init__(self, key: str, constraint: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.constraint = constraint
+        self.message = message
+
+
+# --- the stack: one small record per stage, each read by its own role ----------------------------
+
+
+@dataclass(frozen=True)
+class OsStack:
+    id: str
+    release: str
+    machine: str = "x86_64"
+    container: bool = False
+    # linux-headers packages DKMS needs (roles/base); () where no module is built here.
+    kernel_headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GpuStack:
+    models: tuple[str, ...] = ()
+    arch: str | None = None
+    compute_capability: str | None = None
+    nvswitches: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.models)
+
+
+@dataclass(frozen=True)
+class DriverStack:
+    branch: str | None = None
+    flavour: str | None = None
+    source: str | None = None
+    # Everything apt installs for it: modules or user space, pinning, fabric manager, NVLSM.
+    packages: tuple[str, ...] = ()
+    fabric_manager: bool = False
+    kernel_module: bool = False  # the module is loaded here (not a container's host's)
+    # DKMS-built modules on a Secure Boot host load only once DKMS's key is enrolled (MOK).
+    secure_boot_mok: bool = False
+
+
+@dataclass(frozen=True)
+class CudaStack:
+    version: str | None = None
+    source: str | None = None
+    home: str | None = None  # CUDA_HOME: /usr (distro) or /usr/local/cuda-X.Y (repository)
+    packages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CudnnStack:
+    version: str | None = None  # a version, "wheels", or None
+    source: str | None = None
+    packages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NcclStack:
+    version: str | None = None
+    source: str | None = None
+    packages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TensorFlowStack:
+    version: str | None = None
+    package: str | None = None  # "tensorflow-cpu==2.21.0" | "tensorflow[and-cuda]==2.21.0"
+
+
+@dataclass(frozen=True)
+class TorchStack:
+    version: str | None = None
+    variant: str | None = None  # "cpu", "cu126", ...
+    index_url: str | None = None
+
+
+@dataclass(frozen=True)
+class PythonStack:
+    version: str
+    # The hash locks the host installs from (locks/<name>), uv's first; () without locks.
+    locks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transition:
+    """How this host gets from what it has to the stack: shown by the plan, never recorded as
+    the stack itself (after a deploy it describes a host that no longer exists)."""
+
+    installed_driver: str | None = None
+    keep_installed_driver: bool = False
+    # Packages of another driver branch purged in the same apt transaction as the new branch.
+    purge: tuple[str, ...] = ()
+    reboot_pending: bool = False
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A host's whole stack: what every role carries out and every check expects."""
+
+    os: OsStack
+    gpu: GpuStack
+    driver: DriverStack
+    cuda: CudaStack
+    cudnn: CudnnStack
+    nccl: NcclStack
+    python: PythonStack
+    tensorflow: TensorFlowStack
+    torch: TorchStack
+    repo_path: str | None = None  # NVIDIA's repository path ("ubuntu2404") where it is used
+    transition: Transition = field(default_factory=Transition)
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stack as JSON-ready nested data (tuples become lists)."""
+        return _jsonable(dataclasses.asdict(self))
+
+    def recorded(self) -> dict[str, Any]:
+        """What the deploy records and verify compares: the stack less its transition/notes."""
+        data = self.as_dict()
+        data.pop("transition")
+        data.pop("notes")
+        return data
+
+    def replace(self, **changes: Any) -> Stack:
+        return dataclasses.replace(self, **changes)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"driver": {"branch": "580"}} -> {"driver.branch": "580"}: field names for a diff."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def differences(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    """Each field that differs, as "driver.branch: recorded '550', expected '580'"."""
+    old, new = flatten(recorded), flatten(expected)
+    return [f"{name}: recorded {old.get(name)!r}, expected {new.get(name)!r}"
+            for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]

@@ -1,0 +1,206 @@
+"""A host's whole stack from its data and facts: the one derivation of deploy, plan and verify."""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from dlws.stack import cuda as cuda_stage
+from dlws.stack import driver as driver_stage
+from dlws.stack import frameworks as frameworks_stage
+from dlws.stack.gpus import Context
+from dlws.stack.records import (
+    AUTO,
+    CUDA_REPO,
+    DISTRO,
+    NONE,
+    OPEN,
+    PROPRIETARY,
+    WHEELS,
+    CudaStack,
+    CudnnStack,
+    DriverStack,
+    GpuStack,
+    HostFacts,
+    NcclStack,
+    OsStack,
+    PythonStack,
+    Stack,
+    StackError,
+    StackRequest,
+    TensorFlowStack,
+    TorchStack,
+    Transition,
+    key_of,
+    request_from_host_data,
+)
+from dlws.stack.table import DRIVER_BRANCHES, OS_RELEASES, TORCH_INDEX_URL
+
+
+def resolve(facts: HostFacts, request: StackRequest) -> Stack:
+    """Resolve a request on a host into one consistent stack, or raise StackError saying why not.
+
+    + facts: the host's OS, GPUs, kernel and installed driver
+    + request: the inventory's pins; "auto" fields are chosen from the table
+
+    .. code:: python
+
+        resolve(HostFacts("ubuntu", "24.04", ("10de:2684",)), StackRequest()).driver.branch
+        # "580"
+    """
+    return derive({}, facts, request)
+
+
+def derive(data: Mapping[str, Any], facts: HostFacts,
+           request: StackRequest | None = None) -> Stack:
+    """The host's whole stack: every decision any role acts on, from its data and its facts.
+
+    + data: the host's data with every key's default (roles.all_defaults()); keys missing here
+      take the defaults the roles declare
+    + facts: what the host is (dlws.facts.host_facts), or a recorded copy
+    """
+    os_release = OS_RELEASES.get((facts.os_id, facts.os_release))
+    if os_release is None:
+        supported = ", ".join(f"{o}-{r}" for o, r in OS_RELEASES)
+        raise StackError("os_release", "unsupported_os",
+                         f"{facts.os_id} {facts.os_release} is not supported; supported: "
+                         f"{supported}. Provision one of those releases")
+    request = request_from_host_data(data) if request is None else request
+    _validate(request)
+    ctx = Context(facts, request, os_release)
+
+    python = frameworks_stage.choose_python(ctx)
+    cuda_request = cuda_stage.requested_cuda(ctx)
+    branch, flavour, source = driver_stage.choose_driver(ctx, cuda_request)
+    keep = driver_stage.keep_installed(ctx, branch)
+    effective_branch = branch or driver_stage.installed_branch(ctx)
+    cuda, cuda_source = cuda_stage.choose_cuda(ctx, cuda_request, branch, source,
+                                               effective_branch)
+    tensorflow, tf_package = frameworks_stage.choose_tensorflow(ctx, python)
+    torch, variant = frameworks_stage.choose_torch(ctx, python, effective_branch)
+    cudnn, cudnn_source = cuda_stage.choose_cudnn(ctx, cuda, cuda_source, tf_package, variant)
+    nccl, nccl_source = cuda_stage.choose_nccl(ctx, cuda, cuda_source,
+                                               str(data.get("cudnn_nccl", AUTO)))
+
+    driver = _driver(ctx, data, branch, flavour, source)
+    purge = (driver_stage.replacement(ctx, data, driver.branch, list(driver.packages))
+             if driver.branch and not keep else ())
+    repo_used = CUDA_REPO in (source, cuda_source, cudnn_source, nccl_source)
+    archs = sorted({m.arch for m in ctx.models})
+    stack = Stack(
+        os=OsStack(id=os_release.os_id, release=os_release.release, machine=facts.machine,
+                   container=facts.in_container,
+                   kernel_headers=_kernel_headers(facts, data, driver)),
+        gpu=GpuStack(models=tuple(m.name for m in ctx.models),
+                     arch="+".join(archs) if archs else None,
+                     compute_capability="+".join(ctx.ccs) if ctx.ccs else None,
+                     nvswitches=0 if facts.in_container else facts.nvswitches),
+        driver=driver,
+        cuda=CudaStack(version=cuda, source=cuda_source, home=cuda_stage.home(cuda, cuda_source),
+                       packages=tuple(cuda_stage.toolkit_packages(cuda, cuda_source))),
+        cudnn=CudnnStack(version=cudnn, source=cudnn_source,
+                         packages=tuple(cuda_stage.cudnn_packages(cudnn, cudnn_source, cuda))),
+        nccl=NcclStack(version=nccl, source=nccl_source,
+                       packages=tuple(cuda_stage.nccl_packages(nccl))),
+        python=PythonStack(version=python),
+        tensorflow=TensorFlowStack(version=tensorflow, package=tf_package),
+        torch=TorchStack(version=torch, variant=variant,
+                         index_url=TORCH_INDEX_URL.format(variant=variant) if variant else None),
+        repo_path=os_release.cuda_repo_path if repo_used else None,
+        transition=Transition(installed_driver=facts.installed_driver,
+                              keep_installed_driver=keep, purge=purge,
+                              reboot_pending=_reboot_pending(facts, branch)),
+    )
+    if data.get("python_env_require_hashes"):
+        from dlws.locks import lock_specs
+
+        stack = stack.replace(python=PythonStack(
+            version=python, locks=tuple(spec.name for spec in lock_specs(stack, data))))
+    return stack.replace(notes=tuple(ctx.notes + _notes(stack, facts)))
+
+
+def _driver(ctx: Context, data: Mapping[str, Any], branch: int | None, flavour: str | None,
+            source: str | None) -> DriverStack:
+    if not branch:
+        return DriverStack()
+    facts = ctx.facts
+    packages = driver_stage.packages(ctx, str(branch), flavour, source)
+    dkms = driver_stage.builds_dkms(facts.os_id, source)
+    return DriverStack(
+        branch=str(branch), flavour=flavour, source=source, packages=tuple(packages),
+        fabric_manager=any(p.startswith("nvidia-fabricmanager") for p in packages),
+        kernel_module=not facts.in_container,
+        secure_boot_mok=bool(facts.secure_boot) and dkms and not facts.in_container,
+    )
+
+
+def _kernel_headers(facts: HostFacts, data: Mapping[str, Any],
+                    driver: DriverStack) -> tuple[str, ...]:
+    """linux-headers for the running kernel (base_kernel_headers: auto = where the host runs its
+    own kernel; yes; no)."""
+    wanted = data.get("base_kernel_headers", AUTO)
+    if wanted == "no" or not facts.kernel_release:
+        return ()
+    if wanted == AUTO and facts.in_container:
+        return ()
+    return (f"linux-headers-{facts.kernel_release}",)
+
+
+def _reboot_pending(facts: HostFacts, branch: int | None) -> bool:
+    """A module of another branch is in use: the planned one loads at the next boot."""
+    if not branch or facts.in_container or not facts.installed_driver:
+        return False
+    return facts.installed_driver.split(".")[0] != str(branch)
+
+
+def _notes(stack: Stack, facts: HostFacts) -> list[str]:
+    notes = []
+    if stack.driver.secure_boot_mok:
+        notes.append("Secure Boot is on and this driver's modules are built by DKMS: they load "
+                     "only once DKMS's signing key is enrolled: run `mokutil --import "
+                     "/var/lib/dkms/mok.pub`, set a one-time password, reboot and confirm "
+                     "'Enroll MOK' at the console")
+    if stack.transition.keep_installed_driver and stack.driver.branch:
+        notes.append(f"the installed driver {facts.installed_driver} is adopted: it is the "
+                     f"planned R{stack.driver.branch}")
+    elif stack.transition.keep_installed_driver:
+        notes.append(f"the installed driver {facts.installed_driver} stays (no driver planned)")
+    if stack.transition.reboot_pending:
+        notes.append(f"driver {facts.installed_driver} is in use; R{stack.driver.branch} loads "
+                     "at the next boot (reboot pending)")
+    if stack.driver.branch:
+        eol = DRIVER_BRANCHES[int(stack.driver.branch)].eol
+        if eol and eol < datetime.date.today().strftime("%Y-%m"):
+            notes.append(f"R{stack.driver.branch} is past NVIDIA's end of life ({eol}); the "
+                         "distribution may still patch it")
+    return notes
+
+
+def _validate(request: StackRequest) -> None:
+    """Refuse values that are not of any allowed form, before any rule runs."""
+    choices = {
+        "driver_flavour": (AUTO, OPEN, PROPRIETARY),
+        "driver_source": (AUTO, DISTRO, CUDA_REPO),
+    }
+    for name, allowed in choices.items():
+        value = getattr(request, name)
+        if value not in allowed:
+            hint = difflib.get_close_matches(value, allowed, n=1)
+            did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise StackError(key_of(name), "invalid_value",
+                             f"got {value!r}{did}; allowed: {', '.join(allowed)}")
+    versioned = {
+        "cudnn": (AUTO, NONE, WHEELS),
+        "tensorflow": (AUTO, NONE),
+        "torch": (AUTO, NONE),
+        "python": (AUTO,),
+    }
+    for name, words in versioned.items():
+        value = getattr(request, name)
+        if value not in words and not re.fullmatch(r"\d+(\.\d+){0,2}", value):
+            raise StackError(key_of(name), "invalid_value",
+                             f"got {value!r}; use {', '.join(repr(w) for w in words)} or a "
+                             "version like '3.12'")
