@@ -17,27 +17,22 @@ import time
 
 from common import WORK, deploy, inventory, remove, sh, start
 
+from dlws.locks import environment_spec, uv_spec
 from dlws.sandbox_data import CONTROLLER_BUNDLE, controller_data
-from dlws.stack import HostFacts, request_from_host_data, resolve
+from dlws.stack import HostFacts, derive
+from roles import all_defaults
 from roles.base import ESSENTIAL_PACKAGES
-from roles.frameworks import spec_for
-from roles.python_env import uv_spec
 
 DEPLOYED, BEFORE, AFTER = "dlws-bench-deploy", "dlws-bench-hand1", "dlws-bench-hand2"
 DATA = {**controller_data(), "hardware_min_memory_gib": 1}
 
 
-class _Data:
-    def __init__(self, data: dict) -> None:
-        self.data = data
-
-
 def locks() -> tuple[str, str]:
-    """The uv and environment locks the deploy uses for DATA on Debian 12 (x86_64)."""
-    plan = resolve(HostFacts(os_id="debian", os_release="12", gpus=()),
-                   request_from_host_data(DATA))
-    env = spec_for(plan, DATA, "x86_64")
-    return str(uv_spec(_Data(DATA)).path), str(env.path)
+    """The uv and environment locks the deploy uses for DATA on a Debian 12 container (x86_64):
+    the deploy's own derivation (dlws.stack.derive)."""
+    data = {**all_defaults(), **DATA}
+    plan = derive(data, HostFacts(os_id="debian", os_release="12", in_container=True))
+    return str(uv_spec(data).path), str(environment_spec(plan, data).path)
 
 
 def by_hand(name: str) -> float:

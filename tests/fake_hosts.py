@@ -189,3 +189,23 @@ def _ops(state: State, host) -> list[Op]:
             conditional=bool(data.global_arguments.get("_if")),
         ))
     return ops
+
+
+def transcript_reader(responses: dict[str, Any]):
+    """`read(fact_cls, *args)` over recorded responses, matched as pyinfra's @fake connector
+    matches them (first substring in insertion order; no match: success, no output): verify's
+    side of a plan case, through dlws.facts.run_fact."""
+    from dlws.facts import run_fact
+
+    def run(command: str) -> tuple[int, str]:
+        for fragment, answer in responses.items():
+            if fragment in command:
+                if isinstance(answer, dict):
+                    lines = answer.get("stdout", [])
+                    status = 0 if answer.get("success", True) else 1
+                else:
+                    lines, status = answer, 0
+                return status, "\n".join(lines) if isinstance(lines, list) else lines
+        return 0, ""
+
+    return lambda fact_cls, *args: run_fact(run, fact_cls, *args)

@@ -197,6 +197,35 @@ def test_matmul_probe_reports_tflops(default_scenario):
     assert rc == 0 and report["matmul"][0]["tflops"] > 0, report
 
 
+def test_verify_names_the_fields_of_a_stale_deploy_then_a_redeploy_passes(default_scenario,
+                                                                            tmp_path):
+    """The inventory changes after a deploy (TensorFlow pinned off): verify names each field
+    of the recorded stack that differs from what the new data gives, and says to redeploy; a
+    redeploy records the new stack and verify passes. The original data is then restored."""
+    sys.path.insert(0, str(ROOT))
+    from dlws.sandbox_data import controller_data
+
+    data = {**controller_data(), "gpu_count": 0, "frameworks_tensorflow": "none",
+            # No hash lock exists for this one-off environment; pins by version only.
+            "python_env_require_hashes": False}
+    inventory = tmp_path / "changed.py"
+    inventory.write_text(f"changed = [(\"@docker/{DEFAULT_CONTAINER}\", {data!r})]\n")
+    out = run_verify(str(inventory), "-k", "test_recorded_stack")
+    assert out.returncode == 1, out.stdout[-3000:]
+    text = out.stdout
+    assert "deployed from other data or another dlws version; redeploy" in text, text[-3000:]
+    assert "host data: the inventory's data for this host changed" in text, text[-3000:]
+    assert "tensorflow.version: recorded '2.21.0', expected None" in text, text[-3000:]
+    assert "tensorflow.package: recorded 'tensorflow-cpu==2.21.0', expected None" in text
+    rc, _, log = pyinfra_json(str(inventory))
+    assert rc == 0, log[-3000:]
+    assert run_verify(str(inventory), "-k", "test_recorded_stack").returncode == 0
+    rc, _, log = pyinfra_json(DEFAULT_INVENTORY)
+    assert rc == 0, log[-3000:]
+    out = run_verify(DEFAULT_INVENTORY, "-k", "test_recorded_stack")
+    assert out.returncode == 0, out.stdout[-3000:]
+
+
 @pytest.mark.slow
 def test_cuda_scenario_converges_idempotent_and_verified(docker_engine):
     ensure_debian_image("trixie")

@@ -157,3 +157,38 @@ def test_plan_json_hides_mirror_passwords(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     text = out_json.read_text()
     assert "s3cret" not in text and "https://***:***@pypi.lab.example/simple" in text, text
+
+
+def test_calculator_plan_and_verify_give_the_same_stack(tmp_path):
+    """For the same host the offline calculator, deploy/plan.py and verify's derivation (the
+    host's facts through dlws.facts, as verify reads them) give one stack."""
+    from dlws.facts import host_facts
+    from dlws.stack import derive
+    from roles import all_defaults
+    from tests.fake_hosts import _DEFAULT_KERNELS, facts, transcript_reader
+
+    data = {"gpu_count": 8, "gpu_model": "NVIDIA H100 80GB HBM3",
+            "nvidia_driver_source": "cuda_repo", "python_env_require_hashes": False}
+    result, out_json = run_plan(tmp_path, [("@fake/hgx", "debian-13", "h100x8", data)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    [row] = json.loads(out_json.read_text())
+    planned = {k: v for k, v in row.items() if k not in ("host", "locks")}
+
+    calculator = subprocess.run(
+        [sys.executable, "-m", "dlws.stack", "--os", "debian-13", *["--gpu", "10de:2330"] * 8,
+         "--nvswitches", "4", "--kernel", _DEFAULT_KERNELS["debian-13"],
+         "--set", "nvidia_driver_source=cuda_repo", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert calculator.returncode == 0, calculator.stderr
+    calculated = json.loads(calculator.stdout)
+
+    merged = {**all_defaults(), **data}
+    verified = derive(merged, host_facts(transcript_reader(facts("debian-13", "h100x8")),
+                                         merged)).as_dict()
+    # The transition differs only in the facts the calculator was not given (installed driver,
+    # Secure Boot): the stack itself is one.
+    for stack in (planned, calculated, verified):
+        stack.pop("transition")
+    assert planned == calculated == verified
+    assert planned["driver"]["packages"] == ["nvidia-driver-pinning-580", "nvidia-open",
+                                             "nvidia-fabricmanager-580"]

@@ -50,10 +50,9 @@ def test_environment_is_its_hash_lock(host, target, plan, venv_packages):
     if not target["python_env_require_hashes"]:
         pytest.skip("python_env_require_hashes is False: installs are pinned by version only")
     from dlws.facts import canonical
-    from dlws.locks import pins
-    from roles.frameworks import spec_for
+    from dlws.locks import environment_spec, pins
 
-    spec = spec_for(plan, target.data, host.system_info.arch)
+    spec = environment_spec(plan, target.data)
     assert spec.path.exists(), f"the controller has no lock {spec.path} for {spec.summary()}"
     remote = host.file(f"{target['python_env_lock_dir']}/{spec.name}")
     assert remote.exists, f"{remote.path} is missing: the deploy did not install from the lock"
