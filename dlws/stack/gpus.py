@@ -10,16 +10,27 @@ from dlws.stack.records import HostFacts, StackError, StackRequest
 from dlws.stack.table import (
     ARCHES,
     CUDA_MIN_DRIVER,
-    GPU_MODELS,
+    GPU_DEVICES,
+    GPU_MODELS_BY_NAME,
     GpuModel,
     OsRelease,
+    device_model,
     first_cuda,
     min_branch_for_cuda,
     version_key,
 )
 
-_PCI_ID = re.compile(r"^(?:(?:0x)?10de:)?(?:0x)?([0-9a-f]{4})$")
-_NAME_PREFIXES = ("nvidia ", "geforce ", "tesla ", "quadro ")
+# A PCI ID as people and tools write it, with an optional subsystem: "10de:2335", "2335",
+# "0x2335", "[10de:2335]", "10de:2335 10de:18be", "10de:2335:10de:18be", README's
+# "2335 10DE 18BE", lspci -vmmnn's "SDevice: 18be" is read by the fact, not here.
+_PCI_ID = re.compile(
+    r"^\[?(?:(?:0x)?10de:)?(?:0x)?(?P<device>[0-9a-f]{4})\]?"
+    r"(?:[ :](?:(?:0x)?(?P<sub_vendor>[0-9a-f]{4})[: ](?:0x)?(?P<sub_device>[0-9a-f]{4})))?$")
+_NAME_PREFIXES = ("nvidia ", "geforce ", "tesla ", "quadro ", "nvidia corporation ")
+# lspci's name: "NVIDIA Corporation AD102 [GeForce RTX 4090] [10de:2684] (rev a1)", or its
+# bracketed part alone.
+_LSPCI_NAME = re.compile(r"^(?:nvidia corporation )?(?P<chip>[a-z]{2}\d{2,3}\w*) "
+                         r"\[(?P<name>[^\]]+)\](?: \[10de:(?P<device>[0-9a-f]{4})\])?")
 
 
 def _short_name(name: str) -> str:
@@ -34,31 +45,74 @@ def _short_name(name: str) -> str:
     return text
 
 
+def _index() -> dict[str, GpuModel]:
+    """Every way a name reaches a model: nvidia-smi's name (short form too), the slug, lspci's
+    bracketed name ("geforce rtx 4090", "h200 sxm 141gb")."""
+    index: dict[str, GpuModel] = {}
+    for name, model in GPU_MODELS_BY_NAME.items():
+        for key in (name.lower(), _short_name(name), model.slug,
+                    re.sub(r"[^a-z0-9]+", "-", name.lower())):
+            index.setdefault(key, model)
+    for device_id, device in GPU_DEVICES.items():
+        if device["lspci"]:
+            match = _LSPCI_NAME.match(device["lspci"].lower())
+            if match:
+                model = device_model(device_id)
+                if model is not None:
+                    for key in (match["name"], _short_name(match["name"]),
+                                device["lspci"].lower()):
+                        index.setdefault(key, model)
+    return index
+
+
+_BY_NAME = _index()
+
+
 def find_gpu(text: str) -> GpuModel:
     """The GPU model named by an nvidia-smi name (any case, with or without the "NVIDIA " or
-    "GeForce " prefix), a PCI ID ("10de:2684" or "2684") or a table slug ("rtx-4090")."""
-    wanted = text.strip().lower()
+    "GeForce " prefix), lspci's name ("AD102 [GeForce RTX 4090]", with or without "[10de:2684]"),
+    a PCI ID with or without its subsystem ("10de:2684", "2684", "10de:2335:10de:18be") or a
+    slug ("rtx-4090"); StackError for unknown and legacy-only GPUs."""
+    wanted = " ".join(text.strip().lower().split())
+    model = None
     match = _PCI_ID.match(wanted)
-    for model in GPU_MODELS:
-        if match and f"10de:{match[1]}" in model.pci_ids:
-            return model
-        if wanted in (model.name.lower(), model.slug) or _short_name(wanted) == _short_name(
-            model.name
-        ):
-            return model
-    names = [m.name for m in GPU_MODELS]
-    close = difflib.get_close_matches(text.strip(), names, n=3, cutoff=0.5)
-    if not close:
-        shorts = {_short_name(m.name): m.name for m in GPU_MODELS}
-        close = [shorts[s] for s in difflib.get_close_matches(_short_name(text), shorts, n=3)]
-    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-    raise StackError(
-        "gpu_model",
-        "unknown_gpu",
-        f"no GPU model matches {text!r}; {hint}use the name nvidia-smi prints or the PCI ID "
-        "(10de:xxxx) that `lspci -nn` shows, or add the model to dlws/stack/table.py",
-    )
-
+    if match:
+        subsystem = (f"{match['sub_vendor']}:{match['sub_device']}" if match["sub_vendor"]
+                     else None)
+        model = device_model(match["device"], subsystem)
+        if model is None:
+            raise StackError("gpu_model", "unknown_gpu",
+                             f"PCI ID 10de:{match['device']} is in none of NVIDIA's lists that "
+                             "dlws reads (dlws/stack/data/sources/SOURCES.json): not an NVIDIA "
+                             "GPU NVIDIA's drivers support, or newer than those lists; "
+                             "regenerate the table (docs/gpu-stack.md)")
+    if model is None:
+        lspci = _LSPCI_NAME.match(wanted.removesuffix(" (rev a1)"))
+        if lspci and lspci["device"]:
+            return find_gpu(lspci["device"])
+        model = _BY_NAME.get(wanted) or _BY_NAME.get(_short_name(wanted))
+        if model is None and lspci:
+            model = _BY_NAME.get(lspci["name"])
+    if model is None:
+        names = list(GPU_MODELS_BY_NAME)
+        close = difflib.get_close_matches(text.strip(), names, n=3, cutoff=0.5)
+        if not close:
+            shorts = {_short_name(n): n for n in names}
+            close = [shorts[s] for s in difflib.get_close_matches(_short_name(text), shorts, n=3)]
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        raise StackError(
+            "gpu_model",
+            "unknown_gpu",
+            f"no GPU model matches {text!r}; {hint}use the name nvidia-smi prints or the PCI ID "
+            "(10de:xxxx) that `lspci -nn` shows",
+        )
+    if model.legacy or not model.branches:
+        raise StackError("gpu_model", "legacy_gpu",
+                         f"{model.name} ({', '.join(model.pci_ids)}) is supported only by "
+                         f"NVIDIA's legacy {model.legacy or 'older'} driver branch, which dlws "
+                         "does not install (NVIDIA supported-gpus.json); plan this host without "
+                         "a GPU (gpu_count = 0)")
+    return model
 
 
 def cc_runs(cc: str, archs: Iterable[str]) -> bool:

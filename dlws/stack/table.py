@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 # Every block names its source (gathered in the project's GPU stack facts sheet). Entries marked
 # "verify" were seen only in a secondary copy or are from memory: check them against the
@@ -73,94 +76,118 @@ def arch_of_cc(compute_capability: str) -> Arch:
 
 @dataclass(frozen=True)
 class GpuModel:
-    """One GPU model: how the PCI bus and nvidia-smi name it, and what it can do."""
+    """One GPU model: how nvidia-smi, lspci and the PCI bus name it, what it can do, and which
+    driver branches NVIDIA lists it for (per device ID: dlws/stack/data/gpus.json)."""
 
-    slug: str  # short, stable id used in test and case names
+    slug: str  # short, stable id used in test and case names ("rtx-4090")
     name: str  # exactly as `nvidia-smi --query-gpu=name` prints it
     pci_ids: tuple[str, ...]  # "10de:xxxx", lower case
     arch: str
     compute_capability: str
-    memory_gib: int
-    # Dense FP16/BF16 tensor TFLOP/s with FP32 accumulation (what frameworks use; GeForce cards
-    # run it at half their FP16-accumulate figure); cards without tensor cores give their plain
-    # FP16 rate. Approximate public spec figures, used to flag a slow card, not to grade one.
-    fp16_tflops: float
-    fp32_tflops: float
+    # Dense FP16/BF16 tensor TFLOP/s with FP32 accumulation, None where not in the figures
+    # table (sources/performance.tsv); bf16 None = no BF16 tensor cores (Volta, Turing).
+    fp16_tflops: float | None = None
+    fp32_tflops: float | None = None
     # A model-level override of the architecture's kernel module policy (GH200).
     kernel_modules: str | None = None
+    bf16_tflops: float | None = None
+    memory_gib: float | None = None
+    chip: str | None = None
+    lspci_name: str | None = None  # pci.ids: "AD102 [GeForce RTX 4090]"
+    # (branch, first release of that branch listing it): "arch" = carried by architecture to
+    # R580, "assumed" = newer than the newest list read (unverified).
+    branches: tuple[tuple[int, str], ...] = ()
+    legacy: str | None = None  # NVIDIA's legacy branch ("470.xx") for Kepler and older
+    kernel_open: bool = False  # NVIDIA lists it for the open kernel modules
+
+    def supports(self, branch: int) -> bool:
+        return any(b == branch for b, _ in self.branches)
+
+    def first_branch(self) -> tuple[int, str] | None:
+        """The oldest branch NVIDIA lists it for, with that branch's first release."""
+        return min(self.branches, default=None)
+
+    @property
+    def tensor_dtype(self) -> str:
+        """The dtype its tensor cores run: bf16 from Ampere on, fp16 on Volta and Turing (and
+        plain fp16 where there are no tensor cores)."""
+        return "bfloat16" if version_key(self.compute_capability) >= (8, 0) else "float16"
+
+    @property
+    def tensor_tflops(self) -> float | None:
+        """The expected dense figure for tensor_dtype (None where the table has none)."""
+        return self.bf16_tflops if self.tensor_dtype == "bfloat16" else self.fp16_tflops
 
 
-# Sources: PCI IDs from the PCI ID repository (pci-ids.ucw.cz, vendor 10de) and NVIDIA's driver
-# README "Appendix A. Supported NVIDIA GPU Products"; names as nvidia-smi prints them (the
-# "NVIDIA " prefix on GeForce/Quadro names since R470; datacentre Pascal/Volta/Turing keep
-# "Tesla"); TFLOP/s from each product's datasheet or architecture whitepaper (approximate).
-GPU_MODELS: tuple[GpuModel, ...] = (
-    # Maxwell
-    GpuModel("gtx-980", "NVIDIA GeForce GTX 980", ("10de:13c0",), "Maxwell", "5.2", 4,
-             0.08, 5.0),
-    GpuModel("tesla-m40", "Tesla M40", ("10de:17fd",), "Maxwell", "5.2", 12,  # verify id
-             0.1, 7.0),
-    # Pascal: no tensor cores; GP102/GP104 run FP16 at 1/64 of FP32, GP100 at 2x.
-    GpuModel("gtx-1080", "NVIDIA GeForce GTX 1080", ("10de:1b80",), "Pascal", "6.1", 8,
-             0.14, 8.9),
-    GpuModel("gtx-1080-ti", "NVIDIA GeForce GTX 1080 Ti", ("10de:1b06",), "Pascal", "6.1", 11,
-             0.18, 11.3),
-    GpuModel("p100-pcie", "Tesla P100-PCIE-16GB", ("10de:15f8",), "Pascal", "6.0", 16,
-             18.7, 9.3),
-    # Volta
-    GpuModel("v100-sxm2", "Tesla V100-SXM2-16GB", ("10de:1db1",), "Volta", "7.0", 16,
-             125.0, 15.7),
-    GpuModel("v100-pcie", "Tesla V100-PCIE-16GB", ("10de:1db4",), "Volta", "7.0", 16,
-             112.0, 14.0),
-    GpuModel("titan-v", "NVIDIA TITAN V", ("10de:1d81",), "Volta", "7.0", 12,  # verify id
-             110.0, 14.9),
-    # Turing
-    GpuModel("t4", "Tesla T4", ("10de:1eb8",), "Turing", "7.5", 16, 65.0, 8.1),
-    GpuModel("rtx-2080-ti", "NVIDIA GeForce RTX 2080 Ti", ("10de:1e07",), "Turing", "7.5", 11,
-             53.8, 13.4),
-    # Ampere
-    GpuModel("a100-pcie-40gb", "NVIDIA A100-PCIE-40GB", ("10de:20f1",), "Ampere", "8.0", 40,
-             312.0, 19.5),
-    GpuModel("a100-sxm4-40gb", "NVIDIA A100-SXM4-40GB", ("10de:20b0",), "Ampere", "8.0", 40,
-             312.0, 19.5),
-    GpuModel("a100-sxm4-80gb", "NVIDIA A100-SXM4-80GB", ("10de:20b2",), "Ampere", "8.0", 80,
-             312.0, 19.5),
-    GpuModel("a100-pcie-80gb", "NVIDIA A100 80GB PCIe", ("10de:20b5",), "Ampere", "8.0", 80,
-             312.0, 19.5),
-    GpuModel("a30", "NVIDIA A30", ("10de:20b7",), "Ampere", "8.0", 24, 165.0, 10.3),
-    GpuModel("a10", "NVIDIA A10", ("10de:2236",), "Ampere", "8.6", 24, 125.0, 31.2),
-    GpuModel("rtx-a6000", "NVIDIA RTX A6000", ("10de:2230",), "Ampere", "8.6", 48,
-             154.8, 38.7),
-    GpuModel("rtx-3080", "NVIDIA GeForce RTX 3080", ("10de:2206",), "Ampere", "8.6", 10,
-             59.5, 29.8),
-    GpuModel("rtx-3090", "NVIDIA GeForce RTX 3090", ("10de:2204",), "Ampere", "8.6", 24,
-             71.0, 35.6),
-    # Ada
-    GpuModel("l4", "NVIDIA L4", ("10de:27b8",), "Ada", "8.9", 24, 121.0, 30.3),
-    GpuModel("l40s", "NVIDIA L40S", ("10de:26b9",), "Ada", "8.9", 48, 362.0, 91.6),
-    GpuModel("rtx-6000-ada", "NVIDIA RTX 6000 Ada Generation", ("10de:26b1",), "Ada", "8.9",
-             48, 364.0, 91.1),
-    GpuModel("rtx-4080", "NVIDIA GeForce RTX 4080", ("10de:2704",), "Ada", "8.9", 16,
-             97.5, 48.7),
-    GpuModel("rtx-4090", "NVIDIA GeForce RTX 4090", ("10de:2684",), "Ada", "8.9", 24,
-             165.2, 82.6),
-    # Hopper
-    GpuModel("h100-pcie", "NVIDIA H100 PCIe", ("10de:2331",), "Hopper", "9.0", 80,
-             756.0, 51.2),
-    GpuModel("h100-sxm5", "NVIDIA H100 80GB HBM3", ("10de:2330",), "Hopper", "9.0", 80,
-             989.0, 66.9),
-    GpuModel("h200", "NVIDIA H200", ("10de:2335",), "Hopper", "9.0", 141, 989.0, 66.9),
-    GpuModel("gh200", "NVIDIA GH200 480GB", ("10de:2342",), "Hopper", "9.0", 96,  # verify
-             989.0, 66.9, kernel_modules=OPEN_REQUIRED),
-    # Blackwell
-    GpuModel("b200", "NVIDIA B200", ("10de:2901",), "Blackwell", "10.0", 180, 2250.0, 75.0),
-    GpuModel("rtx-5080", "NVIDIA GeForce RTX 5080", ("10de:2c02",), "Blackwell", "12.0", 16,
-             112.6, 56.3),
-    GpuModel("rtx-5090", "NVIDIA GeForce RTX 5090", ("10de:2b85",), "Blackwell", "12.0", 32,
-             209.5, 104.8),
-    GpuModel("rtx-pro-6000-blackwell", "NVIDIA RTX PRO 6000 Blackwell Workstation Edition",
-             ("10de:2bb1",), "Blackwell", "12.0", 96, 503.8, 125.0),  # verify name
-)
+GPU_TABLE = Path(__file__).resolve().parent / "data" / "gpus.json"
+
+
+def slug_of(name: str) -> str:
+    """"NVIDIA GeForce RTX 4090" -> "rtx-4090"; "Tesla V100-SXM2-16GB" -> "v100-sxm2-16gb"."""
+    text = name.lower()
+    while text.startswith(("nvidia ", "geforce ", "tesla ", "quadro ")):
+        text = text.split(" ", 1)[1]
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+
+
+def _model(name: str, devices: list[dict], figures: dict) -> GpuModel:
+    """One model from the device IDs that carry its name: branches are those that list every
+    one of them (a model named without its PCI ID is held to the strictest of its IDs)."""
+    first = devices[0]
+    common = set.intersection(*({int(b) for b in d["branches"]} for d in devices))
+    branches = tuple(sorted((b, max((d["branches"][str(b)] for d in devices), key=_first_key))
+                            for b in common))
+    fig = figures.get(name, {})
+    policies = {d["modules"] for d in devices} - {None}
+    return GpuModel(
+        slug=slug_of(name), name=name, pci_ids=tuple(f"10de:{d['id']}" for d in devices),
+        arch=first["arch"] or "unknown", compute_capability=first["cc"] or "0.0",
+        fp16_tflops=fig.get("fp16_tflops"), fp32_tflops=fig.get("fp32_tflops"),
+        kernel_modules=policies.pop() if policies else None,
+        bf16_tflops=fig.get("bf16_tflops"), memory_gib=fig.get("memory_gib"),
+        chip=first["chip"], lspci_name=first["lspci"], branches=branches,
+        legacy=first["legacy"], kernel_open=all(d["kernel_open"] for d in devices),
+    )
+
+
+def _first_key(version: str) -> tuple[int, ...]:
+    return (0,) if not version[0].isdigit() else tuple(int(p) for p in version.split("."))
+
+
+def _load_gpus() -> tuple[dict[str, dict], dict[str, GpuModel], tuple[GpuModel, ...]]:
+    data = json.loads(GPU_TABLE.read_text())
+    devices = {d["id"]: d for d in data["devices"]}
+    by_name: dict[str, list[dict]] = {}
+    for device in data["devices"]:
+        for name in device["names"]:
+            by_name.setdefault(name, []).append(device)
+    models = {name: _model(name, found, data["figures"]) for name, found in by_name.items()}
+    # One model per device's own (first) name, in device ID order: the table's GPU models.
+    primary = tuple(dict.fromkeys(models[d["names"][0]] for d in data["devices"]
+                                  if d["branches"]))
+    return devices, models, primary
+
+
+# Sources: dlws/stack/data/gpus.json, generated from NVIDIA's own per-branch lists by
+# dlws/stack/data/regenerate.py (each source and version in its "sources"); see
+# docs/gpu-stack.md. Every device ID NVIDIA lists for a branch dlws plans is a model here.
+GPU_DEVICES, GPU_MODELS_BY_NAME, GPU_MODELS = _load_gpus()
+
+
+def device_model(device_id: str, subsystem: str | None = None) -> GpuModel | None:
+    """The model of a PCI device ID ("2335"), named as NVIDIA names its subsystem variant."""
+    device = GPU_DEVICES.get(device_id.lower())
+    if device is None:
+        return None
+    name = device["subsystems"].get(subsystem or "", device["names"][0])
+    model = GPU_MODELS_BY_NAME[name]
+    if len(model.pci_ids) > 1:
+        # The name is shared by several IDs: this ID's own branches decide, not the strictest.
+        model = _model(name, [device], _FIGURES)
+    return model
+
+
+_FIGURES = json.loads(GPU_TABLE.read_text())["figures"]
 
 # CUDA releases and the minimum Linux x86_64 driver of their GA (CUDA 13.1 Release Notes,
 # "CUDA Toolkit and Corresponding Driver Versions"). There is no CUDA 12.7
