@@ -21,6 +21,7 @@ from dlws.stack import (
     request_from_host_data,
     resolve,
 )
+from dlws.stack.table import version_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,35 +32,49 @@ GPUS = {"none": None, "gtx-1080": "NVIDIA GeForce GTX 1080", "t4": "Tesla T4",
         "rtx-4090": "NVIDIA GeForce RTX 4090", "h100": "NVIDIA H100 80GB HBM3",
         "rtx-5090": "NVIDIA GeForce RTX 5090", "b200": "NVIDIA B200"}
 
-# Expected auto stacks: (driver branch, flavour, source, cuda, cudnn, tensorflow, torch variant).
-_CPU = (None, None, None, None, None, "tensorflow-cpu==2.21.0", "cpu")
+# Expected auto stacks: (driver branch, flavour, source, cuda, cudnn, tensorflow, torch).
+# Torch: the newest patch release on PyPI (2.14.1, 2.15.0); beside TensorFlow's CUDA 12 wheels
+# a CUDA 12 build (one CUDA major per environment): cu126, or for Blackwell's sm_100 the newest
+# CUDA 12 build that has it (2.11.0+cu128). Without TensorFlow (sm_120) torch takes the build
+# native to R580: cu130, not cu132 (minor-version compatibility). torch 2.15 needs Python
+# >= 3.11 (PyPI wheels), so Ubuntu 22.04 (3.10) stays on 2.14.1.
+_CPU = (None, None, None, None, None, "tensorflow-cpu==2.21.0", "2.15.0+cpu")
+_CPU_310 = _CPU[:6] + ("2.14.1+cpu",)
 _TF = "tensorflow[and-cuda]==2.21.0"
-_UBUNTU = {
-    "none": _CPU,
-    "gtx-1080": ("580", "proprietary", "distro", "12.9", "wheels", _TF, "cu126"),
-    "t4": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
-    "rtx-3090": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
-    "a100": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
-    "rtx-4090": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
-    "h100": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
-    "rtx-5090": ("580", "open", "distro", "13.0", "wheels", None, "cu132"),
-    "b200": ("580", "open", "distro", "13.0", "wheels", _TF, "cu132"),
-}
-_BLACKWELL_DEBIAN = ("580", "open", "cuda_repo", "13.0", "wheels", _TF, "cu132")
+_CU12 = "2.14.1+cu126"
+_B200 = "2.11.0+cu128"
+
+
+def _ubuntu(newest: str) -> dict[str, tuple]:
+    return {
+        "none": _CPU if newest == "2.15.0" else _CPU_310,
+        "gtx-1080": ("580", "proprietary", "distro", "12.9", "wheels", _TF, _CU12),
+        "t4": ("580", "open", "distro", "13.0", "wheels", _TF, _CU12),
+        "rtx-3090": ("580", "open", "distro", "13.0", "wheels", _TF, _CU12),
+        "a100": ("580", "open", "distro", "13.0", "wheels", _TF, _CU12),
+        "rtx-4090": ("580", "open", "distro", "13.0", "wheels", _TF, _CU12),
+        "h100": ("580", "open", "distro", "13.0", "wheels", _TF, _CU12),
+        "rtx-5090": ("580", "open", "distro", "13.0", "wheels", None, f"{newest}+cu130"),
+        "b200": ("580", "open", "distro", "13.0", "wheels", _TF, _B200),
+    }
+
+
+_BLACKWELL_DEBIAN = ("580", "open", "cuda_repo", "13.0", "wheels")
 
 
 def _debian(branch: str, cuda: str) -> dict[str, tuple]:
     # Debian's own driver (proprietary below R560) and toolkit; Blackwell needs R570+, which
     # only NVIDIA's repository has.
-    classic = (branch, "proprietary", "distro", cuda, "wheels", _TF, "cu126")
+    classic = (branch, "proprietary", "distro", cuda, "wheels", _TF, _CU12)
     return {
         "none": _CPU, "gtx-1080": classic, "t4": classic, "rtx-3090": classic, "a100": classic,
         "rtx-4090": classic, "h100": classic,
-        "rtx-5090": _BLACKWELL_DEBIAN[:5] + (None, "cu132"), "b200": _BLACKWELL_DEBIAN,
+        "rtx-5090": _BLACKWELL_DEBIAN + (None, "2.15.0+cu130"),
+        "b200": _BLACKWELL_DEBIAN + (_TF, _B200),
     }
 
 
-EXPECTED = {"ubuntu-22.04": _UBUNTU, "ubuntu-24.04": _UBUNTU,
+EXPECTED = {"ubuntu-22.04": _ubuntu("2.14.1"), "ubuntu-24.04": _ubuntu("2.15.0"),
             "debian-12": _debian("535", "11.8"), "debian-13": _debian("550", "12.4")}
 AUTO_CASES = [
     pytest.param(os_name, gpu, EXPECTED[os_name][gpu], id=f"{os_name}_{gpu}_auto")
@@ -77,10 +92,15 @@ def facts(os_name: str, *gpus: str, **extra) -> HostFacts:
 def test_auto_stack(os_name, gpu, expected):
     stack = resolve(facts(os_name, GPUS[gpu] or ""), StackRequest())
     got = (stack.driver.branch, stack.driver.flavour, stack.driver.source, stack.cuda.version,
-           stack.cudnn.version, stack.tensorflow.package, stack.torch.variant)
+           stack.cudnn.version, stack.tensorflow.package,
+           f"{stack.torch.version}+{stack.torch.variant}")
     assert got == expected, stack.as_dict()
     assert stack.python.version == PYTHONS[os_name]
-    assert stack.torch.version == "2.14.0"
+    # One CUDA major in the environment, whatever the frameworks.
+    majors = {12} if "[and-cuda]" in (stack.tensorflow.package or "") else set()
+    if stack.torch.variant.startswith("cu"):
+        majors.add(int(stack.torch.variant[2:-1]))
+    assert len(majors) <= 1 and stack.python.cuda_major == (majors.pop() if majors else None)
     assert stack.torch.index_url == f"https://download.pytorch.org/whl/{stack.torch.variant}"
     if gpu == "rtx-5090":
         assert any("TensorFlow skipped" in note and "89272" in note for note in stack.notes)
@@ -122,8 +142,10 @@ def test_explicit_driver_or_cuda_without_gpu(os_name, request_, expected):
                      ("550", "open", "distro"), id="debian-13_rtx-4090_open-distro"),
         pytest.param("debian-12", "Tesla T4", {"cuda": "12.8"},
                      ("580", "open", "cuda_repo"), id="debian-12_t4_cuda-12.8-moves-to-repo"),
+        # Ubuntu's nvidia-driver-570-server is a transitional package to 580 (facts sheet
+        # section 0): a pinned 570 comes from NVIDIA's repository.
         pytest.param("ubuntu-24.04", "Tesla T4", {"driver_branch": "570"},
-                     ("570", "open", "distro"), id="ubuntu-24.04_t4_driver-570"),
+                     ("570", "open", "cuda_repo"), id="ubuntu-24.04_t4_driver-570"),
         pytest.param("ubuntu-24.04", "Tesla T4", {"driver_branch": "535"},
                      ("535", "proprietary", "distro"), id="ubuntu-24.04_t4_driver-535"),
     ],
@@ -142,7 +164,11 @@ def test_container_uses_host_driver():
     stack = resolve(facts("ubuntu-24.04", "NVIDIA L4", in_container=True,
                           installed_driver="580.95.05"), StackRequest())
     assert stack.driver.branch is None and stack.transition.keep_installed_driver
-    assert stack.torch.variant == "cu132"
+    # Beside TensorFlow's CUDA 12 wheels a CUDA 12 torch; alone, the build native to R580.
+    assert stack.torch.variant == "cu126"
+    alone = resolve(facts("ubuntu-24.04", "NVIDIA L4", in_container=True,
+                          installed_driver="580.95.05"), StackRequest(tensorflow="none"))
+    assert (alone.torch.version, alone.torch.variant) == ("2.15.0", "cu130")
 
 
 @pytest.mark.parametrize(
@@ -197,7 +223,8 @@ def test_cudnn_choice_debian_13(request_, expected):
 @pytest.mark.parametrize(
     ("os_name", "request_", "expected"),
     [
-        pytest.param("ubuntu-24.04", {"tensorflow": "2.19"}, ("2.19.0", "2.14.0"),
+        # x.y pins take the newest patch release on PyPI (2.19.1, 2.15.0).
+        pytest.param("ubuntu-24.04", {"tensorflow": "2.19"}, ("2.19.1", "2.14.1"),
                      id="ubuntu-24.04_tf-2.19"),
         pytest.param("debian-12", {"torch": "2.8", "tensorflow": "none"}, (None, "2.8.0"),
                      id="debian-12_torch-2.8"),
@@ -217,8 +244,8 @@ REFUSALS = [
     ("cuda-13_driver-535", "ubuntu-24.04", ("Tesla T4",),
      {"cuda": "13.0", "driver_branch": "535"}, "driver_too_old_for_cuda", "cuda_version",
      "set nvidia_driver_branch to 580 or newer, or cuda_version to 12.2"),
-    ("cuda-13.1_ubuntu-distro", "ubuntu-24.04", ("Tesla T4",),
-     {"cuda": "13.1", "driver_source": "distro"}, "driver_too_old_for_cuda", "cuda_version",
+    ("cuda-13.3_ubuntu-distro", "ubuntu-24.04", ("Tesla T4",),
+     {"cuda": "13.3", "driver_source": "distro"}, "driver_too_old_for_cuda", "cuda_version",
      "nvidia_driver_source to 'cuda_repo'"),
     ("open_gtx-1080", "ubuntu-24.04", ("NVIDIA GeForce GTX 1080",),
      {"driver_flavour": "open"}, "open_modules_unsupported", "nvidia_driver_flavour",
@@ -256,7 +283,7 @@ REFUSALS = [
     ("unknown-torch", "debian-13", (), {"torch": "3.1"}, "unknown_torch_version",
      "frameworks_torch", "known: 2.5"),
     ("unknown-tf", "debian-13", (), {"tensorflow": "1.15"}, "unknown_tensorflow_version",
-     "frameworks_tensorflow", "known: 2.16.1"),
+     "frameworks_tensorflow", "known: 2.16.2"),
     ("unknown-gpu", "ubuntu-24.04", ("NVIDIA GeForce RTX 4909",), {}, "unknown_gpu",
      "gpu_model", "did you mean 'NVIDIA GeForce RTX 4090'"),
     ("unknown-pci-id", "ubuntu-24.04", ("10de:ffff",), {}, "unknown_gpu", "gpu_model",
@@ -358,12 +385,16 @@ def test_every_model_resolves_on_auto(os_name, model):
 
 
 def test_gpu_table_is_consistent():
-    ids = [pci for model in GPU_MODELS for pci in model.pci_ids]
-    assert len(ids) == len(set(ids)), "a PCI ID is listed twice"
     assert len({m.name for m in GPU_MODELS}) == len(GPU_MODELS), "a name is listed twice"
     for model in GPU_MODELS:
         assert all(pci.startswith("10de:") and len(pci) == 9 for pci in model.pci_ids), model
-        assert find_gpu(model.name) == model and find_gpu(model.pci_ids[0]) == model
+        assert find_gpu(model.name) == model
+        for pci in model.pci_ids:
+            # By ID the model is that device's own record: one ID, the same architecture.
+            by_id = find_gpu(pci)
+            assert (by_id.pci_ids, by_id.arch) == ((pci,), model.arch)
+            assert version_key(by_id.compute_capability) >= version_key(
+                model.compute_capability)
 
 
 def test_request_from_host_data():
@@ -393,7 +424,7 @@ def test_cli_json():
     assert got == {
         "driver.branch": "580", "driver.flavour": "open", "driver.source": "distro",
         "cuda.version": "13.0", "cudnn.version": "wheels", "tensorflow.version": "2.21.0",
-        "torch.version": "2.14.0", "torch.variant": "cu132"}
+        "torch.version": "2.14.1", "torch.variant": "cu126"}
 
 
 def test_cli_set_and_pci_id():

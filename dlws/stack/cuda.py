@@ -177,3 +177,12 @@ def choose_nccl(ctx: Context, cuda: str | None, cuda_source: str | None,
 
 def nccl_packages(nccl: str | None) -> list[str]:
     return ["libnccl2", "libnccl-dev"] if nccl else []
+
+
+def nccl_apt_pin(nccl: str | None, source: str | None, cuda: str | None) -> str | None:
+    """The version glob that holds NVIDIA's libnccl2 to the planned CUDA: its builds are
+    versioned "<nccl>-1+cuda<X.Y>", and apt would otherwise take the newest CUDA's build
+    (NVIDIA NCCL installation guide: `libnccl2=<version>+cuda<X.Y>`)."""
+    if not nccl or source != CUDA_REPO or not cuda:
+        return None
+    return f"*+cuda{cuda}"

@@ -18,13 +18,21 @@ from dlws.stack.records import (
 from dlws.stack.table import (
     CUDA_MIN_DRIVER,
     DRIVER_BRANCHES,
+    FABRIC_MANAGER_UNBRANCHED_FROM,
     LTSB,
+    NVLINK5_CC_MAJOR,
+    NVLSM_FROM_BRANCH,
     OPEN_DEFAULT_FROM_BRANCH,
     OPEN_REQUIRED,
     PROPRIETARY_ONLY,
+    REPO_PINNING_BRANCHES,
     min_branch_for_cuda,
     native_cuda,
+    version_key,
 )
+
+DESKTOP = "desktop"
+HEADLESS = "headless"
 
 
 def installed_branch(ctx: Context) -> int | None:
@@ -101,11 +109,14 @@ def _check_branch_for_gpus(ctx: Context, branch: int) -> None:
         raise StackError(key_of("driver_branch"), "driver_too_new_for_gpu",
                          f"R{branch} does not support {ctx.gpu_names()}: R{newest} is its "
                          f"last branch; set nvidia_driver_branch to {newest} or older")
-    oldest = ctx.min_branch_for_gpus()
-    if branch < oldest:
+    if not ctx.supported_by(branch):
+        fits = [b for b in DRIVER_BRANCHES if ctx.supported_by(b)]
+        first = min([b for b in fits if b > branch] or fits, default=None)
+        fix = (f"set nvidia_driver_branch to {first} or newer, or 'auto'" if first
+               else "no branch in the table supports all of them: split the host")
         raise StackError(key_of("driver_branch"), "driver_too_old_for_gpu",
-                         f"R{branch} predates {ctx.gpu_names()}, which needs R{oldest} or "
-                         f"newer; set nvidia_driver_branch to {oldest} or newer, or 'auto'")
+                         f"R{branch} does not support {ctx.unsupported_on(branch)} (NVIDIA's "
+                         f"per-branch device lists, dlws/stack/data/gpus.json); {fix}")
 
 
 def _need_open(ctx: Context) -> bool:
@@ -137,21 +148,36 @@ def _branches(ctx: Context, source: str, branch: int | None, cuda: str | None,
                    else ctx.os.repo_driver_branches)
     listed = ", ".join(str(b) for b in offered)
     other = CUDA_REPO if source == DISTRO else DISTRO
+    transitional = _transitional(ctx, source)
     if branch is not None:
+        if branch in transitional:
+            package, target = transitional[branch]
+            raise StackError(key_of("driver_branch"), "source_transitional_branch",
+                             f"{where}'s {package} is a transitional package that installs "
+                             f"R{target}; set nvidia_driver_branch to {target} or 'auto'")
         if branch not in offered:
             raise StackError(key_of("driver_branch"), "source_lacks_driver_branch",
                              f"{where} offers driver branches {listed}, not {branch}; set "
                              f"nvidia_driver_branch to one of those, or nvidia_driver_source "
                              f"to {other!r}")
         offered = [branch]
+    offered = [b for b in offered if b not in transitional]
+    if source == CUDA_REPO and ctx.request.driver_flavour == PROPRIETARY:
+        fit = [b for b in offered if b not in ctx.os.repo_open_only]
+        if not fit:
+            raise StackError(key_of("driver_flavour"), "source_open_only",
+                             f"{where} ships R{'/R'.join(map(str, offered))} with the open "
+                             "kernel modules only; set nvidia_driver_flavour to 'open' or "
+                             "'auto', or nvidia_driver_branch to an older branch")
+        offered = fit
     if ctx.models:
-        oldest, newest = ctx.min_branch_for_gpus(), ctx.max_branch_for_gpus()
-        fit = [b for b in offered if b >= oldest and (newest is None or b <= newest)]
+        newest = ctx.max_branch_for_gpus()
+        fit = [b for b in offered if ctx.supported_by(b) and (newest is None or b <= newest)]
         if not fit:
             raise StackError(key_of("driver_source"), "source_lacks_gpu_driver",
-                             f"{where} offers driver branches {listed}; {ctx.gpu_names()} "
-                             f"needs R{oldest} or newer; set nvidia_driver_source to "
-                             f"{other!r}")
+                             f"{where} offers driver branches {listed}; "
+                             f"{ctx.unsupported_on(max(offered, default=0))}; set "
+                             f"nvidia_driver_source to {other!r}")
         offered = fit
     if cuda is not None:
         if source == DISTRO and ctx.os.os_id == "debian" and cuda != ctx.os.distro_cuda:
@@ -182,6 +208,20 @@ def _branches(ctx: Context, source: str, branch: int | None, cuda: str | None,
     return offered
 
 
+def _transitional(ctx: Context, source: str) -> dict[int, tuple[str, int]]:
+    """Branches whose archive package for this host's cards is transitional: branch ->
+    (package, the branch it installs)."""
+    if source != DISTRO or ctx.os.os_id != "ubuntu":
+        return {}
+    server = any(is_datacentre(m.name) for m in ctx.models)
+    found = {}
+    for name, target in ctx.os.distro_transitional:
+        branch, _, flavour = name.partition("-")
+        if (flavour == "server") == server:
+            found[int(branch)] = (f"nvidia-driver-{name}", target)
+    return found
+
+
 def _prefer(offered: list[int]) -> int:
     """The newest long-term branch (security fixes for years, e.g. R580 to 2028-06), else the
     newest branch (NVIDIA "Supported Drivers and CUDA Toolkit Versions")."""
@@ -208,7 +248,18 @@ def _flavour(ctx: Context, branch: int) -> str:
 # --- packages: what apt installs for the chosen driver on this host ------------------------------
 
 
-def packages(ctx: Context, branch: str, flavour: str, source: str) -> list[str]:
+def display_mode(ctx: Context) -> str:
+    """desktop (the full driver: X/Wayland libraries, nvidia-drm modeset) where the host runs a
+    display manager or graphical session, headless builds elsewhere; nvidia_driver_display
+    overrides (auto | desktop | headless)."""
+    wanted = ctx.request.driver_display
+    if wanted in (DESKTOP, HEADLESS):
+        return wanted
+    return DESKTOP if ctx.facts.display and not ctx.facts.in_container else HEADLESS
+
+
+def packages(ctx: Context, branch: str, flavour: str, source: str,
+             display: str = HEADLESS) -> list[str]:
     """The packages that install the planned driver here, fabric manager and NVLSM included."""
     facts = ctx.facts
     if source == CUDA_REPO:
@@ -216,7 +267,7 @@ def packages(ctx: Context, branch: str, flavour: str, source: str) -> list[str]:
     elif facts.os_id == "ubuntu":
         server = any(is_datacentre(m.name) for m in ctx.models)
         wanted = ubuntu_distro(branch, flavour, facts.os_release, facts.kernel_release or "",
-                               facts.in_container, server)
+                               facts.in_container, server, display)
     else:
         wanted = debian_distro(flavour, facts.in_container)
     return wanted + fabric_manager(ctx, branch, source)
@@ -230,24 +281,37 @@ def is_datacentre(name: str) -> bool:
 def fabric_manager(ctx: Context, branch: str, source: str) -> list[str]:
     """Packages that bring NVSwitch boards up: without them CUDA fails to initialise on HGX.
 
-    NVIDIA Fabric Manager user guide: nvidia-fabricmanager-<branch> (590 on: no branch in the
-    name on NVIDIA's repository), plus the NVLink subnet manager (nvlsm) on Blackwell HGX.
+    NVIDIA Fabric Manager user guide and gpu-driver-container: nvidia-fabricmanager-<branch>
+    and libnvidia-nscq-<branch>; on NVIDIA's repository from R580 without the branch in the
+    name. NVLink 5 boards (B200/B300, cc 10.x) also need the NVLink subnet manager (nvlsm,
+    with infiniband-diags) from R570 on every install path; on Ubuntu's archive path nvlsm
+    comes from NVIDIA's repository.
     """
     if not ctx.facts.nvswitches or ctx.facts.in_container:
         return []
     if source == DISTRO and ctx.facts.os_id == "debian":
-        # Debian's archive packages no nvidia-fabricmanager (verify); without it CUDA does not
-        # initialise on an HGX board.
+        # Debian's archive packages no nvidia-fabricmanager (apt-cache search, bookworm and
+        # trixie with contrib/non-free); without it CUDA does not initialise on an HGX board.
         raise StackError(
             "nvidia_driver_source", "source_lacks_fabric_manager",
             f"{ctx.facts.nvswitches} NVSwitch chips found and Debian's archive has no NVIDIA "
             "fabric manager, without which CUDA does not start on this board; set "
             "nvidia_driver_source = 'cuda_repo'")
     number = int(branch)
-    name = "nvidia-fabricmanager" if (source == CUDA_REPO and number >= 590) \
-        else f"nvidia-fabricmanager-{number}"
-    blackwell = any(m.arch == "Blackwell" for m in ctx.models)
-    return [name, *(["nvlsm"] if blackwell and source == CUDA_REPO else [])]
+    suffix = "" if source == CUDA_REPO and number >= FABRIC_MANAGER_UNBRANCHED_FROM \
+        else f"-{number}"
+    names = [f"nvidia-fabricmanager{suffix}", f"libnvidia-nscq{suffix}"]
+    if needs_nvlsm(ctx, number):
+        names += ["nvlsm", "infiniband-diags"]
+    return names
+
+
+def needs_nvlsm(ctx: Context, branch: int) -> bool:
+    """NVLink 5 (HGX B200/B300): NVSwitches with Blackwell datacentre GPUs (cc 10.x)."""
+    return (bool(ctx.facts.nvswitches) and not ctx.facts.in_container
+            and branch >= NVLSM_FROM_BRANCH
+            and any(version_key(m.compute_capability)[0] == NVLINK5_CC_MAJOR
+                    for m in ctx.models))
 
 
 def replacement(ctx: Context, data, branch: str, wanted: list[str]) -> tuple[str, ...]:
@@ -352,16 +416,21 @@ def kernel_flavour(kernel_release: str, os_release: str | None = None) -> str:
 
 
 def ubuntu_distro(branch: str, flavour: str, os_release: str, kernel_release: str,
-                  in_container: bool, server: bool) -> list[str]:
+                  in_container: bool, server: bool, display: str = HEADLESS) -> list[str]:
     srv = "-server" if server else ""
     open_ = "-open" if flavour == "open" else ""
     if in_container:
         # User space only: the host's kernel carries the module.
         return [f"libnvidia-compute-{branch}{srv}", f"nvidia-utils-{branch}{srv}"]
     kernel = kernel_flavour(kernel_release, os_release)
+    # A desktop takes the full driver (nvidia-driver-<br>: X and Wayland libraries, the X
+    # driver, settings); a server the headless user space. Both with the signed prebuilt
+    # modules (ubuntu.com/server/docs/nvidia-drivers-installation).
+    user_space = (f"nvidia-driver-{branch}{srv}{open_}" if display == DESKTOP
+                  else f"nvidia-headless-no-dkms-{branch}{srv}{open_}")
     return [
         f"linux-modules-nvidia-{branch}{srv}{open_}-{kernel}",
-        f"nvidia-headless-no-dkms-{branch}{srv}{open_}",
+        user_space,
         f"nvidia-utils-{branch}{srv}",
     ]
 
@@ -378,17 +447,21 @@ def debian_distro(flavour: str, in_container: bool) -> list[str]:
 
 
 def cuda_repo(branch_name: str, flavour: str, os_id: str, in_container: bool) -> list[str]:
-    # NVIDIA's driver installation guide (r580): pin the branch with nvidia-driver-pinning-<br>,
-    # then nvidia-open (open modules) or cuda-drivers (proprietary). From 590 on, Ubuntu
-    # packages drop the branch from their names (libnvidia-compute, nvidia-utils).
+    # NVIDIA's driver installation guide (r580): pin the branch with nvidia-driver-pinning-<br>
+    # (570, 580, 590, 610, 615 only), then nvidia-open (open modules) or cuda-drivers
+    # (proprietary); without a pinning package the branch-named metapackage holds the branch.
+    # From 590 on, Ubuntu packages drop the branch from their names (libnvidia-compute,
+    # nvidia-utils). cuda-drivers and nvidia-open are the full driver, desktop or not.
     branch = int(branch_name)
-    pin = f"nvidia-driver-pinning-{branch}"
+    pin = [f"nvidia-driver-pinning-{branch}"] if branch in REPO_PINNING_BRANCHES else []
     if in_container:
         if os_id == "ubuntu":
             suffix = "" if branch >= 590 else f"-{branch}"
-            return [pin, f"libnvidia-compute{suffix}", f"nvidia-utils{suffix}"]
-        return [pin, "nvidia-driver-cuda", "libcuda1"]
-    return [pin, "nvidia-open" if flavour == "open" else "cuda-drivers"]
+            return [*pin, f"libnvidia-compute{suffix}", f"nvidia-utils{suffix}"]
+        return [*pin, "nvidia-driver-cuda", "libcuda1"]
+    if pin:
+        return [*pin, "nvidia-open" if flavour == "open" else "cuda-drivers"]
+    return [f"nvidia-open-{branch}" if flavour == "open" else f"cuda-drivers-{branch}"]
 
 
 # A driver branch in a package name: nvidia-utils-535-server, libnvidia-cfg1-535,

@@ -6,12 +6,15 @@ from dlws.stack.gpus import Context, cc_runs, label, mm
 from dlws.stack.records import AUTO, NONE, StackError, key_of
 from dlws.stack.table import (
     MINOR_COMPAT_MIN_BRANCH,
+    TENSORFLOW_ARCHS,
     TENSORFLOW_BUILDS,
+    TENSORFLOW_CUDA_MAJOR,
     TENSORFLOW_UNSUPPORTED_CC_MAJORS,
     TORCH_BUILDS,
     GpuModel,
     TensorFlowBuild,
     TorchBuild,
+    native_cuda,
     torch_arch_list,
     variant_cuda,
     version_key,
@@ -73,7 +76,13 @@ def choose_tensorflow(ctx: Context, python: str) -> tuple[str | None, str | None
                              f"TensorFlow {build.version} supports Python {build.python_min}"
                              f"-{build.python_max}; {label(ctx.os)} has {python}: {fix}")
     version = build.version if wanted == AUTO else full_version(wanted, build.version)
-    package = (f"tensorflow[and-cuda]=={version}" if ctx.models
+    no_kernel = [m for m in ctx.models if not cc_runs(m.compute_capability, TENSORFLOW_ARCHS)]
+    if no_kernel:
+        ctx.notes.append(f"TensorFlow on the CPU (tensorflow-cpu): its wheels carry kernels for "
+                         f"sm_60, sm_70, sm_80, sm_89 and compute_90 only (tensorflow "
+                         f".bazelrc), none of which runs on {no_kernel[0].name} (sm_"
+                         f"{no_kernel[0].compute_capability.replace('.', '')})")
+    package = (f"tensorflow[and-cuda]=={version}" if ctx.models and not no_kernel
                else f"tensorflow-cpu=={version}")
     return version, package
 
@@ -87,33 +96,41 @@ def _tf_build(wanted: str) -> TensorFlowBuild:
                      f"TensorFlow {wanted} is not in the table; known: {known}, or 'auto'")
 
 
-def choose_torch(ctx: Context, python: str, branch: int | None) -> tuple[str | None, str | None]:
+def choose_torch(ctx: Context, python: str, branch: int | None,
+                 tf_package: str | None = None) -> tuple[str | None, str | None]:
+    """The torch release and CUDA variant. Where TensorFlow's GPU build (CUDA 12 wheels) shares
+    the environment, torch takes a CUDA 12 build too: CUDA 12 and 13 wheels in one environment
+    clash (two NCCL and cuBLAS builds in one process)."""
     wanted = ctx.request.torch
     if wanted == NONE:
         return None, None
     if branch is None and ctx.models:
         ctx.notes.append("no driver planned or known: torch's CUDA build is chosen for the "
                           "GPU alone; cu13x builds need driver R580 or newer")
+    major = TENSORFLOW_CUDA_MAJOR if tf_package and "[and-cuda]" in tf_package else None
     if wanted == AUTO:
-        for build in sorted(TORCH_BUILDS, key=lambda b: version_key(b.version), reverse=True):
-            if not in_range(python, build.python_min, build.python_max):
-                continue
-            variant = _torch_variant(ctx, build, branch)
-            if variant:
-                return f"{build.version}.0", variant
+        builds = [b for b in sorted(TORCH_BUILDS, key=lambda b: version_key(b.version),
+                                    reverse=True)
+                  if in_range(python, b.python_min, b.python_max)]
+        for needed in ((major, None) if major else (None,)):
+            for build in builds:
+                variant = _torch_variant(ctx, build, branch, needed)
+                if variant:
+                    if needed is not None:
+                        _note_shared_major(ctx, builds, build, variant, branch)
+                    return build.newest, variant
         ctx.notes.append(f"PyTorch skipped: no build in the table fits Python {python}, "
                           "the GPU and the driver")
         return None, None
     build = _torch_build(wanted)
-    if build.python_min is None:
-        ctx.notes.append(f"torch {build.version}'s Python range is not confirmed; check "
-                          "that it ships wheels for Python " + python)
-    elif not in_range(python, build.python_min, build.python_max):
+    if not in_range(python, build.python_min, build.python_max):
         raise StackError(key_of("torch"), "torch_python",
                          f"torch {build.version} supports Python {build.python_min}-"
-                         f"{build.python_max}; {label(ctx.os)} has {python}: set "
-                         "frameworks_torch to 'auto' or a release for that Python")
-    variant = _torch_variant(ctx, build, branch)
+                         f"{build.python_max} (its wheels on PyPI); {label(ctx.os)} has "
+                         f"{python}: set frameworks_torch to 'auto' or a release for that "
+                         "Python")
+    variant = (major and _torch_variant(ctx, build, branch, major)) or _torch_variant(
+        ctx, build, branch)
     if variant is None:
         if _torch_variant(ctx, build, None) is None:
             raise StackError(key_of("torch"), "torch_gpu_unsupported",
@@ -124,7 +141,43 @@ def choose_torch(ctx: Context, python: str, branch: int | None) -> tuple[str | N
                          f"torch {build.version}'s CUDA builds need a newer driver than "
                          f"R{branch} (cu13x needs R580); set nvidia_driver_branch to 580 or "
                          "newer, or frameworks_torch to 'auto' or an older release")
-    return full_version(wanted, f"{build.version}.0"), variant
+    return full_version(wanted, build.newest), variant
+
+
+def _note_shared_major(ctx: Context, builds: list[TorchBuild], build: TorchBuild,
+                       variant: str, branch: int | None) -> None:
+    free = next(((b, v) for b in builds if (v := _torch_variant(ctx, b, branch))), None)
+    if free and (free[0], free[1]) != (build, variant):
+        ctx.notes.append(
+            f"torch {build.newest}+{variant}: the newest CUDA {TENSORFLOW_CUDA_MAJOR} build "
+            f"for this GPU, so that it shares one CUDA major with TensorFlow's CUDA "
+            f"{TENSORFLOW_CUDA_MAJOR} wheels in the environment; torch {free[0].newest}+"
+            f"{free[1]} needs its own: set frameworks_tensorflow = 'none' to get it")
+
+
+def one_cuda_major(ctx: Context, tensorflow: str | None, tf_package: str | None,
+                   variant: str | None) -> tuple[str | None, str | None]:
+    """TensorFlow's package once torch is chosen: where torch could only be a CUDA 13 build,
+    TensorFlow goes on the CPU so the environment holds one CUDA major."""
+    if not tf_package or "[and-cuda]" not in tf_package or not variant or variant == "cpu":
+        return tensorflow, tf_package
+    if version_key(variant_cuda(variant))[0] == TENSORFLOW_CUDA_MAJOR:
+        return tensorflow, tf_package
+    ctx.notes.append(f"TensorFlow on the CPU (tensorflow-cpu): torch's {variant} brings CUDA "
+                     f"{variant_cuda(variant).split('.')[0]} wheels and TensorFlow's GPU build "
+                     f"CUDA {TENSORFLOW_CUDA_MAJOR} ones, which must not share one environment")
+    return tensorflow, f"tensorflow-cpu=={tensorflow}"
+
+
+def wheels_cuda_major(tf_package: str | None, variant: str | None) -> int | None:
+    """The CUDA major of the environment's CUDA wheels (one, by construction)."""
+    majors = set()
+    if tf_package and "[and-cuda]" in tf_package:
+        majors.add(TENSORFLOW_CUDA_MAJOR)
+    if variant and variant.startswith("cu"):
+        majors.add(version_key(variant_cuda(variant))[0])
+    assert len(majors) <= 1, f"CUDA majors mixed in one environment: {majors}"
+    return majors.pop() if majors else None
 
 
 def _torch_build(wanted: str) -> TorchBuild:
@@ -136,21 +189,30 @@ def _torch_build(wanted: str) -> TorchBuild:
                      f"torch {wanted} is not in the table; known: {known}, or 'auto'")
 
 
-def _torch_variant(ctx: Context, build: TorchBuild, branch: int | None) -> str | None:
-    """The newest stable CUDA variant of a build that runs the GPUs on the branch (then the
-    experimental ones); "cpu" on a host without GPUs."""
+def _torch_variant(ctx: Context, build: TorchBuild, branch: int | None,
+                   major: int | None = None) -> str | None:
+    """The CUDA variant of a build that runs the GPUs on the branch: stable before
+    experimental; within each, the newest whose CUDA the branch runs natively (cu130 on R580),
+    then newer ones in minor-version compatibility; "cpu" on a host without GPUs."""
     if not ctx.models:
         return "cpu"
+    native = native_cuda(branch) if branch is not None else None
     for variants in (build.stable, build.experimental):
-        for variant in sorted(variants, key=lambda v: version_key(variant_cuda(v)),
-                              reverse=True):
+        fits = []
+        for variant in variants:
+            cuda = variant_cuda(variant)
             archs = torch_arch_list(variant, build.version)
             if not all(cc_runs(cc, archs) for cc in ctx.ccs):
                 continue
-            major = version_key(variant_cuda(variant))[0]
-            if branch is not None and branch < MINOR_COMPAT_MIN_BRANCH[major]:
+            if major is not None and version_key(cuda)[0] != major:
                 continue
-            return variant
+            if branch is not None and branch < MINOR_COMPAT_MIN_BRANCH[version_key(cuda)[0]]:
+                continue
+            fits.append(variant)
+        if fits:
+            natives = [v for v in fits if native is None
+                       or version_key(variant_cuda(v)) <= version_key(native)]
+            return max(natives or fits, key=lambda v: version_key(variant_cuda(v)))
     return None
 
 # cuDNN --------------------------------------------------------------------------------------

@@ -90,15 +90,16 @@ def find_gpu(text: str) -> GpuModel:
         lspci = _LSPCI_NAME.match(wanted.removesuffix(" (rev a1)"))
         if lspci and lspci["device"]:
             return find_gpu(lspci["device"])
-        model = _BY_NAME.get(wanted) or _BY_NAME.get(_short_name(wanted))
+        model = (GPU_MODELS_BY_NAME.get(" ".join(text.split())) or _BY_NAME.get(wanted)
+                 or _BY_NAME.get(_short_name(wanted)))
         if model is None and lspci:
             model = _BY_NAME.get(lspci["name"])
     if model is None:
-        names = list(GPU_MODELS_BY_NAME)
-        close = difflib.get_close_matches(text.strip(), names, n=3, cutoff=0.5)
+        names = [m.name for m in GPU_MODELS_BY_NAME.values() if m.branches]
+        shorts = {_short_name(n): n for n in names}
+        close = [shorts[s] for s in difflib.get_close_matches(_short_name(text), shorts, n=3)]
         if not close:
-            shorts = {_short_name(n): n for n in names}
-            close = [shorts[s] for s in difflib.get_close_matches(_short_name(text), shorts, n=3)]
+            close = difflib.get_close_matches(text.strip(), names, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         raise StackError(
             "gpu_model",
@@ -156,13 +157,30 @@ class Context:
                                  for m in self.models}))
 
     def min_branch_for_gpus(self) -> int:
-        needs = [min_branch_for_cuda(first_cuda(cc)) for cc in self.ccs
-                 if first_cuda(cc) in CUDA_MIN_DRIVER]
-        return max(needs, default=0)
+        """The oldest branch every GPU is listed for (NVIDIA's per-device-ID lists)."""
+        firsts = [m.first_branch()[0] for m in self.models if m.first_branch()]
+        return max(firsts, default=0)
 
     def max_branch_for_gpus(self) -> int | None:
         lasts = [a.last_driver_branch for a in self.archs if a.last_driver_branch is not None]
         return min(lasts) if lasts else None
+
+    def supported_by(self, branch: int) -> bool:
+        """Whether NVIDIA lists every GPU of the host for this branch (per device ID)."""
+        return all(m.supports(branch) for m in self.models)
+
+    def unsupported_on(self, branch: int) -> str:
+        """"NVIDIA H200 (10de:2335): first listed by R550 (550.40.65)" for each GPU the branch
+        lacks."""
+        parts = []
+        for model in dict.fromkeys(m for m in self.models if not m.supports(branch)):
+            first = [b for b, _ in model.branches if b > branch] or [b for b, _ in model.branches]
+            newest = [b for b, _ in model.branches if b < branch]
+            where = (f"first listed by R{first[0]} ({dict(model.branches)[first[0]]})"
+                     if first and first[0] > branch else
+                     f"last listed by R{newest[-1]}" if newest else "listed by no branch")
+            parts.append(f"{model.name} ({', '.join(model.pci_ids)}): {where}")
+        return "; ".join(parts)
 
     def module_policies(self) -> set[str]:
         return {m.kernel_modules or ARCHES[m.arch].kernel_modules for m in self.models}

@@ -25,6 +25,8 @@ class HostFacts:
     + kernel_release: ``uname -r``; machine: ``uname -m``
     + nvswitches: NVSwitch chips on the PCI bus (HGX boards)
     + secure_boot: True/False, None where it cannot be told
+    + display: what shows the host runs a desktop (a display manager such as "gdm3", or
+      "graphical.target"), None on a server (dlws.facts.Display)
     """
 
     os_id: str  # "debian" | "ubuntu"
@@ -38,6 +40,7 @@ class HostFacts:
     nvswitches: int = 0
     # Installed dpkg packages named *nvidia*/*cuda* with versions: what a branch change purges.
     nvidia_packages: tuple[tuple[str, str], ...] = ()
+    display: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class StackRequest:
     driver_branch: str = AUTO  # auto | none | "535" | "550" | ... (a branch in the table)
     driver_flavour: str = AUTO  # auto | open | proprietary
     driver_source: str = AUTO  # auto | distro | cuda_repo
+    driver_display: str = AUTO  # auto | desktop | headless
     cuda: str = AUTO  # auto | none | "11.8" | "12.4" | "12.8" | "13.0" | ...
     cudnn: str = AUTO  # auto | none | wheels | a version ("9.0", "8.5", "9")
     tensorflow: str = AUTO  # auto | none | a version ("2.21.0")
@@ -59,6 +63,7 @@ HOST_DATA_KEYS: dict[str, str] = {
     "driver_branch": "nvidia_driver_branch",
     "driver_flavour": "nvidia_driver_flavour",
     "driver_source": "nvidia_driver_source",
+    "driver_display": "nvidia_driver_display",
     "cuda": "cuda_version",
     "cudnn": "cudnn_version",
     "tensorflow": "frameworks_tensorflow",
@@ -127,6 +132,9 @@ class DriverStack:
     kernel_module: bool = False  # the module is loaded here (not a container's host's)
     # DKMS-built modules on a Secure Boot host load only once DKMS's key is enrolled (MOK).
     secure_boot_mok: bool = False
+    # "desktop": the full driver and nvidia-drm modeset (a display manager runs here);
+    # "headless": compute user space only (servers).
+    display: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,8 @@ class NcclStack:
     version: str | None = None
     source: str | None = None
     packages: tuple[str, ...] = ()
+    # apt version glob that ties NVIDIA's libnccl2 to the planned CUDA ("*+cuda13.0").
+    apt_pin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +179,9 @@ class PythonStack:
     version: str
     # The hash locks the host installs from (locks/<name>), uv's first; () without locks.
     locks: tuple[str, ...] = ()
+    # The one CUDA major of the environment's CUDA wheels (nvidia-*-cu12 or -cu13): never
+    # both, their NCCL and cuBLAS clash in one process. None = no CUDA wheels.
+    cuda_major: int | None = None
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,10 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
     cuda, cuda_source = cuda_stage.choose_cuda(ctx, cuda_request, branch, source,
                                                effective_branch)
     tensorflow, tf_package = frameworks_stage.choose_tensorflow(ctx, python)
-    torch, variant = frameworks_stage.choose_torch(ctx, python, effective_branch)
+    torch, variant = frameworks_stage.choose_torch(ctx, python, effective_branch,
+                                                   tf_package=tf_package)
+    tensorflow, tf_package = frameworks_stage.one_cuda_major(ctx, tensorflow, tf_package,
+                                                            variant)
     cudnn, cudnn_source = cuda_stage.choose_cudnn(ctx, cuda, cuda_source, tf_package, variant)
     nccl, nccl_source = cuda_stage.choose_nccl(ctx, cuda, cuda_source,
                                                str(data.get("cudnn_nccl", AUTO)))
@@ -88,7 +91,9 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
     driver = _driver(ctx, data, branch, flavour, source)
     purge = (driver_stage.replacement(ctx, data, driver.branch, list(driver.packages))
              if driver.branch and not keep else ())
-    repo_used = CUDA_REPO in (source, cuda_source, cudnn_source, nccl_source)
+    # nvlsm comes from NVIDIA's repository on every install path (NVLink 5 boards).
+    repo_used = (CUDA_REPO in (source, cuda_source, cudnn_source, nccl_source)
+                 or "nvlsm" in driver.packages)
     archs = sorted({m.arch for m in ctx.models})
     stack = Stack(
         os=OsStack(id=os_release.os_id, release=os_release.release, machine=facts.machine,
@@ -104,8 +109,10 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
         cudnn=CudnnStack(version=cudnn, source=cudnn_source,
                          packages=tuple(cuda_stage.cudnn_packages(cudnn, cudnn_source, cuda))),
         nccl=NcclStack(version=nccl, source=nccl_source,
-                       packages=tuple(cuda_stage.nccl_packages(nccl))),
-        python=PythonStack(version=python),
+                       packages=tuple(cuda_stage.nccl_packages(nccl)),
+                       apt_pin=cuda_stage.nccl_apt_pin(nccl, nccl_source, cuda)),
+        python=PythonStack(version=python,
+                           cuda_major=frameworks_stage.wheels_cuda_major(tf_package, variant)),
         tensorflow=TensorFlowStack(version=tensorflow, package=tf_package),
         torch=TorchStack(version=torch, variant=variant,
                          index_url=TORCH_INDEX_URL.format(variant=variant) if variant else None),
@@ -118,7 +125,8 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
         from dlws.locks import lock_specs
 
         stack = stack.replace(python=PythonStack(
-            version=python, locks=tuple(spec.name for spec in lock_specs(stack, data))))
+            version=python, locks=tuple(spec.name for spec in lock_specs(stack, data)),
+            cuda_major=stack.python.cuda_major))
     return stack.replace(notes=tuple(ctx.notes + _notes(stack, facts)))
 
 
@@ -127,13 +135,20 @@ def _driver(ctx: Context, data: Mapping[str, Any], branch: int | None, flavour: 
     if not branch:
         return DriverStack()
     facts = ctx.facts
-    packages = driver_stage.packages(ctx, str(branch), flavour, source)
+    display = driver_stage.display_mode(ctx)
+    packages = driver_stage.packages(ctx, str(branch), flavour, source, display)
     dkms = driver_stage.builds_dkms(facts.os_id, source)
+    if display == driver_stage.DESKTOP and not facts.in_container:
+        why = (f"a display manager or graphical session was found ({facts.display})"
+               if facts.display else "nvidia_driver_display = 'desktop'")
+        ctx.notes.append(f"desktop driver: {why}; the full driver with nvidia-drm modeset "
+                         "(set nvidia_driver_display = 'headless' for compute only)")
     return DriverStack(
         branch=str(branch), flavour=flavour, source=source, packages=tuple(packages),
         fabric_manager=any(p.startswith("nvidia-fabricmanager") for p in packages),
         kernel_module=not facts.in_container,
         secure_boot_mok=bool(facts.secure_boot) and dkms and not facts.in_container,
+        display=None if facts.in_container else display,
     )
 
 
@@ -174,8 +189,12 @@ def _notes(stack: Stack, facts: HostFacts) -> list[str]:
     if stack.driver.branch:
         eol = DRIVER_BRANCHES[int(stack.driver.branch)].eol
         if eol and eol < datetime.date.today().strftime("%Y-%m"):
-            notes.append(f"R{stack.driver.branch} is past NVIDIA's end of life ({eol}); the "
-                         "distribution may still patch it")
+            patched = ("Debian still patches it (bookworm-security)" if stack.os.id == "debian"
+                       and stack.driver.source == DISTRO else "the distribution may still "
+                       "patch it")
+            notes.append(f"R{stack.driver.branch} is past NVIDIA's end of life ({eol}); "
+                         f"{patched}; nvidia_driver_source = 'cuda_repo' plans the long-term "
+                         "R580 from NVIDIA's repository")
     return notes
 
 
@@ -184,6 +203,7 @@ def _validate(request: StackRequest) -> None:
     choices = {
         "driver_flavour": (AUTO, OPEN, PROPRIETARY),
         "driver_source": (AUTO, DISTRO, CUDA_REPO),
+        "driver_display": (AUTO, "desktop", "headless"),
     }
     for name, allowed in choices.items():
         value = getattr(request, name)

@@ -22,6 +22,8 @@ def _driver(stack: Mapping[str, Any]) -> str:
     if not driver["branch"]:
         return "-"
     text = f"{driver['branch']} {driver['flavour']} / {driver['source']}"
+    if driver.get("display"):
+        text += f" / {driver['display']}"
     if stack["transition"]["keep_installed_driver"]:
         text += " (adopted)"
     return text
@@ -58,7 +60,9 @@ def table(rows: Iterable[tuple[str, Mapping[str, Any]]]) -> str:
                     ("driver", stack["driver"]["packages"]),
                     ("cuda", stack["cuda"]["packages"]),
                     ("cudnn", stack["cudnn"]["packages"]),
-                    ("nccl", stack["nccl"]["packages"]),
+                    ("nccl", [*stack["nccl"]["packages"],
+                              *([f"(version {stack['nccl']['apt_pin']})"]
+                                if stack["nccl"].get("apt_pin") else [])]),
                     ("locks", stack["python"]["locks"])]
         shown = [f"{label}: {' '.join(names)}" for label, names in packages if names]
         if shown:

@@ -11,6 +11,11 @@ from pathlib import Path
 # "verify" were seen only in a secondary copy or are from memory: check them against the
 # primary source before relying on them.
 
+def version_key(version: str) -> tuple[int, ...]:
+    """A sortable key for dotted versions ("12.10" > "12.9")."""
+    return tuple(int(part) for part in version.split("."))
+
+
 # Kernel module policies (driver-installation-guide "Kernel Modules"): the open modules need
 # the GSP, so they work only from Turing on; from R560 they are the default; Blackwell and
 # Grace Hopper require them.
@@ -141,7 +146,10 @@ def _model(name: str, devices: list[dict], figures: dict) -> GpuModel:
     policies = {d["modules"] for d in devices} - {None}
     return GpuModel(
         slug=slug_of(name), name=name, pci_ids=tuple(f"10de:{d['id']}" for d in devices),
-        arch=first["arch"] or "unknown", compute_capability=first["cc"] or "0.0",
+        arch=first["arch"] or "unknown",
+        # IDs of one name on different chips (GTX 750: GM107 and GM206): the lowest capability,
+        # which every one of them runs.
+        compute_capability=min((d["cc"] or "0.0" for d in devices), key=version_key),
         fp16_tflops=fig.get("fp16_tflops"), fp32_tflops=fig.get("fp32_tflops"),
         kernel_modules=policies.pop() if policies else None,
         bf16_tflops=fig.get("bf16_tflops"), memory_gib=fig.get("memory_gib"),
@@ -207,6 +215,12 @@ CUDA_MIN_DRIVER: dict[str, str] = {
     "12.9": "575.51.03",
     "13.0": "580.65.06",
     "13.1": "590.44.01",
+    # CUDA 13.2 release notes Table 3 (facts sheet section 0); 13.3 GA: copies of the 13.3
+    # release notes' table (several public repositories quote ">=610.43.02"; the page itself
+    # not read here). 13.4 and 13.5 exist (PyPI nvidia-cuda-runtime 13.5.37) but their notes
+    # no longer name a bundled driver: their minimum is unconfirmed, so they are not planned.
+    "13.2": "595.45.04",
+    "13.3": "610.43.02",
 }
 
 # Minor-version compatibility ("Minor Version Compatibility"): an application built with any
@@ -230,8 +244,8 @@ class DriverBranch:
 
 # NVIDIA "Supported Drivers and CUDA Toolkit Versions" (the 615/620 pages): R535 LTSB EOL
 # 2026-06; R580 LTSB EOL 2028-06; R595 PB EOL 2027-03; R620 LTSB EOL 2029-09. R580, R595 and
-# R620 support CUDA 13 natively. The kinds of R550/R570 (PB) and R575/R590 (NFB) follow
-# NVIDIA's usual naming; their end of life is not in the facts file.
+# R620 support CUDA 13 natively. The kinds of R550/R570 (PB), R575/R590 (NFB) and R610/R615
+# (NFB) follow NVIDIA's usual naming and are unverified; their end of life is not known here.
 DRIVER_BRANCHES: dict[int, DriverBranch] = {
     b.branch: b
     for b in (
@@ -242,6 +256,8 @@ DRIVER_BRANCHES: dict[int, DriverBranch] = {
         DriverBranch(580, LTSB, "2028-06"),
         DriverBranch(590, NFB, None),
         DriverBranch(595, PB, "2027-03"),
+        DriverBranch(610, NFB, None),
+        DriverBranch(615, NFB, None),
         DriverBranch(620, LTSB, "2029-09"),
     )
 }
@@ -258,11 +274,6 @@ def min_branch_for_cuda(cuda: str) -> int:
     return int(CUDA_MIN_DRIVER[cuda].split(".")[0])
 
 
-def version_key(version: str) -> tuple[int, ...]:
-    """A sortable key for dotted versions ("12.10" > "12.9")."""
-    return tuple(int(part) for part in version.split("."))
-
-
 @dataclass(frozen=True)
 class TensorFlowBuild:
     """A TensorFlow release: its Pythons and the CUDA/cuDNN it was built with."""
@@ -276,49 +287,66 @@ class TensorFlowBuild:
 
 # tensorflow.org/install/source "Tested build configurations", cross-checked against the pins
 # of `tensorflow[and-cuda]`. TF 2.18 disabled TF-TRT (tensorflow#87911). The pip doc asks for a
-# driver >= 525.60.13 (CUDA 12 minor-version compatibility).
+# driver >= 525.60.13 (CUDA 12 minor-version compatibility). Each version is the newest patch
+# release on PyPI, and each Python range matches the cp tags of its wheels there
+# (data/sources/pypi-wheels.tsv, checked by tests/test_gpu_table.py). 2.21.0's [and-cuda]
+# requires nvidia-*-cu12 <13 (PyPI metadata): TensorFlow's GPU build is CUDA 12 only.
 TENSORFLOW_BUILDS: tuple[TensorFlowBuild, ...] = (
-    TensorFlowBuild("2.16.1", "3.9", "3.12", "8.9", "12.3"),
-    TensorFlowBuild("2.17.0", "3.9", "3.12", "8.9", "12.3"),
-    TensorFlowBuild("2.18.0", "3.9", "3.12", "9.3", "12.5"),
-    TensorFlowBuild("2.19.0", "3.9", "3.12", "9.3", "12.5"),
+    TensorFlowBuild("2.16.2", "3.9", "3.12", "8.9", "12.3"),
+    TensorFlowBuild("2.17.1", "3.9", "3.12", "8.9", "12.3"),
+    TensorFlowBuild("2.18.1", "3.9", "3.12", "9.3", "12.5"),
+    TensorFlowBuild("2.19.1", "3.9", "3.12", "9.3", "12.5"),
     TensorFlowBuild("2.20.0", "3.9", "3.13", "9.3", "12.5"),
-    TensorFlowBuild("2.21.0", "3.10", "3.13", "9.3", "12.5"),  # verify: secondary source only
+    TensorFlowBuild("2.21.0", "3.10", "3.13", "9.3", "12.5"),
 )
+# The CUDA major of TensorFlow's GPU wheels (tensorflow[and-cuda] pins nvidia-*-cu12).
+TENSORFLOW_CUDA_MAJOR = 12
 
-# TensorFlow's pip wheels do not run on these compute capabilities (CUDA_ERROR_INVALID_PTX,
-# "PTX 8.5 does not support sm_120"): tensorflow#89272, #90291, #97387, #99592, #101746,
-# #111958. Users run NVIDIA's NGC TensorFlow container instead.
+# Kernels in TensorFlow's official wheels: sm_60, sm_70, sm_80, sm_89 and compute_90 PTX
+# (tensorflow/.bazelrc, TF_CUDA_COMPUTE_CAPABILITIES of the release builds). Maxwell (5.x) has
+# neither a cubin nor PTX it can run: tensorflow[and-cuda] would run on the CPU there.
+TENSORFLOW_ARCHS: tuple[str, ...] = ("6.0", "7.0", "8.0", "8.9", "9.0+PTX")
+# Beyond the arch list, the wheels fail on these compute capabilities although compute_90 PTX
+# should JIT (CUDA_ERROR_INVALID_PTX, "PTX 8.5 does not support sm_120"): tensorflow#89272,
+# #90291, #97387, #99592, #101746, #111958. Users run NVIDIA's NGC TensorFlow container instead.
 TENSORFLOW_UNSUPPORTED_CC_MAJORS: tuple[int, ...] = (12,)
 
 
 @dataclass(frozen=True)
 class TorchBuild:
-    """A PyTorch release: its Pythons (None = not confirmed) and its CUDA wheel variants."""
+    """A PyTorch release: its Pythons and its CUDA wheel variants."""
 
     version: str  # major.minor, as the release matrix gives it
     python_min: str | None
     python_max: str | None
     stable: tuple[str, ...]
     experimental: tuple[str, ...] = ()
+    patch: str | None = None  # the newest x.y.z on PyPI; None = x.y.0
+
+    @property
+    def newest(self) -> str:
+        return self.patch or f"{self.version}.0"
 
 
 # pytorch/pytorch RELEASE.md "Release Compatibility Matrix"; RFCs #172663, #178665, #190355,
-# #190385. cu129 was unsupported from 2.10 and dropped in 2.12 (pytorch#187834).
+# #190385. cu129 was unsupported from 2.10 and dropped in 2.12 (pytorch#187834). Patch
+# releases and Python ranges from PyPI's wheels (data/sources/pypi-wheels.tsv): 2.13 and 2.14
+# have no cp315 wheels; 2.15.0 requires Python >= 3.11 (cp311-cp315, no cp310).
 TORCH_BUILDS: tuple[TorchBuild, ...] = (
-    TorchBuild("2.5", "3.9", "3.12", ("cu118", "cu121", "cu124")),
+    TorchBuild("2.5", "3.9", "3.12", ("cu118", "cu121", "cu124"), patch="2.5.1"),
     TorchBuild("2.6", "3.9", "3.13", ("cu118", "cu124"), ("cu126",)),
-    TorchBuild("2.7", "3.9", "3.13", ("cu118", "cu126"), ("cu128",)),
+    TorchBuild("2.7", "3.9", "3.13", ("cu118", "cu126"), ("cu128",), patch="2.7.1"),
     TorchBuild("2.8", "3.9", "3.13", ("cu126", "cu128"), ("cu129",)),
-    TorchBuild("2.9", "3.10", "3.14", ("cu126", "cu128"), ("cu130",)),
+    TorchBuild("2.9", "3.10", "3.14", ("cu126", "cu128"), ("cu130",), patch="2.9.1"),
     TorchBuild("2.10", "3.10", "3.14", ("cu126", "cu128"), ("cu130",)),
     TorchBuild("2.11", "3.10", "3.14", ("cu126", "cu128", "cu130")),
-    TorchBuild("2.12", "3.10", "3.14", ("cu126", "cu130"), ("cu132",)),
-    TorchBuild("2.13", "3.10", "3.15", ("cu126", "cu130"), ("cu132",)),
-    TorchBuild("2.14", "3.10", "3.15", ("cu126", "cu130", "cu132")),
-    # On PyPI since 2026-10; its Python range is not confirmed, so auto never picks it. The
-    # RFC removes cu126, so no Maxwell, Pascal or Volta (verify against the release notes).
-    TorchBuild("2.15", None, None, ("cu130", "cu132")),
+    TorchBuild("2.12", "3.10", "3.14", ("cu126", "cu130"), ("cu132",), patch="2.12.1"),
+    TorchBuild("2.13", "3.10", "3.14", ("cu126", "cu130"), ("cu132",)),
+    TorchBuild("2.14", "3.10", "3.14", ("cu126", "cu130", "cu132"), patch="2.14.1"),
+    # The RFC removes cu126, so no Maxwell, Pascal or Volta; its PyPI default build is CUDA
+    # 13.2 (cuda-toolkit==13.2.2). The variant list is the RFC's (download.pytorch.org is not
+    # reachable here: unverified).
+    TorchBuild("2.15", "3.11", "3.15", ("cu130", "cu132")),
 )
 
 TORCH_INDEX_URL = "https://download.pytorch.org/whl/{variant}"
@@ -362,6 +390,23 @@ def variant_cuda(variant: str) -> str:
 
 
 @dataclass(frozen=True)
+class RepoKey:
+    """The key that signs one path of NVIDIA's CUDA repository: its file there and fingerprint."""
+
+    file: str
+    fingerprint: str
+
+
+# NVIDIA's repository keys differ per repository path (facts sheet section 0). ubuntu2204,
+# ubuntu2404 and debian12: 3bf863cc.pub since the 2022 rotation (developer.nvidia.com/blog
+# "Updating the CUDA Linux GPG Repository Key"). debian13: 8793F200.pub, uid "Kitmaker (Debian
+# 13 Trixie)"; several independent public configs agree and one report read the debian13
+# InRelease signature (not read here: NVIDIA's repository is not reachable from this project).
+KEY_3BF863CC = RepoKey("3bf863cc.pub", "EB693B3035CD5710E231E123A4B469963BF863CC")
+KEY_8793F200 = RepoKey("8793F200.pub", "02182E60104FCDC26EAE1B8597A5D4CB8793F200")
+
+
+@dataclass(frozen=True)
 class OsRelease:
     """What one OS release ships, and what NVIDIA's CUDA repository offers for it."""
 
@@ -378,37 +423,82 @@ class OsRelease:
     distro_nccl: str | None
     repo_cuda: tuple[str, ...]
     repo_driver_branches: tuple[int, ...]
+    repo_key: RepoKey = KEY_3BF863CC
+    # Archive packages of a branch that are transitional packages to another branch:
+    # ("570", 580) = nvidia-driver-570 now installs 580; ("550-server", 580) = the -server one.
+    distro_transitional: tuple[tuple[str, int], ...] = ()
+    # Branches NVIDIA's repository ships with the open kernel modules only on this path.
+    repo_open_only: tuple[int, ...] = ()
 
 
-_REPO_BRANCHES = (535, 550, 570, 575, 580, 590)
-_REPO_CUDA_12_13 = ("12.2", "12.3", "12.4", "12.5", "12.6", "12.8", "12.9", "13.0", "13.1")
+_REPO_BRANCHES = (535, 550, 570, 575, 580, 590, 595, 610, 615)
+_REPO_CUDA_12_13 = ("12.2", "12.3", "12.4", "12.5", "12.6", "12.8", "12.9", "13.0", "13.1",
+                    "13.2", "13.3")
+# Ubuntu's archive (restricted/multiverse, jammy and noble): nvidia-driver-<br>[-server]
+# [-open] for 535, 550, 570, 575, 580 and 595 (595 and 595-server exist for both releases).
+# nvidia-driver-570 became a transitional package to 580 (2026-04), and 550-server is
+# transitional too (to 580-server; the target is unverified): a pin on them would install 580.
+# Read from copies of Ubuntu's package index (facts sheet section 0): Ubuntu's archive is not
+# reachable from this project.
+_UBUNTU_BRANCHES = (535, 550, 570, 575, 580, 595)
+_UBUNTU_TRANSITIONAL = (("570", 580), ("570-server", 580), ("550-server", 580))
 
-# Debian: read from the package index on 2026-11-28 (facts file section 5). The cuDNN packages
-# are contrib installers that download from NVIDIA at install time.
-# Ubuntu: Python of each release; the archive's driver branches (nvidia-driver-<br>[-server]
-# [-open], Ubuntu's restricted/multiverse); nvidia-cuda-toolkit 11.5 on 22.04, 12.0 on 24.04.
-# NVIDIA's repository offers CUDA 12.x/13.x toolkits and drivers 535..590 on each path; which
-# 12.x toolkits each path carries is from the repository listings (verify).
+# Debian: read from the package index on 2026-11-29 (bookworm, trixie and their backports:
+# apt-cache madison). Debian 12's contrib has nvidia-open-kernel-dkms 535.261.03 only, while
+# bookworm-security's nvidia-driver is 535.309.01: they cannot be installed together, so Debian
+# 12 offers no open modules. The cuDNN packages are installers that download from NVIDIA.
+# Ubuntu: Python of each release; nvidia-cuda-toolkit 11.5 on 22.04, 12.0 on 24.04.
+# NVIDIA's repository: CUDA 12.x/13.x toolkits and drivers 535..615 on each path; which 12.x
+# toolkits each path carries, and 610/615 on each path, are from the repository listings as
+# copied in the facts sheet (verify). debian13 starts with CUDA 13.0 (R580), and at R615 it
+# ships the open kernel modules only.
 OS_RELEASES: dict[tuple[str, str], OsRelease] = {
     (o.os_id, o.release): o
     for o in (
         OsRelease("debian", "12", "bookworm", "3.11", "debian12", (535,), (), "535.261.03",
                   "11.8", "8.5", None, _REPO_CUDA_12_13, _REPO_BRANCHES),
         OsRelease("debian", "13", "trixie", "3.13", "debian13", (550,), (550,), "550.163.01",
-                  "12.4", "9.0", "2.22.3",
-                  # verify: the CUDA repository supports Debian 13 from CUDA 13.0 (R580).
-                  ("13.0", "13.1"), (580, 590)),
-        OsRelease("ubuntu", "22.04", "jammy", "3.10", "ubuntu2204", (535, 550, 570, 575, 580),
-                  (535, 550, 570, 575, 580), None, "11.5", None, None,
-                  ("11.8", "12.0", "12.1", *_REPO_CUDA_12_13), _REPO_BRANCHES),
-        OsRelease("ubuntu", "24.04", "noble", "3.12", "ubuntu2404", (535, 550, 570, 575, 580),
-                  (535, 550, 570, 575, 580), None, "12.0", None, None,
+                  "12.4", "9.0", "2.22.3", ("13.0", "13.1", "13.2", "13.3"),
+                  (580, 590, 595, 610, 615), repo_key=KEY_8793F200, repo_open_only=(615,)),
+        OsRelease("ubuntu", "22.04", "jammy", "3.10", "ubuntu2204", _UBUNTU_BRANCHES,
+                  _UBUNTU_BRANCHES, None, "11.5", None, None,
+                  ("11.8", "12.0", "12.1", *_REPO_CUDA_12_13), _REPO_BRANCHES,
+                  distro_transitional=_UBUNTU_TRANSITIONAL),
+        OsRelease("ubuntu", "24.04", "noble", "3.12", "ubuntu2404", _UBUNTU_BRANCHES,
+                  _UBUNTU_BRANCHES, None, "12.0", None, None,
                   # verify: the ubuntu2404 path starts with CUDA 12.5.
-                  ("12.5", "12.6", "12.8", "12.9", "13.0", "13.1"), _REPO_BRANCHES),
+                  ("12.5", "12.6", "12.8", "12.9", *_REPO_CUDA_12_13[7:]), _REPO_BRANCHES,
+                  distro_transitional=_UBUNTU_TRANSITIONAL),
     )
 }
 
+
+def repo_key(path: str) -> RepoKey:
+    """The signing key of one path of NVIDIA's repository ("debian13" -> 8793F200.pub)."""
+    for release in OS_RELEASES.values():
+        if release.cuda_repo_path == path:
+            return release.repo_key
+    raise KeyError(path)
+
+
 # cuDNN from NVIDIA's repository: the cudnn9-cuda-<major> packages track the newest cuDNN 9.
 REPO_CUDNN = "9"
-# NCCL from NVIDIA's repository: libnccl2 built for the planned CUDA, newest 2.x.
+# NCCL from NVIDIA's repository: libnccl2 built for the planned CUDA, newest 2.x. Its Debian
+# version ends in "+cuda<X.Y>" ("2.28.9-1+cuda13.0"); unpinned, apt takes the newest CUDA's
+# build, so the plan pins the version glob to the planned CUDA (NVIDIA's NCCL installation
+# guide: `apt install libnccl2=<version>+cuda<X.Y>`).
 REPO_NCCL = "2"
+
+# NVIDIA's repository: branch-pinning packages nvidia-driver-pinning-<branch> exist for these
+# branches only (not 535, 550 or 575; 595 is unverified, so it is treated as without):
+# NVIDIA driver installation guide r580 "Version locking" and the repository listings copied in
+# the facts sheet. Other branches are held with the branch-named metapackages
+# cuda-drivers-<branch> / nvidia-open-<branch> (unverified naming for 595).
+REPO_PINNING_BRANCHES: tuple[int, ...] = (570, 580, 590, 610, 615)
+# From R580 the fabric manager packages carry no branch on NVIDIA's repository
+# (nvidia-fabricmanager, libnvidia-nscq, nvidia-imex: NVIDIA gpu-driver-container).
+FABRIC_MANAGER_UNBRANCHED_FROM = 580
+# NVLink 5 boards (HGX B200/B300, GB200) need the NVLink subnet manager from R570 on every
+# install path (NVIDIA gpu-driver-container installs nvlsm there).
+NVLSM_FROM_BRANCH = 570
+NVLINK5_CC_MAJOR = 10
