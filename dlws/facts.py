@@ -231,6 +231,50 @@ class SecureBoot(FactBase):
         return None
 
 
+# `loginctl show-session ID -p Type --value` answers "x11", "wayland", "tty" or "unspecified".
+GRAPHICAL_SESSIONS = ("x11", "wayland", "mir")
+
+
+class Display(FactBase):
+    """What shows the host drives a monitor: its display manager (Debian and Ubuntu record it in
+    /etc/X11/default-display-manager and link display-manager.service to it), else a running
+    X11/Wayland login session; None on a server. The default systemd target says nothing here:
+    Ubuntu's server images boot graphical.target too.
+
+    .. code:: python
+
+        "gdm3"
+    """
+
+    command = (
+        'dm=$(cat /etc/X11/default-display-manager 2>/dev/null); '
+        '[ -n "$dm" ] && echo "display-manager ${dm##*/}"; '
+        'unit=$(readlink /etc/systemd/system/display-manager.service 2>/dev/null); '
+        '[ -n "$unit" ] && echo "display-manager-unit ${unit##*/}"; '
+        "for s in $(loginctl list-sessions --no-legend 2>/dev/null | awk '{print $1}'); do "
+        'echo "session $(loginctl show-session "$s" -p Type --value 2>/dev/null)"; done; true'
+    )
+
+    def process(self, output):
+        return display_from(output)
+
+
+def display_from(lines) -> str | None:
+    """The display manager ("gdm3") or graphical session ("wayland session") in Display's
+    output, or None."""
+    sessions = []
+    for line in lines:
+        kind, _, value = line.strip().partition(" ")
+        value = value.strip()
+        if kind == "display-manager" and value:
+            return value
+        if kind == "display-manager-unit" and value:
+            return value.removesuffix(".service")
+        if kind == "session" and value in GRAPHICAL_SESSIONS:
+            sessions.append(f"{value} session")
+    return sessions[0] if sessions else None
+
+
 class NvidiaPackages(FactBase):
     """Installed dpkg packages whose name carries nvidia or cuda, with versions.
 
@@ -337,4 +381,6 @@ def host_facts(read, data: Mapping[str, Any]):
         nvswitches=int(read(NvSwitchCount) or 0) if board else 0,
         secure_boot=read(SecureBoot) if board else None,
         nvidia_packages=tuple(sorted((read(NvidiaPackages) or {}).items())) if installed else (),
+        # Only a GPU host's driver choice reads it (desktop or headless build).
+        display=read(Display) if board else None,
     )

@@ -31,7 +31,7 @@ def fixture_lines(*parts: str) -> list[str]:
 
 def facts(os: str, lspci: str | None = None, kernel: str | None = None,
           container: str = "", driver: str | None = None,
-          nvidia_packages: str | None = None) -> dict[str, Any]:
+          nvidia_packages: str | None = None, display: str | None = None) -> dict[str, Any]:
     """fake_responses for a host: each key a fragment of the command that the fact runs.
 
     + os: a file under fixtures/plan/os-release/ ("ubuntu-24.04")
@@ -39,6 +39,8 @@ def facts(os: str, lspci: str | None = None, kernel: str | None = None,
     + kernel: `uname -r`; container: what dlws.facts.Container prints ("docker")
     + driver: dlws.facts.NvidiaDriverVersion's answer ("535.183.01")
     + nvidia_packages: a file under fixtures/plan/dpkg/ (dlws.facts.NvidiaPackages' answer)
+    + display: a file under fixtures/plan/display/ (dlws.facts.Display's output on a desktop),
+      None = a server (no display manager, no graphical session)
     """
     responses: dict[str, Any] = {
         # dlws.facts.OsRelease
@@ -52,6 +54,9 @@ def facts(os: str, lspci: str | None = None, kernel: str | None = None,
         # dlws.facts.NvidiaPackages
         "db:Status-Abbrev": (fixture_lines("dpkg", f"{nvidia_packages}.txt")
                              if nvidia_packages else []),
+        # dlws.facts.Display
+        "default-display-manager": (fixture_lines("display", f"{display}.txt") if display
+                                    else []),
         # pyinfra.facts.server.KernelVersion / Arch
         "uname -r": kernel or _DEFAULT_KERNELS[os],
         "uname -m": "x86_64",

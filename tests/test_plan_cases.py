@@ -13,8 +13,10 @@ import re
 import pytest
 
 from dlws import locks as lock
+from dlws.stack.table import repo_key
 from roles import nvidia_repo
-from roles.nvidia_driver import NOUVEAU_BLACKLIST, REBOOT_MARKER
+from roles.cudnn import NCCL_PREFERENCES
+from roles.nvidia_driver import NOUVEAU_BLACKLIST, NVIDIA_DRM_MODESET, REBOOT_MARKER
 from tests.fake_hosts import Run, facts, plan
 
 OSES = ("ubuntu-22.04", "ubuntu-24.04", "debian-12", "debian-13")
@@ -33,6 +35,10 @@ GPUS = {
 SOURCES = {"distro": "distro", "cuda-repo": "cuda_repo"}
 REPO_PATHS = {"ubuntu-22.04": "ubuntu2204", "ubuntu-24.04": "ubuntu2404",
               "debian-12": "debian12", "debian-13": "debian13"}
+# NVIDIA's signing key per repository path: (file, fingerprint), facts sheet section 0.
+_3BF = ("3bf863cc.pub", "EB693B3035CD5710E231E123A4B469963BF863CC")
+KEYS = {"ubuntu2204": _3BF, "ubuntu2404": _3BF, "debian12": _3BF,
+        "debian13": ("8793F200.pub", "02182E60104FCDC26EAE1B8597A5D4CB8793F200")}
 
 # Driver packages, as apt is asked for them.
 U_GEFORCE_PROP = "linux-modules-nvidia-580-generic nvidia-headless-no-dkms-580 nvidia-utils-580"
@@ -44,9 +50,12 @@ D_PROP = "nvidia-kernel-dkms nvidia-driver nvidia-smi libcuda1 libnvidia-ml1 nvi
 R_PROP = "nvidia-driver-pinning-580 cuda-drivers"
 R_OPEN = "nvidia-driver-pinning-580 nvidia-open"
 NCCL = "libnccl2 libnccl-dev"
-# NVSwitch boards (the x8 fixtures list the switches as PCI bridges, class 0680).
-FM = " nvidia-fabricmanager-580"
-FM_BLACKWELL_REPO = " nvidia-fabricmanager-580 nvlsm"
+# NVSwitch boards (the x8 fixtures list the switches as PCI bridges, class 0680). From R580
+# NVIDIA's repository names the fabric manager and NSCQ without a branch; Ubuntu's archive
+# keeps the branch. NVLink 5 boards (B200) get NVLSM on every install path (gpu-driver-container).
+FM_UBUNTU = " nvidia-fabricmanager-580 libnvidia-nscq-580"
+FM_REPO = " nvidia-fabricmanager libnvidia-nscq"
+NVLSM = " nvlsm infiniband-diags"
 REFUSED = "refused"
 
 # (case id, driver packages, CUDA packages, cuDNN/NCCL packages, NVIDIA's repository used)
@@ -64,12 +73,12 @@ _U = [
     ("a100_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
     ("rtx-4090_distro", U_GEFORCE_OPEN, "cuda-toolkit-13-0", "", True),
     ("rtx-4090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
-    ("h100x8_distro", U_SERVER_OPEN + FM, "cuda-toolkit-13-0", NCCL, True),
-    ("h100x8_cuda-repo", R_OPEN + FM, "cuda-toolkit-13-0", NCCL, True),
+    ("h100x8_distro", U_SERVER_OPEN + FM_UBUNTU, "cuda-toolkit-13-0", NCCL, True),
+    ("h100x8_cuda-repo", R_OPEN + FM_REPO, "cuda-toolkit-13-0", NCCL, True),
     ("rtx-5090_distro", U_GEFORCE_OPEN, "cuda-toolkit-13-0", "", True),
     ("rtx-5090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
-    ("b200x8_distro", U_SERVER_OPEN + FM, "cuda-toolkit-13-0", NCCL, True),
-    ("b200x8_cuda-repo", R_OPEN + FM_BLACKWELL_REPO, "cuda-toolkit-13-0", NCCL, True),
+    ("b200x8_distro", U_SERVER_OPEN + FM_UBUNTU + NVLSM, "cuda-toolkit-13-0", NCCL, True),
+    ("b200x8_cuda-repo", R_OPEN + FM_REPO + NVLSM, "cuda-toolkit-13-0", NCCL, True),
 ]
 
 
@@ -91,12 +100,12 @@ def _debian(gtx_repo_cuda: str) -> list[tuple]:
         ("rtx-4090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
         # An HGX board's NVSwitches need NVIDIA's fabric manager, which Debian doesn't package.
         ("h100x8_distro", REFUSED, "nvidia_driver_source"),
-        ("h100x8_cuda-repo", R_OPEN + FM, "cuda-toolkit-13-0", NCCL, True),
+        ("h100x8_cuda-repo", R_OPEN + FM_REPO, "cuda-toolkit-13-0", NCCL, True),
         # Blackwell needs R570+ with the open modules: neither Debian release packages one.
         ("rtx-5090_distro", REFUSED, "nvidia_driver_source"),
         ("rtx-5090_cuda-repo", R_OPEN, "cuda-toolkit-13-0", "", True),
         ("b200x8_distro", REFUSED, "nvidia_driver_source"),
-        ("b200x8_cuda-repo", R_OPEN + FM_BLACKWELL_REPO, "cuda-toolkit-13-0", NCCL, True),
+        ("b200x8_cuda-repo", R_OPEN + FM_REPO + NVLSM, "cuda-toolkit-13-0", NCCL, True),
     ]
 
 
@@ -152,8 +161,11 @@ def assert_repository(run: Run, os: str, used: bool) -> None:
     assert "Types: deb\n" in sources and "Suites: /\n" in sources, sources
     [key] = run.named("Install NVIDIA's repository key")
     assert key.conditional, "the key is fetched only when the keyring is missing"
-    assert f"curl -fsSL {url}{nvidia_repo.KEY_FILE} " in key.commands[0], key.commands
-    assert nvidia_repo.KEY_FINGERPRINT in key.commands[1], "the fingerprint is checked"
+    # Each repository path has its own key (debian13: 8793F200.pub).
+    signing = repo_key(REPO_PATHS[os])
+    assert (signing.file, signing.fingerprint) == KEYS[REPO_PATHS[os]], signing
+    assert f"curl -fsSL {url}{signing.file} " in key.commands[0], key.commands
+    assert signing.fingerprint in key.commands[1], "the fingerprint is checked"
     assert "Pin: origin developer.download.nvidia.com" in uploads[nvidia_repo.PREFERENCES]
     order = [op.name for op in run.ops]
     first_repo_install = min(i for i, op in enumerate(run.ops)
@@ -162,6 +174,20 @@ def assert_repository(run: Run, os: str, used: bool) -> None:
                              and i > order.index(key.name))
     sources_at = next(i for i, op in enumerate(run.ops) if nvidia_repo.SOURCES in op.uploads)
     assert sources_at < first_repo_install, "the repository is added before it is used"
+
+
+def assert_nccl_pin(run: Run, nccl: str, repo: bool) -> None:
+    """NVIDIA's libnccl2 is held to the planned CUDA's build (libnccl2=<version>+cuda<X.Y>)."""
+    pin = run.uploads().get(NCCL_PREFERENCES)
+    if "libnccl2" in nccl and repo:
+        cuda = run.stack.cuda.version
+        assert pin and f"Pin: version *+cuda{cuda}\n" in pin, run.describe()
+        assert "Package: libnccl2 libnccl-dev\n" in pin and "Pin-Priority: 1001" in pin, pin
+        order = [i for i, op in enumerate(run.ops) if NCCL_PREFERENCES in op.uploads]
+        install = [i for i, op in enumerate(run.ops) if "libnccl2" in " ".join(op.commands)]
+        assert order and install and order[0] < install[0], "the pin is written before apt runs"
+    else:
+        assert pin is None, run.describe()
 
 
 def assert_kernel_side(run: Run, driver: bool, reboot: str) -> None:
@@ -199,6 +225,7 @@ def test_plan(case_id, os, row):
     assert (packages(run, "cuDNN and NCCL | Install") or "") == extra, run.describe()
     assert_repository(run, os, repo)
     assert_kernel_side(run, driver=bool(driver), reboot="marker" if driver else "none")
+    assert_nccl_pin(run, extra, repo)
     if driver:
         [persistenced] = run.named("nvidia-persistenced")
         assert persistenced.commands == ["systemctl enable nvidia-persistenced.service"], (
@@ -397,3 +424,138 @@ def test_hash_locked_installs(tmp_path, monkeypatch, cache):
             assert "--offline" in command or f"--no-index --find-links {cache}/wheels" in command
         else:
             assert "flock" not in command and "--offline" not in command, command
+
+
+# --- GPU knowledge from NVIDIA's own lists (issue 12): each case names its primary source ----
+
+GPUS.update({
+    "h200": ("h200", 1, "NVIDIA H200"),
+    "tesla-m40": ("tesla-m40", 1, "Tesla M40"),
+})
+
+
+def test_debian_13_repository_is_signed_by_its_own_key():
+    """debian13 is signed by 8793F200.pub (fingerprint 02182E60...), not 3bf863cc."""
+    run = run_case("debian-13_rtx-4090_cuda-repo_key",
+                   host_data("debian-13", "rtx-4090", "cuda_repo"))
+    assert run.error is None, run.error
+    [key] = run.named("Install NVIDIA's repository key")
+    url = "https://developer.download.nvidia.com/compute/cuda/repos/debian13/x86_64/"
+    assert key.commands[0] == f"curl -fsSL {url}8793F200.pub -o /tmp/dlws-cuda-key.pub"
+    assert "'^fpr:::::::::02182E60104FCDC26EAE1B8597A5D4CB8793F200:'" in key.commands[1]
+    assert "3bf863cc" not in " ".join(key.commands).lower()
+    assert key.name.endswith("8793F200 (fingerprint checked)"), key.name
+
+
+def test_h200_on_debian_12_gets_nvidias_r580_not_debians_r535():
+    """Debian 12's archive has R535, whose lists lack the H200 (10de:2335): supported-gpus.json
+    of nvidia-driver 535.261.03, nvidia-detect 535.261.03 and the 535.288.01 README; 550.40.65
+    is the first release listing it. auto moves to NVIDIA's repository; a pinned 535 is
+    refused before anything is planned, naming R550."""
+    run = run_case("debian-12_h200_auto", host_data("debian-12", "h200", "auto"))
+    assert run.error is None, run.error
+    assert (run.stack.driver.branch, run.stack.driver.source) == ("580", "cuda_repo")
+    assert packages(run, "Install the NVIDIA driver") == R_OPEN
+    assert_repository(run, "debian-12", True)
+    pinned = run_case("debian-12_h200_driver-535",
+                      host_data("debian-12", "h200", "auto", nvidia_driver_branch="535"))
+    assert pinned.ops == [] and pinned.error, pinned.describe()
+    assert "nvidia_driver_branch: R535 does not support NVIDIA H200 (10de:2335): first " \
+           "listed by R550" in pinned.error, pinned.error
+    assert "set nvidia_driver_branch to 550 or newer" in pinned.error, pinned.error
+
+
+def test_hgx_b200_on_ubuntus_archive_gets_nvlsm_from_nvidias_repository():
+    """NVLink 5 boards need NVLSM on every install path: with Ubuntu's driver, nvlsm comes from
+    NVIDIA's repository, whose driver packages stay pinned away (Pin-Priority -1)."""
+    run = run_case("ubuntu-24.04_b200x8_distro_nvlsm",
+                   host_data("ubuntu-24.04", "b200x8", "distro"))
+    assert run.error is None, run.error
+    driver = packages(run, "Install the NVIDIA driver").split()
+    assert driver[:3] == U_SERVER_OPEN.split() and driver[3:] == [
+        "nvidia-fabricmanager-580", "libnvidia-nscq-580", "nvlsm", "infiniband-diags"]
+    assert "Pin-Priority: -1" in run.uploads()[nvidia_repo.PREFERENCES]
+    first_key = min(i for i, op in enumerate(run.ops) if "repository key" in op.name)
+    driver_at = next(i for i, op in enumerate(run.ops) if "Install the NVIDIA driver" in op.name)
+    assert first_key < driver_at, "the repository is there before nvlsm is installed"
+
+
+@pytest.mark.parametrize(("gpu", "pinned", "package"), [
+    ("t4", "570", "nvidia-driver-570-server"),
+    ("rtx-4090", "570", "nvidia-driver-570"),
+    ("a100", "550", "nvidia-driver-550-server"),
+])
+def test_ubuntu_transitional_branches_are_refused_from_the_archive(gpu, pinned, package):
+    """Ubuntu's 570 (and 570-server) became transitional packages to 580, and so did
+    550-server: pinned from the archive they would install 580, so the plan says so."""
+    case = f"ubuntu-24.04_{gpu}_distro_driver-{pinned}"
+    run = run_case(case, host_data("ubuntu-24.04", gpu, "distro",
+                                   nvidia_driver_branch=pinned))
+    assert run.ops == [] and run.error, run.describe()
+    assert f"host @fake/{case}: nvidia_driver_branch:" in run.error, run.error
+    assert f"{package} is a transitional package that installs R580" in run.error, run.error
+    auto = run_case(f"ubuntu-24.04_{gpu}_distro_auto",
+                    host_data("ubuntu-24.04", gpu, "distro"))
+    assert auto.stack.driver.branch == "580", auto.describe()
+
+
+def test_ubuntu_550_geforce_is_not_transitional():
+    run = run_case("ubuntu-24.04_rtx-4090_distro_driver-550",
+                   host_data("ubuntu-24.04", "rtx-4090", "distro", nvidia_driver_branch="550"))
+    assert run.error is None, run.error
+    assert packages(run, "Install the NVIDIA driver") == (
+        "linux-modules-nvidia-550-generic nvidia-headless-no-dkms-550 nvidia-utils-550")
+
+
+def test_maxwell_host_gets_tensorflow_on_the_cpu():
+    """TensorFlow's wheels carry sm_60/70/80/89 and compute_90 only (.bazelrc): a Tesla M40
+    (sm_52) gets tensorflow-cpu, torch a cu126 build (sm_50 in its arch list), the
+    proprietary modules (no GSP) and R580 at most."""
+    run = run_case("ubuntu-24.04_tesla-m40", host_data("ubuntu-24.04", "tesla-m40", "auto"))
+    assert run.error is None, run.error
+    stack = run.stack
+    assert (stack.driver.branch, stack.driver.flavour) == ("580", "proprietary")
+    assert stack.tensorflow.package == "tensorflow-cpu==2.21.0"
+    assert (stack.torch.version, stack.torch.variant) == ("2.14.1", "cu126")
+    assert any("sm_52" in note and "tensorflow-cpu" in note for note in stack.notes)
+    install = " ".join(c for op in run.named("Install the frameworks") for c in op.commands)
+    assert "tensorflow-cpu==2.21.0" in install and "and-cuda" not in install, install
+
+
+def test_multi_gpu_host_holds_nccl_to_the_planned_cuda():
+    """NVIDIA's libnccl2 builds are versioned <nccl>+cuda<X.Y>: the plan pins the CUDA 13.0
+    build (NCCL install guide: libnccl2=<version>+cuda<X.Y>)."""
+    run = run_case("debian-13_h100x8_cuda-repo_nccl",
+                   host_data("debian-13", "h100x8", "cuda_repo"))
+    assert run.error is None, run.error
+    assert run.stack.nccl.apt_pin == "*+cuda13.0"
+    pin = run.uploads()[NCCL_PREFERENCES]
+    assert pin.splitlines()[1:] == ["Package: libnccl2 libnccl-dev",
+                                    "Pin: version *+cuda13.0", "Pin-Priority: 1001"], pin
+
+
+@pytest.mark.parametrize(("display", "key", "desktop"), [
+    (None, "auto", False),
+    ("ubuntu-24.04-gdm3", "auto", True),
+    ("ubuntu-24.04-gdm3", "headless", False),
+    (None, "desktop", True),
+], ids=["server", "desktop", "desktop-forced-headless", "server-forced-desktop"])
+def test_desktop_keeps_its_display_driver(display, key, desktop):
+    """A workstation with a display manager gets Ubuntu's full driver (nvidia-driver-580-open:
+    X and Wayland libraries) and nvidia-drm modeset; a server the headless build."""
+    case = f"ubuntu-24.04_rtx-4090_{display or 'server'}_{key}"
+    run = run_case(case, host_data("ubuntu-24.04", "rtx-4090", "distro",
+                                   nvidia_driver_display=key, facts={"display": display}))
+    assert run.error is None, run.error
+    user_space = "nvidia-driver-580-open" if desktop else "nvidia-headless-no-dkms-580-open"
+    assert packages(run, "Install the NVIDIA driver") == (
+        f"linux-modules-nvidia-580-open-generic {user_space} nvidia-utils-580")
+    assert run.stack.driver.display == ("desktop" if desktop else "headless")
+    modeset = run.uploads().get(NVIDIA_DRM_MODESET)
+    if desktop:
+        assert modeset and "options nvidia-drm modeset=1\n" in modeset, run.describe()
+        assert any(note.startswith("desktop driver: ") for note in run.stack.notes)
+        [initramfs] = run.named("initramfs")
+        assert initramfs.conditional, "rebuilt only when the blacklist or modeset changed"
+    else:
+        assert modeset is None, run.describe()

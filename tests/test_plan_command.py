@@ -21,16 +21,17 @@ FLEET = [
     ("@fake/hgx-h100", "debian-13", "h100x8",
      {"gpu_count": 8, "gpu_model": "NVIDIA H100 80GB HBM3", "nvidia_driver_source": "cuda_repo"}),
 ]
-# Each host's row: the cells the table must show, in column order.
+# Each host's row: the cells the table must show, in column order. The driver cell shows the
+# display build; torch beside TensorFlow's CUDA 12 wheels is a CUDA 12 build (2.14.1+cu126).
 ROWS = {
-    "@fake/ws-4090": ["ubuntu 24.04", "1x NVIDIA GeForce RTX 4090", "580 open / distro",
+    "@fake/ws-4090": ["ubuntu 24.04", "1x NVIDIA GeForce RTX 4090", "580 open / distro / headless",
                       "13.0 / cuda_repo", "wheels", "-", "3.12",
-                      "tensorflow[and-cuda]==2.21.0", "2.14.0+cu132"],
+                      "tensorflow[and-cuda]==2.21.0", "2.14.1+cu126"],
     "@fake/cpu-01": ["debian 12", "-", "-", "-", "-", "-", "3.11", "tensorflow-cpu==2.21.0",
-                     "2.14.0+cpu"],
-    "@fake/hgx-h100": ["debian 13", "8x NVIDIA H100 80GB HBM3", "580 open / cuda_repo",
-                       "13.0 / cuda_repo", "wheels", "2", "3.13",
-                       "tensorflow[and-cuda]==2.21.0", "2.14.0+cu132"],
+                     "2.15.0+cpu"],
+    "@fake/hgx-h100": ["debian 13", "8x NVIDIA H100 80GB HBM3",
+                       "580 open / cuda_repo / headless", "13.0 / cuda_repo", "wheels", "2",
+                       "3.13", "tensorflow[and-cuda]==2.21.0", "2.14.1+cu126"],
 }
 
 
@@ -98,7 +99,8 @@ def test_plan_writes_json_for_machines(fleet_plan):
     assert by_host["@fake/cpu-01"]["driver"]["branch"] is None
     hgx = by_host["@fake/hgx-h100"]
     assert len(hgx["gpu"]["models"]) == 8 and hgx["nccl"]["version"] == "2"
-    assert hgx["repo_path"] == "debian13" and "nvidia-fabricmanager-580" in hgx["driver"][
+    # From R580 NVIDIA's repository names the fabric manager without a branch.
+    assert hgx["repo_path"] == "debian13" and "nvidia-fabricmanager" in hgx["driver"][
         "packages"]
     # Stack.as_dict() plus the host: every stage of the stack and how the host gets there.
     assert set(gpu) >= {"os", "gpu", "driver", "cuda", "cudnn", "nccl", "python", "tensorflow",

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--machine", default="x86_64", help="uname -m (default x86_64)")
     parser.add_argument("--nvswitches", type=int, default=0, help="NVSwitch chips (HGX boards)")
     parser.add_argument("--secure-boot", action="store_true", help="UEFI Secure Boot is on")
+    parser.add_argument("--display", metavar="NAME",
+                        help="the host's display manager or graphical session (e.g. gdm3): a "
+                             "desktop workstation")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     facts = HostFacts(os_id=os_id.lower(), os_release=release, gpus=tuple(args.gpu),
                       installed_driver=args.installed_driver, in_container=args.container,
                       kernel_release=args.kernel, machine=args.machine,
-                      nvswitches=args.nvswitches, secure_boot=args.secure_boot)
+                      nvswitches=args.nvswitches, secure_boot=args.secure_boot,
+                      display=args.display)
     try:
         stack = derive(data, facts).as_dict()
     except StackError as error:

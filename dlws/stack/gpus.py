@@ -9,14 +9,12 @@ from collections.abc import Iterable
 from dlws.stack.records import HostFacts, StackError, StackRequest
 from dlws.stack.table import (
     ARCHES,
-    CUDA_MIN_DRIVER,
     GPU_DEVICES,
     GPU_MODELS_BY_NAME,
     GpuModel,
     OsRelease,
     device_model,
     first_cuda,
-    min_branch_for_cuda,
     version_key,
 )
 
@@ -84,8 +82,9 @@ def find_gpu(text: str) -> GpuModel:
             raise StackError("gpu_model", "unknown_gpu",
                              f"PCI ID 10de:{match['device']} is in none of NVIDIA's lists that "
                              "dlws reads (dlws/stack/data/sources/SOURCES.json): not an NVIDIA "
-                             "GPU NVIDIA's drivers support, or newer than those lists; "
-                             "regenerate the table (docs/gpu-stack.md)")
+                             "GPU NVIDIA's drivers support, or newer than those lists; check "
+                             "the ID `lspci -nn` shows, or regenerate the table "
+                             "(docs/gpu-stack.md)")
     if model is None:
         lspci = _LSPCI_NAME.match(wanted.removesuffix(" (rev a1)"))
         if lspci and lspci["device"]:

@@ -94,6 +94,10 @@ nvidia_driver_flavour = 'auto'
 # distro (Ubuntu's signed prebuilt modules / Debian non-free) or cuda_repo (NVIDIA's repository);
 # auto = distro where it has the planned branch [one of: 'auto', 'distro', 'cuda_repo']
 nvidia_driver_source = 'auto'
+# desktop = the full driver (X/Wayland libraries) with nvidia-drm modeset; headless = compute
+# user space only (servers); auto = desktop where a display manager or graphical session is
+# found [one of: 'auto', 'desktop', 'headless']
+nvidia_driver_display = 'auto'
 # replace an installed driver that does not satisfy the plan (else the deploy stops and says so)
 nvidia_driver_replace = False
 # reboot after a driver install when needed (never the controller, never a container); false =

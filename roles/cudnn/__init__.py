@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt
+from pyinfra.operations import apt, files
 
 from dlws.plan import host_plan
 from roles import nvidia_repo
 from roles.cudnn.defaults import DEFAULTS, KEYS  # noqa: F401
+
+NCCL_PREFERENCES = "/etc/apt/preferences.d/dlws-nccl"
+
+
+def nccl_preferences(apt_pin: str) -> str:
+    """Hold libnccl2/libnccl-dev to the planned CUDA's build ("*+cuda13.0"); priority 1001 also
+    moves a newer CUDA's build back to it (apt_preferences(5))."""
+    return ("# Managed by dlws (roles/cudnn): NCCL built for the planned CUDA.\n"
+            f"Package: libnccl2 libnccl-dev\nPin: version {apt_pin}\nPin-Priority: 1001\n")
 
 
 @deploy("cuDNN and NCCL", data_defaults=DEFAULTS)
@@ -23,5 +34,11 @@ def install() -> None:
     # builds libnccl2 per CUDA release.
     if "cuda_repo" in (plan.cudnn.source, plan.nccl.source):
         nvidia_repo.configure(plan)
+    if plan.nccl.apt_pin:
+        # NVIDIA's repository builds libnccl2 per CUDA ("2.28.9-1+cuda13.0"): unpinned, apt
+        # takes the newest CUDA's build (NVIDIA's NCCL install guide pins <version>+cuda<X.Y>).
+        files.put(name=f"Hold NCCL to the CUDA {plan.cuda.version} build",
+                  src=StringIO(nccl_preferences(plan.nccl.apt_pin)), dest=NCCL_PREFERENCES,
+                  mode="644", create_remote_dir=False)
     apt.packages(name=f"Install {', '.join(packages)}", packages=packages, no_recommends=True,
                  _env={"DEBIAN_FRONTEND": "noninteractive"})

@@ -7,12 +7,14 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
+from pyinfra.operations.util import any_changed
 
 from dlws.plan import host_plan
 from roles import nvidia_repo
 from roles.nvidia_driver.defaults import DEFAULTS, KEYS  # noqa: F401
 
 NOUVEAU_BLACKLIST = "/etc/modprobe.d/dlws-blacklist-nouveau.conf"
+NVIDIA_DRM_MODESET = "/etc/modprobe.d/dlws-nvidia-drm.conf"
 REBOOT_MARKER = "/var/run/reboot-required"
 
 
@@ -21,8 +23,9 @@ def install() -> None:
     """Install the planned driver (stack.driver): its packages, and where the host loads its own
     module, nouveau's blacklist, persistenced, the fabric manager and the reboot.
 
-    Keys: nvidia_driver_persistenced, nvidia_driver_reboot (the choice of branch, flavour and
-    source, and a replacement, are the plan's: dlws.stack.driver).
+    Keys: nvidia_driver_persistenced, nvidia_driver_reboot (the choice of branch, flavour,
+    source and display build (nvidia_driver_display), and a replacement, are the plan's:
+    dlws.stack.driver). A desktop also gets nvidia-drm modeset.
     """
     plan = host_plan()
     driver, transition = plan.driver, plan.transition
@@ -37,7 +40,8 @@ def install() -> None:
     if transition.reboot_pending and not transition.purge:
         host.noop(f"driver {transition.installed_driver} still loaded; R{driver.branch} loads at "
                   "the next boot")
-    if driver.source == "cuda_repo":
+    if driver.source == "cuda_repo" or "nvlsm" in driver.packages:
+        # nvlsm (NVLink 5 boards) comes from NVIDIA's repository on every install path.
         nvidia_repo.configure(plan)
     if not driver.kernel_module:
         host.noop("container: driver user space only; kernel module, nouveau, initramfs and "
@@ -81,8 +85,20 @@ def _kernel_steps(plan) -> None:
         dest=NOUVEAU_BLACKLIST,
         mode="644",
     )
+    changed = [blacklist]
+    if plan.driver.display == "desktop":
+        # A desktop's compositor (GNOME/KDE on Wayland) needs kernel mode setting from the
+        # nvidia-drm module (NVIDIA driver README "Direct Rendering Manager Kernel Modesetting").
+        modeset = files.put(
+            name="Enable nvidia-drm kernel mode setting (desktop)",
+            src=StringIO("# Managed by dlws (roles/nvidia_driver).\n"
+                         "options nvidia-drm modeset=1\n"),
+            dest=NVIDIA_DRM_MODESET,
+            mode="644",
+        )
+        changed.append(modeset)
     server.shell(name="Rebuild the initramfs without nouveau", commands=["update-initramfs -u"],
-                 _if=blacklist.did_change)
+                 _if=any_changed(*changed))
 
 
 def _reboot_if_needed(install_op) -> None:

@@ -15,6 +15,10 @@ KEYS = [
         "distro (Ubuntu's signed prebuilt modules / Debian non-free) or cuda_repo (NVIDIA's "
         "repository); auto = distro where it has the planned branch",
         choices=("auto", "distro", "cuda_repo")),
+    Key("nvidia_driver_display", "auto", (str,),
+        "desktop = the full driver (X/Wayland libraries) with nvidia-drm modeset; headless = "
+        "compute user space only (servers); auto = desktop where a display manager or "
+        "graphical session is found", choices=("auto", "desktop", "headless")),
     Key("nvidia_driver_replace", False, (bool,),
         "replace an installed driver that does not satisfy the plan (else the deploy stops "
         "and says so)"),

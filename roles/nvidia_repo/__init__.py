@@ -10,15 +10,14 @@ from pyinfra.context import ctx_host
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server
 
-from dlws.stack.table import OS_RELEASES
+from dlws.stack.table import OS_RELEASES, repo_key
 
 # https://docs.nvidia.com/cuda/cuda-installation-guide-linux/ "Network Repository Installation"
 REPO_URL = "https://developer.download.nvidia.com/compute/cuda/repos/{path}/{arch}/"
-# NVIDIA's repository key since the 2022 rotation (developer.nvidia.com/blog "Updating the CUDA
-# Linux GPG Repository Key"). The key file is fetched from the repository and installed only
-# when its fingerprint is this one: a swapped key fails the deploy instead of being trusted.
-KEY_FILE = "3bf863cc.pub"
-KEY_FINGERPRINT = "EB693B3035CD5710E231E123A4B469963BF863CC"
+# The key that signs each repository path is in the OS table (dlws.stack.table OsRelease
+# .repo_key: 3bf863cc.pub for ubuntu2204/ubuntu2404/debian12, 8793F200.pub for debian13). The
+# key file is fetched from the repository and installed only when its fingerprint is that one:
+# a swapped key fails the deploy instead of being trusted.
 KEYRING = "/usr/share/keyrings/cuda-archive-keyring.gpg"
 SOURCES = "/etc/apt/sources.list.d/dlws-cuda.sources"
 PREFERENCES = "/etc/apt/preferences.d/dlws-cuda-repository"
@@ -74,15 +73,16 @@ def configure(plan) -> None:
         return
     _CONFIGURED.add(current)
     url = repo_url(plan.os.id, plan.os.release, plan.os.machine)
+    key = repo_key(OS_RELEASES[(plan.os.id, plan.os.release)].cuda_repo_path)
     apt.packages(name="Install gnupg to check NVIDIA's repository key", packages=["gnupg"],
                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
     server.shell(
-        name=f"Install NVIDIA's repository key {KEY_FINGERPRINT[-8:]} (fingerprint checked)",
+        name=f"Install NVIDIA's repository key {key.fingerprint[-8:]} (fingerprint checked)",
         commands=[
-            f"curl -fsSL {url}{KEY_FILE} -o /tmp/dlws-cuda-key.pub",
+            f"curl -fsSL {url}{key.file} -o /tmp/dlws-cuda-key.pub",
             "gpg --show-keys --with-colons /tmp/dlws-cuda-key.pub | grep -q "
-            f"'^fpr:::::::::{KEY_FINGERPRINT}:' || {{ echo 'NVIDIA repository key fingerprint "
-            f"mismatch: expected {KEY_FINGERPRINT}' >&2; exit 1; }}",
+            f"'^fpr:::::::::{key.fingerprint}:' || {{ echo 'NVIDIA repository key fingerprint "
+            f"mismatch: expected {key.fingerprint}' >&2; exit 1; }}",
             f"gpg --dearmor < /tmp/dlws-cuda-key.pub > {KEYRING}.tmp && mv {KEYRING}.tmp {KEYRING}",
             "rm -f /tmp/dlws-cuda-key.pub",
         ],

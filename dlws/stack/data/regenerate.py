@@ -1,6 +1,7 @@
 """Build dlws/stack/data/gpus.json from the committed extracts in sources/, offline.
 
-`python dlws/stack/data/regenerate.py` (by path: it must run even when gpus.json is broken) rewrites gpus.json; `--check` only compares and exits 1
+`python dlws/stack/data/regenerate.py` rewrites gpus.json (run it by path: it must work even
+while gpus.json is broken); `--check` only compares and exits 1
 when the committed file differs. The extracts come from NVIDIA's and Debian's own files through
 tools/gpu_sources.py (SOURCES.json names each one and its version).
 
