@@ -36,6 +36,7 @@ PCI_IDS = "./usr/share/misc/pci.ids"
 README_ROW = re.compile(r"^\|\s*(?P<name>[^|]*?)\s*\|\s*(?P<ids>[0-9A-F]{4}(?: [0-9A-F]{4} "
                         r"[0-9A-F]{4})?)\s*\|\s*$")
 TAG = re.compile(r"^(\d{3})\.\d+(\.\d+)?$")
+MIN_BRANCH = 535
 
 
 def deb_member(deb: Path, member: str) -> bytes:
@@ -119,6 +120,10 @@ def readme_tables(repo: Path) -> tuple[dict[str, str], list[str]]:
                     first.setdefault(row, {}).setdefault(branch, tag)
     lines = []
     for (name, ids), branches in sorted(first.items(), key=lambda item: (item[0][1], item[0][0])):
+        # Only the branches dlws plans (535 on) are kept: the extract stays small.
+        branches = {b: t for b, t in branches.items() if int(b) >= MIN_BRANCH}
+        if not branches:
+            continue
         devid, _, subsystem = ids.partition(" ")
         sub_vendor, _, sub_device = subsystem.partition(" ")
         lines.append("\t".join([devid, sub_vendor, sub_device,

@@ -31,6 +31,9 @@ _LSPCI_NAME = re.compile(r"^(?:nvidia corporation )?(?P<chip>[a-z]{2}\d{2,3}\w*)
                          r"\[(?P<name>[^\]]+)\](?: \[10de:(?P<device>[0-9a-f]{4})\])?")
 
 
+_IN_LSPCI_LINE = re.compile(r"\[10de:([0-9a-f]{4})\]")
+
+
 def _short_name(name: str) -> str:
     """A name without vendor/brand prefixes, lower case: "NVIDIA GeForce RTX 4090" -> "rtx 4090"."""
     text = " ".join(name.lower().split())
@@ -73,6 +76,10 @@ def find_gpu(text: str) -> GpuModel:
     slug ("rtx-4090"); StackError for unknown and legacy-only GPUs."""
     wanted = " ".join(text.strip().lower().split())
     model = None
+    in_line = _IN_LSPCI_LINE.search(wanted)
+    if in_line and not _PCI_ID.match(wanted):
+        # a whole `lspci -nn` line: its [10de:xxxx] decides
+        return find_gpu(in_line[1])
     match = _PCI_ID.match(wanted)
     if match:
         subsystem = (f"{match['sub_vendor']}:{match['sub_device']}" if match["sub_vendor"]
@@ -86,9 +93,7 @@ def find_gpu(text: str) -> GpuModel:
                              "the ID `lspci -nn` shows, or regenerate the table "
                              "(docs/gpu-stack.md)")
     if model is None:
-        lspci = _LSPCI_NAME.match(wanted.removesuffix(" (rev a1)"))
-        if lspci and lspci["device"]:
-            return find_gpu(lspci["device"])
+        lspci = _LSPCI_NAME.match(wanted)
         model = (GPU_MODELS_BY_NAME.get(" ".join(text.split())) or _BY_NAME.get(wanted)
                  or _BY_NAME.get(_short_name(wanted)))
         if model is None and lspci:
@@ -167,6 +172,19 @@ class Context:
     def supported_by(self, branch: int) -> bool:
         """Whether NVIDIA lists every GPU of the host for this branch (per device ID)."""
         return all(m.supports(branch) for m in self.models)
+
+    def unverified_on(self, branch: int) -> list[str]:
+        """Notes for GPUs whose support by this branch is inferred, not listed by NVIDIA."""
+        why = {"chip": "assumed from its chip's listed devices (no NVIDIA list names the ID)",
+               "assumed": "assumed from R595's list (no list of this branch was read)",
+               "arch": "carried by architecture to R580 (NVIDIA lists only to 550 here)"}
+        notes = []
+        for model in dict.fromkeys(self.models):
+            evidence = dict(model.branches).get(branch)
+            if evidence in why:
+                notes.append(f"R{branch} support for {model.name} ({', '.join(model.pci_ids)}) "
+                             f"is {why[evidence]}: unverified")
+        return notes
 
     def unsupported_on(self, branch: int) -> str:
         """"NVIDIA H200 (10de:2335): first listed by R550 (550.40.65)" for each GPU the branch

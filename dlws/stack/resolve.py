@@ -135,6 +135,7 @@ def _driver(ctx: Context, data: Mapping[str, Any], branch: int | None, flavour: 
     if not branch:
         return DriverStack()
     facts = ctx.facts
+    ctx.notes.extend(ctx.unverified_on(branch))
     display = driver_stage.display_mode(ctx)
     packages = driver_stage.packages(ctx, str(branch), flavour, source, display)
     dkms = driver_stage.builds_dkms(facts.os_id, source)

@@ -17,6 +17,8 @@ that lists it:
 + 535 and 550 also from Debian's nvidia-detect lists of the same packages (NVIDIA's
   supported-gpus.json omits some datacentre cards, e.g. Tesla T4); a branch between two that
   list a device is marked "between"
++ IDs that pci.ids names on a GPU chip and no NVIDIA list read here names: the branches that
+  list every listed device of the same chip, marked "chip" (unverified)
 + 610, 615 and 620: no README tag was available here; a device of 595's list is assumed
   supported and marked "assumed" (unverified)
 """
@@ -41,6 +43,8 @@ DETECT = {535: ("nvidia-detect-535.261.03.tsv", ("nvidia", "tesla-535")),
           550: ("nvidia-detect-550.163.01.tsv", ("nvidia", "tesla-550"))}
 LAST_BRANCH_BY_ARCH = {"Maxwell": 580, "Pascal": 580, "Volta": 580}
 ASSUMED_FROM = 595  # the newest branch whose list was read
+NOT_A_GPU = re.compile(r"Reserved|NVSwitch|Audio|USB|Serial|Bridge|bridge|SMBus|PCIe? host",
+                       re.I)
 CHIP = re.compile(r"^([A-Z]{2}\d{2,3}[A-Z]?)(?:GLM|GL|BM|M)?\b")
 
 
@@ -106,6 +110,24 @@ def build() -> dict:
                 if have is None or _key(tag) < _key(have):
                     entry["branches"][branch] = tag
 
+    # Device IDs pci.ids names on a GPU chip that no NVIDIA list read here names (10de:233d,
+    # "H100 96GB"): recognised, with the branches that list every listed device of the same
+    # chip, marked "chip" (unverified).
+    by_chip: dict[str, list[dict]] = {}
+    for devid, entry in devices.items():
+        chip = chip_of(pci.get(devid, ""), chips)
+        if chip and entry["branches"]:
+            by_chip.setdefault(chip, []).append(entry)
+    for devid, lspci in pci.items():
+        chip = chip_of(lspci, chips)
+        if devid in devices or not chip or chip not in by_chip or "[" not in lspci \
+                or NOT_A_GPU.search(lspci):
+            continue
+        common = set.intersection(*(set(e["branches"]) for e in by_chip[chip]))
+        if common:
+            entry = device(devid)
+            entry["branches"] = {b: "chip" for b in sorted(common, key=int)}
+            entry["kernel_open"] = all(e["kernel_open"] for e in by_chip[chip])
     table, unnamed = [], []
     for devid in sorted(devices):
         entry = devices[devid]
