@@ -220,3 +220,15 @@ def test_framework_tables_match_pypi():
         for py in range(int(build.python_min.split(".")[1]),
                         int(build.python_max.split(".")[1]) + 1):
             assert f"cp3{py}" in tensorflow[build.version], (build.version, py)
+
+
+def test_cuda_wheel_majors_are_told_apart():
+    """verify's one-major check: CUDA 12 wheels (TensorFlow) beside torch's CUDA 13 ones."""
+    from verify.test_frameworks import cuda_wheel_majors
+
+    mixed = {"nvidia-cublas-cu12": "12.9.1.4", "nvidia-nccl-cu12": "2.27.7",
+             "nvidia-nccl-cu13": "2.28.9", "nvidia-cuda-runtime": "13.0.96", "numpy": "2.4.6"}
+    assert cuda_wheel_majors(mixed) == {
+        12: ["nvidia-cublas-cu12", "nvidia-nccl-cu12"],
+        13: ["nvidia-cuda-runtime 13.0.96", "nvidia-nccl-cu13"]}
+    assert set(cuda_wheel_majors({"nvidia-cublas-cu12": "12.9.1.4"})) == {12}

@@ -109,3 +109,62 @@ def test_sample_uses_its_own_lower_bar(check, monkeypatch, capsys):
     rc = check.main(["--framework", "torch", "--json", "-", "--sample-min-accuracy", "0.85"])
     result = json.loads(capsys.readouterr().out)["results"][0]
     assert rc == 0 and result["min_accuracy"] == 0.85 and result["dataset_is_sample"]
+
+
+@pytest.mark.parametrize(("capability", "dtype"), [
+    ((7, 0), "float16"), ((7, 5), "float16"), ((8, 0), "bfloat16"), ((8, 6), "bfloat16"),
+    ((9, 0), "bfloat16"), ((12, 0), "bfloat16"),
+])
+def test_tensor_dtype_per_gpu(check, capability, dtype):
+    """Volta (7.0) and Turing (7.5) have FP16 tensor cores only; BF16 from Ampere (8.0)."""
+    assert check.tensor_dtype(capability) == dtype
+
+
+class _FakeTorch:
+    """Just enough of torch for the probe: two GPUs, a V100 and an A100."""
+
+    float16, bfloat16, float32 = "float16", "bfloat16", "float32"
+    CAPABILITIES = {0: (7, 0), 1: (8, 0)}
+    NAMES = {0: "Tesla V100-SXM2-16GB", 1: "NVIDIA A100-SXM4-40GB"}
+
+    class _Device:
+        def __init__(self, spec):
+            self.type, _, index = spec.partition(":")
+            self.index = int(index or 0)
+
+        def __str__(self):
+            return f"{self.type}:{self.index}" if self.type == "cuda" else self.type
+
+    class _Tensor:
+        def __matmul__(self, other):
+            return self
+
+    def __init__(self):
+        self.made = []
+        fake = self
+
+        class cuda:  # noqa: N801 - torch.cuda's shape
+            is_available = staticmethod(lambda: True)
+            device_count = staticmethod(lambda: 2)
+            synchronize = staticmethod(lambda device=None: None)
+            get_device_capability = staticmethod(lambda d: fake.CAPABILITIES[d.index])
+            get_device_name = staticmethod(lambda d: fake.NAMES[d.index])
+
+        self.cuda = cuda
+
+    def device(self, spec):
+        return self._Device(spec)
+
+    def randn(self, *shape, device, dtype):
+        self.made.append((str(device), dtype))
+        return self._Tensor()
+
+
+def test_matmul_probe_runs_each_gpu_in_its_tensor_dtype(check, monkeypatch):
+    fake = _FakeTorch()
+    monkeypatch.setitem(__import__("sys").modules, "torch", fake)
+    readings = check.matmul_probe("gpu", size=8, iterations=2)
+    assert [(r["device"], r["dtype"]) for r in readings] == [("cuda:0", "float16"),
+                                                             ("cuda:1", "bfloat16")]
+    forced = check.matmul_probe("gpu", size=8, iterations=2, dtype_name="float16")
+    assert {r["dtype"] for r in forced} == {"float16"}

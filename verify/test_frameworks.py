@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
+
 import pytest
 
 from dlws.facts import canonical
@@ -32,3 +36,52 @@ def test_framework_imports(host, plan, venv_python, module, record_fact):
     out = host.run(f"{venv_python} -c 'import {module}; print({module}.__version__)'")
     assert out.rc == 0, f"import {module} failed:\n{out.stderr[-2000:]}"
     record_fact(f"{module}.version", out.stdout.strip())
+
+
+# The CUDA wheels of NVIDIA's runtime libraries carry their CUDA major in their names
+# (nvidia-cublas-cu12, nvidia-nccl-cu13) or, for torch's cu13x builds, in their versions
+# (nvidia-cuda-runtime 13.x). Two majors in one environment load two NCCL and cuBLAS builds
+# into one process (issue 12: "NCCL symbol clashes").
+_CUDA_WHEEL = re.compile(r"^nvidia-[a-z0-9-]+-cu(?P<major>\d+)$")
+
+
+def cuda_wheel_majors(packages: dict[str, str]) -> dict[int, list[str]]:
+    """{12: ["nvidia-cublas-cu12", ...], 13: [...]} of an environment's packages."""
+    majors: dict[int, list[str]] = {}
+    for name, version in sorted(packages.items()):
+        match = _CUDA_WHEEL.match(name)
+        if match:
+            majors.setdefault(int(match["major"]), []).append(name)
+        elif name in ("nvidia-cuda-runtime", "cuda-toolkit") and version[:1].isdigit():
+            majors.setdefault(int(version.split(".")[0]), []).append(f"{name} {version}")
+    return majors
+
+
+def test_one_cuda_major_in_the_environment(plan, venv_packages):
+    majors = cuda_wheel_majors(venv_packages)
+    assert len(majors) <= 1, f"CUDA wheels of several majors in one environment: {majors}"
+    if plan.python.cuda_major and majors:
+        assert set(majors) == {plan.python.cuda_major}, (
+            f"the plan's CUDA major is {plan.python.cuda_major}, installed: {majors}")
+
+
+def test_frameworks_import_together_in_one_process(host, plan, venv_python, record_fact):
+    """Both frameworks share one environment: import them in one process, as a notebook does,
+    and touch the GPU from both where they run on it."""
+    if not (plan.tensorflow.package and plan.torch.version):
+        pytest.skip("the plan installs one framework only")
+    script = (
+        "import json, tensorflow as tf, torch\n"
+        "gpus = tf.config.list_physical_devices('GPU')\n"
+        "cuda = torch.cuda.is_available()\n"
+        "if cuda:\n"
+        "    (torch.ones(2, device='cuda') * 2).sum().item()\n"
+        "if gpus:\n"
+        "    tf.reduce_sum(tf.ones([2]) * 2).numpy()\n"
+        "print(json.dumps({'tensorflow': tf.__version__, 'torch': torch.__version__, "
+        "'tf_gpus': len(gpus), 'torch_cuda': cuda}))\n"
+    )
+    out = host.run(f"{venv_python} -c {shlex.quote(script)}")
+    assert out.rc == 0, f"importing both frameworks in one process failed:\n{out.stderr[-3000:]}"
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    record_fact("frameworks.one_process", report)

@@ -11,7 +11,17 @@ from verify.conftest import require_gpus, run_json
 _RUNS: dict[tuple[str, str], tuple[int, dict, str]] = {}
 
 
-def _train_args(target, framework: str) -> list[str]:
+def on_gpu(target, plan, framework: str) -> bool:
+    """Whether the plan puts this framework on the GPU: TensorFlow's CPU build is planned where
+    its wheels have no kernel for the card (Maxwell) or torch holds the CUDA 13 wheels."""
+    if target["gpu_count"] <= 0:
+        return False
+    if framework == "tensorflow":
+        return "[and-cuda]" in (plan.tensorflow.package or "")
+    return bool(plan.torch.variant and plan.torch.variant.startswith("cu"))
+
+
+def _train_args(target, plan, framework: str) -> list[str]:
     args = [target["frameworks_train_check_path"], "--json", "-", "--framework", framework,
             "--epochs", str(target["verify_epochs"]),
             "--min-accuracy", str(target["verify_min_accuracy"]),
@@ -20,7 +30,7 @@ def _train_args(target, framework: str) -> list[str]:
         args += ["--mnist", target["verify_mnist_path"]]
     if target["verify_offline"]:
         args.append("--offline")
-    if target["gpu_count"] > 0:
+    if on_gpu(target, plan, framework):
         args += ["--require-gpu", "--all-gpus"]
     return args
 
@@ -33,7 +43,7 @@ def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
         pytest.skip(f"the plan installs no {framework}: {'; '.join(plan.notes)}")
     key = (target.name, framework)
     if key not in _RUNS:
-        rc, report, stderr = run_json(host, _train_args(target, framework))
+        rc, report, stderr = run_json(host, _train_args(target, plan, framework))
         _RUNS[key] = (rc, (report.get("results") or [{}])[0], stderr)
     return _RUNS[key]
 
@@ -48,7 +58,7 @@ def test_mnist_trains(host, target, plan, framework, record_fact):
     assert rc != 2, f"the training check could not run ({framework}): {evidence}"
     assert result.get("status") == "passed", (
         f"{framework} training failed: {result.get('reason')}; {evidence}")
-    expected_device = "gpu" if target["gpu_count"] > 0 else "cpu"
+    expected_device = "gpu" if on_gpu(target, plan, framework) else "cpu"
     assert result["device"] == expected_device, (
         f"{framework} trained on {result['device']}, expected {expected_device}; {evidence}")
     assert result["test_accuracy"] >= result["min_accuracy"], evidence
@@ -60,6 +70,8 @@ def test_framework_cuda_build_fits_the_driver(host, target, plan, framework):
     # Wheels bring their own CUDA runtime: the host driver must be new enough for it (CUDA
     # minor-version compatibility: 12.x needs R525+, 13.x R580+).
     require_gpus(target)
+    if not on_gpu(target, plan, framework):
+        pytest.skip(f"the plan runs {framework} on the CPU here: {'; '.join(plan.notes)}")
     rc, result, stderr = train(host, target, plan, framework)
     build = result.get("cuda_build")
     assert build, f"{framework} is a CPU-only build on a host declared with GPUs: {result}"
@@ -74,22 +86,31 @@ def test_framework_cuda_build_fits_the_driver(host, target, plan, framework):
 
 def test_gpu_matmul_throughput(host, target, plan, record_fact):
     # A card far under its model's figure is throttling, on a narrow PCIe link or power-capped.
+    # The probe runs the dtype of the card's tensor cores (fp16 on Volta/Turing, bf16 from
+    # Ampere) and is held to that dtype's figure.
     require_gpus(target)
     from dlws.stack import find_gpu
 
     if not plan.torch.version:
         pytest.fail("the matmul probe needs PyTorch, and the plan installs none on a GPU host")
-    expected = find_gpu(target["gpu_model"]).fp16_tflops
+    model = find_gpu(target["gpu_model"])
     rc, report, stderr = run_json(host, [target["frameworks_train_check_path"],
-                                         "--matmul-probe", "gpu", "--json", "-"])
+                                         "--matmul-probe", "gpu", "--matmul-dtype",
+                                         model.tensor_dtype, "--json", "-"])
     readings = [r for r in report.get("matmul", []) if "tflops" in r]
     assert rc == 0 and readings, f"the matmul probe did not run (exit {rc}): {report} {stderr}"
     assert len(readings) == target["gpu_count"], (
         f"the probe saw {len(readings)} GPUs, {target['gpu_count']} declared: {readings}")
-    bar = target["verify_min_tflops_fraction"] * expected
     for reading in readings:
         record_fact(f"matmul.{reading['device']}.tflops", round(reading["tflops"], 1))
+    assert {r["dtype"] for r in readings} == {model.tensor_dtype}, readings
+    expected = model.tensor_tflops
+    if expected is None:
+        pytest.skip(f"no {model.tensor_dtype} figure for {model.name} in the table "
+                    "(dlws/stack/data/sources/performance.tsv): readings recorded only")
+    bar = target["verify_min_tflops_fraction"] * expected
     slow = [f"{r['device']} {r['name']}: {r['tflops']:.0f} TFLOP/s" for r in readings
             if r["tflops"] < bar]
     assert not slow, (f"under {bar:.0f} TFLOP/s ({target['verify_min_tflops_fraction']} of the "
-                      f"{expected:.0f} expected for {target['gpu_model']}): {slow}")
+                      f"{expected:.0f} {model.tensor_dtype} TFLOP/s expected for "
+                      f"{target['gpu_model']}): {slow}")

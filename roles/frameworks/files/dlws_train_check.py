@@ -122,7 +122,9 @@ def _torch_fit(torch, model, x, y, epochs: int, batch: int, mixed: bool, device)
     """The seed's training loop (adam, softmax cross-entropy); returns seconds."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # Keras's adam default
     loss_fn = torch.nn.CrossEntropyLoss()  # softmax + sparse categorical cross-entropy
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+    autocast_dtype = (getattr(torch, tensor_dtype(torch.cuda.get_device_capability(device)))
+                      if mixed and device.type == "cuda" else torch.bfloat16)
+    autocast = torch.autocast(device.type, dtype=autocast_dtype,
                               enabled=mixed and device.type == "cuda")
     start = time.perf_counter()
     model.train()
@@ -227,8 +229,16 @@ def train_torch(data: dict, epochs: int, require_gpu: bool, mixed: bool, all_gpu
             "train_seconds": seconds}
 
 
-def matmul_probe(device_kind: str, size: int, iterations: int) -> list[dict]:
-    """Achieved dense matrix-multiply TFLOP/s on each GPU (bf16), or the CPU (fp32)."""
+def tensor_dtype(capability: tuple[int, int]) -> str:
+    """The dtype a GPU's tensor cores run: bfloat16 from Ampere (sm_80) on; Volta and Turing
+    have FP16 tensor cores and no BF16 ones (NVIDIA A100 whitepaper), so float16 there."""
+    return "bfloat16" if tuple(capability) >= (8, 0) else "float16"
+
+
+def matmul_probe(device_kind: str, size: int, iterations: int,
+                 dtype_name: str = "auto") -> list[dict]:
+    """Achieved dense matrix-multiply TFLOP/s on each GPU (in its tensor cores' dtype, or
+    `dtype_name`), or the CPU (fp32)."""
     try:
         import torch
     except ImportError as error:
@@ -237,11 +247,16 @@ def matmul_probe(device_kind: str, size: int, iterations: int) -> list[dict]:
         if not torch.cuda.is_available():
             raise CannotRun("no GPU visible to PyTorch for the matmul probe")
         devices = [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())]
-        dtype = torch.bfloat16
     else:
-        devices, dtype = [torch.device("cpu")], torch.float32
+        devices = [torch.device("cpu")]
     readings = []
     for device in devices:
+        if device.type != "cuda":
+            dtype = torch.float32
+        elif dtype_name == "auto":
+            dtype = getattr(torch, tensor_dtype(torch.cuda.get_device_capability(device)))
+        else:
+            dtype = getattr(torch, dtype_name)
         a = torch.randn(size, size, device=device, dtype=dtype)
         b = torch.randn(size, size, device=device, dtype=dtype)
         for _ in range(3):  # warm-up: clocks, cuBLAS heuristics
@@ -337,6 +352,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="instead of training: measure matrix-multiply TFLOP/s per device")
     parser.add_argument("--matmul-size", type=int, default=8192)
     parser.add_argument("--matmul-iterations", type=int, default=50)
+    parser.add_argument("--matmul-dtype", choices=("auto", "float16", "bfloat16", "float32"),
+                        default="auto",
+                        help="GPU dtype; auto = the tensor cores' (bf16 from Ampere, fp16 on "
+                             "Volta/Turing)")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
     args.framework = args.framework or list(FRAMEWORKS)
@@ -369,7 +388,8 @@ def emit(args: argparse.Namespace, lines: list[str], report: dict) -> None:
 
 def probe_main(args: argparse.Namespace) -> int:
     try:
-        readings = matmul_probe(args.matmul_probe, args.matmul_size, args.matmul_iterations)
+        readings = matmul_probe(args.matmul_probe, args.matmul_size, args.matmul_iterations,
+                                args.matmul_dtype)
         code = PASS
     except CannotRun as error:
         readings, code = [{"reason": str(error)}], COULD_NOT_RUN
