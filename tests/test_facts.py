@@ -88,3 +88,27 @@ def test_declared_gpus_stand_in_where_none_is_visible():
     host = f.host_facts(read, {"gpu_model": "NVIDIA L4", "gpu_count": 2})
     assert host.gpus == ("NVIDIA L4", "NVIDIA L4") and host.in_container
     assert f.host_facts(read, {"gpu_model": None, "gpu_count": 0}).gpus == ()
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    (fixture_lines("display", "ubuntu-24.04-gdm3.txt"), "gdm3"),
+    (["display-manager-unit sddm.service"], "sddm"),
+    (["session tty", "session wayland"], "wayland session"),
+    (["session tty", "session unspecified"], None),  # ssh logins on a server
+    ([], None),
+])
+def test_display(lines, expected):
+    assert f.display_from(lines) == expected
+    if lines:
+        assert f.Display().process(lines) == expected
+
+
+def test_display_command_runs_in_a_plain_shell():
+    """The command itself, on this controller (a server: no display manager, no session)."""
+    import subprocess
+
+    def run(command: str) -> tuple[int, str]:
+        out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
+        return out.returncode, out.stdout
+
+    assert f.run_fact(run, f.Display) is None

@@ -192,5 +192,6 @@ def test_calculator_plan_and_verify_give_the_same_stack(tmp_path):
     for stack in (planned, calculated, verified):
         stack.pop("transition")
     assert planned == calculated == verified
+    # From R580 NVIDIA's repository names the fabric manager and NSCQ without a branch.
     assert planned["driver"]["packages"] == ["nvidia-driver-pinning-580", "nvidia-open",
-                                             "nvidia-fabricmanager-580"]
+                                             "nvidia-fabricmanager", "libnvidia-nscq"]
