@@ -460,3 +460,71 @@ def test_cli_refusal_exits_2_without_traceback(args, fragment):
     assert out.returncode == 2
     assert fragment in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
+
+
+# --- refreshed tables (issue 12) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("branch", "flavour", "expected"), [
+    # nvidia-driver-pinning-<branch> exists for 570, 580, 590, 610 and 615 only; other branches
+    # are held by the branch-named metapackage.
+    ("535", "proprietary", ["cuda-drivers-535"]),
+    ("550", "open", ["nvidia-open-550"]),
+    ("570", "open", ["nvidia-driver-pinning-570", "nvidia-open"]),
+    ("575", "open", ["nvidia-open-575"]),
+    ("580", "open", ["nvidia-driver-pinning-580", "nvidia-open"]),
+    ("590", "open", ["nvidia-driver-pinning-590", "nvidia-open"]),
+    ("595", "open", ["nvidia-open-595"]),
+    ("610", "open", ["nvidia-driver-pinning-610", "nvidia-open"]),
+    ("615", "open", ["nvidia-driver-pinning-615", "nvidia-open"]),
+])
+def test_repository_branch_pins(branch, flavour, expected):
+    stack = resolve(facts("ubuntu-24.04", "NVIDIA GeForce RTX 4090"),
+                    StackRequest(driver_branch=branch, driver_flavour=flavour,
+                                 driver_source="cuda_repo"))
+    assert list(stack.driver.packages) == expected
+
+
+def test_r615_on_debian_13_is_open_only():
+    with pytest.raises(StackError) as refused:
+        resolve(facts("debian-13", "NVIDIA L4"),
+                StackRequest(driver_branch="615", driver_flavour="proprietary",
+                             driver_source="cuda_repo"))
+    assert refused.value.constraint == "source_open_only"
+    ok = resolve(facts("debian-13", "NVIDIA L4"), StackRequest(driver_branch="615"))
+    assert (ok.driver.flavour, ok.driver.source, ok.cuda.version) == ("open", "cuda_repo", "13.3")
+    assert any("R615 support for NVIDIA L4" in note and "unverified" in note
+               for note in ok.notes), ok.notes
+
+
+def test_ubuntu_595_from_the_archive():
+    stack = resolve(facts("ubuntu-24.04", "NVIDIA H100 80GB HBM3"),
+                    StackRequest(driver_branch="595", driver_source="distro"))
+    assert list(stack.driver.packages) == [
+        "linux-modules-nvidia-595-server-open-generic", "nvidia-headless-no-dkms-595-server-open",
+        "nvidia-utils-595-server"]
+    # CUDA 13.2 needs >= 595.45.04: R595's native CUDA.
+    assert stack.cuda.version == "13.2"
+
+
+def test_debian_12_r535_past_its_end_of_life_says_so():
+    import datetime
+
+    stack = resolve(facts("debian-12", "NVIDIA GeForce RTX 3090"), StackRequest())
+    assert (stack.driver.branch, stack.driver.source) == ("535", "distro")
+    past = datetime.date.today().strftime("%Y-%m") > "2026-06"
+    notes = [n for n in stack.notes if "past NVIDIA's end of life (2026-06)" in n]
+    assert bool(notes) == past, stack.notes
+    if past:
+        assert "Debian still patches it" in notes[0] and "cuda_repo" in notes[0]
+
+
+def test_r580_takes_its_native_torch_build():
+    """On R580 torch's cu130 is native; cu132 would run in minor-version compatibility mode."""
+    stack = resolve(facts("debian-13", "NVIDIA H100 80GB HBM3"),
+                    StackRequest(tensorflow="none", driver_source="cuda_repo"))
+    assert (stack.driver.branch, stack.torch.version, stack.torch.variant) == (
+        "580", "2.15.0", "cu130")
+    newer = resolve(facts("debian-13", "NVIDIA H100 80GB HBM3"),
+                    StackRequest(tensorflow="none", driver_branch="595"))
+    assert newer.torch.variant == "cu132"  # 13.2 is R595's own CUDA
