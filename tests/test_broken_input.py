@@ -62,6 +62,15 @@ CASES = [
      "allowed: 'uv', 'pip'"),
     ("installer-typo", {"python_env_installer": "uvv"}, "python_env_installer",
      "did you mean 'uv'"),
+    ("display-typo", {"nvidia_driver_display": "dekstop"}, "nvidia_driver_display",
+     "did you mean 'desktop'"),
+    # a GPU only NVIDIA's legacy branch supports (Kepler), and a branch without the GPU (the
+    # H200 is first listed by R550)
+    ("gpu-legacy", {"gpu_count": 1, "gpu_model": "Tesla K80"}, "gpu_model",
+     "legacy 470.xx driver branch"),
+    ("h200-driver-535", {"gpu_count": 1, "gpu_model": "NVIDIA H200",
+                         "nvidia_driver_branch": "535"}, "nvidia_driver_branch",
+     "set nvidia_driver_branch to 550 or newer"),
     ("flavour-typo", {"nvidia_driver_flavour": "opn"}, "nvidia_driver_flavour",
      "did you mean 'open'"),
     ("verify_frameworks-jax", {"verify_frameworks": ["jax"]}, "verify_frameworks",
