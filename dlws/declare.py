@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from dlws.schema import Key, absolute_path, defaults, fraction, non_negative, positive
+import os
+import stat
+
+from dlws.schema import Key, absolute_path, defaults, fraction, non_negative, positive, url
+
+
+def _private_file(value: str) -> str | None:
+    path = os.path.expanduser(value)
+    if not os.path.isfile(path):
+        return f"{value!r} does not exist on the controller; fix the path or unset it"
+    if os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return f"{value!r} holds passwords and others can read it; chmod 600 it"
+    return None
+
 
 KEYS = [
     Key("gpu_count", 0, (int,),
@@ -42,5 +55,14 @@ KEYS = [
         "least share of the GPU model's expected dense bf16 TFLOP/s the matmul probe must "
         "reach on each GPU (below: throttling, a narrow PCIe link, a power cap)",
         check=fraction),
+]
+KEYS += [
+    Key("verify_notebooks_logins", None, (str,),
+        "controller path of a file (mode 600) of USER:PASSWORD lines (chpasswd's format) for "
+        "roles/notebooks' login checks: each lab member must get in, everyone else must be "
+        "refused; None = those checks skip", check=_private_file, nullable=True),
+    Key("verify_notebooks_url", None, (str,),
+        "where the controller reaches the hub (default: the host's address and "
+        "notebooks_port; a container's bridge address)", check=url, nullable=True),
 ]
 DEFAULTS = defaults(KEYS)

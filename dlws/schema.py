@@ -12,7 +12,7 @@ from typing import Any
 # Every dlws key starts with its owner's prefix: what a host is declared to have (dlws.declare),
 # then one per role (roles/<role>/defaults.py). tests/test_schema.py holds each key to this list.
 KEY_PREFIXES = ("gpu_", "hardware_", "verify_", "cache_", "base_", "nvidia_driver_", "cuda_",
-                "cudnn_", "python_env_", "frameworks_")
+                "cudnn_", "python_env_", "frameworks_", "notebooks_")
 
 # pyinfra's own keys (connectors and global arguments) pass through untouched.
 PYINFRA_PREFIXES = (
@@ -41,6 +41,8 @@ class Key:
     # Returns None when the value is fine, else the reason and the fix.
     check: Callable[[Any], str | None] | None = None
     nullable: bool = False
+    # A check across keys, given the host's data with every default: None, else the problem.
+    check_data: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 @dataclass(frozen=True)

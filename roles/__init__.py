@@ -16,13 +16,14 @@ from roles import (
     cuda,
     cudnn,
     frameworks,
+    notebooks,
     nvidia_driver,
     python_env,
 )
 
 # The roles deploy/workstation.py runs, in order (nvidia_repo is called by the driver, CUDA and
 # cuDNN roles; cache is deployed on its own host, its keys point the workstations at it).
-ROLES = (base, nvidia_driver, cuda, cudnn, python_env, frameworks)
+ROLES = (base, nvidia_driver, cuda, cudnn, python_env, frameworks, notebooks)
 # Owners of host-data keys, in the order inventory/group_data/all.py lists them.
 KEY_OWNERS = (declare, cache, *ROLES)
 
@@ -34,3 +35,4 @@ def all_keys() -> list[Key]:
 
 def all_defaults() -> dict[str, Any]:
     return {key.name: key.default for key in all_keys()}
+

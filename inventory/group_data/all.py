@@ -41,6 +41,13 @@ verify_offline = False
 # least share of the GPU model's expected dense bf16 TFLOP/s the matmul probe must reach on each
 # GPU (below: throttling, a narrow PCIe link, a power cap)
 verify_min_tflops_fraction = 0.5
+# controller path of a file (mode 600) of USER:PASSWORD lines (chpasswd's format) for
+# roles/notebooks' login checks: each lab member must get in, everyone else must be refused; None =
+# those checks skip
+verify_notebooks_logins = None
+# where the controller reaches the hub (default: the host's address and notebooks_port; a
+# container's bridge address)
+verify_notebooks_url = None
 
 # --- roles.cache (Package cache role: one apt-cacher-ng for a fleet, and the keys that point hosts at it.)
 # apt-cacher-ng (or another apt proxy) for plain-HTTP repositories, e.g. 'http://10.0.0.5:3142':
@@ -159,3 +166,35 @@ frameworks_tensorflow = 'auto'
 frameworks_torch = 'auto'
 # where the training check command is linked for every user
 frameworks_train_check_path = '/usr/local/bin/dlws-train-check'
+
+# --- roles.notebooks (Notebooks role: JupyterHub for the lab, over HTTPS, with the managed environment as a kernel.)
+# run JupyterHub for base_lab_users (PAM logins, notebooks_group only), with the managed environment
+# as a kernel
+notebooks_enabled = False
+# the hub's own virtual environment (JupyterHub, JupyterLab), hash-locked like python_env's
+notebooks_prefix = '/opt/dlws/hub'
+# JupyterHub release (PyPI)
+notebooks_jupyterhub_version = '6.1.1'
+# JupyterLab release (PyPI)
+notebooks_jupyterlab_version = '4.6.6'
+# ipykernel added to the managed environment (python_env_prefix) so it runs as a kernel
+notebooks_ipykernel_version = '7.4.0'
+# the only group whose members may log in; every base_lab_users member is put in it
+notebooks_group = 'lab'
+# the address the hub listens on
+notebooks_address = '0.0.0.0'
+# the hub's TCP port
+notebooks_port = 8443
+# serve plain HTTP instead of HTTPS: only behind a proxy that terminates TLS itself
+notebooks_plain_http = False
+# controller path of the hub's PEM certificate (chain); None = a self-signed one made on the host
+# (its SHA-256 fingerprint is printed by the deploy)
+notebooks_tls_cert = None
+# controller path of the certificate's PEM private key (installed root-only, 0600)
+notebooks_tls_key = None
+# validity of a self-signed certificate, days
+notebooks_tls_days = 825
+# the hub's configuration and certificate
+notebooks_config_dir = '/etc/dlws/hub'
+# the hub's database and secrets (root-only, 0700)
+notebooks_state_dir = '/var/lib/dlws/hub'

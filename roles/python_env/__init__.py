@@ -65,6 +65,7 @@ def venv_packages(
     no_deps: bool = False,
     shared_cache: str | None = None,
     lock: str | None = None,
+    uv: str | None = None,
 ):
     """
     Install pinned requirements into a virtual environment, only those not yet satisfied.
@@ -78,6 +79,7 @@ def venv_packages(
       lock, so the first host downloads a wheel and the others find it in the cache
     + lock: a hash lock on the host (dlws/locks.py) that pins `requirements` and
       every dependency: installed whole, each file checked against its sha256
+    + uv: the uv to run (default: the environment's own bin/uv)
     """
     installed = host.get_fact(VenvPackages, prefix=prefix)
     missing = [req for req in requirements if not _satisfied(req, installed)]
@@ -85,7 +87,7 @@ def venv_packages(
         host.noop(f"already in {prefix}: {', '.join(requirements)}")
         return
     if installer == "uv":
-        command = [f"{prefix}/bin/uv", "pip", "install", "--python", f"{prefix}/bin/python"]
+        command = [uv or f"{prefix}/bin/uv", "pip", "install", "--python", f"{prefix}/bin/python"]
     else:
         command = [f"{prefix}/bin/pip", "install", "--no-input"]
     sources = index_options(index_url, extra_index_urls, find_links, uv=installer == "uv")
