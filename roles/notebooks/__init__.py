@@ -263,12 +263,16 @@ def _hub_environment(plan) -> None:
 
 def _new_secret(path: str, what: str) -> bool:
     # umask 077: the file is root-only from its first byte; the value never reaches a log.
-    return server.shell(
+    made = server.shell(
         name=f"Make the {what} (root-only, once)",
         commands=[f"umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' "
                   f"> {path}"],
         _if=lambda: host.get_fact(File, path=path) is None,
     ).will_change
+    # A secret someone made readable is made root-only again (its value is kept).
+    files.file(name=f"Keep the {what} root-only", path=path, mode="600", user="root",
+               group="root", _if=lambda: host.get_fact(File, path=path) is not None)
+    return made
 
 
 def _secrets(where: dict[str, str]) -> bool:
