@@ -104,9 +104,11 @@ def test_self_signed_certificate_made_once_root_only_and_reported():
     assert op.conditional, "the certificate must be made only where none exists"
     assert op.commands[0].startswith("umask 077 && openssl req -x509"), op.commands
     assert nb.named("fingerprint"), nb.describe()
-    for secret in ("cookie secret", "proxy's API token", "verify service's API token"):
-        [make] = nb.named(secret)
+    for secret in ("hub's cookie secret", "proxy's API token", "verify service's API token"):
+        [make] = nb.named(f"Make the {secret}")
         assert make.conditional and make.commands[0].startswith("umask 077 && "), make
+        [keep] = nb.named(f"Keep the {secret} root-only")
+        assert any(c.startswith("chmod 600 ") for c in keep.commands), keep
 
 
 def test_declared_certificate_is_uploaded_key_root_only(tmp_path):
