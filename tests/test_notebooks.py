@@ -35,6 +35,7 @@ INVENTORY = "tests/fixtures/notebooks/inventory.py"
 CONTAINER = os.environ.get("DLWS_NOTEBOOKS_CONTAINER", "dlws-i17-notebooks")
 REPORT_DIR = ROOT / "reports" / "notebooks"
 MEMBER, OUTSIDER = "researcher", "outsider"
+OWN_KERNEL = "my own kernel"
 STATE = "/var/lib/dlws/hub"
 SECRET_FILES = [f"{STATE}/jupyterhub_cookie_secret", f"{STATE}/proxy_token",
                 f"{STATE}/verify_token", "/etc/dlws/hub/tls.key"]
@@ -107,6 +108,13 @@ def hub(docker_engine, tmp_path_factory):
     # The outsider is a real account with a real password, only not in the lab group.
     docker_exec("sh", "-c", f"id {OUTSIDER} || useradd -m -s /bin/bash {OUTSIDER}")
     docker_exec("chpasswd", stdin=logins.read_text())
+    # A kernel of the member's own, in their home: it must still be offered beside dlws's.
+    own = json.dumps({"argv": ["/opt/dlws/venv/bin/python", "-m", "ipykernel_launcher", "-f",
+                               "{connection_file}"], "display_name": OWN_KERNEL,
+                      "language": "python"})
+    docker_exec("su", "-s", "/bin/sh", MEMBER, "-c",
+                "mkdir -p ~/.local/share/jupyter/kernels/mine && "
+                "cat > ~/.local/share/jupyter/kernels/mine/kernel.json", stdin=own)
     start_hub_as_the_unit_says()
     answered = None
     for _ in range(60):
@@ -224,8 +232,9 @@ def test_lab_member_runs_both_frameworks_in_the_managed_kernel(hub, browser):
     assert "hub/login" not in browser.current_url
     titles = [c.get_attribute("title") for c in browser.find_elements(
         By.CSS_SELECTOR, '.jp-LauncherCard[data-category="Notebook"]')]
-    assert titles == [card.get_attribute("title")], (
-        f"the launcher offers other notebook kernels besides the managed one: {titles}")
+    # dlws's kernel and the member's own; not the hub's Python (it has no frameworks).
+    assert sorted(titles) == sorted([card.get_attribute("title"), OWN_KERNEL]), (
+        f"the launcher's notebook kernels: {titles}")
     card.click()
     editor = wait.until(ready.element_to_be_clickable(
         (By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Cell .cm-content")))
