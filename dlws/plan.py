@@ -27,7 +27,14 @@ def host_problems(name: str, data: Mapping[str, Any], keys: Iterable[Key]) -> li
     problems = validate(name, data, keys)
     merged = {**{key.name: key.default for key in keys}, **data}
     count = merged.get("gpu_count")
-    if isinstance(count, int) and count > 0 and not merged.get("gpu_model"):
+    bad = {problem.key for problem in problems}
+    if count == 0 and merged.get("gpu_model") and not bad & {"gpu_count", "gpu_model"}:
+        problems.append(Problem(name, "gpu_model", f"{merged['gpu_model']!r} is declared but "
+                                "gpu_count is 0: the deploy would install a driver that verify "
+                                "never checks; set gpu_count to the number of GPUs, or remove "
+                                "gpu_model for a CPU host"))
+    if "gpu_count" not in bad and isinstance(count, int) and count > 0 and not merged.get(
+            "gpu_model"):
         problems.append(Problem(name, "gpu_model", f"gpu_count is {count} but no gpu_model is "
                                 "declared; set it to the name nvidia-smi prints, e.g. 'NVIDIA "
                                 "H100 80GB HBM3', or a PCI ID"))
@@ -66,15 +73,59 @@ def check_inventory(hosts: Iterable, keys: Iterable[Key]) -> None:
 
 
 def _inventory_problems(hosts: Iterable, keys: Iterable[Key]) -> str | None:
+    from dlws.inventory.conflicts import cli_inventory_path, group_conflicts, listing_conflicts
+
     keys = list(keys)
     problems = []
     for host in hosts:
-        problems.extend(host_problems(host.name, _own_data(host), keys))
+        # Every key, pyinfra's own (_sudo, ssh_key) too: they are checked against pyinfra.
+        problems.extend(host_problems(host.name, host.data.dict(), keys))
+        if getattr(host, "inventory", None) is not None:
+            problems.extend(group_conflicts(host))
+    try:
+        problems.extend(listing_conflicts(cli_inventory_path() or _INVENTORY_PATH[0]))
+    except Exception as error:  # the inventory file itself failed: pyinfra already said why
+        problems.append(Problem("(inventory)", "-", f"cannot be read again: {error}"))
     if not problems:
         return None
     lines = "\n".join(f"  - {problem}" for problem in problems)
     return (f"the inventory has {len(problems)} problem(s); nothing was changed on any host:\n"
             f"{lines}")
+
+
+def check_before_connect(state, keys: Iterable[Key]) -> None:
+    """Check the whole inventory as soon as pyinfra has read it, before it connects to any host.
+
+    pyinfra connects to every host before it runs a deploy file, and a bad ssh_key or _sudo
+    fails there with its own traceback: this hook (called by the repository's config.py, which
+    pyinfra loads before the inventory exists) gives the deploy file's message, first.
+
+    + state: pyinfra's State, not yet initialised (its init() runs the check first)
+    """
+    from pyinfra.context import ctx_state
+
+    from dlws.inventory.conflicts import cli_inventory_path
+
+    keys = list(keys)
+    real = ctx_state.get() if ctx_state.isset() else state
+    # Read now: the click context of the `pyinfra` command is not seen from its greenlets.
+    _INVENTORY_PATH[0] = cli_inventory_path()
+    if getattr(real, "initialised", False):
+        check_inventory(real.inventory, keys)
+        return
+    init = real.init
+
+    def check_then_init(inventory, *args, **kwargs):
+        # Before init: it builds each host's connector, which type-checks pyinfra's own keys
+        # with a message naming neither the host nor the fix.
+        check_inventory(list(inventory), keys)
+        return init(inventory, *args, **kwargs)
+
+    real.init = check_then_init
+
+
+# The inventory file of the running `pyinfra` command, read where its CLI context is visible.
+_INVENTORY_PATH: list = [None]
 
 
 def _own_data(host) -> dict[str, Any]:
