@@ -220,6 +220,12 @@ def url(schemes: Iterable[str] = ("http", "https"), credentials: bool = False,
             return (f"{redact_url(value)!r} carries credentials, which this key does not take "
                     "(they would be written where others can read them); remove them, and give "
                     "the host its credentials another way (apt: /etc/apt/auth.conf.d)")
+        if credentials and secret_query:
+            return (f"{redact_url(value)!r} carries a token in its query; give it as "
+                    "https://USER:TOKEN@HOST/... instead (kept in a root-only netrc file)")
+        if credentials and parts.username is not None and not parts.password:
+            return (f"{redact_url(value)!r} carries a user without a password; write "
+                    "USER:PASSWORD@ (a token: __token__:TOKEN@)")
         if not path and parts.path not in ("", "/"):
             return f"{redact_url(value)!r}: a proxy URL has no path; write {parts.scheme}://" \
                    f"{parts.hostname}{f':{port}' if port else ''}"
@@ -449,3 +455,38 @@ def redact_url(value: str) -> str:
     from dlws.schema import redact
 
     return redact(value)
+
+
+def split_credentials(value: str) -> tuple[str, tuple[str, str, str] | None]:
+    """(the URL without user:password@, (host, user, password) or None).
+
+    The credentials go to a netrc file that only root and the lab group read (pip and uv both
+    read the file NETRC names); the URL without them may be shown anywhere.
+    """
+    from urllib.parse import unquote
+
+    parts = urlsplit(value)
+    if parts.username is None and parts.password is None:
+        return value, None
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    bare = parts._replace(netloc=netloc).geturl()
+    return bare, (parts.hostname or "", unquote(parts.username or ""),
+                  unquote(parts.password or ""))
+
+
+def netrc_text(urls: Iterable[str]) -> str:
+    """netrc(5) entries for the URLs that carry credentials (one per host)."""
+    entries = {}
+    for value in urls:
+        _, secret = split_credentials(value)
+        if secret:
+            host, user, password = secret
+            if re.search(r"[\s\"']", user + password + host):
+                raise ValueError("a netrc entry cannot hold spaces or quotes; percent-encode them "
+                                 "and use a token without them")
+            entries.setdefault(host, f"machine {host} login {user} password {password}\n")
+    return "".join(entries.values())

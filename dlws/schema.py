@@ -188,7 +188,7 @@ _NETRC = re.compile(r"(?i)(\bpassword\s+)\S+")
 
 def redact(text: str) -> str:
     """`text` with every credential it carries replaced by ***."""
-    text = _USERINFO.sub("***@", text)
+    text = _USERINFO.sub(lambda m: "***:***@" if ":" in m[0] else "***@", text)
     text = _QUERY_SECRET.sub(r"\1***", text)
     text = _AUTH_HEADER.sub(lambda m: m[1] + (f"{m[2]} " if m[2] else "") + "***", text)
     return _NETRC.sub(r"\1***", text)

@@ -23,7 +23,8 @@ def lab_key(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".ssh").mkdir()
     key = tmp_path / ".ssh" / "lab_ed25519"
-    key.write_text("not a real key\n")
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n"
+                   "-----END OPENSSH PRIVATE KEY-----\n")
     return key
 
 

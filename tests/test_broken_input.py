@@ -464,8 +464,8 @@ def test_bin_dlws_gives_the_same_message(tmp_path):
     inventory = write_inventory(tmp_path, {HOST: {"python_env_prefix": "/usr"}})
     for command in (["lock", "--inventory", str(inventory)],
                     ["verify", "--inventory", str(inventory), "--run-dir", str(tmp_path / "r")]):
-        out = subprocess.run([str(Path(sys.executable).parent / "dlws"), *command], cwd=ROOT, capture_output=True,
-                             text=True, timeout=180)
+        out = subprocess.run([str(Path(sys.executable).parent / "dlws"), *command], cwd=ROOT,
+                             capture_output=True, text=True, timeout=180)
         text = out.stdout + out.stderr
         assert out.returncode != 0, text[-2000:]
         assert "Traceback" not in text, text[-3000:]

@@ -354,7 +354,7 @@ def test_shared_pip_cache_installs_take_turns():
     run = run_case("debian-12_no-gpu_shared-cache", data)
     commands = [c for op in run.named("Install the frameworks") for c in op.commands]
     assert commands, run.describe()
-    lock = "mkdir -p /srv/dlws-cache && flock /srv/dlws-cache/.dlws-install.lock "
+    lock = "mkdir -p -- /srv/dlws-cache && flock /srv/dlws-cache/.dlws-install.lock "
     assert all(c.startswith(lock) for c in commands), commands
 
 
@@ -392,7 +392,7 @@ def test_hash_locked_installs(tmp_path, monkeypatch, cache):
         assert f"--no-deps --require-hashes -r /opt/dlws/locks/{lock_name}" in command, command
         if cache:
             # the shared cache first: uv offline, pip from the cache's wheel folder
-            assert command.startswith(f"mkdir -p {cache} && flock {cache}/.dlws-install.lock "
+            assert command.startswith(f"mkdir -p -- {cache} && flock {cache}/.dlws-install.lock "
                                       "sh -c "), command
             assert "--offline" in command or f"--no-index --find-links {cache}/wheels" in command
         else:
