@@ -490,3 +490,8 @@ def netrc_text(urls: Iterable[str]) -> str:
                                  "and use a token without them")
             entries.setdefault(host, f"machine {host} login {user} password {password}\n")
     return "".join(entries.values())
+
+
+def pem_bodies(text: str) -> set[str]:
+    """The base64 bodies of the PEM certificates in `text`, whitespace removed (comparable)."""
+    return {re.sub(r"\s", "", body) for body in _PEM_CERT.findall(text)}

@@ -210,3 +210,16 @@ def lock_specs(stack, data: Mapping[str, Any]) -> list[LockSpec]:
     if data.get("python_env_installer", "uv") == "uv":
         specs.insert(0, uv_spec(data))
     return specs
+
+
+# What `python3 -m venv` puts in an environment before any install (ensurepip): not in a lock.
+VENV_SEED = frozenset({"pip", "setuptools"})
+
+
+def unlocked_packages(installed: dict[str, str], locks: list[Path]) -> list[str]:
+    """Distributions installed beside the locks: ``name version`` of each one no lock pins."""
+    from dlws.facts import canonical
+
+    pinned = {canonical(pin.split("==")[0]) for lock in locks for pin in pins(lock)}
+    return sorted(f"{name} {version}" for name, version in installed.items()
+                  if canonical(name) not in pinned and canonical(name) not in VENV_SEED)

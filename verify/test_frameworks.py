@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from dlws.facts import canonical
@@ -29,6 +31,6 @@ def test_torch_is_the_planned_build(plan, venv_packages):
 def test_framework_imports(host, plan, venv_python, module, record_fact):
     if not getattr(plan, module):
         pytest.skip(f"the plan installs no {module}")
-    out = host.run(f"{venv_python} -c 'import {module}; print({module}.__version__)'")
+    out = host.run(f"{shlex.quote(venv_python)} -c 'import {module}; print({module}.__version__)'")
     assert out.rc == 0, f"import {module} failed:\n{out.stderr[-2000:]}"
     record_fact(f"{module}.version", out.stdout.strip())
