@@ -268,3 +268,20 @@ def test_accuracy_check_holds_the_inventory_sample_bar():
     with pytest.raises(AssertionError, match="under the inventory's bar 0.85"):
         test_training.test_mnist_trains(host, target("ws-acc-sample"), Plan(), "torch",
                                         lambda *a: None)
+
+
+# 7. NVIDIA's keyring: a second key in it fails the host ---------------------------------------
+
+
+def test_nvidia_keyring_check_fails_with_a_second_key():
+    from roles import nvidia_repo
+
+    listing = ("pub:-:4096:1:A:1:::-:::scSC:\n"
+               f"fpr:::::::::{nvidia_repo.KEY_FINGERPRINT}:\n")
+    second = "pub:-:255:22:B:1:::-:::scSC:\nfpr:::::::::" + "1" * 40 + ":\n"
+    files = {nvidia_repo.SOURCES: "Types: deb\n"}
+    test_security.test_nvidia_keyring_holds_exactly_its_key(
+        StandIn(runs={"gpg": Out(stdout=listing)}, files=files))
+    with pytest.raises(AssertionError, match="expected only"):
+        test_security.test_nvidia_keyring_holds_exactly_its_key(
+            StandIn(runs={"gpg": Out(stdout=listing + second)}, files=files))

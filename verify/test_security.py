@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 
+import pytest
+
 from dlws.gpu_readings import unsigned_apt_sources
 
 APT_ROOTS = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
@@ -66,3 +68,17 @@ def test_no_undeclared_docker_users(host, target):
     undeclared = sorted(members - set(target["base_docker_users"]))
     assert not undeclared, (
         f"in the docker group but not in base_docker_users: {undeclared} ({out.stdout.strip()})")
+
+
+def test_nvidia_keyring_holds_exactly_its_key(host):
+    # apt trusts every key in a Signed-By keyring for that repository: one more key there is a
+    # second signer of the driver's packages.
+    from roles import nvidia_repo
+
+    if not host.file(nvidia_repo.SOURCES).exists:
+        pytest.skip("NVIDIA's repository is not configured on this host")
+    out = host.run(nvidia_repo.KeyringPrimaryKeys().command(nvidia_repo.KEYRING))
+    found = nvidia_repo.primary_fingerprints(out.stdout)
+    assert found == [nvidia_repo.KEY_FINGERPRINT], (
+        f"{nvidia_repo.KEYRING} holds {found or 'no key'}; expected only "
+        f"{nvidia_repo.KEY_FINGERPRINT}")
