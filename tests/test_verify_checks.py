@@ -19,7 +19,7 @@ import testinfra
 
 from dlws import locks
 from dlws.inventory.targets import Target
-from dlws.stack import HostFacts, request_from_host_data, resolve
+from dlws.stack import HostFacts, derive
 from roles import all_defaults
 from verify import test_base, test_python_env, test_security, test_training
 
@@ -78,14 +78,10 @@ def locked_host(tmp_path, monkeypatch):
     """A host whose environment is exactly its two locks (uv's and the environment's)."""
     monkeypatch.setattr(locks, "LOCK_DIR", tmp_path)
     host_target = target("ws-lock", python_env_require_hashes=True)
-    plan = resolve(HostFacts(os_id="debian", os_release="12", gpus=()),
-                   request_from_host_data(host_target.data))
-    from roles.frameworks import spec_for
-    from roles.python_env import uv_spec
-
-    env_spec = spec_for(plan, host_target.data, "x86_64")
+    plan = derive(host_target.data, HostFacts(os_id="debian", os_release="12", gpus=()))
+    env_spec = locks.environment_spec(plan, host_target.data)
     env_spec.path.write_text("numpy==2.4.6 \\\n    --hash=sha256:00\nmlxtend==0.25.0\n")
-    uv_spec(host_target).path.write_text("uv==0.13.9 \\\n    --hash=sha256:00\n")
+    locks.uv_spec(host_target.data).path.write_text("uv==0.13.9 \\\n    --hash=sha256:00\n")
     remote = f"{host_target['python_env_lock_dir']}/{env_spec.name}"
     host = StandIn(files={remote: env_spec.path.read_text()})
     installed = {"numpy": "2.4.6", "mlxtend": "0.25.0", "uv": "0.13.9", "pip": "24.0"}
