@@ -126,9 +126,10 @@ def key_install_script(key_url: str, fingerprint: str, keyring: str) -> str:
         'GNUPGHOME="$d/gnupg" LANG=C gpg --batch --show-keys --with-colons "$d/key" > "$d/keys"',
         'n=$(grep -c "^pub:" "$d/keys" || true)',
         'f=$(awk -F: \'/^pub:/{p=1; next} p && /^fpr:/{print $10; exit}\' "$d/keys")',
-        f'if [ "$n" != 1 ] || [ "$f" != {fpr} ]; then echo "dlws: refused the repository key '
-        f'{key_url}: it holds $n primary key(s), first $f; expected exactly one, {fingerprint} '
-        f'(the keyring {keyring} was left as it was)" >&2; exit 1; fi',
+        # The URL and paths are quoted words between the message's double-quoted parts.
+        f'if [ "$n" != 1 ] || [ "$f" != {fpr} ]; then echo "dlws: refused the repository key "'
+        f'{url}": it holds $n primary key(s), first $f; expected exactly one, "{fpr}" (the '
+        f'keyring "{target}" was left as it was)" >&2; exit 1; fi',
         # Import into the private keyring, export that one key: nothing else reaches apt.
         'GNUPGHOME="$d/gnupg" gpg --batch --quiet --import "$d/key"',
         f'GNUPGHOME="$d/gnupg" gpg --batch --export {fpr} > "$d/keyring"',
