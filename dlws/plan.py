@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,6 +18,32 @@ from dlws.locks import LockSpec, lock_specs
 from dlws.schema import Key, Problem, validate
 from dlws.stack import Stack, StackError, derive, differences, find_gpu
 
+# An SSH host's name is its address (or an ssh_config alias); a container's name follows Docker's
+# rule ([a-zA-Z0-9][a-zA-Z0-9_.-]+). Neither may hold anything a shell or ssh would misread.
+_HOST_NAME = re.compile(r"^(@local|@(docker|podman|fake|chroot)/[A-Za-z0-9][A-Za-z0-9_.-]*|"
+                        r"@[a-z]+(/[A-Za-z0-9_.:@/-]+)?|[A-Za-z0-9._:\[\]-]+)$")
+# Folders the deploy makes its own: two keys naming the same one would mix what each holds.
+MANAGED_FOLDERS = ("python_env_prefix", "python_env_wheelhouse_dir", "python_env_lock_dir",
+                   "cache_pip_dir", "base_ca_dir")
+
+
+def _name_and_folder_problems(name: str, merged: Mapping[str, Any], bad: set) -> list[Problem]:
+    problems = []
+    if not _HOST_NAME.match(name):
+        problems.append(Problem(name, "host name", "not a host name, address or @connector/NAME "
+                                "(letters, digits, . _ : -); rename the host, and put an address "
+                                "in ssh_hostname"))
+    seen: dict[str, str] = {}
+    for key in MANAGED_FOLDERS:
+        value = merged.get(key)
+        if key in bad or not isinstance(value, str):
+            continue
+        if value in seen:
+            problems.append(Problem(name, key, f"{value!r} is also {seen[value]}; give each its "
+                                    "own folder"))
+        seen.setdefault(value, key)
+    return problems
+
 
 def host_problems(name: str, data: Mapping[str, Any], keys: Iterable[Key]) -> list[Problem]:
     """Everything wrong with one host's data that the inventory alone shows.
@@ -28,11 +55,7 @@ def host_problems(name: str, data: Mapping[str, Any], keys: Iterable[Key]) -> li
     merged = {**{key.name: key.default for key in keys}, **data}
     count = merged.get("gpu_count")
     bad = {problem.key for problem in problems}
-    if count == 0 and merged.get("gpu_model") and not bad & {"gpu_count", "gpu_model"}:
-        problems.append(Problem(name, "gpu_model", f"{merged['gpu_model']!r} is declared but "
-                                "gpu_count is 0: the deploy would install a driver that verify "
-                                "never checks; set gpu_count to the number of GPUs, or remove "
-                                "gpu_model for a CPU host"))
+    problems += _name_and_folder_problems(name, merged, bad)
     if "gpu_count" not in bad and isinstance(count, int) and count > 0 and not merged.get(
             "gpu_model"):
         problems.append(Problem(name, "gpu_model", f"gpu_count is {count} but no gpu_model is "

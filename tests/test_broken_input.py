@@ -281,8 +281,12 @@ CASES = [
      "python_env_extra_packages", "is not a pip requirement"),
     # --- GPUs and contradictions
     ("gpu-without-model", {"gpu_count": 2}, "gpu_model", "set it to the name nvidia-smi prints"),
-    ("gpu-model-without-count", {"gpu_model": "NVIDIA L4"}, "gpu_model",
+    ("gpu-model-without-count", {"gpu_model": "NVIDIA L4"}, "gpu_count",
      "set gpu_count to the number of GPUs"),
+    ("same-folder-twice", {"python_env_lock_dir": "/opt/dlws/venv"}, "python_env_lock_dir",
+     "is also python_env_prefix; give each its own folder"),
+    ("cache-is-the-venv", {"cache_pip_dir": "/opt/dlws/venv"}, "cache_pip_dir",
+     "is also python_env_prefix"),
     ("gpu-unknown-model", {"gpu_count": 1, "gpu_model": "NVIDIA GeForce GTX 9999"}, "gpu_model",
      "did you mean"),
     ("gpu-unknown-pci-id", {"gpu_count": 1, "gpu_model": "10de:ffff"}, "gpu_model",
@@ -499,3 +503,11 @@ def test_good_data_runs(tmp_path):
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
     assert "Starting operation" in text, text[-3000:]
+
+
+@pytest.mark.parametrize("name", ["ws-01;touch /tmp/x", "ws 01", "$(id)"],
+                         ids=["semicolon", "space", "dollar"])
+def test_a_hostile_host_name_is_refused(tmp_path, name):
+    inventory = tmp_path / "inventory.py"
+    inventory.write_text(f"hosts = [({name!r}, {{'ssh_hostname': '192.0.2.1'}})]\n")
+    assert_refused(deploy(inventory), name, "host name", "rename the host")
