@@ -386,9 +386,10 @@ def pem_certificates(value: Any) -> str | None:
             context.load_verify_locations(cadata=text)
         except (ssl.SSLError, ValueError) as error:
             return f"{path!r} is not a valid PEM certificate ({error}); give the CA's certificate"
-        if context.cert_store_stats()["x509"] != len(blocks):
+        distinct = len({re.sub(r"\s", "", block) for block in blocks})
+        if context.cert_store_stats()["x509"] != distinct:
             return f"{path!r}: OpenSSL read {context.cert_store_stats()['x509']} of its " \
-                   f"{len(blocks)} certificates; fix the file"
+                   f"{distinct} certificates; fix the file"
         stem = ca_file_name(path)
         if stem in stems:
             return f"{path!r} and {stems[stem]!r} would both be installed as {stem}; rename one"
