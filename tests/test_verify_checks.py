@@ -20,6 +20,7 @@ import testinfra
 from dlws import locks
 from dlws.inventory.targets import Target
 from dlws.stack import HostFacts, derive
+from dlws.stack.records import TensorFlowStack, TorchStack
 from roles import all_defaults
 from verify import test_base, test_python_env, test_security, test_training
 
@@ -234,8 +235,8 @@ def test_ca_check_fails_a_certificate_missing_from_the_bundle(tmp_path):
 
 @dataclass
 class Plan:
-    torch: str = "2.14.0"
-    tensorflow: str | None = None
+    torch: TorchStack = TorchStack(version="2.14.0", variant="cpu")
+    tensorflow: TensorFlowStack = TensorFlowStack()
     notes: tuple = ()
 
 
@@ -281,3 +282,11 @@ def test_nvidia_keyring_check_fails_with_a_second_key():
     with pytest.raises(AssertionError, match="expected only"):
         test_security.test_nvidia_keyring_holds_exactly_its_key(
             StandIn(runs={"gpg": Out(stdout=listing + second)}, files=files))
+
+
+def test_training_is_skipped_where_the_plan_installs_no_framework():
+    """frameworks_torch = 'none': the record exists but names no version, so nothing to train."""
+    host = _trained("ws-acc-none", 0.0, 0.0)
+    with pytest.raises(pytest.skip.Exception, match="the plan installs no torch"):
+        test_training.test_mnist_trains(host, target("ws-acc-none"), Plan(torch=TorchStack()),
+                                        "torch", lambda *a: None)

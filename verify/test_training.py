@@ -29,7 +29,7 @@ def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
     """Run dlws-train-check once per host and framework; skip where none is planned."""
     if framework not in target["verify_frameworks"]:
         pytest.skip(f"{framework} not in verify_frameworks")
-    if not getattr(plan, framework):
+    if not getattr(plan, framework).version:
         pytest.skip(f"the plan installs no {framework}: {'; '.join(plan.notes)}")
     key = (target.name, framework)
     if key not in _RUNS:
