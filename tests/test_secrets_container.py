@@ -61,11 +61,13 @@ def servers(docker_engine, tmp_path_factory):
     ca, cert, key = make_tls(folder, gateway)
     proxy, proxy_port, proxy_counts = start_proxy(gateway, "bob", PROXY_SECRET)
     index, index_port, index_counts = start_index(gateway, "alice", INDEX_SECRET, cert, key)
+    remove_container(NAME)
     yield {"gateway": gateway, "ca": ca, "proxy": f"http://bob:{PROXY_SECRET}@{gateway}:"
            f"{proxy_port}", "index": f"https://alice:{INDEX_SECRET}@{gateway}:{index_port}/simple",
            "proxy_counts": proxy_counts, "index_counts": index_counts}
     proxy.shutdown()
     index.shutdown()
+    remove_container(NAME)
 
 
 def _data(servers) -> dict:
