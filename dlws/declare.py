@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 import stat
 
-from dlws.schema import Key, absolute_path, defaults, fraction, non_negative, positive, url
+from dlws.domains import all_of, each, gpu_model, host_path, number_range, unique, url
+from dlws.schema import Key, defaults, fraction
+
+# A workstation or server holds at most a few dozen GPUs (an HGX board: 8; the largest PCIe
+# chassis: 20); 64 leaves room and keeps a typo such as 2**63 from reaching the solver.
+MAX_GPUS = 64
 
 
 def _private_file(value: str) -> str | None:
@@ -20,36 +25,41 @@ def _private_file(value: str) -> str | None:
 KEYS = [
     Key("gpu_count", 0, (int,),
         "GPUs the host has; 0 = CPU profile (GPU checks skip, saying so). More than 0: a "
-        "missing GPU is a failure, never a skip", check=non_negative),
+        "missing GPU is a failure, never a skip (at most 64)", check=number_range(0, MAX_GPUS)),
     Key("gpu_model", None, (str,),
         "the GPU model as nvidia-smi names it (e.g. 'NVIDIA GeForce RTX 4090') or a PCI ID "
-        "('10de:2684'); required when gpu_count > 0", nullable=True),
-    Key("gpu_min_memory_gib", None, (int, float), "least memory per GPU, GiB",
-        check=positive, nullable=True),
+        "('10de:2684'); required when gpu_count > 0, refused when it is 0", check=gpu_model,
+        nullable=True),
+    Key("gpu_min_memory_gib", None, (int, float), "least memory per GPU, GiB (at most 1024)",
+        check=number_range(0, 1024, low_open=True, unit="GiB"), nullable=True),
     Key("gpu_min_power_limit_fraction", 1.0, (float,),
         "least enforced GPU power limit as a fraction of the card's default; lower it where the "
         "lab caps power on purpose (nvidia-smi -pl)", check=fraction),
-    Key("hardware_min_cpu_cores", 1, (int,), "least CPU cores (nproc)", check=positive),
-    Key("hardware_min_memory_gib", 1, (int, float), "least RAM, GiB", check=positive),
+    Key("hardware_min_cpu_cores", 1, (int,), "least CPU cores (nproc), 1 to 4096",
+        check=number_range(1, 4096)),
+    Key("hardware_min_memory_gib", 1, (int, float), "least RAM, GiB (at most 65536)",
+        check=number_range(0, 65536, low_open=True, unit="GiB")),
     Key("hardware_data_dir", "/var/tmp", (str,),
-        "the data disk's mount point (the seed's 'fast storage')", check=absolute_path),
+        "the data disk's mount point (the seed's 'fast storage'); only read by verify",
+        check=host_path()),
     Key("hardware_min_free_gib", 1, (int, float), "least free space on the data disk, GiB",
-        check=non_negative),
+        check=number_range(0, 10**6, unit="GiB")),
     Key("hardware_min_read_mib_s", 50, (int, float),
-        "least sequential read throughput of the data disk, MiB/s", check=non_negative),
+        "least sequential read throughput of the data disk, MiB/s",
+        check=number_range(0, 10**6, unit="MiB/s")),
     Key("verify_frameworks", ["tensorflow", "torch"], (list,),
         "frameworks the training check runs (each must also be installed)",
-        check=lambda v: None if set(v) <= {"tensorflow", "torch"}
-        else "items must be 'tensorflow' or 'torch'"),
+        check=all_of(each(lambda v: None if v in ("tensorflow", "torch")
+                          else f"{v!r}: items must be 'tensorflow' or 'torch'"), unique)),
     Key("verify_min_accuracy", 0.95, (float,),
         "test accuracy bar of the MNIST training check on the full data set", check=fraction),
     Key("verify_sample_min_accuracy", 0.85, (float,),
         "bar on the 5,000-image offline sample (used when no MNIST copy is reachable)",
         check=fraction),
     Key("verify_mnist_path", None, (str,),
-        "a lab mirror's mnist.npz on the host, tried first", check=absolute_path, nullable=True),
-    Key("verify_epochs", 5, (int,), "epochs of the training check (the seed's 5)",
-        check=positive),
+        "a lab mirror's mnist.npz on the host, tried first", check=host_path(), nullable=True),
+    Key("verify_epochs", 5, (int,), "epochs of the training check (the seed's 5), 1 to 100",
+        check=number_range(1, 100)),
     Key("verify_offline", False, (bool,), "never try to download MNIST on the host"),
     Key("verify_min_tflops_fraction", 0.5, (float,),
         "least share of the GPU model's expected dense bf16 TFLOP/s the matmul probe must "
@@ -63,6 +73,7 @@ KEYS += [
         "refused; None = those checks skip", check=_private_file, nullable=True),
     Key("verify_notebooks_url", None, (str,),
         "where the controller reaches the hub (default: the host's address and "
-        "notebooks_port; a container's bridge address)", check=url, nullable=True),
+        "notebooks_port; a container's bridge address)", check=url(("https", "http")),
+        nullable=True),
 ]
 DEFAULTS = defaults(KEYS)

@@ -292,3 +292,31 @@ def unsigned_apt_sources(files: dict[str, str]) -> list[str]:
                 elif "signed-by=" not in opts:
                     problems.append(f"{path}: {line}: no signed-by")
     return problems
+
+
+def apt_components(files: dict[str, str]) -> set[str]:
+    """Components of the enabled ``deb`` entries (one-line and deb822), comments left out.
+
+    A commented-out line, a stanza with ``Enabled: no`` and a ``deb-src`` entry give apt no
+    binary packages, so they do not count.
+    """
+    found: set[str] = set()
+    for path, content in files.items():
+        if path.endswith(".sources"):
+            for stanza in re.split(r"\n\s*\n", content):
+                fields = {}
+                for line in stanza.splitlines():
+                    key, sep, value = line.partition(":")
+                    if sep and not line.startswith((" ", "\t", "#")):
+                        fields[key.strip().lower()] = value.split("#", 1)[0].strip()
+                if "deb" not in fields.get("types", "").split():
+                    continue
+                if fields.get("enabled", "yes").lower() == "no":
+                    continue
+                found.update(fields.get("components", "").split())
+        else:
+            for line in content.splitlines():
+                line = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0]).split()
+                if len(line) >= 4 and line[0] == "deb":
+                    found.update(line[3:])
+    return found

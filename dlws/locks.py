@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from dlws.domains import netrc_text, split_credentials
 from dlws.schema import redact
 
 # DLWS_LOCK_DIR: another folder of locks (a lab's own repository; the tests' scratch folders).
@@ -50,8 +51,10 @@ class LockSpec:
 
     @property
     def name(self) -> str:
+        # Without credentials: a new password must not make a new lock.
         inputs = [self.label, sorted(self.requirements), sorted(self.no_deps), self.python,
-                  self.arch, self.index_url, list(self.extra_index_urls)]
+                  self.arch, self.index_url and split_credentials(self.index_url)[0],
+                  [split_credentials(u)[0] for u in self.extra_index_urls]]
         digest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:12]
         where = f"-py{self.python}-{self.arch}" if self.python else ""
         return f"{self.label}{where}-{digest}.txt"
@@ -85,10 +88,14 @@ def pins(path: Path) -> list[str]:
 
 def index_options(index_url: str | None, extra_index_urls, find_links: str | None = None,
                   uv: bool = True) -> list[str]:
-    """pip/uv options naming where packages come from (uv: the best match across indexes)."""
-    options = ["--index-url", index_url] if index_url else []
+    """pip/uv options naming where packages come from (uv: the best match across indexes).
+
+    Credentials are left out (a command line is visible to every local user): pip and uv take
+    them from the netrc file NETRC names (dlws.domains.netrc_text).
+    """
+    options = ["--index-url", split_credentials(index_url)[0]] if index_url else []
     for extra in extra_index_urls:
-        options += ["--extra-index-url", extra]
+        options += ["--extra-index-url", split_credentials(extra)[0]]
     if uv and len([index_url, *extra_index_urls]) > 1:
         options.append("--index-strategy=unsafe-best-match")
     return options + (["--find-links", find_links] if find_links else [])
@@ -109,10 +116,18 @@ def _compile(spec: LockSpec, requirements: tuple[str, ...], no_deps: bool) -> st
     command += index_options(spec.index_url, spec.extra_index_urls, spec.find_links)
     if no_deps:
         command.append("--no-deps")
-    done = subprocess.run(command, input="\n".join(requirements) + "\n", capture_output=True,
-                          text=True)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dlws-lock-") as private:  # mode 0700
+        netrc = Path(private) / "netrc"
+        netrc.write_text(netrc_text([u for u in (spec.index_url, *spec.extra_index_urls) if u]))
+        netrc.chmod(0o600)
+        done = subprocess.run(command, input="\n".join(requirements) + "\n",
+                              capture_output=True, text=True,
+                              env={**os.environ, "NETRC": str(netrc)})
     if done.returncode != 0:
-        raise LockError(f"uv pip compile failed for {spec.summary()}:\n{done.stderr.strip()}")
+        raise LockError(f"uv pip compile failed for {spec.summary()}:\n"
+                        f"{redact(done.stderr.strip())}")
     return done.stdout
 
 
@@ -220,3 +235,16 @@ def lock_specs(stack, data: Mapping[str, Any]) -> list[LockSpec]:
     if data.get("notebooks_enabled"):
         specs.append(hub_spec(stack, data))
     return specs
+
+
+# What `python3 -m venv` puts in an environment before any install (ensurepip): not in a lock.
+VENV_SEED = frozenset({"pip", "setuptools"})
+
+
+def unlocked_packages(installed: dict[str, str], locks: list[Path]) -> list[str]:
+    """Distributions installed beside the locks: ``name version`` of each one no lock pins."""
+    from dlws.facts import canonical
+
+    pinned = {canonical(pin.split("==")[0]) for lock in locks for pin in pins(lock)}
+    return sorted(f"{name} {version}" for name, version in installed.items()
+                  if canonical(name) not in pinned and canonical(name) not in VENV_SEED)

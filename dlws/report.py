@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlws.schema import redact
+
 PASS, FAIL, SKIP, UNREACHABLE = "pass", "FAIL", "skip", "unreachable"
 # What verify/conftest.py's host fixture says when it cannot reach a host.
 UNREACHABLE_MARK = " is unreachable ("
@@ -271,6 +273,12 @@ def write(run_dir: Path, junit: Path | None = None) -> Report:
     if not (run_dir / JUNIT).exists():
         raise FileNotFoundError(f"{run_dir / JUNIT} does not exist: run verify with "
                                 f"--junitxml {run_dir / JUNIT} (or `dlws verify`)")
+    # pytest wrote these with whatever a check printed: no credential leaves this function.
+    for name in (JUNIT, FACTS):
+        if (run_dir / name).exists():
+            text = (run_dir / name).read_text()
+            if redact(text) != text:
+                (run_dir / name).write_text(redact(text))
     report = build(run_dir / JUNIT, run_dir / FACTS)
     (run_dir / JSON_OUT).write_text(json.dumps(to_json(report), indent=2) + "\n")
     (run_dir / HTML_OUT).write_text(to_html(report, f"dlws verify {run_dir.name}"))

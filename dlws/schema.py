@@ -14,7 +14,7 @@ from typing import Any
 KEY_PREFIXES = ("gpu_", "hardware_", "verify_", "cache_", "base_", "nvidia_driver_", "cuda_",
                 "cudnn_", "python_env_", "frameworks_", "notebooks_")
 
-# pyinfra's own keys (connectors and global arguments) pass through untouched.
+# pyinfra's own keys (connector data and global arguments), checked against pyinfra's declarations.
 PYINFRA_PREFIXES = (
     "_",
     "ssh_",
@@ -89,12 +89,21 @@ def check_value(key: Key, value: Any) -> str | None:
 
 
 def validate(host: str, data: Mapping[str, Any], keys: Iterable[Key]) -> list[Problem]:
-    """Every problem in one host's data: unknown keys (with a suggestion), types, values."""
+    """Every problem in one host's data: unknown keys (with a suggestion), types, values.
+
+    pyinfra's own keys (connector data, global arguments such as ``_sudo``) are checked against
+    pyinfra's own declarations (dlws.connector_keys).
+    """
+    from dlws.connector_keys import check_connector_key
+
     known = {key.name: key for key in keys}
     problems = []
     for name, value in data.items():
-        if name.startswith(PYINFRA_PREFIXES):
-            reason = _check_connector_value(name, value)
+        if not isinstance(name, str):
+            problems.append(Problem(host, repr(name), "a key must be a string"))
+            continue
+        if name.startswith(PYINFRA_PREFIXES) and not name.startswith(KEY_PREFIXES):
+            reason = check_connector_key(name, value)
             if reason:
                 problems.append(Problem(host, name, reason))
             continue
@@ -104,22 +113,16 @@ def validate(host: str, data: Mapping[str, Any], keys: Iterable[Key]) -> list[Pr
             fix = f"did you mean {hint[0]!r}?" if hint else "remove it, or see README 'Host data'"
             problems.append(Problem(host, name, f"unknown key; {fix}"))
             continue
-        reason = check_value(key, value)
+        try:
+            reason = check_value(key, value)
+        except Exception as error:  # a check must never end in a traceback: say what was seen
+            reason = f"got {value!r}, which cannot be checked ({type(error).__name__}: {error})"
         if reason:
             problems.append(Problem(host, name, reason))
     return problems
 
 
-def _check_connector_value(name: str, value: Any) -> str | None:
-    """pyinfra's own keys that name controller files: a missing one fails before any connect."""
-    if name in CONNECTOR_PATH_KEYS and value is not None:
-        if not isinstance(value, str):
-            return f"got {value!r} ({type(value).__name__}); expected a path string"
-        return local_path_exists(CONNECTOR_PATH_KEYS[name])(value)
-    return None
-
-
-# Reusable value checks -------------------------------------------------------------------
+# Reusable value checks (the domains themselves are in dlws/domains.py) -------------------------
 
 
 def local_path_exists(kind: str) -> Callable[[Any], str | None]:
@@ -136,22 +139,24 @@ def local_path_exists(kind: str) -> Callable[[Any], str | None]:
     return check
 
 
-# pyinfra data keys that name a file on the controller (see pyinfra's connectors/ssh.py).
-CONNECTOR_PATH_KEYS = {
-    "ssh_key": "SSH private key",
-    "ssh_config_file": "SSH config file",
-}
-
-
 def url(value: Any) -> str | None:
+    """An http(s) URL without credentials (dlws.domains.url for other schemes and secrets)."""
+    from dlws.domains import url as url_domain
+
+    check = url_domain(("http", "https"), credentials=False)
     for item in [value] if isinstance(value, str) else value:
-        if not str(item).startswith(("http://", "https://", "file://")):
-            return f"{item!r} is not an http(s):// or file:// URL"
+        if not isinstance(item, str):
+            return f"item {item!r} ({type(item).__name__}) is not a string"
+        reason = check(item)
+        if reason:
+            return reason
     return None
 
 
 def absolute_path(value: Any) -> str | None:
-    return None if str(value).startswith("/") else f"{value!r} must be an absolute path"
+    from dlws.domains import host_path
+
+    return host_path()(value)
 
 
 def str_list(value: Any) -> str | None:
@@ -171,9 +176,21 @@ def fraction(value: Any) -> str | None:
     return None if 0 < value <= 1 else f"{value!r} must be in (0, 1], e.g. 0.95"
 
 
-# user:password@ in proxy and mirror URLs: never written to a log, report or lock.
-_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@\"']+:[^/\s@\"']+@")
+# Secrets in text: user:password@ (an '@' inside the password too: the userinfo runs to the last
+# '@' before the host), a token-only userinfo (https://TOKEN@host), secret query parameters and
+# HTTP Authorization headers. Never written to a log, report, lock or deploy.json.
+_USERINFO = re.compile(r"(?<=://)[^/\s\"'<>]*@(?=[^/\s\"'<>@]*(?:[/\s\"'<>]|$))")
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&;](?:token|access_token|auth|key|api_key|apikey|password|passwd|secret|sig|"
+    r"signature|x-amz-signature|x-goog-signature)=)[^&#\s\"'<>]+")
+_AUTH_HEADER = re.compile(r"(?i)(\b(?:proxy-)?authorization\s*[:=]\s*)(?:(basic|bearer|token)\s+)?"
+                          r"[^\s\"'<>,]+")
+_NETRC = re.compile(r"(?i)(\bpassword\s+)\S+")
 
 
 def redact(text: str) -> str:
-    return _CREDENTIALS.sub("***:***@", text)
+    """`text` with every credential it carries replaced by ***."""
+    text = _USERINFO.sub(lambda m: "***:***@" if ":" in m[0] else "***@", text)
+    text = _QUERY_SECRET.sub(r"\1***", text)
+    text = _AUTH_HEADER.sub(lambda m: m[1] + (f"{m[2]} " if m[2] else "") + "***", text)
+    return _NETRC.sub(r"\1***", text)

@@ -23,7 +23,8 @@ def lab_key(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".ssh").mkdir()
     key = tmp_path / ".ssh" / "lab_ed25519"
-    key.write_text("not a real key\n")
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n"
+                   "-----END OPENSSH PRIVATE KEY-----\n")
     return key
 
 
@@ -74,7 +75,9 @@ def test_misspelt_dlws_key_still_refused(tmp_path):
     ("all:\n  hostz:\n    w: {}\n", "a group holds only hosts, vars and children"),
     ("- not a mapping\n", "starts with a group mapping"),
     ("all: {}\n", "no hosts"),
-], ids=["connection", "group-key", "list", "empty"])
+    ("all:\n  hosts:\n    w:\n      ansible_become: maybe\n",
+     "host w: ansible_become: got 'maybe'; expected true or false"),
+], ids=["connection", "group-key", "list", "empty", "become-maybe"])
 def test_bad_hosts_yml_refused_with_reason(tmp_path, text, message):
     hosts = tmp_path / "hosts.yml"
     hosts.write_text(text)
@@ -112,3 +115,18 @@ def test_pyinfra_inventory_without_the_variable_says_what_to_set():
                           "debug-inventory"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode != 0
     assert "set DLWS_ANSIBLE_INVENTORY" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("all:\n  hosts:\n    w:\n      python_env_prefix: /usr\n",
+     r"host w: python_env_prefix: '/usr' is a system folder"),
+    ("all:\n  hosts:\n    w:\n      python_env_index_url: 'https://x/simple;touch /tmp/x'\n",
+     r"host w: python_env_index_url: .* holds ' '"),
+    ("all:\n  hosts:\n    w:\n      base_lab_users: [nobody]\n",
+     r"host w: base_lab_users: 'nobody' is root or a system account"),
+], ids=["prefix-usr", "index-inject", "user-nobody"])
+def test_hostile_hosts_yml_values_refused(tmp_path, text, message):
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_targets(str(hosts), all_keys())

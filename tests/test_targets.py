@@ -34,7 +34,8 @@ def test_lab_example_inventory_loads_with_groups_and_data(tmp_path, monkeypatch)
     # The example names ~/.ssh/lab_ed25519; validation insists the key exists on the controller.
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".ssh").mkdir()
-    (tmp_path / ".ssh" / "lab_ed25519").write_text("not a real key\n")
+    (tmp_path / ".ssh" / "lab_ed25519").write_text(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n-----END OPENSSH PRIVATE KEY-----\n")
     targets = {t.name: t for t in load_targets("inventory/lab.example.py", all_keys())}
     dgx = targets["dgx-01.lab.example"]
     assert dgx.spec.startswith("ssh://admin@dgx-01.lab.example:2222?ssh_identity_file=")

@@ -72,6 +72,26 @@ def _name_host_and_check(request):
     props.append((CHECK_PROPERTY, f"{name}[{params}]" if params else name))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Every check's failure text redacted before pytest prints it or writes it to JUnit."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.longrepr is not None:
+        from dlws.schema import redact
+
+        text = str(report.longrepr)
+        if redact(text) != text:
+            report.longrepr = redact(text)
+    report.sections = [(title, redact_text(body)) for title, body in report.sections]
+
+
+def redact_text(text: str) -> str:
+    from dlws.schema import redact
+
+    return redact(text)
+
+
 @pytest.fixture
 def record_fact(request):
     """Record what a host was found to have (a version, a throughput) for the run's report."""

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from dlws.domains import ca_file_name, pem_bodies
+from dlws.gpu_readings import apt_components
 from roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
 
 
@@ -22,25 +24,30 @@ def test_extra_packages_installed(host, target):
 def test_apt_sources_carry_stack_components(host, target):
     if not target["base_apt_manage_sources"]:
         pytest.skip("base_apt_manage_sources is false: the host's sources are left alone")
+    from verify.test_security import apt_source_paths
+
     os_id = host.system_info.distribution
-    listing = host.run("cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
-                       "/etc/apt/sources.list.d/*.sources 2>/dev/null").stdout
-    missing = [c for c in COMPONENTS[os_id] if c != "non-free-firmware" and c not in listing]
+    files = {p: host.file(p).content_string for p in apt_source_paths(host)}
+    # Enabled deb entries only: a commented-out line gives apt nothing.
+    enabled = apt_components(files)
+    missing = [c for c in COMPONENTS[os_id] if c != "non-free-firmware" and c not in enabled]
     assert host.file(SOURCES_FILE).exists, f"{SOURCES_FILE} is missing"
-    assert not missing, f"apt sources lack components {missing}:\n{listing}"
+    assert not missing, (f"apt sources lack components {missing} (enabled: {sorted(enabled)}) in "
+                         f"{', '.join(files)}")
 
 
 def test_extra_ca_certificates_trusted(host, target):
     if not target["base_extra_ca_certs"]:
         pytest.skip("no base_extra_ca_certs declared")
-    bundle = host.file("/etc/ssl/certs/ca-certificates.crt").content_string
+    bundle = pem_bodies(host.file("/etc/ssl/certs/ca-certificates.crt").content_string)
     for src in target["base_extra_ca_certs"]:
-        installed = host.file(f"{target['base_ca_dir']}/{Path(src).stem}.crt")
+        installed = host.file(f"{target['base_ca_dir']}/{ca_file_name(src)}")
         assert installed.exists, f"CA certificate {installed.path} is missing"
-        first_cert = Path(src).expanduser().read_text().split("-----END CERTIFICATE-----")[0]
-        body = first_cert.split("-----BEGIN CERTIFICATE-----")[-1].strip()
-        assert body and body in bundle, (
-            f"{src} is not in the host's CA bundle: update-ca-certificates did not take it")
+        wanted = pem_bodies(Path(src).expanduser().read_text(errors="replace"))
+        assert wanted, f"{src} holds no PEM certificate: there is nothing the host could trust"
+        missing = len(wanted - bundle)
+        assert not missing, (f"{missing} of the {len(wanted)} certificates of {src} are not in "
+                             "the host's CA bundle: update-ca-certificates did not take them")
 
 
 def test_apt_proxy_configured(host, target):
@@ -48,6 +55,11 @@ def test_apt_proxy_configured(host, target):
         pytest.skip("no proxy declared")
     conf = host.file(APT_PROXY_FILE)
     assert conf.exists, f"{APT_PROXY_FILE} is missing"
+    # The file may hold a proxy password: root only, and never quoted in a report.
+    assert conf.user == "root" and conf.mode & 0o007 == 0, (
+        f"{APT_PROXY_FILE} is {conf.user}:{conf.group} {oct(conf.mode)}: others can read it")
+    text = conf.content_string
     for key in ("base_http_proxy", "base_https_proxy"):
         if target[key]:
-            assert target[key] in conf.content_string, f"{key} not in {APT_PROXY_FILE}"
+            found = target[key] in text
+            assert found, f"{key} (as declared) is not in {APT_PROXY_FILE}"

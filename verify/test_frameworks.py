@@ -31,9 +31,9 @@ def test_torch_is_the_planned_build(plan, venv_packages):
 
 @pytest.mark.parametrize("module", ["tensorflow", "torch"])
 def test_framework_imports(host, plan, venv_python, module, record_fact):
-    if not getattr(plan, module):
+    if not getattr(plan, module).version:
         pytest.skip(f"the plan installs no {module}")
-    out = host.run(f"{venv_python} -c 'import {module}; print({module}.__version__)'")
+    out = host.run(f"{shlex.quote(venv_python)} -c 'import {module}; print({module}.__version__)'")
     assert out.rc == 0, f"import {module} failed:\n{out.stderr[-2000:]}"
     record_fact(f"{module}.version", out.stdout.strip())
 
@@ -81,7 +81,7 @@ def test_frameworks_import_together_in_one_process(host, plan, venv_python, reco
         "print(json.dumps({'tensorflow': tf.__version__, 'torch': torch.__version__, "
         "'tf_gpus': len(gpus), 'torch_cuda': cuda}))\n"
     )
-    out = host.run(f"{venv_python} -c {shlex.quote(script)}")
+    out = host.run(f"{shlex.quote(venv_python)} -c {shlex.quote(script)}")
     assert out.rc == 0, f"importing both frameworks in one process failed:\n{out.stderr[-3000:]}"
     report = json.loads(out.stdout.strip().splitlines()[-1])
     record_fact("frameworks.one_process", report)

@@ -52,7 +52,7 @@ def test_memory(host, target):
 
 def test_data_disk_free_space(host, target):
     path = target["hardware_data_dir"]
-    out = host.run(f"df -Pk {path}")
+    out = host.run(f"df -Pk -- {shlex.quote(path)}")
     assert out.rc == 0, f"data disk {path}: {out.stderr.strip()}"
     free_gib = int(out.stdout.splitlines()[-1].split()[3]) / 2**20
     assert free_gib >= target["hardware_min_free_gib"], (

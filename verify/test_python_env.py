@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from roles.python_env import PIP_CONF, PROFILE
 
 
 def test_venv_python_is_the_planned_one(host, venv_python, plan):
-    out = host.run(f"{venv_python} -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
+    out = host.run(f"{shlex.quote(venv_python)} -c "
+                   "'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
     assert out.rc == 0, f"{venv_python} does not run: {out.stderr}"
     assert out.stdout.strip() == plan.python.version, (
         f"environment Python is {out.stdout.strip()}, the plan says {plan.python.version}")
@@ -25,7 +28,8 @@ def test_venv_usable_by_every_user(host, target):
 def test_pip_trusts_the_host_ca_bundle(host, target):
     conf = host.file(PIP_CONF)
     assert conf.exists, f"{PIP_CONF} is missing"
-    assert f"cert = {target['python_env_ca_bundle']}" in conf.content_string, conf.content_string
+    assert f"cert = {target['python_env_ca_bundle']}" in conf.content_string, (
+        f"{PIP_CONF} names no cert = {target['python_env_ca_bundle']}")
 
 
 def test_installer_present(host, target, venv_packages):
@@ -50,7 +54,7 @@ def test_environment_is_its_hash_lock(host, target, plan, venv_packages):
     if not target["python_env_require_hashes"]:
         pytest.skip("python_env_require_hashes is False: installs are pinned by version only")
     from dlws.facts import canonical
-    from dlws.locks import environment_spec, pins
+    from dlws.locks import environment_spec, pins, unlocked_packages, uv_spec
 
     spec = environment_spec(plan, target.data)
     assert spec.path.exists(), f"the controller has no lock {spec.path} for {spec.summary()}"
@@ -65,3 +69,10 @@ def test_environment_is_its_hash_lock(host, target, plan, venv_packages):
         if found != version:
             wrong.append(f"{name} {found or 'missing'} (lock: {version})")
     assert not wrong, f"the environment differs from locks/{spec.name}: " + ", ".join(wrong)
+    # Nothing beside the locks: a package no lock pins was installed without a hash check.
+    locks = [spec.path]
+    if target["python_env_installer"] == "uv":
+        locks.append(uv_spec(target.data).path)
+    extra = unlocked_packages(venv_packages, [lock for lock in locks if lock.exists()])
+    assert not extra, (f"installed in {target['python_env_prefix']} but pinned by no lock "
+                       f"({', '.join(lock.name for lock in locks)}): {', '.join(extra)}")

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import shlex
 
+import pytest
+
 from dlws.gpu_readings import unsigned_apt_sources
 
-APT_SOURCES = ("find /etc/apt/sources.list /etc/apt/sources.list.d -maxdepth 1 -type f "
-               r"\( -name '*.list' -o -name '*.sources' \) 2>/dev/null")
+APT_ROOTS = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
+
+
+def apt_source_paths(host, roots=APT_ROOTS) -> list[str]:
+    """Every apt source file apt reads, symlinked ones too (apt follows links)."""
+    where = " ".join(shlex.quote(root) for root in roots)
+    out = host.run(f"find -L {where} -maxdepth 1 -type f "
+                   r"\( -name '*.list' -o -name '*.sources' \) 2>/dev/null")
+    return out.stdout.split()
 
 
 def test_every_apt_source_signed(host):
     # Each source names the keyring it trusts (signed-by), so a key added for NVIDIA's
     # repository cannot sign Debian's packages, and none is trusted=yes (no check at all):
     # https://wiki.debian.org/DebianRepository/UseThirdParty
-    paths = host.run(APT_SOURCES).stdout.split()
+    paths = apt_source_paths(host)
     assert paths, "no apt sources found under /etc/apt"
     problems = unsigned_apt_sources({p: host.file(p).content_string for p in paths})
     assert not problems, "apt sources without their own keyring:\n" + "\n".join(problems)
@@ -24,11 +33,12 @@ def test_no_world_writable_files_in_the_stack(host, target):
     # Anyone who can write into the shared environment or the CUDA toolkit runs code as every
     # user of the workstation. Symlinks are always 0777 and say nothing.
     roots = " ".join([shlex.quote(target["python_env_prefix"]), "/usr/local/cuda*"])
-    out = host.run(f'for p in {roots}; do [ -e "$p" ] || continue; '
-                   'find "$p" -xdev ! -type l -perm -0002 -print; done | head -n 50')
-    assert out.rc == 0, f"cannot list {roots}: {out.stderr}"
+    # No pipe: the exit status is find's own (a folder it could not read fails the check).
+    out = host.run(f'rc=0; for p in {roots}; do [ -e "$p" ] || continue; '
+                   'find "$p" -xdev ! -type l -perm -0002 -print || rc=1; done; exit $rc')
+    assert out.rc == 0, f"cannot list {roots} (find exit {out.rc}): {out.stderr[-1000:]}"
     found = out.stdout.split()
-    assert not found, f"world-writable under {roots}: {found}"
+    assert not found, f"world-writable under {roots}: {found[:50]}"
 
 
 def _groups(host, user: str) -> set[str] | None:
@@ -58,3 +68,18 @@ def test_no_undeclared_docker_users(host, target):
     undeclared = sorted(members - set(target["base_docker_users"]))
     assert not undeclared, (
         f"in the docker group but not in base_docker_users: {undeclared} ({out.stdout.strip()})")
+
+
+def test_nvidia_keyring_holds_exactly_its_key(host, plan):
+    # apt trusts every key in a Signed-By keyring for that repository: one more key there is a
+    # second signer of the driver's packages. Each repository path has its own key.
+    from dlws.stack.table import OS_RELEASES, repo_key
+    from roles import nvidia_repo
+
+    if not host.file(nvidia_repo.SOURCES).exists:
+        pytest.skip("NVIDIA's repository is not configured on this host")
+    expected = repo_key(OS_RELEASES[(plan.os.id, plan.os.release)].cuda_repo_path).fingerprint
+    out = host.run(nvidia_repo.KeyringPrimaryKeys().command(nvidia_repo.KEYRING))
+    found = nvidia_repo.primary_fingerprints(out.stdout)
+    assert found == [expected], (
+        f"{nvidia_repo.KEYRING} holds {found or 'no key'}; expected only {expected}")

@@ -53,6 +53,19 @@ def _walk(name: str, node: Any, depth: int, parents: tuple[str, ...], path: Path
               host_vars)
 
 
+# Ansible's boolean strings (its `bool` filter): anything else is a mistake, not "true".
+_TRUE, _FALSE = ("yes", "on", "true", "1", "y", "t"), ("no", "off", "false", "0", "n", "f", "")
+
+
+def _ansible_bool(value: Any, host: str, key: str, path: Path) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (str, int)) and str(value).strip().lower() in _TRUE + _FALSE:
+        return str(value).strip().lower() in _TRUE
+    raise AnsibleInventoryError(f"{path}: host {host}: {key}: got {value!r}; expected true or "
+                                "false")
+
+
 def _pyinfra_host(name: str, variables: dict[str, Any], path: Path,
                   prefixes: set[str]) -> tuple[str, dict[str, Any]]:
     connection = variables.get("ansible_connection", "ssh")
@@ -68,7 +81,7 @@ def _pyinfra_host(name: str, variables: dict[str, Any], path: Path,
         pyinfra_name = name
         data.update({pyinfra_key: variables[key] for key, pyinfra_key in CONNECTION_KEYS.items()
                      if variables.get(key) is not None})
-    if variables.get("ansible_become"):
+    if _ansible_bool(variables.get("ansible_become", False), name, "ansible_become", path):
         data["_sudo"] = True
     # dlws's keys pass through (so a misspelt one is still refused by name); the lab's other
     # variables (ntp_server, ...) belong to its own playbooks and are left out.

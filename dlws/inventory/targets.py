@@ -68,21 +68,21 @@ def load_targets(inventory_path: str, keys: Iterable[Key]) -> list[Target]:
     path = Path(inventory_path)
     if not path.exists():
         raise FileNotFoundError(f"inventory {inventory_path} does not exist")
-    hosts = _read_inventory(path)
+    hosts, conflicts = _read_inventory(path)
     defaults = {key.name: key.default for key in keys}
     targets = []
+    problems = [str(p) for name, data, _ in hosts for p in host_problems(name, data, keys)]
+    if problems or conflicts:
+        raise ValueError("\n".join(problems + conflicts))
     for name, data, groups in hosts:
-        problems = host_problems(name, {k: v for k, v in data.items() if not k.startswith("_")},
-                                 keys)
-        if problems:
-            raise ValueError("\n".join(str(p) for p in problems))
         targets.append(Target(name=name, spec=host_spec(name, data), data={**defaults, **data},
                               groups=tuple(sorted(set(groups)))))
     return targets
 
 
-def _read_inventory(path: Path) -> list[tuple[str, dict[str, Any], list[str]]]:
-    """(name, data, groups) of each host, read by pyinfra's loader in a child process.
+def _read_inventory(path: Path) -> tuple[list[tuple[str, dict[str, Any], list[str]]], list[str]]:
+    """(name, data, groups) of each host, and the inventory's contradictions, read by pyinfra's
+    loader in a child process.
 
     pyinfra_cli patches the whole interpreter for gevent on import, which stalls pytest-xdist's
     workers (`LoopExit: This operation would block forever`); a child keeps verify clean.
@@ -99,13 +99,16 @@ def _read_inventory(path: Path) -> list[tuple[str, dict[str, Any], list[str]]]:
                          ) from None
     if "error" in document:
         raise ValueError(f"inventory {path}: {document['error']}")
-    return [(h["name"], h["data"], h["groups"]) for h in document["hosts"]]
+    return ([(h["name"], h["data"], h["groups"]) for h in document["hosts"]],
+            document.get("conflicts", []))
 
 
 def _dump_inventory(path: Path) -> dict:
     from pyinfra.api import State
     from pyinfra.context import ctx_state
     from pyinfra_cli.inventory import make_inventory
+
+    from dlws.inventory.conflicts import group_conflicts, listing_conflicts
 
     if path.suffix in (".yml", ".yaml"):
         # An Ansible hosts.yml goes through inventory/ansible.py, the same file a deploy of it
@@ -115,8 +118,10 @@ def _dump_inventory(path: Path) -> dict:
     # pyinfra evaluates inventory files inside a run's state; a bare one is enough.
     with ctx_state.use(State()):
         inventory = make_inventory(str(path), cwd=os.getcwd())
+        conflicts = [str(p) for h in inventory for p in group_conflicts(h)]
+        conflicts += [str(p) for p in listing_conflicts(path)]
     return {"hosts": [{"name": h.name, "data": h.data.dict(), "groups": list(h.groups)}
-                      for h in inventory]}
+                      for h in inventory], "conflicts": conflicts}
 
 
 if __name__ == "__main__":

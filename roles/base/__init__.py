@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+import shlex
 from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api import deploy
+from pyinfra.api import DeployError, deploy
 from pyinfra.facts.apt import AptSources
 from pyinfra.facts.files import FileContents, FindFiles
 from pyinfra.operations import apt, files, server
 
+from dlws.domains import ca_file_name
 from dlws.facts import OsRelease, stable_fact
 from dlws.plan import host_plan
 from roles.base import _apt
@@ -45,6 +47,12 @@ KEYRINGS = {
 SOURCES_FILE = "/etc/apt/sources.list.d/dlws-components.sources"
 APT_PROXY_FILE = "/etc/apt/apt.conf.d/80dlws-proxy"
 PROFILE_PROXY_FILE = "/etc/profile.d/dlws-proxy.sh"
+# Proxy settings with any credentials they carry: root and the lab group read them, nobody else
+# (0640). Login shells (PROFILE_PROXY_FILE) and the deploy's own pip/uv runs source this file,
+# so no password is ever on a command line or in a world-readable file.
+SECRETS_DIR = "/etc/dlws"
+PROXY_ENV_FILE = f"{SECRETS_DIR}/proxy.env"
+LAB_GROUP = "dlws"
 APT_STAMP = _apt.APT_STAMP
 
 
@@ -83,10 +91,10 @@ def sources_content(os_id: str, repos: list, mirror: str | None) -> str:
             "\n".join(
                 [
                     "Types: deb",
-                    f"URIs: {uri}",
-                    f"Suites: {repo.distribution}",
-                    f"Components: {' '.join(components)}",
-                    f"Signed-By: {signed_by or KEYRINGS[os_id]}",
+                    f"URIs: {deb822_value(uri)}",
+                    f"Suites: {deb822_value(repo.distribution)}",
+                    f"Components: {deb822_value(' '.join(components))}",
+                    f"Signed-By: {deb822_value(signed_by or KEYRINGS[os_id])}",
                 ]
             )
         )
@@ -98,8 +106,23 @@ def _component_order(wanted: list[str]):
     return lambda c: (wanted.index(c) if c in wanted else len(wanted), c)
 
 
+def apt_conf_string(value: str) -> str:
+    """`value` as an apt.conf string literal; apt.conf(5) has no escape for a quote or newline."""
+    if re.search(r'["\\\x00-\x1f\x7f]', value):
+        raise DeployError(f"{value!r} cannot be written into apt's configuration (a quote, "
+                          "backslash or control character); fix the host data")
+    return f'"{value}"'
+
+
+def deb822_value(value: str) -> str:
+    """A deb822 field value on one line (sources.list(5)): no newline, which would add fields."""
+    if re.search(r"[\x00-\x1f\x7f]", value) or not value.strip():
+        raise DeployError(f"{value!r} cannot be written into an apt sources file; fix the data")
+    return value
+
+
 def proxy_env() -> dict[str, str]:
-    """Proxy variables for commands the deploy runs on the host."""
+    """Proxy variables (with any credentials) for the proxy file the deploy's commands source."""
     env = {}
     for var, key in (("http_proxy", "base_http_proxy"), ("https_proxy", "base_https_proxy"),
                      ("no_proxy", "base_no_proxy")):
@@ -173,11 +196,15 @@ def _lab_users() -> None:
         return
     for group in GPU_GROUPS:
         server.group(name=f"Ensure the {group} group exists", group=group, system=True)
+    # The lab group reads the lab's proxy settings and index credentials, where there are any.
+    groups = GPU_GROUPS + ([LAB_GROUP] if lab_secrets() else [])
+    if lab_secrets():
+        server.group(name=f"Ensure the {LAB_GROUP} group exists", group=LAB_GROUP, system=True)
     for user in host.data.base_lab_users:
         server.user(
-            name=f"Let {user} use the GPUs (groups {', '.join(GPU_GROUPS)})",
+            name=f"Let {user} use the GPUs (groups {', '.join(groups)})",
             user=user,
-            groups=GPU_GROUPS,
+            groups=groups,
             append=True,
             create_home=True,
             shell="/bin/bash",
@@ -190,18 +217,45 @@ def _configure_proxy() -> None:
     # the site proxy, if any.
     http_proxy = host.data.get("cache_apt_proxy") or host.data.base_http_proxy
     if http_proxy:
-        lines.append(f'Acquire::http::Proxy "{http_proxy}";')
+        lines.append(f"Acquire::http::Proxy {apt_conf_string(http_proxy)};")
     if host.data.base_https_proxy:
-        lines.append(f'Acquire::https::Proxy "{host.data.base_https_proxy}";')
+        lines.append(f"Acquire::https::Proxy {apt_conf_string(host.data.base_https_proxy)};")
     if not lines:
         return
+    # apt reads its configuration as root; a proxy password must not be world-readable.
     files.put(name="Send apt through the proxy", src=StringIO("\n".join(lines) + "\n"),
-              dest=APT_PROXY_FILE, mode="644", create_remote_dir=False)
+              dest=APT_PROXY_FILE, mode="640", user="root", group="root",
+              create_remote_dir=False)
     if not proxy_env():
         return
-    exports = "".join(f"export {k}={v!r}\n" for k, v in proxy_env().items())
-    files.put(name="Set the proxy for login shells", src=StringIO(exports),
+    server.group(name=f"Ensure the {LAB_GROUP} group exists (reads the lab's proxy settings)",
+                 group=LAB_GROUP, system=True)
+    files.directory(name=f"Create {SECRETS_DIR}", path=SECRETS_DIR, mode="755", user="root",
+                    group="root")
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in proxy_env().items())
+    files.put(name="Keep the proxy settings where only root and the lab group read them",
+              src=StringIO("# Managed by dlws (roles/base).\n" + exports), dest=PROXY_ENV_FILE,
+              mode="640", user="root", group=LAB_GROUP, create_remote_dir=False)
+    files.put(name="Set the proxy for login shells",
+              src=StringIO("# Managed by dlws (roles/base): the proxy, for those who may read "
+                           f"it.\nif [ -r {PROXY_ENV_FILE} ]; then . {PROXY_ENV_FILE}; fi\n"),
               dest=PROFILE_PROXY_FILE, mode="644", create_remote_dir=False)
+
+
+def lab_secrets() -> bool:
+    """Whether the host gets credentials that lab users read through the lab group."""
+    from dlws.domains import split_credentials
+
+    urls = [host.data.get("python_env_index_url"),
+            *(host.data.get("python_env_extra_index_urls") or [])]
+    return bool(proxy_env()) or any(u and split_credentials(u)[1] for u in urls)
+
+
+def with_proxy(command: str) -> str:
+    """`command` run with the proxy settings (sourced from a root-only file, never inlined)."""
+    if not proxy_env():
+        return command
+    return f"set -a && . {PROXY_ENV_FILE} && set +a && {command}"
 
 
 # A one-line source without options: "deb http://deb.debian.org/debian bookworm main".
@@ -251,7 +305,7 @@ def _set_aside_original_sources() -> None:
     for path in originals:
         server.shell(
             name=f"Keep {path} as {path}.dlws-orig (replaced by the mirror)",
-            commands=[f"mv -n {path} {path}.dlws-orig"],
+            commands=[f"mv -n {shlex.quote(path)} {shlex.quote(path + '.dlws-orig')}"],
             _if=lambda path=path: host.get_fact(FindFiles, path=path) is not None,
         )
 
@@ -259,7 +313,7 @@ def _set_aside_original_sources() -> None:
 def _install_extra_cas() -> None:
     changed = []
     for src in host.data.base_extra_ca_certs:
-        name = Path(src).stem.replace(" ", "_") + ".crt"
+        name = ca_file_name(src)
         put = files.put(
             name=f"Install the extra CA certificate {name}",
             src=str(Path(src).expanduser()),

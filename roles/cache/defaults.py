@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dlws.schema import Key, absolute_path, defaults, url
+from dlws.domains import host_path, url
+from dlws.schema import Key, defaults
 
 KEYS = [
     Key("cache_apt_proxy", None, (str,),
         "apt-cacher-ng (or another apt proxy) for plain-HTTP repositories, e.g. "
         "'http://10.0.0.5:3142': each .deb crosses the uplink once for the fleet; HTTPS "
-        "repositories pass through (see roles/cache/README.md)", check=url, nullable=True),
+        "repositories pass through (see roles/cache/README.md)",
+        check=url(("http",), credentials=False, path=False), nullable=True),
     Key("cache_pip_dir", None, (str,),
         "a directory on the host shared by the fleet (NFS, or a bind mount into containers) "
         "used as pip's and uv's download cache; None = each host keeps its own",
-        check=absolute_path, nullable=True),
+        check=host_path(managed=True), nullable=True),
 ]
 DEFAULTS = defaults(KEYS)

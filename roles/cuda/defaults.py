@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dlws.domains import version_choice
 from dlws.schema import Key, defaults
 
 KEYS = [
     Key("cuda_version", "auto", (str,),
         "CUDA toolkit: auto = the newest the driver branch and GPU support from the source "
-        "(none on hosts without a GPU); none; or a version such as '12.4'"),
+        "(none on hosts without a GPU); none; or a version such as '12.4'",
+        check=version_choice(("auto", "none"), r"\d{1,2}\.\d{1,2}", "12.4")),
 ]
 DEFAULTS = defaults(KEYS)

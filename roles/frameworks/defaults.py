@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from dlws.domains import link_path
 from dlws.schema import Key, defaults
 
 _VERSION = re.compile(r"^(auto|none|\d+\.\d+(\.\d+)?)$")
@@ -21,6 +22,6 @@ KEYS = [
         "PyTorch version: auto = newest whose CUDA build fits the GPU and driver (cpu build "
         "where no GPU); none = skip", check=_version_or_auto),
     Key("frameworks_train_check_path", "/usr/local/bin/dlws-train-check", (str,),
-        "where the training check command is linked for every user"),
+        "where the training check command is linked for every user", check=link_path),
 ]
 DEFAULTS = defaults(KEYS)

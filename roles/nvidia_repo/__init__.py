@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from io import StringIO
 from weakref import WeakSet
 
 from pyinfra import host
+from pyinfra.api import FactBase
 from pyinfra.context import ctx_host
-from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server
 
 from dlws.stack.table import OS_RELEASES, repo_key
@@ -61,8 +63,98 @@ def preferences_content(driver_from_repo: bool) -> str:
     return f"{header}\n{DISTRO_DRIVER_PREFERENCES}\n{rest}"
 
 
+# A primary key and its fingerprint in `gpg --with-colons` output (doc/DETAILS in GnuPG's source:
+# a "pub" record, then its "fpr" record with the fingerprint in field 10).
+_PUB = re.compile(r"^pub:")
+_FPR = re.compile(r"^fpr:(?:[^:]*:){8}([0-9A-F]{40}):")
+
+
+def primary_fingerprints(colons: str) -> list[str]:
+    """The fingerprint of each primary key in `gpg --show-keys --with-colons` output."""
+    found, after_pub = [], False
+    for line in colons.splitlines():
+        if _PUB.match(line):
+            after_pub = True
+        elif after_pub and (match := _FPR.match(line)):
+            found.append(match[1])
+            after_pub = False
+        elif line.startswith(("sub:", "ssb:", "sec:")):
+            after_pub = line.startswith("sec:")
+    return found
+
+
+class KeyringPrimaryKeys(FactBase):
+    """Fingerprints of the primary keys in an apt keyring file ([] when it is missing or empty).
+
+    .. code:: python
+
+        ["EB693B3035CD5710E231E123A4B469963BF863CC"]
+    """
+
+    requires_command = "gpg"
+
+    def command(self, path: str) -> str:
+        quoted = shlex.quote(path)
+        return (f'[ -f {quoted} ] || exit 0; d=$(mktemp -d) && GNUPGHOME="$d" LANG=C gpg --batch '
+                f'--show-keys --with-colons {quoted} 2>/dev/null; rm -rf "$d"')
+
+    default = list
+
+    def process(self, output):
+        return primary_fingerprints("\n".join(output))
+
+
+def key_install_script(key_url: str, fingerprint: str, keyring: str) -> str:
+    """Fetch a repository key into a private folder and install it only if it is exactly one
+    primary key with `fingerprint`; else refuse and leave the installed keyring as it was.
+
+    + key_url: where the repository publishes its key (fetched with curl, through the proxy
+      the caller sets up)
+    + fingerprint: the 40 hex digits the key must have (from the publisher's documentation)
+    + keyring: the keyring file apt's sources name in Signed-By
+    """
+    if not re.fullmatch(r"[0-9A-F]{40}", fingerprint):
+        raise ValueError(f"{fingerprint!r} is not a 40-digit upper-case key fingerprint")
+    url, fpr, target = shlex.quote(key_url), shlex.quote(fingerprint), shlex.quote(keyring)
+    tmp = shlex.quote(keyring + ".dlws-new")
+    return "; ".join([
+        # mktemp -d: a new folder only root can enter (0700), never a fixed /tmp path another
+        # local user could create or swap first.
+        'set -e; d=$(mktemp -d); trap \'rm -rf "$d"\' EXIT; mkdir -m 700 "$d/gnupg"',
+        f'curl -fsSL --max-time 60 -o "$d/key" -- {url}',
+        'GNUPGHOME="$d/gnupg" LANG=C gpg --batch --show-keys --with-colons "$d/key" > "$d/keys"',
+        'n=$(grep -c "^pub:" "$d/keys" || true)',
+        'f=$(awk -F: \'/^pub:/{p=1; next} p && /^fpr:/{print $10; exit}\' "$d/keys")',
+        # The URL and paths are quoted words between the message's double-quoted parts.
+        f'if [ "$n" != 1 ] || [ "$f" != {fpr} ]; then echo "dlws: refused the repository key "'
+        f'{url}": it holds $n primary key(s), first $f; expected exactly one, "{fpr}" (the '
+        f'keyring "{target}" was left as it was)" >&2; exit 1; fi',
+        # Import into the private keyring, export that one key: nothing else reaches apt.
+        'GNUPGHOME="$d/gnupg" gpg --batch --quiet --import "$d/key"',
+        f'GNUPGHOME="$d/gnupg" gpg --batch --export {fpr} > "$d/keyring"',
+        f'install -m 644 -o root -g root "$d/keyring" {tmp}',
+        f"mv -f {tmp} {target}",
+    ])
+
+
 # Hosts of this run that have the repository already (each role that needs it calls configure).
 _CONFIGURED: WeakSet = WeakSet()
+
+
+def install_key(key_url: str, fingerprint: str, keyring: str) -> None:
+    """Install a repository's key unless the keyring already holds exactly that one key.
+
+    The installed keyring is read on every run (KeyringPrimaryKeys): a keyring with another key
+    added, or replaced, is fetched and checked again.
+    """
+    from roles.base import with_proxy
+
+    server.shell(
+        name=f"Install NVIDIA's repository key {fingerprint[-8:]} (exactly one key, fingerprint "
+             "checked)",
+        commands=[with_proxy(key_install_script(key_url, fingerprint, keyring))],
+        _if=lambda: host.get_fact(KeyringPrimaryKeys, path=keyring) != [fingerprint],
+    )
 
 
 def configure(plan) -> None:
@@ -76,18 +168,7 @@ def configure(plan) -> None:
     key = repo_key(OS_RELEASES[(plan.os.id, plan.os.release)].cuda_repo_path)
     apt.packages(name="Install gnupg to check NVIDIA's repository key", packages=["gnupg"],
                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
-    server.shell(
-        name=f"Install NVIDIA's repository key {key.fingerprint[-8:]} (fingerprint checked)",
-        commands=[
-            f"curl -fsSL {url}{key.file} -o /tmp/dlws-cuda-key.pub",
-            "gpg --show-keys --with-colons /tmp/dlws-cuda-key.pub | grep -q "
-            f"'^fpr:::::::::{key.fingerprint}:' || {{ echo 'NVIDIA repository key fingerprint "
-            f"mismatch: expected {key.fingerprint}' >&2; exit 1; }}",
-            f"gpg --dearmor < /tmp/dlws-cuda-key.pub > {KEYRING}.tmp && mv {KEYRING}.tmp {KEYRING}",
-            "rm -f /tmp/dlws-cuda-key.pub",
-        ],
-        _if=lambda: host.get_fact(File, path=KEYRING) is None,
-    )
+    install_key(url + key.file, key.fingerprint, KEYRING)
     sources = files.put(name="Add NVIDIA's CUDA repository", src=StringIO(sources_content(url)),
                         dest=SOURCES, mode="644", create_remote_dir=False)
     driver_from_repo = plan.driver.source == "cuda_repo"

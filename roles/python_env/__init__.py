@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from io import StringIO
@@ -12,17 +13,20 @@ from pyinfra.api import DeployError, OperationError, deploy, operation
 from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
+from dlws.domains import netrc_text, split_credentials
 from dlws.facts import VenvPackages, canonical
 from dlws.locks import LockSpec, index_options, pins, uv_spec, wheels_in
 from dlws.plan import host_data, missing_lock
 from roles import base
-from roles.base import proxy_env
+from roles.base import LAB_GROUP, SECRETS_DIR, with_proxy
 from roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401
 
 PIP_CONF = "/etc/pip.conf"
 UV_CONF = "/etc/uv/uv.toml"
 PROFILE = "/etc/profile.d/dlws.sh"
-_REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(?:\[[^\]]*\])?(?:==(?P<version>\S+))?$")
+# Index credentials (python_env_index_url = https://USER:TOKEN@...): root and the lab group read
+# them here (netrc(5), which pip and uv read from the path NETRC names), nobody else.
+NETRC = f"{SECRETS_DIR}/netrc"
 
 
 def wheelhouse_files() -> list[Path]:
@@ -36,8 +40,10 @@ def installer_env() -> dict[str, str]:
         "SSL_CERT_FILE": host.data.python_env_ca_bundle,
         "PIP_CERT": host.data.python_env_ca_bundle,
         "UV_LINK_MODE": "copy",
-        **proxy_env(),
     }
+    # A path, not a secret: the proxy and index credentials stay in root-only files.
+    if _index_urls_with_credentials():
+        env["NETRC"] = NETRC
     # roles/cache: a download cache the fleet shares, so each wheel crosses the uplink once.
     if host.data.get("cache_pip_dir"):
         env["PIP_CACHE_DIR"] = f"{host.data.cache_pip_dir}/pip"
@@ -45,13 +51,22 @@ def installer_env() -> dict[str, str]:
     return env
 
 
+def _index_urls_with_credentials() -> list[str]:
+    urls = [host.data.get("python_env_index_url"),
+            *(host.data.get("python_env_extra_index_urls") or [])]
+    return [u for u in urls if u and split_credentials(u)[1]]
+
+
 def _satisfied(requirement: str, installed: dict[str, str]) -> bool:
-    match = _REQUIREMENT.match(requirement)
-    if not match:
-        raise OperationError(f"requirement {requirement!r} must be NAME, NAME==VERSION "
-                             "or NAME[extra]==VERSION")
-    version = installed.get(canonical(match["name"]))
-    return version is not None and (match["version"] is None or version == match["version"])
+    """Whether an installed version meets a PEP 508 requirement (NAME[extra]<specifiers>)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        parsed = Requirement(requirement)
+    except InvalidRequirement as error:
+        raise OperationError(f"requirement {requirement!r}: {error}") from None
+    version = installed.get(canonical(parsed.name))
+    return version is not None and parsed.specifier.contains(version, prereleases=True)
 
 
 @operation()
@@ -66,6 +81,7 @@ def venv_packages(
     shared_cache: str | None = None,
     lock: str | None = None,
     uv: str | None = None,
+    proxy: bool = False,
 ):
     """
     Install pinned requirements into a virtual environment, only those not yet satisfied.
@@ -80,6 +96,7 @@ def venv_packages(
     + lock: a hash lock on the host (dlws/locks.py) that pins `requirements` and
       every dependency: installed whole, each file checked against its sha256
     + uv: the uv to run (default: the environment's own bin/uv)
+    + proxy: source the proxy settings file first (roles/base; credentials never inlined)
     """
     installed = host.get_fact(VenvPackages, prefix=prefix)
     missing = [req for req in requirements if not _satisfied(req, installed)]
@@ -96,12 +113,14 @@ def venv_packages(
         options.append("--require-hashes")
         packages = ["-r", lock]
     else:
-        packages = [shlex.quote(req) for req in missing]
+        # `--` ends the options: a requirement can never be read as one.
+        packages = ["--", *missing]
+    wrap = with_proxy if proxy else (lambda line: line)
     if not shared_cache:
-        yield " ".join([*command, *sources, *options, *packages])
+        yield wrap(shlex.join([*command, *sources, *options, *packages]))
         return
-    yield shared_cache_install(shared_cache, installer, command, sources, options, packages,
-                               find_links)
+    yield wrap(shared_cache_install(shared_cache, installer, command, sources, options, packages,
+                                    find_links))
 
 
 def shared_cache_install(shared_cache: str, installer: str, command: list[str],
@@ -120,16 +139,17 @@ def shared_cache_install(shared_cache: str, installer: str, command: list[str],
     if installer == "uv":
         first = [*command, "--offline", *sources, *options, *packages]
         then = [*command, *sources, *options, *packages]
-        script = f"{' '.join(first)} || {' '.join(then)}"
+        script = f"{shlex.join(first)} || {shlex.join(then)}"
     else:
         wheels = f"{shared_cache}/wheels"
         local = [*command, "--no-index", "--find-links", wheels,
                  *(["--find-links", find_links] if find_links else []), *options, *packages]
         download = [command[0], "download", "--no-input", "--dest", wheels, *sources, *options,
                     *packages]
-        script = f"{' '.join(local)} || {{ {' '.join(download)} && {' '.join(local)}; }}"
+        script = f"{shlex.join(local)} || {{ {shlex.join(download)} && {shlex.join(local)}; }}"
     lock = f"{shared_cache}/.dlws-install.lock"
-    return f"mkdir -p {shared_cache} && flock {lock} sh -c {shlex.quote(script)}"
+    return (f"mkdir -p -- {shlex.quote(shared_cache)} && flock {shlex.quote(lock)} "
+            f"sh -c {shlex.quote(script)}")
 
 
 # Reads base's proxy keys too: a nested deploy sees only its own defaults.
@@ -141,7 +161,7 @@ def install() -> None:
     wheelhouse = _upload_wheelhouse()
     server.shell(
         name=f"Create the virtual environment {prefix}",
-        commands=[f"python3 -m venv {prefix}"],
+        commands=[f"python3 -m venv -- {shlex.quote(prefix)}"],
         _if=lambda: host.get_fact(File, path=f"{prefix}/bin/python") is None,
     )
     files.directory(name=f"Let every user read and run {prefix}", path=prefix, mode="755")
@@ -162,20 +182,28 @@ def install() -> None:
             find_links=wheelhouse,
             shared_cache=host.data.get("cache_pip_dir"),
             lock=lock,
+            proxy=bool(base.proxy_env()),
             _env=installer_env(),
         )
     if host.data.python_env_login_path:
         files.put(
             name="Put the environment on login shells' PATH",
-            src=StringIO(
-                "# Managed by dlws (roles/python_env).\n"
-                f'case ":$PATH:" in *":{prefix}/bin:"*) ;; *) PATH="{prefix}/bin:$PATH" ;; esac\n'
-                "export PATH\n"
-            ),
+            src=StringIO(profile_content(prefix, bool(_index_urls_with_credentials()))),
             dest=PROFILE,
             mode="644",
             create_remote_dir=False,  # /etc/profile.d: base-files has it
         )
+
+
+def profile_content(prefix: str, netrc: bool) -> str:
+    """/etc/profile.d/dlws.sh: the environment first on PATH (and the lab's index credentials)."""
+    bin_dir = shlex.quote(f"{prefix}/bin")  # a validated path: letters, digits, . _ + - /
+    text = ("# Managed by dlws (roles/python_env).\n"
+            f'case ":$PATH:" in *:{bin_dir}:*) ;; *) PATH={bin_dir}":$PATH" ;; esac\n'
+            "export PATH\n")
+    if netrc:
+        text += f"if [ -r {NETRC} ]; then NETRC={NETRC}; export NETRC; fi\n"
+    return text
 
 
 def locked(spec: LockSpec) -> tuple[list[str], str | None]:
@@ -205,30 +233,60 @@ def install_packages(name: str, requirements: list[str], extra_index_urls: tuple
         no_deps=no_deps,
         shared_cache=host.data.get("cache_pip_dir"),
         lock=lock,
+        proxy=bool(base.proxy_env()),
         _env=installer_env(),
     )
 
 
-def _configure_pip() -> None:
-    lines = ["# Managed by dlws (roles/python_env).", "[global]",
-             f"cert = {host.data.python_env_ca_bundle}"]
+def ini_value(value: str) -> str:
+    """A pip.conf (INI) value on one line; configparser has no escape for a newline."""
+    if re.search(r"[\x00-\x1f\x7f]", value) or value != value.strip():
+        raise DeployError(f"{value!r} cannot be written into {PIP_CONF}; fix the host data")
+    return value  # pip reads it with RawConfigParser: no interpolation to escape
+
+
+def toml_string(value: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's for these characters)."""
+    return json.dumps(value)
+
+
+def pip_conf_content(ca_bundle: str, index_url: str | None, extra: list[str],
+                     find_links: str | None) -> tuple[str, str]:
+    """(/etc/pip.conf, /etc/uv/uv.toml): world-readable, so the URLs carry no credentials."""
+    index = split_credentials(index_url)[0] if index_url else None
+    extra = [split_credentials(url)[0] for url in extra]
+    lines = ["# Managed by dlws (roles/python_env).", "[global]", f"cert = {ini_value(ca_bundle)}"]
     uv_lines = ["# Managed by dlws (roles/python_env).", "native-tls = true"]
-    if host.data.python_env_index_url:
-        lines.append(f"index-url = {host.data.python_env_index_url}")
-        uv_lines.append(f'index-url = "{host.data.python_env_index_url}"')
-    if host.data.python_env_extra_index_urls:
-        lines.append("extra-index-url = " + " ".join(host.data.python_env_extra_index_urls))
-        uv_lines.append(f"extra-index-url = {host.data.python_env_extra_index_urls!r}"
-                        .replace("'", '"'))
-    if wheelhouse_files():
-        lines.append(f"find-links = {host.data.python_env_wheelhouse_dir}")
-        uv_lines.append(f'find-links = ["{host.data.python_env_wheelhouse_dir}"]')
+    if index:
+        lines.append(f"index-url = {ini_value(index)}")
+        uv_lines.append(f"index-url = {toml_string(index)}")
+    if extra:
+        lines.append("extra-index-url = " + " ".join(ini_value(url) for url in extra))
+        uv_lines.append(f"extra-index-url = [{', '.join(toml_string(url) for url in extra)}]")
+    if find_links:
+        lines.append(f"find-links = {ini_value(find_links)}")
+        uv_lines.append(f"find-links = [{toml_string(find_links)}]")
+    return "\n".join(lines) + "\n", "\n".join(uv_lines) + "\n"
+
+
+def _configure_pip() -> None:
+    pip_conf, uv_toml = pip_conf_content(
+        host.data.python_env_ca_bundle, host.data.python_env_index_url,
+        list(host.data.python_env_extra_index_urls),
+        host.data.python_env_wheelhouse_dir if wheelhouse_files() else None)
     files.put(name="Configure pip for the host's CA bundle and indexes",
-              src=StringIO("\n".join(lines) + "\n"), dest=PIP_CONF, mode="644",
-              create_remote_dir=False)
+              src=StringIO(pip_conf), dest=PIP_CONF, mode="644", create_remote_dir=False)
     files.put(name="Configure uv for the host's CA bundle and indexes",
-              src=StringIO("\n".join(uv_lines) + "\n"), dest=UV_CONF, mode="644",
-              create_remote_dir=True)
+              src=StringIO(uv_toml), dest=UV_CONF, mode="644", create_remote_dir=True)
+    secret_urls = _index_urls_with_credentials()
+    if secret_urls:
+        server.group(name=f"Ensure the {LAB_GROUP} group exists (reads the index credentials)",
+                     group=LAB_GROUP, system=True)
+        files.directory(name=f"Create {SECRETS_DIR}", path=SECRETS_DIR, mode="755",
+                        user="root", group="root")
+        files.put(name="Keep the index credentials where only root and the lab group read them",
+                  src=StringIO(netrc_text(secret_urls)), dest=NETRC, mode="640", user="root",
+                  group=LAB_GROUP, create_remote_dir=False)
 
 
 def _upload_wheelhouse() -> str | None:

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import re
 
-from dlws.schema import Key, absolute_path, defaults, local_path_exists, str_list, url
+from dlws.domains import (
+    all_of,
+    each,
+    host_path,
+    pip_requirement,
+    unique,
+    url,
+    version_choice,
+    wheelhouse,
+)
+from dlws.schema import Key, defaults
+
+# Indexes take credentials (https://USER:TOKEN@pypi.lab/simple): they are written only into
+# root-only files (roles/python_env) and never onto a command line.
+INDEX_URL = url(("http", "https"), credentials=True)
 
 KEYS = [
     Key("python_env_prefix", "/opt/dlws/venv", (str,),
         "the shared virtual environment; lab users run its bin/ or build their own with "
-        "--system-site-packages on top of it", check=absolute_path),
+        "--system-site-packages on top of it; a folder of its own (never /usr, /opt, /tmp...)",
+        check=host_path(managed=True)),
     Key("python_env_python", "auto", (str,),
         "the Python of the environment: auto = the OS's python3 (Debian 12: 3.11, 13: 3.13, "
         "Ubuntu 22.04: 3.10, 24.04: 3.12); a version here must equal it",
@@ -18,26 +33,30 @@ KEYS = [
     Key("python_env_installer", "uv", (str,),
         "uv (measured 8 s against pip's 36 s for tensorflow-cpu + torch) or pip",
         choices=("uv", "pip")),
-    Key("python_env_uv_version", "0.13.9", (str,), "uv release installed into the environment"),
-    Key("python_env_index_url", None, (str,), "a PyPI mirror for the host (default: PyPI)",
-        check=url, nullable=True),
-    Key("python_env_extra_index_urls", [], (list,), "more package indexes", check=url),
+    Key("python_env_uv_version", "0.13.9", (str,), "uv release installed into the environment",
+        check=version_choice((), r"\d+\.\d+\.\d+", "0.13.9")),
+    Key("python_env_index_url", None, (str,),
+        "a PyPI mirror for the host (default: PyPI); may carry USER:PASSWORD@",
+        check=INDEX_URL, nullable=True),
+    Key("python_env_extra_index_urls", [], (list,), "more package indexes",
+        check=all_of(each(INDEX_URL), unique)),
     Key("python_env_wheelhouse", None, (str,),
         "a directory of wheels on the controller, uploaded and used as --find-links "
-        "(air-gapped labs)", check=local_path_exists("wheelhouse directory"), nullable=True),
+        "(air-gapped labs); must hold *.whl files", check=wheelhouse, nullable=True),
     Key("python_env_wheelhouse_dir", "/opt/dlws/wheelhouse", (str,),
-        "where the wheelhouse is uploaded on the host", check=absolute_path),
+        "where the wheelhouse is uploaded on the host", check=host_path(managed=True)),
     Key("python_env_ca_bundle", "/etc/ssl/certs/ca-certificates.crt", (str,),
         "the host's CA bundle that pip and uv trust (includes base_extra_ca_certs)",
-        check=absolute_path),
+        check=host_path()),
     Key("python_env_login_path", True, (bool,),
         "put the environment's bin/ on login shells' PATH (/etc/profile.d/dlws.sh)"),
     Key("python_env_extra_packages", [], (list,), "more pip requirements for the environment "
-        "(installed with the frameworks, in one resolver run)", check=str_list),
+        "(installed with the frameworks, in one resolver run): NAME, NAME==VERSION, NAME>=VERSION",
+        check=all_of(each(pip_requirement), unique)),
     Key("python_env_require_hashes", True, (bool,),
         "install only files whose sha256 a lock in locks/ pins (`bin/dlws lock` makes them); "
         "False = pins by version only"),
     Key("python_env_lock_dir", "/opt/dlws/locks", (str,),
-        "where the host's hash locks are uploaded", check=absolute_path),
+        "where the host's hash locks are uploaded", check=host_path(managed=True)),
 ]
 DEFAULTS = defaults(KEYS)

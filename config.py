@@ -1,0 +1,18 @@
+"""pyinfra's config for runs from this folder: check the inventory before any host is connected.
+
+pyinfra loads ``config.py`` from the folder it runs in before it reads the inventory, and
+connects to every host before it runs a deploy file. Bad data (an ssh_key that is a folder, a
+``_sudo: "no"``) would otherwise fail in pyinfra's connector with a traceback, or be used.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pyinfra import state  # noqa: E402
+
+from dlws.plan import check_before_connect  # noqa: E402
+from roles import all_keys  # noqa: E402
+
+check_before_connect(state, all_keys())

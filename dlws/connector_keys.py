@@ -1,0 +1,91 @@
+"""pyinfra's own host-data keys (connector data, global arguments), read from pyinfra itself."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from typing import Any, get_type_hints
+
+from dlws import domains
+
+# Keys pyinfra reads as paths of files on the controller, and what each must be.
+PATH_CHECKS = {
+    "ssh_key": domains.ssh_key,
+    "ssh_config_file": domains.controller_file("SSH config file"),
+    "ssh_known_hosts_file": domains.controller_file("SSH known_hosts file"),
+}
+# Values pyinfra passes to a shell or to sudo/su as names: the same portable set as user names
+# (root is fine here: it is whom pyinfra becomes, not a lab member).
+NAME_KEYS = ("ssh_user", "_sudo_user", "_su_user", "_doas_user", "_dzdo_user")
+# ssh_strict_host_key_checking takes OpenSSH's values (ssh_config(5) StrictHostKeyChecking).
+STRICT_HOST_KEY_CHECKING = ("yes", "no", "accept-new", "off", "ask")
+# Global arguments that make sense only per operation, never as host data.
+OPERATION_ONLY = ("name", "_if", "_retry_until", "_stdin", "_chdir")
+
+
+@functools.cache
+def pyinfra_keys() -> dict[str, Any]:
+    """Every connector's data keys and every global argument, with pyinfra's declared type."""
+    from pyinfra.api.arguments import all_global_arguments
+    from pyinfra.api.connectors import get_all_connectors
+
+    keys: dict[str, Any] = {}
+    for connector in get_all_connectors().values():
+        data_cls = getattr(connector, "data_cls", None)
+        if data_cls is not None:
+            keys.update(get_type_hints(data_cls))
+    keys.update((name, kind) for name, kind in all_global_arguments()
+                if name not in OPERATION_ONLY)
+    return keys
+
+
+def _type_problem(name: str, value: Any, kind: Any) -> str | None:
+    """pyinfra's own type check (the one its connectors run when they connect)."""
+    from pyinfra.api.util import raise_if_bad_type
+
+    if kind in (int, float) and isinstance(value, bool):
+        return f"got {value!r} (bool); expected {kind.__name__}"
+    if kind is bool and not isinstance(value, bool):
+        return (f"got {value!r} ({type(value).__name__}); expected true or false (a string such "
+                "as 'no' counts as true)")
+    if kind is float and isinstance(value, int):
+        return None
+    try:
+        raise_if_bad_type(value, kind, TypeError, "")
+    except TypeError as error:
+        return f"got {value!r} ({type(value).__name__}); {str(error).lstrip(': ')}"
+    except Exception:  # a type pyinfra cannot check at runtime (a Callable): accept
+        return None
+    return None
+
+
+def check_connector_key(name: str, value: Any) -> str | None:
+    """Why `value` is not acceptable for pyinfra's key `name` (or `name` is not one); else None."""
+    keys = pyinfra_keys()
+    if name not in keys:
+        hint = difflib.get_close_matches(name, keys, n=1, cutoff=0.6)
+        fix = f"did you mean {hint[0]!r}?" if hint else "remove it (see pyinfra's connector docs)"
+        return f"unknown pyinfra key; {fix}"
+    if value is None:
+        return None
+    reason = _type_problem(name, value, keys[name])
+    if reason:
+        return reason
+    if name in PATH_CHECKS:
+        return PATH_CHECKS[name](value)
+    if isinstance(value, str):
+        reason = domains.no_control(value)
+        if reason:
+            return reason
+    if name in NAME_KEYS and not domains._USER.match(value) and value != "root":
+        return f"{value!r} is not a portable user name (lower-case letters, digits, _ and -)"
+    if name == "ssh_port" and not 0 < value < 65536:
+        return f"{value!r} is not a TCP port (1 to 65535)"
+    if name == "ssh_hostname" and not re.fullmatch(r"[A-Za-z0-9._:%-]+", value):
+        return f"{value!r} is not a host name or address"
+    if name == "ssh_strict_host_key_checking" and value not in STRICT_HOST_KEY_CHECKING:
+        return f"got {value!r}; allowed: {', '.join(STRICT_HOST_KEY_CHECKING)}"
+    if name in ("ssh_connect_retries", "_retries", "_timeout", "_parallel") and value < 0:
+        return f"{value!r} must be 0 or more"
+    return None
