@@ -119,6 +119,11 @@ def _sh(command: str) -> tuple[int, str]:
     return out.returncode, out.stdout
 
 
+def _no_atime(values: list) -> list:
+    return [{k: v for k, v in value.items() if k != "atime"} if isinstance(value, dict) else value
+            for value in values]
+
+
 def test_batch_in_a_real_shell_equals_each_fact_read_alone(tmp_path):
     (tmp_path / "a").write_text("one\n\ntwo\n\n")  # trailing empty lines kept
     (tmp_path / "b").write_text("no newline")
@@ -130,7 +135,8 @@ def test_batch_in_a_real_shell_equals_each_fact_read_alone(tmp_path):
                 (File, {"path": str(tmp_path / "missing")})]
     batched = run_facts(_sh, requests)
     alone = [run_fact(_sh, cls, *kwargs.values()) for cls, kwargs in requests]
-    assert batched == alone
+    # The batch's own reads of `a` (sha1sum, cat) move its access time: compare without it.
+    assert _no_atime(batched) == _no_atime(alone)
     assert batched[-4] == ["one", "", "two", ""]
     assert batched[-3] == ["no newline"]
 
