@@ -35,9 +35,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import gevent
 from pyinfra.api.arguments import pop_global_arguments
 from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback
+from pyinfra.context import ctx_host
 
 from dlws.facts import FactBatch, FactRequest, batchable, fact_kwargs
 
@@ -227,13 +229,42 @@ class _SaveOnDisconnect(BaseStateCallback):
 
 def prefetch(host, requests: Sequence[FactRequest]) -> None:
     """Read `requests` and the facts this deploy read on the host last run, in one round trip;
-    pyinfra's get_fact serves them until something runs on the host."""
-    if not enabled() or getattr(host, "state", None) is None:
+    pyinfra's get_fact serves them until something runs on the host.
+
+    pyinfra runs a deploy file's top level one host after another; the first call of a run
+    therefore reads every active host of the inventory at once (pyinfra's pool), so a fleet's
+    reads overlap instead of queueing host by host.
+    """
+    state = getattr(host, "state", None)
+    if not enabled() or state is None:
         return
     install()
-    hosts = _SNAPSHOTS.setdefault(host.state, {})
+    hosts = _SNAPSHOTS.setdefault(state, {})
     if not hosts:
-        host.state.add_callback_handler(_SaveOnDisconnect())
+        state.add_callback_handler(_SaveOnDisconnect())
+        others = [each for each in _active_hosts(state) if each is not host]
+        greenlets = [state.pool.spawn(_prefetch_in_context, each, requests) for each in others]
+        _prefetch_one(host, requests)
+        gevent.joinall(greenlets)
+    elif host.name not in hosts:
+        _prefetch_one(host, requests)
+
+
+def _active_hosts(state) -> list:
+    inventory = getattr(state, "inventory", None)
+    try:
+        return list(inventory.get_active_hosts()) if inventory is not None else []
+    except Exception:  # noqa: BLE001 - an inventory without the API: this host only
+        return []
+
+
+def _prefetch_in_context(host, requests) -> None:
+    with ctx_host.use(host):
+        _prefetch_one(host, requests)
+
+
+def _prefetch_one(host, requests: Sequence[FactRequest]) -> None:
+    hosts = _SNAPSHOTS.setdefault(host.state, {})
     if host.name in hosts:
         return
     snapshot = hosts[host.name] = Snapshot(_identity(host))
@@ -249,6 +280,8 @@ def prefetch(host, requests: Sequence[FactRequest]) -> None:
     try:
         results = _ORIGINAL["get_fact"](host, FactBatch, requests=tuple(batch),
                                         _ignore_errors=True)
+    except Exception:  # noqa: BLE001 - e.g. an unreachable host: its facts are read live
+        results = None
     finally:
         host._dlws_reading -= 1
     if len(results or ()) != len(batch):
