@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+from gevent.pool import Pool
 from pyinfra.api.arguments import pop_global_arguments
 from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback
@@ -242,8 +243,10 @@ def prefetch(host, requests: Sequence[FactRequest]) -> None:
     hosts = _SNAPSHOTS.setdefault(state, {})
     if not hosts:
         state.add_callback_handler(_SaveOnDisconnect())
-        others = [each for each in _active_hosts(state) if each is not host]
-        greenlets = [state.pool.spawn(_prefetch_in_context, each, requests) for each in others]
+        # (A pool of its own: the deploy file may itself run in a slot of pyinfra's.)
+        others = [each for each in _active_hosts(state) if each.name != host.name]
+        pool = Pool(getattr(state.config, "PARALLEL", None) or None)
+        greenlets = [pool.spawn(_prefetch_in_context, each, requests) for each in others]
         _prefetch_one(host, requests)
         gevent.joinall(greenlets)
     elif host.name not in hosts:

@@ -224,3 +224,39 @@ def test_a_saved_list_names_only_fact_classes_with_plain_arguments(tmp_path):
     assert fact_cache.load_requests(path) == [(Date, {}), (File, {"path": "/etc/x"})]
     path.write_text("not json")
     assert fact_cache.load_requests(path) == []
+
+
+def test_the_first_prefetch_reads_every_host_at_once(tmp_path, monkeypatch):
+    """pyinfra runs a deploy file's top level host by host: the first prefetch of a run reads
+    every active host together, each in a greenlet, even with --parallel 1 (no deadlock)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("DLWS_FACT_CACHE", raising=False)
+    names = [f"@fake/prefetch-{i}" for i in range(3)]
+    inventory = Inventory(([(name, {"fake_delay": 0, "fake_delay_jitter": 0}) for name in names],
+                           {}))
+    config = Config(PARALLEL=1)
+    state = State(inventory, config)
+    state.init(inventory, config)
+    reads: list[str] = []
+    original = fact_cache._ORIGINAL["get_fact"]
+
+    def counting(self, fact_cls, *args, **kwargs):
+        reads.append(self.name)
+        return original(self, fact_cls, *args, **kwargs)
+
+    monkeypatch.setitem(fact_cache._ORIGINAL, "get_fact", counting)
+    with ctx_state.use(state):
+        state.set_stage(StateStage.Connect)
+        connect_all(state)
+        state.set_stage(StateStage.Prepare)
+        first = inventory.get_host(names[0])
+        with ctx_host.use(first):
+            from pyinfra import host as proxy  # the deploy file's `host`: a context proxy
+
+            fact_cache.prefetch(proxy, [(Arch, {})])
+            assert sorted(fact_cache._SNAPSHOTS[state]) == sorted(names)
+            assert sorted(reads) == sorted(names)  # one batched read per host
+        for name in names[1:]:
+            with ctx_host.use(inventory.get_host(name)):
+                fact_cache.prefetch(inventory.get_host(name), [(Arch, {})])
+    assert sorted(reads) == sorted(names)  # nothing read twice
