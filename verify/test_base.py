@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pyinfra.facts.deb import DebPackages
 
-from dlws.facts import testinfra_reader
+from dlws import facts
 from roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
 
 
@@ -15,7 +15,7 @@ from roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_F
 def deb_packages(host) -> dict:
     """Installed dpkg packages, read once per host with the fact the deploy's apt.packages reads
     (pyinfra's DebPackages: `dpkg -l`, installed or held)."""
-    return testinfra_reader(host)(DebPackages)
+    return facts.testinfra_reader(host)(DebPackages)
 
 
 @pytest.mark.parametrize("package", ESSENTIAL_PACKAGES)
