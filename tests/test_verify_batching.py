@@ -84,6 +84,26 @@ def test_both_trainings_run_side_by_side_in_one_call(tmp_path, monkeypatch):
         assert stderr.strip() == f"log of {framework}"
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="side by side needs 2 CPUs")
+def test_trainings_started_in_the_background_are_waited_for(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    target = _target(tmp_path)
+    plan = SimpleNamespace(tensorflow=SimpleNamespace(package="tensorflow-cpu==2.21.0"),
+                           torch=SimpleNamespace(version="2.13.0"), notes=[])
+    monkeypatch.setattr(test_training, "_train_args", lambda target, framework: [
+        sys.executable, "-c", RENDEZVOUS, framework,
+        "torch" if framework == "tensorflow" else "tensorflow", str(tmp_path)])
+    monkeypatch.setattr(test_training, "_BACKGROUND", {})
+    host = LocalHost()
+    test_training.start_training(host, target, plan)
+    test_training.start_training(host, target, plan)  # once per host
+    for framework in ("tensorflow", "torch"):
+        rc, result, _ = test_training.train(host, target, plan, framework)
+        assert rc == 0 and result["framework"] == framework
+    assert host.calls == 1
+
+
 def test_a_broken_runner_fails_each_training_with_its_output(tmp_path, monkeypatch):
     target = _target(tmp_path, python_env_prefix=str(tmp_path / "no-venv"))
     host = LocalHost()

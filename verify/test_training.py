@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import threading
 
 import pytest
 
@@ -95,6 +96,31 @@ def _train_all(host, target, frameworks: list[str]) -> None:
                                                f"{out.rc}): {out.stderr[-1500:]}{out.stdout}")
 
 
+# Hosts whose trainings run in the background while their other checks run (CPU hosts).
+_BACKGROUND: dict[str, threading.Thread] = {}
+
+
+def start_training(host, target, plan) -> None:
+    """Start a CPU host's trainings (side by side, one remote call) in the background, once per
+    host and run, so its other checks run meanwhile; train() waits for them. A GPU host trains
+    in its own checks, one framework at a time, nothing else beside it."""
+    planned = _planned(target, plan)
+    if target["gpu_count"] > 0 or len(planned) < 2 or target.name in _BACKGROUND:
+        return
+
+    def run() -> None:
+        try:
+            _train_all(host, target, planned)
+        except Exception as error:  # noqa: BLE001 - each training check reports it
+            for framework in planned:
+                _RUNS.setdefault((target.name, framework),
+                                 (2, {}, f"the training runner failed: {error!r}"))
+
+    _BACKGROUND[target.name] = threading.Thread(target=run, name=f"train {target.name}",
+                                                daemon=True)
+    _BACKGROUND[target.name].start()
+
+
 def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
     """Run dlws-train-check once per host and framework; skip where none is planned."""
     if framework not in target["verify_frameworks"]:
@@ -102,6 +128,8 @@ def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
     if not getattr(plan, framework):
         pytest.skip(f"the plan installs no {framework}: {'; '.join(plan.notes)}")
     key = (target.name, framework)
+    if target.name in _BACKGROUND:
+        _BACKGROUND[target.name].join()
     planned = _planned(target, plan)
     if key not in _RUNS and target["gpu_count"] == 0 and len(planned) > 1:
         _train_all(host, target, planned)
