@@ -65,12 +65,14 @@ def client_key() -> Path:
     return key
 
 
-def start_sshd(names: list[str], key: Path) -> list[tuple[str, str]]:
-    """Authorize `key`, start sshd in each container; its (IP, known_hosts line), in order."""
+def start_sshd(names: list[str], key: Path, new_keys: bool = False) -> list[tuple[str, str]]:
+    """Authorize `key`, start sshd in each container (with host keys of its own where new_keys:
+    a copy of another host's image); its (IP, known_hosts line), in order."""
     public = key.with_suffix(".pub").read_text().strip()
     found = []
     for name in names:
-        sh(name, f"mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh && ssh-keygen -A "
+        fresh = "rm -f /etc/ssh/ssh_host_* && " if new_keys else ""
+        sh(name, f"{fresh}mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh && ssh-keygen -A "
                  f"&& echo '{public}' > /root/.ssh/authorized_keys && /usr/sbin/sshd")
         ip = subprocess.run(["docker", "inspect", "-f",
                              "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
@@ -138,14 +140,12 @@ def main() -> None:
         if rc:
             raise SystemExit(f"the first deploy failed:\n{log}")
         print(f"first deploy, 1 fresh container over SSH: {seconds:.0f} s", flush=True)
-        # Every other host: the deployed one, less its host keys (each makes its own).
-        sh(names[0], "rm -f /etc/ssh/ssh_host_*")
+        # Every other host: a copy of the deployed one, with host keys of its own.
         subprocess.run(["docker", "commit", names[0], deployed_image], check=True,
                        capture_output=True)
-        sh(names[0], "ssh-keygen -A >/dev/null")
         started.extend(names[1:])
         start(names[1:], image=deployed_image)
-        hosts += start_sshd(names[1:], key)
+        hosts += start_sshd(names[1:], key, new_keys=True)
         (KEYS / "known_hosts").write_text("\n".join(line for _, line in hosts) + "\n")
         print(f"{len(names)} deployed hosts running", flush=True)
         inventories = {n: inventory(WORK / f"fleet_ssh{n}.py", [ip for ip, _ in hosts[:n]], data)
