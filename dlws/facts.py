@@ -509,7 +509,7 @@ def pyinfra_reader(host):
 HOST_FACTS: tuple[FactRequest, ...] = tuple(
     (fact_cls, {}) for fact_cls in (OsRelease, NvidiaPciDevices, Container, NvidiaDriverVersion,
                                     KernelVersion, Arch, NvSwitchCount, SecureBoot,
-                                    NvidiaPackages))
+                                    NvidiaPackages, Display))
 
 
 # What `many` gives for a fact the batch could not read (the reader reads it alone if needed).

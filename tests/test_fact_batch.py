@@ -28,6 +28,7 @@ from dlws import facts as dlws_facts
 from dlws.facts import (
     HOST_FACTS,
     Container,
+    Display,
     FactBatch,
     NvidiaDriverVersion,
     NvidiaPackages,
@@ -83,7 +84,8 @@ def test_recorded_batch_feeds_the_plan_like_single_reads(monkeypatch):
               NvidiaDriverVersion: lines[lines.index(f"{MARKER} 2 0") + 1:][:2],
               KernelVersion: ["5.15.0-125-generic"], Arch: ["x86_64"],
               SecureBoot: ["SecureBoot enabled"],
-              NvidiaPackages: fixture_lines("dpkg", "ubuntu-22.04_t4_535-server.txt")}
+              NvidiaPackages: fixture_lines("dpkg", "ubuntu-22.04_t4_535-server.txt"),
+              Display: []}
     reads: list = []
 
     def one(fact_cls, *args):

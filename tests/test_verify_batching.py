@@ -71,11 +71,11 @@ def _fresh_runs():
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="side by side needs 2 CPUs")
 def test_both_trainings_run_side_by_side_in_one_call(tmp_path, monkeypatch):
     target = _target(tmp_path)
-    monkeypatch.setattr(test_training, "_train_args", lambda target, framework: [
+    monkeypatch.setattr(test_training, "_train_args", lambda target, plan, framework: [
         sys.executable, "-c", RENDEZVOUS, framework,
         "torch" if framework == "tensorflow" else "tensorflow", str(tmp_path)])
     host = LocalHost()
-    test_training._train_all(host, target, ["tensorflow", "torch"])
+    test_training._train_all(host, target, None, ["tensorflow", "torch"])
     assert host.calls == 1
     for framework in ("tensorflow", "torch"):
         rc, result, stderr = test_training._RUNS[(target.name, framework)]
@@ -91,7 +91,7 @@ def test_trainings_started_in_the_background_are_waited_for(tmp_path, monkeypatc
     target = _target(tmp_path)
     plan = SimpleNamespace(tensorflow=SimpleNamespace(package="tensorflow-cpu==2.21.0"),
                            torch=SimpleNamespace(version="2.13.0"), notes=[])
-    monkeypatch.setattr(test_training, "_train_args", lambda target, framework: [
+    monkeypatch.setattr(test_training, "_train_args", lambda target, plan, framework: [
         sys.executable, "-c", RENDEZVOUS, framework,
         "torch" if framework == "tensorflow" else "tensorflow", str(tmp_path)])
     monkeypatch.setattr(test_training, "_BACKGROUND", {})
@@ -107,7 +107,7 @@ def test_trainings_started_in_the_background_are_waited_for(tmp_path, monkeypatc
 def test_a_broken_runner_fails_each_training_with_its_output(tmp_path, monkeypatch):
     target = _target(tmp_path, python_env_prefix=str(tmp_path / "no-venv"))
     host = LocalHost()
-    test_training._train_all(host, target, ["tensorflow", "torch"])
+    test_training._train_all(host, target, None, ["tensorflow", "torch"])
     for framework in ("tensorflow", "torch"):
         rc, result, stderr = test_training._RUNS[(target.name, framework)]
         assert rc == 2 and result == {}

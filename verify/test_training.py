@@ -77,10 +77,10 @@ def _report(rc: int, stdout: str, stderr: str) -> tuple[int, dict, str]:
     return rc, (document.get("results") or [{}])[0], stderr + ("" if document else stdout)
 
 
-def _train_all(host, target, frameworks: list[str]) -> None:
+def _train_all(host, target, plan, frameworks: list[str]) -> None:
     """Every planned training of a CPU host in one remote call, side by side (its cores allow
     it); a GPU host trains one framework at a time, so each throughput is its own."""
-    commands = {framework: _train_args(target, framework) for framework in frameworks}
+    commands = {framework: _train_args(target, plan, framework) for framework in frameworks}
     python = f"{target['python_env_prefix']}/bin/python"
     out = host.run(" ".join(shlex.quote(part) for part in
                             [python, "-c", TOGETHER, json.dumps(commands)]))
@@ -110,7 +110,7 @@ def start_training(host, target, plan) -> None:
 
     def run() -> None:
         try:
-            _train_all(host, target, planned)
+            _train_all(host, target, plan, planned)
         except Exception as error:  # noqa: BLE001 - each training check reports it
             for framework in planned:
                 _RUNS.setdefault((target.name, framework),
@@ -132,7 +132,7 @@ def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
         _BACKGROUND[target.name].join()
     planned = _planned(target, plan)
     if key not in _RUNS and target["gpu_count"] == 0 and len(planned) > 1:
-        _train_all(host, target, planned)
+        _train_all(host, target, plan, planned)
     if key not in _RUNS:
         rc, report, stderr = run_json(host, _train_args(target, plan, framework))
         _RUNS[key] = (rc, (report.get("results") or [{}])[0], stderr)
