@@ -26,6 +26,7 @@ command over SSH). This module reads them all at once:
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import importlib
 import json
@@ -115,7 +116,7 @@ def cached(host, fact_cls, kwargs: Mapping, missing: Any = None) -> Any:
     key = request_key(fact_cls, kwargs)
     if snapshot is None or key is None or not snapshot.valid or key not in snapshot.values:
         return missing
-    return snapshot.values[key]
+    return copy.deepcopy(snapshot.values[key])
 
 
 def get_fact(self, fact_cls, *args, **kwargs):
@@ -133,7 +134,8 @@ def get_fact(self, fact_cls, *args, **kwargs):
             snapshot.requested.setdefault(key, (fact_cls, bound))
             if snapshot.valid and key in snapshot.values and _identity(self) == snapshot.identity:
                 snapshot.hits += 1
-                return snapshot.values[key]
+                # A copy: an operation may change the value it was given.
+                return copy.deepcopy(snapshot.values[key])
         snapshot.misses += 1
     self._dlws_reading = getattr(self, "_dlws_reading", 0) + 1
     try:
