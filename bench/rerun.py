@@ -25,7 +25,11 @@ from common import BIN, ROOT, remove, start
 
 from dlws.sandbox_data import controller_wheelhouse
 
-ANCHORS = Path(os.environ.get("DLWS_ANCHORS", ROOT.parent.parent / "shared" / "anchors"))
+# ../shared/anchors beside the clone (or beside the folder of worktrees), unless DLWS_ANCHORS.
+ANCHORS = Path(os.environ.get("DLWS_ANCHORS") or next(
+    (folder for folder in (ROOT.parent / "shared" / "anchors",
+                           ROOT.parent.parent / "shared" / "anchors") if folder.is_dir()),
+    ROOT.parent / "shared" / "anchors"))
 
 
 def timed(command: list[str], env: dict | None = None) -> tuple[float, int, str]:
