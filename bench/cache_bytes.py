@@ -1,8 +1,13 @@
-"""Bytes fetched upstream by 1 and 4 fresh hosts (the workstation without frameworks: base, uv,
-numpy, mlxtend), with and without the fleet cache (apt-cacher-ng container + a shared pip/uv
-download cache). Prints figures only.
+"""Bytes fetched upstream, and the first deploy's time, by 1 and N fresh hosts, with and without
+the fleet cache (apt-cacher-ng container + a shared pip/uv download cache). Prints figures only.
 
-    .venv/bin/python bench/cache_bytes.py [--hosts 1 4]
+The workstation without frameworks (base, uv, numpy, mlxtend), or with --frameworks the whole
+sandbox workstation (inventory/group_data/sandbox.py's data: tensorflow-cpu from PyPI, the torch
+CPU wheel from the controller's wheelhouse, which reaches the hosts by `docker cp`, not over the
+network). --no-baseline skips the runs without the cache.
+
+    .venv/bin/python bench/cache_bytes.py [--hosts 1 4] [--frameworks] [--no-baseline]
+                                          [--prefix dlws-bench]
 """
 
 from __future__ import annotations
@@ -13,11 +18,18 @@ import subprocess
 
 from common import MINIMAL, WORK, deploy, inventory, mib, net_bytes, remove, sh, start
 
-CACHE = "dlws-bench-cache"
+from dlws.sandbox_data import controller_data
+
+PREFIX = ["dlws-bench"]
 SHARED = "/var/cache/dlws-pip"  # where the controller's shared cache folder is mounted
 
 
+def cache_name() -> str:
+    return f"{PREFIX[0]}-cache"
+
+
 def start_cache() -> str:
+    CACHE = cache_name()
     start([CACHE])
     seconds, rc, _, log = deploy(inventory(WORK / "cache.py", [CACHE], {}), "roles/cache/serve.py")
     if rc != 0:
@@ -30,13 +42,15 @@ def start_cache() -> str:
 
 
 def cold_cache() -> None:
-    sh(CACHE, "/etc/init.d/apt-cacher-ng stop >/dev/null; rm -rf /var/cache/apt-cacher-ng/* "
+    sh(cache_name(), "/etc/init.d/apt-cacher-ng stop >/dev/null; rm -rf /var/cache/apt-cacher-ng/* "
               "/var/log/apt-cacher-ng/*; /etc/init.d/apt-cacher-ng start >/dev/null")
 
 
-def run(count: int, proxy: str | None) -> None:
-    names = [f"dlws-bench-c{i}" for i in range(count)]
-    data = dict(MINIMAL)
+def run(count: int, proxy: str | None, frameworks: bool) -> tuple[float, int]:
+    """(seconds of the first deploy, bytes fetched upstream)."""
+    CACHE = cache_name()
+    names = [f"{PREFIX[0]}-c{i}" for i in range(count)]
+    data = {**controller_data(), "hardware_min_memory_gib": 1} if frameworks else dict(MINIMAL)
     volumes = {}
     if proxy:
         cold_cache()
@@ -63,19 +77,33 @@ def run(count: int, proxy: str | None) -> None:
     print(f"{count} host(s) {label}: upstream {mib(upstream)} in {seconds:.0f} s ({detail})",
           flush=True)
     remove(names)
+    return seconds, upstream
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hosts", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--frameworks", action="store_true",
+                        help="the whole sandbox workstation, TensorFlow and PyTorch included")
+    parser.add_argument("--no-baseline", action="store_true", help="only the runs with the cache")
+    parser.add_argument("--prefix", default="dlws-bench")
     args = parser.parse_args()
+    PREFIX[0] = args.prefix
     proxy = start_cache()
+    cached = {}
     try:
         for count in args.hosts:
-            run(count, None)
-            run(count, proxy)
+            if not args.no_baseline:
+                run(count, None, args.frameworks)
+            cached[count] = run(count, proxy, args.frameworks)
+        if 1 in cached:
+            one_s, one_b = cached[1]
+            for count, (seconds, upstream) in cached.items():
+                if count != 1:
+                    print(f"with the cache, {count} hosts / 1 host: first deploy "
+                          f"{seconds / one_s:.2f}x, upstream bytes {upstream / one_b:.2f}x")
     finally:
-        remove([CACHE])
+        remove([f"{args.prefix}-c{i}" for i in range(max(args.hosts))] + [cache_name()])
 
 
 if __name__ == "__main__":

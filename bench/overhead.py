@@ -7,11 +7,12 @@ deploy and once after, in fresh containers: this network's upstream proxy serves
 faster the second time it is fetched (measured: 42.8 s by hand before a deploy, 31.2 s after),
 so a reference that always runs second flatters the reference.
 
-    .venv/bin/python bench/overhead.py
+    .venv/bin/python bench/overhead.py [--prefix dlws-bench]
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import time
 
@@ -57,6 +58,11 @@ def by_hand(name: str) -> float:
 
 
 def main() -> None:
+    global DEPLOYED, BEFORE, AFTER
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--prefix", default="dlws-bench")
+    prefix = parser.parse_args().prefix
+    DEPLOYED, BEFORE, AFTER = f"{prefix}-deploy", f"{prefix}-hand1", f"{prefix}-hand2"
     start([BEFORE, DEPLOYED, AFTER])
     before = by_hand(BEFORE)
     print(f"the same packages by hand, before the deploy: {before:.1f} s", flush=True)

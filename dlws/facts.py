@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import re
+import secrets
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pyinfra.api import FactBase
+from pyinfra.api import FactBase, StringCommand
+from pyinfra.api.facts import ShortFactBase
 from pyinfra.facts.server import Arch, KernelVersion
 
 # `lspci -nn` line: "01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce
@@ -311,6 +314,130 @@ def stable_fact(fact_cls, host=None):
     return cache[key]
 
 
+# --- many facts in one round trip -----------------------------------------------------------------
+
+# A fact request: the fact's class and its arguments by name (``File, {"path": "/etc/x"}``).
+FactRequest = tuple[type, dict]
+
+
+def batchable(fact_cls) -> bool:
+    """A fact whose command can run inside another shell script: an ordinary FactBase of the
+    default shell, without preconditions (those pyinfra checks with further reads)."""
+    return (inspect.isclass(fact_cls) and issubclass(fact_cls, FactBase)
+            and not issubclass(fact_cls, ShortFactBase) and fact_cls is not FactBatch
+            and fact_cls.shell_executable is None
+            and fact_cls.check_preconditions is FactBase.check_preconditions)
+
+
+def fact_kwargs(fact_cls, args: Sequence = (), kwargs: Mapping | None = None) -> dict:
+    """A fact's arguments by name, as pyinfra binds them (positional ones named)."""
+    kwargs = dict(kwargs or {})
+    if not args and not kwargs:
+        return {}
+    bound = inspect.getcallargs(fact_cls().command, *args, **kwargs)
+    bound.pop("self", None)
+    return bound
+
+
+def _command_of(fact, kwargs: Mapping) -> tuple[Any, Any]:
+    """(command, required binary or None) of a fact instance, as pyinfra's _get_fact builds them."""
+    command = fact.command(**kwargs) if callable(fact.command) else fact.command
+    requires = fact.requires_command(**kwargs) if callable(fact.requires_command) else None
+    return command, requires
+
+
+class FactBatch(FactBase):
+    """Several facts read with ONE command (one round trip), each parsed by its own process().
+
+    The command runs each fact's own command in a subshell, in order, and after each prints a
+    marker line with its index and exit status (or ``missing`` where the fact's
+    ``requires_command`` is absent, as pyinfra's guard does). process() splits the output at the
+    markers and hands each part to that fact's own process(), on the instance that built its
+    command. Each fact's stderr is discarded, as pyinfra keeps stderr out of a fact's output.
+
+    + requests: ``((fact_cls, kwargs), ...)``; every class must be ``batchable``
+
+    Result, in the order of the requests: ``(state, value)`` with state ``ok`` (exit 0: the
+    fact's process() of its lines, or its default without output), ``failed`` (non-zero exit,
+    or its parser raised: value None) or ``missing`` (its required binary is absent: default).
+
+    .. code:: python
+
+        [("ok", {"id": "debian", "version_id": "12", "codename": "bookworm"}), ("ok", "docker")]
+    """
+
+    default = list
+
+    def command(self, requests):
+        # A marker that no fact's output can carry by chance.
+        self.marker = f"@@dlws-fact-{secrets.token_hex(6)}@@"
+        self.facts = []
+        bits: list[Any] = []
+        outputs: dict[str, int] = {}  # the same command twice runs once
+        for index, (fact_cls, kwargs) in enumerate(requests):
+            if not batchable(fact_cls):
+                raise TypeError(f"{fact_cls!r} cannot be read in a batch")
+            fact = fact_cls()
+            command, requires = _command_of(fact, kwargs)
+            key = repr((_raw(command), _raw(requires)))
+            self.facts.append((fact, outputs.setdefault(key, index)))
+            if outputs[key] != index:
+                continue
+            # The newline before ")" ends a trailing comment in the fact's command.
+            run = ["(", command, "\n) 2>/dev/null; echo", f'"{self.marker} {index} $?";']
+            if requires:
+                bits += ["if command -v", requires, ">/dev/null 2>&1; then", *run,
+                         "else echo", f"'{self.marker} {index} missing';", "fi;"]
+            else:
+                bits += run
+        return StringCommand(*bits)
+
+    def process(self, output):
+        marker = re.compile(rf"^(.*){re.escape(self.marker)} (\d+) (\d+|missing)$")
+        parts: dict[int, tuple[str, list[str]]] = {}
+        lines: list[str] = []
+        for line in output:
+            match = marker.match(line)
+            if not match:
+                lines.append(line)
+                continue
+            if match[1]:  # the fact's last line had no newline
+                lines.append(match[1])
+            parts[int(match[2])] = (match[3], lines)
+            lines = []
+        results = []
+        for fact, source in self.facts:
+            status, lines = parts.get(source, ("lost", []))
+            if status == "missing":
+                results.append(("missing", fact.default()))
+            elif status != "0":
+                results.append(("failed", None))
+            else:
+                try:
+                    results.append(("ok", fact.process(lines) if lines else fact.default()))
+                except Exception:  # noqa: BLE001 - pyinfra reports it on a live read
+                    results.append(("failed", None))
+        return results
+
+
+def _raw(command) -> str | None:
+    if command is None:
+        return None
+    return command.get_raw_value() if isinstance(command, StringCommand) else str(command)
+
+
+def run_facts(run, requests: Sequence[FactRequest]) -> list:
+    """Read several facts in one command through `run(command) -> (exit status, stdout)`,
+    with run_fact's result for each (its default where the fact failed or is missing)."""
+    batch = FactBatch()
+    status, stdout = run(_raw(batch.command(requests)))
+    results = batch.process(stdout.splitlines()) if status == 0 else []
+    if len(results) != len(requests):
+        return [run_fact(run, fact_cls, **kwargs) for fact_cls, kwargs in requests]
+    return [value if state == "ok" else fact_cls().default()
+            for (state, value), (fact_cls, _) in zip(results, requests, strict=True)]
+
+
 # --- one reader for the deploy (pyinfra) and for verify (testinfra) ------------------------------
 
 
@@ -327,40 +454,90 @@ def run_fact(run, fact_cls, *args):
     requires = fact.requires_command(*args) if callable(fact.requires_command) else None
     if requires:
         command = f"command -v {requires} >/dev/null 2>&1 && ( {command} )"
-    status, stdout = run(str(command))
+    status, stdout = run(_raw(command))
     lines = stdout.splitlines()
     if status != 0 or not lines:
         return fact.default()
     return fact.process(lines)
 
 
+class _Reader:
+    """`read(fact_cls, *args)` for one fact, `read.many(requests)` for several in one round trip.
+
+    Both sides read through the same commands and parsers (this module's facts, FactBatch)."""
+
+    def __init__(self, one, many) -> None:
+        self._one, self.many = one, many
+
+    def __call__(self, fact_cls, *args):
+        return self._one(fact_cls, *args)
+
+
 def testinfra_reader(machine):
-    """`read(fact_cls, *args)` over a testinfra host (verify's side)."""
+    """The reader over a testinfra host (verify's side)."""
 
     def run(command: str) -> tuple[int, str]:
         out = machine.run(command)
         return out.rc, out.stdout
 
-    return lambda fact_cls, *args: run_fact(run, fact_cls, *args)
+    return _Reader(lambda fact_cls, *args: run_fact(run, fact_cls, *args),
+                   lambda requests: run_facts(run, requests))
 
 
 def pyinfra_reader(host):
-    """`read(fact_cls, *args)` over a pyinfra host (the deploy's side); facts no deploy changes
-    are read once per host and run."""
+    """The reader over a pyinfra host (the deploy's side); facts no deploy changes are read once
+    per host and run, and `many` reads the requests together with every other fact this deploy
+    read on the host last time, in one round trip (dlws.fact_cache)."""
+    from dlws import fact_cache
+
     stable = (OsRelease, Container, Arch)
-    return lambda fact_cls, *args: (stable_fact(fact_cls, host) if fact_cls in stable
-                                    else host.get_fact(fact_cls, *args))
+
+    def one(fact_cls, *args):
+        if fact_cls in stable:
+            return stable_fact(fact_cls, host)
+        return host.get_fact(fact_cls, *args)
+
+    def many(requests):
+        fact_cache.prefetch(host, requests)
+        return [fact_cache.cached(host, fact_cls, kwargs, UNREAD) for fact_cls, kwargs in requests]
+
+    return _Reader(one, many)
+
+
+# Every fact host_facts may need, read together: those only a GPU host's plan uses (NVSwitches,
+# Secure Boot, NVIDIA's packages) cost no extra round trip this way.
+HOST_FACTS: tuple[FactRequest, ...] = tuple(
+    (fact_cls, {}) for fact_cls in (OsRelease, NvidiaPciDevices, Container, NvidiaDriverVersion,
+                                    KernelVersion, Arch, NvSwitchCount, SecureBoot,
+                                    NvidiaPackages, Display))
+
+
+# What `many` gives for a fact the batch could not read (the reader reads it alone if needed).
+UNREAD = object()
+
+
+def _from_batch(found: Mapping[type, Any], read):
+    def lookup(fact_cls):
+        value = found.get(fact_cls, UNREAD)
+        return read(fact_cls) if value is UNREAD else value
+    return lookup
 
 
 def host_facts(read, data: Mapping[str, Any]):
     """What the plan needs to know about a host (dlws.stack.HostFacts), through `read`.
 
-    + read: `read(fact_cls, *args)`, from pyinfra_reader (deploy) or testinfra_reader (verify)
+    + read: `read(fact_cls, *args)`, from pyinfra_reader (deploy) or testinfra_reader (verify);
+      its `read.many(requests)`, where it has one, reads them all in one round trip
     + data: the host's data: where no GPU is visible (a container without device access, a
       recorded host) the declared ``gpu_model`` x ``gpu_count`` is planned, and verify fails
       the host if the GPU is really missing
     """
     from dlws.stack import HostFacts
+
+    many = getattr(read, "many", None)
+    if many is not None:  # one round trip; a fact the batch could not read is read on its own
+        found = dict(zip((fact_cls for fact_cls, _ in HOST_FACTS), many(HOST_FACTS), strict=True))
+        read = _from_batch(found, read)
 
     os_release = read(OsRelease)
     gpus = tuple(device["device_id"] for device in read(NvidiaPciDevices) or ())

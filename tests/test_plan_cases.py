@@ -375,6 +375,31 @@ def test_distro_driver_is_not_taken_from_nvidia_repository():
     assert "Pin-Priority: -1" not in repo.uploads()[nvidia_repo.PREFERENCES]
 
 
+def test_nvidia_repository_through_the_fleet_cache():
+    """Behind roles/cache's apt-cacher-ng, apt asks for NVIDIA's repository over http under NVIDIA's
+    own host name (so the pin still matches), which the cache's Remap fetches from NVIDIA's
+    https server and keeps; the key still comes straight over https, its fingerprint checked.
+    Plan level: NVIDIA's repository is not reachable here."""
+    from roles import cache
+    from roles.base import APT_PROXY_FILE
+
+    proxy = "http://10.0.0.5:3142"
+    run = run_case("ubuntu-24.04_rtx-4090_through-cache",
+                   host_data("ubuntu-24.04", "rtx-4090", "cuda_repo", cache_apt_proxy=proxy))
+    uploads = run.uploads()
+    prefix = "developer.download.nvidia.com/compute/cuda/repos"
+    assert f"URIs: http://{prefix}/ubuntu2404/x86_64/\n" in uploads[nvidia_repo.SOURCES]
+    assert f'Acquire::http::Proxy "{proxy}";' in uploads[APT_PROXY_FILE]
+    [key] = run.named("Install NVIDIA's repository key")
+    assert f"-- https://{prefix}/ubuntu2404/x86_64/" in key.commands[0], key.commands
+    assert "Pin: origin developer.download.nvidia.com" in uploads[nvidia_repo.PREFERENCES]
+    assert f"Remap-dlwscuda: {prefix} ; https://{prefix}\n" in cache.acng_conf()
+    # Without a cache, straight to NVIDIA over https.
+    direct = run_case("ubuntu-24.04_rtx-4090_cuda-repo",
+                      host_data("ubuntu-24.04", "rtx-4090", "cuda_repo"))
+    assert f"URIs: https://{prefix}/" in direct.uploads()[nvidia_repo.SOURCES]
+
+
 def test_shared_pip_cache_installs_take_turns():
     # roles/cache: hosts that start together must not all miss the fleet's shared cache.
     data = host_data("debian-12", "no-gpu", "distro", cache_pip_dir="/srv/dlws-cache")

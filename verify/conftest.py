@@ -169,14 +169,23 @@ def host_facts(target: Target, host):
 
 
 @pytest.fixture(scope="module")
-def plan(target: Target, host_facts):
+def plan(request, target: Target, host, host_facts):
     """The stack this host must have: the deploy's own derivation (dlws.stack.derive) from the
     inventory's data and the host's facts."""
     try:
-        return derive(target.data, host_facts)
+        stack = derive(target.data, host_facts)
     except StackError as error:
         pytest.fail(f"{target.name}: the inventory's stack cannot be resolved: {error}",
                     pytrace=False)
+    # A CPU host's two trainings start now and run while its other checks do (when this run
+    # has checks that read them).
+    from verify.test_training import start_training
+
+    if any(getattr(item, "module", None) is not None
+           and item.module.__name__.rsplit(".", 1)[-1] in ("test_training", "test_frameworks")
+           for item in request.session.items):
+        start_training(host, target, stack)
+    return stack
 
 
 @pytest.fixture(scope="module")

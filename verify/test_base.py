@@ -5,19 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pyinfra.facts.deb import DebPackages
 
+from dlws import facts
 from dlws.domains import ca_file_name, pem_bodies
 from dlws.gpu_readings import apt_components
 from roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
 
 
+@pytest.fixture(scope="module")
+def deb_packages(host) -> dict:
+    """Installed dpkg packages, read once per host with the fact the deploy's apt.packages reads
+    (pyinfra's DebPackages: `dpkg -l`, installed or held)."""
+    return facts.testinfra_reader(host)(DebPackages)
+
+
 @pytest.mark.parametrize("package", ESSENTIAL_PACKAGES)
-def test_essential_package_installed(host, package):
-    assert host.package(package).is_installed, f"apt package {package} is not installed"
+def test_essential_package_installed(deb_packages, package):
+    assert package in deb_packages, f"apt package {package} is not installed"
 
 
-def test_extra_packages_installed(host, target):
-    missing = [p for p in target["base_extra_packages"] if not host.package(p).is_installed]
+def test_extra_packages_installed(deb_packages, target):
+    missing = [p for p in target["base_extra_packages"] if p not in deb_packages]
     assert not missing, f"base_extra_packages not installed: {missing}"
 
 

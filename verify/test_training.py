@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+import threading
+
 import pytest
 
 from dlws.stack.table import MINOR_COMPAT_MIN_BRANCH
@@ -35,6 +39,88 @@ def _train_args(target, plan, framework: str) -> list[str]:
     return args
 
 
+# Runs the training checks side by side on the host, each with its own exit status, stdout and
+# stderr, when the host has at least two CPUs to give them (else one after the other).
+TOGETHER = """
+import json, os, subprocess, sys, tempfile
+commands = json.loads(sys.argv[1])
+together = len(os.sched_getaffinity(0)) >= 2
+
+def start(argv):
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    return subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL), out, err
+
+def finish(process, out, err):
+    code = process.wait()
+    out.seek(0), err.seek(0)
+    return [code, out.read().decode(errors="replace"), err.read().decode(errors="replace")]
+
+if together:
+    running = {name: start(argv) for name, argv in commands.items()}
+    runs = {name: finish(*started) for name, started in running.items()}
+else:
+    runs = {name: finish(*start(argv)) for name, argv in commands.items()}
+print(json.dumps({"together": together, "runs": runs}))
+"""
+
+
+def _planned(target, plan) -> list[str]:
+    return [framework for framework in ("tensorflow", "torch")
+            if framework in target["verify_frameworks"] and getattr(plan, framework).version]
+
+
+def _report(rc: int, stdout: str, stderr: str) -> tuple[int, dict, str]:
+    try:
+        document = json.loads(stdout) if stdout.strip() else {}
+    except json.JSONDecodeError:
+        document = {}
+    return rc, (document.get("results") or [{}])[0], stderr + ("" if document else stdout)
+
+
+def _train_all(host, target, plan, frameworks: list[str]) -> None:
+    """Every planned training of a CPU host in one remote call, side by side (its cores allow
+    it); a GPU host trains one framework at a time, so each throughput is its own."""
+    commands = {framework: _train_args(target, plan, framework) for framework in frameworks}
+    python = f"{target['python_env_prefix']}/bin/python"
+    out = host.run(" ".join(shlex.quote(part) for part in
+                            [python, "-c", TOGETHER, json.dumps(commands)]))
+    try:
+        runs = json.loads(out.stdout)["runs"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        runs = {}
+    for framework in frameworks:
+        if framework in runs:
+            _RUNS[(target.name, framework)] = _report(*runs[framework])
+        else:
+            _RUNS[(target.name, framework)] = (2, {}, f"the training runner failed (exit "
+                                               f"{out.rc}): {out.stderr[-1500:]}{out.stdout}")
+
+
+# Hosts whose trainings run in the background while their other checks run (CPU hosts).
+_BACKGROUND: dict[str, threading.Thread] = {}
+
+
+def start_training(host, target, plan) -> None:
+    """Start a CPU host's trainings (side by side, one remote call) in the background, once per
+    host and run, so its other checks run meanwhile; train() waits for them. A GPU host trains
+    in its own checks, one framework at a time, nothing else beside it."""
+    planned = _planned(target, plan)
+    if target["gpu_count"] > 0 or len(planned) < 2 or target.name in _BACKGROUND:
+        return
+
+    def run() -> None:
+        try:
+            _train_all(host, target, plan, planned)
+        except Exception as error:  # noqa: BLE001 - each training check reports it
+            for framework in planned:
+                _RUNS.setdefault((target.name, framework),
+                                 (2, {}, f"the training runner failed: {error!r}"))
+
+    _BACKGROUND[target.name] = threading.Thread(target=run, name=f"train {target.name}",
+                                                daemon=True)
+    _BACKGROUND[target.name].start()
+
+
 def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
     """Run dlws-train-check once per host and framework; skip where none is planned."""
     if framework not in target["verify_frameworks"]:
@@ -42,6 +128,11 @@ def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
     if not getattr(plan, framework).version:
         pytest.skip(f"the plan installs no {framework}: {'; '.join(plan.notes)}")
     key = (target.name, framework)
+    if target.name in _BACKGROUND:
+        _BACKGROUND[target.name].join()
+    planned = _planned(target, plan)
+    if key not in _RUNS and target["gpu_count"] == 0 and len(planned) > 1:
+        _train_all(host, target, plan, planned)
     if key not in _RUNS:
         rc, report, stderr = run_json(host, _train_args(target, plan, framework))
         _RUNS[key] = (rc, (report.get("results") or [{}])[0], stderr)

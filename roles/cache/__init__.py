@@ -27,14 +27,25 @@ class AptCacherRunning(FactBase):
         return "".join(output).strip() == "yes"
 
 
+# NVIDIA's CUDA repository, served through the cache: hosts behind the cache ask for it over
+# http (roles/nvidia_repo.apt_url) and apt-cacher-ng fetches it from NVIDIA over https and keeps
+# it: the manual's "backend configuration method" (howtos.html, "8.2 Access to SSL/TLS remote
+# repositories": "the cacher admin can add https URLs to backend lists instead of http urls.
+# Data will be cached just like usual"; Remap syntax as the shipped acng.conf's Remap-secdeb).
+# Its packages are signed by NVIDIA's key, which apt checks on the host (Signed-By).
+CUDA_REMAP = ("Remap-dlwscuda: developer.download.nvidia.com/compute/cuda/repos ; "
+              "https://developer.download.nvidia.com/compute/cuda/repos")
+
+
 def acng_conf() -> str:
-    # PassThroughPattern: HTTPS repositories (CONNECT) are tunnelled, not cached; apt-cacher-ng
-    # cannot read inside TLS (https://www.unix-ag.uni-kl.de/~bloch/acng/html/howtos.html).
+    # PassThroughPattern: other HTTPS repositories (CONNECT) are tunnelled, not cached;
+    # apt-cacher-ng cannot read inside TLS (https://www.unix-ag.uni-kl.de/~bloch/acng/html/howtos.html).
     return (
         "# Managed by dlws (roles/cache).\n"
         f"Port: {ACNG_PORT}\n"
         "PassThroughPattern: .*\n"
         "ExThreshold: 28\n"
+        f"{CUDA_REMAP}\n"
     )
 
 

@@ -32,6 +32,16 @@ def repo_url(os_id: str, release: str, machine: str) -> str:
                            arch=ARCHES[machine])
 
 
+def apt_url(url: str, through_cache: bool) -> str:
+    """The URI apt fetches the repository from: through the fleet's apt-cacher-ng (roles/cache)
+    the same URL over plain http, which the cache maps to NVIDIA's https server (its
+    CUDA_REMAP) and caches, so each package crosses the uplink once for the fleet. The host
+    name stays NVIDIA's, so the preferences' `Pin: origin` still matches, and apt still checks
+    every package against NVIDIA's key (Signed-By): the http hop to the cache changes nothing
+    of what is trusted."""
+    return "http://" + url.removeprefix("https://") if through_cache else url
+
+
 def sources_content(url: str) -> str:
     return (
         "# Managed by dlws (roles/nvidia_repo): NVIDIA's CUDA repository.\n"
@@ -169,7 +179,10 @@ def configure(plan) -> None:
     apt.packages(name="Install gnupg to check NVIDIA's repository key", packages=["gnupg"],
                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
     install_key(url + key.file, key.fingerprint, KEYRING)
-    sources = files.put(name="Add NVIDIA's CUDA repository", src=StringIO(sources_content(url)),
+    through_cache = bool(host.data.get("cache_apt_proxy"))
+    sources = files.put(name="Add NVIDIA's CUDA repository"
+                        + (" (through the fleet's package cache)" if through_cache else ""),
+                        src=StringIO(sources_content(apt_url(url, through_cache))),
                         dest=SOURCES, mode="644", create_remote_dir=False)
     driver_from_repo = plan.driver.source == "cuda_repo"
     files.put(name="Prefer NVIDIA's repository for its own packages"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+from datetime import timezone
 from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import DeployError, OperationError, deploy, operation
+from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
@@ -294,7 +297,44 @@ def _upload_wheelhouse() -> str | None:
     if not wheels:
         return None
     target = host.data.python_env_wheelhouse_dir
+    files.directory(name=f"Create the wheelhouse {target}", path=target, mode="755")
     for wheel in wheels:
-        files.put(name=f"Upload {wheel.name} to the wheelhouse", src=str(wheel),
-                  dest=f"{target}/{wheel.name}", mode="644", create_remote_dir=True)
+        put_wheel(name=f"Upload {wheel.name} to the wheelhouse", src=str(wheel),
+                  dest=f"{target}/{wheel.name}")
     return target
+
+
+def wheel_is_current(local: os.stat_result, remote: dict | None) -> bool:
+    """rsync's quick check: the host's copy has the controller's size and modification time
+    (whole seconds), which put_wheel gives it on upload."""
+    if not remote or remote.get("size") is None or remote.get("mtime") is None:
+        return False
+    mtime = int(remote["mtime"].replace(tzinfo=timezone.utc).timestamp())
+    return remote["size"] == local.st_size and mtime == int(local.st_mtime)
+
+
+@operation()
+def put_wheel(src: str, dest: str):
+    """
+    Upload a wheel unless the host's copy passes rsync's quick check (same size and mtime).
+
+    pyinfra's files.put compares sha1 sums: a no-change rerun hashed every wheel on the
+    controller and on the host (183 MiB for the torch CPU wheel), a cost that grew with the
+    wheelhouse. A wheel's content is checked where it counts, when it is installed: every
+    install is hash-locked (`--require-hashes`, dlws/locks.py), so a wheel altered on the host
+    is refused by its sha256, whatever its size and date.
+
+    + src: the wheel on the controller
+    + dest: its path on the host
+    """
+    local = os.stat(src)
+    remote = host.get_fact(File, path=dest)
+    if wheel_is_current(local, remote):
+        if remote.get("mode") != 644:
+            yield f"chmod 644 {shlex.quote(dest)}"
+        else:
+            host.noop(f"{dest} is current (size and mtime)")
+        return
+    yield FileUploadCommand(src, dest)
+    yield (f"chmod 644 {shlex.quote(dest)} && "
+           f"touch -m -d @{int(local.st_mtime)} {shlex.quote(dest)}")

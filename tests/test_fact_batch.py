@@ -1,0 +1,264 @@
+"""dlws.facts.FactBatch (many facts, one round trip) and dlws.fact_cache (pyinfra served from it).
+
+The batch parser is fed recorded output (tests/fixtures/plan/batch/: the outputs recorded under
+tests/fixtures/plan/ for an 8 x H100 HGX host on Ubuntu 22.04, between the batch's markers) and
+compared with each fact's own parser; the shell side runs for real in a local `sh`; the cache
+runs real pyinfra operations on @local in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.operation import add_op
+from pyinfra.api.operations import run_ops
+from pyinfra.api.state import StateStage
+from pyinfra.context import ctx_host, ctx_state
+from pyinfra.facts.files import Directory, File, FileContents, Sha1File
+from pyinfra.facts.server import Arch, Date, KernelVersion
+from pyinfra.operations import files
+
+from dlws import fact_cache
+from dlws import facts as dlws_facts
+from dlws.facts import (
+    HOST_FACTS,
+    Container,
+    Display,
+    FactBatch,
+    NvidiaDriverVersion,
+    NvidiaPackages,
+    NvidiaPciDevices,
+    NvSwitchCount,
+    OsRelease,
+    SecureBoot,
+    host_facts,
+    run_fact,
+    run_facts,
+)
+from tests.fake_hosts import fixture_lines
+
+MARKER = "@@dlws-fact-0123456789ab@@"
+
+
+def _batch(monkeypatch, requests) -> FactBatch:
+    monkeypatch.setattr(dlws_facts.secrets, "token_hex", lambda n: "0123456789ab")
+    batch = FactBatch()
+    batch.command(requests)
+    return batch
+
+
+def test_recorded_batch_is_split_and_parsed_by_each_facts_own_parser(monkeypatch):
+    batch = _batch(monkeypatch, HOST_FACTS)
+    results = dict(zip([cls for cls, _ in HOST_FACTS],
+                       batch.process(fixture_lines("batch", "ubuntu-22.04_h100x8.txt")),
+                       strict=True))
+    assert results[OsRelease] == ("ok", OsRelease().process(fixture_lines("os-release",
+                                                                          "ubuntu-22.04")))
+    lspci = fixture_lines("lspci", "h100x8.txt")
+    assert results[NvidiaPciDevices] == ("ok", NvidiaPciDevices().process(lspci))
+    assert len(results[NvidiaPciDevices][1]) == 8
+    # NvSwitchCount runs the same command: run once in the batch, parsed by its own parser.
+    assert results[NvSwitchCount] == ("ok", 4)
+    assert results[Container] == ("ok", "")  # no output: the fact's default
+    assert results[NvidiaDriverVersion] == ("ok", "535.183.01")
+    # The kernel line had no newline: the marker followed it on the same line.
+    assert results[KernelVersion] == ("ok", "5.15.0-125-generic")
+    assert results[Arch] == ("ok", "x86_64")
+    assert results[SecureBoot] == ("failed", None)  # exit 1: read alone, pyinfra reports it
+    assert results[NvidiaPackages][1] == NvidiaPackages().process(
+        fixture_lines("dpkg", "ubuntu-22.04_t4_535-server.txt"))
+
+
+def test_recorded_batch_feeds_the_plan_like_single_reads(monkeypatch):
+    """host_facts through a reader whose `many` answers from the recorded batch, against one
+    whose facts are each read alone from the same recorded outputs: the same HostFacts."""
+    lines = fixture_lines("batch", "ubuntu-22.04_h100x8.txt")
+    single = {OsRelease: fixture_lines("os-release", "ubuntu-22.04"),
+              NvidiaPciDevices: fixture_lines("lspci", "h100x8.txt"),
+              NvSwitchCount: fixture_lines("lspci", "h100x8.txt"), Container: [],
+              NvidiaDriverVersion: lines[lines.index(f"{MARKER} 2 0") + 1:][:2],
+              KernelVersion: ["5.15.0-125-generic"], Arch: ["x86_64"],
+              SecureBoot: ["SecureBoot enabled"],
+              NvidiaPackages: fixture_lines("dpkg", "ubuntu-22.04_t4_535-server.txt"),
+              Display: []}
+    reads: list = []
+
+    def one(fact_cls, *args):
+        reads.append(fact_cls)
+        out = single[fact_cls]
+        return fact_cls().process(out) if out else fact_cls().default()
+
+    class Reader:
+        __call__ = staticmethod(one)
+
+        @staticmethod
+        def many(requests):
+            results = _batch(monkeypatch, requests).process(lines)
+            return [value if state == "ok" else dlws_facts.UNREAD for state, value in results]
+
+    data = {"gpu_model": "NVIDIA H100 80GB HBM3", "gpu_count": 8}
+    batched = host_facts(Reader(), data)
+    assert reads == [SecureBoot]  # the one fact the batch could not read, read alone
+    assert batched == host_facts(one, data)
+    assert batched.nvswitches == 4 and batched.secure_boot is True
+    assert batched.installed_driver == "535.183.01"
+
+
+def test_a_batch_that_lost_a_marker_reads_nothing_from_it(monkeypatch):
+    batch = _batch(monkeypatch, [(OsRelease, {}), (Arch, {})])
+    results = batch.process(["ID=debian", f"{MARKER} 0 0", "x86_64"])  # no marker for Arch
+    assert results[0][0] == "ok"
+    assert results[1] == ("failed", None)
+
+
+def _sh(command: str) -> tuple[int, str]:
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+    return out.returncode, out.stdout
+
+
+def _no_atime(values: list) -> list:
+    return [{k: v for k, v in value.items() if k != "atime"} if isinstance(value, dict) else value
+            for value in values]
+
+
+def test_batch_in_a_real_shell_equals_each_fact_read_alone(tmp_path):
+    (tmp_path / "a").write_text("one\n\ntwo\n\n")  # trailing empty lines kept
+    (tmp_path / "b").write_text("no newline")
+    requests = [*HOST_FACTS, (File, {"path": str(tmp_path / "a")}),
+                (Sha1File, {"path": str(tmp_path / "a")}),
+                (FileContents, {"path": str(tmp_path / "a")}),
+                (FileContents, {"path": str(tmp_path / "b")}),
+                (Directory, {"path": str(tmp_path / "missing")}),
+                (File, {"path": str(tmp_path / "missing")})]
+    batched = run_facts(_sh, requests)
+    alone = [run_fact(_sh, cls, *kwargs.values()) for cls, kwargs in requests]
+    # The batch's own reads of `a` (sha1sum, cat) move its access time: compare without it.
+    assert _no_atime(batched) == _no_atime(alone)
+    assert batched[-4] == ["one", "", "two", ""]
+    assert batched[-3] == ["no newline"]
+
+
+# --- the cache in front of pyinfra's get_fact -----------------------------------------------------
+
+
+def _run(tmp_path: Path, content: str) -> dict:
+    """One pyinfra run on @local: prefetch as the deploy's plan does, then two files.put and a
+    files.directory; the count of real fact reads (round trips) and what changed."""
+    inventory = Inventory((["@local"], {}))
+    state = State(inventory, Config())
+    state.init(inventory, Config())
+    reads: list[str] = []
+    original = fact_cache._ORIGINAL["get_fact"]
+
+    def counting(self, fact_cls, *args, **kwargs):
+        reads.append(fact_cls.__name__)
+        return original(self, fact_cls, *args, **kwargs)
+
+    fact_cache._ORIGINAL["get_fact"] = counting
+    try:
+        with ctx_state.use(state):
+            state.set_stage(StateStage.Connect)
+            connect_all(state)
+            host = inventory.get_host("@local")
+            state.set_stage(StateStage.Prepare)
+            with ctx_host.use(host):
+                fact_cache.prefetch(host, [(Arch, {})])
+            ops = [add_op(state, files.put, src=StringIO(content), dest=str(tmp_path / "a"),
+                          mode="644"),
+                   add_op(state, files.directory, path=str(tmp_path / "d"), mode="755"),
+                   add_op(state, files.put, src=StringIO("fixed\n"), dest=str(tmp_path / "b"),
+                          mode="644")]
+            state.set_stage(StateStage.Execute)
+            run_ops(state)
+            disconnect_all(state)
+    finally:
+        fact_cache._ORIGINAL["get_fact"] = original
+    changed = [bool(next(iter(op.values())).did_change()) for op in ops]
+    return {"reads": reads, "changed": changed}
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("DLWS_FACT_CACHE", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    return work
+
+
+def test_a_no_change_rerun_reads_the_host_once(cache_home):
+    first = _run(cache_home, "v1\n")
+    assert first["changed"] == [True, True, True]
+    assert len(first["reads"]) > 1  # live reads after the first change
+    _run(cache_home, "v1\n")  # learns the reads of files that exist now
+    rerun = _run(cache_home, "v1\n")
+    assert rerun == {"reads": ["FactBatch"], "changed": [False, False, False]}
+
+
+def test_after_a_change_facts_are_read_live(cache_home):
+    for _ in range(2):
+        _run(cache_home, "v1\n")
+    changed = _run(cache_home, "v2\n")  # the first put changes the host
+    assert changed["changed"] == [True, False, False]
+    # The snapshot served the first put's reads; the later operations read live.
+    assert changed["reads"][0] == "FactBatch" and len(changed["reads"]) > 1
+    assert (cache_home / "a").read_text() == "v2\n"
+
+
+def test_the_cache_can_be_turned_off(cache_home, monkeypatch):
+    for _ in range(2):
+        _run(cache_home, "v1\n")
+    monkeypatch.setenv("DLWS_FACT_CACHE", "0")
+    assert "FactBatch" not in _run(cache_home, "v1\n")["reads"]
+
+
+def test_a_saved_list_names_only_fact_classes_with_plain_arguments(tmp_path):
+    path = tmp_path / "list.json"
+    path.write_text('{"requests": [{"fact": "os:system", "kwargs": {}},'
+                    ' {"fact": "pyinfra.facts.files:File", "kwargs": {"path": {"x": 1}}},'
+                    ' {"fact": "pyinfra.facts.server:Date", "kwargs": {}},'
+                    ' {"fact": "pyinfra.facts.files:File", "kwargs": {"path": "/etc/x"}}]}')
+    assert fact_cache.load_requests(path) == [(Date, {}), (File, {"path": "/etc/x"})]
+    path.write_text("not json")
+    assert fact_cache.load_requests(path) == []
+
+
+def test_the_first_prefetch_reads_every_host_at_once(tmp_path, monkeypatch):
+    """pyinfra runs a deploy file's top level host by host: the first prefetch of a run reads
+    every active host together, each in a greenlet, even with --parallel 1 (no deadlock)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("DLWS_FACT_CACHE", raising=False)
+    names = [f"@fake/prefetch-{i}" for i in range(3)]
+    inventory = Inventory(([(name, {"fake_delay": 0, "fake_delay_jitter": 0}) for name in names],
+                           {}))
+    config = Config(PARALLEL=1)
+    state = State(inventory, config)
+    state.init(inventory, config)
+    reads: list[str] = []
+    original = fact_cache._ORIGINAL["get_fact"]
+
+    def counting(self, fact_cls, *args, **kwargs):
+        reads.append(self.name)
+        return original(self, fact_cls, *args, **kwargs)
+
+    monkeypatch.setitem(fact_cache._ORIGINAL, "get_fact", counting)
+    with ctx_state.use(state):
+        state.set_stage(StateStage.Connect)
+        connect_all(state)
+        state.set_stage(StateStage.Prepare)
+        first = inventory.get_host(names[0])
+        with ctx_host.use(first):
+            from pyinfra import host as proxy  # the deploy file's `host`: a context proxy
+
+            fact_cache.prefetch(proxy, [(Arch, {})])
+            assert sorted(fact_cache._SNAPSHOTS[state]) == sorted(names)
+            assert sorted(reads) == sorted(names)  # one batched read per host
+        for name in names[1:]:
+            with ctx_host.use(inventory.get_host(name)):
+                fact_cache.prefetch(inventory.get_host(name), [(Arch, {})])
+    assert sorted(reads) == sorted(names)  # nothing read twice
