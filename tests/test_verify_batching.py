@@ -89,7 +89,8 @@ def test_trainings_started_in_the_background_are_waited_for(tmp_path, monkeypatc
     from types import SimpleNamespace
 
     target = _target(tmp_path)
-    plan = SimpleNamespace(tensorflow=SimpleNamespace(package="tensorflow-cpu==2.21.0", version="2.21.0"),
+    plan = SimpleNamespace(tensorflow=SimpleNamespace(package="tensorflow-cpu==2.21.0",
+                                                      version="2.21.0"),
                            torch=SimpleNamespace(version="2.13.0"), notes=[])
     monkeypatch.setattr(test_training, "_train_args", lambda target, plan, framework: [
         sys.executable, "-c", RENDEZVOUS, framework,
