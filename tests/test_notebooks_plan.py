@@ -192,7 +192,9 @@ def test_tls_pair_checks(tmp_path):
 
 NOTEBOOK_CASES = [
     ("no-lab-users", {"notebooks_enabled": True}, "notebooks_enabled", "base_lab_users"),
-    ("port-out-of-range", {"notebooks_port": 70000}, "notebooks_port", "1 to 65535"),
+    ("port-out-of-range", {"notebooks_port": 70000}, "notebooks_port", "at most 65535"),
+    ("group-sudo", {"notebooks_group": "sudo"}, "notebooks_group", "system account/group"),
+    ("prefix-usr", {"notebooks_prefix": "/usr"}, "notebooks_prefix", "system folder"),
     ("address-not-ip", {"notebooks_address": "hub.lab.example"}, "notebooks_address",
      "IP address"),
     ("group-shell", {"notebooks_group": "lab; rm -rf /"}, "notebooks_group", "group name"),
@@ -220,7 +222,7 @@ def test_broken_certificate_is_refused_before_any_change(tmp_path, case):
     pair, fix = {"cert-only": ((crt, None), "give both"),
                  "wrong-key": ((crt, other_key), "does not belong"),
                  "encrypted-key": ((crt, locked), "without a passphrase"),
-                 "not-pem": ((str(not_pem), key), "not a PEM certificate")}[case]
+                 "not-pem": ((str(not_pem), key), "not a PEM file")}[case]
     data = {"notebooks_enabled": True, "base_lab_users": ["ada"], "notebooks_tls_cert": pair[0]}
     if pair[1]:
         data["notebooks_tls_key"] = pair[1]

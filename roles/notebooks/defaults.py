@@ -7,7 +7,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from dlws.schema import Key, absolute_path, defaults, local_path_exists
+from dlws.domains import (
+    all_of,
+    controller_file,
+    host_path,
+    number_range,
+    pem_certificates,
+    user_name,
+)
+from dlws.schema import Key, defaults
 from dlws.tls import pair_problem
 
 _GROUP = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -22,8 +30,15 @@ def _address(value: Any) -> str | None:
     return None
 
 
-def _port(value: Any) -> str | None:
-    return None if 1 <= value <= 65535 else "use a TCP port from 1 to 65535"
+_port = number_range(1, 65535)
+
+
+def _group(value: Any) -> str | None:
+    # Every lab user is put in this group: a system group (sudo, adm, docker, shadow...) would
+    # hand them its powers.
+    if not _GROUP.match(value):
+        return "use a group name like 'lab'"
+    return user_name(value)
 
 
 def _version(value: Any) -> str | None:
@@ -49,7 +64,7 @@ KEYS = [
         "environment as a kernel", check_data=_needs_lab_users),
     Key("notebooks_prefix", "/opt/dlws/hub", (str,),
         "the hub's own virtual environment (JupyterHub, JupyterLab), hash-locked like "
-        "python_env's", check=absolute_path),
+        "python_env's", check=host_path(managed=True)),
     Key("notebooks_jupyterhub_version", "6.1.1", (str,), "JupyterHub release (PyPI)",
         check=_version),
     Key("notebooks_jupyterlab_version", "4.6.6", (str,), "JupyterLab release (PyPI)",
@@ -59,7 +74,7 @@ KEYS = [
         check=_version),
     Key("notebooks_group", "lab", (str,),
         "the only group whose members may log in; every base_lab_users member is put in it",
-        check=lambda v: None if _GROUP.match(v) else "use a group name like 'lab'"),
+        check=_group),
     Key("notebooks_address", "0.0.0.0", (str,), "the address the hub listens on",
         check=_address),
     Key("notebooks_port", 8443, (int,), "the hub's TCP port", check=_port),
@@ -68,15 +83,16 @@ KEYS = [
     Key("notebooks_tls_cert", None, (str,),
         "controller path of the hub's PEM certificate (chain); None = a self-signed one made "
         "on the host (its SHA-256 fingerprint is printed by the deploy)",
-        check=local_path_exists("TLS certificate"), nullable=True, check_data=_tls_pair),
+        check=all_of(controller_file("TLS certificate"), pem_certificates), nullable=True,
+        check_data=_tls_pair),
     Key("notebooks_tls_key", None, (str,),
         "controller path of the certificate's PEM private key (installed root-only, 0600)",
-        check=local_path_exists("TLS key"), nullable=True),
+        check=controller_file("TLS key"), nullable=True),
     Key("notebooks_tls_days", 825, (int,), "validity of a self-signed certificate, days",
-        check=lambda v: None if v > 0 else "must be 1 or more"),
+        check=number_range(1, 3650, unit="days")),
     Key("notebooks_config_dir", "/etc/dlws/hub", (str,),
-        "the hub's configuration and certificate", check=absolute_path),
+        "the hub's configuration and certificate", check=host_path(managed=True)),
     Key("notebooks_state_dir", "/var/lib/dlws/hub", (str,),
-        "the hub's database and secrets (root-only, 0700)", check=absolute_path),
+        "the hub's database and secrets (root-only, 0700)", check=host_path(managed=True)),
 ]
 DEFAULTS = defaults(KEYS)
