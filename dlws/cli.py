@@ -123,7 +123,11 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir or ROOT / "reports" / time.strftime("%Y%m%d-%H%M%S"))
     return verify_and_report(args.inventory, run_dir,
-                             (["-n", args.n] if args.n else []) + args.pytest_args)
+                             (["-n", args.n] if args.n else [])
+                             + ([f"--limit={args.limit}"] if args.limit else [])
+                             + ([f"--vault-password-file={args.vault_password_file}"]
+                                if args.vault_password_file else [])
+                             + args.pytest_args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -151,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     test.set_defaults(func=cmd_test)
     check = sub.add_parser("verify", help="verify an inventory's hosts, then report")
     check.add_argument("--inventory", required=True,
-                       help="pyinfra inventory file or Ansible hosts.yml")
+                       help="pyinfra inventory file, or an Ansible inventory (INI/YAML/TOML "
+                            "file, directory with group_vars/, script)")
+    check.add_argument("--limit", help="Ansible host patterns, e.g. 'gpu:!ws03*' (an Ansible "
+                                       "inventory's hosts to verify)")
+    check.add_argument("--vault-password-file", help="for an Ansible inventory's vaulted "
+                                                     "variables (else ANSIBLE_VAULT_PASSWORD_FILE)")
     check.add_argument("-n", help="pytest-xdist workers, e.g. auto (hosts checked in parallel)")
     check.add_argument("--run-dir", help="where the run's files go (default: reports/<time>)")
     check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments")

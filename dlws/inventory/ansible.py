@@ -83,6 +83,8 @@ class AnsibleHost:
     vars: dict[str, Any]
     origins: dict[str, str] = field(default_factory=dict)
     ignored: tuple[str, ...] = ()
+    # Vaulted variables: their values never appear in a message.
+    secret: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,9 @@ class PyinfraHost:
     data: dict[str, Any]
     groups: tuple[str, ...]
     ansible_name: str
+    # Connection variables set for the host that its connection does not use (ansible_user on
+    # a docker host: pyinfra's docker connector runs as the container's user).
+    unused: tuple[str, ...] = ()
 
 
 def dlws_families() -> tuple[str, ...]:
@@ -135,7 +140,8 @@ def read(source: str | Path, limit: str | None = None,
     if "error" in document:
         raise AnsibleInventoryError(document["error"])
     return [AnsibleHost(name=h["name"], groups=tuple(h["groups"]), vars=h["vars"],
-                        origins=h["origins"], ignored=tuple(h["ignored"]))
+                        origins=h["origins"], ignored=tuple(h["ignored"]),
+                        secret=tuple(h["secret"]))
             for h in document["hosts"]]
 
 
@@ -174,10 +180,12 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
+    from ansible.parsing.vault import EncryptedString
     from ansible.plugins.loader import init_plugin_loader
     from ansible.utils.display import Display
     from ansible.vars.manager import VariableManager
 
+    source = os.path.abspath(source)
     # A source that no plugin parses: each plugin's reason is kept for the one error message.
     failures: list[tuple[str, BaseException]] = []
 
@@ -206,7 +214,7 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
             merged = variables.get_vars(host=host, include_hostvars=False, stage="all")
             names = [n for n in merged if n not in C.INTERNAL_STATIC_VARS and n not in _MAGIC]
             read_names = [n for n in names if is_read(n)]
-            values, origins = {}, {}
+            values, origins, secret = {}, {}, []
             for name in read_names:
                 where = _origin(merged[name]) or source
                 try:
@@ -215,9 +223,11 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
                     return {"error": f"{where}: host {host.name}: {name}: "
                                      f"{_describe(error, source)[1]}"}
                 origins[name] = where
+                if isinstance(merged[name], EncryptedString):
+                    secret.append(name)
             groups = [g.name for g in host.get_groups() if g.name not in IMPLICIT_GROUPS]
             result.append({"name": host.name, "groups": groups, "vars": values,
-                           "origins": origins,
+                           "origins": origins, "secret": secret,
                            "ignored": sorted(set(names) - set(read_names))})
         return {"hosts": result}
     except AnsibleError as error:
@@ -312,10 +322,12 @@ def to_pyinfra(host: AnsibleHost) -> tuple[PyinfraHost, list[tuple[str, str]]]:
                               "ssh, docker or local"))
         connector = "ssh"
     _, address = _connection_value(variables, "host")
-    if connector == "docker":
-        name = f"@docker/{address or host.name}"
-    elif connector == "local":
-        name = "@local"
+    unused: list[str] = []
+    if connector in ("docker", "local"):
+        name = f"@docker/{address or host.name}" if connector == "docker" else "@local"
+        ssh_only = ("user", "port", "key") if connector == "docker" else ("host", "user", "port",
+                                                                          "key")
+        unused = [n for what in ssh_only for n in CONNECTION_VARS[what] if n in variables]
     else:
         name = host.name
         if address is not None:
@@ -355,7 +367,7 @@ def to_pyinfra(host: AnsibleHost) -> tuple[PyinfraHost, list[tuple[str, str]]]:
                 if user is not None:
                     data["_doas_user"] = str(user)
     return PyinfraHost(name=name, data=data, groups=host.groups or ("ungrouped",),
-                       ansible_name=host.name), problems
+                       ansible_name=host.name, unused=tuple(unused)), problems
 
 
 # pyinfra keys this module sets and the Ansible variables they come from, for messages.
@@ -377,21 +389,31 @@ def pyinfra_hosts(hosts: Iterable[AnsibleHost], keys: Iterable[Any],
     for host in hosts:
         mapped, problems = to_pyinfra(host)
         for var, reason in problems:
-            lines.append(f"{host.origins.get(var, source)}: host {host.name}: {var}: {reason}")
+            lines.append(f"{host.origins.get(var, source)}: host {host.name}: {var}: "
+                         f"{_hide(host, var, reason)}")
         own = {k: v for k, v in mapped.data.items() if not k.startswith("_")}
         for problem in host_problems(host.name, own, keys):
             var = problem.key
             if var in _PYINFRA_FROM:
                 var = _connection_value(host.vars, _PYINFRA_FROM[var])[0] or var
             where = host.origins.get(var) or host.origins.get(problem.key) or str(source)
-            lines.append(f"{where}: host {host.name}: {var}: {problem.message}"
-                         f"{_ini_hint(host, var)}")
+            lines.append(f"{where}: host {host.name}: {var}: "
+                         f"{_hide(host, var, problem.message)}{_ini_hint(host, var)}")
         result.append(mapped)
     if lines:
         body = "\n".join(f"  - {line}" for line in lines)
         raise AnsibleInventoryError(f"the Ansible inventory {source} has {len(lines)} "
                                     f"problem(s); nothing was changed on any host:\n{body}")
     return result
+
+
+def _hide(host: AnsibleHost, var: str, message: str) -> str:
+    """A message with a vaulted value, or credentials in a URL, left out."""
+    from dlws.schema import redact
+
+    if var in host.secret and var in host.vars:
+        message = message.replace(repr(host.vars[var]), "<vaulted value>")
+    return redact(message)
 
 
 def _ini_hint(host: AnsibleHost, var: str) -> str:
@@ -402,21 +424,33 @@ def _ini_hint(host: AnsibleHost, var: str) -> str:
     return ""
 
 
-def notice(hosts: Iterable[AnsibleHost], source: str | Path) -> str | None:
+def notice(hosts: Iterable[AnsibleHost], mapped: Iterable[PyinfraHost],
+           source: str | Path) -> str | None:
     """The Ansible-only variables dlws does not use, each named once (values never shown)."""
     ignored = sorted({name for host in hosts for name in host.ignored})
-    if not ignored:
+    unused: dict[str, set[str]] = {}
+    for host in mapped:
+        for name in host.unused:
+            unused.setdefault(name, set()).add(host.name.split("/")[0])
+    parts = []
+    if ignored:
+        parts.append(f"{', '.join(ignored)} (Ansible's or the lab's own: dlws reads its own keys "
+                     "and the ansible_ connection variables)")
+    if unused:
+        parts.append(", ".join(f"{name} on {' and '.join(sorted(kinds))} hosts"
+                               for name, kinds in sorted(unused.items()))
+                     + " (not used by pyinfra's docker/local connectors)")
+    if not parts:
         return None
-    return (f"dlws: {len(ignored)} variable(s) of the Ansible inventory {source} are Ansible's "
-            f"or the lab's own and not used by dlws (only dlws keys and the ansible_ connection "
-            f"variables are): {', '.join(ignored)}")
+    return f"dlws: not used from the Ansible inventory {source}: {'; '.join(parts)}"
 
 
 def load(source: str | Path, keys: Iterable[Any], limit: str | None = None,
          vault_password_file: str | None = None) -> tuple[list[PyinfraHost], str | None]:
     """An Ansible inventory's hosts within `limit` in pyinfra's terms, and the notice."""
     hosts = read(source, limit=limit, vault_password_file=vault_password_file)
-    return pyinfra_hosts(hosts, keys, source), notice(hosts, source)
+    mapped = pyinfra_hosts(hosts, keys, source)
+    return mapped, notice(hosts, mapped, source)
 
 
 def pyinfra_groups(hosts: Iterable[PyinfraHost]) -> dict[str, list[tuple[str, dict]]]:
