@@ -61,13 +61,20 @@ def _targets(config) -> list[Target]:
     return config._dlws_targets
 
 
-def pytest_report_header(config):
-    """The inventory reader's notices (an Ansible inventory's variables dlws does not use)."""
+def pytest_sessionstart(session):
+    """Show the inventory reader's notices (an Ansible inventory's variables dlws does not use)
+    once, on the controller, even under -q."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
     try:
         _targets(config)
     except pytest.UsageError:
-        return None  # collection raises it again, where pytest reports it
-    return config._dlws_notices
+        return  # collection raises it again, where pytest reports it
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for line in config._dlws_notices:
+        if reporter is not None:
+            reporter.write_line(line, yellow=True)
 
 
 # Properties each check records in the JUnit XML (record_property), read by dlws/report.py.

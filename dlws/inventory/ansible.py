@@ -396,7 +396,11 @@ def pyinfra_hosts(hosts: Iterable[AnsibleHost], keys: Iterable[Any],
             var = problem.key
             if var in _PYINFRA_FROM:
                 var = _connection_value(host.vars, _PYINFRA_FROM[var])[0] or var
-            where = host.origins.get(var) or host.origins.get(problem.key) or str(source)
+            # A problem of a key not set (gpu_model for a gpu_count) is where the key it
+            # names was set; else the source.
+            where = host.origins.get(var) or next(
+                (origin for name, origin in host.origins.items() if name in problem.message),
+                str(source))
             lines.append(f"{where}: host {host.name}: {var}: "
                          f"{_hide(host, var, problem.message)}{_ini_hint(host, var)}")
         result.append(mapped)
@@ -431,7 +435,7 @@ def notice(hosts: Iterable[AnsibleHost], mapped: Iterable[PyinfraHost],
     unused: dict[str, set[str]] = {}
     for host in mapped:
         for name in host.unused:
-            unused.setdefault(name, set()).add(host.name.split("/")[0])
+            unused.setdefault(name, set()).add(host.name.split("/")[0].lstrip("@"))
     parts = []
     if ignored:
         parts.append(f"{', '.join(ignored)} (Ansible's or the lab's own: dlws reads its own keys "
