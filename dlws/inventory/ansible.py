@@ -221,7 +221,9 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
                     values[name] = _plain(merged[name])
                 except AnsibleError as error:  # a vaulted value without its password
                     return {"error": f"{where}: host {host.name}: {name}: "
-                                     f"{_describe(error, source)[1]}"}
+                                     f"{_describe(error, source)[1]} Give the vault password "
+                                     f"file: ANSIBLE_VAULT_PASSWORD_FILE or {VAULT_ENV} (verify: "
+                                     "--vault-password-file)"}
                 origins[name] = where
                 if isinstance(merged[name], EncryptedString):
                     secret.append(name)
@@ -236,6 +238,9 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
             for _, exc in _relevant(failures, source):
                 where, message = _describe(exc, source)
                 reasons.setdefault(message, where)
+            if len(reasons) == 1:
+                (message, where), = reasons.items()
+                return {"error": f"{where}: {message} (no inventory plugin can read it)"}
             lines = "\n".join(f"  - {where}: {message}" for message, where in reasons.items())
             return {"error": f"Ansible inventory {source}: no inventory plugin can read it:\n"
                              f"{lines}"}
