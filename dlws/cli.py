@@ -55,6 +55,17 @@ def verify_and_report(inventory: str, run_dir: Path, extra: list[str]) -> int:
     return report.main([str(run_dir)])
 
 
+def pyinfra_inventory(inventory: str) -> tuple[str, dict[str, str]]:
+    """The pyinfra inventory file and environment for `inventory`: an Ansible inventory (a
+    hosts file, a directory, a script) goes through inventory/ansible.py."""
+    from dlws.inventory import ansible
+
+    if Path(inventory).exists() and ansible.is_ansible_source(inventory):
+        return "inventory/ansible.py", {**os.environ,
+                                        ansible.INVENTORY_ENV: str(Path(inventory).resolve())}
+    return inventory, dict(os.environ)
+
+
 def lock(inventory: str, renew: bool = False) -> int:
     """Make the hash locks (locks/) the inventory's hosts install from that do not exist yet."""
     import json
@@ -63,8 +74,9 @@ def lock(inventory: str, renew: bool = False) -> int:
     from dlws.locks import LockError, LockSpec, make_lock
 
     with tempfile.NamedTemporaryFile(suffix=".json") as plan:
+        inventory, env = pyinfra_inventory(inventory)
         command = [str(BIN / "pyinfra"), "-y", inventory, "deploy/plan.py"]
-        env = {**os.environ, "DLWS_PLAN_JSON": plan.name, "DLWS_PLAN_JSON_SECRETS": "1"}
+        env = {**env, "DLWS_PLAN_JSON": plan.name, "DLWS_PLAN_JSON_SECRETS": "1"}
         if _run(command, env=env) != 0:
             print("dlws lock: the hosts could not be planned (see above)", file=sys.stderr)
             return 1
@@ -171,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.set_defaults(func=cmd_report)
     locker = sub.add_parser("lock", help="make the hash locks (locks/) an inventory's hosts "
                             "install from")
-    locker.add_argument("--inventory", required=True)
+    locker.add_argument("--inventory", required=True,
+                        help="pyinfra inventory file, or an Ansible inventory")
     locker.add_argument("--renew", action="store_true",
                         help="resolve again and rewrite the locks that exist")
     locker.set_defaults(func=cmd_lock)

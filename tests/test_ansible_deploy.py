@@ -54,7 +54,7 @@ def test_ini_inventory_deploys_and_verifies_two_containers(two_bare_hosts, tmp_p
     env = {**os.environ, "DLWS_ANSIBLE_INVENTORY": str(inventory)}
     env.pop("DLWS_ANSIBLE_LIMIT", None)
     # What a lab runs: make any hash lock this controller lacks, deploy, verify.
-    lock = _run([str(BIN / "dlws"), "lock", "--inventory", "inventory/ansible.py"], env, 600)
+    lock = _run([str(BIN / "dlws"), "lock", "--inventory", str(inventory)], env, 600)
     assert lock.returncode == 0, lock.stdout[-3000:] + lock.stderr[-3000:]
     deploy = _run([str(BIN / "pyinfra"), "-y", "inventory/ansible.py", "deploy/workstation.py"],
                   env, 1500)

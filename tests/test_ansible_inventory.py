@@ -335,3 +335,33 @@ def test_pyinfra_inventory_without_the_variable_says_what_to_set():
     assert out.returncode != 0
     assert f"set {ansible.INVENTORY_ENV}" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_templates_render_as_a_play_would_see_them(tmp_path):
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "hosts.ini").write_text(
+        '[gpu]\nws01 ansible_host="{{ inventory_hostname }}.lab.example"\n')
+    (tmp_path / "group_vars" / "gpu.yml").write_text(
+        'lab_gpu: NVIDIA L4\ngpu_model: "{{ lab_gpu }}"\ngpu_count: "{{ 1 + 1 }}"\n')
+    mapped, notice = ansible.load(tmp_path, all_keys())
+    assert [(h.name, h.data) for h in mapped] == [
+        ("ws01", {"ssh_hostname": "ws01.lab.example", "gpu_model": "NVIDIA L4", "gpu_count": 2})]
+    assert "lab_gpu" in notice
+    (tmp_path / "group_vars" / "gpu.yml").write_text('gpu_model: "{{ lab_gpu }}"\n')
+    with pytest.raises(AnsibleInventoryError,
+                       match=r"group_vars/gpu.yml:1: host ws01: gpu_model: 'lab_gpu' is undefined"):
+        ansible.load(tmp_path, all_keys())
+
+
+def test_dlws_commands_take_an_ansible_inventory(monkeypatch):
+    from dlws import cli
+
+    path, env = cli.pyinfra_inventory(str(SOURCES["ini"]))
+    assert (path, env[ansible.INVENTORY_ENV]) == ("inventory/ansible.py", str(SOURCES["ini"]))
+    assert cli.pyinfra_inventory("inventory/sandbox.py")[0] == "inventory/sandbox.py"
+    seen = {}
+    monkeypatch.setattr(cli, "verify_and_report",
+                        lambda inventory, run_dir, extra: seen.update(extra=extra) or 0)
+    cli.main(["verify", "--inventory", "hosts.ini", "--limit", "gpu:!ws03*",
+              "--vault-password-file", "pw", "--run-dir", "/tmp/x"])
+    assert seen["extra"] == ["--limit=gpu:!ws03*", "--vault-password-file=pw"]

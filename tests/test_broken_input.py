@@ -225,6 +225,8 @@ ANSIBLE_CASES = [
     ("vault-without-password",
      {"hosts.ini": INI, "group_vars/gpu.yml": f"gpu_count: 1\ngpu_model: {_vaulted('NVIDIA L4')}"},
      ".", ["group_vars/gpu.yml:2: host ws01: gpu_model:", "ANSIBLE_VAULT_PASSWORD_FILE"]),
+    ("template-undefined", {"hosts.ini": INI, "group_vars/gpu.yml": 'gpu_model: "{{ gpu }}"\n'},
+     ".", ["group_vars/gpu.yml:1: host ws01: gpu_model:", "'gpu' is undefined"]),
     ("script-fails", {"inventory.sh": "#!/bin/sh\necho 'no CMDB' >&2\nexit 3\n"}, "inventory.sh",
      ["inventory.sh", "non-zero exit code 3"]),
 ]

@@ -154,6 +154,22 @@ def _origin(value: Any) -> str | None:
     return f"{origin.path}:{origin.line_num}" if origin.line_num else origin.path
 
 
+def _has_template(value: Any) -> bool:
+    """Whether a value (or an item of it) holds Jinja syntax. A vaulted value is decrypted
+    (str()) to be looked at; one that cannot be is left to _plain, which reports it."""
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_template(v) for v in value)
+    if isinstance(value, (str,)) or type(value).__name__ == "EncryptedString":
+        try:
+            text = str(value)
+        except Exception:  # reported by _plain, with its reason
+            return False
+        return "{{" in text or "{%" in text
+    return False
+
+
 def _plain(value: Any) -> Any:
     """A value as plain JSON data (a vaulted string decrypted: str() of an EncryptedString)."""
     if isinstance(value, dict):
@@ -182,6 +198,7 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
     from ansible.parsing.dataloader import DataLoader
     from ansible.parsing.vault import EncryptedString
     from ansible.plugins.loader import init_plugin_loader
+    from ansible.template import Templar
     from ansible.utils.display import Display
     from ansible.vars.manager import VariableManager
 
@@ -215,18 +232,28 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
             names = [n for n in merged if n not in C.INTERNAL_STATIC_VARS and n not in _MAGIC]
             read_names = [n for n in names if is_read(n)]
             values, origins, secret = {}, {}, []
+            templar = None
             for name in read_names:
                 where = _origin(merged[name]) or source
-                try:
-                    values[name] = _plain(merged[name])
-                except AnsibleError as error:  # a vaulted value without its password
-                    return {"error": f"{where}: host {host.name}: {name}: "
-                                     f"{_describe(error, source)[1]} Give the vault password "
-                                     f"file: ANSIBLE_VAULT_PASSWORD_FILE or {VAULT_ENV} (verify: "
-                                     "--vault-password-file)"}
                 origins[name] = where
                 if isinstance(merged[name], EncryptedString):
                     secret.append(name)
+                try:
+                    value = merged[name]
+                    if _has_template(value):
+                        # What a play would see: rendered with the host's variables (Ansible
+                        # renders only templates from trusted sources, such as files).
+                        if templar is None:
+                            templar = Templar(loader=loader, variables=variables.get_vars(
+                                host=host, include_hostvars=True))
+                        value = templar.template(value)
+                    values[name] = _plain(value)
+                except AnsibleError as error:  # a vaulted value without its password, a
+                    message = _describe(error, source)[1]  # template that does not render
+                    if "vault" in message.lower():
+                        message += (" Give the vault password file: ANSIBLE_VAULT_PASSWORD_FILE "
+                                    f"or {VAULT_ENV} (verify: --vault-password-file)")
+                    return {"error": f"{where}: host {host.name}: {name}: {message}"}
             groups = [g.name for g in host.get_groups() if g.name not in IMPLICIT_GROUPS]
             result.append({"name": host.name, "groups": groups, "vars": values,
                            "origins": origins, "secret": secret,
