@@ -365,3 +365,14 @@ def test_dlws_commands_take_an_ansible_inventory(monkeypatch):
     cli.main(["verify", "--inventory", "hosts.ini", "--limit", "gpu:!ws03*",
               "--vault-password-file", "pw", "--run-dir", "/tmp/x"])
     assert seen["extra"] == ["--limit=gpu:!ws03*", "--vault-password-file=pw"]
+
+
+@pytest.mark.parametrize(("name", "variables", "var"), [
+    ("@docker/x", {}, "inventory_hostname"),
+    ("ws01", {"ansible_host": "h?ssh_identity_file=/etc/shadow"}, "ansible_host"),
+    ("ws01", {"ansible_host": "-oProxyCommand=x"}, "ansible_host"),
+    ("ws01", {"ansible_connection": "docker", "ansible_host": "box;id"}, "ansible_host"),
+], ids=["connector", "url", "option", "container"])
+def test_names_that_are_not_hosts_are_refused(name, variables, var):
+    _, problems = to_pyinfra(AnsibleHost(name=name, groups=(), vars=variables))
+    assert [p[0] for p in problems] == [var]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -66,6 +67,10 @@ CONNECTIONS = {
     "local": "local", "ansible.builtin.local": "local",
 }
 BECOME_METHODS = ("sudo", "su", "doas")
+# What an SSH host's address and a container's name may be (Docker's rule for names:
+# [a-zA-Z0-9][a-zA-Z0-9_.-]+, from its "Invalid container name" error).
+_HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._-]*)|\[?[0-9A-Fa-f:.]+\]?")
+_CONTAINER = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 # Ansible's groups; pyinfra has its own "all", and a host in no group is in "ungrouped".
 IMPLICIT_GROUPS = ("all",)
 
@@ -353,8 +358,16 @@ def to_pyinfra(host: AnsibleHost) -> tuple[PyinfraHost, list[tuple[str, str]]]:
         problems.append((var, f"connection {connection!r} has no pyinfra connector here; use "
                               "ssh, docker or local"))
         connector = "ssh"
-    _, address = _connection_value(variables, "host")
+    address_var, address = _connection_value(variables, "host")
     unused: list[str] = []
+    # A name becomes pyinfra's host name and testinfra's URL: a host name, an IP address or a
+    # container name, nothing that could read as a connector (@...), a URL part or an option.
+    target_var, target = (address_var, address) if address is not None else (
+        "inventory_hostname", host.name)
+    pattern = _CONTAINER if connector == "docker" else _HOSTNAME
+    if connector != "local" and not pattern.fullmatch(str(target)):
+        problems.append((target_var, f"{str(target)!r} is not a "
+                         f"{'container name' if connector == 'docker' else 'host name or IP'}"))
     if connector in ("docker", "local"):
         name = f"@docker/{address or host.name}" if connector == "docker" else "@local"
         ssh_only = ("user", "port", "key") if connector == "docker" else ("host", "user", "port",
