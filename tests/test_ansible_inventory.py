@@ -376,3 +376,16 @@ def test_dlws_commands_take_an_ansible_inventory(monkeypatch):
 def test_names_that_are_not_hosts_are_refused(name, variables, var):
     _, problems = to_pyinfra(AnsibleHost(name=name, groups=(), vars=variables))
     assert [p[0] for p in problems] == [var]
+
+
+def test_verify_refuses_a_broken_inventory_with_its_message_alone(tmp_path):
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "hosts.ini").write_text("[gpu]\nws01\n")
+    (tmp_path / "group_vars" / "gpu.yml").write_text("gpu_count: 0\ngpu_modle: NVIDIA L4\n")
+    out = subprocess.run([sys.executable, "-m", "pytest", "verify", "-q", "-p", "no:cacheprovider",
+                          "--inventory", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    text = out.stdout + out.stderr
+    assert out.returncode == 4, text[-2000:]  # pytest's usage error: nothing ran
+    assert f"{tmp_path}/group_vars/gpu.yml:2: host ws01: gpu_modle: unknown key" in text
+    assert "Traceback" not in text and "ERROR collecting" not in text, text[-2000:]

@@ -62,15 +62,13 @@ def _targets(config) -> list[Target]:
 
 
 def pytest_sessionstart(session):
-    """Show the inventory reader's notices (an Ansible inventory's variables dlws does not use)
-    once, on the controller, even under -q."""
+    """Read the inventory once on the controller, before anything connects: a broken one ends
+    the run with its message alone (pytest's "ERROR: ..."), and the reader's notices (an Ansible
+    inventory's variables dlws does not use) are shown, even under -q."""
     config = session.config
     if hasattr(config, "workerinput"):
         return
-    try:
-        _targets(config)
-    except pytest.UsageError:
-        return  # collection raises it again, where pytest reports it
+    _targets(config)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     for line in config._dlws_notices:
         if reporter is not None:
