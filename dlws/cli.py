@@ -55,6 +55,17 @@ def verify_and_report(inventory: str, run_dir: Path, extra: list[str]) -> int:
     return report.main([str(run_dir)])
 
 
+def pyinfra_inventory(inventory: str) -> tuple[str, dict[str, str]]:
+    """The pyinfra inventory file and environment for `inventory`: an Ansible inventory (a
+    hosts file, a directory, a script) goes through inventory/ansible.py."""
+    from dlws.inventory import ansible
+
+    if Path(inventory).exists() and ansible.is_ansible_source(inventory):
+        return "inventory/ansible.py", {**os.environ,
+                                        ansible.INVENTORY_ENV: str(Path(inventory).resolve())}
+    return inventory, dict(os.environ)
+
+
 def lock(inventory: str, renew: bool = False) -> int:
     """Make the hash locks (locks/) the inventory's hosts install from that do not exist yet."""
     import json
@@ -63,8 +74,9 @@ def lock(inventory: str, renew: bool = False) -> int:
     from dlws.locks import LockError, LockSpec, make_lock
 
     with tempfile.NamedTemporaryFile(suffix=".json") as plan:
+        inventory, env = pyinfra_inventory(inventory)
         command = [str(BIN / "pyinfra"), "-y", inventory, "deploy/plan.py"]
-        env = {**os.environ, "DLWS_PLAN_JSON": plan.name, "DLWS_PLAN_JSON_SECRETS": "1"}
+        env = {**env, "DLWS_PLAN_JSON": plan.name, "DLWS_PLAN_JSON_SECRETS": "1"}
         if _run(command, env=env) != 0:
             print("dlws lock: the hosts could not be planned (see above)", file=sys.stderr)
             return 1
@@ -123,7 +135,11 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir or ROOT / "reports" / time.strftime("%Y%m%d-%H%M%S"))
     return verify_and_report(args.inventory, run_dir,
-                             (["-n", args.n] if args.n else []) + args.pytest_args)
+                             (["-n", args.n] if args.n else [])
+                             + ([f"--limit={args.limit}"] if args.limit else [])
+                             + ([f"--vault-password-file={args.vault_password_file}"]
+                                if args.vault_password_file else [])
+                             + args.pytest_args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -151,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     test.set_defaults(func=cmd_test)
     check = sub.add_parser("verify", help="verify an inventory's hosts, then report")
     check.add_argument("--inventory", required=True,
-                       help="pyinfra inventory file or Ansible hosts.yml")
+                       help="pyinfra inventory file, or an Ansible inventory (INI/YAML/TOML "
+                            "file, directory with group_vars/, script)")
+    check.add_argument("--limit", help="Ansible host patterns, e.g. 'gpu:!ws03*' (an Ansible "
+                                       "inventory's hosts to verify)")
+    check.add_argument("--vault-password-file", help="for an Ansible inventory's vaulted "
+                                                     "variables (else ANSIBLE_VAULT_PASSWORD_FILE)")
     check.add_argument("-n", help="pytest-xdist workers, e.g. auto (hosts checked in parallel)")
     check.add_argument("--run-dir", help="where the run's files go (default: reports/<time>)")
     check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments")
@@ -162,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.set_defaults(func=cmd_report)
     locker = sub.add_parser("lock", help="make the hash locks (locks/) an inventory's hosts "
                             "install from")
-    locker.add_argument("--inventory", required=True)
+    locker.add_argument("--inventory", required=True,
+                        help="pyinfra inventory file, or an Ansible inventory")
     locker.add_argument("--renew", action="store_true",
                         help="resolve again and rewrite the locks that exist")
     locker.set_defaults(func=cmd_lock)

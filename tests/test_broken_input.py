@@ -521,3 +521,91 @@ def test_a_hostile_host_name_is_refused(tmp_path, name):
     inventory = tmp_path / "inventory.py"
     inventory.write_text(f"hosts = [({name!r}, {{'ssh_hostname': '192.0.2.1'}})]\n")
     assert_refused(deploy(inventory), name, "host name", "rename the host")
+
+
+# Broken Ansible inventories, deployed through inventory/ansible.py as a lab would: each is
+# refused while the inventory loads, before pyinfra connects anywhere, naming the file (and
+# line), the host and the variable.
+def _vaulted(text: str) -> str:
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    ciphertext = VaultLib([("default", VaultSecret(b"not given"))]).encrypt(text).decode()
+    return "!vault |\n" + "".join(f"  {line}\n" for line in ciphertext.splitlines())
+
+
+INI = "[gpu]\nws01 ansible_host=10.0.0.1\n"
+# (case id, files of the inventory directory, the source in it, fragments the message line must
+# hold: file[:line], then host and variable (where the fault has one), then the fix)
+ANSIBLE_CASES = [
+    ("yaml-syntax", {"hosts.yml": "all:\n  hosts:\n    ws01: {gpu_count: 1\n"}, "hosts.yml",
+     ["hosts.yml:4:", "YAML parsing failed"]),
+    ("ini-syntax", {"hosts.ini": "[gpu]\nws01 gpu_count\n"}, "hosts.ini",
+     ["hosts.ini:", "Expected key=value host variable assignment, got: gpu_count"]),
+    ("ini-section", {"hosts.ini": "[gpu\nws01\n"}, "hosts.ini",
+     ["hosts.ini:", "Failed to parse inventory"]),
+    ("group_vars-syntax", {"hosts.ini": INI, "group_vars/gpu.yml": "gpu_count: [1\n"}, ".",
+     ["group_vars/gpu.yml:2:", "YAML parsing failed"]),
+    ("host_var-type", {"hosts.ini": INI, "host_vars/ws01.yml": "gpu_count: two\n"}, ".",
+     ["host_vars/ws01.yml:1: host ws01: gpu_count:", "expected int"]),
+    ("group_vars-unknown-key",
+     {"hosts.ini": INI, "group_vars/gpu.yml": "gpu_modle: NVIDIA L4\ngpu_count: 0\n"}, ".",
+     ["group_vars/gpu.yml:1: host ws01: gpu_modle:", "did you mean 'gpu_model'"]),
+    ("ini-number-for-text", {"hosts.ini": INI + "[gpu:vars]\nnvidia_driver_branch=580\n"}, ".",
+     ["hosts.ini:4: host ws01: nvidia_driver_branch:", "quote it"]),
+    ("gpu-without-model", {"hosts.yml": "gpu:\n  hosts:\n    ws01:\n      gpu_count: 2\n"},
+     "hosts.yml", ["hosts.yml:4: host ws01: gpu_model:", "nvidia-smi"]),
+    ("connection-winrm", {"hosts.ini": "[gpu]\nws01 ansible_connection=winrm\n"}, "hosts.ini",
+     ["hosts.ini:2: host ws01: ansible_connection:", "use ssh, docker or local"]),
+    ("port-not-a-number", {"hosts.ini": "[gpu]\nws01 ansible_port=ssh\n"}, "hosts.ini",
+     ["hosts.ini:2: host ws01: ansible_port:", "expected a port number"]),
+    ("ssh-key-missing",
+     {"hosts.ini": f"[gpu]\nws01 ansible_ssh_private_key_file={MISSING}/id_ed25519\n"},
+     "hosts.ini", ["hosts.ini:2: host ws01: ansible_ssh_private_key_file:",
+                   "does not exist on the controller"]),
+    ("vault-without-password",
+     {"hosts.ini": INI, "group_vars/gpu.yml": f"gpu_count: 1\ngpu_model: {_vaulted('NVIDIA L4')}"},
+     ".", ["group_vars/gpu.yml:2: host ws01: gpu_model:", "ANSIBLE_VAULT_PASSWORD_FILE"]),
+    ("template-undefined", {"hosts.ini": INI, "group_vars/gpu.yml": 'gpu_model: "{{ gpu }}"\n'},
+     ".", ["group_vars/gpu.yml:1: host ws01: gpu_model:", "'gpu' is undefined"]),
+    ("script-fails", {"inventory.sh": "#!/bin/sh\necho 'no CMDB' >&2\nexit 3\n"}, "inventory.sh",
+     ["inventory.sh", "non-zero exit code 3"]),
+]
+
+
+@pytest.fixture(scope="module")
+def ansible_refusals(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Every Ansible case deployed at once (each is its own pyinfra run; they share nothing)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ANSIBLE_VAULT_PASSWORD_FILE", "DLWS_ANSIBLE_VAULT_PASSWORD_FILE",
+                        "DLWS_ANSIBLE_LIMIT")}
+
+    def run(case) -> subprocess.CompletedProcess:
+        name, files, source = case[:3]
+        folder = tmp_path_factory.mktemp(name)
+        for relative, text in files.items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_text(text)
+            if relative.endswith(".sh"):
+                (folder / relative).chmod(0o755)
+        return subprocess.run([PYINFRA, "-y", "inventory/ansible.py", "deploy/workstation.py"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=180,
+                              env={**env, "DLWS_ANSIBLE_INVENTORY": str(folder / source)})
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip([c[0] for c in ANSIBLE_CASES], pool.map(run, ANSIBLE_CASES), strict=True))
+
+
+@pytest.mark.parametrize(("case", "fragments"), [(c[0], c[3]) for c in ANSIBLE_CASES],
+                         ids=[c[0] for c in ANSIBLE_CASES])
+def test_broken_ansible_inventory_is_refused(ansible_refusals, case, fragments):
+    out = ansible_refusals[case]
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, f"the deploy was not refused:\n{text[-3000:]}"
+    assert "Traceback" not in text, f"a traceback instead of a message:\n{text[-3000:]}"
+    assert "Connecting to hosts" not in text, f"pyinfra connected before refusing:\n{text}"
+    lines = [line for line in text.splitlines() if fragments[0] in line]
+    assert lines, f"no message naming {fragments[0]}:\n{text[-3000:]}"
+    assert any(all(fragment in line for fragment in fragments) for line in lines), \
+        f"no line naming {fragments[0]} says {fragments[1:]}:\n{text[-3000:]}"

@@ -21,8 +21,15 @@ DEFAULT_INVENTORY = "inventory/sandbox.py"
 def pytest_addoption(parser):
     group = parser.getgroup("dlws")
     group.addoption("--inventory", default=DEFAULT_INVENTORY,
-                    help="the pyinfra inventory (or Ansible hosts.yml) the fleet was deployed "
-                         f"with (default: {DEFAULT_INVENTORY})")
+                    help="the pyinfra inventory the fleet was deployed with, or an Ansible "
+                         "inventory (INI/YAML/TOML file, directory, script) "
+                         f"(default: {DEFAULT_INVENTORY})")
+    group.addoption("--limit", default=None,
+                    help="Ansible host patterns (e.g. 'gpu:!ws03*'): verify only these hosts "
+                         "of an Ansible inventory")
+    group.addoption("--vault-password-file", default=None,
+                    help="the password file for an Ansible inventory's vaulted variables "
+                         "(else ANSIBLE_VAULT_PASSWORD_FILE)")
     group.addoption("--facts-json", default=None,
                     help="where to write what each host was found to have (versions, training "
                          "throughput); default: hosts.json beside --junitxml")
@@ -44,10 +51,28 @@ def pytest_collection_modifyitems(items):
 def _targets(config) -> list[Target]:
     if not hasattr(config, "_dlws_targets"):
         try:
-            config._dlws_targets = load_targets(config.getoption("inventory"), all_keys())
+            config._dlws_notices = []
+            config._dlws_targets = load_targets(
+                config.getoption("inventory"), all_keys(), limit=config.getoption("limit"),
+                vault_password_file=config.getoption("vault_password_file"),
+                notices=config._dlws_notices)
         except (FileNotFoundError, ValueError) as error:
             raise pytest.UsageError(str(error)) from None
     return config._dlws_targets
+
+
+def pytest_sessionstart(session):
+    """Read the inventory once on the controller, before anything connects: a broken one ends
+    the run with its message alone (pytest's "ERROR: ..."), and the reader's notices (an Ansible
+    inventory's variables dlws does not use) are shown, even under -q."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    _targets(config)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for line in config._dlws_notices:
+        if reporter is not None:
+            reporter.write_line(line, yellow=True)
 
 
 # Properties each check records in the JUnit XML (record_property), read by dlws/report.py.

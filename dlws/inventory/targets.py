@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from dlws.inventory import ansible
 from dlws.plan import host_problems
 from dlws.schema import Key
 
-# The pyinfra inventory that reads an Ansible hosts.yml, and the variable naming the file.
+# The pyinfra inventory that reads an Ansible inventory: verify reads one through it, as the
+# deploy does, so both see the same hosts, groups and data (inventory/group_data/ included).
 ANSIBLE_INVENTORY = Path(__file__).resolve().parents[2] / "inventory" / "ansible.py"
-ANSIBLE_ENV = "DLWS_ANSIBLE_INVENTORY"
+# Lines the child prints for a person (the Ansible-only variables it did not use).
+NOTICE_PREFIX = "dlws: "
 
 
 @dataclass(frozen=True)
@@ -59,16 +62,27 @@ def host_spec(name: str, data: dict[str, Any]) -> str:
     return spec + (f"?{urlencode(params)}" if params else "")
 
 
-def load_targets(inventory_path: str, keys: Iterable[Key]) -> list[Target]:
-    """The hosts of a pyinfra inventory file (or an Ansible hosts.yml) as verify targets.
+def load_targets(inventory_path: str, keys: Iterable[Key], limit: str | None = None,
+                 vault_password_file: str | None = None,
+                 notices: list[str] | None = None) -> list[Target]:
+    """The hosts of a pyinfra inventory file (or any Ansible inventory) as verify targets.
 
     + keys: every key a host may carry (``roles.all_keys()``)
+    + limit: Ansible host patterns (``gpu:!ws03*``); Ansible inventories only
+    + vault_password_file: for an Ansible inventory's vaulted variables
+    + notices: where the reader's notices for a person are appended
     """
     keys = list(keys)
     path = Path(inventory_path)
     if not path.exists():
         raise FileNotFoundError(f"inventory {inventory_path} does not exist")
-    hosts, conflicts = _read_inventory(path)
+    if limit and not ansible.is_ansible_source(path):
+        raise ValueError(f"--limit takes Ansible host patterns, for an Ansible inventory; "
+                         f"{inventory_path} is a pyinfra inventory: select its hosts with "
+                         "pytest's -k instead")
+    hosts, conflicts, lines = _read_inventory(path, limit, vault_password_file)
+    if notices is not None:
+        notices.extend(lines)
     defaults = {key.name: key.default for key in keys}
     targets = []
     problems = [str(p) for name, data, _ in hosts for p in host_problems(name, data, keys)]
@@ -80,18 +94,23 @@ def load_targets(inventory_path: str, keys: Iterable[Key]) -> list[Target]:
     return targets
 
 
-def _read_inventory(path: Path) -> tuple[list[tuple[str, dict[str, Any], list[str]]], list[str]]:
-    """(name, data, groups) of each host, and the inventory's contradictions, read by pyinfra's
-    loader in a child process.
+def _read_inventory(path: Path, limit: str | None = None,
+                    vault_password_file: str | None = None
+                    ) -> tuple[list[tuple[str, dict[str, Any], list[str]]], list[str], list[str]]:
+    """(name, data, groups) of each host, the inventory's contradictions, and the reader's
+    notices, read by pyinfra's loader in a child process.
 
     pyinfra_cli patches the whole interpreter for gevent on import, which stalls pytest-xdist's
     workers (`LoopExit: This operation would block forever`); a child keeps verify clean.
     """
     root = str(Path(__file__).resolve().parents[2])
     pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    for name, value in ((ansible.LIMIT_ENV, limit), (ansible.VAULT_ENV, vault_password_file)):
+        if value:
+            env[name] = value
     out = subprocess.run([sys.executable, "-m", "dlws.inventory.targets", str(path)],
-                         capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": pythonpath})
+                         capture_output=True, text=True, env=env)
     try:
         document = json.loads(out.stdout.splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -99,27 +118,35 @@ def _read_inventory(path: Path) -> tuple[list[tuple[str, dict[str, Any], list[st
                          ) from None
     if "error" in document:
         raise ValueError(f"inventory {path}: {document['error']}")
+    notices = [line for line in out.stderr.splitlines() if line.startswith(NOTICE_PREFIX)]
     return ([(h["name"], h["data"], h["groups"]) for h in document["hosts"]],
-            document.get("conflicts", []))
+            document.get("conflicts", []), notices)
 
 
 def _dump_inventory(path: Path) -> dict:
     from pyinfra.api import State
+    from pyinfra.api.exceptions import InventoryError
     from pyinfra.context import ctx_state
+    from pyinfra_cli.exceptions import UnexpectedExternalError
     from pyinfra_cli.inventory import make_inventory
 
     from dlws.inventory.conflicts import group_conflicts, listing_conflicts
 
-    if path.suffix in (".yml", ".yaml"):
-        # An Ansible hosts.yml goes through inventory/ansible.py, the same file a deploy of it
+    if ansible.is_ansible_source(path):
+        # An Ansible inventory goes through inventory/ansible.py, the same file a deploy of it
         # uses, so verify sees the hosts, groups and data the deploy saw.
-        os.environ[ANSIBLE_ENV] = str(path.resolve())
+        os.environ[ansible.INVENTORY_ENV] = str(path.resolve())
         path = ANSIBLE_INVENTORY
     # pyinfra evaluates inventory files inside a run's state; a bare one is enough.
-    with ctx_state.use(State()):
-        inventory = make_inventory(str(path), cwd=os.getcwd())
-        conflicts = [str(p) for h in inventory for p in group_conflicts(h)]
-        conflicts += [str(p) for p in listing_conflicts(path)]
+    try:
+        with ctx_state.use(State()):
+            inventory = make_inventory(str(path), cwd=os.getcwd())
+            conflicts = [str(p) for h in inventory for p in group_conflicts(h)]
+            conflicts += [str(p) for p in listing_conflicts(path)]
+    except InventoryError as error:  # the reader's refusal: its message says it all
+        return {"error": str(error)}
+    except UnexpectedExternalError as error:  # an exception in the inventory file
+        return {"error": f"{type(error.exception).__name__}: {error.exception}"}
     return {"hosts": [{"name": h.name, "data": h.data.dict(), "groups": list(h.groups)}
                       for h in inventory], "conflicts": conflicts}
 
