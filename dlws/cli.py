@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from dlws.docker_env import ensure_container, remove_container
+from dlws.drift import NOISE
 from dlws.images import ensure_debian_image
 from dlws.schema import redact
 
@@ -110,7 +111,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         remove_container(name)
     image = ensure_debian_image(args.suite)
     print(f"sandbox {name}: {ensure_container(name, image)} from {image}", flush=True)
-    run_dir = ROOT / "reports" / "sandbox"
+    run_dir = run_folder("inventory/sandbox.py")
     run_dir.mkdir(parents=True, exist_ok=True)
     # The sandbox's hash locks ship in locks/; on a controller with other wheels, make them.
     if lock("inventory/sandbox.py") != 0:
@@ -132,20 +133,31 @@ def cmd_test(args: argparse.Namespace) -> int:
     return _run([str(BIN / "pytest"), "tests", *args.pytest_args])
 
 
+def run_folder(inventory: str) -> Path:
+    """reports/<inventory>/<time>/: every run kept, runs of one inventory side by side (what
+    `dlws report --since-pass` compares)."""
+    return ROOT / "reports" / Path(inventory).stem / time.strftime("%Y%m%d-%H%M%S")
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir or ROOT / "reports" / time.strftime("%Y%m%d-%H%M%S"))
-    return verify_and_report(args.inventory, run_dir,
-                             (["-n", args.n] if args.n else [])
-                             + ([f"--limit={args.limit}"] if args.limit else [])
-                             + ([f"--vault-password-file={args.vault_password_file}"]
-                                if args.vault_password_file else [])
-                             + args.pytest_args)
+    run_dir = Path(args.run_dir or run_folder(args.inventory))
+    extra = ((["-n", args.n] if args.n else [])
+             + ([f"--limit={args.limit}"] if args.limit else [])
+             + ([f"--vault-password-file={args.vault_password_file}"]
+                if args.vault_password_file else []))
+    if args.burn_in_minutes:
+        extra += [f"--burn-in-minutes={args.burn_in_minutes}"]
+    return verify_and_report(args.inventory, run_dir, extra + args.pytest_args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from dlws import report
 
-    return report.main([str(args.run_dir)] + (["--junit", str(args.junit)] if args.junit else []))
+    argv = [str(args.run_dir)] if args.run_dir else []
+    argv += ["--junit", str(args.junit)] if args.junit else []
+    argv += ["--diff", *map(str, args.diff)] if args.diff else []
+    argv += ["--since-pass"] if args.since_pass else []
+    return report.main(argv + ["--noise", str(args.noise)])
 
 
 def cmd_image(args: argparse.Namespace) -> int:
@@ -174,12 +186,24 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--vault-password-file", help="for an Ansible inventory's vaulted "
                                                      "variables (else ANSIBLE_VAULT_PASSWORD_FILE)")
     check.add_argument("-n", help="pytest-xdist workers, e.g. auto (hosts checked in parallel)")
-    check.add_argument("--run-dir", help="where the run's files go (default: reports/<time>)")
+    check.add_argument("--run-dir", help="where the run's files go (default: "
+                       "reports/<inventory>/<time>)")
+    check.add_argument("--burn-in-minutes", type=float, default=0,
+                       help="also run dlws-burn-in for N minutes on each host (bars: "
+                            "verify_burn_in_*)")
     check.add_argument("pytest_args", nargs=argparse.REMAINDER, help="more pytest arguments")
     check.set_defaults(func=cmd_verify)
-    rep = sub.add_parser("report", help="table, JSON and HTML of a verify run's JUnit XML")
-    rep.add_argument("run_dir", type=Path)
+    rep = sub.add_parser("report", help="table, JSON and HTML of a verify run's JUnit XML; "
+                         "what changed between runs")
+    rep.add_argument("run_dir", type=Path, nargs="?")
     rep.add_argument("--junit", type=Path, help="a JUnit XML to copy into RUN_DIR first")
+    rep.add_argument("--diff", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"),
+                     help="what changed on each host from RUN_A to RUN_B")
+    rep.add_argument("--since-pass", action="store_true",
+                     help="what changed on each host of RUN_DIR (or the latest run in "
+                          "reports/<inventory>) since that host's last passing run")
+    rep.add_argument("--noise", type=float, default=NOISE,
+                     help="share a throughput must move by to count as changed")
     rep.set_defaults(func=cmd_report)
     locker = sub.add_parser("lock", help="make the hash locks (locks/) an inventory's hosts "
                             "install from")
@@ -191,7 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     image = sub.add_parser("image", help="build or pull the bare Debian base images")
     image.add_argument("suites", nargs="*", default=["bookworm"])
     image.set_defaults(func=cmd_image)
-    args = parser.parse_args(argv)
+    # pytest's own options (-k, -x, --lf) pass through to `verify` and `test`.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and hasattr(args, "pytest_args"):
+        args.pytest_args = unknown + args.pytest_args
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return args.func(args)
 
 

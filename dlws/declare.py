@@ -6,7 +6,7 @@ import os
 import stat
 
 from dlws.domains import all_of, each, gpu_model, host_path, number_range, unique, url
-from dlws.schema import Key, defaults, fraction
+from dlws.schema import Key, defaults, fraction, non_negative, positive
 
 # A workstation or server holds at most a few dozen GPUs (an HGX board: 8; the largest PCIe
 # chassis: 20); 64 leaves room and keeps a typo such as 2**63 from reaching the solver.
@@ -20,6 +20,11 @@ def _private_file(value: str) -> str | None:
     if os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         return f"{value!r} holds passwords and others can read it; chmod 600 it"
     return None
+
+
+
+def _port(value) -> str | None:
+    return None if 1 <= value <= 65535 else "a TCP port from 1 to 65535"
 
 
 KEYS = [
@@ -65,6 +70,42 @@ KEYS = [
         "least share of the GPU model's expected dense bf16 TFLOP/s the matmul probe must "
         "reach on each GPU (below: throttling, a narrow PCIe link, a power cap)",
         check=fraction),
+    # The burn-in (dlws verify --burn-in-minutes N runs dlws-burn-in on each host).
+    Key("verify_burn_in_max_throttle_fraction", 0.02, (float,),
+        "burn-in bar: most share of the seconds a GPU may spend thermally or power-brake "
+        "throttled (NVML clock event reasons sw/hw thermal, hw slowdown, power brake; the "
+        "software power cap is the card at its limit and does not count)", check=fraction),
+    Key("verify_burn_in_min_clock_fraction", 0.75, (float,),
+        "burn-in bar: least median SM clock under load as a share of the GPU's maximum SM "
+        "clock (NVML); boost cards settle near their power limit below the maximum",
+        check=fraction),
+    Key("verify_burn_in_memory_fraction", 0.5, (float,),
+        "share of the host's memory the burn-in's memory stressor (stress-ng --vm) holds",
+        check=fraction),
+    Key("verify_burn_in_disk_mib", 1024, (int,),
+        "size of the burn-in's disk soak file on hardware_data_dir (stress-ng --hdd), MiB",
+        check=positive),
+    # Across machines: the multi-node training check (verify/test_network.py).
+    Key("network_multinode_group", None, (str,),
+        "hosts with the same name here train together across machines with torchrun (c10d "
+        "rendezvous on the group's first host; NCCL with GPUs, gloo without); none = alone",
+        nullable=True),
+    Key("network_address", None, (str,),
+        "the address the other hosts of the group reach this host at on the lab network "
+        "(default: its inventory name)", nullable=True),
+    Key("network_interface", None, (str,),
+        "the network interface the group's traffic uses on this host (GLOO_SOCKET_IFNAME and "
+        "NCCL_SOCKET_IFNAME, e.g. 'eth1'); default: the one the host's name resolves to",
+        nullable=True),
+    Key("network_min_gbit", 0.5, (int, float),
+        "least all-reduce bus bandwidth between each pair of hosts of the group, Gbit/s "
+        "(nccl-tests' busbw; set your fabric's figure, e.g. 80 for 100 GbE)",
+        check=non_negative),
+    Key("network_rendezvous_port", 29400, (int,),
+        "TCP port of the c10d rendezvous on the group's first host", check=_port),
+    Key("network_timeout_s", 180, (int,),
+        "seconds the multi-node check may take before it is stopped and fails (a host that "
+        "never joins the rendezvous)", check=positive),
 ]
 KEYS += [
     Key("verify_notebooks_logins", None, (str,),

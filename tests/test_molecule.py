@@ -1,7 +1,8 @@
 """Molecule scenarios run for real: converge, idempotence, verify; then planted faults on `default`.
 
-`default` converges once; the fault tests reuse its container (kept with --destroy never) so the
-same bare-image converge is not paid twice by two harnesses.
+`default` converges once (the session fixture `default_scenario`, tests/conftest.py); the fault
+tests here and tests/test_proof.py reuse its container (kept with --destroy never) so the same
+bare-image converge is not paid twice.
 """
 
 from __future__ import annotations
@@ -38,14 +39,6 @@ def molecule(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 def tail(out: subprocess.CompletedProcess, n: int = 6000) -> str:
     return (out.stdout + out.stderr)[-n:]
-
-
-@pytest.fixture(scope="module")
-def default_scenario(docker_engine):
-    ensure_debian_image("bookworm")
-    out = molecule("test", "-s", "default", "--destroy", "never")
-    yield out
-    molecule("destroy", "-s", "default")
 
 
 def test_default_scenario_converges_idempotent_and_verified(default_scenario):

@@ -584,3 +584,56 @@ def test_desktop_keeps_its_display_driver(display, key, desktop):
         assert initramfs.conditional, "rebuilt only when the blacklist or modeset changed"
     else:
         assert modeset is None, run.describe()
+
+
+# --- proof over time: the burn-in's tools, NVML on GPU hosts, the daily timer -----------------
+
+def test_burn_in_is_installed_with_stress_ng():
+    run = run_case("debian-12_no-gpu_burn-in", host_data("debian-12", "no-gpu", "distro"))
+    assert packages(run, "Install stress-ng") == "stress-ng", run.describe()
+    script = run.uploads()["/opt/dlws/venv/bin/dlws-burn-in"]
+    assert script.startswith("#!/opt/dlws/venv/bin/python\n") and "def evaluate(" in script
+    [link] = run.named("Link dlws-burn-in to /usr/local/bin/dlws-burn-in")
+    assert any("/usr/local/bin/dlws-burn-in" in c for c in link.commands), run.describe()
+
+
+@pytest.mark.parametrize(("gpu", "nvml"), [("no-gpu", False), ("a100", True)])
+def test_nvml_bindings_go_to_gpu_hosts_only(gpu, nvml):
+    from dlws.locks import NVML_BINDINGS, environment_spec
+    from roles import all_defaults
+
+    data = host_data("ubuntu-24.04", gpu, "distro")
+    run = run_case(f"ubuntu-24.04_{gpu}_nvml", data)
+    assert run.error is None, run.error
+    spec = environment_spec(run.stack, {**all_defaults(), **data})
+    assert (NVML_BINDINGS in spec.requirements) is nvml, spec.requirements
+
+
+def test_daily_check_timer_only_when_asked():
+    off = run_case("ubuntu-24.04_t4_no-daily", host_data("ubuntu-24.04", "t4", "distro"))
+    assert off.named("daily check") == [] and not any(
+        "dlws-daily-check" in path for path in off.uploads()), off.describe()
+    data = host_data("ubuntu-24.04", "t4", "distro", frameworks_daily_check=True,
+                     frameworks_daily_burn_in_minutes=3, hardware_data_dir="/data/my disk")
+    run = run_case("ubuntu-24.04_t4_daily", data)
+    uploads = run.uploads()
+    timer = uploads["/etc/systemd/system/dlws-daily-check.timer"]
+    assert "OnCalendar=daily" in timer and "Persistent=true" in timer
+    service = uploads["/etc/systemd/system/dlws-daily-check.service"]
+    assert "ExecStart=/usr/local/sbin/dlws-daily-check" in service
+    script = uploads["/usr/local/sbin/dlws-daily-check"]
+    # Hostile data stays one word: the data dir is quoted.
+    assert ("/usr/local/bin/dlws-burn-in --minutes 3 --gpus 1 --data-dir '/data/my disk' "
+            "--json /var/lib/dlws/daily/burn-in.json") in script, script
+    assert "--require-gpu" in script
+    [enable] = run.named("Enable and start the dlws-daily-check timer")
+    assert "systemctl daemon-reload" in enable.commands
+    assert any("systemctl enable dlws-daily-check.timer" in c for c in enable.commands), (
+        enable.commands)
+
+
+def test_daily_check_is_skipped_in_a_container():
+    data = host_data("debian-12", "no-gpu", "distro", frameworks_daily_check=True,
+                     facts={"container": "docker"})
+    run = run_case("debian-12_no-gpu_daily-in-container", data)
+    assert not any("dlws-daily-check" in path for path in run.uploads()), run.describe()

@@ -33,6 +33,9 @@ def pytest_addoption(parser):
     group.addoption("--facts-json", default=None,
                     help="where to write what each host was found to have (versions, training "
                          "throughput); default: hosts.json beside --junitxml")
+    group.addoption("--burn-in-minutes", type=float, default=0,
+                    help="run dlws-burn-in for N minutes on each host and hold it to the "
+                         "verify_burn_in_* bars (default 0: no burn-in)")
 
 
 def pytest_generate_tests(metafunc):

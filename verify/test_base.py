@@ -72,3 +72,17 @@ def test_apt_proxy_configured(host, target):
         if target[key]:
             found = target[key] in text
             assert found, f"{key} (as declared) is not in {APT_PROXY_FILE}"
+
+
+def test_package_inventory_recorded(host, record_fact):
+    # What `dlws report --diff` compares between runs: every dpkg package and the kernel.
+    # The command and parser are pyinfra's own DebPackages fact (`dpkg -l`, installed and held).
+    fact = DebPackages()
+    out = host.run(fact.command())
+    packages = fact.process(out.stdout.splitlines())
+    assert out.rc == 0 and packages, (
+        f"dpkg -l listed no package (rc={out.rc}): {(out.stderr or out.stdout).strip()[-300:]}")
+    # One version per package; a package installed for two architectures lists both.
+    record_fact("packages.dpkg", {name: ", ".join(sorted(versions))
+                                  for name, versions in sorted(packages.items())})
+    record_fact("kernel.release", host.check_output("uname -r"))

@@ -95,3 +95,44 @@ def test_frameworks_import_together_in_one_process(host, plan, venv_python, reco
     assert out.rc == 0, f"importing both frameworks in one process failed:\n{out.stderr[-3000:]}"
     report = json.loads(out.stdout.strip().splitlines()[-1])
     record_fact("frameworks.one_process", report)
+
+
+def test_burn_in_command_installed(host, target):
+    burn_in = host.file(target["frameworks_burn_in_path"])
+    assert burn_in.exists, f"{burn_in.path} is missing (dlws-burn-in)"
+    out = host.run(f"{target['frameworks_burn_in_path']} --help")
+    assert out.rc == 0 and "--minutes" in out.stdout, out.stderr[-500:]
+    assert host.package("stress-ng").is_installed, "stress-ng (the burn-in's load) is missing"
+
+
+# What the daily timer keeps on the host (roles/frameworks DAILY_DIR) and at most how old.
+DAILY_DIR, DAILY_MAX_AGE_S = "/var/lib/dlws/daily", 2 * 86400
+
+
+def test_daily_check_results_collected(host, target, record_fact):
+    if not target["frameworks_daily_check"]:
+        pytest.skip("frameworks_daily_check is false: no daily timer")
+    if host.file("/.dockerenv").exists:
+        pytest.skip("a container: the deploy installs no timer without systemd")
+    timer = host.service("dlws-daily-check.timer")
+    assert timer.is_enabled, "dlws-daily-check.timer is not enabled"
+    finished = host.file(f"{DAILY_DIR}/finished")
+    assert finished.exists, (f"the daily check has not run yet ({finished.path} missing); "
+                             "`systemctl start dlws-daily-check.service` runs it now")
+    age = int(host.check_output("date +%s")) - finished.mtime.timestamp()
+    record_fact("daily.finished", finished.content_string.strip())
+    results = {}
+    for part in ("train", "burn-in"):
+        rc = host.file(f"{DAILY_DIR}/{part}.rc")
+        results[part] = rc.content_string.strip() if rc.exists else "missing"
+        document = host.file(f"{DAILY_DIR}/{part}.json")
+        if document.exists and part == "train":
+            import json
+
+            train = (json.loads(document.content_string).get("results") or [{}])[0]
+            if "samples_per_second" in train:
+                record_fact("daily.torch.samples_per_second", train["samples_per_second"])
+    record_fact("daily.exit_codes", results)
+    assert age <= DAILY_MAX_AGE_S, f"the daily check last finished {age / 3600:.0f} h ago"
+    assert results == {"train": "0", "burn-in": "0"}, (
+        f"the last daily check failed (exit codes {results}); see {DAILY_DIR}")

@@ -149,12 +149,22 @@ GPU_HEALTH = [
 ]
 
 
+# Health readings that count events: their values are compared between runs.
+COUNTED = ("ecc_uncorrected", "retired_pages", "remapped_rows")
+
+
 @pytest.mark.parametrize(("reading", "fields", "query", "judge"), GPU_HEALTH,
                          ids=[h[0] for h in GPU_HEALTH])
-def test_gpu_health(host, target, reading, fields, query, judge):
+def test_gpu_health(host, target, reading, fields, query, judge, record_fact):
     require_gpus(target)
     rows = query_gpus(host, fields, query)
     assert rows, f"nvidia-smi reported no GPU for {reading}; {target['gpu_count']} declared"
+    # Counters for the drift between runs (dlws/drift.py reports any change of gpu.N.*).
+    if reading in COUNTED:
+        for number, row in enumerate(rows):
+            for name, value in row.items():
+                if name not in ("index", "gpu_bus_id") and value is not None:
+                    record_fact(f"gpu.{row.get('index') or number}.{name}", value)
     verdicts = [judge(row, target) for row in rows]
     problems = [f"GPU {v.gpu}: {v.problem}" for v in verdicts if not v.ok]
     assert not problems, "; ".join(problems)

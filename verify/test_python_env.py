@@ -76,3 +76,9 @@ def test_environment_is_its_hash_lock(host, target, plan, venv_packages):
     extra = unlocked_packages(venv_packages, [lock for lock in locks if lock.exists()])
     assert not extra, (f"installed in {target['python_env_prefix']} but pinned by no lock "
                        f"({', '.join(lock.name for lock in locks)}): {', '.join(extra)}")
+
+
+def test_venv_package_inventory_recorded(venv_packages, record_fact):
+    # What `dlws report --diff` compares between runs: every distribution in the environment.
+    assert venv_packages, "the shared environment lists no distribution (is it installed?)"
+    record_fact("packages.venv", dict(sorted(venv_packages.items())))

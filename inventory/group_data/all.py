@@ -48,6 +48,34 @@ verify_notebooks_logins = None
 # where the controller reaches the hub (default: the host's address and notebooks_port; a
 # container's bridge address)
 verify_notebooks_url = None
+# burn-in bar: most share of the seconds a GPU may spend thermally or power-brake throttled (NVML
+# clock event reasons sw/hw thermal, hw slowdown, power brake; the software power cap is the card
+# at its limit and does not count)
+verify_burn_in_max_throttle_fraction = 0.02
+# burn-in bar: least median SM clock under load as a share of the GPU's maximum SM clock (NVML);
+# boost cards settle near their power limit below the maximum
+verify_burn_in_min_clock_fraction = 0.75
+# share of the host's memory the burn-in's memory stressor (stress-ng --vm) holds
+verify_burn_in_memory_fraction = 0.5
+# size of the burn-in's disk soak file on hardware_data_dir (stress-ng --hdd), MiB
+verify_burn_in_disk_mib = 1024
+# hosts with the same name here train together across machines with torchrun (c10d rendezvous on
+# the group's first host; NCCL with GPUs, gloo without); none = alone
+network_multinode_group = None
+# the address the other hosts of the group reach this host at on the lab network (default: its
+# inventory name)
+network_address = None
+# the network interface the group's traffic uses on this host (GLOO_SOCKET_IFNAME and
+# NCCL_SOCKET_IFNAME, e.g. 'eth1'); default: the one the host's name resolves to
+network_interface = None
+# least all-reduce bus bandwidth between each pair of hosts of the group, Gbit/s (nccl-tests'
+# busbw; set your fabric's figure, e.g. 80 for 100 GbE)
+network_min_gbit = 0.5
+# TCP port of the c10d rendezvous on the group's first host
+network_rendezvous_port = 29400
+# seconds the multi-node check may take before it is stopped and fails (a host that never joins
+# the rendezvous)
+network_timeout_s = 180
 
 # --- roles.cache (Package cache role: one apt-cacher-ng for a fleet, and the keys that point hosts at it.)
 # apt-cacher-ng (or another apt proxy) for plain-HTTP repositories, e.g. 'http://10.0.0.5:3142':
@@ -198,3 +226,11 @@ notebooks_tls_days = 825
 notebooks_config_dir = '/etc/dlws/hub'
 # the hub's database and secrets (root-only, 0700)
 notebooks_state_dir = '/var/lib/dlws/hub'
+# where the burn-in command is linked for every user
+frameworks_burn_in_path = '/usr/local/bin/dlws-burn-in'
+# install a systemd timer that runs the host's checks daily (training check, short burn-in) and
+# keeps the last results in /var/lib/dlws/daily for the next verify to collect; hosts with systemd
+# only (skipped in containers)
+frameworks_daily_check = False
+# minutes of the daily check's burn-in
+frameworks_daily_burn_in_minutes = 5

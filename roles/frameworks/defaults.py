@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from dlws.domains import link_path
-from dlws.schema import Key, defaults
+from dlws.schema import Key, defaults, positive
 
 _VERSION = re.compile(r"^(auto|none|\d+\.\d+(\.\d+)?)$")
 
@@ -23,5 +23,13 @@ KEYS = [
         "where no GPU); none = skip", check=_version_or_auto),
     Key("frameworks_train_check_path", "/usr/local/bin/dlws-train-check", (str,),
         "where the training check command is linked for every user", check=link_path),
+    Key("frameworks_burn_in_path", "/usr/local/bin/dlws-burn-in", (str,),
+        "where the burn-in command is linked for every user", check=link_path),
+    Key("frameworks_daily_check", False, (bool,),
+        "install a systemd timer that runs the host's checks daily (training check, short "
+        "burn-in) and keeps the last results in /var/lib/dlws/daily for the next verify to "
+        "collect; hosts with systemd only (skipped in containers)"),
+    Key("frameworks_daily_burn_in_minutes", 5, (int, float),
+        "minutes of the daily check's burn-in", check=positive),
 ]
 DEFAULTS = defaults(KEYS)

@@ -278,6 +278,102 @@ def matmul_probe(device_kind: str, size: int, iterations: int,
     return readings
 
 
+ALLREDUCE_MIB = 64  # per measurement: large enough that latency is a small share of the time
+
+
+def allreduce_gbit(torch, dist, group, device, mib: int, iterations: int = 5) -> float:
+    """Bus bandwidth of an all-reduce among `group`, Gbit/s (nccl-tests' busbw: the algorithm
+    bandwidth times 2(n-1)/n, which is what each link carries in a ring)."""
+    size = dist.get_world_size(group)
+    tensor = torch.ones(mib * 2**20 // 4, dtype=torch.float32, device=device)
+    dist.all_reduce(tensor, group=group)  # warm-up: connections, buffers
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        dist.all_reduce(tensor, group=group)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = (time.perf_counter() - start) / iterations
+    return tensor.numel() * 4 * 8 / seconds / 1e9 * 2 * (size - 1) / size
+
+
+def multinode_main(args: argparse.Namespace) -> int:
+    """One rank of the training check across hosts, started by torchrun (c10d rendezvous): the
+    seed's model trained with DDP over NCCL (GPUs) or gloo (CPU), then the all-reduce bus
+    bandwidth between every pair of hosts. Each host's first rank prints the same document."""
+    import datetime
+    import socket
+
+    try:
+        import torch
+        import torch.distributed as dist
+        from torch import nn
+        from torch.nn.parallel import DistributedDataParallel
+    except ImportError as error:
+        print(f"dlws-train-check: PyTorch is not importable: {error}", file=sys.stderr)
+        return COULD_NOT_RUN
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    gpu = torch.cuda.is_available()
+    if args.require_gpu and not gpu:
+        print("dlws-train-check: no GPU visible but --require-gpu", file=sys.stderr)
+        return FAILED
+    backend = "nccl" if gpu else "gloo"
+    device = torch.device(f"cuda:{local_rank}" if gpu else "cpu")
+    if gpu:
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=args.timeout))
+    node = socket.gethostname()
+    nodes: list = [None] * world
+    dist.all_gather_object(nodes, (node, local_rank))
+    data, source, is_sample = load_mnist(args.mnist, args.offline)
+    bar = args.sample_min_accuracy if is_sample else args.min_accuracy
+    torch.manual_seed(0)
+    model = DistributedDataParallel(_torch_model(nn).to(device),
+                                    device_ids=[local_rank] if gpu else None)
+    x = torch.from_numpy(data["x_train"][rank::world]).to(device)
+    y = torch.from_numpy(data["y_train"][rank::world]).long().to(device)
+    dist.barrier()
+    seconds = _torch_fit(torch, model, x, y, args.epochs, BATCH, args.mixed_precision, device)
+    accuracy = _torch_accuracy(torch, model.module, data, device)
+    # Each pair of hosts: their first ranks all-reduce alone (every rank makes every group, in
+    # the same order, as torch.distributed requires).
+    first = {}
+    for index, (name, local) in enumerate(nodes):
+        if local == 0:
+            first.setdefault(name, index)
+    names = list(first)
+    pairs = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            group = dist.new_group([first[a], first[b]])
+            if rank in (first[a], first[b]):
+                gbit = allreduce_gbit(torch, dist, group, device, args.allreduce_mib)
+                pairs.append({"pair": f"{a}<->{b}", "gbit": round(gbit, 2), "backend": backend,
+                              "mib": args.allreduce_mib})
+            dist.barrier()
+    found: list = [None] * world
+    dist.all_gather_object(found, pairs)
+    measured = {p["pair"]: p for ranks in found for p in ranks}
+    failure = (f"test accuracy {accuracy:.4f} under the bar {bar}" if accuracy < bar else None)
+    document = {
+        "exit_code": FAILED if failure else PASS, "multinode": True, "backend": backend,
+        "world_size": world, "nodes": names, "dataset": source, "dataset_is_sample": is_sample,
+        "epochs": args.epochs, "min_accuracy": bar, "test_accuracy": accuracy,
+        "train_seconds": seconds,
+        "samples_per_second": len(data["y_train"]) * args.epochs / seconds,
+        "device": "gpu" if gpu else "cpu", "allreduce": list(measured.values()),
+        "status": "failed" if failure else "passed", "reason": failure}
+    dist.destroy_process_group()
+    if local_rank == 0:
+        line = (f"multinode {document['status'].upper()} {world} ranks on {len(names)} hosts "
+                f"({backend}) accuracy={accuracy:.4f} (bar {bar}) "
+                + ", ".join(f"{p['pair']} {p['gbit']} Gbit/s" for p in measured.values()))
+        emit(args, [line], document)
+    return document["exit_code"]
+
+
 TRAINERS = {"tensorflow": train_tensorflow, "torch": train_torch}
 
 
@@ -356,6 +452,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default="auto",
                         help="GPU dtype; auto = the tensor cores' (bf16 from Ampere, fp16 on "
                              "Volta/Turing)")
+    parser.add_argument("--multinode", action="store_true",
+                        help="one rank of the check across hosts: start it with torchrun "
+                             "(c10d rendezvous), which sets RANK and WORLD_SIZE")
+    parser.add_argument("--allreduce-mib", type=int, default=ALLREDUCE_MIB,
+                        help="size of the all-reduce measured between each pair of hosts")
+    parser.add_argument("--timeout", type=int, default=180,
+                        help="seconds a collective may wait for the other hosts")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
     args.framework = args.framework or list(FRAMEWORKS)
@@ -366,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.matmul_probe:
         return probe_main(args)
+    if args.multinode:
+        return multinode_main(args)
     try:
         code, results = run(args)
     except CannotRun as error:
