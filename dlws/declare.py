@@ -23,6 +23,20 @@ def _private_file(value: str) -> str | None:
 
 
 
+def _matching(pattern: str, what: str):
+    import re
+
+    compiled = re.compile(pattern)
+    return lambda value: None if compiled.match(value) else f"use {what}"
+
+
+_GROUP = _matching(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "letters, digits, '.', '_' or '-'")
+# A host name or an IPv4/IPv6 address: what torchrun's --rdzv-endpoint takes.
+_ADDRESS = _matching(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$", "a host name or an IP address")
+_INTERFACE = _matching(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}$",
+                       "an interface name such as 'eth1' (15 characters at most)")
+
+
 def _port(value) -> str | None:
     return None if 1 <= value <= 65535 else "a TCP port from 1 to 65535"
 
@@ -89,14 +103,14 @@ KEYS = [
     Key("network_multinode_group", None, (str,),
         "hosts with the same name here train together across machines with torchrun (c10d "
         "rendezvous on the group's first host; NCCL with GPUs, gloo without); none = alone",
-        nullable=True),
+        nullable=True, check=_GROUP),
     Key("network_address", None, (str,),
         "the address the other hosts of the group reach this host at on the lab network "
-        "(default: its inventory name)", nullable=True),
+        "(default: its inventory name)", nullable=True, check=_ADDRESS),
     Key("network_interface", None, (str,),
         "the network interface the group's traffic uses on this host (GLOO_SOCKET_IFNAME and "
         "NCCL_SOCKET_IFNAME, e.g. 'eth1'); default: the one the host's name resolves to",
-        nullable=True),
+        nullable=True, check=_INTERFACE),
     Key("network_min_gbit", 0.5, (int, float),
         "least all-reduce bus bandwidth between each pair of hosts of the group, Gbit/s "
         "(nccl-tests' busbw; set your fabric's figure, e.g. 80 for 100 GbE)",
