@@ -120,6 +120,17 @@ def test_blank_disk_formatted_mounted_by_uuid_and_shared(disks, tmp_path):
     assert out.returncode == 0, out.stdout[-4000:]
     assert "passed" in out.stdout and "skipped" not in out.stdout, out.stdout[-2000:]
 
+    # Each disk check fails when broken on purpose: floors no disk reaches, nofail taken out.
+    fast = inventory(tmp_path, "fast", "blank")
+    Path(fast).write_text(Path(fast).read_text().replace("'min_write_mib_s': 1",
+                                                         "'min_write_mib_s': 100000"))
+    out = run_verify(fast, "-k", "test_disks_sequential_throughput")
+    assert out.returncode == 1 and "declared at least 100000" in out.stdout, out.stdout[-3000:]
+    in_container("cp /etc/fstab /tmp/fstab && sed -i 's/,nofail//' /etc/fstab")
+    out = run_verify(inv, "-k", "test_disks_in_fstab_by_uuid_with_nofail")
+    in_container("cp /tmp/fstab /etc/fstab")
+    assert out.returncode == 1 and "no nofail in /etc/fstab" in out.stdout, out.stdout[-3000:]
+
     # The second run changes nothing.
     rc, document, log = pyinfra_json(inv, DEPLOY)
     assert rc == 0, log[-3000:]
