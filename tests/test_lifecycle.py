@@ -321,3 +321,30 @@ def test_verify_fails_on_a_recorded_module_user_space_mismatch_with_the_reboot_f
     recorded.clear()
     check(host, target, plan_, lambda key, value: recorded.update({key: value}))
     assert recorded == {}
+
+
+def test_verify_fails_when_the_branch_pin_names_another_branch():
+    from types import SimpleNamespace
+
+    from verify.test_nvidia_driver import test_driver_branch_pinned as check
+
+    host = RecordedHost(files={BRANCH_PIN: branch_pin("550")}, commands={})
+    plan_ = SimpleNamespace(driver=SimpleNamespace(branch="535"))
+    with pytest.raises(AssertionError, match="does not pin branch 535"):
+        check(host, {"nvidia_driver_updates": "within_branch"}, plan_)
+    check(RecordedHost(files={BRANCH_PIN: branch_pin("535")}, commands={}),
+          {"nvidia_driver_updates": "within_branch"}, plan_)
+
+
+def test_verify_fails_on_a_datasets_folder_without_default_acls():
+    """A recorded folder someone chmod'ed by hand: group and setgid right, no default ACL."""
+    from verify.test_storage import test_datasets_folders_shared_with_the_lab as check
+
+    target = {"storage_disks": [{"device": "/dev/disk/by-id/nvme-lab-1", "mount": "/data"}],
+              "base_lab_group": "lab"}
+    host = RecordedHost(files={}, commands={"getfacl": "stat root lab 2775\nuser::rwx\n"
+                                                       "group::rwx\nother::r-x\n"})
+    with pytest.raises(AssertionError) as failed:
+        check(host, target)
+    assert "/data/datasets lacks the ACL entries" in str(failed.value)
+    assert "default:group:lab:rwx" in str(failed.value)
