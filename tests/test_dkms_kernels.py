@@ -9,6 +9,7 @@ Heavy (three DKMS compiles of the NVIDIA module): marked slow.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -18,7 +19,12 @@ from dlws import kernel
 from dlws.images import ensure_debian_image
 from tests.helpers import run_verify
 
-pytestmark = pytest.mark.slow
+# Three DKMS compiles of the NVIDIA module on CI's two cores do not fit the suite's ~15 min:
+# opt in with DLWS_DKMS_TEST=1 (see README "Tests" for the measured time).
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not os.environ.get("DLWS_DKMS_TEST"),
+                                 reason="DKMS builds of the NVIDIA module for three kernels take "
+                                        "too long for CI; run with DLWS_DKMS_TEST=1")]
 CONTAINER = "dlws-i13-dkms"
 # Two kernels of Debian 12's security suite, older than the one linux-headers-amd64 points to.
 FIRST, SECOND = "6.1.0-55-amd64", "6.1.0-56-amd64"
