@@ -30,7 +30,8 @@ CONTAINER = "dlws-i13-dkms"
 FIRST, SECOND = "6.1.0-55-amd64", "6.1.0-56-amd64"
 SOURCES = (
     "deb http://deb.debian.org/debian bookworm main contrib non-free non-free-firmware\n"
-    "deb http://deb.debian.org/debian-security bookworm-security main contrib non-free\n"
+    "deb http://deb.debian.org/debian-security bookworm-security main contrib non-free "
+    "non-free-firmware\n"
 )
 CHECK = "test_kernel_modules_built_for_each_kernel"
 
