@@ -63,9 +63,9 @@ def dkms_host(docker_engine):
 def inventory(tmp_path) -> str:
     path = tmp_path / "dkms.py"
     # A container plans no driver unless one is asked for: R535 is Debian 12's.
-    path.write_text(f"dkms = [('@docker/{CONTAINER}', {{'gpu_count': 1, 'gpu_model': "
-                    "'Tesla T4', 'nvidia_driver_source': 'distro', "
-                    "'nvidia_driver_branch': '535'}})]\n")
+    data = {"gpu_count": 1, "gpu_model": "Tesla T4", "nvidia_driver_source": "distro",
+            "nvidia_driver_branch": "535"}
+    path.write_text(f"dkms = [('@docker/{CONTAINER}', {data!r})]\n")
     return str(path)
 
 
