@@ -19,8 +19,8 @@ from dlws import kernel
 from dlws.images import ensure_debian_image
 from tests.helpers import run_verify
 
-# Three DKMS compiles of the NVIDIA module on CI's two cores do not fit the suite's ~15 min:
-# opt in with DLWS_DKMS_TEST=1 (see README "Tests" for the measured time).
+# Three DKMS compiles of the NVIDIA module on CI's two cores do not fit the suite's ~15 min
+# (605 s measured here, 2026-11-29): opt in with DLWS_DKMS_TEST=1.
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.environ.get("DLWS_DKMS_TEST"),
                                  reason="DKMS builds of the NVIDIA module for three kernels take "
