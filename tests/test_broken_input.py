@@ -119,7 +119,7 @@ CASES = [
     ("ssh_port-70000", {"ssh_port": 70000}, "ssh_port", "1 to 65535"),
     # --- choices and versions
     ("lab_users-root", {"base_lab_users": ["ada", "root"]}, "base_lab_users",
-     "'root' is a system account"),
+     "'root' is root or a system account"),
     ("lab_group-sudo", {"base_lab_group": "sudo"}, "base_lab_group", "system group"),
     ("disk-unstable-path", {"storage_disks": [{"device": "/dev/sdb", "mount": "/data"}]},
      "storage_disks", "not a stable path"),
