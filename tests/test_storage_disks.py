@@ -116,7 +116,10 @@ def test_blank_disk_formatted_mounted_by_uuid_and_shared(disks, tmp_path):
                  "mkdir /data-blank/datasets/set1 && touch /data-blank/datasets/set1/x'")
     in_container("su -s /bin/sh ada -c 'echo again >> /data-blank/datasets/set1/x'")
     assert in_container("stat -c %G /data-blank/datasets/set1/x").stdout.strip() == "lab"
-    out = run_verify(inv, "-k", "test_storage or lab_user")
+    # This issue's checks only (main's other lab-user checks skip on this host).
+    out = run_verify(inv, "-k", "test_storage or gpu_and_lab_groups or "
+                     "lab_users_have_their_own_home "
+                     "or removed_lab_user")
     assert out.returncode == 0, out.stdout[-4000:]
     assert "passed" in out.stdout and "skipped" not in out.stdout, out.stdout[-2000:]
 
