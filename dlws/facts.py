@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 import secrets
+import shlex
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -560,4 +561,148 @@ def host_facts(read, data: Mapping[str, Any]):
         nvidia_packages=tuple(sorted((read(NvidiaPackages) or {}).items())) if installed else (),
         # Only a GPU host's driver choice reads it (desktop or headless build).
         display=read(Display) if board else None,
+        # The kernel metapackages the headers metapackage follows (dlws.kernel): only where the
+        # host runs its own kernel and a GPU is planned.
+        kernel_images=tuple(read(KernelImagePackages) or ()) if board else (),
     )
+
+
+# --- Data disks (roles/storage) and lab accounts (roles/base) ---------------------------------
+
+# `wipefs --no-act --noheadings --output TYPE,OFFSET DEV` line: "ext4 0x438", "gpt 0x200".
+WIPEFS_LINE = re.compile(r"^(?P<type>\S+)\s+(?P<offset>0x[0-9a-f]+)$", re.I)
+
+
+class BlockDevice(FactBase):
+    """What a declared disk holds, read without changing it (blkid -p, wipefs -n, lsblk).
+
+    ``device`` is a stable path (/dev/disk/by-id/...) or ``serial:<SERIAL>``. None when no
+    block device answers to it.
+
+    .. code:: python
+
+        {"path": "/dev/sdb", "blkid": {"TYPE": "ext4", "UUID": "0f3c..."},
+         "signatures": [{"type": "ext4", "offset": "0x438"}], "children": ["sdb1"],
+         "holders": ["dm-0"], "mounts": [{"target": "/data", "fstype": "ext4"}]}
+    """
+
+    def command(self, device: str) -> str:
+        if device.startswith("serial:"):
+            # lsblk's SERIAL column (udev's ID_SERIAL_SHORT, or sysfs); values are validated
+            # (letters, digits, _ . -) before anything connects, and quoted all the same.
+            serial = shlex.quote(device.split(":", 1)[1])
+            find = (f"dev=$(lsblk -dnrpo NAME,SERIAL | awk -v s={serial} "
+                    "'$2 == s {print $1; exit}')")
+        else:
+            find = f"dev=$(readlink -f -- {shlex.quote(device)})"
+        return (
+            # Without one of these tools a signature could go unseen: say so, read nothing.
+            "LANG=C; m=; for t in blkid wipefs lsblk findmnt; do "
+            'command -v $t >/dev/null 2>&1 || m="$m $t"; done; '
+            '[ -z "$m" ] || { echo "tools-missing$m"; exit 0; }; '
+            f"{find}; "
+            '[ -n "$dev" ] && [ -b "$dev" ] || { echo missing; exit 0; }; '
+            'echo "path=$dev"; echo "--blkid"; blkid -p -o export -- "$dev" 2>/dev/null; '
+            'echo "--wipefs"; wipefs --no-act --noheadings --output TYPE,OFFSET -- "$dev" '
+            "2>/dev/null; "
+            'echo "--children"; lsblk -nro NAME -- "$dev" 2>/dev/null | tail -n +2; '
+            'echo "--holders"; ls -A "/sys/class/block/${dev##*/}/holders" 2>/dev/null; '
+            'echo "--mounts"; findmnt -rno TARGET,FSTYPE --source "$dev" 2>/dev/null; true'
+        )
+
+    def process(self, output):
+        lines = [line.strip() for line in output if line.strip()]
+        if not lines or lines[0] == "missing":
+            return None
+        if lines[0].startswith("tools-missing"):
+            return {"path": None, "missing_tools": lines[0].split()[1:]}
+        found: dict = {"path": lines[0].removeprefix("path="), "blkid": {}, "signatures": [],
+                       "children": [], "holders": [], "mounts": []}
+        section = None
+        for line in lines[1:]:
+            if line.startswith("--"):
+                section = line[2:]
+            elif section == "blkid" and "=" in line:
+                key, _, value = line.partition("=")
+                found["blkid"][key] = value
+            elif section == "wipefs":
+                match = WIPEFS_LINE.match(line)
+                if match:
+                    found["signatures"].append({"type": match["type"],
+                                                "offset": match["offset"]})
+            elif section in ("children", "holders"):
+                found[section].append(line)
+            elif section == "mounts":
+                target, _, fstype = line.partition(" ")
+                found["mounts"].append({"target": target.replace("\\x20", " "),
+                                        "fstype": fstype})
+        return found
+
+
+class SharedFolder(FactBase):
+    """Owner, group, octal mode and ACL entries of a folder (getfacl -cp), or None.
+
+    .. code:: python
+
+        {"user": "root", "group": "lab", "mode": "2775",
+         "acl": ["user::rwx", "group::rwx", "default:group:lab:rwx", ...]}
+    """
+
+    def command(self, path: str) -> str:
+        quoted = shlex.quote(path)
+        return (f"LANG=C; [ -d {quoted} ] || exit 0; stat -c 'stat %U %G %a' -- {quoted}; "
+                f"getfacl -cp -- {quoted} 2>/dev/null || true")
+
+    def process(self, output):
+        lines = [line.strip() for line in output if line.strip()]
+        if not lines or not lines[0].startswith("stat "):
+            return None
+        _, user, group, mode = lines[0].split()
+        acl = [line for line in lines[1:] if not line.startswith("#")]
+        return {"user": user, "group": group, "mode": mode.zfill(4), "acl": acl}
+
+
+class UidMin(FactBase):
+    """The first UID of a person's account (UID_MIN in /etc/login.defs; 1000 when unset).
+
+    .. code:: python
+
+        1000
+    """
+
+    command = "awk '$1 == \"UID_MIN\" {print $2}' /etc/login.defs 2>/dev/null || true"
+
+    def process(self, output):
+        text = "".join(output).strip()
+        return int(text) if text.isdigit() else 1000
+
+
+class KernelImagePackages(FactBase):
+    """Installed linux-image packages (metapackages and versioned kernels), for kernel headers.
+
+    .. code:: python
+
+        ["linux-image-6.1.0-28-amd64", "linux-image-amd64"]
+    """
+
+    command = ("dpkg-query -W -f='${Status}|${Package}\\n' 'linux-image-*' 2>/dev/null "
+               "| awk -F'|' '$1 == \"install ok installed\" {print $2}' || true")
+    default = list
+
+    def process(self, output):
+        return sorted(line.strip() for line in output if line.strip())
+
+
+class HeldPackages(FactBase):
+    """Packages apt-mark holds (no upgrade touches them).
+
+    .. code:: python
+
+        ["nvidia-driver", "nvidia-kernel-dkms"]
+    """
+
+    command = "apt-mark showhold 2>/dev/null || true"
+    default = list
+
+    def process(self, output):
+        return sorted(line.strip() for line in output if line.strip())

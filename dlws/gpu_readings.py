@@ -320,3 +320,32 @@ def apt_components(files: dict[str, str]) -> set[str]:
                 if len(line) >= 4 and line[0] == "deb":
                     found.update(line[3:])
     return found
+
+
+# The user space's version from the library it loads: ldconfig's libnvidia-ml.so.1 resolves
+# to ".../libnvidia-ml.so.535.216.01" on Debian, Ubuntu and NVIDIA's repository alike.
+NVML_LIBRARY = re.compile(r"libnvidia-ml\.so\.(?P<version>\d+\.\d+(?:\.\d+)?)$")
+INSTALLED_NVML_COMMAND = (
+    "p=$(ldconfig -p 2>/dev/null | awk '/libnvidia-ml\\.so\\.1 / {print $NF; exit}'); "
+    '[ -n "$p" ] && readlink -f -- "$p" || true'
+)
+
+
+def installed_nvml_version(resolved_path: str) -> str | None:
+    """The installed user space's version from the resolved libnvidia-ml.so.1 path, or None."""
+    match = NVML_LIBRARY.search(resolved_path.strip())
+    return match["version"] if match else None
+
+
+def reboot_pending(loaded: str | None, installed: str | None) -> str | None:
+    """Why a reboot is pending (the loaded module is not the installed user space), or None.
+
+    This is the state that makes every CUDA program fail with "Failed to initialize NVML:
+    Driver/library version mismatch" after unattended-upgrades moved the user space.
+    """
+    if not loaded or not installed or loaded == installed:
+        return None
+    return (f"the loaded NVIDIA kernel module is {loaded} but the installed user space "
+            f"(libnvidia-ml) is {installed}: NVML and CUDA fail with 'Driver/library version "
+            f"mismatch' until the host reboots; fix: reboot it (sudo reboot) so that the "
+            f"{installed} module loads")

@@ -49,6 +49,9 @@ class HostSummary:
     gpu_count: int | None = None
     gpu_model: str | None = None
     reason: str = ""
+    # Why the host must reboot (the loaded NVIDIA module is not the installed user space, or
+    # the deploy left /var/run/reboot-required), as verify recorded it; None when it need not.
+    reboot_pending: str | None = None
 
 
 @dataclass
@@ -145,7 +148,8 @@ def build(junit: Path, facts: Path | None = None) -> Report:
         hosts.append(HostSummary(name, status, counts, round(sum(r.seconds for r in mine), 1),
                                  info.get("facts", {}), info.get("spec", ""),
                                  info.get("gpu_count"), info.get("gpu_model"),
-                                 unreachable.message if unreachable else ""))
+                                 unreachable.message if unreachable else "",
+                                 info.get("facts", {}).get("reboot_pending")))
     return Report(hosts, checks, table, side.get("inventory"))
 
 
@@ -207,7 +211,11 @@ def table(report: Report) -> str:
     lines.append("")
     for h in report.hosts:
         counts = ", ".join(f"{n} {s}" for s, n in h.counts.items() if n)
-        lines.append(f"{h.name}: {h.status.upper()} ({counts}; {h.seconds:.1f} s)")
+        lines.append(f"{h.name}: {h.status.upper()}"
+                     + (" (reboot pending)" if h.reboot_pending else "")
+                     + f" ({counts}; {h.seconds:.1f} s)")
+        if h.reboot_pending:
+            lines.append(f"  reboot pending: {h.reboot_pending}")
         if h.reason:
             lines.append(f"  {h.reason}")
         for finding in _versions(h.facts) + _training(h.facts):
@@ -335,7 +343,7 @@ table{border-collapse:collapse} th,td{border:1px solid #d5d9e0;padding:3px 8px;t
 th{background:#f2f4f7;font-weight:600} td.check{font-family:ui-monospace,monospace;font-size:12px}
 .pass{background:#dff3e4;color:#17612d} .FAIL{background:#fbdada;color:#9b1c1c;font-weight:600}
 .skip{background:#f1f1f1;color:#6b7280} .unreachable{background:#fde9c8;color:#8a4b00}
-.not-run{background:#f1f1f1}
+.not-run{background:#f1f1f1} .reboot{background:#fde9c8;color:#8a4b00;font-weight:600}
 .cards{display:flex;gap:12px;flex-wrap:wrap}
 .card{border:1px solid #d5d9e0;border-radius:6px;padding:10px 14px;min-width:300px}
 .card h3{margin:0 0 6px;font-size:15px} .badge{padding:1px 8px;border-radius:10px}
@@ -359,9 +367,14 @@ def to_html(report: Report, title: str) -> str:
         if "nvidia_driver.version" in h.facts:
             items.append(f"<li>NVIDIA driver {e(str(h.facts['nvidia_driver.version']))}</li>")
         reason = f"<pre>{e(h.reason)}</pre>" if h.reason else ""
+        reboot = (f' <span class="badge reboot" title="{e(h.reboot_pending, quote=True)}">'
+                  "reboot pending</span>" if h.reboot_pending else "")
+        if h.reboot_pending:
+            items.insert(0, f"<li><b>reboot pending</b>: {e(h.reboot_pending)}</li>")
         cards.append(
             f'<div class="card"><h3>{e(h.name)} <span class="badge {e(h.status)}">'
-            f"{e(h.status)}</span></h3><div class=sub>{e(h.spec)} &middot; {e(gpus)} &middot; "
+            f"{e(h.status)}</span>{reboot}</h3><div class=sub>{e(h.spec)} &middot; "
+            f"{e(gpus)} &middot; "
             f"{e(counts)} &middot; {h.seconds:.1f} s</div>{reason}"
             f"<ul>{''.join(items) or '<li>nothing recorded</li>'}</ul></div>")
     head = "".join(f"<th>{e(h.name)}</th>" for h in report.hosts)

@@ -19,11 +19,12 @@ from roles import (
     notebooks,
     nvidia_driver,
     python_env,
+    storage,
 )
 
 # The roles deploy/workstation.py runs, in order (nvidia_repo is called by the driver, CUDA and
 # cuDNN roles; cache is deployed on its own host, its keys point the workstations at it).
-ROLES = (base, nvidia_driver, cuda, cudnn, python_env, frameworks, notebooks)
+ROLES = (base, storage, nvidia_driver, cuda, cudnn, python_env, frameworks, notebooks)
 # Owners of host-data keys, in the order inventory/group_data/all.py lists them.
 KEY_OWNERS = (declare, cache, *ROLES)
 

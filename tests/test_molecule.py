@@ -168,6 +168,23 @@ def test_verify_fails_when_the_extra_ca_is_gone_then_deploy_repairs(default_scen
                       ).returncode == 0
 
 
+def test_verify_fails_when_a_lab_user_leaves_a_gpu_group_then_deploy_repairs(default_scenario):
+    removed = subprocess.run(["docker", "exec", DEFAULT_CONTAINER, "gpasswd", "-d", "ada",
+                              "render"], capture_output=True, text=True)
+    assert removed.returncode == 0, removed.stderr
+    out = run_verify(DEFAULT_INVENTORY, "-k", "lab_user")
+    assert out.returncode == 1, out.stdout[-3000:]
+    assert "test_lab_users_in_the_gpu_and_lab_groups" in out.stdout, out.stdout[-3000:]
+    assert "'ada': \"not in ['render']" in out.stdout, out.stdout[-3000:]
+    rc, document, log = pyinfra_json(DEFAULT_INVENTORY)
+    assert rc == 0, log[-3000:]
+    assert changed_operations(document) == [
+        "Base system | Lab users | Put ada in the GPU and lab groups (video, render, lab)"], \
+        changed_operations(document)
+    out = run_verify(DEFAULT_INVENTORY, "-k", "lab_user")
+    assert out.returncode == 0 and "skipped" not in out.stdout, out.stdout[-3000:]
+
+
 def train_check(*args: str) -> tuple[int, dict]:
     out = subprocess.run(["docker", "exec", DEFAULT_CONTAINER, "dlws-train-check", *args,
                           "--json", "-"], capture_output=True, text=True)

@@ -195,3 +195,19 @@ def test_calculator_plan_and_verify_give_the_same_stack(tmp_path):
     # From R580 NVIDIA's repository names the fabric manager and NSCQ without a branch.
     assert planned["driver"]["packages"] == ["nvidia-driver-pinning-580", "nvidia-open",
                                              "nvidia-fabricmanager", "libnvidia-nscq"]
+
+
+def test_plan_shows_each_hosts_kernel_headers(fleet_plan):
+    """The headers decision is in the plan: the metapackage only where DKMS builds the module."""
+    result, out_json = fleet_plan
+    by_host = {row["host"]: row for row in json.loads(out_json.read_text())}
+    # NVIDIA's repository on Debian 13 builds with DKMS: the flavour's metapackage follows
+    # each new kernel (derived from uname -r: the recorded host lists no linux-image package).
+    hgx = by_host["@fake/hgx-h100"]
+    assert hgx["os"]["kernel_headers"] == ["linux-headers-6.12.48+deb13-amd64",
+                                           "linux-headers-amd64"]
+    assert any("linux-headers-amd64" in note and "derived from uname -r" in note
+               for note in hgx["notes"]), hgx["notes"]
+    # Ubuntu's prebuilt modules follow the kernel through linux-modules-nvidia-*: no metapackage.
+    assert by_host["@fake/ws-4090"]["os"]["kernel_headers"] == ["linux-headers-6.8.0-51-generic"]
+    assert "linux-headers-amd64" in result.stdout, result.stdout

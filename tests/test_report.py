@@ -211,3 +211,38 @@ def test_html_charts_render_in_chromium(run_dir, tmp_path):
     broken.write_text(text[:start] + text[text.index("</svg>", start) + 6:])
     in_dom, painted = rendered_charts(broken, tmp_path / "broken")
     assert [m.split(":")[0] for m in missing_charts(in_dom, painted)] == ["matmul"]
+
+
+PENDING = ("the loaded NVIDIA kernel module is 535.216.01 but the installed user space "
+           "(libnvidia-ml) is 535.230.02: ... fix: reboot it")
+
+
+@pytest.fixture
+def pending_run(tmp_path):
+    """The recorded run, with verify's reboot_pending reading recorded for the sandbox host."""
+    hosts = json.loads((RECORDED / "hosts.json").read_text())
+    hosts["hosts"][SANDBOX]["facts"]["reboot_pending"] = PENDING
+    (tmp_path / "hosts.json").write_text(json.dumps(hosts))
+    return tmp_path, report.write(tmp_path, RECORDED / "junit.xml")
+
+
+def test_reboot_pending_shown_per_host(pending_run):
+    path, built = pending_run
+    assert [h.name for h in built.hosts if h.reboot_pending] == [SANDBOX]
+    text = report.table(built)
+    assert f"{SANDBOX}: FAIL (reboot pending)" in text and f"reboot pending: {PENDING}" in text
+    assert f"{GPU}: FAIL (" in text and f"{GPU}: FAIL (reboot" not in text
+    document = json.loads((path / report.JSON_OUT).read_text())
+    assert {h["name"]: h["reboot_pending"] for h in document["hosts"]}[SANDBOX] == PENDING
+
+
+@pytest.mark.integration
+def test_reboot_pending_renders_in_chromium(pending_run, tmp_path_factory):
+    path, _ = pending_run
+    out = chromium("--dump-dom", (path / report.HTML_OUT).as_uri(),
+                   profile=tmp_path_factory.mktemp("chromium-profile"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    # One badge, on the sandbox's card only.
+    assert out.stdout.count('class="badge reboot"') == 1, out.stdout[-3000:]
+    card = out.stdout.split(f"<h3>{SANDBOX} ")[1].split("</h3>")[0]
+    assert "reboot pending" in card, card

@@ -32,7 +32,9 @@ from verify.conftest import run_json
 _RUNS: dict[str, tuple[int, dict, str]] = {}
 
 
-@pytest.fixture(autouse=True)
+# Module scope: autouse fixtures of a scope are set up before its other fixtures, so a host
+# without the service skips before controller_tls or notebook_run would read its files.
+@pytest.fixture(scope="module", autouse=True)
 def _notebooks_enabled(target):
     if not target["notebooks_enabled"]:
         pytest.skip("notebooks_enabled is False: no notebook service on this host")

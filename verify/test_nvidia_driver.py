@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
-from dlws.gpu_readings import loaded_driver_version, loaded_modules, module_flavour
+from dlws import kernel
+from dlws.gpu_readings import (
+    INSTALLED_NVML_COMMAND,
+    installed_nvml_version,
+    loaded_driver_version,
+    loaded_modules,
+    module_flavour,
+    reboot_pending,
+)
+from dlws.stack.driver import builds_dkms
+from roles.nvidia_driver import BRANCH_PIN, REBOOT_MARKER, branch_pin
 from verify.conftest import require_gpus
 
 
@@ -33,15 +45,93 @@ def test_nvidia_smi_installed(host, driver_plan):
     assert host.run("command -v nvidia-smi").rc == 0, "nvidia-smi is not on PATH"
 
 
-def test_kernel_module_matches_user_space(host, target, driver_plan):
-    require_gpus(target)
+def loaded_module_version(host) -> str | None:
+    """The loaded NVIDIA module's version (/proc/driver/nvidia/version, /sys/module), or None."""
     proc = host.file("/proc/driver/nvidia/version")
-    assert proc.exists, "the nvidia kernel module is not loaded (/proc/driver/nvidia/version)"
-    # Open modules say "Open Kernel Module for x86_64  580.95.05": the version is not the next word.
-    module = loaded_driver_version(proc.content_string)
-    assert module == installed_user_space(host), (
-        f"kernel module {module} and user space {installed_user_space(host)} disagree "
-        "(a reboot after the driver change is pending?)")
+    if proc.exists:
+        # Open modules say "Open Kernel Module for x86_64  580.95.05": not the next word.
+        return loaded_driver_version(proc.content_string)
+    sysfs = host.file("/sys/module/nvidia/version")
+    return sysfs.content_string.strip() or None if sysfs.exists else None
+
+
+def test_kernel_module_matches_user_space(host, target, driver_plan, record_fact):
+    loaded = loaded_module_version(host)
+    installed = (installed_nvml_version(host.run(INSTALLED_NVML_COMMAND).stdout)
+                 or installed_user_space(host))
+    pending = reboot_pending(loaded, installed)
+    if pending or host.file(REBOOT_MARKER).exists:
+        # The fleet report shows "reboot pending" on this host's card.
+        record_fact("reboot_pending", pending or f"{REBOOT_MARKER} is present: the deploy "
+                    "installed a driver that loads at the next boot")
+    if loaded is None:
+        require_gpus(target)
+        pytest.fail("the nvidia kernel module is not loaded (/proc/driver/nvidia/version, "
+                    "/sys/module/nvidia/version)", pytrace=False)
+    assert not pending, pending
+
+
+def test_driver_branch_pinned(host, target, driver_plan):
+    policy = target["nvidia_driver_updates"]
+    if policy == "unmanaged":
+        pytest.skip("nvidia_driver_updates = 'unmanaged': no pin, no hold")
+    pin = host.file(BRANCH_PIN)
+    assert pin.exists, f"{BRANCH_PIN} is missing: an upgrade may switch the driver's branch"
+    assert pin.content_string == branch_pin(driver_plan.driver.branch), (
+        f"{BRANCH_PIN} does not pin branch {driver_plan.driver.branch}:\n{pin.content_string}")
+    if policy == "hold":
+        held = set(host.run("apt-mark showhold").stdout.split())
+        driver = {p for p in host.run("dpkg-query -W -f='${Package}\\n' 'nvidia-*' 'libcuda*' "
+                                      "2>/dev/null").stdout.split()}
+        assert held & driver, ("nvidia_driver_updates = 'hold' but no NVIDIA driver package is "
+                               f"held (apt-mark showhold: {sorted(held)})")
+
+
+def _checked_kernels(host) -> dict[str, str]:
+    """Kernel release -> why it must have the module: running, default boot, headers (DKMS)."""
+    kernels = {}
+    in_container = host.run("[ -f /.dockerenv ] || [ -f /run/.containerenv ]").rc == 0
+    if not in_container:
+        kernels[host.run("uname -r").stdout.strip()] = "running"
+    boot = kernel.newest_kernel(host.run("ls -1 /boot/vmlinuz-* 2>/dev/null").stdout.split())
+    if boot:
+        kernels.setdefault(boot, "default boot")
+    # Every kernel with headers is one DKMS builds for: no module there is a failed build.
+    dkms = host.run("command -v dkms >/dev/null && ls -1d /lib/modules/*/build 2>/dev/null")
+    for path in dkms.stdout.split():
+        kernels.setdefault(path.split("/")[3], "installed (headers present)")
+    return kernels
+
+
+def test_kernel_modules_built_for_each_kernel(host, target, driver_plan, record_fact):
+    in_container = host.run("[ -f /.dockerenv ] || [ -f /run/.containerenv ]").rc == 0
+    if in_container and host.run("command -v dkms").rc != 0:
+        pytest.skip("a container without DKMS: the NVIDIA module is its host's")
+    kernels = _checked_kernels(host)
+    assert kernels, "no kernel found to check (uname -r, /boot/vmlinuz-*, /lib/modules/*/build)"
+    modules, licenses = {}, {}
+    for release in kernels:
+        q = shlex.quote(release)
+        # Debian's DKMS package names the module nvidia-current (an alias makes it `nvidia`).
+        out = host.run(f"modinfo -k {q} -F version nvidia 2>/dev/null || "
+                       f"modinfo -k {q} -F version nvidia-current 2>/dev/null")
+        modules[release] = out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
+        lic = host.run(f"modinfo -k {q} -F license nvidia 2>/dev/null || "
+                       f"modinfo -k {q} -F license nvidia-current 2>/dev/null")
+        licenses[release] = lic.stdout.strip()
+    builds = builds_dkms(driver_plan.os.id, driver_plan.driver.source)
+    dkms = host.run("dkms status 2>/dev/null").stdout if builds else ""
+    record_fact("kernel_modules", {k: v or "missing" for k, v in modules.items()})
+    fix = ("install its headers and build the module: apt install linux-headers-{k} && "
+           "dkms autoinstall -k {k}" if builds else
+           "apt install the linux-modules-nvidia-... package of the planned branch for it "
+           "(or redeploy)")
+    problems = []
+    for release, why in kernels.items():
+        problems += kernel.module_problems({release: why}, modules, driver_plan.driver.branch,
+                                           driver_plan.driver.flavour, licenses,
+                                           fix.format(k=release))
+    assert not problems, "; ".join(problems) + (f"\ndkms status:\n{dkms}" if dkms else "")
 
 
 def test_nouveau_not_loaded(host, target, driver_plan):

@@ -46,19 +46,61 @@ def _groups(host, user: str) -> set[str] | None:
     return set(out.stdout.split()) if out.rc == 0 else None
 
 
-def test_lab_users_in_the_gpu_groups(host, target):
+def _lab_users(target) -> list[str]:
+    if not target["base_lab_users"]:
+        pytest.skip("no lab users declared (base_lab_users)")
+    return target["base_lab_users"]
+
+
+def test_lab_users_in_the_gpu_and_lab_groups(host, target):
     # /dev/nvidia* and /dev/dri/renderD* are group video/render: without them a user's
-    # training silently falls back to the CPU.
+    # training silently falls back to the CPU; the lab group shares the datasets folders.
     from roles.base import GPU_GROUPS
 
+    wanted = {*GPU_GROUPS, target["base_lab_group"]}
     missing = {}
-    for user in target["base_lab_users"]:
+    for user in _lab_users(target):
         groups = _groups(host, user)
         if groups is None:
             missing[user] = "no such user"
-        elif set(GPU_GROUPS) - groups:
-            missing[user] = f"not in {sorted(set(GPU_GROUPS) - groups)} (has {sorted(groups)})"
-    assert not missing, f"lab users who cannot use the GPUs: {missing}"
+        elif wanted - groups:
+            missing[user] = f"not in {sorted(wanted - groups)} (has {sorted(groups)})"
+    assert not missing, f"lab users who cannot use the GPUs or the lab's data: {missing}"
+
+
+def test_lab_users_have_their_own_home(host, target):
+    problems = {}
+    for user in _lab_users(target):
+        account = host.user(user)
+        if not account.exists:
+            problems[user] = "no such user"
+            continue
+        home = host.file(account.home)
+        if not home.is_directory:
+            problems[user] = f"home {account.home} is missing"
+        elif home.user != user:
+            problems[user] = f"home {account.home} belongs to {home.user}"
+    assert not problems, f"lab users' homes: {problems}"
+
+
+def test_no_removed_lab_user_left_behind(host, target):
+    # The deploy never deletes an account: one the inventory no longer lists is reported here
+    # until a person removes it (or declares it again).
+    from roles.base import LAB_USERS_RECORD, recorded_lab_users
+
+    record = host.file(LAB_USERS_RECORD)
+    if not record.exists:
+        if target["base_lab_users"]:
+            pytest.fail(f"{LAB_USERS_RECORD} is missing: the deploy has not recorded the lab "
+                        "users it manages", pytrace=False)
+        pytest.skip("no lab users declared or recorded")
+    recorded = recorded_lab_users(record.content_string.splitlines())
+    left = [user for user in recorded
+            if user not in target["base_lab_users"] and host.user(user).exists]
+    assert not left, (
+        f"lab users removed from base_lab_users but still on the host: {left} (accounts and "
+        f"homes kept; dlws never deletes users): remove each yourself (userdel NAME) if they "
+        "left, or declare them again")
 
 
 def test_no_undeclared_docker_users(host, target):

@@ -41,6 +41,9 @@ class HostFacts:
     # Installed dpkg packages named *nvidia*/*cuda* with versions: what a branch change purges.
     nvidia_packages: tuple[tuple[str, str], ...] = ()
     display: str | None = None
+    # Installed linux-image-* packages: the running flavour's metapackage among them tells which
+    # headers metapackage follows new kernels (dlws.kernel.headers_for).
+    kernel_images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

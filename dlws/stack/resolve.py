@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from dlws import kernel
 from dlws.stack import cuda as cuda_stage
 from dlws.stack import driver as driver_stage
 from dlws.stack import frameworks as frameworks_stage
@@ -98,7 +99,7 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
     stack = Stack(
         os=OsStack(id=os_release.os_id, release=os_release.release, machine=facts.machine,
                    container=facts.in_container,
-                   kernel_headers=_kernel_headers(facts, data, driver)),
+                   kernel_headers=_kernel_headers(ctx, facts, data, driver)),
         gpu=GpuStack(models=tuple(m.name for m in ctx.models),
                      arch="+".join(archs) if archs else None,
                      compute_capability="+".join(ctx.ccs) if ctx.ccs else None,
@@ -153,16 +154,29 @@ def _driver(ctx: Context, data: Mapping[str, Any], branch: int | None, flavour: 
     )
 
 
-def _kernel_headers(facts: HostFacts, data: Mapping[str, Any],
+def _kernel_headers(ctx: Context, facts: HostFacts, data: Mapping[str, Any],
                     driver: DriverStack) -> tuple[str, ...]:
-    """linux-headers for the running kernel (base_kernel_headers: auto = where the host runs its
-    own kernel; yes; no)."""
+    """linux-headers for the running kernel and, where DKMS builds the NVIDIA module, the
+    headers metapackage of its flavour, so each new kernel gets its module (dlws.kernel).
+
+    base_kernel_headers: auto = where the host runs its own kernel; yes = also the metapackage
+    wherever; no = none.
+    """
     wanted = data.get("base_kernel_headers", AUTO)
     if wanted == "no" or not facts.kernel_release:
         return ()
     if wanted == AUTO and facts.in_container:
         return ()
-    return (f"linux-headers-{facts.kernel_release}",)
+    headers = kernel.headers_for(facts.os_id, facts.os_release, facts.kernel_release,
+                                 list(facts.kernel_images))
+    dkms = bool(driver.branch) and driver.kernel_module and driver_stage.builds_dkms(
+        facts.os_id, driver.source)
+    if not (dkms or wanted == "yes") or not headers.metapackage:
+        return headers.packages[:1]
+    ctx.notes.append(f"kernel headers: {headers.metapackage} follows new kernels so DKMS builds "
+                     f"the NVIDIA module for each ({headers.basis}"
+                     + ("" if headers.verified else "; package name unverified") + ")")
+    return headers.packages
 
 
 def _reboot_pending(facts: HostFacts, branch: int | None) -> bool:

@@ -95,8 +95,11 @@ base_apt_mirror = None
 base_apt_cache_s = 3600
 # more apt packages for every host
 base_extra_packages = []
-# install linux-headers for the running kernel: auto = only where the host runs its own kernel
-# (not in a container) [one of: 'auto', 'yes', 'no']
+# kernel headers: auto = where the host runs its own kernel (not a container) the running
+# kernel's, and where DKMS builds the NVIDIA module (Debian's driver, NVIDIA's repository) also
+# the headers metapackage of its flavour (linux-headers-amd64, -cloud-amd64, -generic-
+# hwe-24.04...) so every new kernel gets its module; yes = both on every host; no = none [one of:
+# 'auto', 'yes', 'no']
 base_kernel_headers = 'auto'
 # controller paths of PEM CA certificates (or bundles) the hosts must trust, e.g. an intercepting
 # proxy's CA
@@ -112,12 +115,24 @@ base_ca_dir = '/usr/local/share/ca-certificates/dlws'
 # seconds apt and dpkg wait for a lock held by another process (unattended-upgrades), then the
 # deploy fails naming the lock and its holder
 base_apt_lock_timeout_s = 120
-# the lab's people: created if missing and put in the groups the GPU needs (video, render); never
-# added to docker
+# the lab's people: created if missing (an existing account keeps its home, shell and groups) and
+# put in the GPU groups (video, render) and base_lab_group; never added to docker; root and system
+# accounts are refused; one removed from this list is reported, never deleted
 base_lab_users = []
+# the lab's group: every lab user is in it, and it owns the shared datasets folders
+# (storage_disks)
+base_lab_group = 'lab'
 # lab users allowed in the docker group (root-equivalent); verify fails any other lab user found
 # there
 base_docker_users = []
+
+# --- roles.storage (Storage role: the lab's data disks, formatted only when blank, mounted by UUID, shared.)
+# data disks: each {'device': '/dev/disk/by-id/...' (or 'serial': '...'), 'mount': '/data', 'fs':
+# 'ext4' | 'xfs', 'options': 'defaults', 'datasets': 'datasets', 'min_free_gib': 0,
+# 'min_read_mib_s': 0, 'min_write_mib_s': 0}; a blank disk is formatted, one carrying the declared
+# filesystem is mounted as it is, anything else is refused; never reformatted. Mounted by UUID
+# with nofail
+storage_disks = []
 
 # --- roles.nvidia_driver (NVIDIA driver role: the planned branch and flavour, from the distro or NVIDIA's repository.)
 # driver branch: auto = newest the GPU and source allow (long-term R580 where it fits); none = no
@@ -140,6 +155,11 @@ nvidia_driver_replace = False
 nvidia_driver_reboot = False
 # enable nvidia-persistenced
 nvidia_driver_persistenced = True
+# automatic upgrades (unattended-upgrades, apt upgrade): within_branch = the branch is pinned (apt
+# preferences) so no upgrade switches branches, updates within it come; hold = pinned and the
+# driver packages held (apt-mark hold): nothing moves until the next deploy; unmanaged = no pin,
+# no hold [one of: 'within_branch', 'hold', 'unmanaged']
+nvidia_driver_updates = 'within_branch'
 
 # --- roles.cuda (CUDA toolkit role: the planned toolkit from the distro or NVIDIA's repository, nvcc on PATH.)
 # CUDA toolkit: auto = the newest the driver branch and GPU support from the source (none on hosts

@@ -7,4 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dlws.sandbox_data import controller_data  # noqa: E402
 
-molecule = [("@docker/dlws-molecule-default", {**controller_data(), "gpu_count": 0})]
+# Two lab users, so the user checks (GPU and lab groups, homes, the record of managed users) run
+# here rather than pass vacuously.
+molecule = [("@docker/dlws-molecule-default", {**controller_data(), "gpu_count": 0,
+                                               "base_lab_users": ["ada", "grace"]})]

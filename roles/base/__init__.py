@@ -11,10 +11,11 @@ from pyinfra import host
 from pyinfra.api import DeployError, deploy
 from pyinfra.facts.apt import AptSources
 from pyinfra.facts.files import FileContents, FindFiles
+from pyinfra.facts.server import Groups, Users
 from pyinfra.operations import apt, files, server
 
 from dlws.domains import ca_file_name
-from dlws.facts import OsRelease, stable_fact
+from dlws.facts import OsRelease, UidMin, stable_fact
 from dlws.plan import host_plan
 from roles.base import _apt
 from roles.base.defaults import DEFAULTS, KEYS  # noqa: F401
@@ -184,31 +185,72 @@ def install() -> None:
         _env={"DEBIAN_FRONTEND": "noninteractive"},
     )
     _install_extra_cas()
-    _lab_users()
+    lab_users()
 
 
 # /dev/nvidia* and /dev/dri/renderD* belong to these groups on Debian and Ubuntu.
 GPU_GROUPS = ["video", "render"]
+# The lab's people the deploy manages, kept on the host: a user later removed from the
+# inventory is reported from this list (never deleted).
+LAB_USERS_RECORD = "/etc/dlws/lab-users"
 
 
-def _lab_users() -> None:
-    if not host.data.base_lab_users:
+def recorded_lab_users(lines: list[str] | None) -> list[str]:
+    return [line.strip() for line in lines or [] if line.strip() and not line.startswith("#")]
+
+
+@deploy("Lab users", data_defaults=DEFAULTS)
+def lab_users() -> None:
+    """Each of base_lab_users in the GPU groups and base_lab_group; removed ones reported.
+
+    An existing account keeps its home, shell and other groups; an account of the system
+    (uid below UID_MIN) stops the deploy before anything changes; none is ever deleted.
+    """
+    wanted = list(host.data.base_lab_users)
+    group = host.data.base_lab_group
+    users = host.get_fact(Users)
+    recorded = recorded_lab_users(host.get_fact(FileContents, path=LAB_USERS_RECORD))
+    # Accounts of the system itself are refused before any change (the inventory check already
+    # refuses the names every Debian/Ubuntu system has; this catches the host's own).
+    uid_min = host.get_fact(UidMin) or 1000
+    system = [f"{user} (uid {users[user]['uid']})" for user in wanted
+              if user in users and not uid_min <= int(users[user]["uid"]) < 65534]
+    if system:
+        raise DeployError(
+            f"host {host.name}: base_lab_users: {', '.join(system)} is a system account "
+            f"(uid below UID_MIN {uid_min} or nobody): lab users must be people; remove it "
+            "from base_lab_users; nothing was changed on any host")
+    removed = [user for user in recorded if user not in wanted and user in users]
+    if not wanted and not removed:
         return
-    for group in GPU_GROUPS:
-        server.group(name=f"Ensure the {group} group exists", group=group, system=True)
-    # The lab group reads the lab's proxy settings and index credentials, where there are any.
-    groups = GPU_GROUPS + ([LAB_GROUP] if lab_secrets() else [])
+    for gpu_group in GPU_GROUPS:
+        server.group(name=f"Ensure the {gpu_group} group exists", group=gpu_group, system=True)
+    # The dlws group reads the lab's proxy settings and index credentials, where there are any.
+    groups = [*GPU_GROUPS, group] + ([LAB_GROUP] if lab_secrets() else [])
     if lab_secrets():
         server.group(name=f"Ensure the {LAB_GROUP} group exists", group=LAB_GROUP, system=True)
-    for user in host.data.base_lab_users:
-        server.user(
-            name=f"Let {user} use the GPUs (groups {', '.join(groups)})",
-            user=user,
-            groups=groups,
-            append=True,
-            create_home=True,
-            shell="/bin/bash",
-        )
+    if group not in host.get_fact(Groups):
+        server.group(name=f"Create the lab group {group}", group=group)
+    for user in wanted:
+        if user in users:
+            # An existing account keeps its home, shell and other groups: groups are appended.
+            server.user(name=f"Put {user} in the GPU and lab groups ({', '.join(groups)})",
+                        user=user, groups=groups, append=True, ensure_home=False)
+        else:
+            server.user(name=f"Create the lab user {user} (groups {', '.join(groups)})",
+                        user=user, groups=groups, append=True, create_home=True,
+                        ensure_home=False, shell="/bin/bash")
+    for user in removed:
+        home = users[user].get("home")
+        host.noop(f"lab user {user} is no longer in base_lab_users: the account and its home "
+                  f"{home} are kept (dlws never deletes users); verify reports it until you "
+                  f"remove it yourself (userdel {user}) or declare it again")
+    # Removed users stay on the record until their account is gone.
+    record = [*wanted, *removed]
+    files.put(name=f"Record the lab users dlws manages in {LAB_USERS_RECORD}",
+              src=StringIO("# Managed by dlws (roles/base): lab users declared now or before.\n"
+                           + "".join(f"{user}\n" for user in record)),
+              dest=LAB_USERS_RECORD, mode="644", create_remote_dir=True)
 
 
 def _configure_proxy() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from dlws.domains import (
     all_of,
     deb_package,
@@ -19,6 +22,50 @@ from dlws.schema import Key, defaults
 # An apt/dpkg lock wait of a day is already more than any unattended-upgrades run; the shell's
 # arithmetic (64-bit) must never overflow.
 MAX_LOCK_WAIT_S = 86400
+# Debian's and Ubuntu's own accounts and groups (base-passwd's passwd.master and group.master,
+# /usr/share/base-passwd/ on Debian 12), and those packages commonly add: never lab people.
+SYSTEM_ACCOUNTS = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
+    "proxy", "www-data", "backup", "list", "irc", "gnats", "_apt", "nobody", "messagebus",
+    "sshd", "syslog", "uuidd", "tss", "polkitd", "dnsmasq", "avahi", "ntp", "ntpsec", "postfix",
+    "statd", "nvidia-persistenced", "pollinate", "landscape", "lxd", "usbmux", "colord", "gdm",
+    "sddm", "lightdm", "pulse", "rtkit", "saned", "geoclue", "kernoops", "whoopsie",
+    "speech-dispatcher", "apt-cacher-ng",
+})
+SYSTEM_GROUPS = frozenset({
+    "root", "daemon", "bin", "sys", "adm", "tty", "disk", "lp", "mail", "news", "uucp", "man",
+    "proxy", "kmem", "dialout", "fax", "voice", "cdrom", "floppy", "tape", "sudo", "audio",
+    "dip", "www-data", "backup", "operator", "list", "irc", "src", "shadow", "utmp", "video",
+    "sasl", "plugdev", "staff", "games", "nogroup", "render", "docker", "wheel", "lpadmin",
+    "systemd-journal", "input", "kvm", "sgx",
+})
+# useradd's default NAME_REGEX (adduser.conf(5)), at most 32 characters (useradd(8)).
+ACCOUNT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def lab_users_problem(value: Any) -> str | None:
+    if any(not isinstance(user, str) for user in value):
+        return "items must be strings"
+    for user in value:
+        if not ACCOUNT_NAME.match(user):
+            return (f"{user!r} is not an account name (lowercase letter first, then a-z 0-9 _ "
+                    "-, at most 32)")
+        if user in SYSTEM_ACCOUNTS or user.startswith(("systemd-", "_")):
+            return (f"{user!r} is a system account: lab users must be people; remove it "
+                    "(root and system accounts are never managed)")
+    twice = sorted({u for u in value if value.count(u) > 1})
+    return f"{twice[0]!r} is listed twice" if twice else None
+
+
+def lab_group_problem(value: Any) -> str | None:
+    if not ACCOUNT_NAME.match(value):
+        return f"{value!r} is not a group name (lowercase letter first, then a-z 0-9 _ -)"
+    if value in SYSTEM_GROUPS:
+        return (f"{value!r} is a system group with its own meaning; choose the lab's own "
+                "group, e.g. 'lab'")
+    return None
+
+
 KEYS = [
     Key("base_apt_manage_sources", True, (bool,),
         "add the components the GPU stack needs to the host's own apt sources"),
@@ -33,8 +80,11 @@ KEYS = [
         "more apt packages for every host: Debian package names (NAME, NAME:ARCH, NAME=VERSION)",
         check=all_of(each(deb_package), unique)),
     Key("base_kernel_headers", "auto", (str,),
-        "install linux-headers for the running kernel: auto = only where the host runs its own "
-        "kernel (not in a container)", choices=("auto", "yes", "no")),
+        "kernel headers: auto = where the host runs its own kernel (not a container) the "
+        "running kernel's, and where DKMS builds the NVIDIA module (Debian's driver, NVIDIA's "
+        "repository) also the headers metapackage of its flavour (linux-headers-amd64, "
+        "-cloud-amd64, -generic-hwe-24.04...) so every new kernel gets its module; yes = both "
+        "on every host; no = none", choices=("auto", "yes", "no")),
     Key("base_extra_ca_certs", [], (list,),
         "controller paths of PEM CA certificates (or bundles) the hosts must trust, e.g. an "
         "intercepting proxy's CA", check=all_of(each(lambda v: None), pem_certificates)),
@@ -56,9 +106,14 @@ KEYS = [
         "then the deploy fails naming the lock and its holder (at most a day)",
         check=number_range(0, MAX_LOCK_WAIT_S, unit="s")),
     Key("base_lab_users", [], (list,),
-        "the lab's people: created if missing and put in the groups the GPU needs "
-        "(video, render); never added to docker. Portable names, never root or a system account",
-        check=all_of(each(user_name), unique)),
+        "the lab's people: created if missing (an existing account keeps its home, shell and "
+        "groups) and put in the GPU groups (video, render) and base_lab_group; never added to "
+        "docker; root and system accounts are refused; one removed from this list is reported, "
+        "never deleted",
+        check=all_of(each(user_name), unique, lab_users_problem)),
+    Key("base_lab_group", "lab", (str,),
+        "the lab's group: every lab user is in it, and it owns the shared datasets folders "
+        "(storage_disks)", check=lab_group_problem),
     Key("base_docker_users", [], (list,),
         "lab users allowed in the docker group (root-equivalent); verify fails any other "
         "lab user found there", check=all_of(each(user_name), unique)),

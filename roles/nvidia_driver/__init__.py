@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from io import StringIO
 
 from pyinfra import host
@@ -9,6 +10,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
+from dlws.facts import HeldPackages
 from dlws.plan import host_plan
 from roles import nvidia_repo
 from roles.nvidia_driver.defaults import DEFAULTS, KEYS  # noqa: F401
@@ -16,6 +18,26 @@ from roles.nvidia_driver.defaults import DEFAULTS, KEYS  # noqa: F401
 NOUVEAU_BLACKLIST = "/etc/modprobe.d/dlws-blacklist-nouveau.conf"
 NVIDIA_DRM_MODESET = "/etc/modprobe.d/dlws-nvidia-drm.conf"
 REBOOT_MARKER = "/var/run/reboot-required"
+BRANCH_PIN = "/etc/apt/preferences.d/dlws-nvidia-driver"
+
+
+def branch_pin(branch: str) -> str:
+    """apt preferences that keep every NVIDIA driver package on one branch.
+
+    Versions of the branch get priority 1000, every other version keeps 500, so apt and
+    unattended-upgrades always choose the branch (apt_preferences(5)); packages with no version
+    of that branch (the CUDA toolkit, the container toolkit) are not affected. This is what
+    NVIDIA's own nvidia-driver-pinning-<branch> package does on its repository.
+    """
+    return (
+        "# Managed by dlws (roles/nvidia_driver): nvidia_driver_updates keeps the driver on "
+        f"branch {branch}.\n"
+        f"Explanation: the NVIDIA driver stays on branch {branch}; change nvidia_driver_branch "
+        "and deploy to move it\n"
+        "Package: *nvidia* libcuda* libnvcuvid* libnvoptix* libxnvctrl* cuda-drivers*\n"
+        f"Pin: version {branch}.*\n"
+        "Pin-Priority: 1000\n"
+    )
 
 
 @deploy("NVIDIA driver", data_defaults=DEFAULTS)
@@ -36,6 +58,7 @@ def install() -> None:
     if transition.keep_installed_driver:
         host.noop(f"driver {transition.installed_driver} kept: it satisfies the plan (branch "
                   f"{driver.branch})")
+        _pin_branch(driver.branch)
         return
     if transition.reboot_pending and not transition.purge:
         host.noop(f"driver {transition.installed_driver} still loaded; R{driver.branch} loads at "
@@ -55,11 +78,14 @@ def install() -> None:
              f"modules, {driver.source})",
         packages=list(driver.packages),
         no_recommends=True,
-        # `--purge`: the old branch's configuration goes with it (apt-get(8)).
-        extra_install_args=" ".join(["--purge", *(f"{name}-" for name in transition.purge)])
+        # `--purge`: the old branch's configuration goes with it (apt-get(8)); held packages
+        # (nvidia_driver_updates = 'hold') are the deploy's own to change.
+        extra_install_args=" ".join(["--purge", "--allow-change-held-packages",
+                                     *(f"{name}-" for name in transition.purge)])
         if transition.purge else None,
         _env={"DEBIAN_FRONTEND": "noninteractive"},
     )
+    _update_policy(driver, install_op)
     if not driver.kernel_module:
         return
     if host.data.nvidia_driver_persistenced:
@@ -73,6 +99,39 @@ def install() -> None:
                        service="nvidia-fabricmanager", enabled=True, running=None,
                        _if=install_op.did_succeed)
     _reboot_if_needed(install_op)
+
+
+def _pin_branch(branch: str) -> None:
+    if host.data.nvidia_driver_updates == "unmanaged":
+        files.file(name="Remove dlws's pin of the NVIDIA driver branch (updates unmanaged)",
+                   path=BRANCH_PIN, present=False)
+        return
+    files.put(name=f"Pin the NVIDIA driver to branch {branch} (apt preferences: no upgrade "
+                   "switches branches)",
+              src=StringIO(branch_pin(branch)), dest=BRANCH_PIN, mode="644",
+              create_remote_dir=False)
+
+
+def _update_policy(driver, install_op) -> None:
+    """Pin the branch and hold (or release) the driver packages, as nvidia_driver_updates says."""
+    policy = host.data.nvidia_driver_updates
+    _pin_branch(driver.branch)
+    wanted = list(driver.packages)
+    held = host.get_fact(HeldPackages)
+    if policy == "hold":
+        hold = [name for name in wanted if name not in held]
+        if hold:
+            server.shell(name=f"Hold the NVIDIA driver packages ({', '.join(hold)})",
+                         commands=["apt-mark hold -- " + " ".join(map(shlex.quote, hold))],
+                         _if=install_op.did_succeed)
+        else:
+            host.noop("the NVIDIA driver packages are held")
+        return
+    release = [name for name in wanted if name in held]
+    if release:
+        server.shell(name=f"Release the NVIDIA driver packages ({', '.join(release)}): "
+                          f"updates {policy}",
+                     commands=["apt-mark unhold -- " + " ".join(map(shlex.quote, release))])
 
 
 def _kernel_steps(plan) -> None:

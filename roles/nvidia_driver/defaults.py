@@ -28,5 +28,11 @@ KEYS = [
         "reboot after a driver install when needed (never the controller, never a container); "
         "false = report that a reboot is pending"),
     Key("nvidia_driver_persistenced", True, (bool,), "enable nvidia-persistenced"),
+    Key("nvidia_driver_updates", "within_branch", (str,),
+        "automatic upgrades (unattended-upgrades, apt upgrade): within_branch = the branch is "
+        "pinned (apt preferences) so no upgrade switches branches, updates within it come; "
+        "hold = pinned and the driver packages held (apt-mark hold): nothing moves until the "
+        "next deploy; unmanaged = no pin, no hold", choices=("within_branch", "hold",
+                                                             "unmanaged")),
 ]
 DEFAULTS = defaults(KEYS)

@@ -1,0 +1,128 @@
+"""Checks of roles/storage: each data disk mounted as declared, by UUID, shared, fast enough."""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+
+import pytest
+
+from dlws.facts import BlockDevice, SharedFolder
+from dlws.gpu_readings import dd_read_mib_s
+from roles.storage import acl_entries
+from roles.storage.defaults import disk_with_defaults
+
+# Sequential write then read of this many MiB, past the page cache (O_DIRECT).
+PROBE_MIB = 128
+
+
+def _disks(target) -> list[dict]:
+    disks = [disk_with_defaults(disk) for disk in target["storage_disks"]]
+    if not disks:
+        pytest.skip("no data disks declared (storage_disks)")
+    return disks
+
+
+def _device(host, disk: dict) -> dict | None:
+    fact = BlockDevice()
+    found = fact.process(host.run(fact.command(disk["ref"])).stdout.splitlines())
+    if found and found.get("missing_tools"):
+        pytest.fail(f"{disk['ref']} cannot be inspected: {', '.join(found['missing_tools'])} "
+                    "missing on the host (install util-linux)", pytrace=False)
+    return found
+
+
+def test_disks_mounted_as_declared(host, target):
+    problems = []
+    for disk in _disks(target):
+        found = _device(host, disk)
+        if found is None:
+            problems.append(f"{disk['ref']}: no block device answers to it")
+            continue
+        mounts = {m["target"].rstrip("/"): m["fstype"] for m in found["mounts"]}
+        fstype = mounts.get(disk["mount"].rstrip("/"))
+        if fstype is None:
+            problems.append(f"{disk['ref']} ({found['path']}) is not mounted at {disk['mount']} "
+                            f"(mounted at: {sorted(mounts) or 'nowhere'})")
+        elif fstype != disk["fs"]:
+            problems.append(f"{disk['mount']} is {fstype}, declared {disk['fs']}")
+    assert not problems, "data disks: " + "; ".join(problems)
+
+
+def test_disks_in_fstab_by_uuid_with_nofail(host, target):
+    fstab = host.file("/etc/fstab").content_string.splitlines()
+    problems = []
+    for disk in _disks(target):
+        found = _device(host, disk) or {"blkid": {}}
+        fs_uuid = found["blkid"].get("UUID")
+        lines = [line.split() for line in fstab if line.strip() and not line.startswith("#")]
+        mine = [f for f in lines if len(f) >= 4 and f[1].rstrip("/") == disk["mount"].rstrip("/")]
+        if not mine:
+            problems.append(f"no /etc/fstab line for {disk['mount']}")
+        elif mine[0][0] != f"UUID={fs_uuid}":
+            problems.append(f"{disk['mount']} is mounted from {mine[0][0]} in /etc/fstab, not "
+                            f"its filesystem's UUID={fs_uuid}")
+        elif "nofail" not in mine[0][3].split(","):
+            problems.append(f"{disk['mount']}: no nofail in /etc/fstab ({mine[0][3]}): a missing "
+                            "disk would stop the boot")
+    assert not problems, "; ".join(problems)
+
+
+def test_datasets_folders_shared_with_the_lab(host, target):
+    group = target["base_lab_group"]
+    problems = []
+    for disk in _disks(target):
+        if not disk["datasets"]:
+            continue
+        path = f"{disk['mount'].rstrip('/')}/{disk['datasets']}"
+        fact = SharedFolder()
+        found = fact.process(host.run(fact.command(path)).stdout.splitlines())
+        if found is None:
+            problems.append(f"{path} does not exist")
+            continue
+        if found["group"] != group or found["mode"] != "2775":
+            problems.append(f"{path} is {found['user']}:{found['group']} mode {found['mode']}, "
+                            f"expected root:{group} mode 2775 (setgid)")
+        missing = sorted(set(acl_entries(group)) - set(found["acl"]))
+        if missing:
+            problems.append(f"{path} lacks the ACL entries {missing} (getfacl: {found['acl']})")
+    assert not problems, "; ".join(problems)
+
+
+def test_disks_free_space(host, target, record_fact):
+    problems = []
+    for disk in _disks(target):
+        out = host.run(f"df -Pk -- {shlex.quote(disk['mount'])}")
+        assert out.rc == 0, f"df {disk['mount']}: {out.stderr}"
+        free_gib = int(out.stdout.splitlines()[-1].split()[3]) / 2**20
+        record_fact(f"storage.{disk['mount']}.free_gib", round(free_gib, 1))
+        if free_gib < disk["min_free_gib"]:
+            problems.append(f"{disk['mount']} has {free_gib:.1f} GiB free, declared at least "
+                            f"{disk['min_free_gib']}")
+    assert not problems, "; ".join(problems)
+
+
+def test_disks_sequential_throughput(host, target, record_fact):
+    problems = []
+    for disk in _disks(target):
+        probe = shlex.quote(f"{disk['mount'].rstrip('/')}/.dlws-probe-{uuid.uuid4().hex[:12]}")
+        try:
+            # Random bytes: a compressing filesystem cannot make it look faster.
+            host.run(f"dd if=/dev/urandom of={probe}.src bs=1M count={PROBE_MIB} status=none")
+            write = host.run(f"LANG=C dd if={probe}.src of={probe} bs=1M oflag=direct "
+                             "conv=fsync")
+            assert write.rc == 0, f"cannot write to {disk['mount']}: {write.stderr}"
+            read = host.run(f"LANG=C dd if={probe} of=/dev/null bs=1M iflag=direct")
+            assert read.rc == 0, f"cannot read back {probe}: {read.stderr}"
+        finally:
+            host.run(f"rm -f {probe} {probe}.src")
+        write_mib_s, read_mib_s = dd_read_mib_s(write.stderr), dd_read_mib_s(read.stderr)
+        record_fact(f"storage.{disk['mount']}.write_mib_s", round(write_mib_s, 1))
+        record_fact(f"storage.{disk['mount']}.read_mib_s", round(read_mib_s, 1))
+        if write_mib_s < disk["min_write_mib_s"]:
+            problems.append(f"{disk['mount']} writes {write_mib_s:.0f} MiB/s (O_DIRECT), "
+                            f"declared at least {disk['min_write_mib_s']}")
+        if read_mib_s < disk["min_read_mib_s"]:
+            problems.append(f"{disk['mount']} reads {read_mib_s:.0f} MiB/s (O_DIRECT), "
+                            f"declared at least {disk['min_read_mib_s']}")
+    assert not problems, "; ".join(problems)
