@@ -61,15 +61,6 @@ def test_lab_users_in_the_gpu_groups(host, target):
     assert not missing, f"lab users who cannot use the GPUs: {missing}"
 
 
-def test_no_undeclared_docker_users(host, target):
-    # Membership of docker is root on the host: only users the inventory declares may have it.
-    out = host.run("getent group docker")
-    members = set(out.stdout.strip().split(":")[-1].split(",")) - {""} if out.rc == 0 else set()
-    undeclared = sorted(members - set(target["base_docker_users"]))
-    assert not undeclared, (
-        f"in the docker group but not in base_docker_users: {undeclared} ({out.stdout.strip()})")
-
-
 def test_nvidia_keyring_holds_exactly_its_key(host, plan):
     # apt trusts every key in a Signed-By keyring for that repository: one more key there is a
     # second signer of the driver's packages. Each repository path has its own key.

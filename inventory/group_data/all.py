@@ -85,11 +85,8 @@ base_ca_dir = '/usr/local/share/ca-certificates/dlws'
 # deploy fails naming the lock and its holder
 base_apt_lock_timeout_s = 120
 # the lab's people: created if missing and put in the groups the GPU needs (video, render); never
-# added to docker
+# added to docker (containers_docker_users does that)
 base_lab_users = []
-# lab users allowed in the docker group (root-equivalent); verify fails any other lab user found
-# there
-base_docker_users = []
 
 # --- roles.nvidia_driver (NVIDIA driver role: the planned branch and flavour, from the distro or NVIDIA's repository.)
 # driver branch: auto = newest the GPU and source allow (long-term R580 where it fits); none = no
@@ -157,9 +154,10 @@ python_env_require_hashes = True
 # where the host's hash locks are uploaded
 python_env_lock_dir = '/opt/dlws/locks'
 
-# --- roles.frameworks (Frameworks role: TensorFlow and PyTorch builds the plan chose, and the training check.)
 # TensorFlow version: auto = newest for the host's Python and GPU (tensorflow-cpu where no GPU,
-# tensorflow[and-cuda] where one is); none = skip
+# tensorflow[and-cuda] where one is); none = skip; ngc = NVIDIA's NGC TensorFlow container the
+# host's driver runs, instead of pip (GPU hosts with containers_engine = 'docker'; the way to
+# TensorFlow on RTX 50xx)
 frameworks_tensorflow = 'auto'
 # PyTorch version: auto = newest whose CUDA build fits the GPU and driver (cpu build where no
 # GPU); none = skip
@@ -198,3 +196,23 @@ notebooks_tls_days = 825
 notebooks_config_dir = '/etc/dlws/hub'
 # the hub's database and secrets (root-only, 0700)
 notebooks_state_dir = '/var/lib/dlws/hub'
+
+# --- roles.containers (Containers role: Docker, its daemon.json, the docker group and NVIDIA's container toolkit)
+# container engine: none = no engine; docker = Docker (and, where a GPU is declared on a machine of
+# its own, the NVIDIA container toolkit) [one of: 'none', 'docker']
+containers_engine = 'none'
+# where Docker comes from: distro = the distribution's docker.io; docker_repo = Docker's repository
+# (docker-ce, key fingerprint checked) [one of: 'distro', 'docker_repo']
+containers_engine_source = 'distro'
+# /etc/docker/daemon.json (the original kept as daemon.json.dlws-orig); on GPU hosts nvidia-ctk adds
+# the nvidia runtime to it
+containers_daemon_json = {'log-driver': 'json-file', 'log-opts': {'max-size': '100m', 'max-file': '3'}}
+# users put in the docker group; the group is root-equivalent (anyone in it can mount / into a
+# container), and verify fails any other member
+containers_docker_users = []
+# NVIDIA container toolkit packages installed on GPU hosts (NVIDIA's install guide pins all four to
+# one version)
+containers_toolkit_version = '1.18.0-1'
+# image verify runs with --gpus all to list the GPUs (nvidia-smi comes from the host through the
+# toolkit)
+containers_gpu_check_image = 'ubuntu:24.04'

@@ -57,10 +57,8 @@ KEYS = [
         check=number_range(0, MAX_LOCK_WAIT_S, unit="s")),
     Key("base_lab_users", [], (list,),
         "the lab's people: created if missing and put in the groups the GPU needs "
-        "(video, render); never added to docker. Portable names, never root or a system account",
+        "(video, render); never added to docker (containers_docker_users does that). Portable "
+        "names, never root or a system account",
         check=all_of(each(user_name), unique)),
-    Key("base_docker_users", [], (list,),
-        "lab users allowed in the docker group (root-equivalent); verify fails any other "
-        "lab user found there", check=all_of(each(user_name), unique)),
 ]
 DEFAULTS = defaults(KEYS)
