@@ -87,6 +87,7 @@ def test_verify_fails_on_a_broken_daemon_json(docker_host):
             assert out.returncode == 1, text[-3000:]
             assert "test_docker_daemon_config_accepted_by_dockerd" in text, text[-3000:]
             assert "unable to configure the Docker daemon" in text and words in text, text[-3000:]
+            print(next(line for line in text.splitlines() if "dockerd refuses" in line))
     finally:
         subprocess.run(["docker", "exec", "-i", NAME, "sh", "-c", f"cat > {DOCKER_DAEMON_JSON}"],
                        input=good, text=True, check=True)
@@ -99,5 +100,6 @@ def test_verify_fails_on_an_undeclared_docker_user(docker_host):
         text = out.stdout + out.stderr
         assert out.returncode == 1, text[-3000:]
         assert "not in containers_docker_users: ['bob']" in text, text[-3000:]
+        print(next(line for line in text.splitlines() if "containers_docker_users" in line))
     finally:
         dexec("gpasswd -d bob docker")
