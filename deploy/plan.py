@@ -14,7 +14,7 @@ from pyinfra.api import DeployError  # noqa: E402
 from dlws.plan import check_inventory, host_locks, host_plan  # noqa: E402
 from dlws.schema import redact  # noqa: E402
 from dlws.stack.show import table  # noqa: E402
-from roles import all_defaults, all_keys  # noqa: E402
+from roles import all_defaults, all_keys, containers  # noqa: E402
 
 # Same refusals as deploy/workstation.py, before any fact is read.
 check_inventory(inventory, all_keys())
@@ -29,12 +29,17 @@ if not getattr(state, "dlws_plan_printed", False):
     defaults = all_defaults()
     for each in [h for h in inventory if h in active]:
         try:
-            rows.append({"host": each.name, **host_plan(each, defaults).as_dict(),
-                         "locks": [spec.as_dict() for spec in host_locks(each)]})
+            stack = host_plan(each, defaults)
+            containers.check_plan(each)
+            rows.append({"host": each.name, **stack.as_dict(),
+                         "locks": [spec.as_dict() for spec in host_locks(each)],
+                         "containers": containers.plan_summary(each.data.dict(), stack)})
         except DeployError as error:
             rows.append({"host": each.name, "error": str(error)})
     planned = [r for r in rows if "error" not in r]
     lines = [table((r["host"], r) for r in planned)] if planned else []
+    lines += [f"containers {r['host']}: {containers.summary_line(r['containers'])}"
+              for r in planned if r["containers"]["engine"]]
     lines += [f"REFUSED {r['host']}: {r['error']}" for r in rows if "error" in r]
     print("\n".join(lines), flush=True)
 

@@ -17,12 +17,14 @@ from dlws.plan import (  # noqa: E402
     host_plan,
     recorded_stack,
 )
-from roles import ROLES, all_defaults, all_keys  # noqa: E402
+from roles import ROLES, all_defaults, all_keys, containers  # noqa: E402
 
 # Bad data on any host stops the run here, before a single operation has run anywhere.
 check_inventory(inventory, all_keys())
 # The host's whole stack, planned once from its data and its facts; the roles carry it out.
 host_plan(host, all_defaults())
+# TensorFlow planned in NGC's container needs an engine on the host.
+containers.check_plan(host)
 # A host whose pip/uv installs have no hash lock in locks/ stops the run here too.
 check_locks([host])
 

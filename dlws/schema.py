@@ -12,8 +12,8 @@ from typing import Any
 # Every dlws key starts with its owner's prefix: what a host is declared to have (dlws.declare),
 # then one per role (roles/<role>/defaults.py). tests/test_schema.py holds each key to this list.
 KEY_PREFIXES = ("gpu_", "hardware_", "verify_", "network_", "cache_", "base_", "storage_",
-                "nvidia_driver_",
-                "cuda_", "cudnn_", "python_env_", "frameworks_", "notebooks_")
+                "nvidia_driver_", "cuda_", "cudnn_", "python_env_", "frameworks_", "notebooks_",
+                "containers_")
 
 # pyinfra's own keys (connector data and global arguments), checked against pyinfra's declarations.
 PYINFRA_PREFIXES = (

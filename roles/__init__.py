@@ -13,6 +13,7 @@ from dlws.schema import Key
 from roles import (
     base,
     cache,
+    containers,
     cuda,
     cudnn,
     frameworks,
@@ -23,8 +24,9 @@ from roles import (
 )
 
 # The roles deploy/workstation.py runs, in order (nvidia_repo is called by the driver, CUDA and
-# cuDNN roles; cache is deployed on its own host, its keys point the workstations at it).
-ROLES = (base, storage, nvidia_driver, cuda, cudnn, python_env, frameworks, notebooks)
+# cuDNN roles, and the container toolkit's repository by containers; cache is deployed on its own
+# host, its keys point the workstations at it).
+ROLES = (base, storage, nvidia_driver, cuda, cudnn, python_env, frameworks, notebooks, containers)
 # Owners of host-data keys, in the order inventory/group_data/all.py lists them.
 KEY_OWNERS = (declare, cache, *ROLES)
 

@@ -31,7 +31,8 @@ def fixture_lines(*parts: str) -> list[str]:
 
 def facts(os: str, lspci: str | None = None, kernel: str | None = None,
           container: str = "", driver: str | None = None,
-          nvidia_packages: str | None = None, display: str | None = None) -> dict[str, Any]:
+          nvidia_packages: str | None = None, display: str | None = None,
+          cdi_spec: str | None = None, daemon_json: str | None = None) -> dict[str, Any]:
     """fake_responses for a host: each key a fragment of the command that the fact runs.
 
     + os: a file under fixtures/plan/os-release/ ("ubuntu-24.04")
@@ -41,8 +42,17 @@ def facts(os: str, lspci: str | None = None, kernel: str | None = None,
     + nvidia_packages: a file under fixtures/plan/dpkg/ (dlws.facts.NvidiaPackages' answer)
     + display: a file under fixtures/plan/display/ (dlws.facts.Display's output on a desktop),
       None = a server (no display manager, no graphical session)
+    + cdi_spec: a file under fixtures/readings/cdi/ (/etc/cdi/nvidia.yaml), None = no spec
+    + daemon_json: /etc/docker/daemon.json's text, None = no file
     """
     responses: dict[str, Any] = {
+        # dlws.facts.NvidiaCdiSpec (before the driver version: its command reads that file too)
+        "/etc/cdi/nvidia.yaml": (
+            ([f"module {driver}"] if driver else [])
+            + (["present", *(ROOT / "tests" / "fixtures" / "readings" / "cdi" / cdi_spec)
+                .read_text().splitlines()] if cdi_spec else [])),
+        # dlws.facts.DockerDaemonJson
+        "/etc/docker/daemon.json": ["present", *daemon_json.splitlines()] if daemon_json else [],
         # dlws.facts.OsRelease
         "cat /etc/os-release": fixture_lines("os-release", os),
         # dlws.facts.NvidiaPciDevices (pciutils present: base installs it)
@@ -62,6 +72,8 @@ def facts(os: str, lspci: str | None = None, kernel: str | None = None,
         "uname -m": "x86_64",
         # pyinfra.facts.server.Which, read by server.service to find the init system
         "command -v systemctl": "/usr/bin/systemctl",
+        # dlws.facts.SystemdRunning: a machine boots systemd, a container here has none
+        "/run/systemd/system": "no" if container else "yes",
     }
     return responses
 

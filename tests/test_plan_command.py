@@ -20,6 +20,10 @@ FLEET = [
     ("@fake/cpu-01", "debian-12", None, {}),
     ("@fake/hgx-h100", "debian-13", "h100x8",
      {"gpu_count": 8, "gpu_model": "NVIDIA H100 80GB HBM3", "nvidia_driver_source": "cuda_repo"}),
+    # TensorFlow's pip build cannot run sm_120: NGC's container, with Docker and the toolkit.
+    ("@fake/ws-5090", "ubuntu-24.04", "rtx-5090",
+     {"gpu_count": 1, "gpu_model": "NVIDIA GeForce RTX 5090", "frameworks_tensorflow": "ngc",
+      "containers_engine": "docker"}),
 ]
 # Each host's row: the cells the table must show, in column order. The driver cell shows the
 # display build; torch beside TensorFlow's CUDA 12 wheels is a CUDA 12 build (2.14.1+cu126).
@@ -32,6 +36,9 @@ ROWS = {
     "@fake/hgx-h100": ["debian 13", "8x NVIDIA H100 80GB HBM3",
                        "580 open / cuda_repo / headless", "13.0 / cuda_repo", "wheels", "2",
                        "3.13", "tensorflow[and-cuda]==2.21.0", "2.14.1+cu126"],
+    "@fake/ws-5090": ["ubuntu 24.04", "1x NVIDIA GeForce RTX 5090",
+                      "580 open / distro / headless", "13.0 / cuda_repo", "wheels", "-", "3.12",
+                      "NGC nvcr.io/nvidia/tensorflow:25.02-tf2-py3", "2.15.0+cu130"],
 }
 
 
@@ -72,11 +79,17 @@ def test_plan_prints_one_row_per_host_in_inventory_order(fleet_plan):
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["HOST", "OS", "GPUS", "DRIVER", "CUDA", "CUDNN", "NCCL",
                                 "PYTHON", "TENSORFLOW", "TORCH"], result.stdout
-    assert [line.split()[0] for line in lines[1:4]] == [name for name, *_ in FLEET]
-    for line in lines[1:4]:
+    assert [line.split()[0] for line in lines[1:5]] == [name for name, *_ in FLEET]
+    for line in lines[1:5]:
         host = line.split()[0]
         cells = [cell.strip() for cell in line[len(host):].split("  ") if cell.strip()]
         assert cells == ROWS[host], f"{host}: {line}"
+    # The containers role's line: engine, the pinned toolkit, the CDI spec.
+    assert ("containers @fake/ws-5090: docker (distro): docker.io; toolkit: "
+            "nvidia-container-toolkit=1.18.0-1 nvidia-container-toolkit-base=1.18.0-1 "
+            "libnvidia-container-tools=1.18.0-1 libnvidia-container1=1.18.0-1; CDI: "
+            "/etc/cdi/nvidia.yaml") in lines, result.stdout
+    assert not [line for line in lines if line.startswith("containers @fake/ws-4090")]
 
 
 def test_plan_changes_nothing(fleet_plan):
@@ -102,6 +115,13 @@ def test_plan_writes_json_for_machines(fleet_plan):
     # From R580 NVIDIA's repository names the fabric manager without a branch.
     assert hgx["repo_path"] == "debian13" and "nvidia-fabricmanager" in hgx["driver"][
         "packages"]
+    ngc = by_host["@fake/ws-5090"]
+    assert ngc["tensorflow"]["image"] == "nvcr.io/nvidia/tensorflow:25.02-tf2-py3"
+    assert ngc["tensorflow"]["package"] is None
+    assert ngc["containers"]["toolkit_packages"] == [
+        "nvidia-container-toolkit=1.18.0-1", "nvidia-container-toolkit-base=1.18.0-1",
+        "libnvidia-container-tools=1.18.0-1", "libnvidia-container1=1.18.0-1"]
+    assert gpu["containers"] == {"engine": None, "tensorflow_image": None}
     # Stack.as_dict() plus the host: every stage of the stack and how the host gets there.
     assert set(gpu) >= {"os", "gpu", "driver", "cuda", "cudnn", "nccl", "python", "tensorflow",
                         "torch", "transition", "notes", "locks"}
@@ -174,7 +194,7 @@ def test_calculator_plan_and_verify_give_the_same_stack(tmp_path):
     result, out_json = run_plan(tmp_path, [("@fake/hgx", "debian-13", "h100x8", data)])
     assert result.returncode == 0, result.stderr[-3000:]
     [row] = json.loads(out_json.read_text())
-    planned = {k: v for k, v in row.items() if k not in ("host", "locks")}
+    planned = {k: v for k, v in row.items() if k not in ("host", "locks", "containers")}
 
     calculator = subprocess.run(
         [sys.executable, "-m", "dlws.stack", "--os", "debian-13", *["--gpu", "10de:2330"] * 8,

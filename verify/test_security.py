@@ -103,15 +103,6 @@ def test_no_removed_lab_user_left_behind(host, target):
         "left, or declare them again")
 
 
-def test_no_undeclared_docker_users(host, target):
-    # Membership of docker is root on the host: only users the inventory declares may have it.
-    out = host.run("getent group docker")
-    members = set(out.stdout.strip().split(":")[-1].split(",")) - {""} if out.rc == 0 else set()
-    undeclared = sorted(members - set(target["base_docker_users"]))
-    assert not undeclared, (
-        f"in the docker group but not in base_docker_users: {undeclared} ({out.stdout.strip()})")
-
-
 def test_nvidia_keyring_holds_exactly_its_key(host, plan):
     # apt trusts every key in a Signed-By keyring for that repository: one more key there is a
     # second signer of the driver's packages. Each repository path has its own key.

@@ -213,3 +213,22 @@ def test_gpu_matmul_throughput(host, target, plan, record_fact):
     assert not slow, (f"under {bar:.0f} TFLOP/s ({target['verify_min_tflops_fraction']} of the "
                       f"{expected:.0f} {model.tensor_dtype} TFLOP/s expected for "
                       f"{target['gpu_model']}): {slow}")
+
+
+def test_ngc_tensorflow_trains_in_its_container(host, target, plan, record_fact):
+    # frameworks_tensorflow = "ngc": TensorFlow is NVIDIA's image, not a pip build; the seed
+    # model trains inside it with every GPU (dlws-train-check --container).
+    if not plan.tensorflow.image:
+        pytest.skip("the plan runs no NGC TensorFlow (frameworks_tensorflow is not 'ngc')")
+    require_gpus(target)
+    args = [*_train_args(target, "tensorflow"), "--container", plan.tensorflow.image]
+    rc, report, stderr = run_json(host, args)
+    result = (report.get("results") or [{}])[0]
+    evidence = f"exit {rc}; result: {result}; stderr tail: {stderr[-1500:]}"
+    for key in ("device", "test_accuracy", "samples_per_second"):
+        if key in result:
+            record_fact(f"tensorflow-ngc.training.{key}", result[key])
+    assert result.get("container") == plan.tensorflow.image, evidence
+    assert result.get("status") == "passed", f"NGC TensorFlow training failed: {evidence}"
+    assert result["device"] == "gpu", evidence
+    assert rc == 0, evidence

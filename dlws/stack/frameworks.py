@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dlws.stack.gpus import Context, cc_runs, label, mm
-from dlws.stack.records import AUTO, NONE, StackError, key_of
+from dlws.stack.records import AUTO, NGC, NONE, StackError, key_of
 from dlws.stack.table import (
     MINOR_COMPAT_MIN_BRANCH,
+    NGC_TENSORFLOW_IMAGE,
+    NGC_TENSORFLOW_RELEASES,
     TENSORFLOW_ARCHS,
     TENSORFLOW_BUILDS,
     TENSORFLOW_CUDA_MAJOR,
@@ -15,6 +17,8 @@ from dlws.stack.table import (
     TensorFlowBuild,
     TorchBuild,
     native_cuda,
+    ngc_runs_gpus,
+    ngc_tensorflow_release,
     torch_arch_list,
     variant_cuda,
     version_key,
@@ -44,14 +48,15 @@ def _tf_gpu_blocked(ctx: Context) -> list[GpuModel]:
 
 def choose_tensorflow(ctx: Context, python: str) -> tuple[str | None, str | None]:
     wanted = ctx.request.tensorflow
-    if wanted == NONE:
-        return None, None
+    if wanted in (NONE, NGC):
+        return None, None  # NGC: TensorFlow comes in its container (choose_tensorflow_image)
     blocked = _tf_gpu_blocked(ctx)
     if wanted == AUTO:
         if blocked:
             ctx.notes.append(f"TensorFlow skipped: its pip build does not support "
-                              f"{blocked[0].name} (sm_120; tensorflow#89272); use NVIDIA's "
-                              "NGC TensorFlow container")
+                             f"{blocked[0].name} (sm_120; tensorflow#89272); set "
+                             "frameworks_tensorflow = 'ngc' for NVIDIA's NGC TensorFlow "
+                             "container (with containers_engine = 'docker')")
             return None, None
         fits = [b for b in TENSORFLOW_BUILDS if in_range(python, b.python_min, b.python_max)]
         if not fits:
@@ -64,8 +69,8 @@ def choose_tensorflow(ctx: Context, python: str) -> tuple[str | None, str | None
             raise StackError(key_of("tensorflow"), "tensorflow_gpu_unsupported",
                              f"TensorFlow's pip build does not support {blocked[0].name} "
                              "(sm_120; tensorflow#89272): set frameworks_tensorflow = "
-                             "\"none\" to skip TensorFlow, or use NVIDIA's NGC TensorFlow "
-                             "container")
+                             "\"none\" to skip TensorFlow, or \"ngc\" for NVIDIA's NGC "
+                             "TensorFlow container")
         if not in_range(python, build.python_min, build.python_max):
             newest = max((b for b in TENSORFLOW_BUILDS
                           if in_range(python, b.python_min, b.python_max)),
@@ -85,6 +90,37 @@ def choose_tensorflow(ctx: Context, python: str) -> tuple[str | None, str | None
     package = (f"tensorflow[and-cuda]=={version}" if ctx.models and not no_kernel
                else f"tensorflow-cpu=={version}")
     return version, package
+
+
+def choose_tensorflow_image(ctx: Context, branch: int | None) -> str | None:
+    """The NGC TensorFlow image for frameworks_tensorflow = "ngc": the newest release whose CUDA
+    runs every GPU and whose driver minimum the (planned or installed) branch meets."""
+    if ctx.request.tensorflow != NGC:
+        return None
+    if not ctx.models:
+        raise StackError(key_of("tensorflow"), "ngc_needs_gpu",
+                         "'ngc' runs NVIDIA's GPU TensorFlow container and the host declares no "
+                         "GPU; set frameworks_tensorflow to 'auto' (tensorflow-cpu) or 'none'")
+    release = ngc_tensorflow_release(ctx.ccs, branch)
+    if release is None:
+        runs = [r for r in NGC_TENSORFLOW_RELEASES if ngc_runs_gpus(r, ctx.ccs)]
+        if not runs:
+            raise StackError(key_of("tensorflow"), "ngc_gpu_unsupported",
+                             f"no NGC TensorFlow release in the table runs {ctx.gpu_names()}; "
+                             "set frameworks_tensorflow to 'none'")
+        needed = min(r.min_driver_branch for r in runs)
+        raise StackError(key_of("tensorflow"), "driver_too_old_for_ngc",
+                         f"the NGC TensorFlow releases that run {ctx.gpu_names()} "
+                         f"({', '.join(r.release for r in runs)}) need driver R{needed} or "
+                         f"newer and the host's driver is R{branch}; set nvidia_driver_branch "
+                         f"to {needed} or newer")
+    if branch is None:
+        ctx.notes.append(f"no driver planned or known: NGC TensorFlow {release.release} needs "
+                         f"R{release.min_driver_branch} or newer on the host")
+    if not release.verified:
+        ctx.notes.append(f"NGC TensorFlow {release.release}'s CUDA {release.cuda} and driver "
+                         f"minimum R{release.min_driver_branch} are unverified in the table")
+    return NGC_TENSORFLOW_IMAGE.format(release=release.release)
 
 
 def _tf_build(wanted: str) -> TensorFlowBuild:

@@ -10,6 +10,7 @@ from typing import Any
 AUTO = "auto"
 NONE = "none"
 WHEELS = "wheels"
+NGC = "ngc"  # frameworks_tensorflow: NVIDIA's NGC TensorFlow container instead of pip
 DISTRO = "distro"
 CUDA_REPO = "cuda_repo"
 OPEN = "open"
@@ -56,7 +57,7 @@ class StackRequest:
     driver_display: str = AUTO  # auto | desktop | headless
     cuda: str = AUTO  # auto | none | "11.8" | "12.4" | "12.8" | "13.0" | ...
     cudnn: str = AUTO  # auto | none | wheels | a version ("9.0", "8.5", "9")
-    tensorflow: str = AUTO  # auto | none | a version ("2.21.0")
+    tensorflow: str = AUTO  # auto | none | ngc | a version ("2.21.0")
     torch: str = AUTO  # auto | none | a version ("2.14.0")
     python: str = AUTO  # auto | the OS's Python ("3.12"): dlws builds its venv from it
 
@@ -168,6 +169,8 @@ class NcclStack:
 class TensorFlowStack:
     version: str | None = None
     package: str | None = None  # "tensorflow-cpu==2.21.0" | "tensorflow[and-cuda]==2.21.0"
+    # frameworks_tensorflow = "ngc": the NGC image the host's driver runs, instead of pip
+    image: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dlws.stack.records import (
     AUTO,
     CUDA_REPO,
     DISTRO,
+    NGC,
     NONE,
     OPEN,
     PROPRIETARY,
@@ -81,6 +82,7 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
     cuda, cuda_source = cuda_stage.choose_cuda(ctx, cuda_request, branch, source,
                                                effective_branch)
     tensorflow, tf_package = frameworks_stage.choose_tensorflow(ctx, python)
+    tf_image = frameworks_stage.choose_tensorflow_image(ctx, effective_branch)
     torch, variant = frameworks_stage.choose_torch(ctx, python, effective_branch,
                                                    tf_package=tf_package)
     tensorflow, tf_package = frameworks_stage.one_cuda_major(ctx, tensorflow, tf_package,
@@ -114,7 +116,7 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
                        apt_pin=cuda_stage.nccl_apt_pin(nccl, nccl_source, cuda)),
         python=PythonStack(version=python,
                            cuda_major=frameworks_stage.wheels_cuda_major(tf_package, variant)),
-        tensorflow=TensorFlowStack(version=tensorflow, package=tf_package),
+        tensorflow=TensorFlowStack(version=tensorflow, package=tf_package, image=tf_image),
         torch=TorchStack(version=torch, variant=variant,
                          index_url=TORCH_INDEX_URL.format(variant=variant) if variant else None),
         repo_path=os_release.cuda_repo_path if repo_used else None,
@@ -229,7 +231,7 @@ def _validate(request: StackRequest) -> None:
                              f"got {value!r}{did}; allowed: {', '.join(allowed)}")
     versioned = {
         "cudnn": (AUTO, NONE, WHEELS),
-        "tensorflow": (AUTO, NONE),
+        "tensorflow": (AUTO, NONE, NGC),
         "torch": (AUTO, NONE),
         "python": (AUTO,),
     }

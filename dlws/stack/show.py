@@ -39,7 +39,8 @@ COLUMNS = [
     ("CUDNN", lambda h, s: _cell(s["cudnn"]["version"], s["cudnn"]["source"])),
     ("NCCL", lambda h, s: _cell(s["nccl"]["version"])),
     ("PYTHON", lambda h, s: s["python"]["version"]),
-    ("TENSORFLOW", lambda h, s: s["tensorflow"]["package"] or "-"),
+    ("TENSORFLOW", lambda h, s: s["tensorflow"]["package"]
+     or (f"NGC {s['tensorflow']['image']}" if s["tensorflow"].get("image") else "-")),
     ("TORCH", lambda h, s: f"{s['torch']['version']}+{s['torch']['variant']}"
      if s["torch"]["version"] else "-"),
 ]

@@ -502,3 +502,52 @@ FABRIC_MANAGER_UNBRANCHED_FROM = 580
 # install path (NVIDIA gpu-driver-container installs nvlsm there).
 NVLSM_FROM_BRANCH = 570
 NVLINK5_CC_MAJOR = 10
+
+@dataclass(frozen=True)
+class NgcTensorFlowRelease:
+    """A monthly release of NVIDIA's NGC TensorFlow container: its CUDA and the driver it needs."""
+
+    release: str  # "25.02": the image is nvcr.io/nvidia/tensorflow:<release>-tf2-py3
+    cuda: str  # the CUDA the release is built on (major.minor)
+    min_driver_branch: int  # "requires NVIDIA Driver release N or later" (consumer GPUs)
+    verified: bool  # True where the release's own notes were read; False = verify
+
+
+# NVIDIA "Frameworks Support Matrix" and each release's notes, "Driver Requirements"
+# (docs.nvidia.com/deeplearning/frameworks/tensorflow-release-notes/rel-YY-MM.html): release ->
+# CUDA -> minimum driver. Data-centre GPUs may run older long-term branches through NVIDIA's
+# forward-compatibility package; dlws does not plan for it and holds every GPU to the minimum.
+# The GPU rule is derived, not tabulated: a release runs a GPU when its CUDA is at least the
+# GPU's first CUDA (FIRST_CUDA_BY_CC / ARCHES), so sm_120 (RTX 50xx) needs a CUDA 12.8 release.
+# Rows marked verified=False are from memory of the release notes, not re-read: verify them.
+NGC_TENSORFLOW_IMAGE = "nvcr.io/nvidia/tensorflow:{release}-tf2-py3"
+NGC_TENSORFLOW_RELEASES: tuple[NgcTensorFlowRelease, ...] = (
+    # rel-22-10: "based on CUDA 11.8.0, which requires NVIDIA Driver release 520 or later"
+    NgcTensorFlowRelease("22.10", "11.8", 520, True),
+    # rel-23-01: "based on CUDA 12.0.1, which requires NVIDIA Driver release 525 or later"
+    NgcTensorFlowRelease("23.01", "12.0", 525, True),
+    NgcTensorFlowRelease("24.12", "12.6", 560, False),  # verify: CUDA 12.6.3, R560
+    # The first releases with Blackwell support, and 25.02 the last TensorFlow release NVIDIA
+    # announced for NGC (verify both against the 25.01/25.02 release notes).
+    NgcTensorFlowRelease("25.01", "12.8", 570, False),  # verify: CUDA 12.8.0, R570
+    NgcTensorFlowRelease("25.02", "12.8", 570, False),  # verify: CUDA 12.8.0, R570
+)
+
+
+def ngc_runs_gpus(release: NgcTensorFlowRelease, compute_capabilities) -> bool:
+    """Whether a release's CUDA compiles for every GPU (its CUDA >= each GPU's first CUDA)."""
+    return all(version_key(first_cuda(cc)) <= version_key(release.cuda)
+               for cc in compute_capabilities)
+
+
+def ngc_tensorflow_release(compute_capabilities: list[str] | tuple[str, ...],
+                           driver_branch: int | None) -> NgcTensorFlowRelease | None:
+    """The newest NGC TensorFlow release that runs every GPU on the driver branch.
+
+    + compute_capabilities: the host's GPUs ("12.0"); driver_branch: the planned or installed
+      branch (570), None where no driver is known (then the GPUs alone decide)
+    """
+    fits = [r for r in NGC_TENSORFLOW_RELEASES if ngc_runs_gpus(r, compute_capabilities)]
+    if driver_branch is not None:
+        fits = [r for r in fits if r.min_driver_branch <= driver_branch]
+    return max(fits, key=lambda r: version_key(r.release), default=None)

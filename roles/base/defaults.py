@@ -108,14 +108,11 @@ KEYS = [
     Key("base_lab_users", [], (list,),
         "the lab's people: created if missing (an existing account keeps its home, shell and "
         "groups) and put in the GPU groups (video, render) and base_lab_group; never added to "
-        "docker; root and system accounts are refused; one removed from this list is reported, "
-        "never deleted",
+        "docker (containers_docker_users does that); root and system accounts are refused; one "
+        "removed from this list is reported, never deleted",
         check=all_of(each(user_name), unique, lab_users_problem)),
     Key("base_lab_group", "lab", (str,),
         "the lab's group: every lab user is in it, and it owns the shared datasets folders "
         "(storage_disks)", check=lab_group_problem),
-    Key("base_docker_users", [], (list,),
-        "lab users allowed in the docker group (root-equivalent); verify fails any other "
-        "lab user found there", check=all_of(each(user_name), unique)),
 ]
 DEFAULTS = defaults(KEYS)

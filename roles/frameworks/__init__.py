@@ -30,7 +30,10 @@ def install() -> None:
     plan = host_plan()
     for title, key, chosen in (("TensorFlow", "tensorflow", plan.tensorflow.package),
                                ("PyTorch", "torch", plan.torch.version)):
-        if not chosen:
+        if not chosen and key == "tensorflow" and plan.tensorflow.image:
+            host.noop(f"TensorFlow comes in NVIDIA's image {plan.tensorflow.image} "
+                      "(frameworks_tensorflow = 'ngc'), not from pip")
+        elif not chosen:
             host.noop(f"{title} skipped: " + _reason(plan, key))
     spec = environment_spec(plan, host_data())
     # One resolver run for everything the environment needs (measured: two separate uv runs

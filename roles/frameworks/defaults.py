@@ -14,10 +14,19 @@ def _version_or_auto(value: str) -> str | None:
     return None if _VERSION.match(value) else "use 'auto', 'none' or a version like '2.21.0'"
 
 
+def _tensorflow(value: str) -> str | None:
+    if value == "ngc":
+        return None
+    return None if _VERSION.match(value) else ("use 'auto', 'none', 'ngc' or a version like "
+                                                "'2.21.0'")
+
+
 KEYS = [
     Key("frameworks_tensorflow", "auto", (str,),
         "TensorFlow version: auto = newest for the host's Python and GPU (tensorflow-cpu where "
-        "no GPU, tensorflow[and-cuda] where one is); none = skip", check=_version_or_auto),
+        "no GPU, tensorflow[and-cuda] where one is); none = skip; ngc = NVIDIA's NGC TensorFlow "
+        "container the host's driver runs, instead of pip (GPU hosts with containers_engine = "
+        "'docker'; the way to TensorFlow on RTX 50xx)", check=_tensorflow),
     Key("frameworks_torch", "auto", (str,),
         "PyTorch version: auto = newest whose CUDA build fits the GPU and driver (cpu build "
         "where no GPU); none = skip", check=_version_or_auto),

@@ -1,4 +1,4 @@
-"""NVIDIA's CUDA repository, written once: URL, signing key, architecture mapping, priority."""
+"""NVIDIA's apt repositories, written once: CUDA's and the container toolkit's (URLs, keys)."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def key_install_script(key_url: str, fingerprint: str, keyring: str) -> str:
 _CONFIGURED: WeakSet = WeakSet()
 
 
-def install_key(key_url: str, fingerprint: str, keyring: str) -> None:
+def install_key(key_url: str, fingerprint: str, keyring: str, name: str | None = None) -> None:
     """Install a repository's key unless the keyring already holds exactly that one key.
 
     The installed keyring is read on every run (KeyringPrimaryKeys): a keyring with another key
@@ -160,8 +160,8 @@ def install_key(key_url: str, fingerprint: str, keyring: str) -> None:
     from roles.base import with_proxy
 
     server.shell(
-        name=f"Install NVIDIA's repository key {fingerprint[-8:]} (exactly one key, fingerprint "
-             "checked)",
+        name=name or (f"Install NVIDIA's repository key {fingerprint[-8:]} (exactly one key, "
+                      "fingerprint checked)"),
         commands=[with_proxy(key_install_script(key_url, fingerprint, keyring))],
         _if=lambda: host.get_fact(KeyringPrimaryKeys, path=keyring) != [fingerprint],
     )
@@ -190,4 +190,48 @@ def configure(plan) -> None:
               src=StringIO(preferences_content(driver_from_repo)), dest=PREFERENCES, mode="644",
               create_remote_dir=False)
     apt.update(name="Refresh the apt index after adding NVIDIA's repository",
+               _if=sources.did_change)
+
+
+# NVIDIA's container toolkit repository (libnvidia-container), from the install guide
+# (docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html,
+# "Installing with Apt"): one repository for every Debian and Ubuntu release; the guide's
+# `$(ARCH)` is the dpkg architecture, written out here. The guide prints no fingerprint: the key's
+# ID DDCAE044F796ECB0 ("NVIDIA CORPORATION (Open Source Projects)") is NVIDIA's own statement
+# (NVIDIA/nvidia-container-runtime#88, NVIDIA/libnvidia-container#171); the full fingerprint
+# ending in it is from independent copies of the key (unverified against an NVIDIA page).
+TOOLKIT_REPO_URL = "https://nvidia.github.io/libnvidia-container/stable/deb/{arch}"
+TOOLKIT_KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
+TOOLKIT_KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
+TOOLKIT_KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
+TOOLKIT_SOURCES = "/etc/apt/sources.list.d/dlws-nvidia-container-toolkit.sources"
+# The guide installs these four at one version (NVIDIA_CONTAINER_TOOLKIT_VERSION).
+TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
+                    "libnvidia-container-tools", "libnvidia-container1")
+# uname -m -> dpkg architecture (the toolkit repository's folders).
+DPKG_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def toolkit_sources_content(machine: str) -> str:
+    url = TOOLKIT_REPO_URL.format(arch=DPKG_ARCHES[machine])
+    return ("# Managed by dlws (roles/nvidia_repo): NVIDIA's container toolkit repository.\n"
+            f"Types: deb\nURIs: {url}\nSuites: /\nSigned-By: {TOOLKIT_KEYRING}\n")
+
+
+def toolkit_packages(version: str) -> list[str]:
+    """The toolkit's packages pinned to one version, as the install guide installs them."""
+    return [f"{name}={version}" for name in TOOLKIT_PACKAGES]
+
+
+def configure_container_toolkit(machine: str) -> None:
+    """Add NVIDIA's container toolkit repository (the containers role calls this on GPU hosts)."""
+    apt.packages(name="Install gnupg to check repository keys", packages=["gnupg"],
+                 no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
+    install_key(TOOLKIT_KEY_URL, TOOLKIT_KEY_FINGERPRINT, TOOLKIT_KEYRING,
+                name=f"Install NVIDIA's container toolkit key {TOOLKIT_KEY_FINGERPRINT[-8:]} "
+                     "(exactly one key, fingerprint checked)")
+    sources = files.put(name="Add NVIDIA's container toolkit repository",
+                        src=StringIO(toolkit_sources_content(machine)),
+                        dest=TOOLKIT_SOURCES, mode="644", create_remote_dir=False)
+    apt.update(name="Refresh the apt index after adding the container toolkit repository",
                _if=sources.did_change)

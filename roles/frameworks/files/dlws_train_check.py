@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -376,9 +378,67 @@ def multinode_main(args: argparse.Namespace) -> int:
 
 TRAINERS = {"tensorflow": train_tensorflow, "torch": train_torch}
 
+# Inside --container's image: this script, and a folder with the data and the JSON report.
+CONTAINER_SCRIPT = "/dlws/dlws_train_check.py"
+CONTAINER_WORK = "/dlws/work"
+
+
+def container_command(image: str, script: str, work: str, args: argparse.Namespace,
+                      is_sample: bool) -> list[str]:
+    """`docker run --gpus all IMAGE python3 this-script ...`: the same check, inside IMAGE.
+
+    The report goes to a file in the mounted folder, not stdout: NGC images print a banner.
+    """
+    inner = ["python3", CONTAINER_SCRIPT, "--json", f"{CONTAINER_WORK}/report.json",
+             "--mnist", f"{CONTAINER_WORK}/mnist.npz", "--offline",
+             "--epochs", str(args.epochs), "--min-accuracy", str(args.min_accuracy),
+             "--sample-min-accuracy", str(args.sample_min_accuracy)]
+    for framework in args.framework:
+        inner += ["--framework", framework]
+    for flag, on in (("--require-gpu", args.require_gpu), ("--all-gpus", args.all_gpus),
+                     ("--mixed-precision", args.mixed_precision), ("--mnist-is-sample", is_sample)):
+        if on:
+            inner.append(flag)
+    return ["docker", "run", "--rm", "--gpus", "all",
+            "-v", f"{script}:{CONTAINER_SCRIPT}:ro", "-v", f"{work}:{CONTAINER_WORK}",
+            image, *inner]
+
+
+def run_in_container(args: argparse.Namespace) -> tuple[int, list[dict]]:
+    """Train inside an image (NGC's TensorFlow) with every GPU, on the data found here."""
+    import numpy as np
+
+    image = args.container
+    if not image or image.startswith("-"):
+        raise CannotRun(f"not an image name: {image!r}")
+    data, source, is_sample = load_mnist(args.mnist, args.offline)
+    with tempfile.TemporaryDirectory(prefix="dlws-train-") as work:
+        # Back to Keras's 0-255 layout (the sample's pixels were k/255: exact).
+        np.savez(Path(work) / "mnist.npz", **{
+            key: (np.rint(value * 255).astype("uint8") if key.startswith("x_") else value)
+            for key, value in data.items()})
+        command = container_command(image, str(Path(__file__).resolve()), work, args, is_sample)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True)
+        except OSError as error:
+            raise CannotRun(f"cannot run docker: {error}") from error
+        report_path = Path(work) / "report.json"
+        if not report_path.is_file():
+            raise CannotRun(f"`{' '.join(command[:6])} {image} ...` exited {done.returncode} "
+                            f"without a report: {(done.stderr or done.stdout)[-1500:].strip()}")
+        report = json.loads(report_path.read_text())
+    results = report.get("results") or []
+    for result in results:
+        result.update(container=image, dataset=f"{source} (mounted into the container)",
+                      dataset_is_sample=is_sample)
+    return int(report.get("exit_code", COULD_NOT_RUN)), results
+
 
 def run(args: argparse.Namespace) -> tuple[int, list[dict]]:
+    if args.container:
+        return run_in_container(args)
     data, source, is_sample = load_mnist(args.mnist, args.offline)
+    is_sample = is_sample or args.mnist_is_sample
     bar = args.sample_min_accuracy if is_sample else args.min_accuracy
     results, code = [], PASS
     for name in args.framework:
@@ -459,9 +519,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="size of the all-reduce measured between each pair of hosts")
     parser.add_argument("--timeout", type=int, default=180,
                         help="seconds a collective may wait for the other hosts")
+    parser.add_argument("--container", metavar="IMAGE",
+                        help="train inside this image (e.g. NGC's TensorFlow) with docker run "
+                             "--gpus all, on the MNIST found here")
+    parser.add_argument("--mnist-is-sample", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
-    args.framework = args.framework or list(FRAMEWORKS)
+    # An image given: NGC's TensorFlow is what it is for, unless frameworks are named.
+    args.framework = args.framework or (["tensorflow"] if args.container else list(FRAMEWORKS))
     return args
 
 
