@@ -20,7 +20,7 @@ from dlws.schema import redact
 from roles.base import APT_PROXY_FILE, PROXY_ENV_FILE
 from roles.python_env import NETRC, pip_conf_content
 from tests.fake_hosts import plan
-from tests.test_plan_cases import host_data
+from tests.plan.cases import host_data
 
 PROXY_SECRET = "Pr0xy-s3cret"
 INDEX_SECRET = "1ndex-t0ken"

@@ -18,7 +18,7 @@ from dlws.plan import STACK_FILE, record_problems, stack_record
 from dlws.stack import derive
 from roles import all_defaults
 from tests.fake_hosts import transcript_reader
-from tests.test_plan_cases import CASES, EXTRA, OLD_DRIVER, REFUSED, host_data, run_case
+from tests.plan.cases import CASES, EXTRA, OLD_DRIVER, SOURCES, Case, host_data, run_case
 
 
 def _verify_expects(data: dict) -> dict:
@@ -38,14 +38,12 @@ def _agree(case_id: str, data: dict) -> None:
     assert recorded["stack"] == run.stack.recorded()
 
 
-MATRIX = [(case[0], case[1], case[2]) for case in CASES if case[3] != REFUSED]
+MATRIX = [case for case in CASES if isinstance(case, Case)]
 
 
-@pytest.mark.parametrize(("case_id", "os", "gpu_source"), [(c[0], c[1], c[2]) for c in MATRIX],
-                         ids=[c[0] for c in MATRIX])
-def test_deploy_records_the_stack_verify_expects(case_id, os, gpu_source):
-    gpu, source = gpu_source.rsplit("_", 1)
-    _agree(case_id, host_data(os, gpu, source.replace("-", "_")))
+@pytest.mark.parametrize("case", MATRIX, ids=[case.id for case in MATRIX])
+def test_deploy_records_the_stack_verify_expects(case: Case):
+    _agree(case.id, host_data(case.os, case.gpu, SOURCES[case.source]))
 
 
 @pytest.mark.parametrize(("case_id", "os", "gpu", "data"), [e[:4] for e in EXTRA],

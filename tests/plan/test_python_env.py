@@ -1,0 +1,64 @@
+"""roles/python_env at the plan level: the shared cache and the hash-locked installs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dlws import locks as lock
+from tests.plan.cases import (
+    host_data,
+    run_case,
+)
+
+
+def test_shared_pip_cache_installs_take_turns():
+    # roles/cache: hosts that start together must not all miss the fleet's shared cache.
+    data = host_data("debian-12", "no-gpu", "distro", cache_pip_dir="/srv/dlws-cache")
+    run = run_case("debian-12_no-gpu_shared-cache", data)
+    commands = [c for op in run.named("Install the frameworks") for c in op.commands]
+    assert commands, run.describe()
+    lock = "mkdir -p -- /srv/dlws-cache && flock /srv/dlws-cache/.dlws-install.lock "
+    assert all(c.startswith(lock) for c in commands), commands
+
+
+def _write_locks(folder, names: list[str]) -> dict[str, str]:
+    """Stand-in locks under the names the refusal gave (a real one needs PyPI: `bin/dlws lock`)."""
+    bodies = {}
+    for name in names:
+        pins = ["uv==0.13.9"] if name.startswith("uv-") else ["numpy==2.4.6", "mlxtend==0.25.0"]
+        bodies[name] = "".join(f"{pin} \\\n    --hash=sha256:{'ab' * 32}\n" for pin in pins)
+        (folder / name).write_text(bodies[name])
+    return bodies
+
+
+@pytest.mark.parametrize("cache", [None, "/srv/dlws-cache"], ids=["own-cache", "shared-cache"])
+def test_hash_locked_installs(tmp_path, monkeypatch, cache):
+    """With hashes required (the default), a host without its locks is refused before any
+    operation; with them, both installs take the whole lock and check every file's sha256."""
+    monkeypatch.setattr(lock, "LOCK_DIR", tmp_path)
+    more = {"frameworks_tensorflow": "none", "frameworks_torch": "none",
+            "python_env_require_hashes": True, "cache_pip_dir": cache}
+    data = host_data("debian-12", "no-gpu", "distro", **more)
+    refused = run_case("debian-12_no-gpu_locked", data)
+    assert refused.ops == [] and "python_env_require_hashes" in (refused.error or ""), \
+        refused.describe()
+    names = re.findall(r"locks/(\S+\.txt)", refused.error)
+    assert [n.split("-")[0] for n in names] == ["uv", "env"], refused.error
+
+    bodies = _write_locks(tmp_path, names)
+    run = run_case("debian-12_no-gpu_locked", data)
+    uploads = run.uploads()
+    for name, body in bodies.items():
+        assert uploads.get(f"/opt/dlws/locks/{name}") == body, run.describe()
+    for op_name, lock_name in (("Install uv", names[0]), ("from the hash lock", names[1])):
+        [command] = [c for op in run.named(op_name) for c in op.commands]
+        assert f"--no-deps --require-hashes -r /opt/dlws/locks/{lock_name}" in command, command
+        if cache:
+            # the shared cache first: uv offline, pip from the cache's wheel folder
+            assert command.startswith(f"mkdir -p -- {cache} && flock {cache}/.dlws-install.lock "
+                                      "sh -c "), command
+            assert "--offline" in command or f"--no-index --find-links {cache}/wheels" in command
+        else:
+            assert "flock" not in command and "--offline" not in command, command
