@@ -259,6 +259,21 @@ def dd_read_mib_s(dd_stderr: str) -> float:
     return int(match["bytes"]) / 2**20 / max(float(match["seconds"]), 1e-9)
 
 
+def deb822_stanzas(content: str, comments: bool = True) -> list[dict[str, str]]:
+    """The stanzas of a deb822 ``.sources`` file as {lower-case field: value}; continuation and
+    comment lines are skipped, and with ``comments=False`` a value's trailing ``# ...`` too."""
+    stanzas = []
+    for stanza in re.split(r"\n\s*\n", content):
+        fields = {}
+        for line in stanza.splitlines():
+            key, sep, value = line.partition(":")
+            if sep and not line.startswith((" ", "\t", "#")):
+                fields[key.strip().lower()] = (value if comments
+                                               else value.split("#", 1)[0]).strip()
+        stanzas.append(fields)
+    return stanzas
+
+
 def unsigned_apt_sources(files: dict[str, str]) -> list[str]:
     """Apt source entries (one-line and deb822) that carry no ``signed-by`` or say trusted=yes.
 
@@ -267,12 +282,7 @@ def unsigned_apt_sources(files: dict[str, str]) -> list[str]:
     problems = []
     for path, content in files.items():
         if path.endswith(".sources"):
-            for stanza in re.split(r"\n\s*\n", content):
-                fields = {}
-                for line in stanza.splitlines():
-                    key, sep, value = line.partition(":")
-                    if sep and not line.startswith((" ", "\t", "#")):
-                        fields[key.strip().lower()] = value.strip()
+            for fields in deb822_stanzas(content):
                 if "types" not in fields or fields.get("enabled", "yes").lower() == "no":
                     continue
                 entry = f"{path}: {fields.get('uris', '?')} {fields.get('suites', '')}".strip()
@@ -303,12 +313,7 @@ def apt_components(files: dict[str, str]) -> set[str]:
     found: set[str] = set()
     for path, content in files.items():
         if path.endswith(".sources"):
-            for stanza in re.split(r"\n\s*\n", content):
-                fields = {}
-                for line in stanza.splitlines():
-                    key, sep, value = line.partition(":")
-                    if sep and not line.startswith((" ", "\t", "#")):
-                        fields[key.strip().lower()] = value.split("#", 1)[0].strip()
+            for fields in deb822_stanzas(content, comments=False):
                 if "deb" not in fields.get("types", "").split():
                     continue
                 if fields.get("enabled", "yes").lower() == "no":

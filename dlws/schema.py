@@ -142,16 +142,11 @@ def local_path_exists(kind: str) -> Callable[[Any], str | None]:
 
 def url(value: Any) -> str | None:
     """An http(s) URL without credentials (dlws.domains.url for other schemes and secrets)."""
+    from dlws.domains import each
     from dlws.domains import url as url_domain
 
-    check = url_domain(("http", "https"), credentials=False)
-    for item in [value] if isinstance(value, str) else value:
-        if not isinstance(item, str):
-            return f"item {item!r} ({type(item).__name__}) is not a string"
-        reason = check(item)
-        if reason:
-            return reason
-    return None
+    return each(url_domain(("http", "https"), credentials=False))(
+        [value] if isinstance(value, str) else value)
 
 
 def absolute_path(value: Any) -> str | None:
