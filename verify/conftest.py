@@ -240,6 +240,19 @@ def run_json(host, command: list[str]) -> tuple[int, dict, str]:
     return out.rc, document, out.stderr + ("" if document else out.stdout)
 
 
+def train_check_data_args(target: Target) -> list[str]:
+    """dlws-train-check's epochs, accuracy bars and MNIST source, as the inventory declares them
+    (one place for the training check, the notebook run and the multi-node run)."""
+    args = ["--epochs", str(target["verify_epochs"]),
+            "--min-accuracy", str(target["verify_min_accuracy"]),
+            "--sample-min-accuracy", str(target["verify_sample_min_accuracy"])]
+    if target["verify_mnist_path"]:
+        args += ["--mnist", target["verify_mnist_path"]]
+    if target["verify_offline"]:
+        args.append("--offline")
+    return args
+
+
 def require_gpus(target: Target) -> None:
     """Skip, with the reason, only where the inventory declares no GPU."""
     if target["gpu_count"] == 0:

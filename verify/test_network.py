@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 import testinfra
 
-from verify.conftest import _targets
+from verify.conftest import _targets, train_check_data_args
 
 # Seconds beyond network_timeout_s that `timeout` gives torchrun to stop its ranks (SIGTERM),
 # before it kills them.
@@ -40,13 +40,7 @@ def torchrun_command(target, leader, nodes: int, run_id: str) -> str:
              f"--rdzv-endpoint={address(leader)}:{leader['network_rendezvous_port']}",
              f"--rdzv-id={run_id}", f"--rdzv-conf=join_timeout={limit}", "--max-restarts=0",
              target["frameworks_train_check_path"], "--multinode", "--json", "-",
-             "--epochs", str(target["verify_epochs"]), "--timeout", str(limit),
-             "--min-accuracy", str(target["verify_min_accuracy"]),
-             "--sample-min-accuracy", str(target["verify_sample_min_accuracy"])]
-    if target["verify_mnist_path"]:
-        check += ["--mnist", target["verify_mnist_path"]]
-    if target["verify_offline"]:
-        check.append("--offline")
+             "--timeout", str(limit), *train_check_data_args(target)]
     if target["gpu_count"] > 0:
         check.append("--require-gpu")
     env = []

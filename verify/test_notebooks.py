@@ -26,7 +26,7 @@ from roles.notebooks import (
     paths,
     url,
 )
-from verify.conftest import run_json
+from verify.conftest import run_json, train_check_data_args
 
 # One notebook run per host, shared by the checks that read it.
 _RUNS: dict[str, tuple[int, dict, str]] = {}
@@ -261,13 +261,7 @@ def _login_error(page: str) -> str:
 # --- a notebook through the hub's API, as a lab user ----------------------------------------
 
 def _cells(target) -> list[str]:
-    args = ["--epochs", str(target["verify_epochs"]),
-            "--min-accuracy", str(target["verify_min_accuracy"]),
-            "--sample-min-accuracy", str(target["verify_sample_min_accuracy"])]
-    if target["verify_mnist_path"]:
-        args += ["--mnist", target["verify_mnist_path"]]
-    if target["verify_offline"]:
-        args.append("--offline")
+    args = train_check_data_args(target)
     if target["gpu_count"] > 0:
         args.append("--require-gpu")  # where a GPU is declared, the CPU is a failure
     frameworks = list(target["verify_frameworks"])

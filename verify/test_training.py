@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from dlws.stack.table import MINOR_COMPAT_MIN_BRANCH
-from verify.conftest import require_gpus, run_json
+from verify.conftest import require_gpus, run_json, train_check_data_args
 
 # One training run per host and framework, shared by the checks that read its report.
 _RUNS: dict[tuple[str, str], tuple[int, dict, str]] = {}
@@ -27,13 +27,7 @@ def on_gpu(target, plan, framework: str) -> bool:
 
 def _train_args(target, plan, framework: str) -> list[str]:
     args = [target["frameworks_train_check_path"], "--json", "-", "--framework", framework,
-            "--epochs", str(target["verify_epochs"]),
-            "--min-accuracy", str(target["verify_min_accuracy"]),
-            "--sample-min-accuracy", str(target["verify_sample_min_accuracy"])]
-    if target["verify_mnist_path"]:
-        args += ["--mnist", target["verify_mnist_path"]]
-    if target["verify_offline"]:
-        args.append("--offline")
+            *train_check_data_args(target)]
     if on_gpu(target, plan, framework):
         args += ["--require-gpu", "--all-gpus"]
     return args
