@@ -12,11 +12,11 @@ from pyinfra.operations import files  # noqa: E402
 
 from dlws.plan import (  # noqa: E402
     STACK_FILE,
-    check_inventory,
     check_locks,
     host_plan,
     recorded_stack,
 )
+from dlws.validate import check_inventory  # noqa: E402
 from roles import ROLES, all_defaults, all_keys, containers  # noqa: E402
 
 # Bad data on any host stops the run here, before a single operation has run anywhere.

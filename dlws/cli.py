@@ -12,7 +12,7 @@ from pathlib import Path
 from dlws.docker_env import ensure_container, remove_container
 from dlws.drift import NOISE
 from dlws.images import ensure_debian_image
-from dlws.schema import redact
+from dlws.validate.secrets import redact
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

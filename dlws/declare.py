@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import stat
 
-from dlws.domains import all_of, each, gpu_model, host_path, number_range, unique, url
-from dlws.schema import Key, defaults, fraction, non_negative, positive
+from dlws.validate.domains import all_of, each, gpu_model, host_path, number_range, unique, url
+from dlws.validate.schema import Key, defaults, fraction, non_negative, positive
 
 # A workstation or server holds at most a few dozen GPUs (an HGX board: 8; the largest PCIe
 # chassis: 20); 64 leaves room and keeps a typo such as 2**63 from reaching the solver.

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dlws.domains import netrc_text, split_credentials
-from dlws.schema import redact
+from dlws.validate.domains import netrc_text, split_credentials
+from dlws.validate.secrets import redact
 
 # DLWS_LOCK_DIR: another folder of locks (a lab's own repository; the tests' scratch folders).
 LOCK_DIR = Path(os.environ.get("DLWS_LOCK_DIR")
@@ -91,7 +91,7 @@ def index_options(index_url: str | None, extra_index_urls, find_links: str | Non
     """pip/uv options naming where packages come from (uv: the best match across indexes).
 
     Credentials are left out (a command line is visible to every local user): pip and uv take
-    them from the netrc file NETRC names (dlws.domains.netrc_text).
+    them from the netrc file NETRC names (dlws.validate.domains.netrc_text).
     """
     options = ["--index-url", split_credentials(index_url)[0]] if index_url else []
     for extra in extra_index_urls:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dlws import charts, drift
-from dlws.schema import redact
+from dlws.validate.secrets import redact
 
 PASS, FAIL, SKIP, UNREACHABLE = "pass", "FAIL", "skip", "unreachable"
 # What verify/conftest.py's host fixture says when it cannot reach a host.

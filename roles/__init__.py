@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlws import declare
-from dlws.schema import Key
+from dlws.validate.schema import Key
 from roles import (
     base,
     cache,

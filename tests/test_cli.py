@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlws.schema import redact
+from dlws.validate.secrets import redact
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from dlws import report
-from dlws.domains import netrc_text
-from dlws.schema import redact
+from dlws.validate.domains import netrc_text
+from dlws.validate.secrets import redact
 from roles.base import APT_PROXY_FILE, PROXY_ENV_FILE
 from roles.python_env import NETRC, pip_conf_content
 from tests.fake_hosts import plan
@@ -109,7 +109,7 @@ def _string_keys():
 def test_every_string_key_with_a_hostile_value_is_refused_or_harmless(payload):
     """Each string key (and each list of strings) given each payload, as a suffix of a valid
     value: refused by validation, or (if accepted) found in no command unquoted."""
-    from dlws.plan import host_problems
+    from dlws.validate import host_problems
     from roles import all_defaults, all_keys
 
     defaults = all_defaults()
@@ -141,7 +141,7 @@ def _unquoted(command: str) -> str:
 
 def test_injection_payloads_are_all_refused_by_validation():
     """The record: with today's domains every payload on every string key is refused."""
-    from dlws.plan import host_problems
+    from dlws.validate import host_problems
     from roles import all_defaults, all_keys
 
     defaults, accepted = all_defaults(), []

@@ -13,7 +13,7 @@ import pytest
 from dlws import kernel
 from dlws.facts import BlockDevice, SharedFolder
 from dlws.gpu_readings import installed_nvml_version, loaded_driver_version, reboot_pending
-from dlws.plan import host_problems
+from dlws.validate import host_problems
 from roles import all_keys
 from roles.nvidia_driver import BRANCH_PIN, branch_pin
 from roles.storage import acl_entries, disk_verdict

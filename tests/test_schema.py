@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dlws.plan import host_problems
-from dlws.schema import KEY_PREFIXES
+from dlws.validate import host_problems
+from dlws.validate.schema import KEY_PREFIXES
 from roles import all_keys
 
 

@@ -13,6 +13,7 @@ from dlws.facts import host_facts as read_host_facts
 from dlws.facts import testinfra_reader
 from dlws.inventory.targets import Target, load_targets
 from dlws.stack import StackError, derive
+from dlws.validate import redact
 from roles import all_keys
 
 DEFAULT_INVENTORY = "inventory/sandbox.py"
@@ -106,8 +107,6 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.longrepr is not None:
-        from dlws.schema import redact
-
         text = str(report.longrepr)
         if redact(text) != text:
             report.longrepr = redact(text)
@@ -115,8 +114,6 @@ def pytest_runtest_makereport(item, call):
 
 
 def redact_text(text: str) -> str:
-    from dlws.schema import redact
-
     return redact(text)
 
 

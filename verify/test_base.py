@@ -8,8 +8,8 @@ import pytest
 from pyinfra.facts.deb import DebPackages
 
 from dlws import facts
-from dlws.domains import ca_file_name, pem_bodies
 from dlws.gpu_readings import apt_components
+from dlws.validate.domains import ca_file_name, pem_bodies
 from roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
 
 

@@ -14,9 +14,9 @@ result onto pyinfra:
   ``ssh_user`` / ``ssh_port`` / ``ssh_key``;
 - ``ansible_become`` / ``_become_user`` / ``_become_method`` -> ``_sudo`` / ``_sudo_user`` (or
   ``_su_user``, ``_doas`` / ``_doas_user``);
-- dlws's keys (``gpu_*``, ``nvidia_*``, ...: the families of dlws.schema.KEY_PREFIXES) are host
-  data, validated like any inventory's before anything connects, and a problem names the file
-  and line the value came from;
+- dlws's keys (``gpu_*``, ``nvidia_*``, ...: the families of
+  dlws.validate.schema.KEY_PREFIXES) are host data, validated like any inventory's before
+  anything connects, and a problem names the file and line the value came from;
 - every other variable belongs to the lab's own playbooks: it is not used, and its name (never
   its value) is given once in a notice.
 
@@ -36,6 +36,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dlws.validate import host_problems, redact
+from dlws.validate.schema import KEY_PREFIXES
 
 # The variables naming the inventory, the limit and a vault password file for a deploy through
 # inventory/ansible.py (ANSIBLE_VAULT_PASSWORD_FILE, Ansible's own, works as well).
@@ -108,8 +111,6 @@ class PyinfraHost:
 def dlws_families() -> tuple[str, ...]:
     """The first word of each dlws key prefix (``nvidia`` for ``nvidia_driver_``): a variable
     of one of these families is dlws's, so a misspelt key is refused rather than ignored."""
-    from dlws.schema import KEY_PREFIXES
-
     return tuple(sorted({prefix.split("_", 1)[0] + "_" for prefix in KEY_PREFIXES}))
 
 
@@ -425,10 +426,8 @@ def pyinfra_hosts(hosts: Iterable[AnsibleHost], keys: Iterable[Any],
     """Every host mapped onto pyinfra and validated, or one error naming every problem.
 
     + keys: every key a host may carry (``roles.all_keys()``); validated by
-      dlws.plan.host_problems, as for a pyinfra inventory's data, before anything connects.
+      dlws.validate.host_problems, as for a pyinfra inventory's data, before anything connects.
     """
-    from dlws.plan import host_problems
-
     keys = list(keys)
     result, lines = [], []
     for host in hosts:
@@ -458,8 +457,6 @@ def pyinfra_hosts(hosts: Iterable[AnsibleHost], keys: Iterable[Any],
 
 def _hide(host: AnsibleHost, var: str, message: str) -> str:
     """A message with a vaulted value, or credentials in a URL, left out."""
-    from dlws.schema import redact
-
     if var in host.secret and var in host.vars:
         message = message.replace(repr(host.vars[var]), "<vaulted value>")
     return redact(message)

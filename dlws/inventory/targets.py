@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from dlws.inventory import ansible
-from dlws.plan import host_problems
-from dlws.schema import Key
+from dlws.validate import Key, host_problems
+from dlws.validate.conflicts import group_conflicts, listing_conflicts
 
 # The pyinfra inventory that reads an Ansible inventory: verify reads one through it, as the
 # deploy does, so both see the same hosts, groups and data (inventory/group_data/ included).
@@ -129,8 +129,6 @@ def _dump_inventory(path: Path) -> dict:
     from pyinfra.context import ctx_state
     from pyinfra_cli.exceptions import UnexpectedExternalError
     from pyinfra_cli.inventory import make_inventory
-
-    from dlws.inventory.conflicts import group_conflicts, listing_conflicts
 
     if ansible.is_ansible_source(path):
         # An Ansible inventory goes through inventory/ansible.py, the same file a deploy of it

@@ -14,9 +14,9 @@ from pyinfra.facts.files import FileContents, FindFiles
 from pyinfra.facts.server import Groups, Users
 from pyinfra.operations import apt, files, server
 
-from dlws.domains import ca_file_name
 from dlws.facts import OsRelease, UidMin, stable_fact
 from dlws.plan import host_plan
+from dlws.validate.domains import ca_file_name
 from roles.base import _apt
 from roles.base.defaults import DEFAULTS, KEYS  # noqa: F401
 
@@ -286,7 +286,7 @@ def _configure_proxy() -> None:
 
 def lab_secrets() -> bool:
     """Whether the host gets credentials that lab users read through the lab group."""
-    from dlws.domains import split_credentials
+    from dlws.validate.domains import split_credentials
 
     urls = [host.data.get("python_env_index_url"),
             *(host.data.get("python_env_extra_index_urls") or [])]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dlws.domains import (
+from dlws.validate.domains import (
     all_of,
     deb_package,
     each,
@@ -17,7 +17,7 @@ from dlws.domains import (
     url,
     user_name,
 )
-from dlws.schema import Key, defaults
+from dlws.validate.schema import Key, defaults
 
 # An apt/dpkg lock wait of a day is already more than any unattended-upgrades run; the shell's
 # arithmetic (64-bit) must never overflow.

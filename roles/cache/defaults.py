@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dlws.domains import host_path, url
-from dlws.schema import Key, defaults
+from dlws.validate.domains import host_path, url
+from dlws.validate.schema import Key, defaults
 
 KEYS = [
     Key("cache_apt_proxy", None, (str,),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from dlws.domains import all_of, each, unique, user_name
-from dlws.schema import Key, defaults
+from dlws.validate.domains import all_of, each, unique, user_name
+from dlws.validate.schema import Key, defaults
 
 # An image reference: [registry[:port]/]path[:tag][@sha256:digest] (distribution/reference).
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")

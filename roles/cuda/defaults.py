@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dlws.domains import version_choice
-from dlws.schema import Key, defaults
+from dlws.validate.domains import version_choice
+from dlws.validate.schema import Key, defaults
 
 KEYS = [
     Key("cuda_version", "auto", (str,),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from dlws.domains import link_path
-from dlws.schema import Key, defaults, positive
+from dlws.validate.domains import link_path
+from dlws.validate.schema import Key, defaults, positive
 
 _VERSION = re.compile(r"^(auto|none|\d+\.\d+(\.\d+)?)$")
 

@@ -7,7 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from dlws.domains import (
+from dlws.tls import pair_problem
+from dlws.validate.domains import (
     all_of,
     controller_file,
     host_path,
@@ -15,8 +16,7 @@ from dlws.domains import (
     pem_certificates,
     user_name,
 )
-from dlws.schema import Key, defaults
-from dlws.tls import pair_problem
+from dlws.validate.schema import Key, defaults
 
 _GROUP = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _VERSION = re.compile(r"^\d+(\.\d+){1,3}$")

@@ -16,10 +16,10 @@ from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
-from dlws.domains import netrc_text, split_credentials
 from dlws.facts import VenvPackages, canonical
 from dlws.locks import LockSpec, index_options, pins, uv_spec, wheels_in
 from dlws.plan import host_data, missing_lock
+from dlws.validate.domains import netrc_text, split_credentials
 from roles import base
 from roles.base import LAB_GROUP, SECRETS_DIR, with_proxy
 from roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401

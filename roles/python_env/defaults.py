@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from dlws.domains import (
+from dlws.validate.domains import (
     all_of,
     each,
     host_path,
@@ -14,7 +14,7 @@ from dlws.domains import (
     version_choice,
     wheelhouse,
 )
-from dlws.schema import Key, defaults
+from dlws.validate.schema import Key, defaults
 
 # Indexes take credentials (https://USER:TOKEN@pypi.lab/simple): they are written only into
 # root-only files (roles/python_env) and never onto a command line.

@@ -6,7 +6,7 @@ import difflib
 import re
 from typing import Any
 
-from dlws.schema import Key, defaults
+from dlws.validate.schema import Key, defaults
 
 # A disk's fields, their types and defaults (None = required, or off where noted).
 DISK_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from dlws.validate import domains
+from dlws.validate.connector_keys import check_connector_key
 
 # Every dlws key starts with its owner's prefix: what a host is declared to have (dlws.declare),
 # then one per role (roles/<role>/defaults.py). tests/test_schema.py holds each key to this list.
@@ -93,10 +95,8 @@ def validate(host: str, data: Mapping[str, Any], keys: Iterable[Key]) -> list[Pr
     """Every problem in one host's data: unknown keys (with a suggestion), types, values.
 
     pyinfra's own keys (connector data, global arguments such as ``_sudo``) are checked against
-    pyinfra's own declarations (dlws.connector_keys).
+    pyinfra's own declarations (dlws.validate.connector_keys).
     """
-    from dlws.connector_keys import check_connector_key
-
     known = {key.name: key for key in keys}
     problems = []
     for name, value in data.items():
@@ -123,7 +123,7 @@ def validate(host: str, data: Mapping[str, Any], keys: Iterable[Key]) -> list[Pr
     return problems
 
 
-# Reusable value checks (the domains themselves are in dlws/domains.py) -------------------------
+# Reusable value checks (the domains themselves are in dlws/validate/domains.py) -----------
 
 
 def local_path_exists(kind: str) -> Callable[[Any], str | None]:
@@ -141,18 +141,13 @@ def local_path_exists(kind: str) -> Callable[[Any], str | None]:
 
 
 def url(value: Any) -> str | None:
-    """An http(s) URL without credentials (dlws.domains.url for other schemes and secrets)."""
-    from dlws.domains import each
-    from dlws.domains import url as url_domain
-
-    return each(url_domain(("http", "https"), credentials=False))(
+    """An http(s) URL without credentials (domains.url for other schemes and secrets)."""
+    return domains.each(domains.url(("http", "https"), credentials=False))(
         [value] if isinstance(value, str) else value)
 
 
 def absolute_path(value: Any) -> str | None:
-    from dlws.domains import host_path
-
-    return host_path()(value)
+    return domains.host_path()(value)
 
 
 def str_list(value: Any) -> str | None:
@@ -170,23 +165,3 @@ def non_negative(value: Any) -> str | None:
 
 def fraction(value: Any) -> str | None:
     return None if 0 < value <= 1 else f"{value!r} must be in (0, 1], e.g. 0.95"
-
-
-# Secrets in text: user:password@ (an '@' inside the password too: the userinfo runs to the last
-# '@' before the host), a token-only userinfo (https://TOKEN@host), secret query parameters and
-# HTTP Authorization headers. Never written to a log, report, lock or deploy.json.
-_USERINFO = re.compile(r"(?<=://)[^/\s\"'<>]*@(?=[^/\s\"'<>@]*(?:[/\s\"'<>]|$))")
-_QUERY_SECRET = re.compile(
-    r"(?i)([?&;](?:token|access_token|auth|key|api_key|apikey|password|passwd|secret|sig|"
-    r"signature|x-amz-signature|x-goog-signature)=)[^&#\s\"'<>]+")
-_AUTH_HEADER = re.compile(r"(?i)(\b(?:proxy-)?authorization\s*[:=]\s*)(?:(basic|bearer|token)\s+)?"
-                          r"[^\s\"'<>,]+")
-_NETRC = re.compile(r"(?i)(\bpassword\s+)\S+")
-
-
-def redact(text: str) -> str:
-    """`text` with every credential it carries replaced by ***."""
-    text = _USERINFO.sub(lambda m: "***:***@" if ":" in m[0] else "***@", text)
-    text = _QUERY_SECRET.sub(r"\1***", text)
-    text = _AUTH_HEADER.sub(lambda m: m[1] + (f"{m[2]} " if m[2] else "") + "***", text)
-    return _NETRC.sub(r"\1***", text)

@@ -17,7 +17,9 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from dlws.validate.secrets import redact
 
 Check = Callable[[Any], "str | None"]
 
@@ -453,8 +455,6 @@ def controller_file(kind: str) -> Check:
 
 
 def redact_url(value: str) -> str:
-    from dlws.schema import redact
-
     return redact(value)
 
 
@@ -464,8 +464,6 @@ def split_credentials(value: str) -> tuple[str, tuple[str, str, str] | None]:
     The credentials go to a netrc file that only root and the lab group read (pip and uv both
     read the file NETRC names); the URL without them may be shown anywhere.
     """
-    from urllib.parse import unquote
-
     parts = urlsplit(value)
     if parts.username is None and parts.password is None:
         return value, None

@@ -7,7 +7,7 @@ import functools
 import re
 from typing import Any, get_type_hints
 
-from dlws import domains
+from dlws.validate import domains
 
 # Keys pyinfra reads as paths of files on the controller, and what each must be.
 PATH_CHECKS = {

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dlws.schema import KEY_PREFIXES, Problem
+from dlws.validate.schema import KEY_PREFIXES, Problem
 
 
 def _differing(sources: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
