@@ -11,9 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyinfra import inventory, state  # noqa: E402
 from pyinfra.api import DeployError  # noqa: E402
 
-from dlws.plan import host_locks, host_plan  # noqa: E402
+from dlws.plan import host_data, host_locks, host_plan  # noqa: E402
 from dlws.stack.show import table  # noqa: E402
-from dlws.validate import check_inventory, redact  # noqa: E402
+from dlws.validate import check_host, check_inventory, redact  # noqa: E402
 from roles import all_defaults, all_keys, containers  # noqa: E402
 
 # Same refusals as deploy/workstation.py, before any fact is read.
@@ -27,9 +27,11 @@ if not getattr(state, "dlws_plan_printed", False):
     rows = []
     active = inventory.get_active_hosts()
     defaults = all_defaults()
+    keys = all_keys()
     for each in [h for h in inventory if h in active]:
         try:
             stack = host_plan(each, defaults)
+            check_host(each, host_data(each), keys)
             containers.check_plan(each)
             rows.append({"host": each.name, **stack.as_dict(),
                          "locks": [spec.as_dict() for spec in host_locks(each)],

@@ -13,16 +13,20 @@ from pyinfra.operations import files  # noqa: E402
 from dlws.plan import (  # noqa: E402
     STACK_FILE,
     check_locks,
+    host_data,
     host_plan,
     recorded_stack,
 )
-from dlws.validate import check_inventory  # noqa: E402
+from dlws.validate import check_host, check_inventory  # noqa: E402
 from roles import ROLES, all_defaults, all_keys, containers  # noqa: E402
 
 # Bad data on any host stops the run here, before a single operation has run anywhere.
 check_inventory(inventory, all_keys())
 # The host's whole stack, planned once from its data and its facts; the roles carry it out.
 host_plan(host, all_defaults())
+# What only the host can tell (one disk under two names, a group its sudoers makes root), read
+# while every host is planned: before anything is formatted on any host.
+check_host(host, host_data(host), all_keys())
 # TensorFlow planned in NGC's container needs an engine on the host.
 containers.check_plan(host)
 # A host whose pip/uv installs have no hash lock in locks/ stops the run here too.

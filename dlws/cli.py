@@ -181,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--inventory", required=True,
                        help="pyinfra inventory file, or an Ansible inventory (INI/YAML/TOML "
                             "file, directory with group_vars/, script)")
-    check.add_argument("--limit", help="Ansible host patterns, e.g. 'gpu:!ws03*' (an Ansible "
-                                       "inventory's hosts to verify)")
+    check.add_argument("--limit", help="the hosts to verify (only they are read and validated): "
+                                       "Ansible host patterns for an Ansible inventory, e.g. "
+                                       "'gpu:!ws03*'; group names or host-name globs, "
+                                       "comma-separated, for a pyinfra inventory")
     check.add_argument("--vault-password-file", help="for an Ansible inventory's vaulted "
                                                      "variables (else ANSIBLE_VAULT_PASSWORD_FILE)")
     check.add_argument("-n", help="pytest-xdist workers, e.g. auto (hosts checked in parallel)")

@@ -708,6 +708,11 @@ def host_facts(read, data: Mapping[str, Any]):
 WIPEFS_LINE = re.compile(r"^(?P<type>\S+)\s+(?P<offset>0x[0-9a-f]+)$", re.I)
 
 
+# A sudoers user specification for a group: "%NAME HOSTS = ..." (sudoers(5)); a trailing
+# comment or a Defaults line is no grant.
+SUDOERS_GROUP = re.compile(r"\s*%(?P<group>[A-Za-z0-9_.\\-]+)\s+[^#=]*=")
+
+
 class BlockDevice(FactBase):
     """What a declared disk holds, read without changing it (blkid -p, wipefs -n, lsblk).
 
@@ -795,6 +800,27 @@ class SharedFolder(FactBase):
         _, user, group, mode = lines[0].split()
         acl = [line for line in lines[1:] if not line.startswith("#")]
         return {"user": user, "group": group, "mode": mode.zfill(4), "acl": acl}
+
+
+class SudoersGroups(FactBase):
+    """Groups the host's own sudoers (/etc/sudoers and /etc/sudoers.d/*) lets run commands as
+    another user (``%admin ALL=(ALL) ALL``): membership is root.
+
+    .. code:: python
+
+        ["admin", "sudo"]
+    """
+
+    # Read as root (sudoers is 0440); a file that cannot be read adds nothing.
+    command = "LANG=C; cat /etc/sudoers /etc/sudoers.d/* 2>/dev/null; true"
+
+    def process(self, output):
+        groups = set()
+        for line in output:
+            match = SUDOERS_GROUP.match(line)
+            if match:
+                groups.add(match["group"].replace("\\", ""))
+        return sorted(groups)
 
 
 class UidMin(FactBase):

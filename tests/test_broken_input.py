@@ -7,6 +7,7 @@ users run it.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -120,7 +121,7 @@ CASES = [
     # --- choices and versions
     ("lab_users-root", {"base_lab_users": ["ada", "root"]}, "base_lab_users",
      "'root' is root or a system account"),
-    ("lab_group-sudo", {"base_lab_group": "sudo"}, "base_lab_group", "system group"),
+    ("lab_group-sudo", {"base_lab_group": "sudo"}, "base_lab_group", "grants root"),
     ("disk-unstable-path", {"storage_disks": [{"device": "/dev/sdb", "mount": "/data"}]},
      "storage_disks", "not a stable path"),
     ("disk-no-mount", {"storage_disks": [{"serial": "S7KGNU0X1"}]}, "storage_disks",
@@ -266,7 +267,7 @@ CASES = [
      "system account"),
     ("ssh_user-injection", {"ssh_user": "admin;id"}, "ssh_user", "portable user name"),
     ("ssh_hostname-injection", {"ssh_hostname": "host;id"}, "ssh_hostname",
-     "not a host name"),
+     "not an IP address or a host name"),
     # --- Debian packages and pip requirements: never an option
     ("apt-option", {"base_extra_packages": ["--allow-unauthenticated"]}, "base_extra_packages",
      "is an option"),
@@ -304,7 +305,7 @@ CASES = [
     ("docker-user-option", {"containers_docker_users": ["-o root"]}, "containers_docker_users",
      "portable user name"),
     ("daemon-json-not-json", {"containers_daemon_json": {"hosts": {1, 2}}},
-     "containers_daemon_json", "must be JSON data"),
+     "containers_daemon_json", "expected list"),
     ("daemon-json-nvidia-runtime", {"containers_daemon_json": {"runtimes": {"nvidia": {}}}},
      "containers_daemon_json", "nvidia-ctk runtime configure"),
     ("toolkit-version-word", {"containers_toolkit_version": "latest"},
@@ -391,7 +392,7 @@ PLAN_CASES = [
     ("burn_in-throttle-over-1", {"verify_burn_in_max_throttle_fraction": 2.0},
      "verify_burn_in_max_throttle_fraction", "in (0, 1]"),
     ("burn_in-disk-zero", {"verify_burn_in_disk_mib": 0}, "verify_burn_in_disk_mib",
-     "greater than 0"),
+     "1 or more"),
     ("network-port-out-of-range", {"network_rendezvous_port": 70000},
      "network_rendezvous_port", "a TCP port from 1 to 65535"),
     ("network-min-gbit-str", {"network_min_gbit": "10"}, "network_min_gbit", "expected"),
@@ -410,6 +411,14 @@ CONFLICT_CASES = [
     ("@fake/ws-groups", "verify_epochs", "make the groups agree"),
     ("@fake/ws-listed", "gpu_count", "give the host's data in one listing only"),
 ]
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released): a host that must not
+    answer, without traffic off this machine."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def controller_files(folder: Path) -> Path:
@@ -472,16 +481,16 @@ def test_at_least_100_cases():
 def fleet_refusal(tmp_path_factory) -> tuple[str, subprocess.CompletedProcess]:
     """Every broken case as one host of one inventory, deployed once through pyinfra's CLI.
 
-    The SSH hosts point at TEST-NET-1 (192.0.2.1, RFC 5737): a connection attempt would hang or
-    fail there, so a clean refusal proves the check ran before pyinfra connected.
+    The SSH hosts point at 127.0.0.1 on a closed port: a connection attempt would fail there,
+    so a clean refusal proves the check ran before pyinfra connected.
     """
     tmp = tmp_path_factory.mktemp("broken")
     files = controller_files(tmp / "files")
     hosts = {}
     for case, data, _key, _fix in CASES:
         name = _host_of(case, data)
-        extra = {"ssh_hostname": "192.0.2.1", "ssh_connect_retries": 0} if not name.startswith(
-            "@") else {}
+        extra = {"ssh_hostname": "127.0.0.1", "ssh_port": closed_port(),
+                 "ssh_connect_retries": 0} if not name.startswith("@") else {}
         hosts[name] = {**extra, **_fill(data, files)}
     inventory = write_inventory(tmp, hosts, CONFLICT_INVENTORY)
     return inventory.read_text(), deploy(inventory)
@@ -513,7 +522,8 @@ def test_each_case_alone_is_refused_too(tmp_path):
     """The fleet run above could hide a case behind another's refusal: one alone, as users do."""
     case, data, key, fix = next(c for c in CASES if c[0] == "ssh_key-directory")
     files = controller_files(tmp_path)
-    out = deploy(write_inventory(tmp_path, {"ws-ssh": {"ssh_hostname": "192.0.2.1",
+    out = deploy(write_inventory(tmp_path, {"ws-ssh": {"ssh_hostname": "127.0.0.1",
+                                                       "ssh_port": closed_port(),
                                                        **_fill(data, files)}}))
     assert_refused(out, "ws-ssh", key, fix)
 
@@ -564,7 +574,8 @@ def test_good_data_runs(tmp_path):
                          ids=["semicolon", "space", "dollar"])
 def test_a_hostile_host_name_is_refused(tmp_path, name):
     inventory = tmp_path / "inventory.py"
-    inventory.write_text(f"hosts = [({name!r}, {{'ssh_hostname': '192.0.2.1'}})]\n")
+    inventory.write_text(f"hosts = [({name!r}, {{'ssh_hostname': '127.0.0.1', "
+                         f"'ssh_port': {closed_port()}}})]\n")
     assert_refused(deploy(inventory), name, "host name", "rename the host")
 
 

@@ -156,7 +156,7 @@ def test_shared_folder_acl_parse():
 
 @pytest.mark.parametrize(("disks", "fragment"), [
     ([{"device": "/dev/sdb", "mount": "/data"}], "not a stable path"),
-    ([{"device": "/dev/disk/by-id/x", "mount": "/usr"}], "outside the system's own folders"),
+    ([{"device": "/dev/disk/by-id/x", "mount": "/usr"}], "is a system folder"),
     ([{"device": "/dev/disk/by-id/x", "mount": "/data", "fs": "btrfs"}], "allowed: 'ext4'"),
     ([{"device": "/dev/disk/by-id/x", "mount": "/data", "options": "defaults; rm -rf /"}],
      "without spaces"),

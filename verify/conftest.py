@@ -26,8 +26,9 @@ def pytest_addoption(parser):
                          "inventory (INI/YAML/TOML file, directory, script) "
                          f"(default: {DEFAULT_INVENTORY})")
     group.addoption("--limit", default=None,
-                    help="Ansible host patterns (e.g. 'gpu:!ws03*'): verify only these hosts "
-                         "of an Ansible inventory")
+                    help="verify (and read, and validate) only these hosts: Ansible host "
+                         "patterns for an Ansible inventory (e.g. 'gpu:!ws03*'); group names or "
+                         "host-name globs, comma-separated, for a pyinfra inventory")
     group.addoption("--vault-password-file", default=None,
                     help="the password file for an Ansible inventory's vaulted variables "
                          "(else ANSIBLE_VAULT_PASSWORD_FILE)")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -19,6 +20,8 @@ from dlws.validate.conflicts import group_conflicts, listing_conflicts
 # The pyinfra inventory that reads an Ansible inventory: verify reads one through it, as the
 # deploy does, so both see the same hosts, groups and data (inventory/group_data/ included).
 ANSIBLE_INVENTORY = Path(__file__).resolve().parents[2] / "inventory" / "ansible.py"
+# pyinfra --limit patterns for the child that reads a pyinfra inventory (comma-separated).
+PYINFRA_LIMIT_ENV = "DLWS_PYINFRA_LIMIT"
 # Lines the child prints for a person (the Ansible-only variables it did not use).
 NOTICE_PREFIX = "dlws: "
 
@@ -68,7 +71,9 @@ def load_targets(inventory_path: str, keys: Iterable[Key], limit: str | None = N
     """The hosts of a pyinfra inventory file (or any Ansible inventory) as verify targets.
 
     + keys: every key a host may carry (``roles.all_keys()``)
-    + limit: Ansible host patterns (``gpu:!ws03*``); Ansible inventories only
+    + limit: host patterns: Ansible's (``gpu:!ws03*``) for an Ansible inventory; pyinfra's
+      ``--limit`` patterns (group names or host-name globs, comma-separated) for a pyinfra one.
+      Only the selected hosts are read and validated
     + vault_password_file: for an Ansible inventory's vaulted variables
     + notices: where the reader's notices for a person are appended
     """
@@ -76,10 +81,6 @@ def load_targets(inventory_path: str, keys: Iterable[Key], limit: str | None = N
     path = Path(inventory_path)
     if not path.exists():
         raise FileNotFoundError(f"inventory {inventory_path} does not exist")
-    if limit and not ansible.is_ansible_source(path):
-        raise ValueError(f"--limit takes Ansible host patterns, for an Ansible inventory; "
-                         f"{inventory_path} is a pyinfra inventory: select its hosts with "
-                         "pytest's -k instead")
     hosts, conflicts, lines = _read_inventory(path, limit, vault_password_file)
     if notices is not None:
         notices.extend(lines)
@@ -106,7 +107,8 @@ def _read_inventory(path: Path, limit: str | None = None,
     root = str(Path(__file__).resolve().parents[2])
     pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": pythonpath}
-    for name, value in ((ansible.LIMIT_ENV, limit), (ansible.VAULT_ENV, vault_password_file)):
+    limit_env = ansible.LIMIT_ENV if ansible.is_ansible_source(path) else PYINFRA_LIMIT_ENV
+    for name, value in ((limit_env, limit), (ansible.VAULT_ENV, vault_password_file)):
         if value:
             env[name] = value
     out = subprocess.run([sys.executable, "-m", "dlws.inventory.targets", str(path)],
@@ -139,14 +141,30 @@ def _dump_inventory(path: Path) -> dict:
     try:
         with ctx_state.use(State()):
             inventory = make_inventory(str(path), cwd=os.getcwd())
-            conflicts = [str(p) for h in inventory for p in group_conflicts(h)]
-            conflicts += [str(p) for p in listing_conflicts(path)]
+            hosts = selected(inventory, os.environ.get(PYINFRA_LIMIT_ENV))
+            conflicts = [str(p) for h in hosts for p in group_conflicts(h)]
+            conflicts += [str(p) for p in listing_conflicts(path, {h.name for h in hosts})]
     except InventoryError as error:  # the reader's refusal: its message says it all
         return {"error": str(error)}
     except UnexpectedExternalError as error:  # an exception in the inventory file
         return {"error": f"{type(error.exception).__name__}: {error.exception}"}
     return {"hosts": [{"name": h.name, "data": h.data.dict(), "groups": list(h.groups)}
-                      for h in inventory], "conflicts": conflicts}
+                      for h in hosts], "conflicts": conflicts}
+
+
+def selected(inventory, limit: str | None) -> list:
+    """The hosts pyinfra's ``--limit`` would select: each comma-separated pattern is a group's
+    name or a glob over host names (pyinfra_cli's rule); all hosts without a limit."""
+    if not limit:
+        return list(inventory)
+    names: set[str] = set()
+    for pattern in filter(None, (p.strip() for p in limit.split(","))):
+        group = inventory.get_group(pattern, None) if pattern in inventory.groups else None
+        names |= {h.name for h in group} if group else {
+            h.name for h in inventory if fnmatch(h.name, pattern)}
+    if not names:
+        raise ValueError(f"--limit {limit!r} selects no host of the inventory")
+    return [h for h in inventory if h.name in names]
 
 
 if __name__ == "__main__":

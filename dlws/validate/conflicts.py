@@ -7,7 +7,7 @@ the host, the key and the groups, unless the host's own data settles the key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,12 @@ def group_conflicts(host, own_data: Mapping[str, Any] | None = None) -> list[Pro
             for key, values in _differing(sources).items() if key not in own]
 
 
-def listing_conflicts(inventory_path: str | Path | None) -> list[Problem]:
-    """Hosts listed in two groups of a pyinfra inventory file with different data for a key."""
+def listing_conflicts(inventory_path: str | Path | None,
+                      names: Collection[str] | None = None) -> list[Problem]:
+    """Hosts listed in two groups of a pyinfra inventory file with different data for a key.
+
+    + names: only these hosts (those a --limit selects); None = every host
+    """
     if not inventory_path or Path(inventory_path).suffix != ".py" or not Path(
             inventory_path).is_file():
         return []
@@ -57,7 +61,8 @@ def listing_conflicts(inventory_path: str | Path | None) -> list[Problem]:
     return [_problem(host, key, values, "its listings in two groups",
                      "give the host's data in one listing only, or make them agree")
             for host, sources in listings.items()
-            for key, values in _differing(sources).items()]
+            for key, values in _differing(sources).items()
+            if names is None or host in names]
 
 
 def cli_inventory_path() -> str | None:

@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import difflib
 import functools
-import re
 from typing import Any, get_type_hints
 
 from dlws.validate import domains
 
 # Keys pyinfra reads as paths of files on the controller, and what each must be.
 PATH_CHECKS = {
-    "ssh_key": domains.ssh_key,
-    "ssh_config_file": domains.controller_file("SSH config file"),
-    "ssh_known_hosts_file": domains.controller_file("SSH known_hosts file"),
+    "ssh_key": domains.ControllerPath(domains.ssh_key),
+    "ssh_config_file": domains.ControllerPath(domains.controller_file("SSH config file")),
+    "ssh_known_hosts_file": domains.ControllerPath(
+        domains.controller_file("SSH known_hosts file")),
 }
 # Values pyinfra passes to a shell or to sudo/su as names: the same portable set as user names
 # (root is fine here: it is whom pyinfra becomes, not a lab member).
 NAME_KEYS = ("ssh_user", "_sudo_user", "_su_user", "_doas_user", "_dzdo_user")
+_LOGIN = domains.Name(domains.USER_PATTERN, "a portable user name (lower-case letters, digits, _ "
+                      "and -)", example="admin")
+# Counts and seconds (retries, timeouts, parallel connections): finite, and at most a day.
+COUNT = domains.Number(0, 86400, integer=False)
+DOMAINS: dict[str, domains.Domain] = {
+    **dict.fromkeys(NAME_KEYS, _LOGIN),
+    "ssh_port": domains.port(),
+    # An SSH target may be a link-local address with its interface (fe80::1%eth0).
+    "ssh_hostname": domains.Address(names=True, zone=True, example="ws-01.lab.example"),
+    "docker_identifier": domains.Name(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", "a container name "
+                                      "or id", example="dlws-sandbox"),
+}
 # ssh_strict_host_key_checking takes OpenSSH's values (ssh_config(5) StrictHostKeyChecking).
 STRICT_HOST_KEY_CHECKING = ("yes", "no", "accept-new", "off", "ask")
 # Global arguments that make sense only per operation, never as host data.
@@ -74,18 +86,15 @@ def check_connector_key(name: str, value: Any) -> str | None:
         return reason
     if name in PATH_CHECKS:
         return PATH_CHECKS[name](value)
-    if isinstance(value, str):
-        reason = domains.no_control(value)
-        if reason:
-            return reason
-    if name in NAME_KEYS and not domains._USER.match(value) and value != "root":
-        return f"{value!r} is not a portable user name (lower-case letters, digits, _ and -)"
-    if name == "ssh_port" and not 0 < value < 65536:
-        return f"{value!r} is not a TCP port (1 to 65535)"
-    if name == "ssh_hostname" and not re.fullmatch(r"[A-Za-z0-9._:%-]+", value):
-        return f"{value!r} is not a host name or address"
+    if name in DOMAINS:
+        return DOMAINS[name](value)
     if name == "ssh_strict_host_key_checking" and value not in STRICT_HOST_KEY_CHECKING:
         return f"got {value!r}; allowed: {', '.join(STRICT_HOST_KEY_CHECKING)}"
-    if name in ("ssh_connect_retries", "_retries", "_timeout", "_parallel") and value < 0:
-        return f"{value!r} must be 0 or more"
+    if isinstance(value, str):
+        # Passwords and other free text pyinfra passes to its connector, never to a shell.
+        if len(value) > 1024:
+            return f"a value of {len(value)} characters; at most 1024"
+        return domains.no_control(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return COUNT(value)
     return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,18 +33,38 @@ PYINFRA_PREFIXES = (
 
 @dataclass(frozen=True)
 class Key:
-    """One host-data key: its default, accepted types, an optional value check and its doc."""
+    """One host-data key: its default, accepted types, its closed domain and its doc.
+
+    Every key but a flag (types ``(bool,)``) has a domain: ``choices`` (a few ASCII words), or
+    ``check``, one of dlws.validate.domains' Domain types. A key declared without one is refused
+    here, when its role is imported, so a new key cannot reach a host unchecked.
+    """
 
     name: str
     default: Any
     types: tuple[type, ...]
     doc: str
     choices: tuple[Any, ...] | None = None
-    # Returns None when the value is fine, else the reason and the fix.
-    check: Callable[[Any], str | None] | None = None
+    # The value's domain: None when the value is in it, else the reason and the fix.
+    check: domains.Domain | None = None
     nullable: bool = False
     # A check across keys, given the host's data with every default: None, else the problem.
     check_data: Callable[[Mapping[str, Any]], str | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.types == (bool,) and self.check is None and self.choices is None:
+            return
+        if self.choices is not None:
+            if not all(isinstance(c, str) and c.isascii() and len(c) <= domains.NAME_MAX
+                       for c in self.choices):
+                raise TypeError(f"key {self.name}: choices must be short ASCII strings")
+            return
+        if not isinstance(self.check, domains.Domain):
+            raise TypeError(f"key {self.name}: declare its domain (choices=, or check= one of "
+                            f"dlws.validate.domains' Domain types); got {self.check!r}")
+        if not set(self.types) <= set(self.check.types):
+            raise TypeError(f"key {self.name}: types {self.types} are not all in its domain's "
+                            f"{self.check.types}")
 
 
 @dataclass(frozen=True)
@@ -57,7 +76,14 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"host {self.host}: {self.key}: {self.message}"
+        message = self.message if len(self.message) <= 1000 else self.message[:1000] + "..."
+        return f"host {self.host}: {self.key}: {message}"
+
+
+def shown(value: Any, width: int = 120) -> str:
+    """repr(value), cut to `width` characters: a message never echoes a huge value."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width]}... ({len(text)} characters)"
 
 
 def defaults(keys: Iterable[Key]) -> dict[str, Any]:
@@ -75,17 +101,17 @@ def check_value(key: Key, value: Any) -> str | None:
         return None if key.nullable else f"must be set ({key.doc})"
     # bool is an int subclass; a flag given as 1 or an int given as True is a mistake.
     if isinstance(value, bool) and bool not in key.types:
-        return f"got {value!r} ({type(value).__name__}); expected {_type_names(key.types)}"
+        return f"got {shown(value)} ({type(value).__name__}); expected {_type_names(key.types)}"
     if not isinstance(value, key.types):
         return (
-            f"got {value!r} ({type(value).__name__}); expected {_type_names(key.types)}"
+            f"got {shown(value)} ({type(value).__name__}); expected {_type_names(key.types)}"
             f" ({key.doc})"
         )
     if key.choices is not None and value not in key.choices:
-        hint = difflib.get_close_matches(str(value), [str(c) for c in key.choices], n=1)
+        hint = difflib.get_close_matches(str(value)[:100], [str(c) for c in key.choices], n=1)
         did = f"; did you mean {hint[0]!r}?" if hint else ""
         allowed = ", ".join(repr(c) for c in key.choices)
-        return f"got {value!r}; allowed: {allowed}{did}"
+        return f"got {shown(value)}; allowed: {allowed}{did}"
     if key.check is not None:
         return key.check(value)
     return None
@@ -109,6 +135,9 @@ def validate(host: str, data: Mapping[str, Any], keys: Iterable[Key]) -> list[Pr
                 problems.append(Problem(host, name, reason))
             continue
         key = known.get(name)
+        if key is None and len(name) > 100:
+            problems.append(Problem(host, shown(name, 60), "unknown key; remove it"))
+            continue
         if key is None:
             hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             fix = f"did you mean {hint[0]!r}?" if hint else "remove it, or see README 'Host data'"
@@ -117,51 +146,8 @@ def validate(host: str, data: Mapping[str, Any], keys: Iterable[Key]) -> list[Pr
         try:
             reason = check_value(key, value)
         except Exception as error:  # a check must never end in a traceback: say what was seen
-            reason = f"got {value!r}, which cannot be checked ({type(error).__name__}: {error})"
+            reason = (f"got {shown(value)}, which cannot be checked "
+                      f"({type(error).__name__}: {error})")
         if reason:
             problems.append(Problem(host, name, reason))
     return problems
-
-
-# Reusable value checks (the domains themselves are in dlws/validate/domains.py) -----------
-
-
-def local_path_exists(kind: str) -> Callable[[Any], str | None]:
-    """A check that a controller-side path (or each path of a list) exists."""
-
-    def check(value: Any) -> str | None:
-        for path in [value] if isinstance(value, str) else value:
-            if not isinstance(path, str):
-                return f"{path!r} is not a path string"
-            if not os.path.exists(os.path.expanduser(path)):
-                return f"{kind} {path!r} does not exist on the controller; fix the path or unset it"
-        return None
-
-    return check
-
-
-def url(value: Any) -> str | None:
-    """An http(s) URL without credentials (domains.url for other schemes and secrets)."""
-    return domains.each(domains.url(("http", "https"), credentials=False))(
-        [value] if isinstance(value, str) else value)
-
-
-def absolute_path(value: Any) -> str | None:
-    return domains.host_path()(value)
-
-
-def str_list(value: Any) -> str | None:
-    bad = [item for item in value if not isinstance(item, str)]
-    return f"items must be strings, got {bad!r}" if bad else None
-
-
-def positive(value: Any) -> str | None:
-    return None if value > 0 else f"{value!r} must be greater than 0"
-
-
-def non_negative(value: Any) -> str | None:
-    return None if value >= 0 else f"{value!r} must be 0 or more"
-
-
-def fraction(value: Any) -> str | None:
-    return None if 0 < value <= 1 else f"{value!r} must be in (0, 1], e.g. 0.95"

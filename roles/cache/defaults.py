@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlws.validate.domains import host_path, url
+from dlws.validate.domains import HostPath, Url
 from dlws.validate.schema import Key, defaults
 
 KEYS = [
@@ -10,10 +10,11 @@ KEYS = [
         "apt-cacher-ng (or another apt proxy) for plain-HTTP repositories, e.g. "
         "'http://10.0.0.5:3142': each .deb crosses the uplink once for the fleet; HTTPS "
         "repositories pass through (see roles/cache/README.md)",
-        check=url(("http",), credentials=False, path=False), nullable=True),
+        check=Url(("http",), credentials=False, path=False), nullable=True),
     Key("cache_pip_dir", None, (str,),
         "a directory on the host shared by the fleet (NFS, or a bind mount into containers) "
         "used as pip's and uv's download cache; None = each host keeps its own",
-        check=host_path(managed=True), nullable=True),
+        check=HostPath(managed=True, under=("/var/cache/dlws",), example="/srv/pip-cache"),
+        nullable=True),
 ]
 DEFAULTS = defaults(KEYS)

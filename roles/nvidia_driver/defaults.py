@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dlws.validate.domains import version_choice
+from dlws.validate.domains import version
 from dlws.validate.schema import Key, defaults
 
 KEYS = [
     Key("nvidia_driver_branch", "auto", (str,),
         "driver branch: auto = newest the GPU and source allow (long-term R580 where it "
         "fits); none = no driver; or a branch such as '580'",
-        check=version_choice(("auto", "none"), r"\d{3}", "580")),
+        check=version(("auto", "none"), r"[0-9]{3}", "580")),
     Key("nvidia_driver_flavour", "auto", (str,),
         "kernel modules: auto = open on Turing and newer from R560 (required on Blackwell), "
         "proprietary on Maxwell/Pascal/Volta", choices=("auto", "open", "proprietary")),
