@@ -234,8 +234,8 @@ class Module:
 
     def check(self, node: ast.AST, at: ast.AST, what: str) -> None:
         site = (str(self.path.relative_to(ROOT)), self._qualname(at))
-        if site in ALLOWED_SITES:
-            return
+        if site in ALLOWED_SITES or self.path == BUILDER:
+            return  # the builder is where quoting happens; its own tests check it
         if not self.safe(node, at):
             line = getattr(node, "lineno", getattr(at, "lineno", 0))
             self.problems.append(f"{self.path.relative_to(ROOT)}:{line}: {what}: "
