@@ -7,6 +7,8 @@ import io
 import re
 from dataclasses import dataclass
 
+from dlws.command import Command, cmd
+
 # nvidia-smi prints these instead of a value where a field does not apply to the card.
 NOT_APPLICABLE = ("[N/A]", "N/A", "[Not Supported]", "Not Supported", "[Unknown Error]")
 
@@ -54,9 +56,9 @@ PERSISTENCE_FIELDS = ("index", "persistence_mode")
 BUSY_PSTATES = frozenset({"P0", "P1", "P2"})
 
 
-def gpu_query(fields: tuple[str, ...], query: str = "query-gpu") -> str:
+def gpu_query(fields: tuple[str, ...], query: str = "query-gpu") -> Command:
     """The nvidia-smi command line that reads ``fields`` as headerless, unitless CSV."""
-    return f"nvidia-smi --{query}={','.join(fields)} --format=csv,noheader,nounits"
+    return cmd("nvidia-smi", f"--{query}={','.join(fields)}", "--format=csv,noheader,nounits")
 
 
 def parse_csv(text: str, fields: tuple[str, ...]) -> list[dict[str, str | None]]:

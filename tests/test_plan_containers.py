@@ -79,7 +79,7 @@ def test_containers_plan(os, source, gpu):
         [script] = key.commands
         assert f"-- https://download.docker.com/linux/{os_id}/gpg;" in script, script
         assert f'[ "$f" != {_docker_repo.KEY_FINGERPRINT} ]' in script, script
-        assert script.endswith(f"mv -f {_docker_repo.KEYRING}.dlws-new {_docker_repo.KEYRING}")
+        assert script.endswith(f"mv -f -- {_docker_repo.KEYRING}.dlws-new {_docker_repo.KEYRING}")
         order = [op.name for op in ops]
         assert order.index(key.name) < order.index(engine[0].name)
     else:
@@ -109,7 +109,7 @@ def test_containers_plan(os, source, gpu):
     [script] = key.commands
     assert "-- https://nvidia.github.io/libnvidia-container/gpgkey;" in script, script
     assert f'[ "$f" != {nvidia_repo.TOOLKIT_KEY_FINGERPRINT} ]' in script, script
-    assert script.endswith(f"mv -f {nvidia_repo.TOOLKIT_KEYRING}.dlws-new "
+    assert script.endswith(f"mv -f -- {nvidia_repo.TOOLKIT_KEYRING}.dlws-new "
                            f"{nvidia_repo.TOOLKIT_KEYRING}"), script
     [toolkit] = [op for op in ops
                  if bare(op.name).startswith("Install the NVIDIA container toolkit")]
@@ -147,7 +147,7 @@ def test_cdi_spec_follows_the_loaded_driver(spec, action):
         return
     [op] = ops
     assert bare(op.name).startswith(action) and "580.95.05" in op.name, op.name
-    assert op.commands == [f"mkdir -p /etc/cdi && nvidia-ctk cdi generate --output={CDI_SPEC}"]
+    assert op.commands == [f"mkdir -p -- /etc/cdi && nvidia-ctk cdi generate --output={CDI_SPEC}"]
 
 
 def test_cdi_spec_is_regenerated_when_the_driver_changes():
@@ -182,7 +182,7 @@ def test_changed_daemon_json_keeps_the_original_first():
     write = next(i for i, n in enumerate(names) if n.startswith(f"Write {DOCKER_DAEMON_JSON}"))
     assert keep < write
     assert run.ops[keep].commands == [
-        f"cp -n -p {DOCKER_DAEMON_JSON} {DOCKER_DAEMON_JSON}.dlws-orig"]
+        f"cp -n -p -- {DOCKER_DAEMON_JSON} {DOCKER_DAEMON_JSON}.dlws-orig"]
 
 
 def test_declared_docker_users_only():

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 import pytest
 import testinfra
 
+from dlws.command import cmd
 from dlws.facts import host_facts as read_host_facts
 from dlws.facts import testinfra_reader
 from dlws.inventory.targets import Target, load_targets
@@ -230,7 +230,7 @@ def venv_packages(host, venv_python):
 
 def run_json(host, command: list[str]) -> tuple[int, dict, str]:
     """Run a command that prints JSON on stdout; return rc, the document and stderr."""
-    out = host.run(" ".join(shlex.quote(part) for part in command))
+    out = host.run(cmd(*command))
     try:
         document = json.loads(out.stdout) if out.stdout.strip() else {}
     except json.JSONDecodeError:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shlex
-
 import pytest
 
+from dlws.command import cmd
 from dlws.facts import (
     CDI_SPEC,
     DOCKER_DAEMON_JSON,
@@ -84,7 +83,8 @@ def test_cdi_spec_lists_every_declared_gpu(host, target):
 def test_gpus_visible_in_a_container(host, target):
     _toolkit_host(host, target)
     image = target["containers_gpu_check_image"]
-    out = host.run(f"timeout 300 docker run --rm --gpus all {shlex.quote(image)} nvidia-smi -L")
+    out = host.run(cmd("timeout", "300", "docker", "run", "--rm", "--gpus", "all", "--", image,
+                       "nvidia-smi", "-L"))
     assert out.rc == 0, f"docker run --gpus all {image} nvidia-smi -L failed: {out.stderr[-1500:]}"
     gpus = [line for line in out.stdout.splitlines() if line.startswith("GPU ")]
     assert len(gpus) == target["gpu_count"], (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 
 import pytest
 
+from dlws.command import cmd
 from dlws.facts import canonical
 
 
@@ -43,7 +43,7 @@ def test_framework_imports(host, target, plan, venv_python, module, record_fact)
         assert version, f"import {module} failed (training check exit {rc}):\n{stderr[-2000:]}"
         record_fact(f"{module}.version", version)
         return
-    out = host.run(f"{shlex.quote(venv_python)} -c 'import {module}; print({module}.__version__)'")
+    out = host.run(cmd(venv_python, "-c", f"import {module}; print({module}.__version__)"))
     assert out.rc == 0, f"import {module} failed:\n{out.stderr[-2000:]}"
     record_fact(f"{module}.version", out.stdout.strip())
 
@@ -91,7 +91,7 @@ def test_frameworks_import_together_in_one_process(host, plan, venv_python, reco
         "print(json.dumps({'tensorflow': tf.__version__, 'torch': torch.__version__, "
         "'tf_gpus': len(gpus), 'torch_cuda': cuda}))\n"
     )
-    out = host.run(f"{shlex.quote(venv_python)} -c {shlex.quote(script)}")
+    out = host.run(cmd(venv_python, "-c", script))
     assert out.rc == 0, f"importing both frameworks in one process failed:\n{out.stderr[-3000:]}"
     report = json.loads(out.stdout.strip().splitlines()[-1])
     record_fact("frameworks.one_process", report)
@@ -100,7 +100,7 @@ def test_frameworks_import_together_in_one_process(host, plan, venv_python, reco
 def test_burn_in_command_installed(host, target):
     burn_in = host.file(target["frameworks_burn_in_path"])
     assert burn_in.exists, f"{burn_in.path} is missing (dlws-burn-in)"
-    out = host.run(f"{target['frameworks_burn_in_path']} --help")
+    out = host.run(cmd(target["frameworks_burn_in_path"], "--help"))
     assert out.rc == 0 and "--minutes" in out.stdout, out.stderr[-500:]
     assert host.package("stress-ng").is_installed, "stress-ng (the burn-in's load) is missing"
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import shlex
-
 import pytest
 
+from dlws.command import cmd
 from roles.python_env import PIP_CONF, PROFILE
 
 
 def test_venv_python_is_the_planned_one(host, venv_python, plan):
-    out = host.run(f"{shlex.quote(venv_python)} -c "
-                   "'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
+    out = host.run(cmd(venv_python, "-c", 'import sys; print("%d.%d" % sys.version_info[:2])'))
     assert out.rc == 0, f"{venv_python} does not run: {out.stderr}"
     assert out.stdout.strip() == plan.python.version, (
         f"environment Python is {out.stdout.strip()}, the plan says {plan.python.version}")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shlex
-
 import pytest
 
+from dlws.command import cmd, sh
 from dlws.gpu_readings import unsigned_apt_sources
 
 APT_ROOTS = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
@@ -13,9 +12,9 @@ APT_ROOTS = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 
 def apt_source_paths(host, roots=APT_ROOTS) -> list[str]:
     """Every apt source file apt reads, symlinked ones too (apt follows links)."""
-    where = " ".join(shlex.quote(root) for root in roots)
-    out = host.run(f"find -L {where} -maxdepth 1 -type f "
-                   r"\( -name '*.list' -o -name '*.sources' \) 2>/dev/null")
+    out = host.run(sh("{} 2>/dev/null", cmd("find", "-L", *roots, "-maxdepth", "1", "-type", "f",
+                                          "(", "-name", "*.list", "-o", "-name", "*.sources",
+                                          ")")))
     return out.stdout.split()
 
 
@@ -32,17 +31,18 @@ def test_every_apt_source_signed(host):
 def test_no_world_writable_files_in_the_stack(host, target):
     # Anyone who can write into the shared environment or the CUDA toolkit runs code as every
     # user of the workstation. Symlinks are always 0777 and say nothing.
-    roots = " ".join([shlex.quote(target["python_env_prefix"]), "/usr/local/cuda*"])
+    roots = f"{target['python_env_prefix']} /usr/local/cuda*"
     # No pipe: the exit status is find's own (a folder it could not read fails the check).
-    out = host.run(f'rc=0; for p in {roots}; do [ -e "$p" ] || continue; '
-                   'find "$p" -xdev ! -type l -perm -0002 -print || rc=1; done; exit $rc')
+    out = host.run(sh('rc=0; for p in {} /usr/local/cuda*; do [ -e "$p" ] || continue; '
+                      'find "$p" -xdev ! -type l -perm -0002 -print || rc=1; done; exit $rc',
+                      target["python_env_prefix"]))
     assert out.rc == 0, f"cannot list {roots} (find exit {out.rc}): {out.stderr[-1000:]}"
     found = out.stdout.split()
     assert not found, f"world-writable under {roots}: {found[:50]}"
 
 
 def _groups(host, user: str) -> set[str] | None:
-    out = host.run(f"id -nG {shlex.quote(user)}")
+    out = host.run(cmd("id", "-nG", "--", user))
     return set(out.stdout.split()) if out.rc == 0 else None
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shlex
 import threading
 
 import pytest
 
+from dlws.command import cmd
 from dlws.stack.table import MINOR_COMPAT_MIN_BRANCH
 from verify.conftest import require_gpus, run_json, train_check_data_args
 
@@ -76,8 +76,7 @@ def _train_all(host, target, plan, frameworks: list[str]) -> None:
     it); a GPU host trains one framework at a time, so each throughput is its own."""
     commands = {framework: _train_args(target, plan, framework) for framework in frameworks}
     python = f"{target['python_env_prefix']}/bin/python"
-    out = host.run(" ".join(shlex.quote(part) for part in
-                            [python, "-c", TOGETHER, json.dumps(commands)]))
+    out = host.run(cmd(python, "-c", TOGETHER, json.dumps(commands)))
     try:
         runs = json.loads(out.stdout)["runs"]
     except (json.JSONDecodeError, KeyError, TypeError):

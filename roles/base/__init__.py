@@ -14,6 +14,7 @@ from pyinfra.facts.files import FileContents, FindFiles
 from pyinfra.facts.server import Groups, Users
 from pyinfra.operations import apt, files, server
 
+from dlws.command import Command, cmd, sh
 from dlws.facts import OsRelease, UidMin, stable_fact
 from dlws.plan import host_plan
 from dlws.validate.domains import ca_file_name
@@ -293,11 +294,11 @@ def lab_secrets() -> bool:
     return bool(proxy_env()) or any(u and split_credentials(u)[1] for u in urls)
 
 
-def with_proxy(command: str) -> str:
+def with_proxy(command: Command) -> Command:
     """`command` run with the proxy settings (sourced from a root-only file, never inlined)."""
     if not proxy_env():
         return command
-    return f"set -a && . {PROXY_ENV_FILE} && set +a && {command}"
+    return sh("set -a && . {} && set +a && {}", PROXY_ENV_FILE, command)
 
 
 # A one-line source without options: "deb http://deb.debian.org/debian bookworm main".
@@ -332,7 +333,7 @@ def _sign_sources_list(os_id: str) -> bool:
     if wanted == text:
         return False
     server.shell(name=f"Keep the original {path} as {path}.dlws-orig",
-                 commands=[f"cp -n -p {path} {path}.dlws-orig"])
+                 commands=[cmd("cp", "-n", "-p", "--", path, f"{path}.dlws-orig")])
     files.put(name="Name the archive's keyring (signed-by) in the host's own apt sources",
               src=StringIO(wanted), dest=path, mode="644", create_remote_dir=False)
     return True
@@ -347,7 +348,7 @@ def _set_aside_original_sources() -> None:
     for path in originals:
         server.shell(
             name=f"Keep {path} as {path}.dlws-orig (replaced by the mirror)",
-            commands=[f"mv -n {shlex.quote(path)} {shlex.quote(path + '.dlws-orig')}"],
+            commands=[cmd("mv", "-n", "--", path, f"{path}.dlws-orig")],
             _if=lambda path=path: host.get_fact(FindFiles, path=path) is not None,
         )
 

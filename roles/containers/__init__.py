@@ -12,6 +12,7 @@ from pyinfra import host
 from pyinfra.api import DeployError, deploy
 from pyinfra.operations import apt, files, server
 
+from dlws.command import all_of, cmd
 from dlws.facts import (
     CDI_SPEC,
     DOCKER_DAEMON_JSON,
@@ -154,8 +155,8 @@ def install() -> None:
         if current is not None:
             server.shell(name=f"Keep the original {DOCKER_DAEMON_JSON} as "
                               f"{DOCKER_DAEMON_JSON}{ORIGINAL_SUFFIX}",
-                         commands=[f"cp -n -p {DOCKER_DAEMON_JSON} "
-                                   f"{DOCKER_DAEMON_JSON}{ORIGINAL_SUFFIX}"])
+                         commands=[cmd("cp", "-n", "-p", "--", DOCKER_DAEMON_JSON,
+                                       DOCKER_DAEMON_JSON + ORIGINAL_SUFFIX)])
         changed.append(files.put(name=f"Write {DOCKER_DAEMON_JSON} (containers_daemon_json)",
                                  src=StringIO(daemon_json_text(host.data.containers_daemon_json)),
                                  dest=DOCKER_DAEMON_JSON, mode="644", create_remote_dir=True))
@@ -199,8 +200,9 @@ def _toolkit(stack, configure_runtime: bool) -> list:
         host.noop("the nvidia runtime is registered in daemon.json")
     generate, why = cdi_decision(host.get_fact(NvidiaCdiSpec))
     if generate:
-        server.shell(name=why, commands=[f"mkdir -p /etc/cdi && nvidia-ctk cdi generate "
-                                         f"--output={CDI_SPEC}"])
+        server.shell(name=why, commands=[all_of([
+            cmd("mkdir", "-p", "--", "/etc/cdi"),
+            cmd("nvidia-ctk", "cdi", "generate", f"--output={CDI_SPEC}")])])
     else:
         host.noop(why)
     return changed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 from io import StringIO
 from weakref import WeakSet
 
@@ -12,6 +11,7 @@ from pyinfra.api import FactBase
 from pyinfra.context import ctx_host
 from pyinfra.operations import apt, files, server
 
+from dlws.command import Command, sh
 from dlws.stack.table import OS_RELEASES, repo_key
 
 # https://docs.nvidia.com/cuda/cuda-installation-guide-linux/ "Network Repository Installation"
@@ -103,10 +103,9 @@ class KeyringPrimaryKeys(FactBase):
 
     requires_command = "gpg"
 
-    def command(self, path: str) -> str:
-        quoted = shlex.quote(path)
-        return (f'[ -f {quoted} ] || exit 0; d=$(mktemp -d) && GNUPGHOME="$d" LANG=C gpg --batch '
-                f'--show-keys --with-colons {quoted} 2>/dev/null; rm -rf "$d"')
+    def command(self, path: str) -> Command:
+        return sh('[ -f {} ] || exit 0; d=$(mktemp -d) && GNUPGHOME="$d" LANG=C gpg --batch '
+                  '--show-keys --with-colons -- {} 2>/dev/null; rm -rf "$d"', path, path)
 
     default = list
 
@@ -114,7 +113,7 @@ class KeyringPrimaryKeys(FactBase):
         return primary_fingerprints("\n".join(output))
 
 
-def key_install_script(key_url: str, fingerprint: str, keyring: str) -> str:
+def key_install_script(key_url: str, fingerprint: str, keyring: str) -> Command:
     """Fetch a repository key into a private folder and install it only if it is exactly one
     primary key with `fingerprint`; else refuse and leave the installed keyring as it was.
 
@@ -125,26 +124,26 @@ def key_install_script(key_url: str, fingerprint: str, keyring: str) -> str:
     """
     if not re.fullmatch(r"[0-9A-F]{40}", fingerprint):
         raise ValueError(f"{fingerprint!r} is not a 40-digit upper-case key fingerprint")
-    url, fpr, target = shlex.quote(key_url), shlex.quote(fingerprint), shlex.quote(keyring)
-    tmp = shlex.quote(keyring + ".dlws-new")
-    return "; ".join([
-        # mktemp -d: a new folder only root can enter (0700), never a fixed /tmp path another
-        # local user could create or swap first.
-        'set -e; d=$(mktemp -d); trap \'rm -rf "$d"\' EXIT; mkdir -m 700 "$d/gnupg"',
-        f'curl -fsSL --max-time 60 -o "$d/key" -- {url}',
-        'GNUPGHOME="$d/gnupg" LANG=C gpg --batch --show-keys --with-colons "$d/key" > "$d/keys"',
-        'n=$(grep -c "^pub:" "$d/keys" || true)',
-        'f=$(awk -F: \'/^pub:/{p=1; next} p && /^fpr:/{print $10; exit}\' "$d/keys")',
-        # The URL and paths are quoted words between the message's double-quoted parts.
-        f'if [ "$n" != 1 ] || [ "$f" != {fpr} ]; then echo "dlws: refused the repository key "'
-        f'{url}": it holds $n primary key(s), first $f; expected exactly one, "{fpr}" (the '
-        f'keyring "{target}" was left as it was)" >&2; exit 1; fi',
-        # Import into the private keyring, export that one key: nothing else reaches apt.
-        'GNUPGHOME="$d/gnupg" gpg --batch --quiet --import "$d/key"',
-        f'GNUPGHOME="$d/gnupg" gpg --batch --export {fpr} > "$d/keyring"',
-        f'install -m 644 -o root -g root "$d/keyring" {tmp}',
-        f"mv -f {tmp} {target}",
-    ])
+    tmp = keyring + ".dlws-new"
+    # mktemp -d: a new folder only root can enter (0700), never a fixed /tmp path another
+    # local user could create or swap first. The refusal names the URL, the fingerprint and
+    # the keyring as quoted words between the message's double-quoted parts. The key is
+    # imported into the private keyring and that one key exported: nothing else reaches apt.
+    return sh(
+        'set -e; d=$(mktemp -d); trap \'rm -rf "$d"\' EXIT; mkdir -m 700 "$d/gnupg"; '
+        'curl -fsSL --max-time 60 -o "$d/key" -- {}; '
+        'GNUPGHOME="$d/gnupg" LANG=C gpg --batch --show-keys --with-colons "$d/key" > "$d/keys"; '
+        'n=$(grep -c "^pub:" "$d/keys" || true); '
+        'f=$(awk -F: \'/^pub:/{{p=1; next}} p && /^fpr:/{{print $10; exit}}\' "$d/keys"); '
+        'if [ "$n" != 1 ] || [ "$f" != {} ]; then echo "dlws: refused the repository key "'
+        '{}": it holds $n primary key(s), first $f; expected exactly one, "{}" (the '
+        'keyring "{}" was left as it was)" >&2; exit 1; fi; '
+        'GNUPGHOME="$d/gnupg" gpg --batch --quiet --import "$d/key"; '
+        'GNUPGHOME="$d/gnupg" gpg --batch --export {} > "$d/keyring"; '
+        'install -m 644 -o root -g root "$d/keyring" {}; '
+        "mv -f -- {} {}",
+        key_url, fingerprint, key_url, fingerprint, keyring, fingerprint, tmp, tmp, keyring,
+    )
 
 
 # Hosts of this run that have the repository already (each role that needs it calls configure).

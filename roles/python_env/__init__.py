@@ -16,6 +16,7 @@ from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
+from dlws.command import Command, all_of, any_of, cmd
 from dlws.facts import VenvPackages, canonical
 from dlws.locks import LockSpec, index_options, pins, uv_spec, wheels_in
 from dlws.plan import host_data, missing_lock
@@ -118,17 +119,17 @@ def venv_packages(
     else:
         # `--` ends the options: a requirement can never be read as one.
         packages = ["--", *missing]
-    wrap = with_proxy if proxy else (lambda line: line)
     if not shared_cache:
-        yield wrap(shlex.join([*command, *sources, *options, *packages]))
-        return
-    yield wrap(shared_cache_install(shared_cache, installer, command, sources, options, packages,
-                                    find_links))
+        line = cmd(*command, *sources, *options, *packages)
+    else:
+        line = shared_cache_install(shared_cache, installer, command, sources, options, packages,
+                                    find_links)
+    yield with_proxy(line) if proxy else line
 
 
 def shared_cache_install(shared_cache: str, installer: str, command: list[str],
                          sources: list[str], options: list[str], packages: list[str],
-                         find_links: str | None = None) -> str:
+                         find_links: str | None = None) -> Command:
     """
     An install that takes what the fleet's shared cache holds before it goes upstream.
 
@@ -142,17 +143,17 @@ def shared_cache_install(shared_cache: str, installer: str, command: list[str],
     if installer == "uv":
         first = [*command, "--offline", *sources, *options, *packages]
         then = [*command, *sources, *options, *packages]
-        script = f"{shlex.join(first)} || {shlex.join(then)}"
+        script = any_of([cmd(*first), cmd(*then)])
     else:
         wheels = f"{shared_cache}/wheels"
         local = [*command, "--no-index", "--find-links", wheels,
                  *(["--find-links", find_links] if find_links else []), *options, *packages]
         download = [command[0], "download", "--no-input", "--dest", wheels, *sources, *options,
                     *packages]
-        script = f"{shlex.join(local)} || {{ {shlex.join(download)} && {shlex.join(local)}; }}"
+        script = any_of([cmd(*local), all_of([cmd(*download), cmd(*local)])])
     lock = f"{shared_cache}/.dlws-install.lock"
-    return (f"mkdir -p -- {shlex.quote(shared_cache)} && flock {shlex.quote(lock)} "
-            f"sh -c {shlex.quote(script)}")
+    return all_of([cmd("mkdir", "-p", "--", shared_cache),
+                   cmd("flock", lock, "sh", "-c", script)])
 
 
 # Reads base's proxy keys too: a nested deploy sees only its own defaults.
@@ -164,7 +165,7 @@ def install() -> None:
     wheelhouse = _upload_wheelhouse()
     server.shell(
         name=f"Create the virtual environment {prefix}",
-        commands=[f"python3 -m venv -- {shlex.quote(prefix)}"],
+        commands=[cmd("python3", "-m", "venv", "--", prefix)],
         _if=lambda: host.get_fact(File, path=f"{prefix}/bin/python") is None,
     )
     files.directory(name=f"Let every user read and run {prefix}", path=prefix, mode="755")
@@ -331,10 +332,10 @@ def put_wheel(src: str, dest: str):
     remote = host.get_fact(File, path=dest)
     if wheel_is_current(local, remote):
         if remote.get("mode") != 644:
-            yield f"chmod 644 {shlex.quote(dest)}"
+            yield cmd("chmod", "644", "--", dest)
         else:
             host.noop(f"{dest} is current (size and mtime)")
         return
     yield FileUploadCommand(src, dest)
-    yield (f"chmod 644 {shlex.quote(dest)} && "
-           f"touch -m -d @{int(local.st_mtime)} {shlex.quote(dest)}")
+    yield all_of([cmd("chmod", "644", "--", dest),
+                  cmd("touch", "-m", "-d", f"@{int(local.st_mtime)}", "--", dest)])
