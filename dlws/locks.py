@@ -23,12 +23,13 @@ from typing import Any
 
 from dlws.domains import netrc_text, split_credentials
 from dlws.schema import redact
+from dlws.stack.table import MACHINES
 
 # DLWS_LOCK_DIR: another folder of locks (a lab's own repository; the tests' scratch folders).
 LOCK_DIR = Path(os.environ.get("DLWS_LOCK_DIR")
                 or Path(__file__).resolve().parents[1] / "locks")
 # manylinux_2_28: every OS dlws supports has glibc >= 2.35; the frameworks ship 2_28 wheels.
-PLATFORMS = {"x86_64": "x86_64-manylinux_2_28", "aarch64": "aarch64-manylinux_2_28"}
+PLATFORMS = {name: machine.wheel_platform for name, machine in MACHINES.items()}
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
 
 
