@@ -172,8 +172,14 @@ def wheels_in(path: str | None) -> list[Path]:
 
 
 def torch_requirement(version: str, variant: str, wheels: list[Path],
-                      ) -> tuple[str, tuple[str, ...]]:
-    """The torch pin and the extra index it needs; a wheelhouse that has the wheel needs none."""
+                      index_url: str | None = "pytorch") -> tuple[str, tuple[str, ...]]:
+    """The torch pin and the extra index it needs; a wheelhouse that has the wheel needs none.
+
+    + index_url: the plan's (TorchStack.index_url); None = PyPI's own wheel (Linux aarch64),
+      pinned without a local version and from the host's usual index
+    """
+    if index_url is None:
+        return f"torch=={version}", ()
     local = f"{version}+{variant}"
     if any(wheel.name.startswith(f"torch-{local}-") for wheel in wheels):
         return f"torch=={local}", ()
@@ -192,7 +198,7 @@ def environment_spec(stack, data: Mapping[str, Any]) -> LockSpec:
         requirements.append(stack.tensorflow.package)
     if stack.torch.version:
         torch, index = torch_requirement(stack.torch.version, stack.torch.variant,
-                                         wheels_in(wheelhouse))
+                                         wheels_in(wheelhouse), stack.torch.index_url)
         requirements.append(torch)
     if stack.gpu.count:
         requirements.append(NVML_BINDINGS)
