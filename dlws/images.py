@@ -163,6 +163,8 @@ def _foreign_image(suite: str, arch: str, log=print) -> str:
                         "--include=python3", suite, root, mirror],
                        check=True, stdout=subprocess.DEVNULL)
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        # Docker 20.10 (Debian 12's) accepts --platform here but labels the image with this
+        # machine's architecture; its binaries run through the binfmt handler either way.
         subprocess.run(["docker", "import", "--platform", platform,
                         "--change", 'CMD ["sleep", "infinity"]', "-", tag],
                        stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL)
