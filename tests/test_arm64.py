@@ -58,12 +58,23 @@ def test_arm64_host_passes_verify_with_training_recorded_as_aarch64(arm64_scenar
     junit = tmp_path / "verify.xml"
     out = run_verify(INVENTORY, f"--junitxml={junit}")
     assert out.returncode == 0, out.stdout[-6000:]
-    facts = {p.get("name"): p.get("value")
-             for p in ET.parse(junit).getroot().iter("property")}
+    facts, passed = junit_facts(junit)
     # The recorded stack names the machine the deploy read (uname -m, dpkg's architecture).
     assert facts.get("dlws.fact.machine") == "aarch64 (arm64)", facts
-    passed = {case.get("name") for case in ET.parse(junit).getroot().iter("testcase")
-              if not list(case)}
-    assert any(name.startswith("test_mnist_trains") for name in passed), sorted(passed)
-    assert "test_torch_is_the_planned_build" in passed, sorted(passed)
-    assert "test_tensorflow_is_the_planned_build" in passed, sorted(passed)
+    for check in ("test_mnist_trains[{host}-tensorflow]", "test_mnist_trains[{host}-torch]",
+                  "test_torch_is_the_planned_build[{host}]",
+                  "test_tensorflow_is_the_planned_build[{host}]"):
+        assert check.format(host=f"@docker/{CONTAINER}") in passed, sorted(passed)
+    for framework in ("tensorflow", "torch"):
+        accuracy = float(facts[f"dlws.fact.{framework}.training.test_accuracy"])
+        assert accuracy >= 0.85, (framework, accuracy)  # the sample's bar, not lowered
+
+
+def junit_facts(path) -> tuple[dict[str, str], set[str]]:
+    """The facts verify recorded (junit properties) and the checks that passed (no failure,
+    error or skip)."""
+    root = ET.parse(path).getroot()
+    facts = {p.get("name"): p.get("value") for p in root.iter("property")}
+    passed = {case.get("name") for case in root.iter("testcase")
+              if not any(child.tag in ("failure", "error", "skipped") for child in case)}
+    return facts, passed
