@@ -124,6 +124,23 @@ class OsRelease(FactBase):
         }
 
 
+class DpkgArchitecture(FactBase):
+    """dpkg's architecture: what its packages, NVIDIA's repository and the wheels are built for
+    (the machine's, `uname -m`, unless a 32-bit userland runs on a 64-bit kernel).
+
+    .. code:: python
+
+        "arm64"
+    """
+
+    command = "dpkg --print-architecture"
+    requires_command = "dpkg"
+
+    def process(self, output):
+        text = "".join(output).strip()
+        return text or None
+
+
 class PythonVersion(FactBase):
     """The major.minor version of the system python3, or None before it is installed.
 
@@ -627,7 +644,7 @@ def pyinfra_reader(host):
     read on the host last time, in one round trip (dlws.fact_cache)."""
     from dlws import fact_cache
 
-    stable = (OsRelease, Container, Arch)
+    stable = (OsRelease, Container, Arch, DpkgArchitecture)
 
     def one(fact_cls, *args):
         if fact_cls in stable:
@@ -646,7 +663,7 @@ def pyinfra_reader(host):
 HOST_FACTS: tuple[FactRequest, ...] = tuple(
     (fact_cls, {}) for fact_cls in (OsRelease, NvidiaPciDevices, Container, NvidiaDriverVersion,
                                     KernelVersion, Arch, NvSwitchCount, SecureBoot,
-                                    NvidiaPackages, Display))
+                                    NvidiaPackages, Display, DpkgArchitecture))
 
 
 # What `many` gives for a fact the batch could not read (the reader reads it alone if needed).
@@ -692,6 +709,7 @@ def host_facts(read, data: Mapping[str, Any]):
         in_container=in_container,
         kernel_release=read(KernelVersion) or None,
         machine=read(Arch) or "x86_64",
+        dpkg_arch=read(DpkgArchitecture) or None,
         nvswitches=int(read(NvSwitchCount) or 0) if board else 0,
         secure_boot=read(SecureBoot) if board else None,
         nvidia_packages=tuple(sorted((read(NvidiaPackages) or {}).items())) if installed else (),

@@ -83,6 +83,32 @@ def _int(value: str | None) -> int | None:
     return None if value is None else int(float(value))
 
 
+def meminfo_total_gib(meminfo: str) -> float:
+    """MemTotal of /proc/meminfo in GiB."""
+    kib = next(int(line.split()[1]) for line in meminfo.splitlines()
+               if line.startswith("MemTotal:"))
+    return kib / 2**20
+
+
+def gpu_memory_gib(memory_total: str | None, unified: bool, system_gib: float) -> float:
+    """The memory a GPU can use, GiB, as its machine reports it.
+
+    + memory_total: nvidia-smi's memory.total in MiB (nounits); None where NVML reports none
+      ("[N/A]", as on GB10, whose GPU has no framebuffer of its own)
+    + unified: the model's memory is the system's (dlws.stack GpuModel.unified_memory): then
+      the system's memory is the GPU's, whatever NVML says
+    + system_gib: MemTotal of /proc/meminfo (meminfo_total_gib)
+
+    A GPU with a framebuffer whose NVML reading is missing raises ValueError: that is a fault,
+    not a small GPU.
+    """
+    if unified:
+        return system_gib
+    if memory_total is None:
+        raise ValueError("NVML reports no memory.total for a GPU with its own framebuffer")
+    return int(float(memory_total)) / 1024
+
+
 @dataclass(frozen=True)
 class Verdict:
     """One GPU's reading judged: ``problem`` is None when it is healthy, ``note`` says why else."""

@@ -29,6 +29,7 @@ from dlws.facts import (
     HOST_FACTS,
     Container,
     Display,
+    DpkgArchitecture,
     FactBatch,
     KernelImagePackages,
     NvidiaDriverVersion,
@@ -70,6 +71,7 @@ def test_recorded_batch_is_split_and_parsed_by_each_facts_own_parser(monkeypatch
     # The kernel line had no newline: the marker followed it on the same line.
     assert results[KernelVersion] == ("ok", "5.15.0-125-generic")
     assert results[Arch] == ("ok", "x86_64")
+    assert results[DpkgArchitecture] == ("ok", "amd64")
     assert results[SecureBoot] == ("failed", None)  # exit 1: read alone, pyinfra reports it
     assert results[NvidiaPackages][1] == NvidiaPackages().process(
         fixture_lines("dpkg", "ubuntu-22.04_t4_535-server.txt"))
@@ -86,7 +88,8 @@ def test_recorded_batch_feeds_the_plan_like_single_reads(monkeypatch):
               KernelVersion: ["5.15.0-125-generic"], Arch: ["x86_64"],
               SecureBoot: ["SecureBoot enabled"],
               NvidiaPackages: fixture_lines("dpkg", "ubuntu-22.04_t4_535-server.txt"),
-              Display: [], KernelImagePackages: ["linux-image-generic-hwe-22.04"]}
+              Display: [], KernelImagePackages: ["linux-image-generic-hwe-22.04"],
+              DpkgArchitecture: ["amd64"]}
     reads: list = []
 
     def one(fact_cls, *args):

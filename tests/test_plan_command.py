@@ -113,7 +113,7 @@ def test_plan_writes_json_for_machines(fleet_plan):
     hgx = by_host["@fake/hgx-h100"]
     assert len(hgx["gpu"]["models"]) == 8 and hgx["nccl"]["version"] == "2"
     # From R580 NVIDIA's repository names the fabric manager without a branch.
-    assert hgx["repo_path"] == "debian13" and "nvidia-fabricmanager" in hgx["driver"][
+    assert hgx["repo_path"] == "debian13/x86_64" and "nvidia-fabricmanager" in hgx["driver"][
         "packages"]
     ngc = by_host["@fake/ws-5090"]
     assert ngc["tensorflow"]["image"] == "nvcr.io/nvidia/tensorflow:25.02-tf2-py3"

@@ -11,6 +11,7 @@ import pytest
 from dlws.command import cmd
 from dlws.gpu_readings import (
     ECC_FIELDS,
+    NOT_APPLICABLE,
     PCIE_FIELDS,
     PERSISTENCE_FIELDS,
     POWER_FIELDS,
@@ -19,9 +20,11 @@ from dlws.gpu_readings import (
     THROTTLE_FIELDS,
     dd_read_mib_s,
     ecc_verdict,
+    gpu_memory_gib,
     gpu_query,
     hardware_xids,
     loaded_driver_version,
+    meminfo_total_gib,
     parse_csv,
     pcie_verdict,
     persistence_verdict,
@@ -42,10 +45,7 @@ def test_cpu_cores(host, target):
 
 
 def test_memory(host, target):
-    meminfo = host.file("/proc/meminfo").content_string
-    kib = int(next(line.split()[1] for line in meminfo.splitlines()
-                   if line.startswith("MemTotal:")))
-    gib = kib / 2**20
+    gib = meminfo_total_gib(host.file("/proc/meminfo").content_string)
     assert gib >= target["hardware_min_memory_gib"], (
         f"{gib:.1f} GiB of memory, declared at least {target['hardware_min_memory_gib']} GiB")
 
@@ -85,13 +85,27 @@ def test_gpu_model(host, target):
 
 
 def test_gpu_memory(host, target):
+    """Each GPU's memory against gpu_min_memory_gib, read as its machine reports it: NVML's
+    framebuffer, or on a GPU without one (GB10's unified memory, where NVML reports "[N/A]")
+    the system's memory, which is the GPU's."""
     require_gpus(target)
     if target["gpu_min_memory_gib"] is None:
         pytest.skip("gpu_min_memory_gib not declared")
+    from dlws.stack import find_gpu
+
+    system_gib = meminfo_total_gib(host.file("/proc/meminfo").content_string)
     for gpu in gpus_from_nvidia_smi(host):
-        gib = int(gpu["memory.total"]) / 1024
+        raw = gpu["memory.total"]
+        reading = None if raw.strip() in NOT_APPLICABLE else raw
+        unified = find_gpu(gpu["name"]).unified_memory
+        try:
+            gib = gpu_memory_gib(reading, unified, system_gib)
+        except ValueError as error:
+            pytest.fail(f"GPU {gpu['index']} ({gpu['name']}): {error} (nvidia-smi: {raw!r})")
+        where = " (unified: the system's memory)" if unified else ""
         assert gib >= target["gpu_min_memory_gib"], (
-            f"GPU {gpu['index']} has {gib:.1f} GiB, declared {target['gpu_min_memory_gib']}")
+            f"GPU {gpu['index']} has {gib:.1f} GiB{where}, declared "
+            f"{target['gpu_min_memory_gib']}")
 
 
 # Sequential read of the data disk: a file this size, read past the page cache.

@@ -12,10 +12,12 @@ from pyinfra.context import ctx_host
 from pyinfra.operations import apt, files, server
 
 from dlws.command import Command, sh
-from dlws.stack.table import OS_RELEASES, repo_key
+from dlws.stack.table import MACHINE_ALIASES, MACHINES, OS_RELEASES, repo_key, repo_path
 
-# https://docs.nvidia.com/cuda/cuda-installation-guide-linux/ "Network Repository Installation"
-REPO_URL = "https://developer.download.nvidia.com/compute/cuda/repos/{path}/{arch}/"
+# https://docs.nvidia.com/cuda/cuda-installation-guide-linux/ "Network Repository Installation":
+# repos/<distro>/<arch>/, the path with its machine's folder as the stack gives it
+# ("ubuntu2404/x86_64", "ubuntu2404/sbsa"; dlws.stack.table.MACHINES).
+REPO_URL = "https://developer.download.nvidia.com/compute/cuda/repos/{path}/"
 # The key that signs each repository path is in the OS table (dlws.stack.table OsRelease
 # .repo_key: 3bf863cc.pub for ubuntu2204/ubuntu2404/debian12, 8793F200.pub for debian13). The
 # key file is fetched from the repository and installed only when its fingerprint is that one:
@@ -23,13 +25,11 @@ REPO_URL = "https://developer.download.nvidia.com/compute/cuda/repos/{path}/{arc
 KEYRING = "/usr/share/keyrings/cuda-archive-keyring.gpg"
 SOURCES = "/etc/apt/sources.list.d/dlws-cuda.sources"
 PREFERENCES = "/etc/apt/preferences.d/dlws-cuda-repository"
-# uname -m -> the repository's architecture folder (arm64 servers use the sbsa tree).
-ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "sbsa", "arm64": "sbsa"}
 
 
 def repo_url(os_id: str, release: str, machine: str) -> str:
-    return REPO_URL.format(path=OS_RELEASES[(os_id, release)].cuda_repo_path,
-                           arch=ARCHES[machine])
+    return REPO_URL.format(path=repo_path(OS_RELEASES[(os_id, release)],
+                                          MACHINE_ALIASES[machine]))
 
 
 def apt_url(url: str, through_cache: bool) -> str:
@@ -173,8 +173,10 @@ def configure(plan) -> None:
     if current in _CONFIGURED:
         return
     _CONFIGURED.add(current)
-    url = repo_url(plan.os.id, plan.os.release, plan.os.machine)
-    key = repo_key(OS_RELEASES[(plan.os.id, plan.os.release)].cuda_repo_path)
+    path = plan.repo_path or repo_path(OS_RELEASES[(plan.os.id, plan.os.release)],
+                                       MACHINE_ALIASES[plan.os.machine])
+    url = REPO_URL.format(path=path)
+    key = repo_key(path)
     apt.packages(name="Install gnupg to check NVIDIA's repository key", packages=["gnupg"],
                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
     install_key(url + key.file, key.fingerprint, KEYRING)
@@ -208,7 +210,7 @@ TOOLKIT_SOURCES = "/etc/apt/sources.list.d/dlws-nvidia-container-toolkit.sources
 TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
                     "libnvidia-container-tools", "libnvidia-container1")
 # uname -m -> dpkg architecture (the toolkit repository's folders).
-DPKG_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+DPKG_ARCHES = {alias: MACHINES[name].dpkg_arch for alias, name in MACHINE_ALIASES.items()}
 
 
 def toolkit_sources_content(machine: str) -> str:
