@@ -16,14 +16,15 @@ from dlws.facts import SUBGID, SUBUID, SubordinateIds
 #   newgidmap, setuid helpers for the subordinate ranges), slirp4netns (rootless networking in
 #   Podman 4), fuse-overlayfs and catatonit; crun is the runtime it Depends on first.
 # - Debian 13: podman 5.4.2+ds1-2 (measured here, `apt-cache policy` in a trixie container).
-#   Podman 5 networks rootless containers with passt (pasta) by default.
+#   Podman 5 networks rootless containers with passt (pasta) by default; it Recommends passt,
+#   slirp4netns, uidmap, catatonit, no longer fuse-overlayfs (rootless overlay is native).
 # - Ubuntu 22.04 (podman 3.4.4, universe) and 24.04 (podman 4.9.3, universe): from Ubuntu's
 #   package pages, unverified here (Ubuntu's archive is not reachable from this machine).
 # `--no-install-recommends` is this project's rule, so what Podman recommends for rootless use
 # is named here.
 PODMAN_PACKAGES = {
     ("debian", "12"): ["podman", "crun", "uidmap", "slirp4netns", "fuse-overlayfs", "catatonit"],
-    ("debian", "13"): ["podman", "crun", "uidmap", "passt", "fuse-overlayfs", "catatonit"],
+    ("debian", "13"): ["podman", "crun", "uidmap", "passt", "catatonit"],
     ("ubuntu", "22.04"): ["podman", "crun", "uidmap", "slirp4netns", "fuse-overlayfs",
                           "catatonit"],
     ("ubuntu", "24.04"): ["podman", "crun", "uidmap", "passt", "slirp4netns", "fuse-overlayfs",
