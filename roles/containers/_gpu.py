@@ -105,11 +105,13 @@ def keep_spec_current(toolkit_version: str) -> None:
 
 def dev_char_links() -> None:
     """/dev/char links for every NVIDIA device node, now and after every driver load."""
-    rule = files.put(name=f"Install the udev rule that keeps /dev/char links for NVIDIA's nodes "
-                          f"({DEV_CHAR_RULE})", src=StringIO(DEV_CHAR_RULE_CONTENT),
-                     dest=DEV_CHAR_RULE, mode="644", create_remote_dir=True)
+    files.put(name=f"Install the udev rule that keeps /dev/char links for NVIDIA's nodes "
+                   f"({DEV_CHAR_RULE})", src=StringIO(DEV_CHAR_RULE_CONTENT),
+              dest=DEV_CHAR_RULE, mode="644", create_remote_dir=True)
+    # The nodes there are now (a driver installed by this run loads after its reboot, when the
+    # rule creates the links as the driver binds).
     missing = missing_dev_char_links(host.get_fact(NvidiaDevCharLinks))
-    if missing or rule.will_change:
+    if missing:
         server.shell(name="Create /dev/char links for NVIDIA's device nodes"
                           + (f" (missing: {', '.join(missing)})" if missing else ""),
                      commands=[CREATE_LINKS])
