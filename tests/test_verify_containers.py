@@ -228,3 +228,53 @@ def test_daemon_reload_check():
                                                            "Error"))
     with pytest.raises(AssertionError, match="lost its GPUs.*Failed to initialize NVML"):
         checks.test_gpu_container_keeps_its_gpus_across_daemon_reload(lost, target(2), PLAN)
+
+
+# --- the NGC route in each engine -------------------------------------------------------------
+
+NGC_IMAGE = "nvcr.io/nvidia/tensorflow:25.02-tf2-py3"
+
+
+def ngc_plan(release: str = "12") -> SimpleNamespace:
+    return SimpleNamespace(os=SimpleNamespace(id="debian", release=release),
+                           tensorflow=SimpleNamespace(image=NGC_IMAGE, package=None),
+                           torch=SimpleNamespace(variant=None))
+
+
+class TrainHost:
+    """Answers dlws-train-check with a passed GPU run in whichever engine it was asked for."""
+
+    def __init__(self):
+        self.commands = []
+
+    def run(self, command: str) -> Out:
+        import json
+
+        self.commands.append(command)
+        return Out(json.dumps({"results": [{"status": "passed", "device": "gpu",
+                                            "container": NGC_IMAGE}]}))
+
+
+@pytest.mark.parametrize(("engine", "release", "access"), [
+    ("podman", "12", "cdi"),  # Podman: always CDI
+    ("docker", "12", "gpus"),  # Debian 12's docker.io 20.10: the legacy hook
+    ("docker", "13", "cdi"),  # Debian 13's docker.io 26.1: CDI
+], ids=["podman", "docker-debian-12", "docker-debian-13"])
+def test_ngc_trains_in_each_declared_engine(engine, release, access):
+    from verify import test_training
+
+    trained = TrainHost()
+    test_training.test_ngc_tensorflow_trains_in_its_container(
+        trained, lab_target(gpus=1, containers_engine="both"), ngc_plan(release),
+        lambda *a: None, engine)
+    [command] = trained.commands
+    assert f"--container {NGC_IMAGE} --engine {engine} --gpu-access {access}" in command, command
+
+
+def test_ngc_skips_an_engine_the_host_does_not_run():
+    from verify import test_training
+
+    with pytest.raises(pytest.skip.Exception, match="runs no podman"):
+        test_training.test_ngc_tensorflow_trains_in_its_container(
+            TrainHost(), lab_target(gpus=1, containers_engine="docker"), ngc_plan(),
+            lambda *a: None, "podman")
