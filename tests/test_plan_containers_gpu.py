@@ -231,7 +231,8 @@ def test_second_run_adds_no_range():
     ([(200_000, 65536), (100_000, 10)], 100_010),  # unsorted; the gap before 200000 fits
     ([(100_000, 50_000), (120_000, 200_000)], 320_000),  # nested and overlapping ranges
     ([(0, 150_000)], 150_000),  # a range below SUB_UID_MIN reaching into it
-], ids=["empty", "after-one", "gap", "overlapping", "from-below"])
+    ([(100_000, 300_000), (150_000, 10)], 400_000),  # one range inside another
+], ids=["empty", "after-one", "gap", "overlapping", "from-below", "nested"])
 def test_free_start(taken, start):
     assert _podman.free_start(taken, 65536) == start
 
@@ -241,3 +242,15 @@ def test_free_start_refuses_past_sub_uid_max():
 
     with pytest.raises(OperationError, match="containers_subid_count"):
         _podman.free_start([(100_000, _podman.SUBID_MAX)], 65536)
+
+
+@pytest.mark.parametrize(("lines", "pairs"), [
+    (["a:100000:65536", "b:165536:65536"], []),  # adjacent, not overlapping
+    (["a:100000:65536", "b:165535:10"], [("a 100000+65536", "b 165535+10")]),
+    (["b:150000:65536", "a:100000:65536"], [("b 150000+65536", "a 100000+65536")]),
+    (["a:100000:65536", "b:120000:5"], [("a 100000+65536", "b 120000+5")]),  # inside
+], ids=["adjacent", "last-id", "listed-backwards", "inside"])
+def test_overlapping_ranges(lines, pairs):
+    from dlws.facts import overlapping_ranges, parse_subordinate_ids
+
+    assert overlapping_ranges(parse_subordinate_ids(lines)) == pairs

@@ -109,7 +109,8 @@ def test_verify_names_the_user_whose_subuid_line_is_gone_and_the_deploy_mends_it
     text = out.stdout + out.stderr
     assert out.returncode == 1, text[-3000:]
     assert "lab user bob has no range in /etc/subuid" in text, text[-3000:]
-    print(next(line for line in text.splitlines() if "has no range" in line))
+    print(next(line for line in text.splitlines()
+               if line.startswith("E") and "has no range" in line))
 
     rc, document, log = pyinfra_json(inventory, "deploy/containers.py")
     assert rc == 0, log[-3000:]
@@ -118,5 +119,6 @@ def test_verify_names_the_user_whose_subuid_line_is_gone_and_the_deploy_mends_it
     entries = ranges(name, "/etc/subuid")
     assert overlapping_ranges(entries) == [] and "bob" in [e["owner"] for e in entries], entries
     assert entries[0]["owner"] == "svc-builder", "the foreign range was kept first"
+    print("after the deploy:", entries)
     out = run_verify(inventory, "-k", "test_containers and (subordinate or rootless)")
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
