@@ -5,7 +5,10 @@ verify failing by the user's name when a subuid line goes, and the next deploy m
 Rootless Podman inside an unprivileged Docker container needs, besides the default: SYS_ADMIN,
 no seccomp or AppArmor profile (unshare(CLONE_NEWUSER) and mounts), unmasked /proc paths
 (`systempaths=unconfined`: the kernel refuses a new proc mount in a user namespace where /proc
-has masked paths) and /dev/fuse. Never --privileged (refused on this machine).
+has masked paths) and /dev/fuse. Never --privileged (refused on this machine). The homes lie on
+a volume (ext4 here): Podman 5 (Debian 13) refuses its rootless overlay storage on the
+container's own overlayfs root ("'overlay' is not supported over overlayfs, a mount_program is
+required"), as it would a workstation's overlayfs home; Podman 4.3 falls back to vfs there.
 """
 
 from __future__ import annotations
@@ -46,8 +49,11 @@ def dexec(name: str, script: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module", params=["bookworm", "trixie"])
 def podman_host(request, docker_engine, tmp_path_factory):
     name = f"i26-podman-{request.param}"
+    homes = f"{name}-home"
     remove_container(name)
-    ensure_container(name, ensure_debian_image(request.param), extra=PODMAN_ARGS)
+    subprocess.run(["docker", "volume", "rm", "-f", homes], capture_output=True)
+    ensure_container(name, ensure_debian_image(request.param),
+                     extra=(*PODMAN_ARGS, "-v", f"{homes}:/home"))
     for path in ("/etc/subuid", "/etc/subgid"):
         assert dexec(name, f"echo {FOREIGN} >> {path}").returncode == 0
     inventory = Path(tmp_path_factory.mktemp("inv")) / "podman.py"
@@ -60,6 +66,7 @@ def podman_host(request, docker_engine, tmp_path_factory):
         f"hosts = [('@docker/{name}', {{**controller_data(), **{data!r}}})]\n")
     yield name, str(inventory)
     remove_container(name)
+    subprocess.run(["docker", "volume", "rm", "-f", homes], capture_output=True)
 
 
 def ranges(name: str, path: str) -> list[dict]:
