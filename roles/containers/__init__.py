@@ -180,20 +180,22 @@ def plan_summary(data: Mapping[str, Any], stack) -> dict[str, Any]:
 
 
 def summary_line(summary: Mapping[str, Any]) -> str:
-    """"docker (distro): docker.io; toolkit: nvidia-container-toolkit=1.18.0-1 ...": the plan's
+    """"docker (distro, 20.10.24): docker.io; toolkit: ...; GPUs through cdi ...": the plan's
     line for the role."""
-    line = f"{summary['engine']}"
+    parts = []
     if summary["engine_packages"]:
-        line += (f"; docker ({summary['engine_source']}, {summary['docker_version']}): "
-                 f"{' '.join(summary['engine_packages'])}")
+        parts.append(f"docker ({summary['engine_source']}, {summary['docker_version']}): "
+                     f"{' '.join(summary['engine_packages'])}")
     if summary["podman_packages"]:
-        line += (f"; rootless podman: {' '.join(summary['podman_packages'])} for "
-                 f"{', '.join(summary['rootless_users']) or 'no lab users'}")
+        parts.append(f"rootless podman: {' '.join(summary['podman_packages'])} for "
+                     f"{', '.join(summary['rootless_users']) or 'no lab users'}")
     if summary["toolkit_packages"]:
-        line += (f"; toolkit: {' '.join(summary['toolkit_packages'])}; GPUs through "
-                 f"{summary['gpu_mode']} (docker: {summary['docker_gpu_mode'] or '-'}"
-                 f"{', /dev/char links' if summary['dev_char_links'] else ''}); CDI: "
-                 f"{summary['cdi_spec']}, refreshed by {summary['cdi_refresh'] or '-'} units")
+        parts.append(f"toolkit: {' '.join(summary['toolkit_packages'])}; GPUs through "
+                     f"{summary['gpu_mode']} (docker: {summary['docker_gpu_mode'] or '-'}"
+                     f"{', /dev/char links' if summary['dev_char_links'] else ''}); CDI: "
+                     f"{summary['cdi_spec']}, refreshed by {summary['cdi_refresh'] or '-'} "
+                     "units")
+    line = "; ".join(parts)
     if summary["docker_users"]:
         line += f"; docker group: {', '.join(summary['docker_users'])}"
     return line
