@@ -890,3 +890,81 @@ class HeldPackages(FactBase):
 
     def process(self, output):
         return sorted(line.strip() for line in output if line.strip())
+
+
+# --- Rootless containers and GPU device links (roles/containers) -----------------------------
+
+SUBUID = "/etc/subuid"
+SUBGID = "/etc/subgid"
+# subuid(5): "login:start:count" per line; the owner may be a name or a numeric uid.
+SUBID_LINE = re.compile(r"^(?P<owner>[^:\s]+):(?P<start>\d{1,10}):(?P<count>\d{1,10})$")
+
+
+class SubordinateIds(FactBase):
+    """The ranges /etc/subuid or /etc/subgid hands out, in file order ([] when missing).
+
+    .. code:: python
+
+        [{"owner": "alice", "start": 100000, "count": 65536}]
+    """
+
+    default = list
+
+    def command(self, path: str) -> str:
+        return str(sh("if [ -f {} ]; then cat {}; fi", path, path))
+
+    def process(self, output):
+        return parse_subordinate_ids(output)
+
+
+def parse_subordinate_ids(lines) -> list[dict]:
+    found = []
+    for line in lines:
+        match = SUBID_LINE.match(line.strip())
+        if match:
+            found.append({"owner": match["owner"], "start": int(match["start"]),
+                          "count": int(match["count"])})
+    return found
+
+
+def overlapping_ranges(entries: list[dict]) -> list[tuple[str, str]]:
+    """Pairs of owners whose ranges share an id ("alice 100000+65536", ...), in file order."""
+    pairs = []
+    for i, one in enumerate(entries):
+        for other in entries[i + 1:]:
+            if (one["start"] < other["start"] + other["count"]
+                    and other["start"] < one["start"] + one["count"]):
+                pairs.append((f"{one['owner']} {one['start']}+{one['count']}",
+                              f"{other['owner']} {other['start']}+{other['count']}"))
+    return pairs
+
+
+# /dev/char/MAJOR:MINOR links for every NVIDIA character device node: runc finds device nodes
+# through them when systemd re-applies a container's device rules (NVIDIA/nvidia-docker#1730).
+# One line a node: "<node> <major>:<minor> <where /dev/char/MAJOR:MINOR points, or ->".
+NVIDIA_NODE_LINE = re.compile(r"^(?P<node>/dev/\S+) (?P<devno>\d+:\d+) (?P<link>\S+)$")
+
+
+class NvidiaDevCharLinks(FactBase):
+    """Each NVIDIA character device node and where its /dev/char link points ("-": none).
+
+    .. code:: python
+
+        [{"node": "/dev/nvidia0", "devno": "195:0", "link": "/dev/nvidia0"}]
+    """
+
+    command = (
+        "for d in /dev/nvidia* /dev/nvidia-caps/*; do [ -c \"$d\" ] || continue; "
+        "n=$(printf '%d:%d' 0x$(stat -c %t \"$d\") 0x$(stat -c %T \"$d\")); "
+        "l=$(readlink -f \"/dev/char/$n\" 2>/dev/null || true); "
+        "[ -e \"/dev/char/$n\" ] || l=-; echo \"$d $n ${l:--}\"; done"
+    )
+    default = list
+
+    def process(self, output):
+        return [m.groupdict() for line in output if (m := NVIDIA_NODE_LINE.match(line.strip()))]
+
+
+def missing_dev_char_links(nodes: list[dict]) -> list[str]:
+    """The NVIDIA device nodes whose /dev/char link is missing or points elsewhere."""
+    return [f"{n['node']} ({n['devno']})" for n in nodes if n["link"] != n["node"]]

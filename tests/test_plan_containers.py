@@ -13,7 +13,7 @@ import pytest
 
 from dlws.facts import CDI_SPEC, DOCKER_DAEMON_JSON, DOCKERD_CONFIG_CHECK
 from roles import nvidia_repo
-from roles.containers import DEFAULTS, _docker_repo
+from roles.containers import DEFAULTS, _docker_repo, _gpu
 from tests.fake_hosts import Run, facts, plan
 
 OSES = {"ubuntu-22.04": ("ubuntu", "jammy"), "ubuntu-24.04": ("ubuntu", "noble"),
@@ -120,8 +120,14 @@ def test_containers_plan(os, source, gpu):
                       if nvidia_repo.TOOLKIT_SOURCES in op.uploads)
     assert sources_at < order.index(toolkit.name)
     [runtime] = [op for op in ops if "nvidia-ctk runtime configure" in op.name]
-    assert runtime.commands == ["nvidia-ctk runtime configure --runtime=docker"]
+    # CDI by default where the engine has it (Docker's repository; Debian 13's docker.io 26.1);
+    # elsewhere Docker stays on the nvidia runtime, with /dev/char links.
+    cdi = source == "docker_repo" or os == "debian-13"
+    assert runtime.commands == ["nvidia-ctk runtime configure --runtime=docker"
+                                + (" --cdi.enabled" if cdi else "")], text
     assert order.index(runtime.name) < order.index(restart.name)
+    assert (_gpu.DEV_CHAR_RULE in uploads) is (not cdi), text
+    assert uploads[_gpu.REFRESH_DROPIN] == _gpu.REFRESH_DROPIN_CONTENT, text
     # No driver loaded on this fresh host yet: the spec waits for the reboot (see below).
     assert "cdi generate" not in text, text
 

@@ -227,6 +227,30 @@ def test_container_runs_the_check_in_the_image_with_every_gpu(check, fake_docker
     assert result["dataset"].startswith(str(mirror)) and result["train_samples"] == 9
 
 
+@pytest.mark.parametrize(("argv", "engine", "gpus"), [
+    (["--engine", "podman"], "podman", ["--device", "nvidia.com/gpu=all"]),
+    (["--gpu-access", "cdi"], "docker", ["--device", "nvidia.com/gpu=all"]),
+], ids=["podman", "docker-cdi"])
+def test_container_through_cdi(check, fake_docker, tmp_path, capsys, argv, engine, gpus):
+    """The NGC route in Podman (or Docker's CDI mode): every GPU as the CDI device."""
+    import shutil
+
+    podman = fake_docker.parent / "bin" / "podman"
+    shutil.copy(fake_docker.parent / "bin" / "docker", podman)
+    mirror = write_npz(tmp_path / "mirror" / "mnist.npz", n=9)
+    image = "nvcr.io/nvidia/tensorflow:25.02-tf2-py3"
+    check.main(["--container", image, "--mnist", str(mirror), "--offline", "--json", "-", *argv])
+    [result] = json.loads(capsys.readouterr().out)["results"]
+    args = json.loads(fake_docker.read_text())
+    assert args[:4] == ["run", "--rm", *gpus], args
+    assert result["container"] == image and result["train_samples"] == 9, result
+    fake_docker.unlink()
+    podman.unlink() if engine == "docker" else (fake_docker.parent / "bin" / "docker").unlink()
+    # Only the chosen engine answers: the run goes through it, not the other one.
+    check.main(["--container", image, "--mnist", str(mirror), "--offline", "--json", "-", *argv])
+    assert json.loads(fake_docker.read_text())[:2] == ["run", "--rm"]
+
+
 def test_container_keeps_the_sample_bar(check, fake_docker, tmp_path, monkeypatch, capsys):
     sample = {"x_train": np.full((4, 28, 28), 3 / 255, "float32"), "y_train": np.arange(4),
               "x_test": np.full((2, 28, 28), 1.0, "float32"), "y_test": np.arange(2)}

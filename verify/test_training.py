@@ -208,19 +208,31 @@ def test_gpu_matmul_throughput(host, target, plan, record_fact):
                       f"{target['gpu_model']}): {slow}")
 
 
-def test_ngc_tensorflow_trains_in_its_container(host, target, plan, record_fact):
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_ngc_tensorflow_trains_in_its_container(host, target, plan, record_fact, engine):
     # frameworks_tensorflow = "ngc": TensorFlow is NVIDIA's image, not a pip build; the seed
-    # model trains inside it with every GPU (dlws-train-check --container).
+    # model trains inside it with every GPU (dlws-train-check --container), in each engine the
+    # host runs: Podman and Docker's CDI mode take the GPUs as the CDI device nvidia.com/gpu=all.
+    from roles.containers import docker_gpu_mode, engines
+
     if not plan.tensorflow.image:
         pytest.skip("the plan runs no NGC TensorFlow (frameworks_tensorflow is not 'ngc')")
+    if not dict(zip(("docker", "podman"), engines(target["containers_engine"]),
+                    strict=True))[engine]:
+        pytest.skip(f"{target.name} runs no {engine} (containers_engine = "
+                    f"{target['containers_engine']!r})")
     require_gpus(target)
-    args = [*_train_args(target, "tensorflow"), "--container", plan.tensorflow.image]
+    access = ("cdi" if engine == "podman" or docker_gpu_mode(
+        target["containers_gpu_mode"], plan.os.id, plan.os.release,
+        target["containers_engine_source"]) == "cdi" else "gpus")
+    args = [*_train_args(target, plan, "tensorflow"), "--container", plan.tensorflow.image,
+            "--engine", engine, "--gpu-access", access, "--require-gpu", "--all-gpus"]
     rc, report, stderr = run_json(host, args)
     result = (report.get("results") or [{}])[0]
-    evidence = f"exit {rc}; result: {result}; stderr tail: {stderr[-1500:]}"
+    evidence = f"{engine}: exit {rc}; result: {result}; stderr tail: {stderr[-1500:]}"
     for key in ("device", "test_accuracy", "samples_per_second"):
         if key in result:
-            record_fact(f"tensorflow-ngc.training.{key}", result[key])
+            record_fact(f"tensorflow-ngc.{engine}.training.{key}", result[key])
     assert result.get("container") == plan.tensorflow.image, evidence
     assert result.get("status") == "passed", f"NGC TensorFlow training failed: {evidence}"
     assert result["device"] == "gpu", evidence

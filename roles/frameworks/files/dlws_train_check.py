@@ -387,6 +387,8 @@ def container_command(image: str, script: str, work: str, args: argparse.Namespa
                       is_sample: bool) -> list[str]:
     """`docker run --gpus all IMAGE python3 this-script ...`: the same check, inside IMAGE.
 
+    With `--engine podman`, or `--gpu-access cdi`, every GPU comes as the CDI device
+    nvidia.com/gpu=all (/etc/cdi/nvidia.yaml) instead of Docker's legacy `--gpus all` hook.
     The report goes to a file in the mounted folder, not stdout: NGC images print a banner.
     """
     inner = ["python3", CONTAINER_SCRIPT, "--json", f"{CONTAINER_WORK}/report.json",
@@ -399,7 +401,9 @@ def container_command(image: str, script: str, work: str, args: argparse.Namespa
                      ("--mixed-precision", args.mixed_precision), ("--mnist-is-sample", is_sample)):
         if on:
             inner.append(flag)
-    return ["docker", "run", "--rm", "--gpus", "all",
+    cdi = args.engine == "podman" or args.gpu_access == "cdi"
+    gpus = ["--device", "nvidia.com/gpu=all"] if cdi else ["--gpus", "all"]
+    return [args.engine, "run", "--rm", *gpus,
             "-v", f"{script}:{CONTAINER_SCRIPT}:ro", "-v", f"{work}:{CONTAINER_WORK}",
             image, *inner]
 
@@ -421,7 +425,7 @@ def run_in_container(args: argparse.Namespace) -> tuple[int, list[dict]]:
         try:
             done = subprocess.run(command, capture_output=True, text=True)
         except OSError as error:
-            raise CannotRun(f"cannot run docker: {error}") from error
+            raise CannotRun(f"cannot run {args.engine}: {error}") from error
         report_path = Path(work) / "report.json"
         if not report_path.is_file():
             raise CannotRun(f"`{' '.join(command[:6])} {image} ...` exited {done.returncode} "
@@ -522,6 +526,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--container", metavar="IMAGE",
                         help="train inside this image (e.g. NGC's TensorFlow) with docker run "
                              "--gpus all, on the MNIST found here")
+    parser.add_argument("--engine", choices=("docker", "podman"), default="docker",
+                        help="the engine --container runs the image with (podman: every GPU "
+                             "through CDI)")
+    parser.add_argument("--gpu-access", choices=("gpus", "cdi"), default="gpus",
+                        help="how Docker hands the container every GPU: gpus = --gpus all (the "
+                             "nvidia runtime's hook); cdi = --device nvidia.com/gpu=all")
     parser.add_argument("--mnist-is-sample", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
