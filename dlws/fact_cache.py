@@ -32,6 +32,7 @@ import importlib
 import json
 import os
 import shlex
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -75,7 +76,8 @@ class Snapshot:
         self.values: dict[tuple, Any] = {}
         self.valid = True  # nothing has run on the host since the read (no value dropped)
         self.requested: dict[tuple, FactRequest] = {}
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.hits_after_change = 0
+        self.timings: dict[str, float] = {}  # operation name -> seconds (DLWS_FACT_STATS)
         self.uncovered = 0  # facts read live that no batch can read (see get_fact)
         self.base: set[tuple] = set()  # the plan's own requests (prefetch's argument)
         # What the batch read and how each fared (ok / failed / missing): the readings digest.
@@ -152,6 +154,8 @@ def get_fact(self, fact_cls, *args, **kwargs):
                 key = None
             elif key in snapshot.values:
                 snapshot.hits += 1
+                # (Each of these was a live read before reads were dropped path by path.)
+                snapshot.hits_after_change += bool(snapshot.changes)
                 # A copy: an operation may change the value it was given.
                 return copy.deepcopy(snapshot.values[key])
     if snapshot is not None:
@@ -366,9 +370,20 @@ class _SaveOnDisconnect(BaseStateCallback):
     writes the converged record after the operation record_after named."""
 
     @staticmethod
+    def operation_host_start(state, host, op_hash):
+        if os.environ.get("DLWS_FACT_STATS"):
+            host._dlws_op_started = time.monotonic()
+
+    @staticmethod
     def operation_host_success(state, host, op_hash, retry_count=0):
         snapshot = _SNAPSHOTS.get(state, {}).get(host.name)
-        if snapshot is not None and op_hash in _RECORD_AFTER.get(state, {}).get(host.name, ()):
+        if snapshot is None:
+            return
+        if os.environ.get("DLWS_FACT_STATS") and hasattr(host, "_dlws_op_started"):
+            name = ", ".join(state.get_op_meta(op_hash).names) or op_hash
+            snapshot.timings[name] = (snapshot.timings.get(name, 0.0)
+                                      + time.monotonic() - host._dlws_op_started)
+        if op_hash in _RECORD_AFTER.get(state, {}).get(host.name, ()):
             _write_record(state, host, snapshot)
 
     @staticmethod
@@ -484,10 +499,15 @@ class ConvergedRecord(FactBase):
 _RECORD_KEY = request_key(ConvergedRecord, {})
 
 
+# Parts of a reading that reading itself moves, and that no operation compares: a file's access
+# time (pyinfra's File/Directory facts carry it; the next Sha1File read of the file updates it).
+VOLATILE_FIELDS = frozenset({"atime"})
+
+
 def _canonical(value: Any) -> Any:
     """A fact's value as plain JSON, the same for the same value (sets sorted, keys as text)."""
     if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        return {str(k): _canonical(v) for k, v in value.items() if k not in VOLATILE_FIELDS}
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]
     if isinstance(value, set | frozenset):
@@ -578,8 +598,12 @@ def _report(host, snapshot: Snapshot) -> None:
     path = os.environ.get("DLWS_FACT_STATS")
     if not path:
         return
+    slowest = sorted(snapshot.timings.items(), key=lambda item: -item[1])[:12]
     line = json.dumps({"host": host.name, "batch_hits": snapshot.hits,
-                       "live_reads": snapshot.live_reads, "changes": snapshot.changes,
-                       "skipped": snapshot.skipped})
+                       "live_reads": snapshot.live_reads,
+                       "live_reads_if_dropped_whole": snapshot.live_reads
+                       + snapshot.hits_after_change,
+                       "changes": snapshot.changes, "skipped": snapshot.skipped,
+                       "slowest_operations": [[name, round(sec, 2)] for name, sec in slowest]})
     with contextlib.suppress(OSError), open(path, "a") as stream:
         stream.write(line + "\n")
