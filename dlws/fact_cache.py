@@ -526,6 +526,9 @@ def readings_digest(snapshot: Snapshot, keys=None) -> str:
                  _canonical(snapshot.values.get(key))]
                 for key in sorted(keys, key=json.dumps) if key != _RECORD_KEY]
     text = json.dumps(readings, sort_keys=True, separators=(",", ":"))
+    if os.environ.get("DLWS_READINGS_DUMP"):  # what went into the digest, one reading a line
+        with contextlib.suppress(OSError), open(os.environ["DLWS_READINGS_DUMP"], "a") as out:
+            out.write("".join(json.dumps(each, sort_keys=True) + "\n" for each in readings))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
