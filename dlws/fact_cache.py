@@ -47,6 +47,7 @@ from pyinfra.api.facts import FactBase
 from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host
+from pyinfra.facts.server import Date
 
 from dlws import __version__
 from dlws.command import sh
@@ -87,6 +88,7 @@ class Snapshot:
         self.readings: str | None = None  # readings_digest of the batch, as it was read
         self.run_key: str | None = None  # set where the deploy asked whether it converged
         self.skipped = False  # this run planned no operation: the host had converged
+        self.until: float | None = None  # when a decision of this run taken on the clock flips
 
 
 # state -> {host name: Snapshot}; a new pyinfra state (run) starts empty.
@@ -497,6 +499,22 @@ class ConvergedRecord(FactBase):
 
 
 _RECORD_KEY = request_key(ConvergedRecord, {})
+# The host's clock: never the same twice, so never in the digest; a run whose operations read
+# it records until when their decisions hold (valid_until), and a later run skips only before.
+_CLOCK_KEY = request_key(Date, {})
+
+
+def valid_until(host, moment: float) -> None:
+    """Say that a decision this run took on the host's clock (an index still fresh) holds until
+    `moment` (seconds since the epoch, the host's clock): a converged record expires then."""
+    snapshot = _snapshot(host)
+    if snapshot is not None:
+        snapshot.until = moment if snapshot.until is None else min(snapshot.until, moment)
+
+
+def _host_now(snapshot: Snapshot) -> float | None:
+    value = snapshot.values.get(_CLOCK_KEY)
+    return value.timestamp() if hasattr(value, "timestamp") else None
 
 
 # Parts of a reading that reading itself moves, and that no operation compares: a file's access
@@ -524,7 +542,8 @@ def readings_digest(snapshot: Snapshot, keys=None) -> str:
     keys = snapshot.states if keys is None else keys
     readings = [[json.dumps(key), snapshot.states.get(key, "unread"),
                  _canonical(snapshot.values.get(key))]
-                for key in sorted(keys, key=json.dumps) if key != _RECORD_KEY]
+                for key in sorted(keys, key=json.dumps)
+                if key != _RECORD_KEY and key != _CLOCK_KEY]
     text = json.dumps(readings, sort_keys=True, separators=(",", ":"))
     if os.environ.get("DLWS_READINGS_DUMP"):  # what went into the digest, one reading a line
         with contextlib.suppress(OSError), open(os.environ["DLWS_READINGS_DUMP"], "a") as out:
@@ -541,9 +560,12 @@ def converged(host, run_key: str) -> bool:
         return False
     snapshot.run_key = run_key
     recorded = snapshot.values.get(_RECORD_KEY) or {}
+    until, now = recorded.get("until"), _host_now(snapshot)
+    in_time = until is None or (isinstance(until, int | float) and now is not None
+                                and now < until)
     snapshot.skipped = (os.environ.get("DLWS_CONVERGED", "1") != "0"
                         and recorded.get("run") == run_key
-                        and recorded.get("readings") == snapshot.readings)
+                        and recorded.get("readings") == snapshot.readings and in_time)
     return snapshot.skipped
 
 
@@ -577,6 +599,10 @@ def _write_record(state, host, snapshot: Snapshot) -> None:
     keys = {*snapshot.base, *snapshot.requested}
     document = {"dlws_version": __version__, "run": snapshot.run_key,
                 "readings": readings_digest(snapshot, keys)}
+    if _CLOCK_KEY in keys:  # the operations read the clock: the record holds until they say
+        if snapshot.until is None:
+            return
+        document["until"] = snapshot.until
     if snapshot.values.get(_RECORD_KEY) == document:
         return
     folder = os.path.dirname(CONVERGED_FILE)

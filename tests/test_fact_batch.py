@@ -8,14 +8,17 @@ runs real pyinfra operations on @local in a temporary folder.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from pyinfra import host as host_proxy
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.connect import connect_all, disconnect_all
-from pyinfra.api.operation import add_op
+from pyinfra.api.operation import add_op, operation
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import StateStage
 from pyinfra.context import ctx_host, ctx_state
@@ -149,7 +152,18 @@ def test_batch_in_a_real_shell_equals_each_fact_read_alone(tmp_path):
 # --- the cache in front of pyinfra's get_fact -----------------------------------------------------
 
 
-def _run(tmp_path: Path, content: str, run_key: str | None = None) -> dict:
+@operation()
+def _clock_decision(holds_for: float):
+    """An operation that, like roles/base's apt index refresh, decides on the host's clock."""
+    now = host_proxy.get_fact(Date).timestamp()
+    fact_cache.valid_until(host_proxy, now + holds_for)
+    host_proxy.noop("still fresh")
+    return
+    yield
+
+
+def _run(tmp_path: Path, content: str, run_key: str | None = None,
+         clock: float | None = None) -> dict:
     """One pyinfra run on @local: prefetch as the deploy's plan does, then two files.put and a
     files.directory; the count of real fact reads (round trips) and what changed. With a
     run_key, as deploy/workstation.py: the operations are planned only where the host has not
@@ -181,6 +195,8 @@ def _run(tmp_path: Path, content: str, run_key: str | None = None) -> dict:
                 add_op(state, files.directory, path=str(tmp_path / "d"), mode="755"),
                 add_op(state, files.put, src=StringIO("fixed\n"), dest=str(tmp_path / "b"),
                        mode="644")]
+            if ops and clock is not None:
+                ops.insert(0, add_op(state, _clock_decision, holds_for=clock))
             if ops and run_key is not None:
                 fact_cache.record_after(host, next(iter(ops[-1].values())))
             state.set_stage(StateStage.Execute)
@@ -272,6 +288,18 @@ def test_a_converged_host_plans_nothing_until_a_reading_moves(cache_home, record
     _run(cache_home, "v1\n", "key-1")
     assert _run(cache_home, "v1\n", "key-1")["skipped"]
     assert not _run(cache_home, "v1\n", "key-2")["skipped"]
+
+
+def test_a_decision_on_the_clock_holds_the_record_only_until_it_flips(cache_home, record_file):
+    for _ in range(3):
+        _run(cache_home, "v1\n", "key-1", clock=3600)
+    assert _run(cache_home, "v1\n", "key-1", clock=3600)["skipped"]
+    # A decision that held for a moment only: recorded, but expired by the next run.
+    assert "until" in json.loads(record_file.read_text())
+    _run(cache_home, "v1\n", "key-2", clock=0.5)
+    assert json.loads(record_file.read_text())["run"] == "key-2"
+    time.sleep(0.6)
+    assert not _run(cache_home, "v1\n", "key-2", clock=0.5)["skipped"]
 
 
 def test_converged_runs_can_be_turned_off(cache_home, record_file, monkeypatch):

@@ -10,6 +10,8 @@ from pyinfra.api import FactBase, operation
 from pyinfra.facts.files import File
 from pyinfra.facts.server import Date
 
+from dlws import fact_cache
+
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's cache_time reads
 LOCK_CONF = "/etc/apt/apt.conf.d/80dlws-lock"
 # Messages apt-get and dpkg print when another process holds one of their locks.
@@ -104,6 +106,10 @@ def update(cache_time: int = 0, force: bool = False, timeout_s: int = 120):
             now = datetime.fromtimestamp(host.get_fact(Date).timestamp(), timezone.utc)
             if stamp["mtime"] > now.replace(tzinfo=None) - timedelta(seconds=cache_time):
                 host.noop("the apt index is fresh")
+                # A rerun may skip planning (the host converged) only while it stays fresh.
+                fresh_until = stamp["mtime"].replace(tzinfo=timezone.utc) + timedelta(
+                    seconds=cache_time)
+                fact_cache.valid_until(host, fresh_until.timestamp())
                 return
     yield with_lock_wait("apt-get update -qq", timeout_s)
     yield f"touch {APT_STAMP}"
