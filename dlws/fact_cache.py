@@ -40,6 +40,7 @@ from typing import Any
 
 import gevent
 from gevent.pool import Pool
+from pyinfra import host as current_host
 from pyinfra import logger
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.command import FunctionCommand, StringCommand
@@ -188,7 +189,9 @@ def _changes_host(function_name: str):
             snapshot = _snapshot(self)
             if snapshot is not None:
                 snapshot.changes += 1
-                forget(snapshot, touched(function_name, args, kwargs))
+                declared = _declared(self)
+                forget(snapshot, declared if declared is not None
+                       else touched(function_name, args, kwargs))
         return original(self, *args, **kwargs)
 
     wrapper.__name__ = function_name
@@ -202,7 +205,7 @@ def _function_command(original):
         snapshot = _snapshot(host)
         if snapshot is not None:
             snapshot.changes += 1
-            forget(snapshot, None)
+            forget(snapshot, _declared(host))
         return original(self, state, host, connector_arguments)
 
     execute.__doc__ = original.__doc__
@@ -246,6 +249,27 @@ FACT_FILES: dict[str, tuple[str, ...]] = {
 # operations: directory, put, link, file); anything else, or any shell syntax, drops everything.
 PATH_PROGRAMS = frozenset({"mkdir", "chmod", "chown", "chgrp", "touch", "rm", "ln", "mv", "cp"})
 _SHELL_SYNTAX = set(";&|<>`$(){}*?[]~!#\n\\")
+
+
+# state -> {operation hash: the host paths its commands may change, as its role declared them}
+_TOUCHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def touches(operation, paths: Sequence[str]) -> None:
+    """Declare that every command of `operation` (an OperationMeta) changes nothing outside
+    `paths` (absolute host paths, and what lies below them): the readings of everything else
+    stay valid after it runs. For commands this module cannot read (an install into a virtual
+    environment); the role that adds the operation owns the claim."""
+    state = getattr(current_host, "state", None)
+    if state is None or not all(_absolute(path) for path in paths):
+        return
+    _TOUCHES.setdefault(state, {})[operation._hash] = tuple(paths)
+
+
+def _declared(host) -> tuple[str, ...] | None:
+    op_hash = getattr(host, "nested_executing_op_hash", None) or getattr(
+        host, "executing_op_hash", None)
+    return _TOUCHES.get(host.state, {}).get(op_hash) if op_hash else None
 
 
 def touched(function_name: str, args: Sequence, kwargs: Mapping) -> tuple[str, ...] | None:

@@ -24,7 +24,7 @@ from pyinfra.api.state import StateStage
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra.facts.files import Directory, File, FileContents, Sha1File
 from pyinfra.facts.server import Arch, Date, KernelVersion
-from pyinfra.operations import files
+from pyinfra.operations import files, server
 
 from dlws import fact_cache
 from dlws import facts as dlws_facts
@@ -163,7 +163,8 @@ def _clock_decision(holds_for: float):
 
 
 def _run(tmp_path: Path, content: str, run_key: str | None = None,
-         clock: float | None = None) -> dict:
+         clock: float | None = None, script: str | None = None,
+         declared: list[str] | None = None) -> dict:
     """One pyinfra run on @local: prefetch as the deploy's plan does, then two files.put and a
     files.directory; the count of real fact reads (round trips) and what changed. With a
     run_key, as deploy/workstation.py: the operations are planned only where the host has not
@@ -189,7 +190,13 @@ def _run(tmp_path: Path, content: str, run_key: str | None = None,
             with ctx_host.use(host):
                 fact_cache.prefetch(host, [(Arch, {})])
                 skipped = run_key is not None and fact_cache.converged(host, run_key)
-            ops = [] if skipped else [
+            first = []
+            if script is not None:  # (added first: the operations run in the order added)
+                first = [add_op(state, server.shell, commands=[script])]
+                if declared is not None:
+                    with ctx_host.use(host):
+                        fact_cache.touches(next(iter(first[0].values())), declared)
+            ops = [] if skipped else [*first,
                 add_op(state, files.put, src=StringIO(content), dest=str(tmp_path / "a"),
                        mode="644"),
                 add_op(state, files.directory, path=str(tmp_path / "d"), mode="755"),
@@ -237,6 +244,21 @@ def test_a_change_drops_only_the_readings_it_touches(cache_home):
     assert changed["reads"][0] == "FactBatch"
     assert (cache_home / "a").read_text() == "v2\n"
     assert len(changed["reads"]) <= 2, changed["reads"]
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+def test_a_script_drops_only_what_its_role_declares_it_touches(cache_home, declared):
+    script = f"echo x > {cache_home}/c"  # a script: its effect cannot be read from it
+    for _ in range(3):
+        _run(cache_home, "v1\n", script=script)
+    run = _run(cache_home, "v1\n", script=script,
+               declared=[str(cache_home / "c")] if declared else None)
+    # Declared, the later operations' reads stay in the batch but the folder holding `c` (its
+    # modification time moved); undeclared, every one is read live.
+    if declared:
+        assert run["reads"] == ["FactBatch", "Directory"], run["reads"]
+    else:
+        assert len(run["reads"]) > 3, run["reads"]
 
 
 def test_a_command_of_unknown_effect_drops_every_reading(cache_home):

@@ -17,6 +17,7 @@ from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
+from dlws import fact_cache
 from dlws.command import all_of, any_of, cmd, sh
 from dlws.domains import netrc_text, split_credentials
 from dlws.facts import VenvPackages, canonical
@@ -175,11 +176,12 @@ def install() -> None:
     # The system Python (python3, -venv, -dev) comes with base's essential packages.
     _configure_pip()
     wheelhouse = _upload_wheelhouse()
-    server.shell(
+    created = server.shell(
         name=f"Create the virtual environment {prefix}",
         commands=[f"python3 -m venv -- {shlex.quote(prefix)}"],
         _if=lambda: host.get_fact(File, path=f"{prefix}/bin/python") is None,
     )
+    fact_cache.touches(created, [prefix])
     files.directory(name=f"Let every user read and run {prefix}", path=prefix, mode="755")
     # uv creates its lock file world-writable (0666) when it finds none: create it first.
     files.file(name="Create the environment's lock file, writable by root only",
@@ -188,7 +190,7 @@ def install() -> None:
         # uv itself comes through pip: a pinned wheel from PyPI (or the lab's mirror), no
         # `curl | sh` installer.
         requirements, lock = locked(uv_spec(host_data()))
-        venv_packages(
+        installed = venv_packages(
             name=f"Install uv {host.data.python_env_uv_version} into the environment",
             prefix=prefix,
             requirements=requirements,
@@ -201,6 +203,7 @@ def install() -> None:
             proxy=bool(base.proxy_env()),
             _env=installer_env(),
         )
+        fact_cache.touches(installed, installer_paths(prefix))
     if host.data.python_env_login_path:
         files.put(
             name="Put the environment on login shells' PATH",
@@ -238,7 +241,7 @@ def locked(spec: LockSpec) -> tuple[list[str], str | None]:
 def install_packages(name: str, requirements: list[str], extra_index_urls: tuple = (),
                      no_deps: bool = False, lock: str | None = None) -> None:
     """Install requirements (the pins of `lock`, when given) into the shared environment."""
-    venv_packages(
+    installed = venv_packages(
         name=name,
         prefix=host.data.python_env_prefix,
         requirements=requirements,
@@ -252,6 +255,16 @@ def install_packages(name: str, requirements: list[str], extra_index_urls: tuple
         proxy=bool(base.proxy_env()),
         _env=installer_env(),
     )
+    fact_cache.touches(installed, installer_paths(host.data.python_env_prefix))
+
+
+def installer_paths(prefix: str) -> list[str]:
+    """What a pip/uv install into `prefix` writes: the environment, its download caches (root's,
+    or the fleet's shared one) and temporary files; nothing the other roles manage."""
+    paths = [prefix, "/root/.cache", "/tmp", "/var/tmp"]
+    if host.data.get("cache_pip_dir"):
+        paths.append(host.data.cache_pip_dir)
+    return paths
 
 
 def ini_value(value: str) -> str:
