@@ -2,7 +2,8 @@
 
 A real Debian 12 container, the workstation without frameworks: deploy, rerun (records the
 converged run), then for each kind of drift the deploy manages (a config file edited, a package
-removed, a pip package removed, an owner and a mode changed) the rerun must plan and repair it,
+removed, a pip package removed, a folder's mode and a lab user's GPU group changed) the rerun
+must plan and repair it,
 and the run after that is converged again. (Services: a container runs no systemd, so the deploy
 manages none here; their readings are facts of the batch like any other.)
 """
@@ -29,6 +30,7 @@ MINIMAL = {
     "verify_frameworks": [],
     "python_env_extra_packages": ["numpy==2.2.6"],
     "hardware_min_memory_gib": 1,
+    "base_lab_users": ["researcher"],
 }
 SKIPPED = "converged: every reading matches"
 
@@ -92,7 +94,10 @@ DRIFTS = {
     "pip package removed": (f"{PREFIX}/bin/uv pip uninstall --python {PREFIX}/bin/python numpy",
                             f"{PREFIX}/bin/python -c 'import numpy'"),
     "mode changed": (f"chmod 700 {PREFIX}", f"test $(stat -c %a {PREFIX}) = 755"),
-    "owner changed": ("chown nobody /etc/pip.conf", "test $(stat -c %U /etc/pip.conf) = root"),
+    # The files this deploy manages with an owner are the proxy's and the index credentials'
+    # (none without a proxy or a private index): a lab user's GPU group stands for ownership.
+    "group membership changed": ("gpasswd -d researcher video >/dev/null",
+                                 "id -nG researcher | grep -qw video"),
 }
 
 
