@@ -11,10 +11,15 @@ command over SSH). This module reads them all at once:
   the controller, ``$XDG_CACHE_HOME/dlws/facts/``; only fact classes of pyinfra, dlws and its
   roles, with plain JSON arguments, are taken from it).
 - ``Host.get_fact`` (pyinfra's own operations included) then serves a fact from that snapshot
-  while NOTHING has run on the host since it was read: the snapshot is the host as the fact
-  would have found it. The first command or upload of an operation on the host drops the
-  snapshot, and every later read is live, as without this module. So a no-change rerun reads
-  each host once; a deploy that changes things reads live from its first change on.
+  while nothing has run on the host that could change what the fact reads (``touched``,
+  ``forget``): an upload or a file command (chmod, mkdir, ...) drops the readings of its paths,
+  their folders and what lies below them; a command a role declared (``touches``) drops the
+  readings of the paths it named; any other command (an apt install, a script) drops them all.
+  A value read live serves later reads until a change touches it.
+- The converged record (``converged``, ``record_after``; ``CONVERGED_FILE`` on the host): a run
+  that planned every operation, changed nothing and read every fact from the batch records the
+  digest of its readings and its run key (``dlws.plan.run_key``); a later run whose batch finds
+  the same readings under the same key plans nothing. ``DLWS_CONVERGED=0`` always plans.
 - A fact is served only with the connector arguments it was read with (sudo/su/doas user, shell,
   working directory, environment less installer/proxy variables); a fact whose command failed
   in the batch, or that cannot run inside another script (another shell, preconditions), is
