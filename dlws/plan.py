@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pyinfra import host as current_host
+from pyinfra import logger
 from pyinfra.api import DeployError
 
 from dlws import __version__
@@ -344,9 +345,10 @@ def converged(host=None, deploy: str = "workstation") -> bool:
     host = current_host if host is None else host
     if not fact_cache.converged(host, run_key(host, deploy)):
         return False
-    host.noop("converged: every reading matches the host's last converged run "
-              f"({fact_cache.CONVERGED_FILE}); no operation planned (DLWS_CONVERGED=0 plans "
-              "them all)")
+    # Always shown (host.noop is shown only with -v): a skipped run must say so.
+    logger.info(f"{host.print_prefix}converged: every reading matches the host's last "
+                f"converged run ({fact_cache.CONVERGED_FILE}); no operation planned "
+                "(DLWS_CONVERGED=0 plans them all)")
     return True
 
 
