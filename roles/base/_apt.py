@@ -9,6 +9,7 @@ from pyinfra.api import FactBase, operation
 from pyinfra.facts.files import File
 from pyinfra.facts.server import Date
 
+from dlws import fact_cache
 from dlws.command import Command, cmd, sh
 
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's cache_time reads
@@ -124,6 +125,10 @@ def update(cache_time: int = 0, force: bool = False, timeout_s: int = 120):
             now = datetime.fromtimestamp(host.get_fact(Date).timestamp(), timezone.utc)
             if stamp["mtime"] > now.replace(tzinfo=None) - timedelta(seconds=cache_time):
                 host.noop("the apt index is fresh")
+                # A rerun may skip planning (the host converged) only while it stays fresh.
+                fresh_until = stamp["mtime"].replace(tzinfo=timezone.utc) + timedelta(
+                    seconds=cache_time)
+                fact_cache.valid_until(host, fresh_until.timestamp())
                 return
     yield with_lock_wait(UPDATE, timeout_s)
     yield cmd("touch", "--", APT_STAMP)
