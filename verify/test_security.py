@@ -144,16 +144,17 @@ def test_apt_config_keeps_signature_checks(host):
                           "from /etc/apt/apt.conf.d/): " + "; ".join(weakened))
 
 
-def known_keyrings() -> set[str]:
-    """Every keyring a dlws role names in a source's Signed-By."""
+def known_keyrings(os_id: str) -> set[str]:
+    """Every keyring a dlws role names in a source's Signed-By on this OS: its archive's, NVIDIA's
+    (CUDA, container toolkit) and Docker's."""
     from roles.base import KEYRINGS
     from roles.containers import _docker_repo
     from roles.nvidia_repo import KEYRING, TOOLKIT_KEYRING
 
-    return {*KEYRINGS.values(), KEYRING, TOOLKIT_KEYRING, _docker_repo.KEYRING}
+    return {KEYRINGS[os_id], KEYRING, TOOLKIT_KEYRING, _docker_repo.KEYRING}
 
 
-def test_every_index_target_signed_by_a_known_key(host):
+def test_every_index_target_signed_by_a_known_key(host, plan):
     # Every index apt would fetch, as apt itself parsed the sources (`apt-get indextargets`
     # names each target's entry, file:line or file:stanza, whatever its spelling), is tied to a
     # keyring a dlws role installs, and carries no option that switches checks off. (apt 2.6,
@@ -166,7 +167,7 @@ def test_every_index_target_signed_by_a_known_key(host):
     assert out.rc == 0, f"apt-get indextargets failed: {out.stderr[-1000:]}"
     entries = sorted(set(out.stdout.split()))
     assert entries, "apt lists no index target: no sources at all?"
-    known, problems, contents = known_keyrings(), [], {}
+    known, problems, contents = known_keyrings(plan.os.id), [], {}
     for entry in entries:
         path, _, number = entry.rpartition(":")
         if path not in contents:

@@ -643,7 +643,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlws-train-check: could not run: {reason}", file=sys.stderr)
     # The digest of the code that ran: verify compares it with the controller's copy.
     emit(args, [summary(result) for result in results if "framework" in result],
-         {"exit_code": code, "results": results, "script_sha256": sha256_file(Path(__file__))})
+         {"exit_code": code, "results": results, "script_sha256": (
+             sha256_file(Path(__file__)) if Path(__file__).is_file() else None)})
     return code
 
 
