@@ -1,4 +1,4 @@
-"""The integrity checks' own cost on a deployed container, each against a floor read alike."""
+"""The integrity checks' own cost on a deployed container, each against a floor read alike.
 
 `bench/integrity.py --container NAME [--rounds 3]`: alternating rounds of
   floor      reading every file of the environment's site-packages once (find | xargs cat),
