@@ -139,3 +139,31 @@ def test_daily_check_results_collected(host, target, record_fact):
     assert age <= DAILY_MAX_AGE_S, f"the daily check last finished {age / 3600:.0f} h ago"
     assert results == {"train": "0", "burn-in": "0"}, (
         f"the last daily check failed (exit codes {results}); see {DAILY_DIR}")
+
+
+@pytest.mark.parametrize(("command", "key", "source"), [
+    ("dlws-train-check", "frameworks_train_check_path", "dlws_train_check.py"),
+    ("dlws-burn-in", "frameworks_burn_in_path", "dlws_burn_in.py"),
+])
+def test_installed_commands_are_the_controllers(host, target, command, key, source):
+    # What lab members and the daily check run is what the role installed: the controller's
+    # file behind the environment's shebang, byte for byte, and the link points at it. (verify
+    # itself runs the controller's copy, never this one.)
+    import hashlib
+    from importlib.resources import files as package_files
+
+    from dlws.command import cmd
+
+    prefix = target["python_env_prefix"]
+    script = (package_files("roles.frameworks") / "files" / source).read_text()
+    expected = hashlib.sha256(f"#!{prefix}/bin/python\n{script}".encode()).hexdigest()
+    installed = f"{prefix}/bin/{command}"
+    out = host.run(cmd("sha256sum", "--", installed))
+    found = out.stdout.split()[0] if out.rc == 0 and out.stdout.strip() else None
+    assert found == expected, (f"{installed} has sha256 {found or out.stderr.strip()}, the "
+                               f"controller's roles/frameworks/files/{source} {expected}: "
+                               "replaced or edited on the host (redeploy)")
+    link = host.file(target[key])
+    assert link.is_symlink and link.linked_to == installed, (
+        f"{target[key]} does not link to {installed} (found "
+        f"{link.linked_to if link.is_symlink else 'no link'})")

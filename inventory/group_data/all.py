@@ -38,6 +38,12 @@ verify_mnist_path = None
 verify_epochs = 5
 # never try to download MNIST on the host
 verify_offline = False
+# how verify checks the environment's files against their RECORDs before any of its code runs as
+# root: full = every file's size and sha256 (hashed in parallel on the host; the sandbox's 2.2 GB in
+# seconds, docs/benchmarks.md); fast = size, and no file modified after its RECORD was written (a
+# change that keeps the size and resets the mtime passes: use it only where the full check is too
+# slow) [one of: 'full', 'fast']
+verify_integrity = 'full'
 # least share of the GPU model's expected dense bf16 TFLOP/s the matmul probe must reach on each GPU
 # (below: throttling, a narrow PCIe link, a power cap)
 verify_min_tflops_fraction = 0.5

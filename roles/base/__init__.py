@@ -17,6 +17,7 @@ from pyinfra.operations import apt, files, server
 from dlws.command import Command, cmd, sh
 from dlws.facts import OsRelease, UidMin, stable_fact
 from dlws.plan import host_plan
+from dlws.secrets import APT_PROXY_FILE, LAB_GROUP, PROXY_ENV_FILE, SECRETS_DIR, secret_file
 from dlws.validate.domains import ca_file_name
 from roles.base import _apt
 from roles.base.defaults import DEFAULTS, KEYS  # noqa: F401
@@ -47,14 +48,11 @@ KEYRINGS = {
     "ubuntu": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
 }
 SOURCES_FILE = "/etc/apt/sources.list.d/dlws-components.sources"
-APT_PROXY_FILE = "/etc/apt/apt.conf.d/80dlws-proxy"
 PROFILE_PROXY_FILE = "/etc/profile.d/dlws-proxy.sh"
 # Proxy settings with any credentials they carry: root and the lab group read them, nobody else
 # (0640). Login shells (PROFILE_PROXY_FILE) and the deploy's own pip/uv runs source this file,
 # so no password is ever on a command line or in a world-readable file.
-SECRETS_DIR = "/etc/dlws"
-PROXY_ENV_FILE = f"{SECRETS_DIR}/proxy.env"
-LAB_GROUP = "dlws"
+# Paths, owners and modes of every secret file: dlws/secrets.py (verify checks the same list).
 APT_STAMP = _apt.APT_STAMP
 
 
@@ -266,9 +264,10 @@ def _configure_proxy() -> None:
     if not lines:
         return
     # apt reads its configuration as root; a proxy password must not be world-readable.
+    declared = secret_file(host.data, APT_PROXY_FILE)
     files.put(name="Send apt through the proxy", src=StringIO("\n".join(lines) + "\n"),
-              dest=APT_PROXY_FILE, mode="640", user="root", group="root",
-              create_remote_dir=False)
+              dest=declared.path, mode=declared.mode, user=declared.owner,
+              group=declared.group, create_remote_dir=False)
     if not proxy_env():
         return
     server.group(name=f"Ensure the {LAB_GROUP} group exists (reads the lab's proxy settings)",
@@ -276,9 +275,11 @@ def _configure_proxy() -> None:
     files.directory(name=f"Create {SECRETS_DIR}", path=SECRETS_DIR, mode="755", user="root",
                     group="root")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in proxy_env().items())
+    declared = secret_file(host.data, PROXY_ENV_FILE)
     files.put(name="Keep the proxy settings where only root and the lab group read them",
-              src=StringIO("# Managed by dlws (roles/base).\n" + exports), dest=PROXY_ENV_FILE,
-              mode="640", user="root", group=LAB_GROUP, create_remote_dir=False)
+              src=StringIO("# Managed by dlws (roles/base).\n" + exports), dest=declared.path,
+              mode=declared.mode, user=declared.owner, group=declared.group,
+              create_remote_dir=False)
     files.put(name="Set the proxy for login shells",
               src=StringIO("# Managed by dlws (roles/base): the proxy, for those who may read "
                            f"it.\nif [ -r {PROXY_ENV_FILE} ]; then . {PROXY_ENV_FILE}; fi\n"),

@@ -27,6 +27,7 @@ from dlws import unitfile
 from dlws.command import cmd, sh
 from dlws.locks import hub_spec
 from dlws.plan import host_data, host_plan
+from dlws.secrets import COOKIE_SECRET, PROXY_TOKEN, TLS_KEY, VERIFY_TOKEN, secret_file
 from dlws.stack import StackError, find_gpu
 from roles import base, python_env
 from roles.notebooks.defaults import DEFAULTS, KEYS  # noqa: F401
@@ -37,10 +38,8 @@ KERNELS_DIR = "/usr/local/share/jupyter/kernels"  # searched for every user (jup
 KERNEL_NAME = "dlws"
 PROXY_PACKAGE = "node-configurable-http-proxy"
 PROXY_COMMAND = "/usr/bin/configurable-http-proxy"
-# Root-only files in notebooks_state_dir: none of them is ever printed.
-COOKIE_SECRET = "jupyterhub_cookie_secret"
-PROXY_TOKEN = "proxy_token"
-VERIFY_TOKEN = "verify_token"  # the API token of the dlws-verify service (verify's notebook run)
+# Root-only files in notebooks_state_dir (declared with their modes in dlws/secrets.py): none
+# of them is ever printed. VERIFY_TOKEN: the API token of the dlws-verify service.
 CHECK_SCRIPT = "dlws-notebook-check"
 
 
@@ -50,7 +49,7 @@ def paths(data: Any) -> dict[str, str]:
     return {
         "config": f"{config}/jupyterhub_config.py",
         "cert": f"{config}/tls.crt",
-        "key": f"{config}/tls.key",
+        "key": f"{config}/{TLS_KEY}",
         "cookie_secret": f"{state}/{COOKIE_SECRET}",
         "proxy_token": f"{state}/{PROXY_TOKEN}",
         "verify_token": f"{state}/{VERIFY_TOKEN}",
@@ -277,8 +276,10 @@ def _new_secret(path: str, what: str) -> bool:
         _if=lambda: host.get_fact(File, path=path) is None,
     ).will_change
     # A secret someone made readable is made root-only again (its value is kept).
-    files.file(name=f"Keep the {what} root-only", path=path, mode="600", user="root",
-               group="root", _if=lambda: host.get_fact(File, path=path) is not None)
+    declared = secret_file(host.data, path)
+    files.file(name=f"Keep the {what} root-only", path=path, mode=declared.mode,
+               user=declared.owner, group=declared.group,
+               _if=lambda: host.get_fact(File, path=path) is not None)
     return made
 
 
@@ -294,8 +295,10 @@ def _tls(where: dict[str, str]) -> bool:
         # Checked on the controller before anything changed (dlws/tls.py: PEM, key matches).
         put_cert = files.put(name="Install the hub's TLS certificate", src=cert,
                              dest=where["cert"], mode="644", user="root", group="root")
+        declared = secret_file(host.data, where["key"])
         put_key = files.put(name="Install the hub's TLS key (root-only)", src=key,
-                            dest=where["key"], mode="600", user="root", group="root")
+                            dest=declared.path, mode=declared.mode, user=declared.owner,
+                            group=declared.group)
         return put_cert.will_change or put_key.will_change
     names = ["DNS:localhost", "IP:127.0.0.1"]
     address = _certificate_address(host.data.notebooks_address)

@@ -22,6 +22,7 @@ from dlws.command import Command, all_of, any_of, cmd, sh
 from dlws.facts import VenvPackages, canonical
 from dlws.locks import LockSpec, index_options, pins, uv_spec, wheels_in
 from dlws.plan import host_data, missing_lock
+from dlws.secrets import NETRC, secret_file
 from dlws.validate.domains import netrc_text, split_credentials
 from roles import base
 from roles.base import LAB_GROUP, SECRETS_DIR, with_proxy
@@ -31,8 +32,8 @@ PIP_CONF = "/etc/pip.conf"
 UV_CONF = "/etc/uv/uv.toml"
 PROFILE = "/etc/profile.d/dlws.sh"
 # Index credentials (python_env_index_url = https://USER:TOKEN@...): root and the lab group read
-# them here (netrc(5), which pip and uv read from the path NETRC names), nobody else.
-NETRC = f"{SECRETS_DIR}/netrc"
+# them in NETRC (netrc(5), which pip and uv read from the path NETRC names), nobody else; its
+# owner and mode are declared in dlws/secrets.py.
 
 
 def wheelhouse_files() -> list[Path]:
@@ -313,9 +314,11 @@ def _configure_pip() -> None:
                      group=LAB_GROUP, system=True)
         files.directory(name=f"Create {SECRETS_DIR}", path=SECRETS_DIR, mode="755",
                         user="root", group="root")
+        declared = secret_file(host.data, NETRC)
         files.put(name="Keep the index credentials where only root and the lab group read them",
-                  src=StringIO(netrc_text(secret_urls)), dest=NETRC, mode="640", user="root",
-                  group=LAB_GROUP, create_remote_dir=False)
+                  src=StringIO(netrc_text(secret_urls)), dest=declared.path,
+                  mode=declared.mode, user=declared.owner, group=declared.group,
+                  create_remote_dir=False)
 
 
 def _upload_wheelhouse() -> str | None:
