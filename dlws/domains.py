@@ -226,6 +226,11 @@ def url(schemes: Iterable[str] = ("http", "https"), credentials: bool = False,
         if credentials and parts.username is not None and not parts.password:
             return (f"{redact_url(value)!r} carries a user without a password; write "
                     "USER:PASSWORD@ (a token: __token__:TOKEN@)")
+        if credentials and parts.username is not None:
+            try:  # the netrc file's own rule, checked before anything connects
+                netrc_text([value])
+            except ValueError as error:
+                return f"{redact_url(value)!r}: its user or password (decoded): {error}"
         if not path and parts.path not in ("", "/"):
             return f"{redact_url(value)!r}: a proxy URL has no path; write {parts.scheme}://" \
                    f"{parts.hostname}{f':{port}' if port else ''}"
@@ -486,9 +491,10 @@ def netrc_text(urls: Iterable[str]) -> str:
         _, secret = split_credentials(value)
         if secret:
             host, user, password = secret
-            if re.search(r"[\s\"']", user + password + host):
-                raise ValueError("a netrc entry cannot hold spaces or quotes; percent-encode them "
-                                 "and use a token without them")
+            if re.search(r"[\s\"'\x00-\x1f\x7f]", user + password + host):
+                raise ValueError("a netrc entry cannot hold spaces, quotes or control "
+                                 "characters (a percent-encoded newline too); use a token "
+                                 "without them")
             entries.setdefault(host, f"machine {host} login {user} password {password}\n")
     return "".join(entries.values())
 
