@@ -958,9 +958,10 @@ def netrc_text(urls: Iterable[str]) -> str:
         _, secret = split_credentials(value)
         if secret:
             host, user, password = secret
-            if re.search(r"[\s\"']", user + password + host):
-                raise ValueError("a netrc entry cannot hold spaces or quotes; percent-encode them "
-                                 "and use a token without them")
+            if re.search(r"[\s\"'\x00-\x1f\x7f]", user + password + host):
+                raise ValueError("a netrc entry cannot hold spaces, quotes or control "
+                                 "characters (a percent-encoded newline too); use a token "
+                                 "without them")
             entries.setdefault(host, f"machine {host} login {user} password {password}\n")
     return "".join(entries.values())
 
