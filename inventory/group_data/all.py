@@ -26,7 +26,8 @@ hardware_data_dir = '/var/tmp'
 hardware_min_free_gib = 1
 # least sequential read throughput of the data disk, MiB/s
 hardware_min_read_mib_s = 50
-# frameworks the training check runs (each must also be installed)
+# frameworks the training check runs: the default = each one the host installs; a list set here may
+# name only frameworks the host installs (not frameworks_X = 'none')
 verify_frameworks = ['tensorflow', 'torch']
 # test accuracy bar of the MNIST training check on the full data set
 verify_min_accuracy = 0.95
