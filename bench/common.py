@@ -53,13 +53,15 @@ def inventory(path: Path, names: list[str], data: dict) -> str:
 
 
 def deploy(inventory_path: str, deploy_file: str = "deploy/workstation.py",
-           parallel: int | None = None) -> tuple[float, int, list[str], str]:
+           parallel: int | None = None, env: dict | None = None,
+           ) -> tuple[float, int, list[str], str]:
     """Seconds, exit code, names of changed operations, log tail."""
     command = [str(BIN / "pyinfra"), "-y", "--json", inventory_path, deploy_file]
     if parallel:
         command[2:2] = ["--parallel", str(parallel)]
     started = time.monotonic()
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, **(env or {})})
     seconds = time.monotonic() - started
     try:
         ops = json.loads(out.stdout)["results"]["operations"]

@@ -88,11 +88,13 @@ def inventory(path: Path, ips: list[str], data: dict) -> str:
     return str(path)
 
 
-def run(inv: str, limit: float) -> tuple[float, int, int, str]:
-    """(seconds, exit code, peak RSS of pyinfra in KiB, log tail) of one pyinfra run."""
+def run(inv: str, limit: float, floor: bool = False) -> tuple[float, int, int, str]:
+    """(seconds, exit code, peak RSS of pyinfra in KiB, log tail) of one pyinfra run: the
+    deploy, or with `floor` pyinfra's own no-op on the same hosts (`exec -- true`)."""
     rss_file = WORK / "fleet_ssh.rss"
+    what = ["exec", "--", "true"] if floor else ["deploy/workstation.py"]
     command = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), str(BIN / "pyinfra"), "-y",
-               inv, "deploy/workstation.py"]
+               inv, *what]
     started = time.monotonic()
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                          timeout=max(limit, 1))
@@ -112,17 +114,25 @@ def main() -> None:
     parser.add_argument("--prefix", default="dlws-bench")
     parser.add_argument("--keep", action="store_true", help="keep the containers")
     args = parser.parse_args()
-    deadline = time.monotonic() + args.timeout
-    sizes = sorted(set(args.sizes) | {1})
-    names = [f"{args.prefix}-s{i}" for i in range(max(sizes))]
-    deployed_image = f"dlws/bench-sshd-deployed:{args.prefix}"
+    measure(args.sizes, args.rounds, args.prefix, args.timeout, args.keep)
+
+
+def measure(sizes: list[int], rounds: int, prefix: str, timeout: int,
+            keep: bool = False) -> dict:
+    """The runs of each fleet size, alternating with pyinfra's no-op on the same hosts; prints
+    them and returns {"times", "floor", "rss", "floor_rss": {size: [...]}, "loads": [...],
+    "memory": "..."} (what is measured before a timeout)."""
+    deadline = time.monotonic() + timeout
+    sizes = sorted(set(sizes) | {1})
+    names = [f"{prefix}-s{i}" for i in range(max(sizes))]
+    deployed_image = f"dlws/bench-sshd-deployed:{prefix}"
 
     def out_of_time(*_):
-        raise OutOfTime(f"the benchmark ran past --timeout {args.timeout} s")
+        raise OutOfTime(f"the benchmark ran past --timeout {timeout} s")
 
     signal.signal(signal.SIGALRM, out_of_time)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    signal.alarm(args.timeout)
+    signal.alarm(timeout)
     key = client_key()
     data = {k: value for k, value in MINIMAL.items() if k != "python_env_extra_packages"}
     # Host keys come from the containers themselves: strict checking, no prompt, no write.
@@ -130,9 +140,11 @@ def main() -> None:
              "ssh_look_for_keys": False, "ssh_known_hosts_file": str(KEYS / "known_hosts"),
              "ssh_strict_host_key_checking": "yes"}
     started: list[str] = []
+    found: dict = {"times": {}, "floor": {}, "rss": {}, "floor_rss": {}, "loads": [],
+                   "memory": "not measured", "notes": []}
     try:
         started.append(names[0])
-        start(names[:1], image=ensure_sshd_image(args.prefix))
+        start(names[:1], image=ensure_sshd_image(prefix))
         hosts = start_sshd(names[:1], key)
         (KEYS / "known_hosts").write_text(hosts[0][1] + "\n")
         one = inventory(WORK / "fleet_ssh1.py", [hosts[0][0]], data)
@@ -150,44 +162,64 @@ def main() -> None:
         print(f"{len(names)} deployed hosts running", flush=True)
         inventories = {n: inventory(WORK / f"fleet_ssh{n}.py", [ip for ip, _ in hosts[:n]], data)
                        for n in sizes}
-        # Each new host's first run reads its facts live (the controller has no list of the
-        # reads this deploy makes on it yet): one untimed run of the whole fleet first.
-        seconds, rc, rss, log = run(inventories[max(sizes)], deadline - time.monotonic())
-        print(f"first no-change run of {max(sizes)} hosts (no saved fact list yet): "
-              f"{seconds:.1f} s, {rss / 1024:.0f} MiB, exit {rc}", flush=True)
-        times: dict[int, list[float]] = {n: [] for n in sizes}
-        memory: dict[int, list[int]] = {n: [] for n in sizes}
-        for _ in range(args.rounds):
+        # Each new host's first runs read its facts live (the controller has no list of the
+        # reads this deploy makes on it yet) and record its converged run: untimed.
+        for _ in range(2):
+            seconds, rc, rss, log = run(inventories[max(sizes)], deadline - time.monotonic())
+            print(f"untimed no-change run of {max(sizes)} hosts (learning each host's reads, "
+                  f"recording its converged run): {seconds:.1f} s, {rss / 1024:.0f} MiB, "
+                  f"exit {rc}", flush=True)
+        for key_ in ("times", "floor", "rss", "floor_rss"):
+            found[key_] = {n: [] for n in sizes}
+        for index in range(rounds):
             for n in sizes:
-                for size in ([1, n] if n != 1 else [1]):
-                    seconds, rc, rss, log = run(inventories[size], deadline - time.monotonic())
+                plan = [(n, False), (n, True)]
+                for size, floor in plan if index % 2 == 0 else plan[::-1]:
+                    seconds, rc, rss, log = run(inventories[size], deadline - time.monotonic(),
+                                                floor)
                     if rc:
                         print(f"the run on {size} hosts failed (exit {rc}):\n{log}", flush=True)
-                    times[size].append(seconds)
-                    memory[size].append(rss)
-                    print(f"no-change run, {size} hosts: {seconds:.1f} s, pyinfra peak RSS "
-                          f"{rss / 1024:.0f} MiB", flush=True)
-        print(f"\nmachine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
-        single = statistics.median(times[1])
-        for n in sizes:
-            print(f"{n:>3} hosts: median {statistics.median(times[n]):.2f} s "
-                  f"({min(times[n]):.1f} to {max(times[n]):.1f}, {len(times[n])} runs), "
-                  f"{statistics.median(times[n]) / single:.2f}x one host; peak RSS "
-                  f"{max(memory[n]) / 1024:.0f} MiB")
-        top = max(sizes)
-        if top > 1:
-            growth = (max(memory[top]) - max(memory[1])) / (top - 1)
-            print(f"controller memory: {max(memory[top]) / 1024:.0f} MiB for {top} hosts, "
-                  f"{max(memory[1]) / 1024:.0f} MiB for one: {growth / 1024:.2f} MiB per "
-                  "added host")
+                    found["floor" if floor else "times"][size].append(seconds)
+                    found["floor_rss" if floor else "rss"][size].append(rss)
+                    print(f"{'pyinfra exec -- true' if floor else 'no-change run'}, {size} "
+                          f"hosts: {seconds:.1f} s, pyinfra peak RSS {rss / 1024:.0f} MiB",
+                          flush=True)
+            found["loads"].append(round(os.getloadavg()[0], 1))
+        summarize(found, sizes)
     except (OutOfTime, KeyboardInterrupt, subprocess.TimeoutExpired) as error:
         print(f"stopped: {error!r}", flush=True)
+        found["notes"].append(f"stopped early: {error!r}")
+        found["times"] = {n: v for n, v in found["times"].items() if v and found["floor"][n]}
     finally:
         signal.alarm(0)
-        if not args.keep:
+        if not keep:
             remove(started)
             subprocess.run(["docker", "image", "rm", "-f", deployed_image],
                            capture_output=True)
+    return found
+
+
+def summarize(found: dict, sizes: list[int]) -> None:
+    """Both curves side by side (dlws and pyinfra's no-op), and memory per added host."""
+    print(f"\nmachine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    print("hosts | dlws no-change run (median, spread) | pyinfra exec -- true | ratio | "
+          "dlws peak RSS | pyinfra no-op peak RSS")
+    for n in sizes:
+        ours, floor = found["times"][n], found["floor"][n]
+        print(f"{n:>5} | {statistics.median(ours):.2f} s ({min(ours):.1f} to {max(ours):.1f}) | "
+              f"{statistics.median(floor):.2f} s ({min(floor):.1f} to {max(floor):.1f}) | "
+              f"{statistics.median(ours) / statistics.median(floor):.2f}x | "
+              f"{max(found['rss'][n]) / 1024:.0f} MiB | "
+              f"{max(found['floor_rss'][n]) / 1024:.0f} MiB")
+    top = max(sizes)
+    if top > 1:
+        growth = (max(found["rss"][top]) - max(found["rss"][1])) / (top - 1)
+        floor_growth = (max(found["floor_rss"][top]) - max(found["floor_rss"][1])) / (top - 1)
+        found["memory"] = (f"controller memory: {max(found['rss'][top]) / 1024:.0f} MiB for {top} "
+                           f"hosts, {max(found['rss'][1]) / 1024:.0f} MiB for one: "
+                           f"{growth / 1024:.2f} MiB per added host (pyinfra's no-op: "
+                           f"{floor_growth / 1024:.2f} MiB per added host)")
+        print(found["memory"])
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import argparse
 import subprocess
 import time
 
-from common import WORK, deploy, inventory, remove, sh, start
+from common import WORK, deploy, inventory, remove, sh, start  # noqa: F401 (bench/all.py)
 
 from dlws.locks import environment_spec, uv_spec
 from dlws.sandbox_data import CONTROLLER_BUNDLE, controller_data
@@ -36,8 +36,9 @@ def locks() -> tuple[str, str]:
     return str(uv_spec(data).path), str(environment_spec(plan, data).path)
 
 
-def by_hand(name: str) -> float:
-    """apt-get install + pip install uv + uv pip install of the same locks, from a bare image."""
+def by_hand(name: str) -> tuple[float, dict[str, float]]:
+    """apt-get install + pip install uv + uv pip install of the same locks, from a bare image:
+    the seconds in all, and of each step."""
     uv_lock, env_lock = locks()
     wheelhouse = DATA.get("python_env_wheelhouse")
     started = time.monotonic()
@@ -49,12 +50,15 @@ def by_hand(name: str) -> float:
     env = {"DEBIAN_FRONTEND": "noninteractive", "SSL_CERT_FILE": "/root/ca.crt",
            "PIP_CERT": "/root/ca.crt", "UV_LINK_MODE": "copy"}
     packages = " ".join(ESSENTIAL_PACKAGES)
+    steps = {"copy": time.monotonic() - started}
     sh(name, f"apt-get update -qq && apt-get install -y -qq --no-install-recommends {packages}"
              " >/dev/null", env=env)
+    steps["apt"] = time.monotonic() - started - sum(steps.values())
     sh(name, "python3 -m venv /opt/v && /opt/v/bin/pip install -q --require-hashes --no-deps "
              "-r /root/uv.txt && /opt/v/bin/uv pip install -q --python /opt/v/bin/python "
              "--find-links /root/wheels --require-hashes --no-deps -r /root/env.txt", env=env)
-    return time.monotonic() - started
+    steps["venv"] = time.monotonic() - started - sum(steps.values())
+    return time.monotonic() - started, {k: round(v, 1) for k, v in steps.items()}
 
 
 def main() -> None:
@@ -64,14 +68,14 @@ def main() -> None:
     prefix = parser.parse_args().prefix
     DEPLOYED, BEFORE, AFTER = f"{prefix}-deploy", f"{prefix}-hand1", f"{prefix}-hand2"
     start([BEFORE, DEPLOYED, AFTER])
-    before = by_hand(BEFORE)
+    before, _ = by_hand(BEFORE)
     print(f"the same packages by hand, before the deploy: {before:.1f} s", flush=True)
     inv = inventory(WORK / "overhead.py", [DEPLOYED], DATA)
     seconds, rc, _, log = deploy(inv)
     if rc != 0:
         raise SystemExit(f"the deploy failed:\n{log}")
     print(f"deploy of the workstation on a fresh container: {seconds:.1f} s", flush=True)
-    after = by_hand(AFTER)
+    after, _ = by_hand(AFTER)
     print(f"the same packages by hand, after the deploy: {after:.1f} s", flush=True)
     hand = (before + after) / 2
     print(f"provisioning overhead against their mean: {seconds - hand:+.1f} s "

@@ -13,8 +13,10 @@ from pyinfra.operations import files  # noqa: E402
 from dlws.plan import (  # noqa: E402
     STACK_FILE,
     check_locks,
+    converged,
     host_data,
     host_plan,
+    record_converged,
     recorded_stack,
 )
 from dlws.validate import check_host, check_inventory  # noqa: E402
@@ -32,10 +34,15 @@ containers.check_plan(host)
 # A host whose pip/uv installs have no hash lock in locks/ stops the run here too.
 check_locks([host])
 
-for role in ROLES:
-    role.install()
+# A host whose readings all match its last converged run plans nothing (and says so).
+if not converged(host):
+    for role in ROLES:
+        role.install()
 
-# What was carried out, for verify to hold the host to (and to tell a stale deploy from drift).
-files.directory(name="Create /etc/dlws", path=str(Path(STACK_FILE).parent), mode="755")
-files.put(name=f"Record the stack dlws carried out ({STACK_FILE})",
-          src=StringIO(recorded_stack()), dest=STACK_FILE, mode="644")
+    # What was carried out, for verify to hold the host to (and to tell a stale deploy from
+    # drift).
+    files.directory(name="Create /etc/dlws", path=str(Path(STACK_FILE).parent), mode="755")
+    last = files.put(name=f"Record the stack dlws carried out ({STACK_FILE})",
+                     src=StringIO(recorded_stack()), dest=STACK_FILE, mode="644")
+    # A run that planned all this and changed nothing records the host as converged.
+    record_converged(last)

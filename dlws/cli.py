@@ -162,7 +162,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_image(args: argparse.Namespace) -> int:
     for suite in args.suites:
-        print(ensure_debian_image(suite))
+        print(ensure_debian_image(suite, arch=args.arch))
     return 0
 
 
@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     locker.set_defaults(func=cmd_lock)
     image = sub.add_parser("image", help="build or pull the bare Debian base images")
     image.add_argument("suites", nargs="*", default=["bookworm"])
+    image.add_argument("--arch", choices=["arm64"],
+                       help="build for another CPU architecture, run under qemu-user-static")
     image.set_defaults(func=cmd_image)
     # pytest's own options (-k, -x, --lf) pass through to `verify` and `test`.
     args, unknown = parser.parse_known_args(argv)

@@ -1,4 +1,4 @@
-"""The one way a value reaches a host's shell: argument lists and literal templates, each value quoted."""
+"""The one way a value reaches a host's shell: argument lists and literal templates."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from collections.abc import Iterable
 
 class Command(str):
     """A shell line built by this module: every value in it went through `shlex.quote`."""
+
+
+class _Simple(Command):
+    """One simple command (`cmd()`): joined with others it needs no braces."""
 
 
 def _text(value: object) -> str:
@@ -23,7 +27,7 @@ def cmd(*argv: object) -> Command:
     """One command from its arguments, each quoted: `cmd("chown", "-h", "root:lab", path)`."""
     if not argv:
         raise ValueError("a command needs at least a program")
-    return Command(shlex.join(_text(a) for a in argv))
+    return _Simple(shlex.join(_text(a) for a in argv))
 
 
 def sh(template: str, *values: object) -> Command:
@@ -31,11 +35,14 @@ def sh(template: str, *values: object) -> Command:
 
     `sh("test -L {} || chown -h root {}", path, path)`. The template must be a string literal at
     the call site (tests/test_command_builder.py holds every caller to that); a value can never
-    become shell syntax or an option's neighbour without quotes.
+    become shell syntax or an option's neighbour without quotes. A value that is itself a built
+    `Command` goes in as the shell text it is (`sh("set -a && . {} && {}", env_file, command)`):
+    its own values were quoted when it was built.
     """
     if isinstance(template, Command):
         raise TypeError("sh() takes a literal template, not a built command")
-    return Command(template.format(*(shlex.quote(_text(v)) for v in values)))
+    return Command(template.format(*(v if isinstance(v, Command) else shlex.quote(_text(v))
+                                     for v in values)))
 
 
 def all_of(commands: Iterable[Command]) -> Command:
@@ -53,4 +60,10 @@ def _joined(commands: Iterable[Command], operator: str) -> Command:
     for part in parts:
         if not isinstance(part, Command):
             raise TypeError(f"only built commands can be joined, not {part!r}")
-    return Command(operator.join(f"{{ {part}; }}" if len(parts) > 1 else part for part in parts))
+    if not parts:
+        raise ValueError("nothing to join")
+    if len(parts) == 1:
+        return parts[0]
+    # A line from sh() can hold `;`, `||`, `&&` or a trailing comment: braces keep it one unit.
+    return Command(operator.join(
+        part if isinstance(part, _Simple) else f"{{ {part}\n}}" for part in parts))

@@ -103,6 +103,13 @@ KEYS = [
     Key("verify_epochs", 5, (int,), "epochs of the training check (the seed's 5), 1 to 100",
         check=Number(1, 100)),
     Key("verify_offline", False, (bool,), "never try to download MNIST on the host"),
+    Key("verify_integrity", "full", (str,),
+        "how verify checks the environment's files against their RECORDs before any of its "
+        "code runs as root: full = every file's size and sha256 (hashed in parallel on the "
+        "host; the sandbox's 2.2 GB in seconds, docs/benchmarks.md); fast = size, and no file "
+        "modified after its RECORD was written (a change that keeps the size and resets the "
+        "mtime passes: use it only where the full check is too slow)",
+        choices=("full", "fast")),
     Key("verify_min_tflops_fraction", 0.5, (float,),
         "least share of the GPU model's expected dense bf16 TFLOP/s the matmul probe must "
         "reach on each GPU (below: throttling, a narrow PCIe link, a power cap)",

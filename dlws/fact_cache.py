@@ -11,10 +11,15 @@ command over SSH). This module reads them all at once:
   the controller, ``$XDG_CACHE_HOME/dlws/facts/``; only fact classes of pyinfra, dlws and its
   roles, with plain JSON arguments, are taken from it).
 - ``Host.get_fact`` (pyinfra's own operations included) then serves a fact from that snapshot
-  while NOTHING has run on the host since it was read: the snapshot is the host as the fact
-  would have found it. The first command or upload of an operation on the host drops the
-  snapshot, and every later read is live, as without this module. So a no-change rerun reads
-  each host once; a deploy that changes things reads live from its first change on.
+  while nothing has run on the host that could change what the fact reads (``touched``,
+  ``forget``): an upload or a file command (chmod, mkdir, ...) drops the readings of its paths,
+  their folders and what lies below them; a command a role declared (``touches``) drops the
+  readings of the paths it named; any other command (an apt install, a script) drops them all.
+  A value read live serves later reads until a change touches it.
+- The converged record (``converged``, ``record_after``; ``CONVERGED_FILE`` on the host): a run
+  that planned every operation, changed nothing and read every fact from the batch records the
+  digest of its readings and its run key (``dlws.plan.run_key``); a later run whose batch finds
+  the same readings under the same key plans nothing. ``DLWS_CONVERGED=0`` always plans.
 - A fact is served only with the connector arguments it was read with (sudo/su/doas user, shell,
   working directory, environment less installer/proxy variables); a fact whose command failed
   in the batch, or that cannot run inside another script (another shell, preconditions), is
@@ -31,6 +36,8 @@ import hashlib
 import importlib
 import json
 import os
+import shlex
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,11 +45,18 @@ from typing import Any
 
 import gevent
 from gevent.pool import Pool
-from pyinfra.api.arguments import pop_global_arguments
+from pyinfra import host as current_host
+from pyinfra import logger
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
+from pyinfra.api.command import FunctionCommand, StringCommand
+from pyinfra.api.facts import FactBase
 from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host
+from pyinfra.facts.server import Date
 
+from dlws import __version__
+from dlws.command import sh
 from dlws.facts import FactBatch, FactRequest, batchable, fact_kwargs
 
 # Connector arguments that change what a fact sees; _env counts less these variables, which
@@ -67,9 +81,20 @@ class Snapshot:
     def __init__(self, identity: tuple) -> None:
         self.identity = identity
         self.values: dict[tuple, Any] = {}
-        self.valid = True  # nothing has run on the host since the read
+        self.valid = True  # nothing has run on the host since the read (no value dropped)
         self.requested: dict[tuple, FactRequest] = {}
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.hits_after_change = 0
+        self.timings: dict[str, float] = {}  # operation name -> seconds (DLWS_FACT_STATS)
+        self.uncovered = 0  # facts read live that no batch can read (see get_fact)
+        self.base: set[tuple] = set()  # the plan's own requests (prefetch's argument)
+        # What the batch read and how each fared (ok / failed / missing): the readings digest.
+        self.states: dict[tuple, str] = {}
+        self.changes = 0  # commands and uploads of operations (not fact reads) run this run
+        self.live_reads = 0  # facts read with their own round trip, after the batch
+        self.readings: str | None = None  # readings_digest of the batch, as it was read
+        self.run_key: str | None = None  # set where the deploy asked whether it converged
+        self.skipped = False  # this run planned no operation: the host had converged
+        self.until: float | None = None  # when a decision of this run taken on the clock flips
 
 
 # state -> {host name: Snapshot}; a new pyinfra state (run) starts empty.
@@ -114,16 +139,17 @@ def cached(host, fact_cls, kwargs: Mapping, missing: Any = None) -> Any:
     """The snapshot's value of a fact, or `missing` where the snapshot cannot serve it."""
     snapshot = _snapshot(host)
     key = request_key(fact_cls, kwargs)
-    if snapshot is None or key is None or not snapshot.valid or key not in snapshot.values:
+    if snapshot is None or key is None or key not in snapshot.values:
         return missing
     return copy.deepcopy(snapshot.values[key])
 
 
 def get_fact(self, fact_cls, *args, **kwargs):
-    """Host.get_fact: from this run's snapshot while nothing has run on the host, else live."""
+    """Host.get_fact: from this run's snapshot while nothing has touched what the fact reads,
+    else live (and the live value serves later reads until a change touches it)."""
     snapshot = _snapshot(self) if enabled() else None
+    key = bound = None
     if snapshot is not None and not any(name.startswith("_") for name in kwargs):
-        key = None
         if batchable(fact_cls):
             try:
                 bound = fact_kwargs(fact_cls, args, kwargs)
@@ -132,16 +158,30 @@ def get_fact(self, fact_cls, *args, **kwargs):
             key = request_key(fact_cls, bound) if bound is not None else None
         if key is not None:
             snapshot.requested.setdefault(key, (fact_cls, bound))
-            if snapshot.valid and key in snapshot.values and _identity(self) == snapshot.identity:
+            if _identity(self) != snapshot.identity:
+                key = None
+            elif key in snapshot.values:
                 snapshot.hits += 1
+                # (Each of these was a live read before reads were dropped path by path.)
+                snapshot.hits_after_change += bool(snapshot.changes)
                 # A copy: an operation may change the value it was given.
                 return copy.deepcopy(snapshot.values[key])
+    if snapshot is not None:
         snapshot.misses += 1
+        snapshot.live_reads += 1
+        # A read the next run's batch cannot repeat (another shell, other connector arguments):
+        # this run's readings are not the whole of what its operations depend on.
+        snapshot.uncovered += key is None
     self._dlws_reading = getattr(self, "_dlws_reading", 0) + 1
     try:
-        return _ORIGINAL["get_fact"](self, fact_cls, *args, **kwargs)
+        value = _ORIGINAL["get_fact"](self, fact_cls, *args, **kwargs)
     finally:
         self._dlws_reading -= 1
+    if key is not None:
+        snapshot.values[key] = copy.deepcopy(value)
+        if not snapshot.changes:  # the host as the batch found it: one of its readings
+            snapshot.states[key] = "ok"
+    return value
 
 
 def _changes_host(function_name: str):
@@ -149,16 +189,154 @@ def _changes_host(function_name: str):
 
     def wrapper(self, *args, **kwargs):
         # A command that is not a fact's read (an operation's command, an upload) may change
-        # the host: from here on, facts are read live.
+        # the host: the readings it may have touched are dropped (dlws.fact_cache.touched).
         if not getattr(self, "_dlws_reading", 0):
             snapshot = _snapshot(self)
             if snapshot is not None:
-                snapshot.valid = False
+                snapshot.changes += 1
+                declared = _declared(self)
+                forget(snapshot, declared if declared is not None
+                       else touched(function_name, args, kwargs))
         return original(self, *args, **kwargs)
 
     wrapper.__name__ = function_name
     wrapper.__doc__ = original.__doc__
     return wrapper
+
+
+def _function_command(original):
+    def execute(self, state, host, connector_arguments):
+        # A Python callback of an operation (python.call) may do anything on the host.
+        snapshot = _snapshot(host)
+        if snapshot is not None:
+            snapshot.changes += 1
+            forget(snapshot, _declared(host))
+        return original(self, state, host, connector_arguments)
+
+    execute.__doc__ = original.__doc__
+    return execute
+
+
+# --- which readings a command or an upload leaves valid -------------------------------------------
+
+# The files a fact without a path argument reads, where an operation on other paths cannot change
+# its value; a fact neither here nor with a path argument is dropped by every change. (The
+# package managers' own commands are not parsed: they drop every reading.)
+FACT_FILES: dict[str, tuple[str, ...]] = {
+    "pyinfra.facts.deb:DebPackages": ("/var/lib/dpkg",),
+    "pyinfra.facts.deb:DebPackage": ("/var/lib/dpkg",),
+    "pyinfra.facts.deb:DebArch": ("/var/lib/dpkg",),
+    "pyinfra.facts.dpkg:DpkgInterrupted": ("/var/lib/dpkg",),
+    "pyinfra.facts.apt:AptSources": ("/etc/apt",),
+    "pyinfra.facts.apt:AptKeys": ("/etc/apt",),
+    "pyinfra.facts.server:Users": ("/etc/passwd", "/etc/shadow", "/etc/group", "/home"),
+    "pyinfra.facts.server:Groups": ("/etc/group",),
+    "pyinfra.facts.server:Os": (),
+    "pyinfra.facts.server:Arch": (),
+    "pyinfra.facts.server:KernelVersion": (),
+    "pyinfra.facts.server:Kernel": (),
+    "pyinfra.facts.server:Which": ("/usr", "/bin", "/sbin"),
+    "dlws.facts:OsRelease": ("/etc/os-release", "/usr/lib/os-release"),
+    "dlws.facts:Container": ("/.dockerenv", "/run/.containerenv"),
+    "dlws.facts:Arch": (),
+    "dlws.facts:NvidiaPciDevices": (),
+    "dlws.facts:NvSwitchCount": (),
+    "dlws.facts:NvidiaDriverVersion": ("/proc/driver/nvidia", "/usr/bin"),
+    "dlws.facts:SecureBoot": (),
+    "dlws.facts:NvidiaPackages": ("/var/lib/dpkg",),
+    "dlws.facts:KernelImagePackages": ("/var/lib/dpkg",),
+    "dlws.facts:HeldPackages": ("/var/lib/dpkg",),
+    "dlws.facts:UidMin": ("/etc/login.defs",),
+    "dlws.facts:PythonVersion": ("/usr/bin",),
+    "dlws.facts:Display": ("/etc/X11", "/usr/lib/systemd", "/etc/systemd"),
+}
+# Programs whose every effect is on the paths named in their arguments (pyinfra's files
+# operations: directory, put, link, file); anything else, or any shell syntax, drops everything.
+PATH_PROGRAMS = frozenset({"mkdir", "chmod", "chown", "chgrp", "touch", "rm", "ln", "mv", "cp"})
+_SHELL_SYNTAX = set(";&|<>`$(){}*?[]~!#\n\\")
+
+
+# state -> {operation hash: the host paths its commands may change, as its role declared them}
+_TOUCHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def touches(operation, paths: Sequence[str]) -> None:
+    """Declare that every command of `operation` (an OperationMeta) changes nothing outside
+    `paths` (absolute host paths, and what lies below them): the readings of everything else
+    stay valid after it runs. For commands this module cannot read (an install into a virtual
+    environment); the role that adds the operation owns the claim."""
+    state = getattr(current_host, "state", None)
+    if state is None or not all(_absolute(path) for path in paths):
+        return
+    _TOUCHES.setdefault(state, {})[operation._hash] = tuple(paths)
+
+
+def _declared(host) -> tuple[str, ...] | None:
+    op_hash = getattr(host, "nested_executing_op_hash", None) or getattr(
+        host, "executing_op_hash", None)
+    return _TOUCHES.get(host.state, {}).get(op_hash) if op_hash else None
+
+
+def touched(function_name: str, args: Sequence, kwargs: Mapping) -> tuple[str, ...] | None:
+    """The host paths an upload or an operation's command can change, or None where it may
+    change anything (a package install, a script, a callback)."""
+    if function_name == "put_file":
+        remote = args[1] if len(args) > 1 else kwargs.get("remote_filename")
+        temp = kwargs.get("remote_temp_filename")
+        paths = [p for p in (remote, temp) if p]
+        return tuple(paths) if paths and all(_absolute(p) for p in paths) else None
+    command = args[0] if args else kwargs.get("command")
+    raw = command.get_raw_value() if isinstance(command, StringCommand) else command
+    return command_paths(raw) if isinstance(raw, str) else None
+
+
+def command_paths(raw: str) -> tuple[str, ...] | None:
+    """The paths a simple file command changes (``chmod 644 /etc/x``), or None for any other."""
+    if any(char in _SHELL_SYNTAX for char in raw):
+        return None
+    try:
+        words = shlex.split(raw)
+    except ValueError:
+        return None
+    if not words or words[0] not in PATH_PROGRAMS:
+        return None
+    operands = [word for word in words[1:] if not word.startswith("-")]
+    if words[0] in ("chmod", "chown", "chgrp") and operands:
+        operands = operands[1:]  # the mode or owner
+    if not operands or not all(_absolute(word) for word in operands):
+        return None
+    return tuple(operands)
+
+
+def _absolute(path: str) -> bool:
+    return isinstance(path, str) and path.startswith("/") and "/../" not in f"{path}/"
+
+
+def fact_paths(key: tuple) -> tuple[str, ...] | None:
+    """The host paths a reading depends on: its path arguments, or FACT_FILES; None: unknown."""
+    name, items = key
+    paths = tuple(value for _, value in items if isinstance(value, str) and _absolute(value))
+    if paths:
+        return paths
+    return FACT_FILES.get(name)
+
+
+def _related(a: str, b: str) -> bool:
+    a, b = a.rstrip("/") or "/", b.rstrip("/") or "/"
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def forget(snapshot: Snapshot, paths: Sequence[str] | None) -> None:
+    """Drop the readings that a change of `paths` (None: of anything) may have made wrong."""
+    if paths is None:
+        snapshot.values.clear()
+        snapshot.valid = False
+        return
+    for key in list(snapshot.values):
+        depends = fact_paths(key)
+        if depends is None or any(_related(p, d) for p in paths for d in depends):
+            del snapshot.values[key]
+            snapshot.valid = False
 
 
 def install() -> None:
@@ -168,6 +346,7 @@ def install() -> None:
     Host.get_fact = get_fact
     Host.run_shell_command = _changes_host("run_shell_command")
     Host.put_file = _changes_host("put_file")
+    FunctionCommand.execute = _function_command(FunctionCommand.execute)
 
 
 # --- the request list kept between runs ---------------------------------------------------------
@@ -218,12 +397,34 @@ def save_requests(path: Path, host_name: str, requests: Sequence[FactRequest]) -
 
 
 class _SaveOnDisconnect(BaseStateCallback):
-    """Keeps each host's request list when pyinfra disconnects from it (the run's end)."""
+    """Keeps each host's request list when pyinfra disconnects from it (the run's end), and
+    writes the converged record after the operation record_after named."""
+
+    @staticmethod
+    def operation_host_start(state, host, op_hash):
+        if os.environ.get("DLWS_FACT_STATS"):
+            host._dlws_op_started = time.monotonic()
+
+    @staticmethod
+    def operation_host_success(state, host, op_hash, retry_count=0):
+        snapshot = _SNAPSHOTS.get(state, {}).get(host.name)
+        if snapshot is None:
+            return
+        if os.environ.get("DLWS_FACT_STATS") and hasattr(host, "_dlws_op_started"):
+            name = ", ".join(state.get_op_meta(op_hash).names) or op_hash
+            snapshot.timings[name] = (snapshot.timings.get(name, 0.0)
+                                      + time.monotonic() - host._dlws_op_started)
+        if op_hash in _RECORD_AFTER.get(state, {}).get(host.name, ()):
+            _write_record(state, host, snapshot)
 
     @staticmethod
     def host_disconnect(state, host):
         snapshot = _SNAPSHOTS.get(state, {}).get(host.name)
-        if snapshot is None or not snapshot.requested:
+        if snapshot is None:
+            return
+        _report(host, snapshot)
+        # A run that skipped its operations asked for less than the list holds: keep the list.
+        if not snapshot.requested or snapshot.skipped:
             return
         # A read-only home: the next run reads live where it must.
         with contextlib.suppress(OSError):
@@ -274,7 +475,9 @@ def _prefetch_one(host, requests: Sequence[FactRequest]) -> None:
         return
     snapshot = hosts[host.name] = Snapshot(_identity(host))
     wanted: dict[tuple, FactRequest] = {}
-    for fact_cls, kwargs in [*requests, *load_requests(_list_path(host))]:
+    snapshot.base = {key for fact_cls, kwargs in requests
+                     if (key := request_key(fact_cls, kwargs)) is not None}
+    for fact_cls, kwargs in [(ConvergedRecord, {}), *requests, *load_requests(_list_path(host))]:
         key = request_key(fact_cls, kwargs)
         if key is not None and batchable(fact_cls):
             wanted.setdefault(key, (fact_cls, dict(kwargs)))
@@ -292,5 +495,173 @@ def _prefetch_one(host, requests: Sequence[FactRequest]) -> None:
     if len(results or ()) != len(batch):
         return  # the batch failed as a whole: every fact is read live
     for (key, _), (state, value) in zip(wanted.items(), results, strict=True):
+        snapshot.states[key] = state
         if state != "failed":
             snapshot.values[key] = value
+    snapshot.readings = readings_digest(snapshot)
+
+
+# --- the record of the last converged run -------------------------------------------------------
+
+CONVERGED_FILE = "/var/lib/dlws/converged.json"
+
+
+class ConvergedRecord(FactBase):
+    """The host's record of its last converged run (``CONVERGED_FILE``, root-only), {} if none.
+
+    .. code:: python
+
+        {"dlws_version": "0.9.0", "run": "<sha256>", "readings": "<sha256>"}
+    """
+
+    default = dict
+
+    def command(self):
+        return sh("cat {} 2>/dev/null || true", CONVERGED_FILE)
+
+    def process(self, output):
+        try:
+            document = json.loads("\n".join(output))
+        except ValueError:
+            return {}
+        return document if isinstance(document, dict) else {}
+
+
+_RECORD_KEY = request_key(ConvergedRecord, {})
+# The host's clock: never the same twice, so never in the digest; a run whose operations read
+# it records until when their decisions hold (valid_until), and a later run skips only before.
+_CLOCK_KEY = request_key(Date, {})
+
+
+def valid_until(host, moment: float) -> None:
+    """Say that a decision this run took on the host's clock (an index still fresh) holds until
+    `moment` (seconds since the epoch, the host's clock): a converged record expires then."""
+    snapshot = _snapshot(host)
+    if snapshot is not None:
+        snapshot.until = moment if snapshot.until is None else min(snapshot.until, moment)
+
+
+def _host_now(snapshot: Snapshot) -> float | None:
+    value = snapshot.values.get(_CLOCK_KEY)
+    return value.timestamp() if hasattr(value, "timestamp") else None
+
+
+# Parts of a reading that reading itself moves, and that no operation compares: a file's access
+# time (pyinfra's File/Directory facts carry it; the next Sha1File read of the file updates it).
+VOLATILE_FIELDS = frozenset({"atime"})
+
+
+def _canonical(value: Any) -> Any:
+    """A fact's value as plain JSON, the same for the same value (sets sorted, keys as text)."""
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items() if k not in VOLATILE_FIELDS}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def readings_digest(snapshot: Snapshot, keys=None) -> str:
+    """sha256 of the readings of `keys` (by default every reading of the batch): the request,
+    how it fared, its value; never the converged record itself. Two equal digests are two equal
+    sets of readings."""
+    keys = snapshot.states if keys is None else keys
+    readings = [[json.dumps(key), snapshot.states.get(key, "unread"),
+                 _canonical(snapshot.values.get(key))]
+                for key in sorted(keys, key=json.dumps)
+                if key != _RECORD_KEY and key != _CLOCK_KEY]
+    text = json.dumps(readings, sort_keys=True, separators=(",", ":"))
+    if os.environ.get("DLWS_READINGS_DUMP"):  # what went into the digest, one reading a line
+        with contextlib.suppress(OSError), open(os.environ["DLWS_READINGS_DUMP"], "a") as out:
+            out.write("".join(json.dumps(each, sort_keys=True) + "\n" for each in readings))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def converged(host, run_key: str) -> bool:
+    """True where the host's batch read found exactly the readings of its last converged run
+    under the same `run_key` (dlws version, code, data; dlws.plan.run_key): the operations
+    would plan no change, and need not be planned. ``DLWS_CONVERGED=0`` always plans."""
+    snapshot = _snapshot(host)
+    if snapshot is None or snapshot.readings is None:
+        return False
+    snapshot.run_key = run_key
+    recorded = snapshot.values.get(_RECORD_KEY) or {}
+    until, now = recorded.get("until"), _host_now(snapshot)
+    in_time = until is None or (isinstance(until, int | float) and now is not None
+                                and now < until)
+    snapshot.skipped = (os.environ.get("DLWS_CONVERGED", "1") != "0"
+                        and recorded.get("run") == run_key
+                        and recorded.get("readings") == snapshot.readings and in_time)
+    return snapshot.skipped
+
+
+# state -> {host name: hashes of the operations after which the record is written}
+_RECORD_AFTER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def record_after(host, operation) -> None:
+    """Write the converged record once `operation` (the deploy's last) has succeeded on the
+    host, where this run qualifies: it planned every operation, none changed anything, and every
+    fact it read came from the batch (so the batch's readings are all it depended on)."""
+    state = getattr(host, "state", None)
+    if state is None or not enabled():
+        return
+    _RECORD_AFTER.setdefault(state, {}).setdefault(host.name, set()).add(operation._hash)
+
+
+def _qualifies(state, host, snapshot: Snapshot) -> bool:
+    results = state.get_results_for_host(host)
+    return (snapshot.run_key is not None and not snapshot.skipped and snapshot.changes == 0
+            and snapshot.uncovered == 0 and snapshot.valid and snapshot.readings is not None
+            and not results.error_ops and not results.ignored_error_ops)
+
+
+def _write_record(state, host, snapshot: Snapshot) -> None:
+    if not _qualifies(state, host, snapshot):
+        return
+    # The batch's readings and those read live before any change: what the next run's batch,
+    # which reads every fact this run asked for, will find if nothing moves.
+    # (The facts this run asked for are the list the next run's batch reads, with the plan's.)
+    keys = {*snapshot.base, *snapshot.requested}
+    document = {"dlws_version": __version__, "run": snapshot.run_key,
+                "readings": readings_digest(snapshot, keys)}
+    if _CLOCK_KEY in keys:  # the operations read the clock: the record holds until they say
+        if snapshot.until is None:
+            return
+        document["until"] = snapshot.until
+    if snapshot.values.get(_RECORD_KEY) == document:
+        return
+    folder = os.path.dirname(CONVERGED_FILE)
+    temporary = f"{CONVERGED_FILE}.tmp"
+    command = sh("umask 077 && mkdir -p {} && test ! -L {} && chmod 700 {} && "
+                 "printf '%s\\n' {} > {} && mv -f {} {}", folder, folder, folder,
+                 json.dumps(document, sort_keys=True), temporary, temporary, CONVERGED_FILE)
+    global_kwargs, _ = pop_global_arguments(state, host, {})
+    arguments = {key: global_kwargs[key] for key in CONNECTOR_ARGUMENT_KEYS
+                 if key in global_kwargs}
+    host._dlws_reading = getattr(host, "_dlws_reading", 0) + 1  # not an operation's change
+    try:
+        status, _ = _ORIGINAL["run_shell_command"](host, StringCommand(command), **arguments)
+    finally:
+        host._dlws_reading -= 1
+    if status:
+        logger.info(f"{host.print_prefix}dlws: recorded this converged run ({CONVERGED_FILE})")
+
+
+def _report(host, snapshot: Snapshot) -> None:
+    """One line per host and run for the benchmarks (``DLWS_FACT_STATS=FILE``)."""
+    path = os.environ.get("DLWS_FACT_STATS")
+    if not path:
+        return
+    slowest = sorted(snapshot.timings.items(), key=lambda item: -item[1])[:12]
+    line = json.dumps({"host": host.name, "batch_hits": snapshot.hits,
+                       "live_reads": snapshot.live_reads,
+                       "live_reads_if_dropped_whole": snapshot.live_reads
+                       + snapshot.hits_after_change,
+                       "changes": snapshot.changes, "skipped": snapshot.skipped,
+                       "slowest_operations": [[name, round(sec, 2)] for name, sec in slowest]})
+    with contextlib.suppress(OSError), open(path, "a") as stream:
+        stream.write(line + "\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import re
 import secrets
-import shlex
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,6 +12,8 @@ from typing import Any
 from pyinfra.api import FactBase, StringCommand
 from pyinfra.api.facts import ShortFactBase
 from pyinfra.facts.server import Arch, KernelVersion
+
+from dlws.command import Command, sh
 
 # `lspci -nn` line: "01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce
 # RTX 4090] [10de:2684] (rev a1)". 3D controllers (class 0302) are datacentre cards.
@@ -123,6 +124,23 @@ class OsRelease(FactBase):
         }
 
 
+class DpkgArchitecture(FactBase):
+    """dpkg's architecture: what its packages, NVIDIA's repository and the wheels are built for
+    (the machine's, `uname -m`, unless a 32-bit userland runs on a 64-bit kernel).
+
+    .. code:: python
+
+        "arm64"
+    """
+
+    command = "dpkg --print-architecture"
+    requires_command = "dpkg"
+
+    def process(self, output):
+        text = "".join(output).strip()
+        return text or None
+
+
 class PythonVersion(FactBase):
     """The major.minor version of the system python3, or None before it is installed.
 
@@ -146,13 +164,12 @@ class VenvPackages(FactBase):
         {"tensorflow-cpu": "2.21.0", "torch": "2.13.0+cpu"}
     """
 
-    def command(self, prefix: str) -> str:
+    def command(self, prefix: str) -> Command:
         # importlib.metadata needs no pip in the venv, so venvs built by uv are read the same.
-        return (
-            f"test -x {prefix}/bin/python && {prefix}/bin/python -c "
-            "'import importlib.metadata as m\n"
-            "for d in m.distributions(): print(d.metadata[\"Name\"], d.version)' || true"
-        )
+        python = f"{prefix}/bin/python"
+        return sh("test -x {} && {} -c {} || true", python, python,
+                  "import importlib.metadata as m\n"
+                  "for d in m.distributions(): print(d.metadata[\"Name\"], d.version)")
 
     default = dict
 
@@ -325,7 +342,8 @@ class DockerDaemonJson(FactBase):
         {"log-driver": "json-file", "runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}
     """
 
-    command = f"if [ -f {DOCKER_DAEMON_JSON} ]; then echo present; cat {DOCKER_DAEMON_JSON}; fi"
+    command = sh("if [ -f {} ]; then echo present; cat -- {}; fi", DOCKER_DAEMON_JSON,
+                 DOCKER_DAEMON_JSON)
 
     def process(self, output):
         import json
@@ -346,10 +364,10 @@ class DockerDaemonJson(FactBase):
 # non-root user only after that ("return human-friendly error before creating files",
 # cmd/dockerd/daemon.go): run as nobody, "needs to be started with root" means the file passed,
 # "unable to configure the Docker daemon with file" means it did not. Prints one verdict line.
-def dockerd_config_check(path: str = DOCKER_DAEMON_JSON) -> str:
+def dockerd_config_check(path: str = DOCKER_DAEMON_JSON) -> Command:
     """The shell command printing dockerd's verdict on a daemon.json; exits 0 only if valid."""
-    return (
-        f"f={shlex.quote(path)}; "
+    return sh(
+        "f={}; "
         "if ! command -v dockerd >/dev/null 2>&1; then echo 'invalid: no dockerd installed'; "
         "exit 1; fi; "
         "if dockerd --help 2>&1 | grep -q -- '--validate'; then "
@@ -363,7 +381,8 @@ def dockerd_config_check(path: str = DOCKER_DAEMON_JSON) -> str:
         'echo "invalid (dockerd as nobody): $out"; exit 1;; '
         '*"needs to be started with root"*) '
         'echo "valid (dockerd as nobody loaded it, then refused a non-root user)"; exit 0;; '
-        '*) echo "invalid (dockerd as nobody gave no verdict): $out"; exit 1;; esac; fi'
+        '*) echo "invalid (dockerd as nobody gave no verdict): $out"; exit 1;; esac; fi',
+        path,
     )
 
 
@@ -385,10 +404,9 @@ class NvidiaCdiSpec(FactBase):
          "devices": ["0", "1", "GPU-3f1c...", "all"]}
     """
 
-    command = (
+    command = sh(
         "sed -n 's/.*Kernel Module *\\([0-9.]*\\).*/module \\1/p' /proc/driver/nvidia/version "
-        f"2>/dev/null; if [ -f {CDI_SPEC} ]; then echo present; cat {CDI_SPEC}; fi"
-    )
+        "2>/dev/null; if [ -f {} ]; then echo present; cat -- {}; fi", CDI_SPEC, CDI_SPEC)
 
     @staticmethod
     def default():
@@ -626,7 +644,7 @@ def pyinfra_reader(host):
     read on the host last time, in one round trip (dlws.fact_cache)."""
     from dlws import fact_cache
 
-    stable = (OsRelease, Container, Arch)
+    stable = (OsRelease, Container, Arch, DpkgArchitecture)
 
     def one(fact_cls, *args):
         if fact_cls in stable:
@@ -645,7 +663,7 @@ def pyinfra_reader(host):
 HOST_FACTS: tuple[FactRequest, ...] = tuple(
     (fact_cls, {}) for fact_cls in (OsRelease, NvidiaPciDevices, Container, NvidiaDriverVersion,
                                     KernelVersion, Arch, NvSwitchCount, SecureBoot,
-                                    NvidiaPackages, Display))
+                                    NvidiaPackages, Display, DpkgArchitecture))
 
 
 # What `many` gives for a fact the batch could not read (the reader reads it alone if needed).
@@ -691,6 +709,7 @@ def host_facts(read, data: Mapping[str, Any]):
         in_container=in_container,
         kernel_release=read(KernelVersion) or None,
         machine=read(Arch) or "x86_64",
+        dpkg_arch=read(DpkgArchitecture) or None,
         nvswitches=int(read(NvSwitchCount) or 0) if board else 0,
         secure_boot=read(SecureBoot) if board else None,
         nvidia_packages=tuple(sorted((read(NvidiaPackages) or {}).items())) if installed else (),
@@ -726,28 +745,28 @@ class BlockDevice(FactBase):
          "holders": ["dm-0"], "mounts": [{"target": "/data", "fstype": "ext4"}]}
     """
 
-    def command(self, device: str) -> str:
+    def command(self, device: str) -> Command:
         if device.startswith("serial:"):
             # lsblk's SERIAL column (udev's ID_SERIAL_SHORT, or sysfs); values are validated
             # (letters, digits, _ . -) before anything connects, and quoted all the same.
-            serial = shlex.quote(device.split(":", 1)[1])
-            find = (f"dev=$(lsblk -dnrpo NAME,SERIAL | awk -v s={serial} "
-                    "'$2 == s {print $1; exit}')")
+            find = sh("dev=$(lsblk -dnrpo NAME,SERIAL | awk -v s={} '$2 == s {{print $1; exit}}')",
+                      device.split(":", 1)[1])
         else:
-            find = f"dev=$(readlink -f -- {shlex.quote(device)})"
-        return (
+            find = sh("dev=$(readlink -f -- {})", device)
+        return sh(
             # Without one of these tools a signature could go unseen: say so, read nothing.
             "LANG=C; m=; for t in blkid wipefs lsblk findmnt; do "
             'command -v $t >/dev/null 2>&1 || m="$m $t"; done; '
-            '[ -z "$m" ] || { echo "tools-missing$m"; exit 0; }; '
-            f"{find}; "
-            '[ -n "$dev" ] && [ -b "$dev" ] || { echo missing; exit 0; }; '
+            '[ -z "$m" ] || {{ echo "tools-missing$m"; exit 0; }}; '
+            "{}; "
+            '[ -n "$dev" ] && [ -b "$dev" ] || {{ echo missing; exit 0; }}; '
             'echo "path=$dev"; echo "--blkid"; blkid -p -o export -- "$dev" 2>/dev/null; '
             'echo "--wipefs"; wipefs --no-act --noheadings --output TYPE,OFFSET -- "$dev" '
             "2>/dev/null; "
             'echo "--children"; lsblk -nro NAME -- "$dev" 2>/dev/null | tail -n +2; '
-            'echo "--holders"; ls -A "/sys/class/block/${dev##*/}/holders" 2>/dev/null; '
-            'echo "--mounts"; findmnt -rno TARGET,FSTYPE --source "$dev" 2>/dev/null; true'
+            'echo "--holders"; ls -A "/sys/class/block/${{dev##*/}}/holders" 2>/dev/null; '
+            'echo "--mounts"; findmnt -rno TARGET,FSTYPE --source "$dev" 2>/dev/null; true',
+            find,
         )
 
     def process(self, output):
@@ -780,21 +799,25 @@ class BlockDevice(FactBase):
 
 
 class SharedFolder(FactBase):
-    """Owner, group, octal mode and ACL entries of a folder (getfacl -cp), or None.
+    """Owner, group, octal mode and ACL entries of a folder (getfacl -cp), or None; a symbolic
+    link in its place is reported as the link it is (never followed), with its target.
 
     .. code:: python
 
         {"user": "root", "group": "lab", "mode": "2775",
          "acl": ["user::rwx", "group::rwx", "default:group:lab:rwx", ...]}
+        {"link": "/etc"}
     """
 
-    def command(self, path: str) -> str:
-        quoted = shlex.quote(path)
-        return (f"LANG=C; [ -d {quoted} ] || exit 0; stat -c 'stat %U %G %a' -- {quoted}; "
-                f"getfacl -cp -- {quoted} 2>/dev/null || true")
+    def command(self, path: str) -> Command:
+        return sh("LANG=C; if [ -L {} ]; then printf 'link %s\\n' \"$(readlink -- {})\"; exit 0; "
+                  "fi; [ -d {} ] || exit 0; stat -c 'stat %U %G %a' -- {}; "
+                  "getfacl -cp -- {} 2>/dev/null || true", path, path, path, path, path)
 
     def process(self, output):
         lines = [line.strip() for line in output if line.strip()]
+        if lines and lines[0].startswith("link "):
+            return {"link": lines[0][len("link "):]}
         if not lines or not lines[0].startswith("stat "):
             return None
         _, user, group, mode = lines[0].split()
@@ -867,3 +890,81 @@ class HeldPackages(FactBase):
 
     def process(self, output):
         return sorted(line.strip() for line in output if line.strip())
+
+
+# --- Rootless containers and GPU device links (roles/containers) -----------------------------
+
+SUBUID = "/etc/subuid"
+SUBGID = "/etc/subgid"
+# subuid(5): "login:start:count" per line; the owner may be a name or a numeric uid.
+SUBID_LINE = re.compile(r"^(?P<owner>[^:\s]+):(?P<start>\d{1,10}):(?P<count>\d{1,10})$")
+
+
+class SubordinateIds(FactBase):
+    """The ranges /etc/subuid or /etc/subgid hands out, in file order ([] when missing).
+
+    .. code:: python
+
+        [{"owner": "alice", "start": 100000, "count": 65536}]
+    """
+
+    default = list
+
+    def command(self, path: str) -> str:
+        return str(sh("if [ -f {} ]; then cat {}; fi", path, path))
+
+    def process(self, output):
+        return parse_subordinate_ids(output)
+
+
+def parse_subordinate_ids(lines) -> list[dict]:
+    found = []
+    for line in lines:
+        match = SUBID_LINE.match(line.strip())
+        if match:
+            found.append({"owner": match["owner"], "start": int(match["start"]),
+                          "count": int(match["count"])})
+    return found
+
+
+def overlapping_ranges(entries: list[dict]) -> list[tuple[str, str]]:
+    """Pairs of owners whose ranges share an id ("alice 100000+65536", ...), in file order."""
+    pairs = []
+    for i, one in enumerate(entries):
+        for other in entries[i + 1:]:
+            if (one["start"] < other["start"] + other["count"]
+                    and other["start"] < one["start"] + one["count"]):
+                pairs.append((f"{one['owner']} {one['start']}+{one['count']}",
+                              f"{other['owner']} {other['start']}+{other['count']}"))
+    return pairs
+
+
+# /dev/char/MAJOR:MINOR links for every NVIDIA character device node: runc finds device nodes
+# through them when systemd re-applies a container's device rules (NVIDIA/nvidia-docker#1730).
+# One line a node: "<node> <major>:<minor> <where /dev/char/MAJOR:MINOR points, or ->".
+NVIDIA_NODE_LINE = re.compile(r"^(?P<node>/dev/\S+) (?P<devno>\d+:\d+) (?P<link>\S+)$")
+
+
+class NvidiaDevCharLinks(FactBase):
+    """Each NVIDIA character device node and where its /dev/char link points ("-": none).
+
+    .. code:: python
+
+        [{"node": "/dev/nvidia0", "devno": "195:0", "link": "/dev/nvidia0"}]
+    """
+
+    command = (
+        "for d in /dev/nvidia* /dev/nvidia-caps/*; do [ -c \"$d\" ] || continue; "
+        "n=$(printf '%d:%d' 0x$(stat -c %t \"$d\") 0x$(stat -c %T \"$d\")); "
+        "l=$(readlink -f \"/dev/char/$n\" 2>/dev/null || true); "
+        "[ -e \"/dev/char/$n\" ] || l=-; echo \"$d $n ${l:--}\"; done"
+    )
+    default = list
+
+    def process(self, output):
+        return [m.groupdict() for line in output if (m := NVIDIA_NODE_LINE.match(line.strip()))]
+
+
+def missing_dev_char_links(nodes: list[dict]) -> list[str]:
+    """The NVIDIA device nodes whose /dev/char link is missing or points elsewhere."""
+    return [f"{n['node']} ({n['devno']})" for n in nodes if n["link"] != n["node"]]

@@ -7,6 +7,8 @@ import io
 import re
 from dataclasses import dataclass
 
+from dlws.command import Command, cmd
+
 # nvidia-smi prints these instead of a value where a field does not apply to the card.
 NOT_APPLICABLE = ("[N/A]", "N/A", "[Not Supported]", "Not Supported", "[Unknown Error]")
 
@@ -54,9 +56,9 @@ PERSISTENCE_FIELDS = ("index", "persistence_mode")
 BUSY_PSTATES = frozenset({"P0", "P1", "P2"})
 
 
-def gpu_query(fields: tuple[str, ...], query: str = "query-gpu") -> str:
+def gpu_query(fields: tuple[str, ...], query: str = "query-gpu") -> Command:
     """The nvidia-smi command line that reads ``fields`` as headerless, unitless CSV."""
-    return f"nvidia-smi --{query}={','.join(fields)} --format=csv,noheader,nounits"
+    return cmd("nvidia-smi", f"--{query}={','.join(fields)}", "--format=csv,noheader,nounits")
 
 
 def parse_csv(text: str, fields: tuple[str, ...]) -> list[dict[str, str | None]]:
@@ -79,6 +81,32 @@ def parse_csv(text: str, fields: tuple[str, ...]) -> list[dict[str, str | None]]
 
 def _int(value: str | None) -> int | None:
     return None if value is None else int(float(value))
+
+
+def meminfo_total_gib(meminfo: str) -> float:
+    """MemTotal of /proc/meminfo in GiB."""
+    kib = next(int(line.split()[1]) for line in meminfo.splitlines()
+               if line.startswith("MemTotal:"))
+    return kib / 2**20
+
+
+def gpu_memory_gib(memory_total: str | None, unified: bool, system_gib: float) -> float:
+    """The memory a GPU can use, GiB, as its machine reports it.
+
+    + memory_total: nvidia-smi's memory.total in MiB (nounits); None where NVML reports none
+      ("[N/A]", as on GB10, whose GPU has no framebuffer of its own)
+    + unified: the model's memory is the system's (dlws.stack GpuModel.unified_memory): then
+      the system's memory is the GPU's, whatever NVML says
+    + system_gib: MemTotal of /proc/meminfo (meminfo_total_gib)
+
+    A GPU with a framebuffer whose NVML reading is missing raises ValueError: that is a fault,
+    not a small GPU.
+    """
+    if unified:
+        return system_gib
+    if memory_total is None:
+        raise ValueError("NVML reports no memory.total for a GPU with its own framebuffer")
+    return int(float(memory_total)) / 1024
 
 
 @dataclass(frozen=True)
@@ -274,33 +302,78 @@ def deb822_stanzas(content: str, comments: bool = True) -> list[dict[str, str]]:
     return stanzas
 
 
+# An option that switches signature checks off, in any spelling apt accepts: `trusted=yes`,
+# `trusted=true`, `Trusted+=...`, a deb822 `Trusted:` field of any value. dlws writes none.
+_TRUSTED_OPTION = re.compile(r"(?i)^trusted\s*[-+]?=")
+# A one-line entry: its type, then any whitespace (a tab too: apt reads `deb\thttp://...`).
+_ONE_LINE = re.compile(
+    r"^(?P<type>deb(?:-src)?)(?=\s)\s*(?:\[(?P<options>[^\]]*)\])?\s*(?P<rest>.*)$")
+
+
+def one_line_entry(line: str) -> dict[str, str] | None:
+    """A one-line source as {"type", "options" (lower-case key -> value), "trusted" (the raw
+    option, or ""), "rest"}; None for a comment, a blank or another type."""
+    match = _ONE_LINE.match(line.split("#", 1)[0].strip())
+    if not match:
+        return None
+    options, trusted = {}, ""
+    for option in (match["options"] or "").split():
+        key, _, value = option.partition("=")
+        if _TRUSTED_OPTION.match(option):
+            trusted = option
+        options[key.rstrip("+-").lower()] = value
+    return {"type": match["type"], "options": options, "trusted": trusted, "rest": match["rest"]}
+
+
+def source_entry(path: str, content: str, number: int) -> dict[str, str] | None:
+    """The entry apt names `path:number` (apt-get indextargets' Sourcesentry): the number-th
+    line of a one-line file, the number-th stanza with fields of a deb822 file, as
+    {"entry": text, "signed-by": value, "trusted": the option that disables checks or ""}."""
+    if path.endswith(".sources"):
+        stanzas = [fields for fields in deb822_stanzas(content, comments=False) if fields]
+        if not 1 <= number <= len(stanzas):
+            return None
+        fields = stanzas[number - 1]
+        return {"entry": f"{fields.get('uris', '?')} {fields.get('suites', '')}".strip(),
+                "signed-by": fields.get("signed-by", ""),
+                "trusted": f"Trusted: {fields['trusted']}" if "trusted" in fields else ""}
+    lines = content.splitlines()
+    if not 1 <= number <= len(lines):
+        return None
+    parsed = one_line_entry(lines[number - 1])
+    if parsed is None:
+        return None
+    return {"entry": " ".join(lines[number - 1].split()), "signed-by":
+            parsed["options"].get("signed-by", ""), "trusted": parsed["trusted"]}
+
+
 def unsigned_apt_sources(files: dict[str, str]) -> list[str]:
-    """Apt source entries (one-line and deb822) that carry no ``signed-by`` or say trusted=yes.
+    """Apt source entries (one-line and deb822) that carry no ``signed-by`` or an option that
+    switches signature checks off (``trusted=`` of any value, deb822 ``Trusted:``).
 
     ``files`` maps a path to its content; each problem names the file and the entry.
     """
     problems = []
     for path, content in files.items():
         if path.endswith(".sources"):
-            for fields in deb822_stanzas(content):
+            for fields in deb822_stanzas(content, comments=False):
                 if "types" not in fields or fields.get("enabled", "yes").lower() == "no":
                     continue
                 entry = f"{path}: {fields.get('uris', '?')} {fields.get('suites', '')}".strip()
-                if fields.get("trusted", "").lower() == "yes":
-                    problems.append(f"{entry}: Trusted: yes")
+                if "trusted" in fields:
+                    problems.append(f"{entry}: Trusted: {fields['trusted']}")
                 elif not fields.get("signed-by"):
                     problems.append(f"{entry}: no Signed-By")
         else:
             for line in content.splitlines():
-                line = line.split("#", 1)[0].strip()
-                if not line.startswith(("deb ", "deb-src ")):
+                parsed = one_line_entry(line)
+                if parsed is None:
                     continue
-                options = re.search(r"\[([^\]]*)\]", line)
-                opts = options[1].lower() if options else ""
-                if re.search(r"\btrusted=yes\b", opts):
-                    problems.append(f"{path}: {line}: trusted=yes")
-                elif "signed-by=" not in opts:
-                    problems.append(f"{path}: {line}: no signed-by")
+                shown = " ".join(line.split("#", 1)[0].split())
+                if parsed["trusted"]:
+                    problems.append(f"{path}: {shown}: {parsed['trusted']}")
+                elif not parsed["options"].get("signed-by"):
+                    problems.append(f"{path}: {shown}: no signed-by")
     return problems
 
 

@@ -12,6 +12,11 @@ from pathlib import Path
 # Ubuntu's archive is not reachable from this project's machines (see molecule/ubuntu-*).
 SUITES = {"bookworm": "12", "trixie": "13"}
 LOCAL_TAG = "dlws/debian:{suite}"
+# Foreign architectures: Debian's name (debootstrap --arch), Docker's platform, the tag's suffix
+# and the qemu-user-static handler that runs its binaries on this machine's CPU.
+FOREIGN_ARCHES = {"arm64": ("linux/arm64", "qemu-aarch64")}
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+BINFMT_CONF = Path("/usr/lib/binfmt.d")
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 _SOURCES_GLOBS = (
     "/etc/apt/sources.list.d/*.sources",
@@ -50,10 +55,54 @@ def host_debian_mirror() -> str:
     return FALLBACK_MIRROR
 
 
-def ensure_debian_image(suite: str, log=print) -> str:
-    """A local tag for a bare Debian `suite` image: pulled if possible, else debootstrapped."""
+def native_arch() -> str:
+    """This machine's Debian architecture (`dpkg --print-architecture`: amd64, arm64)."""
+    return subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def register_binfmt(arch: str, log=print) -> None:
+    """Let this kernel run `arch` binaries (containers included) through qemu-user-static.
+
+    Debian's qemu-user-static ships one binfmt_misc line per architecture in
+    /usr/lib/binfmt.d/<handler>.conf; its flags (POF: preserve argv0, open the binary,
+    fix the interpreter at registration) let a container's binaries use this machine's
+    interpreter. binfmt_misc is mounted first where it is not (harmless when it is).
+    """
+    handler = FOREIGN_ARCHES[arch][1]
+    conf = BINFMT_CONF / f"{handler}.conf"
+    if not conf.exists():
+        raise SystemExit(f"{conf} is missing: install Debian's qemu-user-static "
+                         "(`apt-get install qemu-user-static`, root) to run "
+                         f"{arch} containers here")
+    if not (BINFMT_DIR / "register").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)],
+                       check=True)
+    entry = BINFMT_DIR / handler
+    if entry.exists():
+        if entry.read_text().splitlines()[0] == "enabled":
+            return
+        entry.write_text("1")  # registered and disabled: enable it
+        return
+    line = next(raw for raw in conf.read_text().splitlines()
+                if raw.strip() and not raw.startswith("#"))
+    (BINFMT_DIR / "register").write_text(line)
+    log(f"registered the {handler} binfmt handler from {conf}")
+
+
+def ensure_debian_image(suite: str, log=print, arch: str | None = None) -> str:
+    """A local tag for a bare Debian `suite` image: pulled if possible, else debootstrapped.
+
+    + arch: a Debian architecture other than this machine's ("arm64"): the image is built for
+      it (with python3, which the emulated first run needs anyway) and runs under
+      qemu-user-static; its tag is dlws/debian:<suite>-<arch>
+    """
     if suite not in SUITES:
         raise ValueError(f"unsupported suite {suite!r}; supported: {', '.join(SUITES)}")
+    if arch is not None and arch == native_arch():
+        arch = None
+    if arch is not None:
+        return _foreign_image(suite, arch, log)
     tag = LOCAL_TAG.format(suite=suite)
     if image_exists(tag):
         return tag
@@ -88,8 +137,46 @@ def ensure_debian_image(suite: str, log=print) -> str:
     return tag
 
 
+def _foreign_image(suite: str, arch: str, log=print) -> str:
+    """dlws/debian:<suite>-<arch>: pulled for its platform, else debootstrapped for `arch`."""
+    if arch not in FOREIGN_ARCHES:
+        raise ValueError(f"unsupported architecture {arch!r}; supported: "
+                         f"{', '.join(FOREIGN_ARCHES)}")
+    platform = FOREIGN_ARCHES[arch][0]
+    register_binfmt(arch, log)
+    tag = f"{LOCAL_TAG.format(suite=suite)}-{arch}"
+    if image_exists(tag):
+        return tag
+    pulled = _docker("pull", "--platform", platform, f"debian:{suite}", check=False)
+    if pulled.returncode == 0:
+        _docker("tag", f"debian:{suite}", tag)
+        log(f"pulled debian:{suite} ({platform}) as {tag}")
+        return tag
+    if shutil.which("debootstrap") is None:
+        raise SystemExit(f"No registry answered for debian:{suite} ({platform}) and debootstrap "
+                         "is not installed: `apt-get install debootstrap` (root)")
+    mirror = host_debian_mirror()
+    log(f"no registry answered; building {tag} with debootstrap --arch={arch} from {mirror} "
+        "(the second stage runs under emulation)")
+    with tempfile.TemporaryDirectory(prefix=f"dlws-{suite}-{arch}-", dir="/var/tmp") as root:
+        subprocess.run(["debootstrap", f"--arch={arch}", "--variant=minbase",
+                        "--include=python3", suite, root, mirror],
+                       check=True, stdout=subprocess.DEVNULL)
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        # Docker 20.10 (Debian 12's) accepts --platform here but labels the image with this
+        # machine's architecture; its binaries run through the binfmt handler either way.
+        subprocess.run(["docker", "import", "--platform", platform,
+                        "--change", 'CMD ["sleep", "infinity"]', "-", tag],
+                       stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL)
+        if tar.wait() != 0:
+            raise SystemExit(f"tar of the {suite} {arch} root failed")
+    log(f"built {tag}")
+    return tag
+
+
 if __name__ == "__main__":
     import sys
 
     for name in sys.argv[1:] or ["bookworm"]:
-        print(ensure_debian_image(name))
+        suite, _, arch = name.partition(":")  # "bookworm:arm64"
+        print(ensure_debian_image(suite, arch=arch or None))

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from dlws.stack.table import MACHINES
 from dlws.validate.domains import netrc_text, split_credentials
 from dlws.validate.secrets import redact
 
@@ -28,7 +29,7 @@ from dlws.validate.secrets import redact
 LOCK_DIR = Path(os.environ.get("DLWS_LOCK_DIR")
                 or Path(__file__).resolve().parents[1] / "locks")
 # manylinux_2_28: every OS dlws supports has glibc >= 2.35; the frameworks ship 2_28 wheels.
-PLATFORMS = {"x86_64": "x86_64-manylinux_2_28", "aarch64": "aarch64-manylinux_2_28"}
+PLATFORMS = {name: machine.wheel_platform for name, machine in MACHINES.items()}
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
 
 
@@ -171,8 +172,14 @@ def wheels_in(path: str | None) -> list[Path]:
 
 
 def torch_requirement(version: str, variant: str, wheels: list[Path],
-                      ) -> tuple[str, tuple[str, ...]]:
-    """The torch pin and the extra index it needs; a wheelhouse that has the wheel needs none."""
+                      index_url: str | None = "pytorch") -> tuple[str, tuple[str, ...]]:
+    """The torch pin and the extra index it needs; a wheelhouse that has the wheel needs none.
+
+    + index_url: the plan's (TorchStack.index_url); None = PyPI's own wheel (Linux aarch64),
+      pinned without a local version and from the host's usual index
+    """
+    if index_url is None:
+        return f"torch=={version}", ()
     local = f"{version}+{variant}"
     if any(wheel.name.startswith(f"torch-{local}-") for wheel in wheels):
         return f"torch=={local}", ()
@@ -191,7 +198,7 @@ def environment_spec(stack, data: Mapping[str, Any]) -> LockSpec:
         requirements.append(stack.tensorflow.package)
     if stack.torch.version:
         torch, index = torch_requirement(stack.torch.version, stack.torch.variant,
-                                         wheels_in(wheelhouse))
+                                         wheels_in(wheelhouse), stack.torch.index_url)
         requirements.append(torch)
     if stack.gpu.count:
         requirements.append(NVML_BINDINGS)

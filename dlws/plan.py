@@ -6,9 +6,11 @@ import hashlib
 import json
 import weakref
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pyinfra import host as current_host
+from pyinfra import logger
 from pyinfra.api import DeployError
 
 from dlws import __version__
@@ -133,3 +135,88 @@ def record_problems(recorded: Mapping[str, Any], expected: Mapping[str, Any]) ->
         problems.append("host data: the inventory's data for this host changed since the deploy")
     problems += differences(recorded.get("stack") or {}, expected["stack"])
     return problems
+
+
+# --- the converged record: a rerun that finds what the last converged run found plans nothing ---
+
+# What, beside the host's readings, decides the operations: the code and hash locks that plan them.
+_CODE_FOLDERS = ("dlws", "roles", "deploy", "locks")
+_CODE_DIGEST: list[str] = []
+
+
+def code_digest() -> str:
+    """sha256 of the project's code, templates and hash locks (once per process): an edit
+    anywhere in them is a new run key, as a new dlws version is."""
+    if not _CODE_DIGEST:
+        root = Path(__file__).resolve().parent.parent
+        digest = hashlib.sha256()
+        for folder in _CODE_FOLDERS:
+            for path in sorted((root / folder).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    digest.update(str(path.relative_to(root)).encode() + b"\0")
+                    digest.update(path.read_bytes() + b"\0")
+        _CODE_DIGEST.append(digest.hexdigest())
+    return _CODE_DIGEST[0]
+
+
+def controller_stamps(data: Mapping[str, Any]) -> list:
+    """Size and modification time of each controller file or folder the data names (CA
+    bundles, the wheelhouse, a TLS key): what the deploy uploads from the controller."""
+    stamps = []
+    for value in sorted(_strings(data)):
+        path = Path(value)
+        if not value.startswith("/") or not path.exists():
+            continue
+        entries = sorted(path.iterdir()) if path.is_dir() else [path]
+        for entry in entries:
+            info = entry.stat()
+            stamps.append([str(entry), info.st_size, info.st_mtime_ns])
+    return stamps
+
+
+def _strings(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return set().union(*(_strings(each) for each in value)) if value else set()
+    return set()
+
+
+def run_key(host, deploy: str) -> str:
+    """What the operations of `deploy` on the host depend on besides its facts: the dlws and
+    pyinfra versions, the code, the host's data (every key, pyinfra's own included) and the
+    controller files the data names."""
+    import pyinfra
+
+    data = host.data.dict()
+    text = json.dumps({"dlws": __version__, "pyinfra": pyinfra.__version__,
+                       "code": code_digest(), "deploy": deploy,
+                       "data": {key: repr(value) for key, value in sorted(data.items())},
+                       "controller": controller_stamps(data)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def converged(host=None, deploy: str = "workstation") -> bool:
+    """True where the host has converged and nothing it depends on moved since: its batch of
+    readings (dlws.fact_cache) equals the one its last converged run recorded, under the same
+    run key. The deploy then plans no operation and says so; anything else plans as always."""
+    from dlws import fact_cache
+
+    host = current_host if host is None else host
+    if not fact_cache.converged(host, run_key(host, deploy)):
+        return False
+    # Always shown (host.noop is shown only with -v): a skipped run must say so.
+    logger.info(f"{host.print_prefix}converged: every reading matches the host's last "
+                f"converged run ({fact_cache.CONVERGED_FILE}); no operation planned "
+                "(DLWS_CONVERGED=0 plans them all)")
+    return True
+
+
+def record_converged(operation, host=None) -> None:
+    """After `operation` (the deploy's last) succeeds on a run that planned everything and
+    changed nothing, record the host's readings as converged (dlws.fact_cache.record_after)."""
+    from dlws import fact_cache
+
+    fact_cache.record_after(current_host if host is None else host, operation)

@@ -32,7 +32,8 @@ def fixture_lines(*parts: str) -> list[str]:
 def facts(os: str, lspci: str | None = None, kernel: str | None = None,
           container: str = "", driver: str | None = None,
           nvidia_packages: str | None = None, display: str | None = None,
-          cdi_spec: str | None = None, daemon_json: str | None = None) -> dict[str, Any]:
+          cdi_spec: str | None = None, daemon_json: str | None = None,
+          machine: str = "x86_64") -> dict[str, Any]:
     """fake_responses for a host: each key a fragment of the command that the fact runs.
 
     + os: a file under fixtures/plan/os-release/ ("ubuntu-24.04")
@@ -69,7 +70,9 @@ def facts(os: str, lspci: str | None = None, kernel: str | None = None,
                                     else []),
         # pyinfra.facts.server.KernelVersion / Arch
         "uname -r": kernel or _DEFAULT_KERNELS[os],
-        "uname -m": "x86_64",
+        "uname -m": machine,
+        # dlws.facts.DpkgArchitecture
+        "dpkg --print-architecture": {"x86_64": "amd64", "aarch64": "arm64"}[machine],
         # pyinfra.facts.server.Which, read by server.service to find the init system
         "command -v systemctl": "/usr/bin/systemctl",
         # dlws.facts.SystemdRunning: a machine boots systemd, a container here has none

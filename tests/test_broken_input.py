@@ -299,8 +299,12 @@ CASES = [
      "python_env_extra_packages", "is not a pip requirement"),
     # --- GPUs and contradictions
     # the containers role, and the NGC route that needs it
-    ("containers-engine-choice", {"containers_engine": "podman"}, "containers_engine",
-     "allowed: 'none', 'docker'"),
+    ("containers-engine-choice", {"containers_engine": "lxc"}, "containers_engine",
+     "allowed: 'none', 'docker', 'podman', 'both'"),
+    ("containers-gpu-mode-choice", {"containers_gpu_mode": "hook"}, "containers_gpu_mode",
+     "allowed: 'cdi', 'legacy'"),
+    ("containers-subid-count-small", {"containers_subid_count": 1000},
+     "containers_subid_count", "out of range"),
     ("containers-source-typo", {"containers_engine_source": "docker-repo"},
      "containers_engine_source", "did you mean 'docker_repo'"),
     ("docker-user-option", {"containers_docker_users": ["-o root"]}, "containers_docker_users",

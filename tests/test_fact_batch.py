@@ -8,20 +8,23 @@ runs real pyinfra operations on @local in a temporary folder.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from pyinfra import host as host_proxy
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.connect import connect_all, disconnect_all
-from pyinfra.api.operation import add_op
+from pyinfra.api.operation import add_op, operation
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import StateStage
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra.facts.files import Directory, File, FileContents, Sha1File
 from pyinfra.facts.server import Arch, Date, KernelVersion
-from pyinfra.operations import files
+from pyinfra.operations import files, server
 
 from dlws import fact_cache
 from dlws import facts as dlws_facts
@@ -29,6 +32,7 @@ from dlws.facts import (
     HOST_FACTS,
     Container,
     Display,
+    DpkgArchitecture,
     FactBatch,
     KernelImagePackages,
     NvidiaDriverVersion,
@@ -70,6 +74,7 @@ def test_recorded_batch_is_split_and_parsed_by_each_facts_own_parser(monkeypatch
     # The kernel line had no newline: the marker followed it on the same line.
     assert results[KernelVersion] == ("ok", "5.15.0-125-generic")
     assert results[Arch] == ("ok", "x86_64")
+    assert results[DpkgArchitecture] == ("ok", "amd64")
     assert results[SecureBoot] == ("failed", None)  # exit 1: read alone, pyinfra reports it
     assert results[NvidiaPackages][1] == NvidiaPackages().process(
         fixture_lines("dpkg", "ubuntu-22.04_t4_535-server.txt"))
@@ -86,7 +91,8 @@ def test_recorded_batch_feeds_the_plan_like_single_reads(monkeypatch):
               KernelVersion: ["5.15.0-125-generic"], Arch: ["x86_64"],
               SecureBoot: ["SecureBoot enabled"],
               NvidiaPackages: fixture_lines("dpkg", "ubuntu-22.04_t4_535-server.txt"),
-              Display: [], KernelImagePackages: ["linux-image-generic-hwe-22.04"]}
+              Display: [], KernelImagePackages: ["linux-image-generic-hwe-22.04"],
+              DpkgArchitecture: ["amd64"]}
     reads: list = []
 
     def one(fact_cls, *args):
@@ -149,9 +155,23 @@ def test_batch_in_a_real_shell_equals_each_fact_read_alone(tmp_path):
 # --- the cache in front of pyinfra's get_fact -----------------------------------------------------
 
 
-def _run(tmp_path: Path, content: str) -> dict:
+@operation()
+def _clock_decision(holds_for: float):
+    """An operation that, like roles/base's apt index refresh, decides on the host's clock."""
+    now = host_proxy.get_fact(Date).timestamp()
+    fact_cache.valid_until(host_proxy, now + holds_for)
+    host_proxy.noop("still fresh")
+    return
+    yield
+
+
+def _run(tmp_path: Path, content: str, run_key: str | None = None,
+         clock: float | None = None, script: str | None = None,
+         declared: list[str] | None = None) -> dict:
     """One pyinfra run on @local: prefetch as the deploy's plan does, then two files.put and a
-    files.directory; the count of real fact reads (round trips) and what changed."""
+    files.directory; the count of real fact reads (round trips) and what changed. With a
+    run_key, as deploy/workstation.py: the operations are planned only where the host has not
+    converged, and the last one records a converged run."""
     inventory = Inventory((["@local"], {}))
     state = State(inventory, Config())
     state.init(inventory, Config())
@@ -163,6 +183,7 @@ def _run(tmp_path: Path, content: str) -> dict:
         return original(self, fact_cls, *args, **kwargs)
 
     fact_cache._ORIGINAL["get_fact"] = counting
+    skipped = False
     try:
         with ctx_state.use(state):
             state.set_stage(StateStage.Connect)
@@ -171,18 +192,30 @@ def _run(tmp_path: Path, content: str) -> dict:
             state.set_stage(StateStage.Prepare)
             with ctx_host.use(host):
                 fact_cache.prefetch(host, [(Arch, {})])
-            ops = [add_op(state, files.put, src=StringIO(content), dest=str(tmp_path / "a"),
-                          mode="644"),
-                   add_op(state, files.directory, path=str(tmp_path / "d"), mode="755"),
-                   add_op(state, files.put, src=StringIO("fixed\n"), dest=str(tmp_path / "b"),
-                          mode="644")]
+                skipped = run_key is not None and fact_cache.converged(host, run_key)
+            first = []
+            if script is not None:  # (added first: the operations run in the order added)
+                first = [add_op(state, server.shell, commands=[script])]
+                if declared is not None:
+                    with ctx_host.use(host):
+                        fact_cache.touches(next(iter(first[0].values())), declared)
+            ops = [] if skipped else [*first,
+                add_op(state, files.put, src=StringIO(content), dest=str(tmp_path / "a"),
+                       mode="644"),
+                add_op(state, files.directory, path=str(tmp_path / "d"), mode="755"),
+                add_op(state, files.put, src=StringIO("fixed\n"), dest=str(tmp_path / "b"),
+                       mode="644")]
+            if ops and clock is not None:
+                ops.insert(0, add_op(state, _clock_decision, holds_for=clock))
+            if ops and run_key is not None:
+                fact_cache.record_after(host, next(iter(ops[-1].values())))
             state.set_stage(StateStage.Execute)
             run_ops(state)
             disconnect_all(state)
     finally:
         fact_cache._ORIGINAL["get_fact"] = original
     changed = [bool(next(iter(op.values())).did_change()) for op in ops]
-    return {"reads": reads, "changed": changed}
+    return {"reads": reads, "changed": changed, "skipped": skipped}
 
 
 @pytest.fixture
@@ -200,17 +233,105 @@ def test_a_no_change_rerun_reads_the_host_once(cache_home):
     assert len(first["reads"]) > 1  # live reads after the first change
     _run(cache_home, "v1\n")  # learns the reads of files that exist now
     rerun = _run(cache_home, "v1\n")
-    assert rerun == {"reads": ["FactBatch"], "changed": [False, False, False]}
+    assert rerun == {"reads": ["FactBatch"], "changed": [False, False, False],
+                     "skipped": False}
 
 
-def test_after_a_change_facts_are_read_live(cache_home):
+def test_a_change_drops_only_the_readings_it_touches(cache_home):
     for _ in range(2):
         _run(cache_home, "v1\n")
     changed = _run(cache_home, "v2\n")  # the first put changes the host
     assert changed["changed"] == [True, False, False]
-    # The snapshot served the first put's reads; the later operations read live.
-    assert changed["reads"][0] == "FactBatch" and len(changed["reads"]) > 1
+    # The upload of `a` left the readings of `d` and `b` valid: the later operations are
+    # served from the batch; only `a`'s own reads after its upload are live.
+    assert changed["reads"][0] == "FactBatch"
     assert (cache_home / "a").read_text() == "v2\n"
+    assert len(changed["reads"]) <= 2, changed["reads"]
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+def test_a_script_drops_only_what_its_role_declares_it_touches(cache_home, declared):
+    script = f"echo x > {cache_home}/c"  # a script: its effect cannot be read from it
+    for _ in range(3):
+        _run(cache_home, "v1\n", script=script)
+    run = _run(cache_home, "v1\n", script=script,
+               declared=[str(cache_home / "c")] if declared else None)
+    # Declared, the later operations' reads stay in the batch but the folder holding `c` (its
+    # modification time moved); undeclared, every one is read live.
+    if declared:
+        assert run["reads"] == ["FactBatch", "Directory"], run["reads"]
+    else:
+        assert len(run["reads"]) > 3, run["reads"]
+
+
+def test_a_command_of_unknown_effect_drops_every_reading(cache_home):
+    snapshot = fact_cache.Snapshot(())
+    file_key = fact_cache.request_key(File, {"path": "/etc/dlws/stack.json"})
+    other_key = fact_cache.request_key(File, {"path": "/opt/dlws/bin/python"})
+    dpkg_key = ("pyinfra.facts.deb:DebPackages", ())
+    snapshot.values = {file_key: {}, other_key: {}, dpkg_key: {}}
+    fact_cache.forget(snapshot, fact_cache.touched("run_shell_command",
+                                                   ["chmod 644 /etc/dlws/stack.json"], {}))
+    assert set(snapshot.values) == {other_key, dpkg_key}
+    # The parent folder's reading goes with a change inside it.
+    snapshot.values = {fact_cache.request_key(Directory, {"path": "/etc/dlws"}): {}}
+    fact_cache.forget(snapshot, ("/etc/dlws/stack.json",))
+    assert snapshot.values == {}
+    for command in ("apt-get install -y hello", "chmod 644 /etc/x && rm -rf /",
+                    "chmod 644 etc/x", "sh -c 'chmod 644 /etc/x'", "mv /a /b; reboot",
+                    "chmod 644 /etc/$(id)"):
+        assert fact_cache.command_paths(command) is None, command
+    assert fact_cache.command_paths("chown -h root:lab /home/x") == ("/home/x",)
+    assert fact_cache.touched("put_file", ["local", "/etc/x"], {}) == ("/etc/x",)
+
+
+@pytest.fixture
+def record_file(cache_home, monkeypatch):
+    path = cache_home.parent / "state" / "converged.json"
+    monkeypatch.setattr(fact_cache, "CONVERGED_FILE", str(path))
+    monkeypatch.delenv("DLWS_CONVERGED", raising=False)
+    return path
+
+
+def test_a_converged_host_plans_nothing_until_a_reading_moves(cache_home, record_file):
+    first = _run(cache_home, "v1\n", "key-1")
+    assert first["changed"] == [True, True, True] and not record_file.exists()
+    second = _run(cache_home, "v1\n", "key-1")  # plans everything, changes nothing: recorded
+    assert second["changed"] == [False, False, False] and not second["skipped"]
+    assert record_file.stat().st_mode & 0o777 == 0o600
+    assert record_file.parent.stat().st_mode & 0o777 == 0o700
+    third = _run(cache_home, "v1\n", "key-1")
+    assert third == {"reads": ["FactBatch"], "changed": [], "skipped": True}
+    # Drift of a file the operations manage: its reading moved, so the run plans and fixes it.
+    (cache_home / "b").write_text("drifted\n")
+    fixed = _run(cache_home, "v1\n", "key-1")
+    assert not fixed["skipped"] and fixed["changed"] == [False, False, True]
+    assert (cache_home / "b").read_text() == "fixed\n"
+    (cache_home / "d").chmod(0o700)
+    assert _run(cache_home, "v1\n", "key-1")["changed"] == [False, True, False]
+    # Another run key (new code, data or version) plans everything.
+    _run(cache_home, "v1\n", "key-1")
+    assert _run(cache_home, "v1\n", "key-1")["skipped"]
+    assert not _run(cache_home, "v1\n", "key-2")["skipped"]
+
+
+def test_a_decision_on_the_clock_holds_the_record_only_until_it_flips(cache_home, record_file):
+    for _ in range(3):
+        _run(cache_home, "v1\n", "key-1", clock=3600)
+    assert _run(cache_home, "v1\n", "key-1", clock=3600)["skipped"]
+    # A decision that held for a moment only: recorded, but expired by the next run.
+    assert "until" in json.loads(record_file.read_text())
+    _run(cache_home, "v1\n", "key-2", clock=0.5)
+    assert json.loads(record_file.read_text())["run"] == "key-2"
+    time.sleep(0.6)
+    assert not _run(cache_home, "v1\n", "key-2", clock=0.5)["skipped"]
+
+
+def test_converged_runs_can_be_turned_off(cache_home, record_file, monkeypatch):
+    for _ in range(2):
+        _run(cache_home, "v1\n", "key-1")
+    monkeypatch.setenv("DLWS_CONVERGED", "0")
+    assert _run(cache_home, "v1\n", "key-1")["changed"] == [False, False, False]
 
 
 def test_the_cache_can_be_turned_off(cache_home, monkeypatch):

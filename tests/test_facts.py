@@ -112,3 +112,47 @@ def test_display_command_runs_in_a_plain_shell():
         return out.returncode, out.stdout
 
     assert f.run_fact(run, f.Display) is None
+
+
+def test_subordinate_ids_read_a_real_file(tmp_path):
+    import subprocess
+
+    path = tmp_path / "subuid"
+    # As shadow writes it, with a uid-owned line, a comment and a line no tool would accept.
+    path.write_text("alice:100000:65536\n1002:165536:65536\n# note\nbroken:line\n")
+    command = f.SubordinateIds().command(str(path))
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    assert f.SubordinateIds().process(out.stdout.splitlines()) == [
+        {"owner": "alice", "start": 100000, "count": 65536},
+        {"owner": "1002", "start": 165536, "count": 65536}]
+    missing = subprocess.run(["sh", "-c", f.SubordinateIds().command(str(tmp_path / "none"))],
+                             capture_output=True, text=True)
+    assert missing.returncode == 0 and missing.stdout == ""
+
+
+def test_nvidia_dev_char_links_on_real_device_nodes(tmp_path):
+    """The fact's own command over a /dev made here with mknod: one node linked, one not, one
+    linked elsewhere."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    dev = tmp_path / "dev"
+    (dev / "char").mkdir(parents=True)
+    (dev / "nvidia-caps").mkdir()
+    for name, minor in (("nvidia0", 0), ("nvidia1", 1), ("nvidiactl", 255)):
+        os.mknod(dev / name, 0o600 | 0o020000, os.makedev(195, minor))
+    os.mknod(dev / "nvidia-caps" / "nvidia-cap1", 0o600 | 0o020000, os.makedev(508, 1))
+    os.symlink("../nvidia0", dev / "char" / "195:0")
+    os.symlink("../nvidia0", dev / "char" / "195:255")  # points at the wrong node
+    os.symlink("../nvidia-caps/nvidia-cap1", dev / "char" / "508:1")
+    command = f.NvidiaDevCharLinks.command.replace("/dev/", f"{dev}/")
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    # The output as it reads on a host, where the folder is /dev itself.
+    nodes = f.NvidiaDevCharLinks().process(out.stdout.replace(str(dev), "/dev").splitlines())
+    assert [(n["node"], n["devno"]) for n in nodes] == [
+        ("/dev/nvidia0", "195:0"), ("/dev/nvidia1", "195:1"), ("/dev/nvidiactl", "195:255"),
+        ("/dev/nvidia-caps/nvidia-cap1", "508:1")]
+    assert f.missing_dev_char_links(nodes) == ["/dev/nvidia1 (195:1)",
+                                               "/dev/nvidiactl (195:255)"]

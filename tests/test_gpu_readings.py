@@ -170,3 +170,33 @@ def test_apt_sources_signed():
     assert len(problems) == 3, problems
     assert problems[0].startswith("/etc/apt/sources.list: deb http://deb.debian.org")
     assert "trusted=yes" in problems[1] and "Trusted: yes" in problems[2]
+
+
+# GB10 (DGX Spark) has no framebuffer of its own: nvidia-smi's memory.total reads "[N/A]"
+# (reports on NVIDIA's developer forum; no GB10 was at hand) and the GPU uses the system's
+# 128 GB. A GH200 reports its HBM as its framebuffer. MemTotal of a 128 GB Spark-like host:
+GB10_MEMINFO = "MemTotal:       128452284 kB\nMemFree:        120000000 kB\n"
+GB10_ROW = "0, NVIDIA GB10, [N/A], 0x2E1210DE, 580.95.05\n"
+GH200_ROW = "0, NVIDIA GH200 480GB, 97871, 0x234210DE, 580.95.05\n"
+QUERY = ("index", "name", "memory.total", "pci.device_id", "driver_version")
+
+
+def test_gb10_memory_is_the_systems_memory():
+    from dlws.stack import find_gpu
+
+    [row] = r.parse_csv(GB10_ROW, QUERY)
+    model = find_gpu(row["name"])
+    assert model.unified_memory and model.machines == ("aarch64",)
+    gib = r.gpu_memory_gib(row["memory.total"], model.unified_memory,
+                           r.meminfo_total_gib(GB10_MEMINFO))
+    assert 122 < gib < 123  # 128452284 kB, not "too little GPU memory"
+
+
+def test_a_framebuffer_gpu_is_read_from_nvml_and_a_missing_reading_is_a_fault():
+    from dlws.stack import find_gpu
+
+    [row] = r.parse_csv(GH200_ROW, QUERY)
+    assert not find_gpu(row["name"]).unified_memory
+    assert round(r.gpu_memory_gib(row["memory.total"], False, 500.0), 1) == 95.6
+    with pytest.raises(ValueError, match="no memory.total for a GPU with its own framebuffer"):
+        r.gpu_memory_gib(None, False, 500.0)

@@ -72,7 +72,8 @@ def test_every_source_is_recorded_with_its_version():
     table = json.loads(GPU_TABLE.read_text())
     assert table["sources"] == manifest
     extracted = {p.name for p in SOURCES.glob("*.tsv")}
-    hand_kept = {"chips.tsv", "performance.tsv", "kernel-modules.tsv", "pypi-wheels.tsv"}
+    hand_kept = {"chips.tsv", "performance.tsv", "kernel-modules.tsv", "pypi-wheels.tsv",
+                 "machines.tsv", "pypi-torch-aarch64.tsv"}
     assert extracted - hand_kept == set(manifest), "an extract without its source, or reverse"
     for name, source in manifest.items():
         assert source.get("package") or source.get("commit"), (name, source)
@@ -232,3 +233,22 @@ def test_cuda_wheel_majors_are_told_apart():
         12: ["nvidia-cublas-cu12", "nvidia-nccl-cu12"],
         13: ["nvidia-cuda-runtime 13.0.96", "nvidia-nccl-cu13"]}
     assert set(cuda_wheel_majors({"nvidia-cublas-cu12": "12.9.1.4"})) == {12}
+
+
+def test_torch_aarch64_builds_are_pypis_wheels():
+    """TORCH_PYPI_AARCH64 is what each release's PyPI aarch64 wheel METADATA says (the extract
+    names each wheel and its sha256), for every torch release in the table."""
+    from dlws.stack.table import TORCH_BUILDS, TORCH_PYPI_AARCH64
+
+    read = {}
+    for release, wheel, sha256, build, evidence in rows("pypi-torch-aarch64.tsv"):
+        assert wheel.startswith(f"torch-{release}") and "aarch64" in wheel, wheel
+        assert len(sha256) == 64, (wheel, sha256)
+        # cpu: every CUDA requirement is for x86_64 only; cuXYZ: cuda-toolkit X.Y on Linux.
+        if build == "cpu":
+            assert 'platform_machine == "x86_64"' in evidence, evidence
+        else:
+            assert f"cuda-toolkit=={build[2:-1]}.{build[-1]}." in evidence, evidence
+        read[release] = build
+    assert read == TORCH_PYPI_AARCH64
+    assert set(read) == {b.version for b in TORCH_BUILDS}

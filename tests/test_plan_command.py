@@ -85,10 +85,13 @@ def test_plan_prints_one_row_per_host_in_inventory_order(fleet_plan):
         cells = [cell.strip() for cell in line[len(host):].split("  ") if cell.strip()]
         assert cells == ROWS[host], f"{host}: {line}"
     # The containers role's line: engine, the pinned toolkit, the CDI spec.
-    assert ("containers @fake/ws-5090: docker (distro): docker.io; toolkit: "
-            "nvidia-container-toolkit=1.18.0-1 nvidia-container-toolkit-base=1.18.0-1 "
-            "libnvidia-container-tools=1.18.0-1 libnvidia-container1=1.18.0-1; CDI: "
-            "/etc/cdi/nvidia.yaml") in lines, result.stdout
+    # Ubuntu 24.04's docker.io is taken as without CDI (unverified): Docker keeps the nvidia
+    # runtime, with /dev/char links.
+    assert ("containers @fake/ws-5090: docker (distro, 24.0.7 (unverified)): docker.io; "
+            "toolkit: nvidia-container-toolkit=1.18.0-1 nvidia-container-toolkit-base=1.18.0-1 "
+            "libnvidia-container-tools=1.18.0-1 libnvidia-container1=1.18.0-1; GPUs through cdi "
+            "(docker: legacy, /dev/char links); CDI: /etc/cdi/nvidia.yaml, refreshed by toolkit "
+            "units") in lines, result.stdout
     assert not [line for line in lines if line.startswith("containers @fake/ws-4090")]
 
 
@@ -113,7 +116,7 @@ def test_plan_writes_json_for_machines(fleet_plan):
     hgx = by_host["@fake/hgx-h100"]
     assert len(hgx["gpu"]["models"]) == 8 and hgx["nccl"]["version"] == "2"
     # From R580 NVIDIA's repository names the fabric manager without a branch.
-    assert hgx["repo_path"] == "debian13" and "nvidia-fabricmanager" in hgx["driver"][
+    assert hgx["repo_path"] == "debian13/x86_64" and "nvidia-fabricmanager" in hgx["driver"][
         "packages"]
     ngc = by_host["@fake/ws-5090"]
     assert ngc["tensorflow"]["image"] == "nvcr.io/nvidia/tensorflow:25.02-tf2-py3"

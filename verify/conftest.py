@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 import pytest
 import testinfra
 
+from dlws.command import cmd
+from dlws.controller_code import Script
+from dlws.controller_code import parse as parse_runner
 from dlws.facts import host_facts as read_host_facts
 from dlws.facts import testinfra_reader
 from dlws.inventory.targets import Target, load_targets
@@ -230,12 +232,49 @@ def venv_packages(host, venv_python):
 
 def run_json(host, command: list[str]) -> tuple[int, dict, str]:
     """Run a command that prints JSON on stdout; return rc, the document and stderr."""
-    out = host.run(" ".join(shlex.quote(part) for part in command))
+    out = host.run(cmd(*command))
     try:
         document = json.loads(out.stdout) if out.stdout.strip() else {}
     except json.JSONDecodeError:
         document = {}
     return out.rc, document, out.stderr + ("" if document else out.stdout)
+
+
+# The training check as the controller holds it: what verify runs on every host.
+TRAIN_CHECK = Script.from_path(Path(__file__).resolve().parent.parent / "roles" / "frameworks"
+                               / "files" / "dlws_train_check.py")
+
+
+def run_train_check(host, target: Target, commands: dict[str, list[str]],
+                    ) -> tuple[dict[str, tuple[int, dict, str]], str]:
+    """Run the controller's training check on a host with the environment's Python (-I -B),
+    once per entry of `commands` (name -> arguments), side by side where the host has two
+    CPUs: {name: (exit status, JSON report, stderr)}, and what went wrong when nothing ran."""
+    out = host.run(TRAIN_CHECK.command(f"{target['python_env_prefix']}/bin/python", commands))
+    document = parse_runner(out.stdout)
+    if document.get("error") or not isinstance(document.get("runs"), dict):
+        return {}, (f"the training check could not be started (exit {out.rc}): "
+                    f"{document.get('error', '')} {out.stderr[-1500:]}{out.stdout[-500:]}")
+    runs = {}
+    for name, (rc, stdout, stderr) in document["runs"].items():
+        try:
+            report = json.loads(stdout) if stdout.strip() else {}
+        except json.JSONDecodeError:
+            report = {}
+        runs[name] = (rc, report if isinstance(report, dict) else {},
+                      stderr + ("" if report else stdout))
+    return runs, ""
+
+
+def integrity_refusal(host, target: Target) -> str:
+    """Why the environment's code must not run as root here ("" when its files match)."""
+    from verify.integrity import environment_problems
+
+    problems = environment_problems(host, target)
+    if not problems:
+        return ""
+    return ("not run: the environment's files differ from what was installed (code there would "
+            f"run as root): {'; '.join(problems[:5])}")
 
 
 def train_check_data_args(target: Target) -> list[str]:

@@ -86,3 +86,17 @@ def test_package_inventory_recorded(host, record_fact):
     record_fact("packages.dpkg", {name: ", ".join(sorted(versions))
                                   for name, versions in sorted(packages.items())})
     record_fact("kernel.release", host.check_output("uname -r"))
+
+
+def test_debian_package_files_match_dpkg(host):
+    # Every installed package's files against dpkg's own digests (dpkg --verify, several
+    # packages at a time): the driver, CUDA, cuDNN, NCCL, the base packages and the Python the
+    # environment runs on included. Conffiles are left out (an admin may edit those; apt's
+    # trust settings have their own checks in test_security).
+    from verify.integrity import dpkg_problems
+
+    problems, error = dpkg_problems(host)
+    assert not error, error
+    assert not problems, ("files of installed Debian packages changed since dpkg installed them "
+                          "(package: file; reinstall with apt-get install --reinstall): "
+                          + "; ".join(problems[:40]))

@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from dlws.command import all_of, cmd, sh
+
 PROBE = r"""
 #include <cstdio>
 __global__ void add(int n, const float *x, float *y) {
@@ -32,13 +34,13 @@ def nvcc(host, plan):
     if not plan.cuda.version:
         pytest.skip("the plan installs no CUDA toolkit (cuda_version, or no GPU declared)")
     for candidate in ("nvcc", "/usr/local/cuda/bin/nvcc"):
-        if host.run(f"command -v {candidate}").rc == 0:
+        if host.run(cmd("command", "-v", candidate)).rc == 0:
             return candidate
     pytest.fail(f"nvcc not found (plan: CUDA {plan.cuda.version} from {plan.cuda.source})")
 
 
 def test_cuda_toolkit_version_is_planned(host, plan, nvcc):
-    out = host.run(f"{nvcc} --version")
+    out = host.run(cmd(nvcc, "--version"))
     found = re.search(r"release (\d+\.\d+)", out.stdout)
     assert found, f"nvcc --version printed no release:\n{out.stdout}{out.stderr}"
     assert found.group(1) == plan.cuda.version, (
@@ -47,11 +49,11 @@ def test_cuda_toolkit_version_is_planned(host, plan, nvcc):
 
 def test_nvcc_compiles_and_runs_a_kernel(host, target, plan, nvcc):
     workdir = host.check_output("mktemp -d")
-    host.run(f"cat > {workdir}/probe.cu <<'EOF'\n{PROBE}\nEOF")
-    build = host.run(f"cd {workdir} && {nvcc} -o probe probe.cu")
+    host.run(sh("printf '%s\\n' {} > {}", PROBE, f"{workdir}/probe.cu"))
+    build = host.run(all_of([cmd("cd", "--", workdir), cmd(nvcc, "-o", "probe", "probe.cu")]))
     assert build.rc == 0, f"nvcc failed to compile a kernel:\n{build.stderr[-3000:]}"
-    run = host.run(f"{workdir}/probe")
-    host.run(f"rm -rf {workdir}")
+    run = host.run(cmd(f"{workdir}/probe"))
+    host.run(cmd("rm", "-rf", "--", workdir))
     if target["gpu_count"] == 0:
         # Compiled and linked against the runtime; with no GPU declared, running it must say
         # so rather than pretend.

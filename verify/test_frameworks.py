@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 
 import pytest
 
+from dlws.command import cmd
 from dlws.facts import canonical
 
 
@@ -25,8 +25,11 @@ def test_torch_is_the_planned_build(plan, venv_packages):
         pytest.skip("the plan installs no PyTorch")
     found = venv_packages.get("torch")
     assert found, "torch is not installed"
-    assert found == f"{plan.torch.version}+{plan.torch.variant}", (
-        f"torch {found} installed, plan says {plan.torch.version}+{plan.torch.variant}")
+    # PyTorch's index versions its builds "2.14.1+cu126"; PyPI's own aarch64 wheel is "2.10.0".
+    expected = plan.torch.installed_version
+    assert found == expected, (
+        f"torch {found} installed, plan says {expected} ({plan.torch.variant} build"
+        + (f" from {plan.torch.index_url})" if plan.torch.index_url else " from PyPI)"))
 
 
 @pytest.mark.parametrize("module", ["tensorflow", "torch"])
@@ -43,7 +46,7 @@ def test_framework_imports(host, target, plan, venv_python, module, record_fact)
         assert version, f"import {module} failed (training check exit {rc}):\n{stderr[-2000:]}"
         record_fact(f"{module}.version", version)
         return
-    out = host.run(f"{shlex.quote(venv_python)} -c 'import {module}; print({module}.__version__)'")
+    out = host.run(cmd(venv_python, "-c", f"import {module}; print({module}.__version__)"))
     assert out.rc == 0, f"import {module} failed:\n{out.stderr[-2000:]}"
     record_fact(f"{module}.version", out.stdout.strip())
 
@@ -91,7 +94,7 @@ def test_frameworks_import_together_in_one_process(host, plan, venv_python, reco
         "print(json.dumps({'tensorflow': tf.__version__, 'torch': torch.__version__, "
         "'tf_gpus': len(gpus), 'torch_cuda': cuda}))\n"
     )
-    out = host.run(f"{shlex.quote(venv_python)} -c {shlex.quote(script)}")
+    out = host.run(cmd(venv_python, "-c", script))
     assert out.rc == 0, f"importing both frameworks in one process failed:\n{out.stderr[-3000:]}"
     report = json.loads(out.stdout.strip().splitlines()[-1])
     record_fact("frameworks.one_process", report)
@@ -100,7 +103,7 @@ def test_frameworks_import_together_in_one_process(host, plan, venv_python, reco
 def test_burn_in_command_installed(host, target):
     burn_in = host.file(target["frameworks_burn_in_path"])
     assert burn_in.exists, f"{burn_in.path} is missing (dlws-burn-in)"
-    out = host.run(f"{target['frameworks_burn_in_path']} --help")
+    out = host.run(cmd(target["frameworks_burn_in_path"], "--help"))
     assert out.rc == 0 and "--minutes" in out.stdout, out.stderr[-500:]
     assert host.package("stress-ng").is_installed, "stress-ng (the burn-in's load) is missing"
 
@@ -136,3 +139,31 @@ def test_daily_check_results_collected(host, target, record_fact):
     assert age <= DAILY_MAX_AGE_S, f"the daily check last finished {age / 3600:.0f} h ago"
     assert results == {"train": "0", "burn-in": "0"}, (
         f"the last daily check failed (exit codes {results}); see {DAILY_DIR}")
+
+
+@pytest.mark.parametrize(("command", "key", "source"), [
+    ("dlws-train-check", "frameworks_train_check_path", "dlws_train_check.py"),
+    ("dlws-burn-in", "frameworks_burn_in_path", "dlws_burn_in.py"),
+])
+def test_installed_commands_are_the_controllers(host, target, command, key, source):
+    # What lab members and the daily check run is what the role installed: the controller's
+    # file behind the environment's shebang, byte for byte, and the link points at it. (verify
+    # itself runs the controller's copy, never this one.)
+    import hashlib
+    from importlib.resources import files as package_files
+
+    from dlws.command import cmd
+
+    prefix = target["python_env_prefix"]
+    script = (package_files("roles.frameworks") / "files" / source).read_text()
+    expected = hashlib.sha256(f"#!{prefix}/bin/python\n{script}".encode()).hexdigest()
+    installed = f"{prefix}/bin/{command}"
+    out = host.run(cmd("sha256sum", "--", installed))
+    found = out.stdout.split()[0] if out.rc == 0 and out.stdout.strip() else None
+    assert found == expected, (f"{installed} has sha256 {found or out.stderr.strip()}, the "
+                               f"controller's roles/frameworks/files/{source} {expected}: "
+                               "replaced or edited on the host (redeploy)")
+    link = host.file(target[key])
+    assert link.is_symlink and link.linked_to == installed, (
+        f"{target[key]} does not link to {installed} (found "
+        f"{link.linked_to if link.is_symlink else 'no link'})")

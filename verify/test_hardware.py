@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import shlex
 import uuid
 
 import pytest
 
+from dlws.command import cmd
 from dlws.gpu_readings import (
     ECC_FIELDS,
+    NOT_APPLICABLE,
     PCIE_FIELDS,
     PERSISTENCE_FIELDS,
     POWER_FIELDS,
@@ -19,9 +20,11 @@ from dlws.gpu_readings import (
     THROTTLE_FIELDS,
     dd_read_mib_s,
     ecc_verdict,
+    gpu_memory_gib,
     gpu_query,
     hardware_xids,
     loaded_driver_version,
+    meminfo_total_gib,
     parse_csv,
     pcie_verdict,
     persistence_verdict,
@@ -42,17 +45,14 @@ def test_cpu_cores(host, target):
 
 
 def test_memory(host, target):
-    meminfo = host.file("/proc/meminfo").content_string
-    kib = int(next(line.split()[1] for line in meminfo.splitlines()
-                   if line.startswith("MemTotal:")))
-    gib = kib / 2**20
+    gib = meminfo_total_gib(host.file("/proc/meminfo").content_string)
     assert gib >= target["hardware_min_memory_gib"], (
         f"{gib:.1f} GiB of memory, declared at least {target['hardware_min_memory_gib']} GiB")
 
 
 def test_data_disk_free_space(host, target):
     path = target["hardware_data_dir"]
-    out = host.run(f"df -Pk -- {shlex.quote(path)}")
+    out = host.run(cmd("df", "-Pk", "--", path))
     assert out.rc == 0, f"data disk {path}: {out.stderr.strip()}"
     free_gib = int(out.stdout.splitlines()[-1].split()[3]) / 2**20
     assert free_gib >= target["hardware_min_free_gib"], (
@@ -61,7 +61,7 @@ def test_data_disk_free_space(host, target):
 
 def gpus_from_nvidia_smi(host) -> list[dict[str, str]]:
     """nvidia-smi's CSV query, one dict per GPU (fails the check when nvidia-smi fails)."""
-    out = host.run(f"nvidia-smi --query-gpu={GPU_QUERY} --format=csv,noheader,nounits")
+    out = host.run(cmd("nvidia-smi", f"--query-gpu={GPU_QUERY}", "--format=csv,noheader,nounits"))
     assert out.rc == 0, f"nvidia-smi failed (rc={out.rc}): {out.stderr.strip() or out.stdout}"
     rows = csv.reader(io.StringIO(out.stdout), skipinitialspace=True)
     return [dict(zip(GPU_QUERY.split(","), row, strict=True)) for row in rows if row]
@@ -85,13 +85,27 @@ def test_gpu_model(host, target):
 
 
 def test_gpu_memory(host, target):
+    """Each GPU's memory against gpu_min_memory_gib, read as its machine reports it: NVML's
+    framebuffer, or on a GPU without one (GB10's unified memory, where NVML reports "[N/A]")
+    the system's memory, which is the GPU's."""
     require_gpus(target)
     if target["gpu_min_memory_gib"] is None:
         pytest.skip("gpu_min_memory_gib not declared")
+    from dlws.stack import find_gpu
+
+    system_gib = meminfo_total_gib(host.file("/proc/meminfo").content_string)
     for gpu in gpus_from_nvidia_smi(host):
-        gib = int(gpu["memory.total"]) / 1024
+        raw = gpu["memory.total"]
+        reading = None if raw.strip() in NOT_APPLICABLE else raw
+        unified = find_gpu(gpu["name"]).unified_memory
+        try:
+            gib = gpu_memory_gib(reading, unified, system_gib)
+        except ValueError as error:
+            pytest.fail(f"GPU {gpu['index']} ({gpu['name']}): {error} (nvidia-smi: {raw!r})")
+        where = " (unified: the system's memory)" if unified else ""
         assert gib >= target["gpu_min_memory_gib"], (
-            f"GPU {gpu['index']} has {gib:.1f} GiB, declared {target['gpu_min_memory_gib']}")
+            f"GPU {gpu['index']} has {gib:.1f} GiB{where}, declared "
+            f"{target['gpu_min_memory_gib']}")
 
 
 # Sequential read of the data disk: a file this size, read past the page cache.
@@ -101,23 +115,24 @@ READ_PROBE_MIB = 256
 def test_data_disk_read_throughput(host, target, record_fact):
     path = target["hardware_data_dir"]
     # A name of its own per run: two verify runs (or one host under two names) may overlap.
-    probe = shlex.quote(f"{path}/.dlws-read-probe-{uuid.uuid4().hex[:12]}")
+    probe = f"{path}/.dlws-read-probe-{uuid.uuid4().hex[:12]}"
     # Random bytes, so a compressing filesystem (ZFS, btrfs) cannot make the read look faster.
-    write = host.run(f"dd if=/dev/urandom of={probe} bs=1M count={READ_PROBE_MIB} conv=fsync "
-                     "status=none")
+    write = host.run(cmd("dd", "if=/dev/urandom", f"of={probe}", "bs=1M",
+                         f"count={READ_PROBE_MIB}", "conv=fsync", "status=none"))
     try:
         assert write.rc == 0, f"cannot write {READ_PROBE_MIB} MiB to {path}: {write.stderr}"
-        read = host.run(f"LANG=C dd if={probe} of=/dev/null bs=1M iflag=direct")
+        read = host.run(cmd("env", "LANG=C", "dd", f"if={probe}", "of=/dev/null", "bs=1M",
+                            "iflag=direct"))
         method = "O_DIRECT"
         if read.rc != 0:
             # tmpfs and some overlays refuse O_DIRECT: drop only this file's pages
             # (posix_fadvise DONTNEED, GNU dd's nocache), not every cache of a shared machine.
-            host.run(f"dd if={probe} iflag=nocache count=0 status=none")
-            read = host.run(f"LANG=C dd if={probe} of=/dev/null bs=1M")
+            host.run(cmd("dd", f"if={probe}", "iflag=nocache", "count=0", "status=none"))
+            read = host.run(cmd("env", "LANG=C", "dd", f"if={probe}", "of=/dev/null", "bs=1M"))
             method = "page cache dropped with posix_fadvise"
         assert read.rc == 0, f"cannot read back {probe}: {read.stderr}"
     finally:
-        host.run(f"rm -f {probe}")
+        host.run(cmd("rm", "-f", "--", probe))
     mib_s = dd_read_mib_s(read.stderr)
     record_fact("data_disk.read_mib_s", round(mib_s, 1))
     assert mib_s >= target["hardware_min_read_mib_s"], (

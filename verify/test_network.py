@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shlex
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -15,6 +14,7 @@ from urllib.parse import urlparse
 import pytest
 import testinfra
 
+from dlws.command import Command, cmd
 from verify.conftest import _targets, train_check_data_args
 
 # Seconds beyond network_timeout_s that `timeout` gives torchrun to stop its ranks (SIGTERM),
@@ -31,7 +31,7 @@ def address(target) -> str:
     return parsed.hostname or parsed.netloc or "localhost"
 
 
-def torchrun_command(target, leader, nodes: int, run_id: str) -> str:
+def torchrun_command(target, leader, nodes: int, run_id: str) -> Command:
     """The command each host of the group runs: torchrun, bounded by `timeout`."""
     limit = target["network_timeout_s"]
     per_node = max(1, target["gpu_count"])
@@ -48,11 +48,10 @@ def torchrun_command(target, leader, nodes: int, run_id: str) -> str:
         # gloo and NCCL pick the interface the host's name resolves to unless told.
         env = ["env", f"GLOO_SOCKET_IFNAME={target['network_interface']}",
                f"NCCL_SOCKET_IFNAME={target['network_interface']}"]
-    return " ".join(shlex.quote(part) for part in
-                    [*env, "timeout", "-k", "10", str(limit + GRACE_S), *check])
+    return cmd(*env, "timeout", "-k", "10", str(limit + GRACE_S), *check)
 
 
-def run_on(member, command: str) -> dict:
+def run_on(member, command: Command) -> dict:
     """One host's part: its exit code, output and the document its first rank printed."""
     started = time.monotonic()
     try:
@@ -72,9 +71,9 @@ def run_on(member, command: str) -> dict:
 
 def stop_run(member, run_id: str) -> None:
     """Stop this run's torchrun on a host (found by its unique rendezvous ID, nothing else)."""
-    pattern = shlex.quote(f"--rdzv-id={run_id}")
     with contextlib.suppress(Exception):  # unreachable: nothing of ours runs there
-        testinfra.get_host(member.spec).run(f"pkill -TERM -f -- {pattern}")
+        testinfra.get_host(member.spec).run(cmd("pkill", "-TERM", "-f", "--",
+                                                f"--rdzv-id={run_id}"))
 
 
 def run_group(members, leader, run_id: str) -> list[dict]:

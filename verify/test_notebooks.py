@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import re
-import shlex
 import ssl
 import subprocess
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dlws.command import cmd
 from dlws.tls import fingerprint
 from roles.base import GPU_GROUPS
 from roles.notebooks import (
@@ -47,7 +47,7 @@ def where(target) -> dict[str, str]:
 
 def _on_host_python(host, target, code: str):
     """Run Python in the hub's environment on the host (its own view of the hub)."""
-    return host.run(f"{target['notebooks_prefix']}/bin/python -c {shlex.quote(code)}")
+    return host.run(cmd(f"{target['notebooks_prefix']}/bin/python", "-c", code))
 
 
 def test_hub_service_running(host, target, where):
@@ -58,7 +58,7 @@ def test_hub_service_running(host, target, where):
     if host.file("/run/systemd/system").is_directory:
         service = host.service(SERVICE)
         assert service.is_enabled, f"{SERVICE} is not enabled"
-        status = host.run(f"systemctl status {SERVICE}").stdout
+        status = host.run(cmd("systemctl", "status", "--", SERVICE)).stdout
         assert service.is_running, f"{SERVICE} is not running: {status}"
         return
     # No systemd here (a container): the hub must run as root exactly as the unit says.
@@ -129,7 +129,7 @@ def test_hub_secrets_are_root_only(host, target, where):
             f"{item.path}: owner {item.user}, mode {oct(item.mode)}; must be root-only (0600)")
     config = host.file(where["config"]).content_string
     for name in ("cookie_secret", "proxy_token", "verify_token"):
-        value = host.run(f"cat {shlex.quote(where[name])}").stdout.strip()
+        value = host.run(cmd("cat", "--", where[name])).stdout.strip()
         assert len(value) >= 32, f"{where[name]} holds no secret"
         assert value not in config, f"a secret from {where[name]} is written in {where['config']}"
 
@@ -138,8 +138,8 @@ def test_managed_environment_is_a_kernel_for_lab_users(host, target, where):
     spec = json.loads(host.file(where["kernel"]).content_string)
     assert spec["argv"][0] == f"{target['python_env_prefix']}/bin/python", spec
     user = target["base_lab_users"][0]
-    listing = f"{target['notebooks_prefix']}/bin/jupyter kernelspec list --json"
-    out = host.run(f"su -s /bin/sh {shlex.quote(user)} -c {shlex.quote(listing)}")
+    listing = cmd(f"{target['notebooks_prefix']}/bin/jupyter", "kernelspec", "list", "--json")
+    out = host.run(cmd("su", "-s", "/bin/sh", "-c", listing, "--", user))
     assert out.rc == 0, f"jupyter kernelspec list as {user}: {out.stderr}"
     kernels = json.loads(out.stdout)["kernelspecs"]
     assert KERNEL_NAME in kernels, f"{user} does not see the kernel {KERNEL_NAME}: {list(kernels)}"

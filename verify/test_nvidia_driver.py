@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shlex
-
 import pytest
 
 from dlws import kernel
+from dlws.command import sh
 from dlws.gpu_readings import (
     INSTALLED_NVML_COMMAND,
     installed_nvml_version,
@@ -111,13 +110,12 @@ def test_kernel_modules_built_for_each_kernel(host, target, driver_plan, record_
     assert kernels, "no kernel found to check (uname -r, /boot/vmlinuz-*, /lib/modules/*/build)"
     modules, licenses = {}, {}
     for release in kernels:
-        q = shlex.quote(release)
         # Debian's DKMS package names the module nvidia-current (an alias makes it `nvidia`).
-        out = host.run(f"modinfo -k {q} -F version nvidia 2>/dev/null || "
-                       f"modinfo -k {q} -F version nvidia-current 2>/dev/null")
+        out = host.run(sh("modinfo -k {} -F version nvidia 2>/dev/null || "
+                          "modinfo -k {} -F version nvidia-current 2>/dev/null", release, release))
         modules[release] = out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
-        lic = host.run(f"modinfo -k {q} -F license nvidia 2>/dev/null || "
-                       f"modinfo -k {q} -F license nvidia-current 2>/dev/null")
+        lic = host.run(sh("modinfo -k {} -F license nvidia 2>/dev/null || "
+                          "modinfo -k {} -F license nvidia-current 2>/dev/null", release, release))
         licenses[release] = lic.stdout.strip()
     builds = builds_dkms(driver_plan.os.id, driver_plan.driver.source)
     dkms = host.run("dkms status 2>/dev/null").stdout if builds else ""

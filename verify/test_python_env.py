@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import shlex
-
 import pytest
 
+from dlws.command import cmd
 from roles.python_env import PIP_CONF, PROFILE
 
 
 def test_venv_python_is_the_planned_one(host, venv_python, plan):
-    out = host.run(f"{shlex.quote(venv_python)} -c "
-                   "'import sys; print(\"%d.%d\" % sys.version_info[:2])'")
+    out = host.run(cmd(venv_python, "-c", 'import sys; print("%d.%d" % sys.version_info[:2])'))
     assert out.rc == 0, f"{venv_python} does not run: {out.stderr}"
     assert out.stdout.strip() == plan.python.version, (
         f"environment Python is {out.stdout.strip()}, the plan says {plan.python.version}")
@@ -82,3 +80,24 @@ def test_venv_package_inventory_recorded(venv_packages, record_fact):
     # What `dlws report --diff` compares between runs: every distribution in the environment.
     assert venv_packages, "the shared environment lists no distribution (is it installed?)"
     record_fact("packages.venv", dict(sorted(venv_packages.items())))
+
+
+def test_environment_files_match_their_records(host, target, record_fact):
+    """Every file each distribution's RECORD lists has its size and sha256 (verify_integrity =
+    full) or its size and no later change (fast), and no importable file (.py, .pyc, .so, .pth)
+    is there that no RECORD lists. Checked by the controller's own script under the
+    environment's interpreter without its site-packages (-I -S -B: no .pth runs), before any
+    of the environment's code runs as root (the trainings wait for it)."""
+    from verify.integrity import RECORD_CHECK, environment_problems, record_report
+
+    problems = environment_problems(host, target)
+    report = record_report(host, target)
+    for key in ("mode", "files", "bytes_hashed", "seconds", "workers"):
+        if key in report:
+            record_fact(f"integrity.{key}", report[key])
+    assert report.get("script_sha256") == RECORD_CHECK.sha256, report
+    assert not problems, (f"{len(problems)} files of {target['python_env_prefix']} differ from "
+                          f"what was installed (verify_integrity = {target['verify_integrity']}; "
+                          "reinstall the named distributions from the lock): "
+                          + "; ".join(problems[:40]))
+    assert report["files"] > 0, f"no RECORD listed any file: {report}"

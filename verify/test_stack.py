@@ -23,6 +23,8 @@ def test_recorded_stack_is_the_expected_stack(target, host, plan, record_fact):
                     pytrace=False)
     expected = stack_record(plan, target.data, all_defaults())
     record_fact("stack", expected["stack"])
+    # The machine the host runs, as the deploy's facts read it (uname -m, dpkg's architecture).
+    record_fact("machine", f"{plan.os.machine} ({plan.os.dpkg_arch})")
     problems = record_problems(document, expected)
     assert not problems, (
         f"{target.name}: deployed from other data or another dlws version; redeploy. "

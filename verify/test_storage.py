@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
 import uuid
 
 import pytest
 
+from dlws.command import cmd
 from dlws.facts import BlockDevice, SharedFolder
 from dlws.gpu_readings import dd_read_mib_s
 from roles.storage import acl_entries
@@ -92,7 +92,7 @@ def test_datasets_folders_shared_with_the_lab(host, target):
 def test_disks_free_space(host, target, record_fact):
     problems = []
     for disk in _disks(target):
-        out = host.run(f"df -Pk -- {shlex.quote(disk['mount'])}")
+        out = host.run(cmd("df", "-Pk", "--", disk["mount"]))
         assert out.rc == 0, f"df {disk['mount']}: {out.stderr}"
         free_gib = int(out.stdout.splitlines()[-1].split()[3]) / 2**20
         record_fact(f"storage.{disk['mount']}.free_gib", round(free_gib, 1))
@@ -105,17 +105,19 @@ def test_disks_free_space(host, target, record_fact):
 def test_disks_sequential_throughput(host, target, record_fact):
     problems = []
     for disk in _disks(target):
-        probe = shlex.quote(f"{disk['mount'].rstrip('/')}/.dlws-probe-{uuid.uuid4().hex[:12]}")
+        probe = f"{disk['mount'].rstrip('/')}/.dlws-probe-{uuid.uuid4().hex[:12]}"
         try:
             # Random bytes: a compressing filesystem cannot make it look faster.
-            host.run(f"dd if=/dev/urandom of={probe}.src bs=1M count={PROBE_MIB} status=none")
-            write = host.run(f"LANG=C dd if={probe}.src of={probe} bs=1M oflag=direct "
-                             "conv=fsync")
+            host.run(cmd("dd", "if=/dev/urandom", f"of={probe}.src", "bs=1M",
+                         f"count={PROBE_MIB}", "status=none"))
+            write = host.run(cmd("env", "LANG=C", "dd", f"if={probe}.src", f"of={probe}", "bs=1M",
+                                 "oflag=direct", "conv=fsync"))
             assert write.rc == 0, f"cannot write to {disk['mount']}: {write.stderr}"
-            read = host.run(f"LANG=C dd if={probe} of=/dev/null bs=1M iflag=direct")
+            read = host.run(cmd("env", "LANG=C", "dd", f"if={probe}", "of=/dev/null", "bs=1M",
+                                "iflag=direct"))
             assert read.rc == 0, f"cannot read back {probe}: {read.stderr}"
         finally:
-            host.run(f"rm -f {probe} {probe}.src")
+            host.run(cmd("rm", "-f", "--", probe, f"{probe}.src"))
         write_mib_s, read_mib_s = dd_read_mib_s(write.stderr), dd_read_mib_s(read.stderr)
         record_fact(f"storage.{disk['mount']}.write_mib_s", round(write_mib_s, 1))
         record_fact(f"storage.{disk['mount']}.read_mib_s", round(read_mib_s, 1))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import shlex
 import threading
 
 import pytest
 
 from dlws.stack.table import MINOR_COMPAT_MIN_BRANCH
-from verify.conftest import require_gpus, run_json, train_check_data_args
+from verify.conftest import (
+    TRAIN_CHECK,
+    integrity_refusal,
+    require_gpus,
+    run_train_check,
+    train_check_data_args,
+)
 
 # One training run per host and framework, shared by the checks that read its report.
 _RUNS: dict[tuple[str, str], tuple[int, dict, str]] = {}
@@ -26,36 +30,10 @@ def on_gpu(target, plan, framework: str) -> bool:
 
 
 def _train_args(target, plan, framework: str) -> list[str]:
-    args = [target["frameworks_train_check_path"], "--json", "-", "--framework", framework,
-            *train_check_data_args(target)]
+    args = ["--json", "-", "--framework", framework, *train_check_data_args(target)]
     if on_gpu(target, plan, framework):
         args += ["--require-gpu", "--all-gpus"]
     return args
-
-
-# Runs the training checks side by side on the host, each with its own exit status, stdout and
-# stderr, when the host has at least two CPUs to give them (else one after the other).
-TOGETHER = """
-import json, os, subprocess, sys, tempfile
-commands = json.loads(sys.argv[1])
-together = len(os.sched_getaffinity(0)) >= 2
-
-def start(argv):
-    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    return subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL), out, err
-
-def finish(process, out, err):
-    code = process.wait()
-    out.seek(0), err.seek(0)
-    return [code, out.read().decode(errors="replace"), err.read().decode(errors="replace")]
-
-if together:
-    running = {name: start(argv) for name, argv in commands.items()}
-    runs = {name: finish(*started) for name, started in running.items()}
-else:
-    runs = {name: finish(*start(argv)) for name, argv in commands.items()}
-print(json.dumps({"together": together, "runs": runs}))
-"""
 
 
 def _planned(target, plan) -> list[str]:
@@ -63,31 +41,26 @@ def _planned(target, plan) -> list[str]:
             if framework in target["verify_frameworks"] and getattr(plan, framework).version]
 
 
-def _report(rc: int, stdout: str, stderr: str) -> tuple[int, dict, str]:
-    try:
-        document = json.loads(stdout) if stdout.strip() else {}
-    except json.JSONDecodeError:
-        document = {}
-    return rc, (document.get("results") or [{}])[0], stderr + ("" if document else stdout)
-
-
 def _train_all(host, target, plan, frameworks: list[str]) -> None:
     """Every planned training of a CPU host in one remote call, side by side (its cores allow
-    it); a GPU host trains one framework at a time, so each throughput is its own."""
-    commands = {framework: _train_args(target, plan, framework) for framework in frameworks}
-    python = f"{target['python_env_prefix']}/bin/python"
-    out = host.run(" ".join(shlex.quote(part) for part in
-                            [python, "-c", TOGETHER, json.dumps(commands)]))
-    try:
-        runs = json.loads(out.stdout)["runs"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        runs = {}
+    it); a GPU host trains one framework at a time, so each throughput is its own. What runs is
+    the controller's copy of the training check (dlws/controller_code.py), never the host's,
+    and only in an environment whose files match their RECORDs."""
+    refused = integrity_refusal(host, target)
+    if refused:
+        for framework in frameworks:
+            _RUNS[(target.name, framework)] = (2, {}, refused)
+        return
+    runs, error = run_train_check(host, target, {f: _train_args(target, plan, f)
+                                                 for f in frameworks})
     for framework in frameworks:
         if framework in runs:
-            _RUNS[(target.name, framework)] = _report(*runs[framework])
+            rc, report, stderr = runs[framework]
+            _RUNS[(target.name, framework)] = (rc, {**(report.get("results") or [{}])[0],
+                                                    "script_sha256": report.get(
+                                                        "script_sha256")}, stderr)
         else:
-            _RUNS[(target.name, framework)] = (2, {}, f"the training runner failed (exit "
-                                               f"{out.rc}): {out.stderr[-1500:]}{out.stdout}")
+            _RUNS[(target.name, framework)] = (2, {}, error)
 
 
 # Hosts whose trainings run in the background while their other checks run (CPU hosts).
@@ -128,8 +101,7 @@ def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
     if key not in _RUNS and target["gpu_count"] == 0 and len(planned) > 1:
         _train_all(host, target, plan, planned)
     if key not in _RUNS:
-        rc, report, stderr = run_json(host, _train_args(target, plan, framework))
-        _RUNS[key] = (rc, (report.get("results") or [{}])[0], stderr)
+        _train_all(host, target, plan, [framework])
     return _RUNS[key]
 
 
@@ -141,6 +113,12 @@ def test_mnist_trains(host, target, plan, framework, record_fact):
         if key in result:
             record_fact(f"{framework}.training.{key}", result[key])
     assert rc != 2, f"the training check could not run ({framework}): {evidence}"
+    # What ran is the controller's copy (written fresh and checked by the runner; the report
+    # carries the digest the script computed of itself).
+    record_fact("training.script_sha256", result.get("script_sha256"))
+    assert result.get("script_sha256") == TRAIN_CHECK.sha256, (
+        f"the training check that ran has sha256 {result.get('script_sha256')}, the "
+        f"controller's copy {TRAIN_CHECK.sha256}; {evidence}")
     assert result.get("status") == "passed", (
         f"{framework} training failed: {result.get('reason')}; {evidence}")
     expected_device = "gpu" if on_gpu(target, plan, framework) else "cpu"
@@ -184,9 +162,9 @@ def test_gpu_matmul_throughput(host, target, plan, record_fact):
     if not plan.torch.version:
         pytest.fail("the matmul probe needs PyTorch, and the plan installs none on a GPU host")
     model = find_gpu(target["gpu_model"])
-    rc, report, stderr = run_json(host, [target["frameworks_train_check_path"],
-                                         "--matmul-probe", "gpu", "--matmul-dtype",
-                                         model.tensor_dtype, "--json", "-"])
+    runs, error = run_train_check(host, target, {"probe": [
+        "--matmul-probe", "gpu", "--matmul-dtype", model.tensor_dtype, "--json", "-"]})
+    rc, report, stderr = runs.get("probe", (2, {}, error))
     readings = [r for r in report.get("matmul", []) if "tflops" in r]
     assert rc == 0 and readings, f"the matmul probe did not run (exit {rc}): {report} {stderr}"
     assert len(readings) == target["gpu_count"], (
@@ -209,19 +187,32 @@ def test_gpu_matmul_throughput(host, target, plan, record_fact):
                       f"{target['gpu_model']}): {slow}")
 
 
-def test_ngc_tensorflow_trains_in_its_container(host, target, plan, record_fact):
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_ngc_tensorflow_trains_in_its_container(host, target, plan, record_fact, engine):
     # frameworks_tensorflow = "ngc": TensorFlow is NVIDIA's image, not a pip build; the seed
-    # model trains inside it with every GPU (dlws-train-check --container).
+    # model trains inside it with every GPU (dlws-train-check --container), in each engine the
+    # host runs: Podman and Docker's CDI mode take the GPUs as the CDI device nvidia.com/gpu=all.
+    from roles.containers import docker_gpu_mode, engines
+
     if not plan.tensorflow.image:
         pytest.skip("the plan runs no NGC TensorFlow (frameworks_tensorflow is not 'ngc')")
+    if not dict(zip(("docker", "podman"), engines(target["containers_engine"]),
+                    strict=True))[engine]:
+        pytest.skip(f"{target.name} runs no {engine} (containers_engine = "
+                    f"{target['containers_engine']!r})")
     require_gpus(target)
-    args = [*_train_args(target, "tensorflow"), "--container", plan.tensorflow.image]
-    rc, report, stderr = run_json(host, args)
+    access = ("cdi" if engine == "podman" or docker_gpu_mode(
+        target["containers_gpu_mode"], plan.os.id, plan.os.release,
+        target["containers_engine_source"]) == "cdi" else "gpus")
+    args = [*_train_args(target, plan, "tensorflow"), "--container", plan.tensorflow.image,
+            "--engine", engine, "--gpu-access", access, "--require-gpu", "--all-gpus"]
+    runs, error = run_train_check(host, target, {"ngc": args})
+    rc, report, stderr = runs.get("ngc", (2, {}, error))
     result = (report.get("results") or [{}])[0]
-    evidence = f"exit {rc}; result: {result}; stderr tail: {stderr[-1500:]}"
+    evidence = f"{engine}: exit {rc}; result: {result}; stderr tail: {stderr[-1500:]}"
     for key in ("device", "test_accuracy", "samples_per_second"):
         if key in result:
-            record_fact(f"tensorflow-ngc.training.{key}", result[key])
+            record_fact(f"tensorflow-ngc.{engine}.training.{key}", result[key])
     assert result.get("container") == plan.tensorflow.image, evidence
     assert result.get("status") == "passed", f"NGC TensorFlow training failed: {evidence}"
     assert result["device"] == "gpu", evidence

@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--installed-driver", metavar="VERSION", help="e.g. 535.183.01")
     parser.add_argument("--container", action="store_true", help="the host is a container")
     parser.add_argument("--kernel", metavar="RELEASE", help="uname -r, e.g. 6.8.0-45-generic")
-    parser.add_argument("--machine", default="x86_64", help="uname -m (default x86_64)")
+    parser.add_argument("--machine", default="x86_64",
+                        help="uname -m: x86_64 (default) or aarch64 (arm64: Grace superchips, "
+                             "DGX Spark); changes the repository path, packages and wheels")
     parser.add_argument("--nvswitches", type=int, default=0, help="NVSwitch chips (HGX boards)")
     parser.add_argument("--secure-boot", action="store_true", help="UEFI Secure Boot is on")
     parser.add_argument("--display", metavar="NAME",

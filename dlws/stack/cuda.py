@@ -6,6 +6,7 @@ from dlws.stack.gpus import Context, label, mm
 from dlws.stack.records import AUTO, CUDA_REPO, DISTRO, NONE, WHEELS, StackError, key_of
 from dlws.stack.table import (
     CUDA_MIN_DRIVER,
+    MACHINES,
     REPO_CUDNN,
     REPO_NCCL,
     first_cuda,
@@ -133,6 +134,14 @@ def home(version: str | None, source: str | None) -> str | None:
     if not version:
         return None
     return f"/usr/local/cuda-{version}" if source == CUDA_REPO else "/usr"
+
+
+def target(version: str | None, source: str | None, machine: str) -> str | None:
+    """NVIDIA's per-target folder of the toolkit (<home>/targets/sbsa-linux on Arm64 servers;
+    CUDA installation guide); the distribution's toolkit uses the multiarch folders instead."""
+    if not version or source != CUDA_REPO:
+        return None
+    return MACHINES[machine].cuda_target
 
 
 def toolkit_packages(version: str | None, source: str | None) -> list[str]:

@@ -20,14 +20,17 @@ from dlws.stack.table import (
     DRIVER_BRANCHES,
     FABRIC_MANAGER_UNBRANCHED_FROM,
     LTSB,
+    MINOR_COMPAT_MIN_BRANCH,
     NVLINK5_CC_MAJOR,
     NVLSM_FROM_BRANCH,
     OPEN_DEFAULT_FROM_BRANCH,
     OPEN_REQUIRED,
     PROPRIETARY_ONLY,
     REPO_PINNING_BRANCHES,
+    TORCH_PYPI_AARCH64,
     min_branch_for_cuda,
     native_cuda,
+    variant_cuda,
     version_key,
 )
 
@@ -96,7 +99,13 @@ def choose_driver(ctx: Context, cuda: str | None) -> tuple[int | None, str | Non
             error = refused  # with auto, the last source's reason (NVIDIA's repository)
             continue
         branch = _prefer(offered)
-        return branch, _flavour(ctx, branch), source
+        flavour = _flavour(ctx, branch)
+        try:
+            _check_open_quality(ctx, branch, flavour)
+        except StackError as refused:
+            error = refused
+            continue
+        return branch, flavour, source
     assert error is not None
     raise error
 
@@ -170,6 +179,19 @@ def _branches(ctx: Context, source: str, branch: int | None, cuda: str | None,
                              "kernel modules only; set nvidia_driver_flavour to 'open' or "
                              "'auto', or nvidia_driver_branch to an older branch")
         offered = fit
+    floor = _torch_aarch64_floor(ctx)
+    if floor:
+        fit = [b for b in offered if b >= floor]
+        if not fit:
+            raise StackError(key_of("driver_branch" if branch else "driver_source"),
+                             "driver_too_old_for_torch_aarch64",
+                             f"{where} offers R{'/R'.join(map(str, offered))}; torch's Linux "
+                             "aarch64 GPU wheels (PyPI) are CUDA 13 builds, which need "
+                             f"R{floor} or newer; set "
+                             + ("nvidia_driver_branch to 'auto' or a newer branch"
+                                if branch else f"nvidia_driver_source to {other!r}")
+                             + ", or frameworks_torch to 'none'")
+        offered = fit
     if ctx.models:
         newest = ctx.max_branch_for_gpus()
         fit = [b for b in offered if ctx.supported_by(b) and (newest is None or b <= newest)]
@@ -206,6 +228,60 @@ def _branches(ctx: Context, source: str, branch: int | None, cuda: str | None,
                                 else " or nvidia_driver_flavour to 'proprietary'"))
         offered = fit
     return offered
+
+
+# NVIDIA's open-gpu-kernel-modules README, "Compatible GPUs", at each release tag: from 515 to
+# 535 (515.105.01, 520.61.07, 525.147.05, 530.41.03, 535.288.01) "GeForce and Workstation
+# support is still considered alpha-quality" and those GPUs need the nvidia.ko parameter
+# NVreg_OpenRmEnableUnsupportedGpus=1; from 545 to 555 (545.29.06, 550.163.01, 555.58.02) it
+# is "Beta quality ... suitable for broad usage"; from 560 the caveat is gone. Data centre GPUs
+# are production quality on every branch.
+OPEN_ALPHA_LAST_BRANCH = 535
+OPEN_BETA_LAST_BRANCH = 555
+# The README's "GeForce and Workstation" GPUs, by NVIDIA's product names: GeForce, TITAN,
+# Quadro, RTX (RTX A6000, RTX 6000 Ada), laptop GPUs and the T-series workstation boards
+# (T400, T600, T1000; "Tesla T4" is a data centre card).
+_GEFORCE_OR_WORKSTATION = re.compile(r"GeForce|TITAN|Quadro|\bRTX\b|Laptop|\bT\d{3,4}\b",
+                                     re.I)
+
+
+def geforce_or_workstation(name: str) -> bool:
+    """Whether NVIDIA's README counts a GPU among "GeForce and Workstation" ones."""
+    return bool(_GEFORCE_OR_WORKSTATION.search(name))
+
+
+def _check_open_quality(ctx: Context, branch: int, flavour: str) -> None:
+    """Refuse the open modules where NVIDIA's README for the branch calls them alpha quality
+    for the host's GPUs (they need NVreg_OpenRmEnableUnsupportedGpus=1, which dlws does not
+    set); note it where the README calls them beta."""
+    if flavour != OPEN or branch > OPEN_BETA_LAST_BRANCH:
+        return
+    cards = sorted({m.name for m in ctx.models if geforce_or_workstation(m.name)})
+    if not cards:
+        return
+    if branch <= OPEN_ALPHA_LAST_BRANCH:
+        raise StackError(
+            key_of("driver_flavour"), "open_modules_alpha",
+            f"R{branch}'s open kernel modules support {', '.join(cards)} only at alpha quality "
+            "(NVIDIA open-gpu-kernel-modules README, \"Compatible GPUs\", 515 to 535): the "
+            "module refuses GeForce and Workstation GPUs unless "
+            "NVreg_OpenRmEnableUnsupportedGpus=1 is set, which dlws does not plan; set "
+            "nvidia_driver_flavour to 'proprietary' (or 'auto'), or nvidia_driver_branch to "
+            "560 or newer (e.g. 580, or 'auto'), where they are production quality")
+    ctx.notes.append(f"R{branch}'s open kernel modules support {', '.join(cards)} at beta "
+                     "quality (NVIDIA open-gpu-kernel-modules README, 545 to 555); production "
+                     "quality from R560")
+
+
+def _torch_aarch64_floor(ctx: Context) -> int | None:
+    """The oldest branch that runs torch's GPU wheels on an Arm GPU host: PyPI's aarch64
+    wheels are CUDA 13 builds only (TORCH_PYPI_AARCH64), so R580 (minor-version
+    compatibility); None where torch is not planned or the host is not such a host."""
+    if ctx.facts.machine != "aarch64" or not ctx.models or ctx.request.torch == NONE:
+        return None
+    majors = {version_key(variant_cuda(v))[0] for v in TORCH_PYPI_AARCH64.values()
+              if v != "cpu"}
+    return min(MINOR_COMPAT_MIN_BRANCH[m] for m in majors)
 
 
 def _transitional(ctx: Context, source: str) -> dict[int, tuple[str, int]]:

@@ -8,11 +8,14 @@ from dlws.stack.table import (
     MINOR_COMPAT_MIN_BRANCH,
     NGC_TENSORFLOW_IMAGE,
     NGC_TENSORFLOW_RELEASES,
+    TENSORFLOW_AARCH64_PACKAGE,
     TENSORFLOW_ARCHS,
     TENSORFLOW_BUILDS,
     TENSORFLOW_CUDA_MAJOR,
     TENSORFLOW_UNSUPPORTED_CC_MAJORS,
+    TORCH_AARCH64_CPU_NEWEST,
     TORCH_BUILDS,
+    TORCH_PYPI_AARCH64,
     GpuModel,
     TensorFlowBuild,
     TorchBuild,
@@ -50,6 +53,8 @@ def choose_tensorflow(ctx: Context, python: str) -> tuple[str | None, str | None
     wanted = ctx.request.tensorflow
     if wanted in (NONE, NGC):
         return None, None  # NGC: TensorFlow comes in its container (choose_tensorflow_image)
+    if torch_from_pypi(ctx):
+        return _tensorflow_aarch64(ctx, python, wanted)
     blocked = _tf_gpu_blocked(ctx)
     if wanted == AUTO:
         if blocked:
@@ -90,6 +95,41 @@ def choose_tensorflow(ctx: Context, python: str) -> tuple[str | None, str | None
     package = (f"tensorflow[and-cuda]=={version}" if ctx.models and not no_kernel
                else f"tensorflow-cpu=={version}")
     return version, package
+
+
+def torch_from_pypi(ctx: Context) -> bool:
+    """Linux aarch64: the frameworks come from PyPI's own aarch64 wheels (TORCH_PYPI_AARCH64,
+    TENSORFLOW_AARCH64_PACKAGE)."""
+    return ctx.facts.machine == "aarch64"
+
+
+def _tensorflow_aarch64(ctx: Context, python: str, wanted: str) -> tuple[str | None, str | None]:
+    """TensorFlow on Linux aarch64: PyPI's `tensorflow` wheel, a CPU build (no tensorflow-cpu
+    wheel and no GPU build for aarch64 on PyPI)."""
+    fits = [b for b in TENSORFLOW_BUILDS if in_range(python, b.python_min, b.python_max)]
+    if wanted == AUTO:
+        if not fits:
+            ctx.notes.append(f"TensorFlow skipped: no build in the table for Python {python}")
+            return None, None
+        build = max(fits, key=lambda b: version_key(b.version))
+    else:
+        build = _tf_build(wanted)
+        if build not in fits:
+            raise StackError(key_of("tensorflow"), "tensorflow_python",
+                             f"TensorFlow {build.version} supports Python {build.python_min}"
+                             f"-{build.python_max}; {label(ctx.os)} has {python}: set "
+                             "frameworks_tensorflow to 'auto'")
+    version = build.version if wanted == AUTO else full_version(wanted, build.version)
+    if ctx.models:
+        ctx.notes.append(
+            "TensorFlow on the CPU: PyPI's Linux aarch64 tensorflow wheels are CPU builds (no "
+            "tensorflow-cpu and no GPU build for aarch64 on PyPI), so it does not use "
+            f"{ctx.models[0].name}; set frameworks_tensorflow = 'ngc' for NVIDIA's NGC "
+            "TensorFlow container (with containers_engine = 'docker')")
+    else:
+        ctx.notes.append("TensorFlow from PyPI's `tensorflow` aarch64 wheel, a CPU build "
+                         "(tensorflow-cpu has no aarch64 wheel)")
+    return version, f"{TENSORFLOW_AARCH64_PACKAGE}=={version}"
 
 
 def choose_tensorflow_image(ctx: Context, branch: int | None) -> str | None:
@@ -143,6 +183,8 @@ def choose_torch(ctx: Context, python: str, branch: int | None,
     if branch is None and ctx.models:
         ctx.notes.append("no driver planned or known: torch's CUDA build is chosen for the "
                           "GPU alone; cu13x builds need driver R580 or newer")
+    if torch_from_pypi(ctx):
+        return _torch_aarch64(ctx, python, branch, wanted)
     major = TENSORFLOW_CUDA_MAJOR if tf_package and "[and-cuda]" in tf_package else None
     if wanted == AUTO:
         builds = [b for b in sorted(TORCH_BUILDS, key=lambda b: version_key(b.version),
@@ -178,6 +220,70 @@ def choose_torch(ctx: Context, python: str, branch: int | None,
                          f"R{branch} (cu13x needs R580); set nvidia_driver_branch to 580 or "
                          "newer, or frameworks_torch to 'auto' or an older release")
     return full_version(wanted, build.newest), variant
+
+
+def _aarch64_variant(ctx: Context, build: TorchBuild, branch: int | None) -> str | None:
+    """The build of PyPI's aarch64 wheel of a release where it runs here: a CPU build on a host
+    without GPUs; a CUDA build that compiles for every GPU on a branch that runs its CUDA."""
+    variant = TORCH_PYPI_AARCH64.get(build.version)
+    if variant is None:
+        return None
+    if not ctx.models:
+        return variant if variant == "cpu" else None
+    if variant == "cpu":
+        return None
+    cuda = variant_cuda(variant)
+    # The sbsa builds' arch lists are taken to be the x86_64 ones (unverified for aarch64).
+    if not all(cc_runs(cc, torch_arch_list(variant, build.version)) for cc in ctx.ccs):
+        return None
+    if branch is not None and branch < MINOR_COMPAT_MIN_BRANCH[version_key(cuda)[0]]:
+        return None
+    return variant
+
+
+def _torch_aarch64(ctx: Context, python: str, branch: int | None,
+                   wanted: str) -> tuple[str | None, str | None]:
+    """torch on Linux aarch64, from PyPI's own wheels (TORCH_PYPI_AARCH64): the newest release
+    whose wheel fits, preferring one whose CUDA the branch runs natively (cu130 on R580)."""
+    builds = sorted((b for b in TORCH_BUILDS if in_range(python, b.python_min, b.python_max)),
+                    key=lambda b: version_key(b.version), reverse=True)
+    if wanted != AUTO:
+        build = _torch_build(wanted)
+        if build not in builds:
+            raise StackError(key_of("torch"), "torch_python",
+                             f"torch {build.version} supports Python {build.python_min}-"
+                             f"{build.python_max} (its wheels on PyPI); {label(ctx.os)} has "
+                             f"{python}: set frameworks_torch to 'auto' or a release for that "
+                             "Python")
+        variant = _aarch64_variant(ctx, build, branch)
+        if variant is None:
+            what = (f"a {TORCH_PYPI_AARCH64.get(build.version, 'unknown')} build"
+                    if build.version in TORCH_PYPI_AARCH64 else "not in the table")
+            need = ("a CUDA build that runs " + ctx.gpu_names() if ctx.models
+                    else "a CPU build")
+            raise StackError(key_of("torch"), "torch_aarch64_build",
+                             f"PyPI's Linux aarch64 wheel of torch {build.version} is {what}, "
+                             f"and this host needs {need}; set frameworks_torch to 'auto' "
+                             f"(newest CPU build on aarch64: {TORCH_AARCH64_CPU_NEWEST})")
+        return full_version(wanted, build.newest), variant
+    native = native_cuda(branch) if branch is not None else None
+    fits = [(b, v) for b in builds if (v := _aarch64_variant(ctx, b, branch))]
+    preferred = [(b, v) for b, v in fits if v == "cpu" or native is None
+                 or version_key(variant_cuda(v)) <= version_key(native)]
+    if not (preferred or fits):
+        ctx.notes.append(f"PyTorch skipped: no PyPI aarch64 wheel in the table fits Python "
+                         f"{python}, the GPU and the driver")
+        return None, None
+    build, variant = (preferred or fits)[0]
+    if variant == "cpu":
+        ctx.notes.append(f"torch {build.newest} from PyPI: the newest release whose Linux "
+                         "aarch64 wheel is a CPU build (from 2.11 PyPI's aarch64 wheels are "
+                         "CUDA 13 builds of several GB)")
+    else:
+        ctx.notes.append(f"torch {build.newest} from PyPI: its Linux aarch64 wheel is a "
+                         f"{variant} build (wheel METADATA); PyTorch's own aarch64 variants "
+                         "(download.pytorch.org) are not read here (unverified)")
+    return build.newest, variant
 
 
 def _note_shared_major(ctx: Context, builds: list[TorchBuild], build: TorchBuild,

@@ -156,6 +156,19 @@ class Context:
         self.archs = [ARCHES[m.arch] for m in self.models]
         self.ccs = sorted({m.compute_capability for m in self.models}, key=version_key)
 
+    def check_machine(self) -> None:
+        """Refuse a GPU that cannot be in this machine: a Grace superchip or GB10 (Arm only,
+        sources/machines.tsv) reported or declared on an x86_64 host."""
+        for model in dict.fromkeys(self.models):
+            if model.machines and self.facts.machine not in model.machines:
+                raise StackError(
+                    "gpu_model", "gpu_not_on_this_machine",
+                    f"{model.name} ({', '.join(model.pci_ids)}) exists only in "
+                    f"{'/'.join(model.machines)} (Arm) systems: it is part of an NVIDIA Grace "
+                    f"superchip or SoC, and this host is {self.facts.machine} (uname -m); "
+                    "declare the GPU this host has (gpu_model), or plan the Arm host itself "
+                    "(python -m dlws.stack --machine aarch64)")
+
     def gpu_names(self) -> str:
         return ", ".join(sorted({f"{m.name} ({m.arch}, sm_{m.compute_capability.replace('.', '')})"
                                  for m in self.models}))

@@ -23,7 +23,9 @@ class HostFacts:
 
     + gpus: one entry per GPU, a PCI ID ("10de:2684") or an nvidia-smi name
     + installed_driver: the driver in use (loaded module, else installed user space)
-    + kernel_release: ``uname -r``; machine: ``uname -m``
+    + kernel_release: ``uname -r``; machine: ``uname -m`` ("x86_64", "aarch64"; "arm64" and
+      "amd64" are read as those); dpkg_arch: ``dpkg --print-architecture`` where read (None:
+      the machine's own)
     + nvswitches: NVSwitch chips on the PCI bus (HGX boards)
     + secure_boot: True/False, None where it cannot be told
     + display: what shows the host runs a desktop (a display manager such as "gdm3", or
@@ -39,6 +41,7 @@ class HostFacts:
     kernel_release: str | None = None  # e.g. "6.8.0-45-generic"
     machine: str = "x86_64"
     nvswitches: int = 0
+    dpkg_arch: str | None = None  # e.g. "amd64", "arm64"
     # Installed dpkg packages named *nvidia*/*cuda* with versions: what a branch change purges.
     nvidia_packages: tuple[tuple[str, str], ...] = ()
     display: str | None = None
@@ -108,6 +111,8 @@ class OsStack:
     id: str
     release: str
     machine: str = "x86_64"
+    # dpkg's architecture, the packages' and NVIDIA's repository's ("amd64", "arm64").
+    dpkg_arch: str = "amd64"
     container: bool = False
     # linux-headers packages DKMS needs (roles/base); () where no module is built here.
     kernel_headers: tuple[str, ...] = ()
@@ -147,6 +152,9 @@ class CudaStack:
     source: str | None = None
     home: str | None = None  # CUDA_HOME: /usr (distro) or /usr/local/cuda-X.Y (repository)
     packages: tuple[str, ...] = ()
+    # NVIDIA's layout keeps headers and libraries per target: <home>/targets/<target>
+    # ("x86_64-linux", "sbsa-linux" on Arm64 servers); None for the distribution's layout.
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +185,16 @@ class TensorFlowStack:
 class TorchStack:
     version: str | None = None
     variant: str | None = None  # "cpu", "cu126", ...
+    # PyTorch's index for the variant; None: PyPI's own wheel (Linux aarch64), whose version
+    # carries no "+variant" local part.
     index_url: str | None = None
+
+    @property
+    def installed_version(self) -> str | None:
+        """The version pip reports for the planned wheel: "2.14.1+cu126", or PyPI's "2.10.0"."""
+        if not self.version:
+            return None
+        return f"{self.version}+{self.variant}" if self.index_url else self.version
 
 
 @dataclass(frozen=True)
@@ -215,7 +232,9 @@ class Stack:
     python: PythonStack
     tensorflow: TensorFlowStack
     torch: TorchStack
-    repo_path: str | None = None  # NVIDIA's repository path ("ubuntu2404") where it is used
+    # NVIDIA's repository path with the machine's folder ("ubuntu2404/x86_64",
+    # "ubuntu2404/sbsa") where it is used
+    repo_path: str | None = None
     transition: Transition = field(default_factory=Transition)
     notes: tuple[str, ...] = ()
 

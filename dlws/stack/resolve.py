@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import difflib
 import re
@@ -39,7 +40,14 @@ from dlws.stack.records import (
     key_of,
     request_from_host_data,
 )
-from dlws.stack.table import DRIVER_BRANCHES, OS_RELEASES, TORCH_INDEX_URL
+from dlws.stack.table import (
+    DRIVER_BRANCHES,
+    MACHINE_ALIASES,
+    MACHINES,
+    OS_RELEASES,
+    TORCH_INDEX_URL,
+    repo_path,
+)
 
 
 def resolve(facts: HostFacts, request: StackRequest) -> Stack:
@@ -72,7 +80,9 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
                          f"{supported}. Provision one of those releases")
     request = request_from_host_data(data) if request is None else request
     _validate(request)
+    facts = _machine(facts)
     ctx = Context(facts, request, os_release)
+    ctx.check_machine()
 
     python = frameworks_stage.choose_python(ctx)
     cuda_request = cuda_stage.requested_cuda(ctx)
@@ -100,7 +110,7 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
     archs = sorted({m.arch for m in ctx.models})
     stack = Stack(
         os=OsStack(id=os_release.os_id, release=os_release.release, machine=facts.machine,
-                   container=facts.in_container,
+                   dpkg_arch=MACHINES[facts.machine].dpkg_arch, container=facts.in_container,
                    kernel_headers=_kernel_headers(ctx, facts, data, driver)),
         gpu=GpuStack(models=tuple(m.name for m in ctx.models),
                      arch="+".join(archs) if archs else None,
@@ -108,7 +118,8 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
                      nvswitches=0 if facts.in_container else facts.nvswitches),
         driver=driver,
         cuda=CudaStack(version=cuda, source=cuda_source, home=cuda_stage.home(cuda, cuda_source),
-                       packages=tuple(cuda_stage.toolkit_packages(cuda, cuda_source))),
+                       packages=tuple(cuda_stage.toolkit_packages(cuda, cuda_source)),
+                       target=cuda_stage.target(cuda, cuda_source, facts.machine)),
         cudnn=CudnnStack(version=cudnn, source=cudnn_source,
                          packages=tuple(cuda_stage.cudnn_packages(cudnn, cudnn_source, cuda))),
         nccl=NcclStack(version=nccl, source=nccl_source,
@@ -118,8 +129,10 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
                            cuda_major=frameworks_stage.wheels_cuda_major(tf_package, variant)),
         tensorflow=TensorFlowStack(version=tensorflow, package=tf_package, image=tf_image),
         torch=TorchStack(version=torch, variant=variant,
-                         index_url=TORCH_INDEX_URL.format(variant=variant) if variant else None),
-        repo_path=os_release.cuda_repo_path if repo_used else None,
+                         index_url=(TORCH_INDEX_URL.format(variant=variant)
+                                    if variant and not frameworks_stage.torch_from_pypi(ctx)
+                                    else None)),
+        repo_path=repo_path(os_release, facts.machine) if repo_used else None,
         transition=Transition(installed_driver=facts.installed_driver,
                               keep_installed_driver=keep, purge=purge,
                               reboot_pending=_reboot_pending(facts, branch)),
@@ -131,6 +144,25 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
             version=python, locks=tuple(spec.name for spec in lock_specs(stack, data)),
             cuda_major=stack.python.cuda_major))
     return stack.replace(notes=tuple(ctx.notes + _notes(stack, facts)))
+
+
+def _machine(facts: HostFacts) -> HostFacts:
+    """The facts with the machine in its `uname -m` spelling, refused where dlws plans none, or
+    where dpkg's architecture is not the machine's own (a 32-bit userland on a 64-bit kernel)."""
+    machine = MACHINE_ALIASES.get(facts.machine)
+    if machine is None:
+        raise StackError("machine", "unsupported_machine",
+                         f"the host's machine (uname -m) is {facts.machine!r}; dlws plans "
+                         f"{' and '.join(MACHINES)} hosts only (NVIDIA's repository serves "
+                         "x86_64 and Arm64 servers, sbsa); provision one of those")
+    expected = MACHINES[machine].dpkg_arch
+    if facts.dpkg_arch and facts.dpkg_arch != expected:
+        raise StackError("machine", "userland_not_machine",
+                         f"the kernel is {machine} (uname -m) but dpkg's architecture is "
+                         f"{facts.dpkg_arch!r}, not {expected!r}: NVIDIA's packages and the "
+                         f"frameworks' wheels need a {expected} userland; reinstall the host "
+                         f"with a {expected} OS")
+    return dataclasses.replace(facts, machine=machine)
 
 
 def _driver(ctx: Context, data: Mapping[str, Any], branch: int | None, flavour: str | None,
@@ -190,6 +222,16 @@ def _reboot_pending(facts: HostFacts, branch: int | None) -> bool:
 
 def _notes(stack: Stack, facts: HostFacts) -> list[str]:
     notes = []
+    if stack.repo_path and facts.machine == "aarch64":
+        notes.append(f"NVIDIA's repository path {stack.repo_path}: its sbsa folder and key are "
+                     "taken from public configs that agree; NVIDIA's repository was not read "
+                     "here (unverified)")
+    if (stack.driver.branch and facts.machine == "aarch64" and stack.driver.source == DISTRO
+            and stack.os.id == "ubuntu"):
+        # Debian's arm64 index was read (the same driver packages and versions as amd64);
+        # Ubuntu's archive is not reachable from this project.
+        notes.append(f"R{stack.driver.branch} from Ubuntu's archive on arm64: the same package "
+                     "names as on amd64 (unverified for arm64)")
     if stack.driver.secure_boot_mok:
         notes.append("Secure Boot is on and this driver's modules are built by DKMS: they load "
                      "only once DKMS's signing key is enrolled: run `mokutil --import "

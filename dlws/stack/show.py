@@ -32,6 +32,7 @@ def _driver(stack: Mapping[str, Any]) -> str:
 COLUMNS = [
     ("HOST", lambda h, s: h),
     ("OS", lambda h, s: f"{s['os']['id']} {s['os']['release']}"
+     + (f" {s['os']['machine']}" if s["os"].get("machine", "x86_64") != "x86_64" else "")
      + (" (container)" if s["os"]["container"] else "")),
     ("GPUS", lambda h, s: _gpus(s)),
     ("DRIVER", lambda h, s: _driver(s)),

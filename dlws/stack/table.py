@@ -104,6 +104,11 @@ class GpuModel:
     branches: tuple[tuple[int, str], ...] = ()
     legacy: str | None = None  # NVIDIA's legacy branch ("470.xx") for Kepler and older
     kernel_open: bool = False  # NVIDIA lists it for the open kernel modules
+    # The machines (uname -m) it exists in; () = any. Grace superchips and GB10 are Arm only
+    # (sources/machines.tsv).
+    machines: tuple[str, ...] = ()
+    # No framebuffer of its own: the GPU's memory is the system's (GB10: NVML reports none).
+    unified_memory: bool = False
 
     def supports(self, branch: int) -> bool:
         return any(b == branch for b, _ in self.branches)
@@ -155,6 +160,8 @@ def _model(name: str, devices: list[dict], figures: dict) -> GpuModel:
         bf16_tflops=fig.get("bf16_tflops"), memory_gib=fig.get("memory_gib"),
         chip=first["chip"], lspci_name=first["lspci"], branches=branches,
         legacy=first["legacy"], kernel_open=all(d["kernel_open"] for d in devices),
+        machines=tuple(sorted(set().union(*(d.get("machines") or () for d in devices)))),
+        unified_memory=any(d.get("memory") == "unified" for d in devices),
     )
 
 
@@ -301,6 +308,12 @@ TENSORFLOW_BUILDS: tuple[TensorFlowBuild, ...] = (
 )
 # The CUDA major of TensorFlow's GPU wheels (tensorflow[and-cuda] pins nvidia-*-cu12).
 TENSORFLOW_CUDA_MAJOR = 12
+# Linux aarch64: PyPI has no tensorflow-cpu wheel for it, and its `tensorflow` wheels
+# (manylinux_2_27_aarch64, cp310-cp313 for 2.21.0) are CPU builds: the 2.21.0 aarch64 wheel
+# carries none of the CUDA headers and libraries (include/external/cuda_*) its x86_64 wheel
+# has (the two wheels' file lists read from PyPI, 17,941 vs 23,963 files). A GPU on Arm runs
+# TensorFlow only through NVIDIA's NGC container (frameworks_tensorflow = "ngc").
+TENSORFLOW_AARCH64_PACKAGE = "tensorflow"
 
 # Kernels in TensorFlow's official wheels: sm_60, sm_70, sm_80, sm_89 and compute_90 PTX
 # (tensorflow/.bazelrc, TF_CUDA_COMPUTE_CAPABILITIES of the release builds). Maxwell (5.x) has
@@ -350,6 +363,22 @@ TORCH_BUILDS: tuple[TorchBuild, ...] = (
 )
 
 TORCH_INDEX_URL = "https://download.pytorch.org/whl/{variant}"
+
+# PyPI's own torch wheels for Linux aarch64 (manylinux*_aarch64), per release: the build each
+# one is, read from the wheel's METADATA (sources/pypi-torch-aarch64.tsv, with each file's
+# sha256). Up to 2.10 every CUDA dependency carries `platform_machine == "x86_64"`: on aarch64
+# the wheel is a CPU build. From 2.11 it requires cuda-toolkit 13.0 (2.15: 13.2) on every Linux
+# machine: a CUDA build. These are the only aarch64 builds dlws plans: PyTorch's own index
+# (cu126/cu128/cu129 aarch64 wheels, and +cpu ones) is not reachable from this project, so
+# which variants it serves for aarch64, and from which release, is unverified here.
+TORCH_PYPI_AARCH64: dict[str, str] = {
+    "2.5": "cpu", "2.6": "cpu", "2.7": "cpu", "2.8": "cpu", "2.9": "cpu", "2.10": "cpu",
+    "2.11": "cu130", "2.12": "cu130", "2.13": "cu130", "2.14": "cu130", "2.15": "cu132",
+}
+# The newest release whose PyPI aarch64 wheel is a CPU build: a CPU host on Arm gets it from
+# PyPI (PyTorch's CPU index is unreachable here; newer releases bring several GB of CUDA).
+TORCH_AARCH64_CPU_NEWEST = max((v for v, b in TORCH_PYPI_AARCH64.items() if b == "cpu"),
+                               key=version_key)
 
 # Architectures compiled into each torch CUDA variant, x86_64 (same RELEASE.md). A "+PTX"
 # suffix also embeds PTX that the driver JIT-compiles for newer GPUs. Keys are (variant, torch
@@ -473,8 +502,44 @@ OS_RELEASES: dict[tuple[str, str], OsRelease] = {
 }
 
 
+@dataclass(frozen=True)
+class Machine:
+    """A CPU architecture dlws plans for: `uname -m`, dpkg's name and the folders built for it."""
+
+    name: str  # uname -m
+    dpkg_arch: str  # dpkg --print-architecture
+    repo_folder: str  # NVIDIA's CUDA repository: repos/<path>/<folder>/
+    cuda_target: str  # the toolkit's per-target folder: /usr/local/cuda-X.Y/targets/<target>
+    wheel_platform: str  # the manylinux platform of PyPI's wheels (uv --python-platform)
+
+
+# NVIDIA CUDA installation guide, "Network Repository Installation": $arch is x86_64 or sbsa
+# (Arm64 servers: Server Base System Architecture); the toolkit's headers and libraries live in
+# targets/x86_64-linux or targets/sbsa-linux (the guide's "Post-installation Actions" and the
+# toolkit's own layout). NVIDIA's repository is not reachable here: the sbsa folder of each path
+# below is from independent public configs that agree (ubuntu2204, ubuntu2404, debian12,
+# debian13), not read at the source.
+MACHINES: dict[str, Machine] = {
+    m.name: m
+    for m in (
+        Machine("x86_64", "amd64", "x86_64", "x86_64-linux", "x86_64-manylinux_2_28"),
+        Machine("aarch64", "arm64", "sbsa", "sbsa-linux", "aarch64-manylinux_2_28"),
+    )
+}
+# dpkg's name for each machine, and the other spellings people use (--machine arm64).
+MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", **{m: m for m in MACHINES}}
+
+
+def repo_path(os_release: OsRelease, machine: str) -> str:
+    """NVIDIA's repository path of an OS release on a machine: "ubuntu2404/sbsa"."""
+    return f"{os_release.cuda_repo_path}/{MACHINES[machine].repo_folder}"
+
+
 def repo_key(path: str) -> RepoKey:
-    """The signing key of one path of NVIDIA's repository ("debian13" -> 8793F200.pub)."""
+    """The signing key of one path of NVIDIA's repository ("debian13" -> 8793F200.pub; the
+    machine's folder may follow: "debian13/sbsa"). One key signs both folders of a path (the
+    keys' URLs under x86_64/ and sbsa/ in the public configs name the same file)."""
+    path = path.split("/")[0]
     for release in OS_RELEASES.values():
         if release.cuda_repo_path == path:
             return release.repo_key

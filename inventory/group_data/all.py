@@ -39,6 +39,12 @@ verify_mnist_path = None
 verify_epochs = 5
 # never try to download MNIST on the host
 verify_offline = False
+# how verify checks the environment's files against their RECORDs before any of its code runs as
+# root: full = every file's size and sha256 (hashed in parallel on the host; the sandbox's 2.2 GB in
+# seconds, docs/benchmarks.md); fast = size, and no file modified after its RECORD was written (a
+# change that keeps the size and resets the mtime passes: use it only where the full check is too
+# slow) [one of: 'full', 'fast']
+verify_integrity = 'full'
 # least share of the GPU model's expected dense bf16 TFLOP/s the matmul probe must reach on each GPU
 # (below: throttling, a narrow PCIe link, a power cap)
 verify_min_tflops_fraction = 0.5
@@ -258,10 +264,22 @@ notebooks_config_dir = '/etc/dlws/hub'
 # the hub's database and secrets (root-only, 0700)
 notebooks_state_dir = '/var/lib/dlws/hub'
 
-# --- roles.containers (Containers role: Docker, its daemon.json, the docker group and NVIDIA's container toolkit.)
-# container engine: none = no engine; docker = Docker (and, where a GPU is declared on a machine of
-# its own, the NVIDIA container toolkit) [one of: 'none', 'docker']
+# --- roles.containers (Containers role: Docker and/or rootless Podman, daemon.json, the docker group, GPU access.)
+# container engine: none = no engine; docker = Docker (the docker group is root-equivalent); podman
+# = the distribution's Podman, rootless for every base_lab_users member (own subordinate uid/gid
+# ranges, no root-equivalent group); both = Docker and rootless Podman. Where a GPU is declared on a
+# machine of its own, NVIDIA's container toolkit too [one of: 'none', 'docker', 'podman', 'both']
 containers_engine = 'none'
+# how GPUs reach containers (GPU hosts): cdi = the CDI spec /etc/cdi/nvidia.yaml, kept current by
+# nvidia-cdi-refresh (Podman always; Docker where its version has CDI, else Docker stays on the
+# nvidia runtime with /dev/char links); legacy = Docker's nvidia runtime hook, with /dev/char links
+# for every NVIDIA device node and the udev rule that keeps them (so a systemctl daemon-reload
+# leaves running containers their GPUs) [one of: 'cdi', 'legacy']
+containers_gpu_mode = 'cdi'
+# subordinate uids and gids each lab user gets for rootless Podman (podman/both): one free range in
+# /etc/subuid and /etc/subgid, never overlapping another; existing ranges are kept (65536 = a full
+# 16-bit id space, as useradd gives)
+containers_subid_count = 65536
 # where Docker comes from: distro = the distribution's docker.io; docker_repo = Docker's repository
 # (docker-ce, key fingerprint checked) [one of: 'distro', 'docker_repo']
 containers_engine_source = 'distro'
@@ -277,3 +295,6 @@ containers_toolkit_version = '1.18.0-1'
 # image verify runs with --gpus all to list the GPUs (nvidia-smi comes from the host through the
 # toolkit)
 containers_gpu_check_image = 'ubuntu:24.04'
+# image verify runs rootless as each lab user (podman/both): it must hold sh and cat; fully
+# qualified, as Podman resolves no short names without a registries.conf search list
+containers_rootless_check_image = 'docker.io/library/ubuntu:24.04'

@@ -14,8 +14,10 @@ from pyinfra.facts.files import FileContents, FindFiles
 from pyinfra.facts.server import Groups, Users
 from pyinfra.operations import apt, files, server
 
+from dlws.command import Command, cmd, sh
 from dlws.facts import OsRelease, UidMin, stable_fact
 from dlws.plan import host_plan
+from dlws.secrets import APT_PROXY_FILE, LAB_GROUP, PROXY_ENV_FILE, SECRETS_DIR, secret_file
 from dlws.validate.domains import ca_file_name
 from roles.base import _apt
 from roles.base.defaults import DEFAULTS, KEYS  # noqa: F401
@@ -46,14 +48,11 @@ KEYRINGS = {
     "ubuntu": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
 }
 SOURCES_FILE = "/etc/apt/sources.list.d/dlws-components.sources"
-APT_PROXY_FILE = "/etc/apt/apt.conf.d/80dlws-proxy"
 PROFILE_PROXY_FILE = "/etc/profile.d/dlws-proxy.sh"
 # Proxy settings with any credentials they carry: root and the lab group read them, nobody else
 # (0640). Login shells (PROFILE_PROXY_FILE) and the deploy's own pip/uv runs source this file,
 # so no password is ever on a command line or in a world-readable file.
-SECRETS_DIR = "/etc/dlws"
-PROXY_ENV_FILE = f"{SECRETS_DIR}/proxy.env"
-LAB_GROUP = "dlws"
+# Paths, owners and modes of every secret file: dlws/secrets.py (verify checks the same list).
 APT_STAMP = _apt.APT_STAMP
 
 
@@ -265,9 +264,10 @@ def _configure_proxy() -> None:
     if not lines:
         return
     # apt reads its configuration as root; a proxy password must not be world-readable.
+    declared = secret_file(host.data, APT_PROXY_FILE)
     files.put(name="Send apt through the proxy", src=StringIO("\n".join(lines) + "\n"),
-              dest=APT_PROXY_FILE, mode="640", user="root", group="root",
-              create_remote_dir=False)
+              dest=declared.path, mode=declared.mode, user=declared.owner,
+              group=declared.group, create_remote_dir=False)
     if not proxy_env():
         return
     server.group(name=f"Ensure the {LAB_GROUP} group exists (reads the lab's proxy settings)",
@@ -275,9 +275,11 @@ def _configure_proxy() -> None:
     files.directory(name=f"Create {SECRETS_DIR}", path=SECRETS_DIR, mode="755", user="root",
                     group="root")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in proxy_env().items())
+    declared = secret_file(host.data, PROXY_ENV_FILE)
     files.put(name="Keep the proxy settings where only root and the lab group read them",
-              src=StringIO("# Managed by dlws (roles/base).\n" + exports), dest=PROXY_ENV_FILE,
-              mode="640", user="root", group=LAB_GROUP, create_remote_dir=False)
+              src=StringIO("# Managed by dlws (roles/base).\n" + exports), dest=declared.path,
+              mode=declared.mode, user=declared.owner, group=declared.group,
+              create_remote_dir=False)
     files.put(name="Set the proxy for login shells",
               src=StringIO("# Managed by dlws (roles/base): the proxy, for those who may read "
                            f"it.\nif [ -r {PROXY_ENV_FILE} ]; then . {PROXY_ENV_FILE}; fi\n"),
@@ -293,11 +295,11 @@ def lab_secrets() -> bool:
     return bool(proxy_env()) or any(u and split_credentials(u)[1] for u in urls)
 
 
-def with_proxy(command: str) -> str:
+def with_proxy(command: Command) -> Command:
     """`command` run with the proxy settings (sourced from a root-only file, never inlined)."""
     if not proxy_env():
         return command
-    return f"set -a && . {PROXY_ENV_FILE} && set +a && {command}"
+    return sh("set -a && . {} && set +a && {}", PROXY_ENV_FILE, command)
 
 
 # A one-line source without options: "deb http://deb.debian.org/debian bookworm main".
@@ -332,7 +334,7 @@ def _sign_sources_list(os_id: str) -> bool:
     if wanted == text:
         return False
     server.shell(name=f"Keep the original {path} as {path}.dlws-orig",
-                 commands=[f"cp -n -p {path} {path}.dlws-orig"])
+                 commands=[cmd("cp", "-n", "-p", "--", path, f"{path}.dlws-orig")])
     files.put(name="Name the archive's keyring (signed-by) in the host's own apt sources",
               src=StringIO(wanted), dest=path, mode="644", create_remote_dir=False)
     return True
@@ -347,7 +349,7 @@ def _set_aside_original_sources() -> None:
     for path in originals:
         server.shell(
             name=f"Keep {path} as {path}.dlws-orig (replaced by the mirror)",
-            commands=[f"mv -n {shlex.quote(path)} {shlex.quote(path + '.dlws-orig')}"],
+            commands=[cmd("mv", "-n", "--", path, f"{path}.dlws-orig")],
             _if=lambda path=path: host.get_fact(FindFiles, path=path) is not None,
         )
 

@@ -8,6 +8,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import apt, files, server
 
+from dlws.command import sh
 from roles.cache.defaults import DEFAULTS, KEYS  # noqa: F401
 
 ACNG_CONF = "/etc/apt-cacher-ng/zz_dlws.conf"
@@ -17,10 +18,8 @@ ACNG_PORT = 3142
 class AptCacherRunning(FactBase):
     """True when apt-cacher-ng answers on its port."""
 
-    command = (
-        f"(exec 3<>/dev/tcp/127.0.0.1/{ACNG_PORT}) 2>/dev/null && echo yes || "
-        "(pgrep -x apt-cacher-ng >/dev/null && echo yes) || echo no"
-    )
+    command = sh("(exec 3<>/dev/tcp/127.0.0.1/{}) 2>/dev/null && echo yes || "
+                 "(pgrep -x apt-cacher-ng >/dev/null && echo yes) || echo no", ACNG_PORT)
     shell_executable = "bash"
 
     def process(self, output):

@@ -27,6 +27,9 @@ IMAGE = (r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]([a-z0-9._-]*[
 TOOLKIT_VERSION = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(~rc\.[0-9]{1,3})?-[0-9]{1,3}"
 NVIDIA_RUNTIME = "nvidia"
 
+_IMAGE_REF = Name(IMAGE, "an image reference like 'ubuntu:24.04' or 'registry.lab/cuda:12.8'",
+                  example="ubuntu:24.04", max_len=255)
+
 
 def _no_nvidia_runtime(name: str) -> str | None:
     if name.lower() == NVIDIA_RUNTIME:
@@ -115,8 +118,23 @@ DAEMON_JSON = Record({
 
 KEYS = [
     Key("containers_engine", "none", (str,),
-        "container engine: none = no engine; docker = Docker (and, where a GPU is declared on a "
-        "machine of its own, the NVIDIA container toolkit)", choices=("none", "docker")),
+        "container engine: none = no engine; docker = Docker (the docker group is "
+        "root-equivalent); podman = the distribution's Podman, rootless for every "
+        "base_lab_users member (own subordinate uid/gid ranges, no root-equivalent group); "
+        "both = Docker and rootless Podman. Where a GPU is declared on a machine of its own, "
+        "NVIDIA's container toolkit too", choices=("none", "docker", "podman", "both")),
+    Key("containers_gpu_mode", "cdi", (str,),
+        "how GPUs reach containers (GPU hosts): cdi = the CDI spec /etc/cdi/nvidia.yaml, kept "
+        "current by nvidia-cdi-refresh (Podman always; Docker where its version has CDI, else "
+        "Docker stays on the nvidia runtime with /dev/char links); legacy = Docker's nvidia "
+        "runtime hook, with /dev/char links for every NVIDIA device node and the udev rule that "
+        "keeps them (so a systemctl daemon-reload leaves running containers their GPUs)",
+        choices=("cdi", "legacy")),
+    Key("containers_subid_count", 65536, (int,),
+        "subordinate uids and gids each lab user gets for rootless Podman (podman/both): one "
+        "free range in /etc/subuid and /etc/subgid, never overlapping another; existing ranges "
+        "are kept (65536 = a full 16-bit id space, as useradd gives)",
+        check=Number(65536, 16_777_216)),
     Key("containers_engine_source", "distro", (str,),
         "where Docker comes from: distro = the distribution's docker.io; docker_repo = Docker's "
         "repository (docker-ce, key fingerprint checked)", choices=("distro", "docker_repo")),
@@ -136,8 +154,10 @@ KEYS = [
                    example="1.18.0-1")),
     Key("containers_gpu_check_image", "ubuntu:24.04", (str,),
         "image verify runs with --gpus all to list the GPUs (nvidia-smi comes from the host "
-        "through the toolkit)",
-        check=Name(IMAGE, "an image reference like 'ubuntu:24.04' or 'registry.lab/cuda:12.8'",
-                   example="ubuntu:24.04", max_len=255)),
+        "through the toolkit)", check=_IMAGE_REF),
+    Key("containers_rootless_check_image", "docker.io/library/ubuntu:24.04", (str,),
+        "image verify runs rootless as each lab user (podman/both): it must hold sh and cat; "
+        "fully qualified, as Podman resolves no short names without a registries.conf "
+        "search list", check=_IMAGE_REF),
 ]
 DEFAULTS = defaults(KEYS)

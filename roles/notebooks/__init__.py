@@ -11,6 +11,7 @@ supported OS with the same versions. The proxy is the distribution's
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 from collections import Counter
 from importlib.resources import files as package_files
@@ -18,12 +19,15 @@ from io import StringIO
 from typing import Any
 
 from pyinfra import host, logger
-from pyinfra.api import deploy
+from pyinfra.api import DeployError, deploy
 from pyinfra.facts.files import Directory, File
 from pyinfra.operations import apt, files, python, server, systemd
 
+from dlws import unitfile
+from dlws.command import cmd, sh
 from dlws.locks import hub_spec
 from dlws.plan import host_data, host_plan
+from dlws.secrets import COOKIE_SECRET, PROXY_TOKEN, TLS_KEY, VERIFY_TOKEN, secret_file
 from dlws.stack import StackError, find_gpu
 from roles import base, python_env
 from roles.notebooks.defaults import DEFAULTS, KEYS  # noqa: F401
@@ -34,10 +38,8 @@ KERNELS_DIR = "/usr/local/share/jupyter/kernels"  # searched for every user (jup
 KERNEL_NAME = "dlws"
 PROXY_PACKAGE = "node-configurable-http-proxy"
 PROXY_COMMAND = "/usr/bin/configurable-http-proxy"
-# Root-only files in notebooks_state_dir: none of them is ever printed.
-COOKIE_SECRET = "jupyterhub_cookie_secret"
-PROXY_TOKEN = "proxy_token"
-VERIFY_TOKEN = "verify_token"  # the API token of the dlws-verify service (verify's notebook run)
+# Root-only files in notebooks_state_dir (declared with their modes in dlws/secrets.py): none
+# of them is ever printed. VERIFY_TOKEN: the API token of the dlws-verify service.
 CHECK_SCRIPT = "dlws-notebook-check"
 
 
@@ -47,7 +49,7 @@ def paths(data: Any) -> dict[str, str]:
     return {
         "config": f"{config}/jupyterhub_config.py",
         "cert": f"{config}/tls.crt",
-        "key": f"{config}/tls.key",
+        "key": f"{config}/{TLS_KEY}",
         "cookie_secret": f"{state}/{COOKIE_SECRET}",
         "proxy_token": f"{state}/{PROXY_TOKEN}",
         "verify_token": f"{state}/{VERIFY_TOKEN}",
@@ -169,10 +171,12 @@ def unit(data: Any) -> str:
         "Wants=network-online.target\n\n"
         "[Service]\n"
         "User=root\n"
-        f"WorkingDirectory={data['notebooks_state_dir']}\n"
-        f"Environment=PATH={prefix}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
-        "/sbin:/bin\n"
-        f"ExecStart={prefix}/bin/jupyterhub -f {where['config']}\n"
+        f"WorkingDirectory={unitfile.setting(data['notebooks_state_dir'])}\n"
+        "Environment="
+        + unitfile.environment("PATH", f"{prefix}/bin:/usr/local/sbin:/usr/local/bin:"
+                                       "/usr/sbin:/usr/bin:/sbin:/bin") + "\n"
+        "ExecStart="
+        + unitfile.exec_line(f"{prefix}/bin/jupyterhub", "-f", where["config"]) + "\n"
         "Restart=on-failure\n\n"
         "[Install]\n"
         "WantedBy=multi-user.target\n"
@@ -192,6 +196,8 @@ def install() -> None:
     plan = host_plan()
     data = host_data()
     where = paths(data)
+    if not data["notebooks_plain_http"] and not data["notebooks_tls_cert"]:
+        _certificate_address(data["notebooks_address"])  # refused before the host changes
     _lab_group()
     _hub_environment(plan)
     apt.packages(name="Install the proxy (node-configurable-http-proxy)",
@@ -234,7 +240,7 @@ def _hub_environment(plan) -> None:
     prefix = host.data.notebooks_prefix
     server.shell(
         name=f"Create the hub's environment {prefix}",
-        commands=[f"python3 -m venv {prefix}"],
+        commands=[cmd("python3", "-m", "venv", "--", prefix)],
         _if=lambda: host.get_fact(File, path=f"{prefix}/bin/python") is None,
     )
     files.directory(name=f"Let every user run {prefix}", path=prefix, mode="755")
@@ -265,13 +271,15 @@ def _new_secret(path: str, what: str) -> bool:
     # umask 077: the file is root-only from its first byte; the value never reaches a log.
     made = server.shell(
         name=f"Make the {what} (root-only, once)",
-        commands=[f"umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' "
-                  f"> {path}"],
+        commands=[sh("umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' "
+                     "> {}", path)],
         _if=lambda: host.get_fact(File, path=path) is None,
     ).will_change
     # A secret someone made readable is made root-only again (its value is kept).
-    files.file(name=f"Keep the {what} root-only", path=path, mode="600", user="root",
-               group="root", _if=lambda: host.get_fact(File, path=path) is not None)
+    declared = secret_file(host.data, path)
+    files.file(name=f"Keep the {what} root-only", path=path, mode=declared.mode,
+               user=declared.owner, group=declared.group,
+               _if=lambda: host.get_fact(File, path=path) is not None)
     return made
 
 
@@ -287,19 +295,24 @@ def _tls(where: dict[str, str]) -> bool:
         # Checked on the controller before anything changed (dlws/tls.py: PEM, key matches).
         put_cert = files.put(name="Install the hub's TLS certificate", src=cert,
                              dest=where["cert"], mode="644", user="root", group="root")
+        declared = secret_file(host.data, where["key"])
         put_key = files.put(name="Install the hub's TLS key (root-only)", src=key,
-                            dest=where["key"], mode="600", user="root", group="root")
+                            dest=declared.path, mode=declared.mode, user=declared.owner,
+                            group=declared.group)
         return put_cert.will_change or put_key.will_change
-    address = host.data.notebooks_address
-    names = "DNS:$(hostname),DNS:localhost,IP:127.0.0.1" + (
-        f",IP:{address}" if address not in ("0.0.0.0", "::", "127.0.0.1") else "")
+    names = ["DNS:localhost", "IP:127.0.0.1"]
+    address = _certificate_address(host.data.notebooks_address)
+    if address not in ("0.0.0.0", "::", "127.0.0.1"):
+        names.append(f"IP:{address}")
+    # The host's own name comes from the host ("DNS:$(hostname)"); every value is quoted.
     made = server.shell(
         name="Make a self-signed TLS certificate for the hub (notebooks_tls_cert is not set)",
         commands=[
-            f"umask 077 && openssl req -x509 -newkey rsa:3072 -sha256 "
-            f"-days {int(host.data.notebooks_tls_days)} -nodes -subj \"/CN=$(hostname)\" "
-            f"-addext \"subjectAltName={names}\" -keyout {where['key']} -out {where['cert']} "
-            f"2>/dev/null && chmod 644 {where['cert']}",
+            sh("umask 077 && openssl req -x509 -newkey rsa:3072 -sha256 -days {} -nodes "
+               '-subj "/CN=$(hostname)" -addext "subjectAltName=DNS:$(hostname),"{} '
+               "-keyout {} -out {} 2>/dev/null && chmod 644 -- {}",
+               int(host.data.notebooks_tls_days), ",".join(names), where["key"], where["cert"],
+               where["cert"]),
         ],
         _if=lambda: (host.get_fact(File, path=where["cert"]) is None
                      or host.get_fact(File, path=where["key"]) is None),
@@ -310,9 +323,23 @@ def _tls(where: dict[str, str]) -> bool:
     return made.will_change
 
 
+def _certificate_address(value: str) -> str:
+    """notebooks_address as it goes into the certificate: a plain IP address, nothing else
+    (no zone id: openssl's subjectAltName IP: takes none)."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        address = None
+    if address is None or "%" in value:
+        raise DeployError(
+            f"host {host.name}: notebooks_address: {value!r} is not a plain IP address; give "
+            "an IPv4 or IPv6 address without a zone id (e.g. 0.0.0.0 or 192.0.2.10)")
+    return value
+
+
 def _report_fingerprint(cert: str) -> None:
     ok, output = host.run_shell_command(
-        f"openssl x509 -in {cert} -noout -subject -fingerprint -sha256")
+        cmd("openssl", "x509", "-in", cert, "-noout", "-subject", "-fingerprint", "-sha256"))
     text = " ".join(output.stdout_lines) if ok else "unreadable: " + output.stderr
     logger.warning(f"[{host.name}] self-signed hub certificate {cert}: {text}; clients must be "
                    "told this fingerprint (or give notebooks_tls_cert/notebooks_tls_key)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from io import StringIO
 
 from pyinfra import host
@@ -10,6 +9,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
+from dlws.command import cmd
 from dlws.facts import HeldPackages
 from dlws.plan import host_plan
 from roles import nvidia_repo
@@ -122,7 +122,7 @@ def _update_policy(driver, install_op) -> None:
         hold = [name for name in wanted if name not in held]
         if hold:
             server.shell(name=f"Hold the NVIDIA driver packages ({', '.join(hold)})",
-                         commands=["apt-mark hold -- " + " ".join(map(shlex.quote, hold))],
+                         commands=[cmd("apt-mark", "hold", "--", *hold)],
                          _if=install_op.did_succeed)
         else:
             host.noop("the NVIDIA driver packages are held")
@@ -131,7 +131,7 @@ def _update_policy(driver, install_op) -> None:
     if release:
         server.shell(name=f"Release the NVIDIA driver packages ({', '.join(release)}): "
                           f"updates {policy}",
-                     commands=["apt-mark unhold -- " + " ".join(map(shlex.quote, release))])
+                     commands=[cmd("apt-mark", "unhold", "--", *release)])
 
 
 def _kernel_steps(plan) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 from io import StringIO
 from weakref import WeakSet
 
@@ -12,10 +11,13 @@ from pyinfra.api import FactBase
 from pyinfra.context import ctx_host
 from pyinfra.operations import apt, files, server
 
-from dlws.stack.table import OS_RELEASES, repo_key
+from dlws.command import Command, sh
+from dlws.stack.table import MACHINE_ALIASES, MACHINES, OS_RELEASES, repo_key, repo_path
 
-# https://docs.nvidia.com/cuda/cuda-installation-guide-linux/ "Network Repository Installation"
-REPO_URL = "https://developer.download.nvidia.com/compute/cuda/repos/{path}/{arch}/"
+# https://docs.nvidia.com/cuda/cuda-installation-guide-linux/ "Network Repository Installation":
+# repos/<distro>/<arch>/, the path with its machine's folder as the stack gives it
+# ("ubuntu2404/x86_64", "ubuntu2404/sbsa"; dlws.stack.table.MACHINES).
+REPO_URL = "https://developer.download.nvidia.com/compute/cuda/repos/{path}/"
 # The key that signs each repository path is in the OS table (dlws.stack.table OsRelease
 # .repo_key: 3bf863cc.pub for ubuntu2204/ubuntu2404/debian12, 8793F200.pub for debian13). The
 # key file is fetched from the repository and installed only when its fingerprint is that one:
@@ -23,13 +25,11 @@ REPO_URL = "https://developer.download.nvidia.com/compute/cuda/repos/{path}/{arc
 KEYRING = "/usr/share/keyrings/cuda-archive-keyring.gpg"
 SOURCES = "/etc/apt/sources.list.d/dlws-cuda.sources"
 PREFERENCES = "/etc/apt/preferences.d/dlws-cuda-repository"
-# uname -m -> the repository's architecture folder (arm64 servers use the sbsa tree).
-ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "sbsa", "arm64": "sbsa"}
 
 
 def repo_url(os_id: str, release: str, machine: str) -> str:
-    return REPO_URL.format(path=OS_RELEASES[(os_id, release)].cuda_repo_path,
-                           arch=ARCHES[machine])
+    return REPO_URL.format(path=repo_path(OS_RELEASES[(os_id, release)],
+                                          MACHINE_ALIASES[machine]))
 
 
 def apt_url(url: str, through_cache: bool) -> str:
@@ -103,10 +103,9 @@ class KeyringPrimaryKeys(FactBase):
 
     requires_command = "gpg"
 
-    def command(self, path: str) -> str:
-        quoted = shlex.quote(path)
-        return (f'[ -f {quoted} ] || exit 0; d=$(mktemp -d) && GNUPGHOME="$d" LANG=C gpg --batch '
-                f'--show-keys --with-colons {quoted} 2>/dev/null; rm -rf "$d"')
+    def command(self, path: str) -> Command:
+        return sh('[ -f {} ] || exit 0; d=$(mktemp -d) && GNUPGHOME="$d" LANG=C gpg --batch '
+                  '--show-keys --with-colons -- {} 2>/dev/null; rm -rf "$d"', path, path)
 
     default = list
 
@@ -114,7 +113,7 @@ class KeyringPrimaryKeys(FactBase):
         return primary_fingerprints("\n".join(output))
 
 
-def key_install_script(key_url: str, fingerprint: str, keyring: str) -> str:
+def key_install_script(key_url: str, fingerprint: str, keyring: str) -> Command:
     """Fetch a repository key into a private folder and install it only if it is exactly one
     primary key with `fingerprint`; else refuse and leave the installed keyring as it was.
 
@@ -125,26 +124,26 @@ def key_install_script(key_url: str, fingerprint: str, keyring: str) -> str:
     """
     if not re.fullmatch(r"[0-9A-F]{40}", fingerprint):
         raise ValueError(f"{fingerprint!r} is not a 40-digit upper-case key fingerprint")
-    url, fpr, target = shlex.quote(key_url), shlex.quote(fingerprint), shlex.quote(keyring)
-    tmp = shlex.quote(keyring + ".dlws-new")
-    return "; ".join([
-        # mktemp -d: a new folder only root can enter (0700), never a fixed /tmp path another
-        # local user could create or swap first.
-        'set -e; d=$(mktemp -d); trap \'rm -rf "$d"\' EXIT; mkdir -m 700 "$d/gnupg"',
-        f'curl -fsSL --max-time 60 -o "$d/key" -- {url}',
-        'GNUPGHOME="$d/gnupg" LANG=C gpg --batch --show-keys --with-colons "$d/key" > "$d/keys"',
-        'n=$(grep -c "^pub:" "$d/keys" || true)',
-        'f=$(awk -F: \'/^pub:/{p=1; next} p && /^fpr:/{print $10; exit}\' "$d/keys")',
-        # The URL and paths are quoted words between the message's double-quoted parts.
-        f'if [ "$n" != 1 ] || [ "$f" != {fpr} ]; then echo "dlws: refused the repository key "'
-        f'{url}": it holds $n primary key(s), first $f; expected exactly one, "{fpr}" (the '
-        f'keyring "{target}" was left as it was)" >&2; exit 1; fi',
-        # Import into the private keyring, export that one key: nothing else reaches apt.
-        'GNUPGHOME="$d/gnupg" gpg --batch --quiet --import "$d/key"',
-        f'GNUPGHOME="$d/gnupg" gpg --batch --export {fpr} > "$d/keyring"',
-        f'install -m 644 -o root -g root "$d/keyring" {tmp}',
-        f"mv -f {tmp} {target}",
-    ])
+    tmp = keyring + ".dlws-new"
+    # mktemp -d: a new folder only root can enter (0700), never a fixed /tmp path another
+    # local user could create or swap first. The refusal names the URL, the fingerprint and
+    # the keyring as quoted words between the message's double-quoted parts. The key is
+    # imported into the private keyring and that one key exported: nothing else reaches apt.
+    return sh(
+        'set -e; d=$(mktemp -d); trap \'rm -rf "$d"\' EXIT; mkdir -m 700 "$d/gnupg"; '
+        'curl -fsSL --max-time 60 -o "$d/key" -- {}; '
+        'GNUPGHOME="$d/gnupg" LANG=C gpg --batch --show-keys --with-colons "$d/key" > "$d/keys"; '
+        'n=$(grep -c "^pub:" "$d/keys" || true); '
+        'f=$(awk -F: \'/^pub:/{{p=1; next}} p && /^fpr:/{{print $10; exit}}\' "$d/keys"); '
+        'if [ "$n" != 1 ] || [ "$f" != {} ]; then echo "dlws: refused the repository key "'
+        '{}": it holds $n primary key(s), first $f; expected exactly one, "{}" (the '
+        'keyring "{}" was left as it was)" >&2; exit 1; fi; '
+        'GNUPGHOME="$d/gnupg" gpg --batch --quiet --import "$d/key"; '
+        'GNUPGHOME="$d/gnupg" gpg --batch --export {} > "$d/keyring"; '
+        'install -m 644 -o root -g root "$d/keyring" {}; '
+        "mv -f -- {} {}",
+        key_url, fingerprint, key_url, fingerprint, keyring, fingerprint, tmp, tmp, keyring,
+    )
 
 
 # Hosts of this run that have the repository already (each role that needs it calls configure).
@@ -174,8 +173,10 @@ def configure(plan) -> None:
     if current in _CONFIGURED:
         return
     _CONFIGURED.add(current)
-    url = repo_url(plan.os.id, plan.os.release, plan.os.machine)
-    key = repo_key(OS_RELEASES[(plan.os.id, plan.os.release)].cuda_repo_path)
+    path = plan.repo_path or repo_path(OS_RELEASES[(plan.os.id, plan.os.release)],
+                                       MACHINE_ALIASES[plan.os.machine])
+    url = REPO_URL.format(path=path)
+    key = repo_key(path)
     apt.packages(name="Install gnupg to check NVIDIA's repository key", packages=["gnupg"],
                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
     install_key(url + key.file, key.fingerprint, KEYRING)
@@ -209,7 +210,7 @@ TOOLKIT_SOURCES = "/etc/apt/sources.list.d/dlws-nvidia-container-toolkit.sources
 TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
                     "libnvidia-container-tools", "libnvidia-container1")
 # uname -m -> dpkg architecture (the toolkit repository's folders).
-DPKG_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+DPKG_ARCHES = {alias: MACHINES[name].dpkg_arch for alias, name in MACHINE_ALIASES.items()}
 
 
 def toolkit_sources_content(machine: str) -> str:

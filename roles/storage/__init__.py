@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shlex
-
 from pyinfra import host
-from pyinfra.api import DeployError, deploy, operation
+from pyinfra.api import DeployError, OperationError, deploy, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt
 
+from dlws.command import Command, all_of, cmd, sh
 from dlws.facts import BlockDevice, SharedFolder
 from roles.storage.defaults import DEFAULTS, KEYS, disk_with_defaults  # noqa: F401
 
@@ -19,7 +18,7 @@ MEMBER_TYPES = ("linux_raid_member", "LVM2_member", "crypto_LUKS", "zfs_member",
                 "ceph_bluestore", "isw_raid_member", "ddf_raid_member",
                 "promise_fasttrack_raid_member", "VMFS_volume_member", "drbd")
 PARTITION_TABLES = ("gpt", "dos", "PMBR", "atari", "bsd", "sun", "sgi", "mac")
-MKFS = {"ext4": "mkfs.ext4 -q", "xfs": "mkfs.xfs -q"}
+MKFS = {"ext4": "mkfs.ext4", "xfs": "mkfs.xfs"}  # run with -q, never -f/-F
 PACKAGES = {"ext4": ["e2fsprogs"], "xfs": ["xfsprogs"]}
 
 
@@ -85,15 +84,17 @@ def fstab_entry(disk: dict, uuid: str | None):
     mount = disk["mount"].rstrip("/")
     wanted = fstab_line("$uuid", disk).replace("UUID=$uuid ", "")
     # Any other line for this mount point goes (the original file is kept first).
-    yield (
-        f"{_resolve(disk)}; "
+    yield sh(
+        "{}; "
         'uuid=$(blkid -p -s UUID -o value -- "$dev"); '
-        '[ -n "$uuid" ] || { echo "dlws: no filesystem UUID on $dev" >&2; exit 1; }; '
-        f"touch {FSTAB} && cp -n -p {FSTAB} {FSTAB}.dlws-orig && "
-        f"awk -v m={shlex.quote(mount)} '!($1 !~ /^#/ && ($2 == m || $2 == m \"/\"))' {FSTAB} "
-        f"> {FSTAB}.dlws-new && "
-        f"printf 'UUID=%s %s\\n' \"$uuid\" {shlex.quote(wanted)} >> {FSTAB}.dlws-new && "
-        f"cat {FSTAB}.dlws-new > {FSTAB} && rm -f {FSTAB}.dlws-new"
+        '[ -n "$uuid" ] || {{ echo "dlws: no filesystem UUID on $dev" >&2; exit 1; }}; '
+        "touch {} && cp -n -p {} {} && "
+        "awk -v m={} '!($1 !~ /^#/ && ($2 == m || $2 == m \"/\"))' {} > {} && "
+        "printf 'UUID=%s %s\\n' \"$uuid\" {} >> {} && "
+        "cat {} > {} && rm -f {}",
+        _resolve(disk), FSTAB, FSTAB, f"{FSTAB}.dlws-orig", mount, FSTAB,
+        f"{FSTAB}.dlws-new", wanted, f"{FSTAB}.dlws-new", f"{FSTAB}.dlws-new", FSTAB,
+        f"{FSTAB}.dlws-new",
     )
 
 
@@ -106,12 +107,13 @@ def format_blank(disk: dict):
     """
     # Checked again right before mkfs: anything written on the disk since the facts were read
     # (another tool, a second admin) stops the format. mkfs never gets -f/-F.
-    yield (
-        f"{_resolve(disk)}; "
+    yield sh(
+        "{}; "
         'if [ -n "$(blkid -p -o value -s TYPE -s PTTYPE -- "$dev")" ] || '
         '[ -n "$(wipefs --no-act --noheadings -- "$dev")" ]; then '
         'echo "dlws: $dev is no longer blank; nothing formatted" >&2; exit 1; fi; '
-        f"{MKFS[disk['fs']]} -- \"$dev\""
+        '{} -q -- "$dev"',
+        _resolve(disk), MKFS[disk["fs"]],
     )
 
 
@@ -127,7 +129,7 @@ def mounted(disk: dict, found: dict | None):
                      for m in found["mounts"]):
         host.noop(f"{disk['ref']} is mounted at {disk['mount']}")
         return
-    yield f"mkdir -p -- {shlex.quote(disk['mount'])} && mount -- {shlex.quote(disk['mount'])}"
+    yield all_of([cmd("mkdir", "-p", "--", disk["mount"]), cmd("mount", "--", disk["mount"])])
 
 
 # Every lab member reads and writes what any other puts there: the group owns the folder,
@@ -148,39 +150,59 @@ def acl_entries(group: str) -> list[str]:
     return out
 
 
+def link_refusal(path: str) -> str:
+    """Why a shared folder that is a symbolic link is refused (the deploy's and the run's)."""
+    return (f"host {host.name}: storage_disks: {path} is a symbolic link; dlws never changes "
+            "owners, modes or ACLs through a link (it would change its target). Remove the "
+            "link, or give the disk's datasets another name")
+
+
+def _unless_link(path: str, then: Command) -> Command:
+    """`then`, run only when `path` is not a symbolic link: the check runs on the host right
+    before the change, so a link made after the facts were read is refused too."""
+    return sh("if [ -L {} ]; then echo {} >&2; exit 1; fi; {}", path, "dlws: " + link_refusal(path),
+              then)
+
+
 @operation()
 def shared_folder(path: str, group: str):
     """
     A folder the lab group shares: root:<group>, mode 2775 (setgid), default ACLs.
 
+    Links are never followed: a symbolic link in the folder's place is refused, chown gets -h,
+    chmod and setfacl reach only a directory that `find -P` finds as one (not through a link).
+
     + path: the folder
     + group: the lab group (base_lab_group)
     """
     found = host.get_fact(SharedFolder, path=path)
-    quoted = shlex.quote(path)
+    if found is not None and found.get("link") is not None:
+        raise OperationError(link_refusal(path) + f" (it points to {found['link']})")
     if found is None:
-        yield f"mkdir -p -- {quoted}"
+        yield _unless_link(path, cmd("mkdir", "-p", "--", path))
     if found is None or (found["user"], found["group"]) != ("root", group):
-        yield f"chown root:{shlex.quote(group)} -- {quoted}"
+        yield _unless_link(path, cmd("chown", "-h", f"root:{group}", "--", path))
     if found is None or found["mode"] != "2775":
-        yield f"chmod 2775 -- {quoted}"
+        yield _unless_link(path, cmd("find", "-P", path, "-maxdepth", "0", "-type", "d",
+                                     "-exec", "chmod", "2775", "--", "{}", ";"))
     if found is None or set(acl_entries(group)) - set(found["acl"]):
         spec = ",".join(entry.format(group=group) for entry in SHARED_ACL)
-        yield f"setfacl -m {shlex.quote(spec)} -- {quoted}"
+        yield _unless_link(path, cmd("find", "-P", path, "-maxdepth", "0", "-type", "d",
+                                     "-exec", "setfacl", "-P", "-m", spec, "--", "{}", ";"))
     if found is not None and not (set(acl_entries(group)) - set(found["acl"])) and (
             found["mode"] == "2775" and (found["user"], found["group"]) == ("root", group)):
         host.noop(f"{path} is shared with the {group} group")
 
 
-def _resolve(disk: dict) -> str:
+def _resolve(disk: dict) -> Command:
     """Shell that sets $dev to the disk's device node on the host (or fails naming it)."""
     if disk["serial"]:
-        serial = shlex.quote(disk["serial"])
-        find = f"dev=$(lsblk -dnrpo NAME,SERIAL | awk -v s={serial} '$2 == s {{print $1; exit}}')"
+        find = sh("dev=$(lsblk -dnrpo NAME,SERIAL | awk -v s={} '$2 == s {{print $1; exit}}')",
+                  disk["serial"])
     else:
-        find = f"dev=$(readlink -f -- {shlex.quote(disk['device'])})"
-    return (f"{find}; [ -n \"$dev\" ] && [ -b \"$dev\" ] || "
-            f"{{ echo {shlex.quote('dlws: no block device for ' + disk['ref'])} >&2; exit 1; }}")
+        find = sh("dev=$(readlink -f -- {})", disk["device"])
+    return sh('{}; [ -n "$dev" ] && [ -b "$dev" ] || {{ echo {} >&2; exit 1; }}',
+              find, "dlws: no block device for " + disk["ref"])
 
 
 @deploy("Data disks", data_defaults=DEFAULTS)
@@ -199,6 +221,17 @@ def install() -> None:
     verdicts = {disk["ref"]: disk_verdict(disk, found[disk["ref"]]) for disk in disks}
     refused = [f"{ref}: {reason}" for ref, (verdict, reason) in verdicts.items()
                if verdict == "refuse"]
+    group = host.data.get("base_lab_group") or "lab"
+    for disk in disks:
+        # A disk mounted already shows its datasets entry now: a link there stops the deploy
+        # before anything changes (one that appears later is refused by the run itself).
+        if disk["datasets"] and any(m["target"].rstrip("/") == disk["mount"].rstrip("/")
+                                    for m in (found[disk["ref"]] or {}).get("mounts", [])):
+            path = f"{disk['mount'].rstrip('/')}/{disk['datasets']}"
+            shared = host.get_fact(SharedFolder, path=path)
+            if shared is not None and shared.get("link") is not None:
+                refused.append(f"{disk['ref']}: {path} is a symbolic link to {shared['link']} "
+                               "(dlws never changes owners, modes or ACLs through a link)")
     if refused:
         raise DeployError(
             f"host {host.name}: storage_disks: refused, nothing was changed on any host:\n  - "
@@ -211,7 +244,6 @@ def install() -> None:
     apt.packages(name="Install the filesystem and ACL tools (" + ", ".join(filesystems) + ")",
                  packages=["acl", "util-linux", *(p for fs in filesystems for p in PACKAGES[fs])],
                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
-    group = host.data.get("base_lab_group") or "lab"
     for disk in disks:
         verdict, reason = verdicts[disk["ref"]]
         state = found[disk["ref"]]

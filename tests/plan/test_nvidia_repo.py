@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from roles import nvidia_repo
+from tests.fake_hosts import facts
 from tests.plan.cases import (
     host_data,
     run_case,
@@ -57,3 +58,32 @@ def test_debian_13_repository_is_signed_by_its_own_key():
     assert '[ "$f" != 02182E60104FCDC26EAE1B8597A5D4CB8793F200 ]' in key.commands[0]
     assert "3bf863cc" not in " ".join(key.commands).lower()
     assert "8793F200 (exactly one key, fingerprint checked)" in key.name, key.name
+
+
+# A GH200 as `lspci -nn` names it on a Grace Hopper host (constructed from pci.ids' name for
+# 10de:2342 and a Grace PCI domain; no such host was at hand).
+GH200 = "gh200"
+
+
+def test_arm64_host_takes_the_sbsa_path_of_nvidia_repository():
+    """An arm64 Debian 12 GH200 host (uname -m aarch64, dpkg arm64): NVIDIA's repository from
+    its sbsa folder, with the same path's key, and the open modules R580 from there."""
+    data = {"gpu_count": 1, "gpu_model": "NVIDIA GH200 480GB", "python_env_require_hashes": False,
+            "fake_responses": facts("debian-12", GH200, machine="aarch64")}
+    run = run_case("debian-12_gh200_arm64", data)
+    assert run.error is None, run.error
+    url = "https://developer.download.nvidia.com/compute/cuda/repos/debian12/sbsa/"
+    assert f"URIs: {url}\n" in run.uploads()[nvidia_repo.SOURCES]
+    [key] = run.named("Install NVIDIA's repository key")
+    assert f"-- {url}3bf863cc.pub; " in key.commands[0], key.commands
+    assert "x86_64" not in " ".join(run.commands()), run.describe()
+    installs = " ".join(" ".join(i) for i in run.apt_installs())
+    assert "nvidia-driver-pinning-580" in installs and "nvidia-open" in installs, installs
+
+
+def test_arm_only_gpu_on_an_x86_64_host_is_refused_before_any_operation():
+    data = {"gpu_count": 1, "gpu_model": "NVIDIA GH200 480GB", "python_env_require_hashes": False,
+            "fake_responses": facts("debian-12", GH200)}
+    run = run_case("debian-12_gh200_x86_64", data)
+    assert run.error and "exists only in aarch64 (Arm) systems" in run.error, run.describe()
+    assert "x86_64 (uname -m)" in run.error and not run.ops

@@ -21,6 +21,8 @@ that lists it:
   list every listed device of the same chip, marked "chip" (unverified)
 + 610, 615 and 620: no README tag was available here; a device of 595's list is assumed
   supported and marked "assumed" (unverified)
++ machines.tsv: the devices that exist only in Arm (aarch64) systems (Grace superchips, GB10)
+  and those whose memory is the system's (unified)
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def build() -> dict:
     chips = {c[0]: (c[1], c[2]) for c in rows("chips.tsv")}
     pci = {c[0]: c[1] for c in rows("pci.ids-10de.tsv")}
     policies = {c[0]: c[1] for c in rows("kernel-modules.tsv")}
+    # Arm-only devices and unified memory (machines.tsv: NVIDIA's product documentation).
+    machines = {c[0].lower(): c[1:] for c in rows("machines.tsv")}
     perf = {c[0]: c[1:5] for c in rows("performance.tsv")}
     devices: dict[str, dict] = {}
 
@@ -169,6 +173,10 @@ def build() -> dict:
             "cc": cc,
             "kernel_open": entry["kernel_open"],
             "modules": policies.get(devid),
+            **({"machines": machines[devid.lower()][0].split(","),
+                "memory": machines[devid.lower()][1],
+                "machines_evidence": machines[devid.lower()][2]} if devid.lower() in machines
+               else {}),
             "legacy": entry["legacy"] if not branches else None,
             "branches": {b: branches[b] for b in sorted(branches, key=int)},
             "subsystems": dict(sorted(entry["subsystems"].items())),

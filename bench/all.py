@@ -1,0 +1,394 @@
+"""Every row of docs/benchmarks.md's table, each a ratio to its floor measured alternating in the
+same run, and the table written back into docs/benchmarks.md. Prints figures only; asserts
+nothing.
+
+Rows (`--rows`, default all, in this order):
+
+- rerun: the README sandbox's no-change rerun / `pyinfra inventory/sandbox.py exec -- true`
+  (target <= 1.2x)
+- verify: `pytest verify` of the sandbox / its two trainings run by hand side by side (<= 1.2x)
+- first: the first deploy of a fresh container / the same packages by hand, before and after
+  (bench/overhead.py's reference; <= 1.1x), with the live fact reads counted
+- fleet-cache: 8 fresh hosts behind the fleet cache / 1 host, first deploy with frameworks
+  (<= 1.5x; upstream bytes <= 1.05x)
+- fleet-ssh: the no-change rerun of 32 and 64 SSH hosts / pyinfra `exec -- true` on the same
+  hosts (<= 1.3x), and the controller's memory per added host
+
+Each row's figures go to --results (JSON, merged with earlier rows, so rows can be run one at a
+time), and the table between the markers of docs/benchmarks.md is rewritten from all rows there.
+Run it under the integration lock: `flock /work/int.lock .venv/bin/python bench/all.py`.
+
+    .venv/bin/python bench/all.py [--rows rerun verify first fleet-cache fleet-ssh]
+        [--rounds 5] [--verify-rounds 3] [--pairs 3] [--cache-hosts 8] [--sizes 1 32 64]
+        [--prefix dlws-bench] [--results /var/tmp/dlws-bench/all.json] [--no-docs] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import BIN, ROOT, WORK, remove, start
+
+from dlws.sandbox_data import controller_data
+from roles import all_defaults
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench/all.py: table begin -->", "<!-- bench/all.py: table end -->"
+SKIPPED = "converged: every reading matches"
+# The README's sandbox inventory's data (inventory/sandbox.py and its group's data).
+SANDBOX_DATA = {**all_defaults(), **controller_data(), "gpu_count": 0,
+                "base_lab_users": ["researcher"], "hardware_min_memory_gib": 1}
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def timed(command: list[str], env: dict | None = None) -> tuple[float, int, str]:
+    started = time.monotonic()
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, **(env or {})})
+    return time.monotonic() - started, out.returncode, out.stdout + out.stderr
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f} to {max(values):.2f}" if values else "-"
+
+
+def row(name: str, figure: str, command: str, floor: list[float], ours: list[float],
+        target: float, loads: list[float], **extra) -> dict:
+    """A row: each run's seconds, the ratio of each alternating pair and their median."""
+    ratios = [o / f for f, o in zip(floor, ours, strict=False) if f]
+    median = statistics.median(ratios) if ratios else None
+    return {"row": name, "figure": figure, "command": command, "floor": floor, "ours": ours,
+            "ratios": ratios, "median": median, "target": target,
+            "met": median is not None and median <= target, "loads": loads,
+            "when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            **extra}
+
+
+def show(result: dict) -> None:
+    print(f"\n== {result['figure']}: median ratio "
+          f"{result['median'] if result['median'] is None else round(result['median'], 2)}x "
+          f"(target <= {result['target']}x; {'met' if result['met'] else 'NOT met'})")
+    print(f"   ours {[round(v, 2) for v in result['ours']]}, floor "
+          f"{[round(v, 2) for v in result['floor']]}, load {result['loads']}")
+    for line in result.get("profile", []):
+        print(f"   profile: {line}")
+    for line in result.get("notes", []):
+        print(f"   note: {line}")
+
+
+# --- the README sandbox: no-change rerun and verify -----------------------------------------------
+
+
+def sandbox(prefix: str, keep: bool) -> tuple[str, dict]:
+    """The README's sandbox, deployed and converged (a run that recorded it)."""
+    name = f"{prefix}-sandbox"
+    env = {"DLWS_SANDBOX": name}
+    exists = subprocess.run(["docker", "container", "inspect", name],
+                            capture_output=True).returncode == 0
+    deploy = [str(BIN / "pyinfra"), "-y", "inventory/sandbox.py", "deploy/workstation.py"]
+    if not (keep and exists):
+        start([name])
+        seconds, rc, log = timed(deploy, env)
+        print(f"first deploy of the sandbox {name}: {seconds:.1f} s", flush=True)
+        if rc:
+            raise SystemExit(log[-3000:])
+    for _ in range(3):  # until a run has recorded (or found) the converged run
+        seconds, rc, log = timed(deploy, env)
+        if rc:
+            raise SystemExit(log[-3000:])
+        if SKIPPED in log:
+            break
+    return name, env
+
+
+def rerun_row(name: str, env: dict, rounds: int) -> dict:
+    floor_cmd = [str(BIN / "pyinfra"), "-y", "inventory/sandbox.py", "exec", "--", "true"]
+    ours_cmd = [str(BIN / "pyinfra"), "-y", "inventory/sandbox.py", "deploy/workstation.py"]
+    floor, ours, full, loads, skipped = [], [], [], [], 0
+    for index in range(rounds):
+        plan = [("floor", floor_cmd, env), ("ours", ours_cmd, env),
+                ("full", ours_cmd, {**env, "DLWS_CONVERGED": "0"})]
+        if index % 2:
+            plan[:2] = plan[1::-1]
+        for label, command, extra in plan:
+            seconds, rc, log = timed(command, extra)
+            if rc:
+                print(f"{label}: exit {rc}\n{log[-2000:]}", flush=True)
+            if label == "ours":
+                skipped += SKIPPED in log
+            {"floor": floor, "ours": ours, "full": full}[label].append(seconds)
+            print(f"rerun round {index + 1}, {label}: {seconds:.2f} s", flush=True)
+        loads.append(round(load(), 1))
+    result = row("rerun", "no-change rerun, README sandbox / pyinfra `exec -- true` on it",
+                 "bench/all.py --rows rerun", floor, ours, 1.2, loads,
+                 notes=[f"{skipped} of {rounds} reruns skipped planning (converged record)",
+                        f"the same rerun planning every operation (DLWS_CONVERGED=0): median "
+                        f"{statistics.median(full):.2f} s ({spread(full)}), "
+                        f"{statistics.median(full) / statistics.median(floor):.2f}x the floor"])
+    if not result["met"]:
+        result["profile"] = pyspy(ours_cmd, env)
+    return result
+
+
+def pyspy(command: list[str], env: dict) -> list[str]:
+    """py-spy's view of one run: the functions holding the most samples (bench/pyspy_top.py)."""
+    raw = Path(tempfile.mkstemp(suffix=".raw")[1])
+    spy = BIN / "py-spy"
+    if not spy.exists():
+        return ["py-spy is not installed: no profile"]
+    seconds, rc, log = timed([str(spy), "record", "--rate", "250", "--idle", "--format", "raw",
+                              "-o", str(raw), "--", *command], env)
+    _, _, top = timed([sys.executable, str(ROOT / "bench" / "pyspy_top.py"), str(raw),
+                       "--top", "12"])
+    raw.unlink(missing_ok=True)
+    return [f"py-spy --idle over one run ({seconds:.1f} s, exit {rc}):",
+            *[line for line in top.splitlines() if line.strip()][:16]]
+
+
+def train_args(framework: str) -> list[str]:
+    data = SANDBOX_DATA
+    args = [data["frameworks_train_check_path"], "--framework", framework,
+            "--epochs", str(data["verify_epochs"]),
+            "--min-accuracy", str(data["verify_min_accuracy"]),
+            "--sample-min-accuracy", str(data["verify_sample_min_accuracy"])]
+    if data["verify_mnist_path"]:
+        args += ["--mnist", data["verify_mnist_path"]]
+    if data["verify_offline"]:
+        args.append("--offline")
+    return args
+
+
+def trainings_by_hand(name: str) -> tuple[float, int, str]:
+    """Both trainings started together in the container (one `docker exec` each), waited for."""
+    started = time.monotonic()
+    procs = [subprocess.Popen(["docker", "exec", name, *train_args(framework)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for framework in ("tensorflow", "torch")]
+    errors = [proc.communicate()[1] for proc in procs]
+    code = max(proc.returncode for proc in procs)
+    return time.monotonic() - started, code, "".join(errors)[-2000:]
+
+
+def verify_row(name: str, env: dict, rounds: int) -> dict:
+    verify_cmd = [str(BIN / "pytest"), "verify", "--inventory", "inventory/sandbox.py", "-q",
+                  "-p", "no:cacheprovider", "--durations=10"]
+    floor, ours, loads, last = [], [], [], ""
+    for index in range(rounds):
+        plan = ["hand", "verify"]
+        for label in plan if index % 2 == 0 else plan[::-1]:
+            seconds, rc, log = (trainings_by_hand(name) if label == "hand"
+                                else timed(verify_cmd, env))
+            if rc:
+                print(f"{label}: exit {rc}\n{log[-2500:]}", flush=True)
+            (floor if label == "hand" else ours).append(seconds)
+            last = log if label == "verify" else last
+            print(f"verify round {index + 1}, {label}: {seconds:.1f} s", flush=True)
+        loads.append(round(load(), 1))
+    result = row("verify", "verify of one CPU host / its two trainings by hand, side by side",
+                 "bench/all.py --rows verify", floor, ours, 1.2, loads,
+                 notes=["by hand: `docker exec SANDBOX dlws-train-check --framework "
+                        "tensorflow ...` and the same for torch, started together (the "
+                        "sandbox's epochs, bars and data)"])
+    if not result["met"]:
+        lines = last.splitlines()
+        begin = next((i for i, line in enumerate(lines) if "slowest" in line), None)
+        result["profile"] = (["pytest --durations (the last verify run):",
+                              *lines[begin + 1:begin + 11]] if begin is not None else [])
+    return result
+
+
+# --- first provisioning ---------------------------------------------------------------------------
+
+
+def first_row(prefix: str, pairs: int) -> dict:
+    import overhead
+
+    names = [f"{prefix}-first-{i}" for i in range(2 * pairs + 1)]
+    hand, deploys, stats, loads = [], [], [], []
+    stats_file = WORK / "first-stats.jsonl"
+    try:
+        for index, name in enumerate(names):
+            start([name])
+            if index % 2 == 0:
+                seconds, steps = overhead.by_hand(name)
+                hand.append(seconds)
+                print(f"by hand ({name}): {seconds:.1f} s {steps}", flush=True)
+            else:
+                stats_file.unlink(missing_ok=True)
+                inv = overhead.inventory(WORK / "first.py", [name], overhead.DATA)
+                seconds, rc, _, log = overhead.deploy(inv, env={"DLWS_FACT_STATS":
+                                                                str(stats_file)})
+                if rc:
+                    raise SystemExit(f"the deploy failed:\n{log}")
+                deploys.append(seconds)
+                stats.append(json.loads(stats_file.read_text().splitlines()[-1]))
+                print(f"deploy ({name}): {seconds:.1f} s, live fact reads "
+                      f"{stats[-1]['live_reads']} (dropping the whole batch at the first "
+                      f"change: {stats[-1]['live_reads_if_dropped_whole']})", flush=True)
+            loads.append(round(load(), 1))
+            remove([name])
+    finally:
+        remove(names)
+    references = [(hand[i] + hand[i + 1]) / 2 for i in range(len(deploys))]
+    result = row("first", "first provisioning / the same packages by hand (mean of the runs "
+                 "before and after)", f"bench/all.py --rows first --pairs {pairs}", references,
+                 deploys, 1.1, loads, hand=hand,
+                 notes=["live fact reads per first deploy: "
+                        + ", ".join(str(s["live_reads"]) for s in stats)
+                        + "; had the first change dropped the whole batch (before this change): "
+                        + ", ".join(str(s["live_reads_if_dropped_whole"]) for s in stats)])
+    if not result["met"] and stats:
+        median_run = sorted(range(len(deploys)), key=lambda i: deploys[i])[len(deploys) // 2]
+        result["profile"] = [f"slowest operations of the median deploy "
+                             f"({deploys[median_run]:.1f} s):",
+                             *[f"{sec:.1f} s {name}" for name, sec in
+                               stats[median_run]["slowest_operations"]]]
+    return result
+
+
+# --- fleets ---------------------------------------------------------------------------------------
+
+
+def fleet_cache_row(prefix: str, hosts: int) -> dict:
+    import cache_bytes
+
+    cache_bytes.PREFIX[0] = prefix
+    try:
+        proxy = cache_bytes.start_cache()
+        one_s, one_b = cache_bytes.run(1, proxy, True)
+        loads = [round(load(), 1)]
+        many_s, many_b = cache_bytes.run(hosts, proxy, True)
+        loads.append(round(load(), 1))
+    finally:
+        remove([f"{prefix}-c{i}" for i in range(hosts)] + [cache_bytes.cache_name()])
+    return row("fleet-cache", f"first deploy with frameworks, {hosts} fresh hosts behind the "
+               "fleet cache / 1 host", f"bench/all.py --rows fleet-cache --cache-hosts {hosts}",
+               [one_s], [many_s], 1.5, loads,
+               notes=[f"upstream bytes {hosts} hosts / 1 host: {many_b / one_b:.3f}x "
+                      f"({many_b / 2**20:.1f} MiB against {one_b / 2**20:.1f} MiB; target "
+                      "<= 1.05x)"])
+
+
+def fleet_ssh_rows(prefix: str, sizes: list[int], rounds: int) -> list[dict]:
+    import fleet_ssh
+
+    found = fleet_ssh.measure(sizes, rounds, prefix, timeout=3000)
+    rows = []
+    for size in sorted(found["times"]):
+        if size == 1 and len(found["times"]) > 1:
+            continue
+        rows.append(row(f"fleet-ssh-{size}", f"no-change rerun over SSH, {size} hosts / pyinfra "
+                        "`exec -- true` on the same hosts", f"bench/all.py --rows fleet-ssh "
+                        f"--sizes {' '.join(map(str, sizes))}", found["floor"][size],
+                        found["times"][size], 1.3, found["loads"],
+                        notes=[found["memory"], *found.get("notes", [])]))
+    return rows
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+
+def table(results: dict) -> str:
+    lines = [BEGIN, "", "| figure | command | runs | median (spread) | floor median (spread) "
+             "| ratio: median (each pair) | target | met? | load |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    order = ["rerun", "verify", "first", "fleet-cache"]
+    for name in sorted(results, key=lambda n: (order.index(n) if n in order else 9, n)):
+        r = results[name]
+        median = f"{r['median']:.2f}x" if r["median"] is not None else "-"
+        pairs = ", ".join(f"{v:.2f}" for v in r["ratios"])
+        lines.append(
+            f"| {r['figure']} | `{r['command']}` | {len(r['ours'])} + {len(r['floor'])}, "
+            f"alternating ({r['when']}) | {statistics.median(r['ours']):.2f} s "
+            f"({spread(r['ours'])}) | {statistics.median(r['floor']):.2f} s "
+            f"({spread(r['floor'])}) | **{median}** ({pairs}) | <= {r['target']}x | "
+            f"{'yes' if r['met'] else '**no**'} | {', '.join(map(str, r['loads']))} |")
+    lines.append("")
+    for name in sorted(results):
+        r = results[name]
+        extra = [*r.get("notes", []), *r.get("profile", [])]
+        if extra:
+            lines.append(f"- **{name}**: " + "; ".join(r.get("notes", [])))
+            if r.get("profile"):
+                lines.append("  - where the time goes (target not met): "
+                             + " / ".join(r["profile"]))
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def write_docs(results: dict) -> None:
+    text = DOCS.read_text()
+    block = table(results)
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        heading = ("\n## The figures (bench/all.py)\n\nWritten by `bench/all.py` (see its "
+                   "docstring).\n\n")
+        marker = "\n## The figures (issue 16)"
+        at = text.index(marker) if marker in text else len(text)
+        text = text[:at] + heading + block + "\n" + text[at:]
+    DOCS.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", nargs="+", default=["rerun", "verify", "first",
+                                                      "fleet-cache", "fleet-ssh"])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--verify-rounds", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--cache-hosts", type=int, default=8)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 32, 64])
+    parser.add_argument("--ssh-rounds", type=int, default=2)
+    parser.add_argument("--prefix", default="dlws-bench")
+    parser.add_argument("--results", default=str(WORK / "all.json"))
+    parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep (and reuse) the sandbox")
+    args = parser.parse_args()
+    path = Path(args.results)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    print(f"machine: {os.cpu_count()} cores, load {load():.1f}", flush=True)
+
+    def keep(found: dict) -> None:
+        show(found)
+        results[found["row"]] = found
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1) + "\n")
+        if not args.no_docs:
+            write_docs(results)
+
+    name = None
+    try:
+        if {"rerun", "verify"} & set(args.rows):
+            name, env = sandbox(args.prefix, args.keep)
+            if "rerun" in args.rows:
+                keep(rerun_row(name, env, args.rounds))
+            if "verify" in args.rows:
+                keep(verify_row(name, env, args.verify_rounds))
+        if "first" in args.rows:
+            keep(first_row(args.prefix, args.pairs))
+        if "fleet-cache" in args.rows:
+            keep(fleet_cache_row(args.prefix, args.cache_hosts))
+        if "fleet-ssh" in args.rows:
+            for found in fleet_ssh_rows(args.prefix, args.sizes, args.ssh_rounds):
+                keep(found)
+    finally:
+        if name and not args.keep:
+            remove([name])
+
+
+if __name__ == "__main__":
+    main()

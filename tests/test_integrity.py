@@ -1,0 +1,155 @@
+"""The content checks' own logic on files made here: RECORDs, dpkg's output, apt's settings."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlws.controller_code import Script
+from dlws.controller_code import parse as parse_runner
+from dlws.secrets import secret_files
+from tests.test_verify_checks import Out, StandIn, target
+from verify import integrity, test_security
+
+RECORD_CHECK = Path(__file__).resolve().parent.parent / "verify/host/dlws_record_check.py"
+
+
+def _digest(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(
+        b"=").decode()
+
+
+@pytest.fixture()
+def environment(tmp_path):
+    """A prefix with one distribution ("pkg 1.0") installed as pip writes it."""
+    site = tmp_path / "lib" / "python{}.{}".format(*sys.version_info[:2]) / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    files = {"pkg/__init__.py": b"VALUE = 1\n", "pkg/data.txt": b"data\n"}
+    for name, data in files.items():
+        (site / name).write_bytes(data)
+    info = site / "pkg-1.0.dist-info"
+    info.mkdir()
+    rows = [f"{name},{_digest(data)},{len(data)}" for name, data in files.items()]
+    (info / "RECORD").write_text("\n".join([*rows, "pkg-1.0.dist-info/RECORD,,"]) + "\n")
+    (site / "pkg" / "__pycache__").mkdir()
+    (site / "pkg" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"compiled")
+    return tmp_path, site
+
+
+def record_check(prefix: Path, mode: str = "full") -> dict:
+    out = subprocess.run([sys.executable, "-I", "-S", "-B", str(RECORD_CHECK), str(prefix), mode],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_an_untouched_environment_has_no_problem(environment):
+    prefix, _ = environment
+    report = record_check(prefix)
+    assert report["problems"] == [] and report["files"] == 3, report
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_code_appended_to_a_listed_file_is_found(environment, mode):
+    prefix, site = environment
+    with open(site / "pkg" / "__init__.py", "a") as handle:
+        handle.write("import os; os.system('id')\n")
+    assert record_check(prefix, mode)["problems"] == [
+        "pkg-1.0: pkg/__init__.py: 37 bytes, RECORD says 10"]
+
+
+def test_same_size_change_is_found_by_its_digest_not_in_fast_mode_with_an_old_mtime(environment):
+    prefix, site = environment
+    path = site / "pkg" / "__init__.py"
+    before = path.stat()
+    path.write_bytes(b"VALUE = 2\n")
+    assert record_check(prefix)["problems"] == ["pkg-1.0: pkg/__init__.py: sha256 differs from "
+                                                "its RECORD"]
+    # fast mode: the same change, mtime newer than the RECORD, is found; reset, it is not
+    # (the documented limit of verify_integrity = "fast").
+    os.utime(site / "pkg-1.0.dist-info" / "RECORD", (before.st_atime, before.st_mtime - 10))
+    assert "pkg/__init__.py: modified after the install" in " ".join(
+        record_check(prefix, "fast")["problems"])
+    for name in ("__init__.py", "data.txt"):
+        os.utime(site / "pkg" / name, (before.st_atime, before.st_mtime - 20))
+    assert record_check(prefix, "fast")["problems"] == []
+
+
+def test_unlisted_importable_files_and_missing_ones_are_named(environment):
+    prefix, site = environment
+    (site / "zz_evil.pth").write_text("import os\n")
+    (site / "pkg" / "extra.py").write_text("x = 1\n")
+    (site / "pkg" / "__pycache__" / "orphan.cpython-311.pyc").write_bytes(b"x")
+    (site / "pkg" / "data.txt").unlink()
+    (site / "pkg" / "notes.txt").write_text("not importable: not reported\n")
+    assert sorted(record_check(prefix)["problems"]) == [
+        "pkg-1.0: pkg/data.txt: missing",
+        "pkg/__pycache__/orphan.cpython-311.pyc: importable, listed by no RECORD",
+        "pkg/extra.py: importable, listed by no RECORD",
+        "zz_evil.pth: importable, listed by no RECORD"]
+
+
+def test_a_record_path_outside_the_environment_is_refused(environment):
+    prefix, site = environment
+    record = site / "pkg-1.0.dist-info" / "RECORD"
+    record.write_text(record.read_text() + "../../../../../etc/passwd,sha256=AAAA,1\n")
+    assert any("outside the environment" in p for p in record_check(prefix)["problems"])
+
+
+def test_the_runner_runs_the_controllers_copy_and_refuses_another(tmp_path):
+    script = Script("probe.py", b"import sys; print(sys.argv[1:], sys.flags.isolated)\n")
+    out = subprocess.run(script.command(sys.executable, {"a": ["x"]}), shell=True,
+                         capture_output=True, text=True)
+    document = parse_runner(out.stdout)
+    assert document["sha256"] == script.sha256
+    assert document["runs"]["a"][:2] == [0, "['x'] 1\n"], document
+    forged = script.command(sys.executable, {"a": []}).replace(script.sha256, "0" * 64)
+    out = subprocess.run(forged, shell=True, capture_output=True, text=True)
+    assert out.returncode == 2 and "differs from the controller's" in out.stdout
+    with pytest.raises(ValueError):
+        script.command(sys.executable, {}, flags=("-B",))
+
+
+def test_dpkg_verify_names_package_and_file_and_leaves_conffiles_out():
+    listing = ("??5??????   /usr/bin/lspci\nmissing     /usr/bin/setpci\n"
+               "??5?????? c /etc/sysctl.conf\n")
+    host = StandIn(runs={"dpkg --verify": Out(stdout=listing),
+                         "dpkg -S": Out(stdout="pciutils: /usr/bin/lspci\n"
+                                               "pciutils: /usr/bin/setpci\n")})
+    problems, error = integrity.dpkg_problems(host)
+    assert not error
+    assert problems == ["pciutils: /usr/bin/lspci: changed (??5??????)",
+                        "pciutils: /usr/bin/setpci: missing"]
+
+
+@pytest.mark.parametrize(("line", "weak"), [
+    ('APT::Get::AllowUnauthenticated "true";', True),
+    ('APT::Get::allow-unauthenticated "yes";', True),
+    ('Acquire::AllowInsecureRepositories "1";', True),
+    ('Acquire::AllowDowngradeToInsecureRepositories "on";', True),
+    ('Acquire::https::example.org::Trusted "true";', True),
+    ('Acquire::AllowInsecureRepositories "0";', False),
+    ('Acquire::AllowWeakRepositories "false";', False),
+    ('Dir::Etc::trusted "trusted.gpg";', False),
+])
+def test_apt_settings_that_switch_checks_off(line, weak):
+    host = StandIn(runs={"apt-config": Out(stdout=line + "\n")})
+    if weak:
+        with pytest.raises(AssertionError, match="switches signature checks off"):
+            test_security.test_apt_config_keeps_signature_checks(host)
+    else:
+        test_security.test_apt_config_keeps_signature_checks(host)
+
+
+def test_every_secret_file_is_declared_once_with_a_private_mode():
+    declared = secret_files(target("ws", notebooks_state_dir="/var/lib/dlws/hub",
+                                   notebooks_config_dir="/etc/dlws/hub"))
+    paths = [s.path for s in declared]
+    assert len(paths) == len(set(paths)) and len(paths) == 7, paths
+    assert all(s.owner == "root" and not s.mode_bits & 0o007 for s in declared), declared

@@ -1,0 +1,79 @@
+"""What was installed, checked by content: the environment against its RECORDs, Debian's files
+against dpkg's digests. Read once per host and run, shared by the checks and the training gate."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+
+from dlws.command import cmd, sh
+from dlws.controller_code import Script
+from dlws.controller_code import parse as parse_runner
+
+RECORD_CHECK = Script.from_path(Path(__file__).resolve().parent / "host" / "dlws_record_check.py")
+_LOCK = threading.Lock()
+_RESULTS: dict[tuple[str, str], dict] = {}
+
+# Every installed package, verified by dpkg against its md5sums, several at a time (one
+# `dpkg --verify` per CPU; dpkg 1.21 exits 0 even when files differ, so the output decides).
+DPKG_VERIFY = sh("dpkg-query -W -f '${{Package}}:${{Architecture}}\\n' | "
+                 "xargs -r -n 32 -P \"$(nproc)\" dpkg --verify --")
+# `??5??????   /usr/bin/lspci`, `missing     /usr/bin/setpci`, `??5?????? c /etc/x` (conffile)
+DPKG_LINE = re.compile(r"^(?P<flags>\S{9}|missing) +(?P<conffile>c?) +(?P<path>/.*)$")
+
+
+def record_report(host, target) -> dict:
+    """dlws_record_check's report of the environment (cached per host and run)."""
+    key = (target.name, "record")
+    with _LOCK:
+        if key not in _RESULTS:
+            prefix = target["python_env_prefix"]
+            out = host.run(RECORD_CHECK.command(
+                f"{prefix}/bin/python", {"record": [prefix, target["verify_integrity"]]},
+                flags=("-I", "-S", "-B")))
+            document = parse_runner(out.stdout)
+            rc, stdout, stderr = (document.get("runs") or {}).get("record", (2, "", ""))
+            try:
+                report = json.loads(stdout)
+            except json.JSONDecodeError:
+                report = {"error": f"the record check did not run (exit {out.rc}/{rc}): "
+                                   f"{document.get('error', '')} {stderr[-1500:]}"
+                                   f"{out.stderr[-1000:]}"}
+            report["script_sha256"] = document.get("sha256")
+            _RESULTS[key] = report
+        return _RESULTS[key]
+
+
+def environment_problems(host, target) -> list[str]:
+    report = record_report(host, target)
+    if "error" in report:
+        return [report["error"]]
+    return list(report["problems"]) + (
+        [f"... {report['problem_count'] - len(report['problems'])} more"]
+        if report["problem_count"] > len(report["problems"]) else [])
+
+
+def dpkg_problems(host) -> tuple[list[str], str]:
+    """Files of installed packages that differ from dpkg's record (conffiles left out: an
+    admin may edit those; apt's own settings are checked by test_apt_*), each with its package;
+    and what went wrong when dpkg could not be asked."""
+    out = host.run(DPKG_VERIFY)
+    if out.rc != 0:
+        return [], f"dpkg --verify failed (exit {out.rc}): {out.stderr[-1500:]}"
+    changed = []
+    for line in out.stdout.splitlines():
+        match = DPKG_LINE.match(line)
+        if match and not match["conffile"]:
+            changed.append((match["flags"], match["path"]))
+    if not changed:
+        return [], ""
+    owners = host.run(cmd("dpkg", "-S", "--", *(path for _, path in changed[:50])))
+    owner_of = {}
+    for line in owners.stdout.splitlines():
+        package, _, path = line.partition(": ")
+        owner_of[path.strip()] = package
+    return [f"{owner_of.get(path, '?')}: {path}: "
+            f"{'missing' if flags == 'missing' else 'changed (' + flags + ')'}"
+            for flags, path in changed], ""
