@@ -92,9 +92,10 @@ def test_config_has_pam_lab_group_tls_and_no_secret():
 
 
 def test_plain_http_only_when_declared():
-    config = run(notebooks_plain_http=True, notebooks_port=8000).uploads()[
-        "/etc/dlws/hub/jupyterhub_config.py"]
-    assert "c.JupyterHub.bind_url = 'http://0.0.0.0:8000'" in config
+    # Plain HTTP is for a TLS proxy on the same host: the hub listens on loopback only.
+    config = run(notebooks_plain_http=True, notebooks_address="127.0.0.1",
+                 notebooks_port=8000).uploads()["/etc/dlws/hub/jupyterhub_config.py"]
+    assert "c.JupyterHub.bind_url = 'http://127.0.0.1:8000'" in config
     assert "ssl_cert" not in config
 
 
@@ -192,14 +193,14 @@ def test_tls_pair_checks(tmp_path):
 
 NOTEBOOK_CASES = [
     ("no-lab-users", {"notebooks_enabled": True}, "notebooks_enabled", "base_lab_users"),
-    ("port-out-of-range", {"notebooks_port": 70000}, "notebooks_port", "at most 65535"),
-    ("group-sudo", {"notebooks_group": "sudo"}, "notebooks_group", "system account/group"),
+    ("port-out-of-range", {"notebooks_port": 70000}, "notebooks_port", "1 to 65535"),
+    ("group-sudo", {"notebooks_group": "sudo"}, "notebooks_group", "grants root"),
     ("prefix-usr", {"notebooks_prefix": "/usr"}, "notebooks_prefix", "system folder"),
     ("address-not-ip", {"notebooks_address": "hub.lab.example"}, "notebooks_address",
      "IP address"),
     ("group-shell", {"notebooks_group": "lab; rm -rf /"}, "notebooks_group", "group name"),
     ("version-latest", {"notebooks_jupyterhub_version": "latest"},
-     "notebooks_jupyterhub_version", "release number"),
+     "notebooks_jupyterhub_version", "a version like '6.1.1'"),
     ("cert-missing", {"notebooks_tls_cert": "/nonexistent/hub.crt"}, "notebooks_tls_cert",
      "does not exist on the controller"),
 ]

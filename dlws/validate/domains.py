@@ -232,8 +232,6 @@ SYSTEM_TREES = (
 )
 # Folders the OS owns whose own subfolders are free to use: refused themselves, not below.
 SYSTEM_ROOTS = ("/", "/opt", "/srv", "/mnt", "/media", "/var")
-# Every system folder (kept for the checks that compare a folder, e.g. verify's).
-SYSTEM_DIRS = frozenset(SYSTEM_TREES + SYSTEM_ROOTS)
 # Folders any local user may write into (sticky or not): a folder dlws manages below one can be
 # pre-created or swapped by another user before root writes into it.
 WORLD_WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/var/crash")

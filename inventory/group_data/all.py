@@ -26,7 +26,8 @@ hardware_data_dir = '/var/tmp'
 hardware_min_free_gib = 1
 # least sequential read throughput of the data disk, MiB/s
 hardware_min_read_mib_s = 50
-# frameworks the training check runs (each must also be installed)
+# frameworks the training check runs: the default = each one the host installs; a list set here may
+# name only frameworks the host installs (not frameworks_X = 'none')
 verify_frameworks = ['tensorflow', 'torch']
 # test accuracy bar of the MNIST training check on the full data set
 verify_min_accuracy = 0.95
@@ -56,7 +57,7 @@ verify_burn_in_max_throttle_fraction = 0.02
 verify_burn_in_min_clock_fraction = 0.75
 # share of the host's memory the burn-in's memory stressor (stress-ng --vm) holds
 verify_burn_in_memory_fraction = 0.5
-# size of the burn-in's disk soak file on hardware_data_dir (stress-ng --hdd), MiB
+# size of the burn-in's disk soak file on hardware_data_dir (stress-ng --hdd), MiB (at most 1 TiB)
 verify_burn_in_disk_mib = 1024
 # hosts with the same name here train together across machines with torchrun (c10d rendezvous on the
 # group's first host; NCCL with GPUs, gloo without); none = alone
@@ -73,7 +74,7 @@ network_min_gbit = 0.5
 # TCP port of the c10d rendezvous on the group's first host
 network_rendezvous_port = 29400
 # seconds the multi-node check may take before it is stopped and fails (a host that never joins the
-# rendezvous)
+# rendezvous; at most a day)
 network_timeout_s = 180
 # controller path of a file (mode 600) of USER:PASSWORD lines (chpasswd's format) for
 # roles/notebooks' login checks: each lab member must get in, everyone else must be refused; None =
@@ -228,7 +229,7 @@ frameworks_burn_in_path = '/usr/local/bin/dlws-burn-in'
 # keeps the last results in /var/lib/dlws/daily for the next verify to collect; hosts with systemd
 # only (skipped in containers)
 frameworks_daily_check = False
-# minutes of the daily check's burn-in
+# minutes of the daily check's burn-in (at most a day)
 frameworks_daily_burn_in_minutes = 5
 
 # --- roles.notebooks (Notebooks role: JupyterHub for the lab, over HTTPS, with the managed environment as a kernel.)
@@ -245,7 +246,7 @@ notebooks_jupyterlab_version = '4.6.6'
 notebooks_ipykernel_version = '7.4.0'
 # the only group whose members may log in; every base_lab_users member is put in it
 notebooks_group = 'lab'
-# the address the hub listens on
+# the address the hub listens on (an IP address of the host; no zone id)
 notebooks_address = '0.0.0.0'
 # the hub's TCP port
 notebooks_port = 8443
@@ -283,7 +284,7 @@ containers_subid_count = 65536
 # (docker-ce, key fingerprint checked) [one of: 'distro', 'docker_repo']
 containers_engine_source = 'distro'
 # /etc/docker/daemon.json (the original kept as daemon.json.dlws-orig); on GPU hosts nvidia-ctk adds
-# the nvidia runtime to it
+# the nvidia runtime to it; only the settings in DAEMON_JSON, each with its domain
 containers_daemon_json = {'log-driver': 'json-file', 'log-opts': {'max-size': '100m', 'max-file': '3'}}
 # users put in the docker group; the group is root-equivalent (anyone in it can mount / into a
 # container), and verify fails any other member

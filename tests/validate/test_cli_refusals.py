@@ -113,7 +113,9 @@ CASES = [
         ("etc-apt", "/etc/apt", "system folder"), ("tmp-data", "/tmp/data", "every local user"),
         ("dev", "/dev", "system folder")]],
     ("mount-over-venv", {"storage_disks": [{"device": DISK, "mount": "/opt/dlws/venv"}]},
-     "python_env_prefix", "give each its own folder"),
+     "storage_disks", "is also python_env_prefix; give each its own folder"),
+    ("mount-over-lab-folders", {"storage_disks": [{"device": DISK, "mount": "/opt/dlws"}]},
+     "storage_disks", "one inside the other"),
     # --- managed folders that collide, or that are the system's
     ("prefix-is-venv", {"notebooks_prefix": "/opt/dlws/venv"}, "notebooks_prefix",
      "is also python_env_prefix"),

@@ -164,5 +164,5 @@ def test_the_examples_themselves_are_accepted():
 def test_domain_types_in_use():
     """The few domain types every key is built from (a census for the issue note)."""
     kinds = {type(key.check).__name__ for key in KEYS if key.check is not None}
-    assert kinds <= {"Name", "Number", "HostPath", "LinkPath", "Url", "Address", "ListOf",
-                     "Record", "ControllerPath", "PipRequirement"}, kinds
+    assert kinds <= {"Name", "GroupName", "Number", "HostPath", "LinkPath", "Url", "Address",
+                     "ListOf", "Record", "ControllerPath", "PipRequirement"}, kinds
