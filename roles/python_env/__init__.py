@@ -165,7 +165,7 @@ def shared_cache_install(shared_cache: str, installer: str, command: list[str],
     lock = f"{shared_cache}/.dlws-install.lock"
     fill_once = any_of([cmd("test", "-e", marker), all_of([fill, cmd("touch", marker)])])
     waited = all_of([cmd("mkdir", "-p", "--", shared_cache),
-                     sh("flock {} sh -c {}", lock, fill_once), any_of([local, online])])
+                     cmd("flock", lock, "sh", "-c", fill_once), any_of([local, online])])
     # (Grouped, so that a prefix joined with && (roles/base's with_proxy) guards all of it.)
     return all_of([cmd("true"), any_of([local, waited])])
 

@@ -20,7 +20,7 @@ def test_shared_pip_cache_installs_take_turns_only_to_fill_it():
     run = run_case("debian-12_no-gpu_shared-cache", data)
     commands = [c for op in run.named("Install the frameworks") for c in op.commands]
     assert commands, run.describe()
-    lock = "mkdir -p -- /srv/dlws-cache; } && { flock /srv/dlws-cache/.dlws-install.lock sh -c "
+    lock = "mkdir -p -- /srv/dlws-cache && flock /srv/dlws-cache/.dlws-install.lock sh -c "
     assert all(lock in c and "--offline" in c.split("||")[0] for c in commands), commands
 
 
