@@ -464,3 +464,40 @@ ALLOWED = {
 def test_built_commands_pass(case):
     assert _scan_snippet(f"def f(host, server, prefix, path, p, name):\n    {ALLOWED[case]}\n"
                          ) == []
+
+
+# --- the builder itself: hostile values stay one word when a real shell runs the line ---------
+
+HOSTILE = ["$(touch {marker})", "`touch {marker}`", "x; touch {marker}", "a'b\"c", "-rf",
+           "fe80::1%$(touch {marker})", "line\nbreak", "*", "~root", ""]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_value_reaches_the_program_as_one_word(tmp_path, value):
+    import subprocess
+
+    from dlws.command import all_of, cmd, sh
+
+    marker = tmp_path / "ran"
+    value = value.format(marker=marker)
+    line = all_of([cmd("true"), sh("printf '%s\\0' {} {}", value, cmd("x"))])
+    out = subprocess.run(["sh", "-c", line], capture_output=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(b"\0")[:2] == [value.encode(), b"x"], (line, out.stdout)
+    assert not marker.exists(), f"{value!r} ran as shell code: {line}"
+
+
+def test_sh_refuses_a_built_command_as_template_and_joins_only_built_commands():
+    from dlws.command import all_of, cmd, sh
+
+    with pytest.raises(TypeError):
+        sh(cmd("ls"))
+    with pytest.raises(TypeError):
+        all_of([cmd("true"), "rm -rf /"])
+    with pytest.raises(ValueError):
+        cmd("echo", "a\x00b")
+    # A line from sh() keeps its own operators inside braces when joined.
+    joined = all_of([cmd("false"), sh("true || true # {}", "comment")])
+    import subprocess
+
+    assert subprocess.run(["sh", "-c", joined]).returncode == 1, joined

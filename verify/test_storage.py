@@ -80,6 +80,10 @@ def test_datasets_folders_shared_with_the_lab(host, target):
         if found is None:
             problems.append(f"{path} does not exist")
             continue
+        if "link" in found:
+            problems.append(f"{path} is a symbolic link to {found['link']}, not the lab's "
+                            "shared folder (dlws refuses to change anything through it)")
+            continue
         if found["group"] != group or found["mode"] != "2775":
             problems.append(f"{path} is {found['user']}:{found['group']} mode {found['mode']}, "
                             f"expected root:{group} mode 2775 (setgid)")

@@ -87,7 +87,8 @@ UPDATE = sh(
     'if [ $r -ne 0 ] || printf "%s\\n" "$o" | grep -q -e "^W: Failed to fetch" -e "^E: "; then '
     "echo {} >&2; exit 1; fi",
     "dlws: apt-get update could not fetch every declared source (apt's lines above name it); "
-    "check the host's network, base_apt_proxy and base_apt_mirror",
+    "check the host's network, base_http_proxy, base_https_proxy, cache_apt_proxy and "
+    "base_apt_mirror",
 )
 
 

@@ -11,6 +11,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
+from dlws.command import cmd
 from dlws.locks import environment_spec
 from dlws.plan import host_data, host_plan
 from roles import base, python_env
@@ -88,9 +89,6 @@ def _install_burn_in() -> None:
 def daily_script(data: Mapping[str, Any]) -> str:
     """The daily check's commands: the training check (offline, torch) and a short burn-in,
     each result kept in DAILY_DIR for the next verify to collect."""
-    import shlex
-
-    q = shlex.quote
     gpus = int(data.get("gpu_count") or 0)
     train = [data["frameworks_train_check_path"], "--framework", "torch", "--offline",
              "--json", f"{DAILY_DIR}/train.json"] + (["--require-gpu"] if gpus else [])
@@ -100,8 +98,8 @@ def daily_script(data: Mapping[str, Any]) -> str:
             "--json", f"{DAILY_DIR}/burn-in.json"]
     return ("#!/bin/sh\n# dlws daily check (frameworks_daily_check): kept for the next report.\n"
             f"mkdir -p {DAILY_DIR}\n"
-            f"{' '.join(map(q, train))}; echo $? > {DAILY_DIR}/train.rc\n"
-            f"{' '.join(map(q, burn))}; echo $? > {DAILY_DIR}/burn-in.rc\n"
+            f"{cmd(*train)}; echo $? > {DAILY_DIR}/train.rc\n"
+            f"{cmd(*burn)}; echo $? > {DAILY_DIR}/burn-in.rc\n"
             f"date -u +%Y-%m-%dT%H:%M:%SZ > {DAILY_DIR}/finished\n")
 
 

@@ -309,6 +309,11 @@ def _configure_pip() -> None:
     files.put(name="Configure uv for the host's CA bundle and indexes",
               src=StringIO(uv_toml), dest=UV_CONF, mode="644", create_remote_dir=True)
     secret_urls = _index_urls_with_credentials()
+    try:
+        netrc = netrc_text(secret_urls)
+    except ValueError as error:
+        raise DeployError(f"host {host.name}: python_env_index_url / "
+                          f"python_env_extra_index_urls: {error}") from None
     if secret_urls:
         server.group(name=f"Ensure the {LAB_GROUP} group exists (reads the index credentials)",
                      group=LAB_GROUP, system=True)
@@ -316,7 +321,7 @@ def _configure_pip() -> None:
                         user="root", group="root")
         declared = secret_file(host.data, NETRC)
         files.put(name="Keep the index credentials where only root and the lab group read them",
-                  src=StringIO(netrc_text(secret_urls)), dest=declared.path,
+                  src=StringIO(netrc), dest=declared.path,
                   mode=declared.mode, user=declared.owner, group=declared.group,
                   create_remote_dir=False)
 
