@@ -579,8 +579,8 @@ class Url(Domain):
             return (f"{redact(value)!r} holds {bad[0]!r}, which no URL may hold unencoded; "
                     "percent-encode it (%20 for a space) or fix the URL")
         if _CONTROL.search(unquote(value)):
-            return (f"{redact(value)!r} holds a percent-encoded control character (%0a, %00...); "
-                    "remove it")
+            return (f"{redact(value)!r} holds percent-encoded control characters (%0a, %00...); "
+                    "remove them")
         try:
             parts = urlsplit(value)
             port = parts.port
@@ -617,9 +617,9 @@ class Url(Domain):
                     "USER:PASSWORD@ (a token: __token__:TOKEN@)")
         for part in (parts.username, parts.password):
             if part is not None and not _CREDENTIAL.fullmatch(unquote(part)):
-                return (f"{redact(value)!r}: its user or password holds, once decoded, a space, "
-                        "quote, backslash or other character a netrc file cannot hold; use a "
-                        "token without them")
+                return (f"{redact(value)!r}: its user or password holds, once decoded, spaces, "
+                        "quotes, backslashes or other characters a netrc file cannot hold; use "
+                        "a token without them")
         if not self.path and parts.path not in ("", "/"):
             return f"{redact(value)!r}: a proxy URL has no path; write {parts.scheme}://" \
                    f"{parts.hostname}{f':{port}' if port else ''}"

@@ -78,7 +78,7 @@ CASES = [
     ("url-two-at", {"python_env_index_url": "https://u:p@index.lab.example@evil.example/simple"},
      "python_env_index_url", "more than one '@'"),
     ("url-encoded-newline", {"python_env_index_url": "https://u:p%0a@index.lab.example/simple"},
-     "python_env_index_url", "percent-encoded control character"),
+     "python_env_index_url", "percent-encoded control characters"),
     ("url-credentials-on-mirror", {"base_apt_mirror": "http://u:p@mirror.lab.example/debian"},
      "base_apt_mirror", "carries credentials"),
     # --- groups that grant privileges
