@@ -910,8 +910,8 @@ class SubordinateIds(FactBase):
 
     default = list
 
-    def command(self, path: str) -> str:
-        return str(sh("if [ -f {} ]; then cat {}; fi", path, path))
+    def command(self, path: str) -> Command:
+        return sh("if [ -f {} ]; then cat {}; fi", path, path)
 
     def process(self, output):
         return parse_subordinate_ids(output)

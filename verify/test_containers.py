@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlws.command import cmd
+from dlws.command import Command, cmd
 from dlws.facts import (
     CDI_SPEC,
     DOCKER_DAEMON_JSON,
@@ -178,7 +178,7 @@ def _uid_map_rows(text: str) -> list[tuple[int, int, int]]:
     return rows
 
 
-def _as_user(user: str, *argv: str) -> str:
+def _as_user(user: str, *argv: str) -> Command:
     """A command run by `user` in a login shell (their HOME, their Podman storage)."""
     return cmd("timeout", "300", "runuser", "-l", user, "-c", cmd(*argv))
 
