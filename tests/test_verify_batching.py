@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from dlws.controller_code import Script
 from dlws.inventory.targets import Target
 from roles import all_defaults
 from roles.python_env import wheel_is_current
+from verify import conftest as verify_conftest
 from verify import test_training
 
 
@@ -62,25 +64,36 @@ def _target(tmp_path: Path, **data) -> Target:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_runs():
+def _fresh_runs(monkeypatch):
     test_training._RUNS.clear()
+    # The environment's RECORD check has its own tests (tests/test_integrity.py); here the host
+    # is this machine's own venv, which no lock installed.
+    monkeypatch.setattr(test_training, "integrity_refusal", lambda host, target: "")
     yield
     test_training._RUNS.clear()
+
+
+def _rendezvous(monkeypatch, tmp_path: Path) -> None:
+    """The controller's script is the rendezvous; each training's arguments name the pair."""
+    monkeypatch.setattr(verify_conftest, "TRAIN_CHECK", Script("rendezvous.py",
+                                                               RENDEZVOUS.encode()))
+    monkeypatch.setattr(test_training, "_train_args", lambda target, plan, framework: [
+        framework, "torch" if framework == "tensorflow" else "tensorflow", str(tmp_path)])
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="side by side needs 2 CPUs")
 def test_both_trainings_run_side_by_side_in_one_call(tmp_path, monkeypatch):
     target = _target(tmp_path)
-    monkeypatch.setattr(test_training, "_train_args", lambda target, plan, framework: [
-        sys.executable, "-c", RENDEZVOUS, framework,
-        "torch" if framework == "tensorflow" else "tensorflow", str(tmp_path)])
+    _rendezvous(monkeypatch, tmp_path)
     host = LocalHost()
     test_training._train_all(host, target, None, ["tensorflow", "torch"])
     assert host.calls == 1
     for framework in ("tensorflow", "torch"):
         rc, result, stderr = test_training._RUNS[(target.name, framework)]
         assert rc == 0, stderr
-        assert result == {"framework": framework, "status": "passed", "framework_version": "1"}
+        # (script_sha256 is what the real check reports of itself; the rendezvous reports none.)
+        assert {k: v for k, v in result.items() if k != "script_sha256"} == {
+            "framework": framework, "status": "passed", "framework_version": "1"}
         assert stderr.strip() == f"log of {framework}"
 
 
@@ -92,9 +105,7 @@ def test_trainings_started_in_the_background_are_waited_for(tmp_path, monkeypatc
     plan = SimpleNamespace(tensorflow=SimpleNamespace(package="tensorflow-cpu==2.21.0",
                                                       version="2.21.0"),
                            torch=SimpleNamespace(version="2.13.0"), notes=[])
-    monkeypatch.setattr(test_training, "_train_args", lambda target, plan, framework: [
-        sys.executable, "-c", RENDEZVOUS, framework,
-        "torch" if framework == "tensorflow" else "tensorflow", str(tmp_path)])
+    _rendezvous(monkeypatch, tmp_path)
     monkeypatch.setattr(test_training, "_BACKGROUND", {})
     host = LocalHost()
     test_training.start_training(host, target, plan)
@@ -112,7 +123,7 @@ def test_a_broken_runner_fails_each_training_with_its_output(tmp_path, monkeypat
     for framework in ("tensorflow", "torch"):
         rc, result, stderr = test_training._RUNS[(target.name, framework)]
         assert rc == 2 and result == {}
-        assert "the training runner failed" in stderr and "no-venv" in stderr
+        assert "could not be started" in stderr and "no-venv" in stderr
 
 
 def test_wheel_quick_check(tmp_path):

@@ -251,8 +251,11 @@ class TrainHost:
         import json
 
         self.commands.append(command)
-        return Out(json.dumps({"results": [{"status": "passed", "device": "gpu",
-                                            "container": NGC_IMAGE}]}))
+        report = json.dumps({"results": [{"status": "passed", "device": "gpu",
+                                          "container": NGC_IMAGE}]})
+        # The runner's document (dlws/controller_code.py RUNNER): one run per name.
+        return Out(json.dumps({"sha256": "0" * 64, "together": False,
+                               "runs": {"ngc": [0, report, ""]}}))
 
 
 @pytest.mark.parametrize(("engine", "release", "access"), [
@@ -268,7 +271,9 @@ def test_ngc_trains_in_each_declared_engine(engine, release, access):
         trained, lab_target(gpus=1, containers_engine="both"), ngc_plan(release),
         lambda *a: None, engine)
     [command] = trained.commands
-    assert f"--container {NGC_IMAGE} --engine {engine} --gpu-access {access}" in command, command
+    # The arguments travel as the runner's JSON list, inside one quoted word.
+    assert (f'"--container", "{NGC_IMAGE}", "--engine", "{engine}", "--gpu-access", '
+            f'"{access}"') in command, command
 
 
 def test_ngc_skips_an_engine_the_host_does_not_run():
