@@ -44,6 +44,8 @@ def container(docker_engine, tmp_path_factory):
            "--tmpfs", "/run", "--tmpfs", "/tmp:exec", "dlws/debian:bookworm", "sleep",
            "infinity")
         in_container(f"mkdir -p /dev/disk/by-id && ln -sf {loop} {DISK_LINK}")
+        # The control: the container answers, so an absent file below is the refusal's doing.
+        assert in_container(f"test -b {DISK_LINK}").returncode == 0
         yield loop
     finally:
         sh("docker", "rm", "-f", CONTAINER, check=False)
