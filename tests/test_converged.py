@@ -3,8 +3,9 @@
 A real Debian 12 container, the workstation without frameworks: deploy, rerun (records the
 converged run), then for each kind of drift the deploy manages (a config file edited, a package
 removed, a pip package removed, a folder's mode and a lab user's GPU group changed) the rerun
-must plan and repair it, and the run after that is converged again. (Services: a container runs no systemd, so the deploy
-manages none here; their readings are facts of the batch like any other.)
+must plan and repair it, and the run after that is converged again. (Services: a container runs
+no systemd, so the deploy manages none here; their readings are facts of the batch like any
+other.)
 """
 
 from __future__ import annotations
