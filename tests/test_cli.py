@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -228,3 +230,57 @@ def test_deploy_progress_condenses_output_and_beats_while_silent():
          "error": ["ws-2"]}]}}
     assert changes(result) == {"ws-1": ["Install apt packages", "Install the frameworks"],
                                "ws-2": ["FAILED: Install the frameworks"]}
+
+
+def _fake_checkout(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """bin/dlws in a folder of its own, with apt-get, docker and the venv's python faked: each
+    call is written to calls.txt, nothing is installed or started."""
+    root, fake = tmp_path / "checkout", tmp_path / "fakebin"
+    (root / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin").mkdir(parents=True)
+    fake.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "bin" / "dlws", root / "bin" / "dlws")
+    for name in ("pyproject.toml", "uv.lock"):
+        (root / name).write_text("")
+        os.utime(root / name, (1, 1))
+    calls = tmp_path / "calls.txt"
+    scripts = {
+        root / ".venv" / "bin" / "python": f'echo "python $*" >> {calls}',
+        root / ".venv" / "bin" / "dlws": "exit 0",
+        fake / "apt-get": f'echo "apt-get $*" >> {calls}\n'
+                          f'case "$*" in *docker.io*) touch {tmp_path}/engine;; esac',
+        fake / "docker": f'echo "docker $*" >> {calls}; [ -e {tmp_path}/engine ]',
+        fake / "systemctl": f'echo "systemctl $*" >> {calls}; exit 1',
+    }
+    for path, body in scripts.items():
+        path.write_text(f"#!/bin/bash\n{body}\n")
+        path.chmod(0o755)
+    (root / ".venv" / ".dlws-stamp").touch()
+    for tool in ("dirname", "id", "env", "seq", "sleep", "touch"):
+        (fake / tool).symlink_to(shutil.which(tool))
+    return root, calls, {"PATH": str(fake), "HOME": str(tmp_path)}
+
+
+@pytest.mark.parametrize(("argv", "installed"), [
+    (["stack", "--os", "debian-12"], []),
+    (["verify", "lab/hosts.py"], []),
+    (["report", "--help"], []),
+    (["image", "trixie"], ["docker.io", "debootstrap"]),
+    (["test", "-x"], ["docker.io", "debootstrap gnupg curl openssl chromium chromium-driver "
+                      "e2fsprogs util-linux mount qemu-user-static"]
+     + ([] if Path("/usr/share/fonts/truetype/liberation").is_dir() else ["fonts-liberation"])),
+], ids=["stack", "verify", "report-help", "image", "test"])
+def test_bin_dlws_installs_only_what_the_command_needs(tmp_path, argv, installed):
+    root, calls, env = _fake_checkout(tmp_path)
+    out = subprocess.run(["/bin/bash", str(root / "bin" / "dlws"), *argv], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = calls.read_text().splitlines()
+    assert lines[-1] == f"python -m dlws.cli {' '.join(argv)}"
+    installs = [line.split(" -qq --no-install-recommends ")[1] for line in lines
+                if line.startswith("apt-get") and " install " in line]
+    assert installs == installed
+    for packages in installed:  # each apt-get install is said first, naming its packages
+        assert f"dlws: installing Debian/Ubuntu packages: {packages}" in out.stderr
+    if not installed:
+        assert not any(line.startswith(("apt-get", "docker")) for line in lines), lines
