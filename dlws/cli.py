@@ -65,6 +65,10 @@ class Inventory:
         self.path = path.resolve()
         self.name = self.path.stem if self.path.is_file() else self.path.name
         self.file = str(self.path)
+        if "DLWS_LOCK_DIR" not in os.environ and not paths.in_checkout():
+            # A lab's hash locks live beside its inventory (lab/locks/), whatever the cwd.
+            folder = self.path.parent if self.path.is_file() else self.path
+            os.environ["DLWS_LOCK_DIR"] = self.env["DLWS_LOCK_DIR"] = str(folder / "locks")
         from dlws.inventory import ansible
 
         self.ansible = ansible.is_ansible_source(self.path)

@@ -26,7 +26,8 @@ from dlws.schema import redact
 
 # DLWS_LOCK_DIR: another folder of locks (a lab's own repository; the tests' scratch folders).
 # Else a checkout's locks/ (the sandbox's and the tests' are committed there), else ./locks in
-# the current directory (an installed dlws never writes into its own package).
+# the current directory (an installed dlws never writes into its own package; the `dlws`
+# command sets DLWS_LOCK_DIR to the locks/ folder beside the inventory).
 _CHECKOUT_LOCKS = Path(__file__).resolve().parents[1] / "locks"
 LOCK_DIR = Path(os.environ.get("DLWS_LOCK_DIR")
                 or (_CHECKOUT_LOCKS if (_CHECKOUT_LOCKS.parent / "pyproject.toml").is_file()
@@ -151,7 +152,7 @@ def make_lock(spec: LockSpec) -> Path:
         f"# indexes: {' '.join(sources)}"
         + (f" (made with the wheelhouse {spec.find_links})" if spec.find_links else ""),
     ]
-    LOCK_DIR.mkdir(exist_ok=True)
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
     spec.path.write_text(redact("\n".join(header)) + "\n" + body)
     return spec.path
 
