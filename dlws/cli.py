@@ -68,6 +68,8 @@ class Inventory:
         if "DLWS_LOCK_DIR" not in os.environ and not paths.in_checkout():
             # A lab's hash locks live beside its inventory (lab/locks/), whatever the cwd.
             folder = self.path.parent if self.path.is_file() else self.path
+            if folder.is_relative_to(paths.examples_folder()):  # dlws's own: never write there
+                folder = Path.cwd()
             os.environ["DLWS_LOCK_DIR"] = self.env["DLWS_LOCK_DIR"] = str(folder / "locks")
         from dlws.inventory import ansible
 
