@@ -1,3 +1,3 @@
 """dlws: deep learning workstations, provisioned and proven."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

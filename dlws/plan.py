@@ -83,9 +83,9 @@ def missing_lock(name: str, data: Mapping[str, Any], spec: LockSpec) -> str | No
     """Why a host cannot install `spec` yet, naming the host, the key and the fix; else None."""
     if not data.get("python_env_require_hashes", True) or spec.path.exists():
         return None
-    return (f"host {name}: python_env_require_hashes: no hash lock locks/{spec.name} for "
-            f"{spec.summary()}; make it on the controller with `bin/dlws lock --inventory "
-            "INVENTORY` and commit it, or set python_env_require_hashes = False to install by "
+    return (f"host {name}: python_env_require_hashes: no hash lock {spec.path} for "
+            f"{spec.summary()}; make it on the controller with `dlws lock INVENTORY` "
+            "and commit it, or set python_env_require_hashes = False to install by "
             "version pins only; nothing was changed on any host")
 
 

@@ -361,17 +361,21 @@ def test_templates_render_as_a_play_would_see_them(tmp_path):
         ansible.load(tmp_path, all_keys())
 
 
-def test_dlws_commands_take_an_ansible_inventory(monkeypatch):
-    from dlws import cli
+def test_dlws_commands_take_an_ansible_inventory(monkeypatch, tmp_path):
+    from dlws import cli, paths
 
-    path, env = cli.pyinfra_inventory(str(SOURCES["ini"]))
-    assert (path, env[ansible.INVENTORY_ENV]) == ("inventory/ansible.py", str(SOURCES["ini"]))
-    assert cli.pyinfra_inventory("inventory/sandbox.py")[0] == "inventory/sandbox.py"
+    given = cli.Inventory(str(SOURCES["ini"]), tmp_path)
+    assert (given.file, given.env[ansible.INVENTORY_ENV]) == (
+        str(paths.examples_folder() / "ansible.py"), str(SOURCES["ini"]))
+    assert given.limit("gpu:!ws03*") == [] and given.env[ansible.LIMIT_ENV] == "gpu:!ws03*"
+    pyinfra_file = cli.Inventory(str(paths.examples_folder() / "sandbox.py"), tmp_path)
+    assert pyinfra_file.file.endswith("sandbox.py") and pyinfra_file.limit("ws*") == [
+        "--limit", "ws*"]
     seen = {}
     monkeypatch.setattr(cli, "verify_and_report",
                         lambda inventory, run_dir, extra: seen.update(extra=extra) or 0)
-    cli.main(["verify", "--inventory", "hosts.ini", "--limit", "gpu:!ws03*",
-              "--vault-password-file", "pw", "--run-dir", "/tmp/x"])
+    cli.main(["verify", str(SOURCES["ini"]), "--limit", "gpu:!ws03*",
+              "--vault-password-file", "pw", "--run-dir", str(tmp_path / "run")])
     assert seen["extra"] == ["--limit=gpu:!ws03*", "--vault-password-file=pw"]
 
 

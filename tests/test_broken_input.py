@@ -398,7 +398,7 @@ PLAN_CASES = [
      "frameworks_tensorflow", "set containers_engine = 'docker'"),
     # hash pinning on, and no lock for what this host would install
     ("hash-lock-missing", {"python_env_require_hashes": True}, "python_env_require_hashes",
-     "bin/dlws lock --inventory"),
+     "`dlws lock INVENTORY`"),
     # proof over time and across machines: burn-in bars, the multi-node group's network
     ("burn_in-throttle-over-1", {"verify_burn_in_max_throttle_fraction": 2.0},
      "verify_burn_in_max_throttle_fraction", "in (0, 1]"),

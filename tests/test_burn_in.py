@@ -130,3 +130,27 @@ def test_the_load_commands(burn):
     assert debian["gpu"] == ["/usr/sbin/gpu-burn", "-c", "/usr/share/gpu-burn/compare.ptx",
                              "-tc", "120"]
     assert burn.stressor_errors("gpu", 0, "GPU 0: OK\nGPU 1: FAULTY\n") == ["GPU 1: FAULTY"]
+
+
+def test_progress_line_names_temperature_clock_power_and_errors(burn, throttled):
+    cpu = {"busy_percent": [50.0, 100.0]}
+    line = burn.progress_line(120.4, 600, cpu, throttled["gpus"][:1], 0,
+                              {"cpu": 0, "vm": 2})
+    sample = throttled["gpus"][0]["samples"]
+    assert line == (f"burn-in 2/10 min; cpu 75% busy; gpu{throttled['gpus'][0]['index']} "
+                    f"{sample['temperature_c'][-1]} C {sample['sm_clock_mhz'][-1]} MHz "
+                    f"{sample['power_w'][-1]} W; xid events 0; errors: vm exited 2")
+
+
+def test_a_running_burn_in_says_where_it_is_every_interval(burn, monkeypatch, tmp_path, capsys):
+    """The real sampling loop on this machine (no GPU), its load replaced by two short sleeps,
+    one of which fails: a line each second, the failed one named once it has stopped."""
+    monkeypatch.setattr(burn, "stressors", lambda *a, **k: [
+        ("cpu", ["sleep", "4"]), ("vm", ["sh", "-c", "sleep 1; exit 3"])])
+    args = burn.parse_args(["--minutes", str(4 / 60), "--progress-every", "1",
+                            "--state-dir", str(tmp_path)])
+    burn.burn_in(args)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("burn-in")]
+    assert len(lines) >= 3, lines
+    assert all("cpu " in line and "% busy" in line for line in lines)
+    assert "errors: vm exited 3" in lines[-1] and "no errors" in lines[0]

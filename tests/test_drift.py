@@ -52,6 +52,31 @@ def test_added_and_removed_dpkg_packages_driver_kernel_and_counters():
                      "GPU health gpu.0.ecc.errors.corrected.volatile.total: 0 -> 4"]
 
 
+def test_a_check_that_ran_in_one_run_only_is_named_not_compared():
+    """A verify run with -k records only its checks' facts: no `2.21.0 -> None`."""
+    full = {**BASE_FACTS, "tensorflow.version": "2.21.0"}
+    partial = {"kernel.release": BASE_FACTS["kernel.release"]}  # e.g. -k test_base
+    document = drift.diff({SANDBOX: full}, {SANDBOX: partial}, {SANDBOX: "run-a"})
+    host = document["hosts"][SANDBOX]
+    assert host["changes"] == {}
+    assert host["lines"][0] == "nothing changed"
+    assert host["not_run"]["later"] == ["gpu.0.ecc.errors.corrected.volatile.total",
+                                        "nvidia_driver.version", "packages.dpkg",
+                                        "packages.venv", "tensorflow.version",
+                                        "torch.training.samples_per_second"]
+    assert host["lines"][1].startswith("not compared (the check did not run in the later run): "
+                                       "gpu.0.ecc")
+    # The other way round: the earlier run is the partial one.
+    back = drift.diff({SANDBOX: partial}, {SANDBOX: full}, {SANDBOX: "run-a"})["hosts"][SANDBOX]
+    assert back["changes"] == {} and back["not_run"]["earlier"][-2] == "tensorflow.version"
+
+
+def test_a_check_that_ran_in_both_runs_and_lost_its_value_is_a_change():
+    before = {**BASE_FACTS, "tensorflow.version": "2.21.0"}
+    after = {**BASE_FACTS, "tensorflow.version": None}  # ran, found no TensorFlow
+    assert drift.lines(drift.host_changes(before, after)) == ["tensorflow.version: 2.21.0 -> None"]
+
+
 @pytest.mark.parametrize(("after", "reported"), [(14600.0, False), (14400.0, True),
                                                  (19500.0, False), (19600.0, True)])
 def test_throughput_counts_only_beyond_the_noise_rule(after, reported):

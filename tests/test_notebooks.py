@@ -167,7 +167,7 @@ def browser(hub):
 
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver:
-        pytest.fail("Debian's chromium and chromium-driver are needed: .ci/run installs them")
+        pytest.fail("Debian's chromium and chromium-driver are needed: bin/dlws test installs them")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     profile = hub["folder"] / "chromium-profile"

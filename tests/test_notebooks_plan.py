@@ -128,6 +128,8 @@ def test_kernel_named_after_the_planned_frameworks():
     assert spec["argv"][:3] == ["/opt/dlws/venv/bin/python", "-m", "ipykernel_launcher"]
     assert spec["display_name"].startswith("dlws: TensorFlow 2.21.0 + PyTorch "), spec
     assert spec["display_name"].endswith("(Python 3.11)"), spec
+    # The kernel starts quietly: TensorFlow's C++ INFO/WARNING lines off (README says how back).
+    assert spec["env"]["TF_CPP_MIN_LOG_LEVEL"] == "2", spec
 
 
 def test_gpu_host_page_lists_its_gpus():

@@ -158,7 +158,7 @@ EXPECTED_CHARTS = {"throughput": 1, "matmul": 1, "network": 1, "cpu_busy_percent
 def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.fail("chromium is not installed: `apt-get install chromium` (bash .ci/run "
+        pytest.fail("chromium is not installed: `apt-get install chromium` (bin/dlws test "
                     "installs it)")
     return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
                            "--disable-background-networking", "--disable-component-update",

@@ -331,3 +331,23 @@ def test_offline_sample_held_to_its_digest_and_count(check, monkeypatch):
     fake.mnist_data = lambda: (x[:200], y[:200])
     with pytest.raises(check.CannotRun, match="not the sample's 5000"):
         check.load_mnist(None, offline=True)
+
+
+def test_epoch_lines_only_when_a_person_watches(check, monkeypatch, capsys):
+    monkeypatch.setitem(check.PROGRESS, "on", False)
+    check.epoch_line("torch", 1, 5, 0.25, 0.4)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setitem(check.PROGRESS, "on", True)
+    check.epoch_line("tensorflow", 2, 5, 0.125, 1.25, 0.9375)
+    assert capsys.readouterr().err == ("tensorflow: epoch 2/5: loss 0.1250, accuracy 0.9375 "
+                                       "(1.2 s)\n")
+
+
+@pytest.mark.parametrize(("argv", "terminal", "on"), [
+    (["--progress"], False, True), ([], True, True), ([], False, False)])
+def test_progress_with_the_flag_or_on_a_terminal(check, monkeypatch, argv, terminal, on):
+    monkeypatch.setattr(check, "run", lambda args: (0, []))
+    monkeypatch.setattr("sys.stderr.isatty", lambda: terminal)
+    monkeypatch.setitem(check.PROGRESS, "on", None)
+    assert check.main(argv) == 0
+    assert check.PROGRESS["on"] is on

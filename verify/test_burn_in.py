@@ -3,12 +3,14 @@ declared bars (verify_burn_in_*); runs only when asked (dlws verify --burn-in-mi
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
 
 from verify.conftest import run_json
 
+LOG = logging.getLogger("dlws.verify.burn_in")
 # Points per series kept in the report (a 60-minute burn-in samples 3,600 seconds per series).
 REPORT_POINTS = 240
 
@@ -45,6 +47,9 @@ def test_burn_in_holds_the_bars(host, target, request, record_fact):
                "--min-clock-fraction", str(target["verify_burn_in_min_clock_fraction"]),
                "--json", "-"]
     rc, document, stderr = run_json(host, command)
+    for line in stderr.splitlines():  # a line per minute: `dlws burn-in` shows them (log_cli)
+        if line.startswith("burn-in "):
+            LOG.info("%s %s", target.name, line)
     assert document.get("verdicts"), (
         f"dlws-burn-in did not run (exit {rc}): {stderr.strip()[-1500:]}")
     record_fact("burn_in", thin(document))

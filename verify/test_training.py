@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -15,6 +16,7 @@ from verify.conftest import (
     train_check_data_args,
 )
 
+LOG = logging.getLogger("dlws.verify.training")
 # One training run per host and framework, shared by the checks that read its report.
 _RUNS: dict[tuple[str, str], tuple[int, dict, str]] = {}
 
@@ -30,7 +32,8 @@ def on_gpu(target, plan, framework: str) -> bool:
 
 
 def _train_args(target, plan, framework: str) -> list[str]:
-    args = ["--json", "-", "--framework", framework, *train_check_data_args(target)]
+    # --progress: a line per epoch on stderr, logged by the check (`dlws verify -v` shows them).
+    args = ["--json", "-", "--framework", framework, "--progress", *train_check_data_args(target)]
     if on_gpu(target, plan, framework):
         args += ["--require-gpu", "--all-gpus"]
     return args
@@ -108,6 +111,9 @@ def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
 @pytest.mark.parametrize("framework", ["tensorflow", "torch"])
 def test_mnist_trains(host, target, plan, framework, record_fact):
     rc, result, stderr = train(host, target, plan, framework)
+    for line in stderr.splitlines():
+        if line.startswith(f"{framework}: epoch "):
+            LOG.info("%s %s", target.name, line)
     evidence = f"exit {rc}; result: {result}; stderr tail: {stderr[-1500:]}"
     for key in ("device", "test_accuracy", "samples_per_second", "train_seconds"):
         if key in result:

@@ -27,6 +27,7 @@ Only the values dlws reads leave the child; the other variables leave it by name
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -151,13 +152,33 @@ def read(source: str | Path, limit: str | None = None,
             for h in document["hosts"]]
 
 
-def _origin(value: Any) -> str | None:
-    from ansible._internal._datatag._tags import Origin
-
-    origin = Origin.get_tag(value)
+def _position(value: Any) -> str | None:
+    """file[:line] a parsed value came from. ansible-core 2.19 tags values with an Origin;
+    2.17 (the last for Python 3.10) gives YAML/INI values an ``ansible_pos`` (path, line, col)."""
+    try:
+        from ansible._internal._datatag._tags import Origin
+    except ImportError:
+        path, line = (getattr(value, "ansible_pos", None) or (None, None, None))[:2]
+        return (f"{path}:{line}" if line else path) if path else None
+    origin = value if isinstance(value, Origin) else Origin.get_tag(value)
     if origin is None or not origin.path:
         return None
     return f"{origin.path}:{origin.line_num}" if origin.line_num else origin.path
+
+
+def _origin(value: Any) -> str | None:
+    return _position(value)
+
+
+def _vault_types() -> tuple[type, ...]:
+    """The type of a vaulted value: EncryptedString (2.19), AnsibleVaultEncryptedUnicode (2.17)."""
+    try:
+        from ansible.parsing.vault import EncryptedString
+    except ImportError:
+        from ansible.parsing.yaml.objects import AnsibleVaultEncryptedUnicode
+
+        return (AnsibleVaultEncryptedUnicode,)
+    return (EncryptedString,)
 
 
 def _has_template(value: Any) -> bool:
@@ -167,7 +188,8 @@ def _has_template(value: Any) -> bool:
         return any(_has_template(v) for v in value.values())
     if isinstance(value, (list, tuple)):
         return any(_has_template(v) for v in value)
-    if isinstance(value, (str,)) or type(value).__name__ == "EncryptedString":
+    if isinstance(value, (str,)) or type(value).__name__ in ("EncryptedString",
+                                                              "AnsibleVaultEncryptedUnicode"):
         try:
             text = str(value)
         except Exception:  # reported by _plain, with its reason
@@ -202,7 +224,6 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
-    from ansible.parsing.vault import EncryptedString
     from ansible.plugins.loader import init_plugin_loader
     from ansible.template import Templar
     from ansible.utils.display import Display
@@ -219,10 +240,13 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
     init_plugin_loader()
     loader = DataLoader()
     try:
+        # initialize_context: ansible-core 2.19's (2.17 has no such argument).
+        context = ({"initialize_context": True} if "initialize_context" in
+                   inspect.signature(CLI.setup_vault_secrets).parameters else {})
         secrets = CLI.setup_vault_secrets(
             loader, vault_ids=list(C.DEFAULT_VAULT_IDENTITY_LIST),
             vault_password_files=[vault_password_file] if vault_password_file else [],
-            ask_vault_pass=False, auto_prompt=False, initialize_context=True)
+            ask_vault_pass=False, auto_prompt=False, **context)
         loader.set_vault_secrets(secrets)
         inventory = InventoryManager(loader=loader, sources=[source])
         variables = VariableManager(loader=loader, inventory=inventory)
@@ -242,7 +266,7 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
             for name in read_names:
                 where = _origin(merged[name]) or source
                 origins[name] = where
-                if isinstance(merged[name], EncryptedString):
+                if isinstance(merged[name], _vault_types()):
                     secret.append(name)
                 try:
                     value = merged[name]
@@ -298,16 +322,11 @@ def _relevant(failures: list[tuple[str, BaseException]], source: str) -> list:
 def _describe(error: BaseException, source: str) -> tuple[str, str]:
     """(file[:line], message) of an Ansible error: the place comes from the first Origin in its
     chain of causes (ansible-core 2.19 tags parsed data and errors with it)."""
-    from ansible._internal._datatag._tags import Origin
-
     where, seen, current = None, set(), error
     while current is not None and id(current) not in seen and where is None:
         seen.add(id(current))
         obj = getattr(current, "obj", None)
-        origin = obj if isinstance(obj, Origin) else (Origin.get_tag(obj) if obj is not None
-                                                       else None)
-        if origin is not None and origin.path:
-            where = f"{origin.path}:{origin.line_num}" if origin.line_num else origin.path
+        where = _position(obj) if obj is not None else None
         current = current.__cause__ or current.__context__
     return where or source, " ".join(str(error).split())
 

@@ -20,12 +20,18 @@ KEYS = (*HOST_DATA_KEYS.values(), *EXTRA_KEYS)
 
 
 def _parser() -> argparse.ArgumentParser:
-    oses = ", ".join(f"{o}-{r}" for o, r in OS_RELEASES)
     parser = argparse.ArgumentParser(
         prog="python -m dlws.stack",
         description="Derive a host's stack (driver, CUDA, cuDNN, frameworks) offline, with the "
                     "same function the deploy and verify use.",
     )
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The calculator's options (also `dlws stack`'s)."""
+    oses = ", ".join(f"{o}-{r}" for o, r in OS_RELEASES)
     parser.add_argument("--os", required=True, metavar="ID-RELEASE", help=f"one of: {oses}")
     parser.add_argument("--gpu", action="append", default=[], metavar="NAME_OR_PCI_ID",
                         help="a GPU as nvidia-smi names it, or its PCI ID (10de:2684 or 2684); "
@@ -45,7 +51,6 @@ def _parser() -> argparse.ArgumentParser:
                         help="the host's display manager or graphical session (e.g. gdm3): a "
                              "desktop workstation")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    return parser
 
 
 def _data(pairs: list[str]) -> dict[str, Any]:
@@ -69,7 +74,10 @@ def _usage(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    return run(_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     os_id, sep, release = args.os.partition("-")
     if not sep:
         return _usage(f"--os {args.os!r}: use ID-RELEASE, e.g. ubuntu-24.04 or debian-13")

@@ -101,7 +101,11 @@ def kernel_spec(data: Any, plan) -> dict[str, Any]:
         "display_name": kernel_display_name(plan),
         "language": "python",
         # The environment's tools (pip, dlws-train-check) first on PATH in `!` commands.
-        "env": {"PATH": f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin"},
+        # TF_CPP_MIN_LOG_LEVEL=2: TensorFlow's C++ INFO and WARNING lines (oneDNN, absl, "could
+        # not find cuda drivers" on CPU hosts) stay out of every first cell; errors still show.
+        # Back on in a notebook: os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" before importing it.
+        "env": {"PATH": f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin",
+                "TF_CPP_MIN_LOG_LEVEL": "2"},
         "metadata": {"debugger": True, "dlws": {"environment": prefix}},
     }
 

@@ -45,7 +45,7 @@ def test_hash_locked_installs(tmp_path, monkeypatch, cache):
     refused = run_case("debian-12_no-gpu_locked", data)
     assert refused.ops == [] and "python_env_require_hashes" in (refused.error or ""), \
         refused.describe()
-    names = re.findall(r"locks/(\S+\.txt)", refused.error)
+    names = re.findall(r"no hash lock \S*/([^/\s]+\.txt)", refused.error)
     assert [n.split("-")[0] for n in names] == ["uv", "env"], refused.error
 
     bodies = _write_locks(tmp_path, names)

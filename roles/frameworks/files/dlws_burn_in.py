@@ -239,6 +239,24 @@ def evaluate(document: dict, max_throttle: float, min_clock: float) -> list[dict
 
 # -- the run ---------------------------------------------------------------------------------
 
+def progress_line(now: float, seconds: int, cpu: dict, gpus: list[dict], xids: int,
+                  exited: dict[str, int]) -> str:
+    """One line a minute for a person: time, CPU busy, each GPU's latest temperature, SM clock
+    and power, Xid events and stressors that stopped with an error so far."""
+    window = cpu["busy_percent"][-60:]
+    parts = [f"burn-in {now / 60:.0f}/{seconds / 60:.0f} min",
+             f"cpu {sum(window) / max(len(window), 1):.0f}% busy"]
+    for gpu in gpus:
+        samples = gpu["samples"]
+        if samples["t"]:
+            parts.append(f"gpu{gpu['index']} {samples['temperature_c'][-1]} C "
+                         f"{samples['sm_clock_mhz'][-1]} MHz {samples['power_w'][-1]} W")
+    errors = [f"{name} exited {rc}" for name, rc in sorted(exited.items()) if rc]
+    parts.append(f"xid events {xids}")
+    parts.append("errors: " + ", ".join(errors) if errors else "no errors")
+    return "; ".join(parts)
+
+
 def burn_in(args: argparse.Namespace) -> dict:
     seconds, started = max(1, int(args.minutes * 60)), _now()
     # A host declared without GPUs (gpu_count = 0) gets the CPU, memory and disk parts only.
@@ -268,6 +286,7 @@ def burn_in(args: argparse.Namespace) -> dict:
     xid_events: list[dict] = []
     start = time.monotonic()
     last = cpu_times()
+    next_line = args.progress_every
     try:
         while time.monotonic() - start < seconds:
             time.sleep(1.0)
@@ -284,6 +303,12 @@ def burn_in(args: argparse.Namespace) -> dict:
                         samples[key].append(reading[key])
                     samples["brake"].append(int(bool((reading["reasons"] or 0) & BRAKE_MASK)))
                 xid_events += nvml.xids()
+            if now >= next_line:
+                next_line += args.progress_every
+                exited = {name: proc.poll() for name, proc in procs.items() if proc is not None
+                          and proc.poll() is not None}
+                print(progress_line(now, seconds, cpu, gpus, len(xid_events), exited),
+                      file=sys.stderr, flush=True)
     finally:
         runs = []
         for name, _ in commands:
@@ -344,6 +369,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-throttle-fraction", type=float, default=0.02)
     parser.add_argument("--min-clock-fraction", type=float, default=0.75)
     parser.add_argument("--json", metavar="PATH", help="write the document as JSON ('-': stdout)")
+    parser.add_argument("--progress-every", type=float, default=60.0, metavar="SECONDS",
+                        help="a line on stderr this often: temperature, clocks, errors so far "
+                             "(default 60)")
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR,
                         help="where the last result is kept for the next report")
     parser.add_argument("--gpu-load-worker", type=int, help=argparse.SUPPRESS)

@@ -165,6 +165,20 @@ def _from_npz(np, path: Path) -> dict:
     return arrays
 
 
+# Per-epoch lines on stderr (--progress, or stderr is a terminal): a person sees the training
+# move; stdout (the summary, or the JSON with --json -) is unchanged.
+PROGRESS = {"on": False}
+
+
+def epoch_line(framework: str, epoch: int, epochs: int, loss: float, seconds: float,
+               accuracy: float | None = None) -> None:
+    if not PROGRESS["on"]:
+        return
+    shown = f", accuracy {accuracy:.4f}" if accuracy is not None else ""
+    print(f"{framework}: epoch {epoch}/{epochs}: loss {loss:.4f}{shown} ({seconds:.1f} s)",
+          file=sys.stderr, flush=True)
+
+
 def train_tensorflow(data: dict, epochs: int, require_gpu: bool, mixed: bool,
                      all_gpus: bool) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -192,7 +206,13 @@ def train_tensorflow(data: dict, epochs: int, require_gpu: bool, mixed: bool,
                       metrics=["accuracy"])
     batch = BATCH * strategy.num_replicas_in_sync
     start = time.perf_counter()
-    model.fit(data["x_train"], data["y_train"], epochs=epochs, batch_size=batch, verbose=0)
+    # Keras's own bar (verbose=1) redraws one line with control characters: one plain line per
+    # epoch instead.
+    lines = tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epoch_line(
+        "tensorflow", epoch + 1, epochs, float(logs.get("loss", 0.0)),
+        time.perf_counter() - start, logs.get("accuracy")))
+    model.fit(data["x_train"], data["y_train"], epochs=epochs, batch_size=batch, verbose=0,
+              callbacks=[lines] if PROGRESS["on"] else [])
     seconds = time.perf_counter() - start
     _, accuracy = model.evaluate(data["x_test"], data["y_test"], verbose=0)
     # Keras 3 wraps the backend's variable: its .value is the tf.Variable that has a device.
@@ -218,7 +238,7 @@ def _torch_fit(torch, model, x, y, epochs: int, batch: int, mixed: bool, device)
                               enabled=mixed and device.type == "cuda")
     start = time.perf_counter()
     model.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = torch.randperm(len(y), device=device)
         for i in range(0, len(y), batch):
             index = order[i:i + batch]
@@ -227,6 +247,9 @@ def _torch_fit(torch, model, x, y, epochs: int, batch: int, mixed: bool, device)
                 loss = loss_fn(model(x[index]), y[index])
             loss.backward()
             optimizer.step()
+        if PROGRESS["on"]:  # .item() waits for the GPU: only when a person watches
+            epoch_line("torch", epoch + 1, epochs, float(loss.item()),
+                       time.perf_counter() - start)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -630,6 +653,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "nvidia runtime's hook); cdi = --device nvidia.com/gpu=all")
     parser.add_argument("--mnist-is-sample", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON ('-': stdout)")
+    parser.add_argument("--progress", action="store_true",
+                        help="a line per epoch on stderr (the default when stderr is a terminal)")
     args = parser.parse_args(argv)
     # An image given: NGC's TensorFlow is what it is for, unless frameworks are named.
     args.framework = args.framework or (["tensorflow"] if args.container else list(FRAMEWORKS))
@@ -638,6 +663,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    PROGRESS["on"] = args.progress or sys.stderr.isatty()
     if args.matmul_probe:
         return probe_main(args)
     if args.multinode:

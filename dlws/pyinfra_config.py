@@ -1,0 +1,13 @@
+"""pyinfra's config for every `dlws` run (`pyinfra --config THIS_FILE`), from any directory.
+
+pyinfra loads its config before it reads the inventory and connects to every host before it runs
+a deploy file; this checks the inventory in between, so bad data (an ssh_key that is a folder, a
+``_sudo: "no"``) is refused before any connection.
+"""
+
+from pyinfra import state
+
+from dlws.validate import check_before_connect
+from roles import all_keys
+
+check_before_connect(state, all_keys())
