@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dlws.command import sh  # noqa: E402
-from verify.integrity import DPKG_VERIFY, RECORD_CHECK  # noqa: E402
+from dlws.verify.integrity import DPKG_VERIFY, RECORD_CHECK  # noqa: E402
 
 VENV = "/opt/dlws/venv"
 

@@ -7,7 +7,7 @@ a deploy file; this checks the inventory in between, so bad data (an ssh_key tha
 
 from pyinfra import state
 
+from dlws.roles import all_keys
 from dlws.validate import check_before_connect
-from roles import all_keys
 
 check_before_connect(state, all_keys())

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from roles.base import _apt
+from dlws.roles.base import _apt
 
 FETCH_FAILED = ("W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  "
                 "Could not connect to 127.0.0.1:9 (127.0.0.1). - connect (111: Connection refused)")

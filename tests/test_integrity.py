@@ -15,8 +15,8 @@ import pytest
 from dlws.controller_code import Script
 from dlws.controller_code import parse as parse_runner
 from dlws.secrets import secret_files
+from dlws.verify import integrity, test_security
 from tests.test_verify_checks import Out, StandIn, target
-from verify import integrity, test_security
 
 RECORD_CHECK = Path(__file__).resolve().parent.parent / "verify/host/dlws_record_check.py"
 

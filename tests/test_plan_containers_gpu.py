@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from dlws.facts import CDI_SPEC
-from roles.containers import REMOVE_FOR, _docker_repo, _gpu, _podman, docker_gpu_mode
+from dlws.roles.containers import REMOVE_FOR, _docker_repo, _gpu, _podman, docker_gpu_mode
 from tests.fake_hosts import Run, facts, plan
 
 OSES = {"ubuntu-22.04": ("ubuntu", "22.04"), "ubuntu-24.04": ("ubuntu", "24.04"),

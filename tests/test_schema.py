@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from dlws.roles import all_keys
 from dlws.validate import host_problems
 from dlws.validate.schema import KEY_PREFIXES
-from roles import all_keys
 
 
 def messages(data):

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from roles.python_env import shared_cache_install
+from dlws.roles.python_env import shared_cache_install
 
 # A stand-in for uv: `--offline` succeeds only once the cache holds the wheel; online it takes
 # a second (the download), fills the cache and logs "upstream"; every install logs its start.

@@ -35,7 +35,7 @@ def test_fact_reports_a_link_as_a_link(tmp_path):
 
 @pytest.mark.parametrize("kind", ["link", "dangling"])
 def test_guarded_commands_refuse_a_link_and_leave_its_target(tmp_path, kind, monkeypatch):
-    from roles import storage
+    from dlws.roles import storage
 
     monkeypatch.setattr(storage, "host", type("H", (), {"name": "ws1"})())
     target = tmp_path / "etc"
@@ -52,7 +52,7 @@ def test_guarded_commands_refuse_a_link_and_leave_its_target(tmp_path, kind, mon
 
 
 def test_guarded_chmod_works_on_a_folder(tmp_path, monkeypatch):
-    from roles import storage
+    from dlws.roles import storage
 
     monkeypatch.setattr(storage, "host", type("H", (), {"name": "ws1"})())
     folder = tmp_path / "datasets"

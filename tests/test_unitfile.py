@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from dlws import unitfile
-from roles.notebooks import unit
+from dlws.roles.notebooks import unit
 
 
 def test_exec_line_quotes_escapes_and_makes_specifiers_literal():

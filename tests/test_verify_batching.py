@@ -16,10 +16,10 @@ import pytest
 
 from dlws.controller_code import Script
 from dlws.inventory.targets import Target
-from roles import all_defaults
-from roles.python_env import wheel_is_current
-from verify import conftest as verify_conftest
-from verify import test_training
+from dlws.roles import all_defaults
+from dlws.roles.python_env import wheel_is_current
+from dlws.verify import conftest as verify_conftest
+from dlws.verify import test_training
 
 
 @dataclass

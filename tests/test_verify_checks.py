@@ -19,10 +19,10 @@ import testinfra
 
 from dlws import locks
 from dlws.inventory.targets import Target
+from dlws.roles import all_defaults
 from dlws.stack import HostFacts, derive
 from dlws.stack.records import TensorFlowStack, TorchStack
-from roles import all_defaults
-from verify import test_base, test_python_env, test_security, test_training
+from dlws.verify import test_base, test_python_env, test_security, test_training
 
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -244,8 +244,8 @@ def _trained(name: str, accuracy: float, host_bar: float, sample: bool = False,
              script_sha256: str | None = None, record_problems: tuple = ()) -> StandIn:
     """A host whose environment's record check finds `record_problems` and whose run of the
     controller's training check (dlws/controller_code.py's runner) reports `result`."""
-    from verify import integrity
-    from verify.conftest import TRAIN_CHECK
+    from dlws.verify import integrity
+    from dlws.verify.conftest import TRAIN_CHECK
 
     result = {"status": "passed", "device": "cpu", "test_accuracy": accuracy,
               "min_accuracy": host_bar, "dataset_is_sample": sample}
@@ -302,8 +302,8 @@ def test_accuracy_check_holds_the_inventory_sample_bar():
 
 
 def test_nvidia_keyring_check_fails_with_a_second_key():
+    from dlws.roles import nvidia_repo
     from dlws.stack.records import OsStack
-    from roles import nvidia_repo
 
     class Debian13:
         os = OsStack(id="debian", release="13")

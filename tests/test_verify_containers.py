@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from dlws.inventory.targets import Target
-from roles import all_defaults
-from verify import test_containers as checks
+from dlws.roles import all_defaults
+from dlws.verify import test_containers as checks
 
 CDI = (Path(__file__).parent / "fixtures" / "readings" / "cdi" / "rtx-4090x2_580.yaml").read_text()
 # verify's `plan` fixture, as far as these checks read it: Debian 12's docker.io has no CDI.
@@ -264,7 +264,7 @@ class TrainHost:
     ("docker", "13", "cdi"),  # Debian 13's docker.io 26.1: CDI
 ], ids=["podman", "docker-debian-12", "docker-debian-13"])
 def test_ngc_trains_in_each_declared_engine(engine, release, access):
-    from verify import test_training
+    from dlws.verify import test_training
 
     trained = TrainHost()
     test_training.test_ngc_tensorflow_trains_in_its_container(
@@ -277,7 +277,7 @@ def test_ngc_trains_in_each_declared_engine(engine, release, access):
 
 
 def test_ngc_skips_an_engine_the_host_does_not_run():
-    from verify import test_training
+    from dlws.verify import test_training
 
     with pytest.raises(pytest.skip.Exception, match="runs no podman"):
         test_training.test_ngc_tensorflow_trains_in_its_container(

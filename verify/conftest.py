@@ -14,9 +14,9 @@ from dlws.controller_code import parse as parse_runner
 from dlws.facts import host_facts as read_host_facts
 from dlws.facts import testinfra_reader
 from dlws.inventory.targets import Target, load_targets
+from dlws.roles import all_keys
 from dlws.stack import StackError, derive
 from dlws.validate import redact
-from roles import all_keys
 
 DEFAULT_INVENTORY = "inventory/sandbox.py"
 
@@ -207,7 +207,7 @@ def plan(request, target: Target, host, host_facts):
                     pytrace=False)
     # A CPU host's two trainings start now and run while its other checks do (when this run
     # has checks that read them).
-    from verify.test_training import start_training
+    from .test_training import start_training
 
     if any(getattr(item, "module", None) is not None
            and item.module.__name__.rsplit(".", 1)[-1] in ("test_training", "test_frameworks")
@@ -268,7 +268,7 @@ def run_train_check(host, target: Target, commands: dict[str, list[str]],
 
 def integrity_refusal(host, target: Target) -> str:
     """Why the environment's code must not run as root here ("" when its files match)."""
-    from verify.integrity import environment_problems
+    from .integrity import environment_problems
 
     problems = environment_problems(host, target)
     if not problems:

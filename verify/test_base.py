@@ -9,8 +9,8 @@ from pyinfra.facts.deb import DebPackages
 
 from dlws import facts
 from dlws.gpu_readings import apt_components
+from dlws.roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
 from dlws.validate.domains import ca_file_name, pem_bodies
-from roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_extra_packages_installed(deb_packages, target):
 def test_apt_sources_carry_stack_components(host, target):
     if not target["base_apt_manage_sources"]:
         pytest.skip("base_apt_manage_sources is false: the host's sources are left alone")
-    from verify.test_security import apt_source_paths
+    from .test_security import apt_source_paths
 
     os_id = host.system_info.distribution
     files = {p: host.file(p).content_string for p in apt_source_paths(host)}
@@ -93,7 +93,7 @@ def test_debian_package_files_match_dpkg(host):
     # packages at a time): the driver, CUDA, cuDNN, NCCL, the base packages and the Python the
     # environment runs on included. Conffiles are left out (an admin may edit those; apt's
     # trust settings have their own checks in test_security).
-    from verify.integrity import dpkg_problems
+    from .integrity import dpkg_problems
 
     problems, error = dpkg_problems(host)
     assert not error, error

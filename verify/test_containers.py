@@ -21,8 +21,9 @@ from dlws.facts import (
     overlapping_ranges,
     testinfra_reader,
 )
-from roles.containers import docker_gpu_mode, engines
-from verify.conftest import require_gpus
+from dlws.roles.containers import docker_gpu_mode, engines
+
+from .conftest import require_gpus
 
 
 def _engine(target) -> None:

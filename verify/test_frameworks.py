@@ -39,7 +39,7 @@ def test_framework_imports(host, target, plan, venv_python, module, record_fact)
     if module in target["verify_frameworks"]:
         # The training check imports it anyway: its report carries the version it imported
         # (one import of each framework per verify, not two).
-        from verify.test_training import train
+        from .test_training import train
 
         rc, result, stderr = train(host, target, plan, module)
         version = result.get("framework_version")
@@ -155,7 +155,7 @@ def test_installed_commands_are_the_controllers(host, target, command, key, sour
     from dlws.command import cmd
 
     prefix = target["python_env_prefix"]
-    script = (package_files("roles.frameworks") / "files" / source).read_text()
+    script = (package_files("dlws.roles.frameworks") / "files" / source).read_text()
     expected = hashlib.sha256(f"#!{prefix}/bin/python\n{script}".encode()).hexdigest()
     installed = f"{prefix}/bin/{command}"
     out = host.run(cmd("sha256sum", "--", installed))

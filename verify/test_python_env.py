@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlws.command import cmd
-from roles.python_env import PIP_CONF, PROFILE
+from dlws.roles.python_env import PIP_CONF, PROFILE
 
 
 def test_venv_python_is_the_planned_one(host, venv_python, plan):
@@ -88,7 +88,7 @@ def test_environment_files_match_their_records(host, target, record_fact):
     is there that no RECORD lists. Checked by the controller's own script under the
     environment's interpreter without its site-packages (-I -S -B: no .pth runs), before any
     of the environment's code runs as root (the trainings wait for it)."""
-    from verify.integrity import RECORD_CHECK, environment_problems, record_report
+    from .integrity import RECORD_CHECK, environment_problems, record_report
 
     problems = environment_problems(host, target)
     report = record_report(host, target)

@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from dlws.stack.table import MINOR_COMPAT_MIN_BRANCH
-from verify.conftest import (
+
+from .conftest import (
     TRAIN_CHECK,
     integrity_refusal,
     require_gpus,
@@ -198,7 +199,7 @@ def test_ngc_tensorflow_trains_in_its_container(host, target, plan, record_fact,
     # frameworks_tensorflow = "ngc": TensorFlow is NVIDIA's image, not a pip build; the seed
     # model trains inside it with every GPU (dlws-train-check --container), in each engine the
     # host runs: Podman and Docker's CDI mode take the GPUs as the CDI device nvidia.com/gpu=all.
-    from roles.containers import docker_gpu_mode, engines
+    from dlws.roles.containers import docker_gpu_mode, engines
 
     if not plan.tensorflow.image:
         pytest.skip("the plan runs no NGC TensorFlow (frameworks_tensorflow is not 'ngc')")

@@ -22,11 +22,11 @@ from dlws.command import Command, all_of, any_of, cmd
 from dlws.facts import VenvPackages, canonical
 from dlws.locks import LockSpec, index_options, pins, uv_spec, wheels_in
 from dlws.plan import host_data, missing_lock
+from dlws.roles import base
+from dlws.roles.base import LAB_GROUP, SECRETS_DIR, with_proxy
+from dlws.roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.secrets import NETRC, secret_file
 from dlws.validate.domains import netrc_text, split_credentials
-from roles import base
-from roles.base import LAB_GROUP, SECRETS_DIR, with_proxy
-from roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401
 
 PIP_CONF = "/etc/pip.conf"
 UV_CONF = "/etc/uv/uv.toml"

@@ -9,7 +9,7 @@ from pyinfra.operations import apt
 
 from dlws.command import Command, all_of, cmd, sh
 from dlws.facts import BlockDevice, SharedFolder
-from roles.storage.defaults import DEFAULTS, KEYS, disk_with_defaults  # noqa: F401
+from dlws.roles.storage.defaults import DEFAULTS, KEYS, disk_with_defaults  # noqa: F401
 
 FSTAB = "/etc/fstab"
 # Signatures that mean "this disk is part of something else": RAID members, LVM physical

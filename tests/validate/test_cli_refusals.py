@@ -286,7 +286,7 @@ def test_limit_still_refuses_a_selected_broken_host(tmp_path):
 
 def test_verify_limit_reads_only_the_selected_pyinfra_hosts(tmp_path):
     from dlws.inventory.targets import load_targets
-    from roles import all_keys
+    from dlws.roles import all_keys
 
     inventory = write_inventory(tmp_path, {
         "@docker/ws-good": {}, "@docker/ws-broken": {"notebooks_address": PAYLOAD}})

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from dlws.roles import all_keys
 from dlws.validate import Key, host_problems
 from dlws.validate.domains import ControllerPath, Domain, Flag, ListOf, Mapping_, Number, Record
-from roles import all_keys
 
 KEYS = all_keys()
 ARABIC_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from dlws.facts import SudoersGroups
+from dlws.roles import all_keys
 from dlws.validate.host import same_disk_problems, sudoers_problems
-from roles import all_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 BY_ID = "/dev/disk/by-id/nvme-LAB_DISK_1"
