@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyinfra import host, inventory  # noqa: E402
 
 from dlws.plan import check_inventory, host_plan  # noqa: E402
-from roles import all_defaults, all_keys, base, containers  # noqa: E402
+from dlws.roles import all_defaults, all_keys, base, containers  # noqa: E402
 
 # Bad data on any host stops the run here, before a single operation has run anywhere.
 check_inventory(inventory, all_keys())

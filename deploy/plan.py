@@ -12,9 +12,9 @@ from pyinfra import inventory, state  # noqa: E402
 from pyinfra.api import DeployError  # noqa: E402
 
 from dlws.plan import check_inventory, host_locks, host_plan  # noqa: E402
+from dlws.roles import all_defaults, all_keys, containers  # noqa: E402
 from dlws.schema import redact  # noqa: E402
 from dlws.stack.show import table  # noqa: E402
-from roles import all_defaults, all_keys, containers  # noqa: E402
 
 # Same refusals as deploy/workstation.py, before any fact is read.
 check_inventory(inventory, all_keys())

@@ -17,7 +17,7 @@ from dlws.plan import (  # noqa: E402
     host_plan,
     recorded_stack,
 )
-from roles import ROLES, all_defaults, all_keys, containers  # noqa: E402
+from dlws.roles import ROLES, all_defaults, all_keys, containers  # noqa: E402
 
 # Bad data on any host stops the run here, before a single operation has run anywhere.
 check_inventory(inventory, all_keys())

@@ -54,7 +54,7 @@ NEUTRAL_ENV = {"DEBIAN_FRONTEND", "SSL_CERT_FILE", "PIP_CERT", "UV_LINK_MODE", "
                "UV_CACHE_DIR", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY",
                "HTTPS_PROXY", "NO_PROXY"}
 # Modules whose fact classes a saved request list may name.
-FACT_MODULES = ("pyinfra.facts.", "dlws.", "roles.")
+FACT_MODULES = ("pyinfra.facts.", "dlws.", "dlws.roles.")
 
 
 def enabled() -> bool:

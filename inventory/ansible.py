@@ -23,7 +23,7 @@ _sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
 from pyinfra.api.exceptions import InventoryError as _InventoryError  # noqa: E402
 
 from dlws.inventory import ansible as _ansible  # noqa: E402
-from roles import all_keys as _all_keys  # noqa: E402
+from dlws.roles import all_keys as _all_keys  # noqa: E402
 
 _source = _os.environ.get(_ansible.INVENTORY_ENV)
 if not _source:

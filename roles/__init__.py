@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlws import declare
-from dlws.schema import Key
-from roles import (
+from dlws.roles import (
     base,
     cache,
     containers,
@@ -22,6 +21,7 @@ from roles import (
     python_env,
     storage,
 )
+from dlws.schema import Key
 
 # The roles deploy/workstation.py runs, in order (nvidia_repo is called by the driver, CUDA and
 # cuDNN roles, and the container toolkit's repository by containers; cache is deployed on its own

@@ -20,7 +20,7 @@ import pytest
 from dlws.inventory import ansible
 from dlws.inventory.ansible import AnsibleHost, AnsibleInventoryError, to_pyinfra
 from dlws.inventory.targets import load_targets
-from roles import all_defaults, all_keys
+from dlws.roles import all_defaults, all_keys
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ansible"
 VAULT_PASSWORD = FIXTURES / "vault-password"

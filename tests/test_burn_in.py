@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from verify.test_burn_in import thin
+from dlws.verify.test_burn_in import thin
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "roles/frameworks/files/dlws_burn_in.py"

@@ -130,7 +130,7 @@ def test_init_writes_both_inventory_forms_and_they_describe_the_same_hosts(tmp_p
 
     from dlws import cli
     from dlws.inventory.targets import load_targets
-    from roles import all_keys
+    from dlws.roles import all_keys
 
     # The key the starting inventory names, in a home of the test's own.
     monkeypatch.setenv("HOME", str(tmp_path))

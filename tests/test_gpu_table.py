@@ -224,7 +224,7 @@ def test_framework_tables_match_pypi():
 
 def test_cuda_wheel_majors_are_told_apart():
     """verify's one-major check: CUDA 12 wheels (TensorFlow) beside torch's CUDA 13 ones."""
-    from verify.test_frameworks import cuda_wheel_majors
+    from dlws.verify.test_frameworks import cuda_wheel_majors
 
     mixed = {"nvidia-cublas-cu12": "12.9.1.4", "nvidia-nccl-cu12": "2.27.7",
              "nvidia-nccl-cu13": "2.28.9", "nvidia-cuda-runtime": "13.0.96", "numpy": "2.4.6"}

@@ -16,9 +16,9 @@ import pytest
 
 from dlws import report
 from dlws.domains import netrc_text
+from dlws.roles.base import APT_PROXY_FILE, PROXY_ENV_FILE
+from dlws.roles.python_env import NETRC, pip_conf_content
 from dlws.schema import redact
-from roles.base import APT_PROXY_FILE, PROXY_ENV_FILE
-from roles.python_env import NETRC, pip_conf_content
 from tests.fake_hosts import plan
 from tests.plan.cases import host_data
 
@@ -99,7 +99,7 @@ HOSTILE = [";touch /tmp/dlws-pwned", "$(touch /tmp/dlws-pwned)", "`touch /tmp/dl
 
 
 def _string_keys():
-    from roles import all_keys
+    from dlws.roles import all_keys
 
     return [key for key in all_keys() if str in key.types or key.types == (list,)]
 
@@ -110,7 +110,7 @@ def test_every_string_key_with_a_hostile_value_is_refused_or_harmless(payload):
     """Each string key (and each list of strings) given each payload, as a suffix of a valid
     value: refused by validation, or (if accepted) found in no command unquoted."""
     from dlws.plan import host_problems
-    from roles import all_defaults, all_keys
+    from dlws.roles import all_defaults, all_keys
 
     defaults = all_defaults()
     accepted = []
@@ -142,7 +142,7 @@ def _unquoted(command: str) -> str:
 def test_injection_payloads_are_all_refused_by_validation():
     """The record: with today's domains every payload on every string key is refused."""
     from dlws.plan import host_problems
-    from roles import all_defaults, all_keys
+    from dlws.roles import all_defaults, all_keys
 
     defaults, accepted = all_defaults(), []
     for key in _string_keys():

@@ -14,10 +14,10 @@ from dlws import kernel
 from dlws.facts import BlockDevice, SharedFolder
 from dlws.gpu_readings import installed_nvml_version, loaded_driver_version, reboot_pending
 from dlws.plan import host_problems
-from roles import all_keys
-from roles.nvidia_driver import BRANCH_PIN, branch_pin
-from roles.storage import acl_entries, disk_verdict
-from roles.storage.defaults import disk_with_defaults
+from dlws.roles import all_keys
+from dlws.roles.nvidia_driver import BRANCH_PIN, branch_pin
+from dlws.roles.storage import acl_entries, disk_verdict
+from dlws.roles.storage.defaults import disk_with_defaults
 from tests.fake_hosts import facts, plan
 
 READINGS = Path(__file__).parent / "fixtures" / "readings"
@@ -301,7 +301,7 @@ def test_verify_fails_on_a_recorded_module_user_space_mismatch_with_the_reboot_f
     """verify's own check, on readings recorded after unattended-upgrades moved the user space."""
     from types import SimpleNamespace
 
-    from verify.test_nvidia_driver import test_kernel_module_matches_user_space as check
+    from dlws.verify.test_nvidia_driver import test_kernel_module_matches_user_space as check
 
     host = RecordedHost(
         files={"/proc/driver/nvidia/version":
@@ -326,7 +326,7 @@ def test_verify_fails_on_a_recorded_module_user_space_mismatch_with_the_reboot_f
 def test_verify_fails_when_the_branch_pin_names_another_branch():
     from types import SimpleNamespace
 
-    from verify.test_nvidia_driver import test_driver_branch_pinned as check
+    from dlws.verify.test_nvidia_driver import test_driver_branch_pinned as check
 
     host = RecordedHost(files={BRANCH_PIN: branch_pin("550")}, commands={})
     plan_ = SimpleNamespace(driver=SimpleNamespace(branch="535"))
@@ -338,7 +338,7 @@ def test_verify_fails_when_the_branch_pin_names_another_branch():
 
 def test_verify_fails_on_a_datasets_folder_without_default_acls():
     """A recorded folder someone chmod'ed by hand: group and setgid right, no default ACL."""
-    from verify.test_storage import test_datasets_folders_shared_with_the_lab as check
+    from dlws.verify.test_storage import test_datasets_folders_shared_with_the_lab as check
 
     target = {"storage_disks": [{"device": "/dev/disk/by-id/nvme-lab-1", "mount": "/data"}],
               "base_lab_group": "lab"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 
 from dlws.inventory.targets import Target
-from roles import all_defaults
-from verify.test_network import address, torchrun_command
+from dlws.roles import all_defaults
+from dlws.verify.test_network import address, torchrun_command
 
 
 def target(name: str, spec: str, **data) -> Target:

@@ -26,8 +26,8 @@ import pytest
 
 from dlws.docker_env import ensure_container, remove_container
 from dlws.images import ensure_debian_image
+from dlws.roles.notebooks import UNIT
 from dlws.tls import spki_sha256_b64
-from roles.notebooks import UNIT
 from tests.helpers import BIN, ROOT, changed_operations, pyinfra_json
 
 pytestmark = pytest.mark.integration

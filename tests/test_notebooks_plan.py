@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from dlws.roles.notebooks import gpu_announcement, hub_config
 from dlws.tls import pair_problem
-from roles.notebooks import gpu_announcement, hub_config
 from tests.fake_hosts import facts, plan
 from tests.test_broken_input import HOST, assert_refused, deploy, write_inventory
 

@@ -12,8 +12,8 @@ import json
 import pytest
 
 from dlws.facts import CDI_SPEC, DOCKER_DAEMON_JSON, DOCKERD_CONFIG_CHECK
-from roles import nvidia_repo
-from roles.containers import DEFAULTS, _docker_repo
+from dlws.roles import nvidia_repo
+from dlws.roles.containers import DEFAULTS, _docker_repo
 from tests.fake_hosts import Run, facts, plan
 
 OSES = {"ubuntu-22.04": ("ubuntu", "jammy"), "ubuntu-24.04": ("ubuntu", "noble"),

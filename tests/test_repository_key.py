@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from roles.nvidia_repo import key_install_script, primary_fingerprints
+from dlws.roles.nvidia_repo import key_install_script, primary_fingerprints
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("gpg") or not shutil.which("curl"),

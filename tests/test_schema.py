@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from dlws.plan import host_problems
+from dlws.roles import all_keys
 from dlws.schema import KEY_PREFIXES
-from roles import all_keys
 
 
 def messages(data):

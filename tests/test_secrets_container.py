@@ -21,9 +21,9 @@ import pytest
 
 from dlws.docker_env import ensure_container, remove_container
 from dlws.images import ensure_debian_image
+from dlws.roles.base import APT_PROXY_FILE, PROXY_ENV_FILE
+from dlws.roles.python_env import NETRC
 from dlws.sandbox_data import CONTROLLER_BUNDLE
-from roles.base import APT_PROXY_FILE, PROXY_ENV_FILE
-from roles.python_env import NETRC
 from tests.credentialed_servers import make_tls, start_index, start_proxy
 from tests.helpers import BIN, ROOT
 
@@ -93,7 +93,7 @@ def _pyinfra(inventory: Path) -> subprocess.CompletedProcess:
 
 
 def test_hostile_values_are_refused_and_never_run(servers, tmp_path):
-    from roles import all_defaults, all_keys
+    from dlws.roles import all_defaults, all_keys
 
     remove_container(NAME)
     ensure_container(NAME, ensure_debian_image("bookworm"))

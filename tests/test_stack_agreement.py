@@ -15,8 +15,8 @@ import pytest
 
 from dlws.facts import host_facts
 from dlws.plan import STACK_FILE, record_problems, stack_record
+from dlws.roles import all_defaults
 from dlws.stack import derive
-from roles import all_defaults
 from tests.fake_hosts import transcript_reader
 from tests.plan.cases import CASES, EXTRA, OLD_DRIVER, SOURCES, Case, host_data, run_case
 

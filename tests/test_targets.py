@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlws.inventory.targets import host_spec, load_targets
-from roles import all_keys
+from dlws.roles import all_keys
 
 
 @pytest.mark.parametrize(

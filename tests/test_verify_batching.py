@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from dlws.inventory.targets import Target
-from roles import all_defaults
-from roles.python_env import wheel_is_current
-from verify import test_training
+from dlws.roles import all_defaults
+from dlws.roles.python_env import wheel_is_current
+from dlws.verify import test_training
 
 
 @dataclass

@@ -19,10 +19,10 @@ import testinfra
 
 from dlws import locks
 from dlws.inventory.targets import Target
+from dlws.roles import all_defaults
 from dlws.stack import HostFacts, derive
 from dlws.stack.records import TensorFlowStack, TorchStack
-from roles import all_defaults
-from verify import test_base, test_python_env, test_security, test_training
+from dlws.verify import test_base, test_python_env, test_security, test_training
 
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -271,8 +271,8 @@ def test_accuracy_check_holds_the_inventory_sample_bar():
 
 
 def test_nvidia_keyring_check_fails_with_a_second_key():
+    from dlws.roles import nvidia_repo
     from dlws.stack.records import OsStack
-    from roles import nvidia_repo
 
     class Debian13:
         os = OsStack(id="debian", release="13")

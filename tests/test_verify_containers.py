@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dlws.inventory.targets import Target
-from roles import all_defaults
-from verify import test_containers as checks
+from dlws.roles import all_defaults
+from dlws.verify import test_containers as checks
 
 CDI = (Path(__file__).parent / "fixtures" / "readings" / "cdi" / "rtx-4090x2_580.yaml").read_text()
 TWO_GPUS = ("GPU 0: NVIDIA GeForce RTX 4090 (UUID: GPU-4cf8db2d-06c0-7d70-1a51-e59b25b2c16c)\n"

@@ -21,7 +21,7 @@ tests/test_schema.py keeps this file equal to the roles' DEFAULTS (tools/group_d
 
 
 def render() -> str:
-    from roles import KEY_OWNERS
+    from dlws.roles import KEY_OWNERS
 
     parts = [HEADER]
     for owner in KEY_OWNERS:

@@ -12,8 +12,8 @@ import testinfra
 from dlws.facts import host_facts as read_host_facts
 from dlws.facts import testinfra_reader
 from dlws.inventory.targets import Target, load_targets
+from dlws.roles import all_keys
 from dlws.stack import StackError, derive
-from roles import all_keys
 
 DEFAULT_INVENTORY = "inventory/sandbox.py"
 
@@ -207,7 +207,7 @@ def plan(request, target: Target, host, host_facts):
                     pytrace=False)
     # A CPU host's two trainings start now and run while its other checks do (when this run
     # has checks that read them).
-    from verify.test_training import start_training
+    from .test_training import start_training
 
     if any(getattr(item, "module", None) is not None
            and item.module.__name__.rsplit(".", 1)[-1] in ("test_training", "test_frameworks")

@@ -10,7 +10,7 @@ from pyinfra.facts.deb import DebPackages
 from dlws import facts
 from dlws.domains import ca_file_name, pem_bodies
 from dlws.gpu_readings import apt_components
-from roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
+from dlws.roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_extra_packages_installed(deb_packages, target):
 def test_apt_sources_carry_stack_components(host, target):
     if not target["base_apt_manage_sources"]:
         pytest.skip("base_apt_manage_sources is false: the host's sources are left alone")
-    from verify.test_security import apt_source_paths
+    from .test_security import apt_source_paths
 
     os_id = host.system_info.distribution
     files = {p: host.file(p).content_string for p in apt_source_paths(host)}

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from verify.conftest import run_json
+from .conftest import run_json
 
 LOG = logging.getLogger("dlws.verify.burn_in")
 # Points per series kept in the report (a 60-minute burn-in samples 3,600 seconds per series).

@@ -15,7 +15,8 @@ from dlws.facts import (
     cdi_gpu_indexes,
     dockerd_config_verdict,
 )
-from verify.conftest import require_gpus
+
+from .conftest import require_gpus
 
 
 def _engine(target) -> None:

@@ -36,7 +36,7 @@ def test_framework_imports(host, target, plan, venv_python, module, record_fact)
     if module in target["verify_frameworks"]:
         # The training check imports it anyway: its report carries the version it imported
         # (one import of each framework per verify, not two).
-        from verify.test_training import train
+        from .test_training import train
 
         rc, result, stderr = train(host, target, plan, module)
         version = result.get("framework_version")

@@ -30,7 +30,8 @@ from dlws.gpu_readings import (
     retired_pages_verdict,
     throttle_verdict,
 )
-from verify.conftest import require_gpus
+
+from .conftest import require_gpus
 
 GPU_QUERY = "index,name,memory.total,pci.device_id,driver_version"
 

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 import testinfra
 
-from verify.conftest import _targets, train_check_data_args
+from .conftest import _targets, train_check_data_args
 
 # Seconds beyond network_timeout_s that `timeout` gives torchrun to stop its ranks (SIGTERM),
 # before it kills them.

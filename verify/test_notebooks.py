@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from dlws.tls import fingerprint
-from roles.base import GPU_GROUPS
-from roles.notebooks import (
+from dlws.roles.base import GPU_GROUPS
+from dlws.roles.notebooks import (
     KERNEL_NAME,
     SERVICE,
     UNIT,
@@ -26,7 +25,9 @@ from roles.notebooks import (
     paths,
     url,
 )
-from verify.conftest import run_json, train_check_data_args
+from dlws.tls import fingerprint
+
+from .conftest import run_json, train_check_data_args
 
 # One notebook run per host, shared by the checks that read it.
 _RUNS: dict[str, tuple[int, dict, str]] = {}

@@ -15,9 +15,10 @@ from dlws.gpu_readings import (
     module_flavour,
     reboot_pending,
 )
+from dlws.roles.nvidia_driver import BRANCH_PIN, REBOOT_MARKER, branch_pin
 from dlws.stack.driver import builds_dkms
-from roles.nvidia_driver import BRANCH_PIN, REBOOT_MARKER, branch_pin
-from verify.conftest import require_gpus
+
+from .conftest import require_gpus
 
 
 @pytest.fixture(scope="module")

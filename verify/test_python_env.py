@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 
-from roles.python_env import PIP_CONF, PROFILE
+from dlws.roles.python_env import PIP_CONF, PROFILE
 
 
 def test_venv_python_is_the_planned_one(host, venv_python, plan):

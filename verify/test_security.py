@@ -55,7 +55,7 @@ def _lab_users(target) -> list[str]:
 def test_lab_users_in_the_gpu_and_lab_groups(host, target):
     # /dev/nvidia* and /dev/dri/renderD* are group video/render: without them a user's
     # training silently falls back to the CPU; the lab group shares the datasets folders.
-    from roles.base import GPU_GROUPS
+    from dlws.roles.base import GPU_GROUPS
 
     wanted = {*GPU_GROUPS, target["base_lab_group"]}
     missing = {}
@@ -86,7 +86,7 @@ def test_lab_users_have_their_own_home(host, target):
 def test_no_removed_lab_user_left_behind(host, target):
     # The deploy never deletes an account: one the inventory no longer lists is reported here
     # until a person removes it (or declares it again).
-    from roles.base import LAB_USERS_RECORD, recorded_lab_users
+    from dlws.roles.base import LAB_USERS_RECORD, recorded_lab_users
 
     record = host.file(LAB_USERS_RECORD)
     if not record.exists:
@@ -106,8 +106,8 @@ def test_no_removed_lab_user_left_behind(host, target):
 def test_nvidia_keyring_holds_exactly_its_key(host, plan):
     # apt trusts every key in a Signed-By keyring for that repository: one more key there is a
     # second signer of the driver's packages. Each repository path has its own key.
+    from dlws.roles import nvidia_repo
     from dlws.stack.table import OS_RELEASES, repo_key
-    from roles import nvidia_repo
 
     if not host.file(nvidia_repo.SOURCES).exists:
         pytest.skip("NVIDIA's repository is not configured on this host")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dlws.plan import STACK_FILE, record_problems, stack_record
-from roles import all_defaults
+from dlws.roles import all_defaults
 
 
 def test_recorded_stack_is_the_expected_stack(target, host, plan, record_fact):

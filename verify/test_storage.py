@@ -9,8 +9,8 @@ import pytest
 
 from dlws.facts import BlockDevice, SharedFolder
 from dlws.gpu_readings import dd_read_mib_s
-from roles.storage import acl_entries
-from roles.storage.defaults import disk_with_defaults
+from dlws.roles.storage import acl_entries
+from dlws.roles.storage.defaults import disk_with_defaults
 
 # Sequential write then read of this many MiB, past the page cache (O_DIRECT).
 PROBE_MIB = 128

@@ -10,7 +10,8 @@ import threading
 import pytest
 
 from dlws.stack.table import MINOR_COMPAT_MIN_BRANCH
-from verify.conftest import require_gpus, run_json, train_check_data_args
+
+from .conftest import require_gpus, run_json, train_check_data_args
 
 LOG = logging.getLogger("dlws.verify.training")
 # One training run per host and framework, shared by the checks that read its report.

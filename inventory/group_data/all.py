@@ -77,7 +77,7 @@ verify_notebooks_logins = None
 # container's bridge address)
 verify_notebooks_url = None
 
-# --- roles.cache (Package cache role: one apt-cacher-ng for a fleet, and the keys that point hosts at it.)
+# --- dlws.roles.cache (Package cache role: one apt-cacher-ng for a fleet, and the keys that point hosts at it.)
 # apt-cacher-ng (or another apt proxy) for plain-HTTP repositories, e.g. 'http://10.0.0.5:3142':
 # each .deb crosses the uplink once for the fleet; HTTPS repositories pass through (see
 # roles/cache/README.md)
@@ -86,7 +86,7 @@ cache_apt_proxy = None
 # and uv's download cache; None = each host keeps its own
 cache_pip_dir = None
 
-# --- roles.base (Base role: apt sources with the stack's components, essential packages, CAs and proxies.)
+# --- dlws.roles.base (Base role: apt sources with the stack's components, essential packages, CAs and proxies.)
 # add the components the GPU stack needs to the host's own apt sources
 base_apt_manage_sources = True
 # replace the host's Debian/Ubuntu mirror with this http(s) URL (originals kept as *.dlws-orig); no
@@ -124,7 +124,7 @@ base_lab_users = []
 # the lab's group: every lab user is in it, and it owns the shared datasets folders (storage_disks)
 base_lab_group = 'lab'
 
-# --- roles.storage (Storage role: the lab's data disks, formatted only when blank, mounted by UUID, shared.)
+# --- dlws.roles.storage (Storage role: the lab's data disks, formatted only when blank, mounted by UUID, shared.)
 # data disks: each {'device': '/dev/disk/by-id/...' (or 'serial': '...'), 'mount': '/data', 'fs':
 # 'ext4' | 'xfs', 'options': 'defaults', 'datasets': 'datasets', 'min_free_gib': 0,
 # 'min_read_mib_s': 0, 'min_write_mib_s': 0}; a blank disk is formatted, one carrying the declared
@@ -132,7 +132,7 @@ base_lab_group = 'lab'
 # nofail
 storage_disks = []
 
-# --- roles.nvidia_driver (NVIDIA driver role: the planned branch and flavour, from the distro or NVIDIA's repository.)
+# --- dlws.roles.nvidia_driver (NVIDIA driver role: the planned branch and flavour, from the distro or NVIDIA's repository.)
 # driver branch: auto = newest the GPU and source allow (long-term R580 where it fits); none = no
 # driver; or a branch such as '580'
 nvidia_driver_branch = 'auto'
@@ -159,12 +159,12 @@ nvidia_driver_persistenced = True
 # [one of: 'within_branch', 'hold', 'unmanaged']
 nvidia_driver_updates = 'within_branch'
 
-# --- roles.cuda (CUDA toolkit role: the planned toolkit from the distro or NVIDIA's repository, nvcc on PATH.)
+# --- dlws.roles.cuda (CUDA toolkit role: the planned toolkit from the distro or NVIDIA's repository, nvcc on PATH.)
 # CUDA toolkit: auto = the newest the driver branch and GPU support from the source (none on hosts
 # without a GPU); none; or a version such as '12.4'
 cuda_version = 'auto'
 
-# --- roles.cudnn (cuDNN and NCCL role: from NVIDIA's repository or the distribution, or left to the wheels.)
+# --- dlws.roles.cudnn (cuDNN and NCCL role: from NVIDIA's repository or the distribution, or left to the wheels.)
 # cuDNN: auto = left to the framework wheels where they bring their own, else the source's; wheels;
 # none; or a version such as '9'
 cudnn_version = 'auto'
@@ -172,7 +172,7 @@ cudnn_version = 'auto'
 # 'yes', 'no']
 cudnn_nccl = 'auto'
 
-# --- roles.python_env (Python environment role: a shared virtual environment, pip/uv set up for the host's network.)
+# --- dlws.roles.python_env (Python environment role: a shared virtual environment, pip/uv set up for the host's network.)
 # the shared virtual environment; lab users run its bin/ or build their own with --system-site-
 # packages on top of it; a folder of its own (never /usr, /opt, /tmp...)
 python_env_prefix = '/opt/dlws/venv'
@@ -205,7 +205,7 @@ python_env_require_hashes = True
 # where the host's hash locks are uploaded
 python_env_lock_dir = '/opt/dlws/locks'
 
-# --- roles.frameworks (Frameworks role: TensorFlow and PyTorch builds the plan chose, and the training check.)
+# --- dlws.roles.frameworks (Frameworks role: TensorFlow and PyTorch builds the plan chose, and the training check.)
 # TensorFlow version: auto = newest for the host's Python and GPU (tensorflow-cpu where no GPU,
 # tensorflow[and-cuda] where one is); none = skip; ngc = NVIDIA's NGC TensorFlow container the
 # host's driver runs, instead of pip (GPU hosts with containers_engine = 'docker'; the way to
@@ -225,7 +225,7 @@ frameworks_daily_check = False
 # minutes of the daily check's burn-in
 frameworks_daily_burn_in_minutes = 5
 
-# --- roles.notebooks (Notebooks role: JupyterHub for the lab, over HTTPS, with the managed environment as a kernel.)
+# --- dlws.roles.notebooks (Notebooks role: JupyterHub for the lab, over HTTPS, with the managed environment as a kernel.)
 # run JupyterHub for base_lab_users (PAM logins, notebooks_group only), with the managed environment
 # as a kernel
 notebooks_enabled = False
@@ -257,7 +257,7 @@ notebooks_config_dir = '/etc/dlws/hub'
 # the hub's database and secrets (root-only, 0700)
 notebooks_state_dir = '/var/lib/dlws/hub'
 
-# --- roles.containers (Containers role: Docker, its daemon.json, the docker group and NVIDIA's container toolkit.)
+# --- dlws.roles.containers (Containers role: Docker, its daemon.json, the docker group and NVIDIA's container toolkit.)
 # container engine: none = no engine; docker = Docker (and, where a GPU is declared on a machine of
 # its own, the NVIDIA container toolkit) [one of: 'none', 'docker']
 containers_engine = 'none'

@@ -17,8 +17,8 @@ from pyinfra.operations import apt, files, server
 from dlws.domains import ca_file_name
 from dlws.facts import OsRelease, UidMin, stable_fact
 from dlws.plan import host_plan
-from roles.base import _apt
-from roles.base.defaults import DEFAULTS, KEYS  # noqa: F401
+from dlws.roles.base import _apt
+from dlws.roles.base.defaults import DEFAULTS, KEYS  # noqa: F401
 
 # The system Python that roles/python_env builds its environment on, installed in the same apt
 # run as the rest (one apt-get install fewer: 4 to 5 s on a fresh host, measured).

@@ -8,7 +8,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import apt, files, server
 
-from roles.cache.defaults import DEFAULTS, KEYS  # noqa: F401
+from dlws.roles.cache.defaults import DEFAULTS, KEYS  # noqa: F401
 
 ACNG_CONF = "/etc/apt-cacher-ng/zz_dlws.conf"
 ACNG_PORT = 3142

@@ -5,6 +5,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from roles import cache  # noqa: E402
+from dlws.roles import cache  # noqa: E402
 
 cache.serve()

@@ -23,9 +23,9 @@ from dlws.facts import (
     stable_fact,
 )
 from dlws.plan import host_plan
-from roles import nvidia_repo
-from roles.containers import _docker_repo
-from roles.containers.defaults import DEFAULTS, KEYS  # noqa: F401
+from dlws.roles import nvidia_repo
+from dlws.roles.containers import _docker_repo
+from dlws.roles.containers.defaults import DEFAULTS, KEYS  # noqa: F401
 
 # The engine's packages per source: Debian's and Ubuntu's docker.io, or Docker's own.
 ENGINE_PACKAGES = {"distro": ["docker.io"], "docker_repo": _docker_repo.PACKAGES}

@@ -7,7 +7,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.operations import apt, files
 
-from roles.nvidia_repo import DPKG_ARCHES, install_key
+from dlws.roles.nvidia_repo import DPKG_ARCHES, install_key
 
 # https://docs.docker.com/engine/install/debian/ and .../ubuntu/ "Install using the apt
 # repository": one tree per distribution, the release's codename as suite, component stable.

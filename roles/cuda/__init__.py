@@ -9,8 +9,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
 from dlws.plan import host_plan
-from roles import nvidia_repo
-from roles.cuda.defaults import DEFAULTS, KEYS  # noqa: F401
+from dlws.roles import nvidia_repo
+from dlws.roles.cuda.defaults import DEFAULTS, KEYS  # noqa: F401
 
 PROFILE = "/etc/profile.d/dlws-cuda.sh"
 LDCONF = "/etc/ld.so.conf.d/dlws-cuda.conf"

@@ -9,8 +9,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files
 
 from dlws.plan import host_plan
-from roles import nvidia_repo
-from roles.cudnn.defaults import DEFAULTS, KEYS  # noqa: F401
+from dlws.roles import nvidia_repo
+from dlws.roles.cudnn.defaults import DEFAULTS, KEYS  # noqa: F401
 
 NCCL_PREFERENCES = "/etc/apt/preferences.d/dlws-nccl"
 

@@ -13,9 +13,9 @@ from pyinfra.operations import apt, files, systemd
 
 from dlws.locks import environment_spec
 from dlws.plan import host_data, host_plan
-from roles import base, python_env
-from roles.frameworks.defaults import DEFAULTS, KEYS  # noqa: F401
-from roles.python_env import install_packages
+from dlws.roles import base, python_env
+from dlws.roles.frameworks.defaults import DEFAULTS, KEYS  # noqa: F401
+from dlws.roles.python_env import install_packages
 
 # The burn-in's CPU, memory and disk load (Debian and Ubuntu universe: stress-ng).
 BURN_IN_PACKAGES = ["stress-ng"]
@@ -60,7 +60,7 @@ def _reason(plan, framework: str) -> str:
 def _install_script(title: str, command: str, source: str, link: str) -> None:
     """A command from files/ into the environment (its Python), linked for every user."""
     prefix = host.data.python_env_prefix
-    script = (package_files("roles.frameworks") / "files" / source).read_text()
+    script = (package_files("dlws.roles.frameworks") / "files" / source).read_text()
     target = f"{prefix}/bin/{command}"
     files.put(
         name=f"Install the {title} ({command})",

@@ -24,9 +24,9 @@ from pyinfra.operations import apt, files, python, server, systemd
 
 from dlws.locks import hub_spec
 from dlws.plan import host_data, host_plan
+from dlws.roles import base, python_env
+from dlws.roles.notebooks.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.stack import StackError, find_gpu
-from roles import base, python_env
-from roles.notebooks.defaults import DEFAULTS, KEYS  # noqa: F401
 
 SERVICE = "dlws-jupyterhub"
 UNIT = f"/etc/systemd/system/{SERVICE}.service"
@@ -218,7 +218,7 @@ def install() -> None:
         src=StringIO(json.dumps(kernel_spec(data, plan), indent=1) + "\n"),
         dest=where["kernel"], mode="644", create_remote_dir=True,
     )
-    script = (package_files("roles.notebooks") / "files" / "notebook_check.py").read_text()
+    script = (package_files("dlws.roles.notebooks") / "files" / "notebook_check.py").read_text()
     files.put(name="Install verify's notebook runner (dlws-notebook-check), root only",
               src=StringIO(f"#!{data['notebooks_prefix']}/bin/python\n{script}"),
               dest=where["check"], mode="700", user="root", group="root",

@@ -12,8 +12,8 @@ from pyinfra.operations.util import any_changed
 
 from dlws.facts import HeldPackages
 from dlws.plan import host_plan
-from roles import nvidia_repo
-from roles.nvidia_driver.defaults import DEFAULTS, KEYS  # noqa: F401
+from dlws.roles import nvidia_repo
+from dlws.roles.nvidia_driver.defaults import DEFAULTS, KEYS  # noqa: F401
 
 NOUVEAU_BLACKLIST = "/etc/modprobe.d/dlws-blacklist-nouveau.conf"
 NVIDIA_DRM_MODESET = "/etc/modprobe.d/dlws-nvidia-drm.conf"

@@ -157,7 +157,7 @@ def install_key(key_url: str, fingerprint: str, keyring: str, name: str | None =
     The installed keyring is read on every run (KeyringPrimaryKeys): a keyring with another key
     added, or replaced, is fetched and checked again.
     """
-    from roles.base import with_proxy
+    from dlws.roles.base import with_proxy
 
     server.shell(
         name=name or (f"Install NVIDIA's repository key {fingerprint[-8:]} (exactly one key, "

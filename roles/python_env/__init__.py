@@ -20,9 +20,9 @@ from dlws.domains import netrc_text, split_credentials
 from dlws.facts import VenvPackages, canonical
 from dlws.locks import LockSpec, index_options, pins, uv_spec, wheels_in
 from dlws.plan import host_data, missing_lock
-from roles import base
-from roles.base import LAB_GROUP, SECRETS_DIR, with_proxy
-from roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401
+from dlws.roles import base
+from dlws.roles.base import LAB_GROUP, SECRETS_DIR, with_proxy
+from dlws.roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401
 
 PIP_CONF = "/etc/pip.conf"
 UV_CONF = "/etc/uv/uv.toml"

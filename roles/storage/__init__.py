@@ -10,7 +10,7 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt
 
 from dlws.facts import BlockDevice, SharedFolder
-from roles.storage.defaults import DEFAULTS, KEYS, disk_with_defaults  # noqa: F401
+from dlws.roles.storage.defaults import DEFAULTS, KEYS, disk_with_defaults  # noqa: F401
 
 FSTAB = "/etc/fstab"
 # Signatures that mean "this disk is part of something else": RAID members, LVM physical

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from dlws.roles import nvidia_repo
+from dlws.roles.cudnn import NCCL_PREFERENCES
+from dlws.roles.nvidia_driver import NOUVEAU_BLACKLIST, REBOOT_MARKER
 from dlws.stack.table import repo_key
-from roles import nvidia_repo
-from roles.cudnn import NCCL_PREFERENCES
-from roles.nvidia_driver import NOUVEAU_BLACKLIST, REBOOT_MARKER
 from tests.fake_hosts import Run, facts, plan
 
 OSES = ("ubuntu-22.04", "ubuntu-24.04", "debian-12", "debian-13")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from roles.cudnn import NCCL_PREFERENCES
+from dlws.roles.cudnn import NCCL_PREFERENCES
 from tests.plan.cases import (
     host_data,
     run_case,

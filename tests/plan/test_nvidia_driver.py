@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from roles import nvidia_repo
-from roles.nvidia_driver import NVIDIA_DRM_MODESET
+from dlws.roles import nvidia_repo
+from dlws.roles.nvidia_driver import NVIDIA_DRM_MODESET
 from tests.plan.cases import (
     EXTRA,
     OLD_DRIVER,

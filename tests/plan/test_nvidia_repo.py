@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from roles import nvidia_repo
+from dlws.roles import nvidia_repo
 from tests.plan.cases import (
     host_data,
     run_case,
@@ -26,8 +26,8 @@ def test_nvidia_repository_through_the_fleet_cache():
     own host name (so the pin still matches), which the cache's Remap fetches from NVIDIA's
     https server and keeps; the key still comes straight over https, its fingerprint checked.
     Plan level: NVIDIA's repository is not reachable here."""
-    from roles import cache
-    from roles.base import APT_PROXY_FILE
+    from dlws.roles import cache
+    from dlws.roles.base import APT_PROXY_FILE
 
     proxy = "http://10.0.0.5:3142"
     run = run_case("ubuntu-24.04_rtx-4090_through-cache",

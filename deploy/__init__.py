@@ -1,0 +1,1 @@
+"""Deploy files pyinfra runs by path (in the wheel: dlws.deploy)."""

@@ -1,0 +1,1 @@
+"""Example inventories pyinfra reads by path (in the wheel: dlws.examples)."""
