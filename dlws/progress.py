@@ -13,6 +13,7 @@ import json
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import IO, Any
 from dlws.validate.secrets import redact
 
 HEARTBEAT = 10.0  # seconds of silence before a "still running" line
+KEEP = 15  # a host's last output lines, shown when its operation fails
 _OPERATION = re.compile(r"^--> Starting (?:nested )?operation: (?P<name>.*?)\s*$")
 _RESULT = re.compile(r"^\s*\[(?P<host>[^\]]+)\] (?P<what>Success|No changes|Error|Skipped)\b")
 _CONNECTED = re.compile(r"^\s*\[(?P<host>[^\]]+)\] Connected\s*$")
@@ -55,6 +57,7 @@ class DeployProgress:
     op_started: float = 0.0
     done: set[str] = field(default_factory=set)
     last_line: float = 0.0
+    recent: dict[str, deque] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.started = self.last_line = self.clock()
@@ -80,15 +83,22 @@ class DeployProgress:
         if match := _RESULT.match(line):
             self.done.add(match["host"])
             took = _clock(self.clock() - self.op_started)
+            if match["what"] == "Error":  # the host's last output lines say why
+                for kept in self.recent.pop(match["host"], []):
+                    self.say(f"    [{match['host']}] | {kept}")
             return self.say(f"    [{match['host']}] {match['what']} ({took})")
         if _COMMAND.match(line):
+            self.recent.pop(_COMMAND.match(line)["host"], None)
             return None
         if match := _OUTPUT.match(line):
+            self.recent.setdefault(match["host"], deque(maxlen=KEEP)).append(match["line"])
             for pattern, template in _PACKAGE_LINES:
                 if found := pattern.match(match["line"].strip()):
                     return self.say(f"    [{match['host']}] {template.format(**found.groupdict())}")
             return None
-        if line.startswith("-->") or "rror" in line or line.startswith("    "):
+        # pyinfra's own lines start with "-->" (its errors too); -vvv's debug lines (fact
+        # commands, their continuation lines) stay in deploy.log only.
+        if line.startswith("-->"):
             return self.say(line)
         return None
 

@@ -208,12 +208,15 @@ def test_deploy_progress_condenses_output_and_beats_while_silent():
               "[ws-1] Collecting torch==2.13.0\n",
               "[ws-1]   Downloading torch-2.13.0.whl (190 MB)\n",
               "[ws-2] Setting up python3-venv (3.11.2-1+b1) ...\n",
-              "[ws-1]  + numpy==2.4.6\n"]
+              "[ws-1]  + numpy==2.4.6\n",
+              '    echo "$TMPDIR";\n', 'localhost:             "Error": "",\n']
     for line in stream:
         progress.feed(line)
     now[0] = 25.0
     progress.beat()
     progress.feed("    [ws-1] Success\n")
+    progress.feed("[ws-2] E: Unable to locate package nope\n")
+    progress.feed("    [ws-2] Error\n")
     now[0] = 31.0
     progress.beat()  # 6 s after the last line: quiet
     lines = [line.split("] ", 1)[1] for line in shown.getvalue().splitlines()]
@@ -222,7 +225,10 @@ def test_deploy_progress_condenses_output_and_beats_while_silent():
                      "    [ws-2] apt: set up python3-venv (3.11.2-1+b1)",
                      "    [ws-1] uv: installed numpy==2.4.6",
                      "    ... Install the frameworks: 0:25 so far, waiting on ws-1, ws-2",
-                     "    [ws-1] Success (0:25)"]
+                     "    [ws-1] Success (0:25)",
+                     "    [ws-2] | Setting up python3-venv (3.11.2-1+b1) ...",
+                     "    [ws-2] | E: Unable to locate package nope",
+                     "    [ws-2] Error (0:25)"]
     result = {"results": {"operations": [
         {"name": "Install apt packages", "success": ["ws-1", "ws-2"], "no_change": ["ws-2"],
          "error": []},

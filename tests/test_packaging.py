@@ -68,3 +68,20 @@ def test_every_runtime_dependency_is_used():
             continue
         assert name in USED_AS, f"{name}: say how dlws uses it (USED_AS)"
         assert USED_AS[name] in imported, f"{name} is declared but nothing imports {USED_AS[name]}"
+
+
+def test_the_wheel_lists_every_package_of_the_tree():
+    """pyproject's explicit package list (setuptools' package-dir mapping needs one) names every
+    folder with an __init__.py under dlws/, roles/, verify/, deploy/ and inventory/: a new role
+    or module folder missing there would be missing from the wheel."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    roots = setuptools["package-dir"]
+    found = set()
+    for name, folder in roots.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            if "__pycache__" not in parts:
+                found.add(".".join([name, *parts]))
+    assert found == set(setuptools["packages"]), sorted(found ^ set(setuptools["packages"]))
+    assert set(roots) == {"dlws", "dlws.roles", "dlws.verify", "dlws.deploy", "dlws.examples"}
