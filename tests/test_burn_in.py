@@ -146,8 +146,8 @@ def test_a_running_burn_in_says_where_it_is_every_interval(burn, monkeypatch, tm
     """The real sampling loop on this machine (no GPU), its load replaced by two short sleeps,
     one of which fails: a line each second, the failed one named once it has stopped."""
     monkeypatch.setattr(burn, "stressors", lambda *a, **k: [
-        ("cpu", ["sleep", "4"]), ("vm", ["sh", "-c", "sleep 1; exit 3"])])
-    args = burn.parse_args(["--minutes", str(4 / 60), "--progress-every", "1",
+        ("cpu", ["sleep", "5"]), ("vm", ["sh", "-c", "sleep 2.5; exit 3"])])
+    args = burn.parse_args(["--minutes", str(5 / 60), "--progress-every", "1",
                             "--state-dir", str(tmp_path)])
     burn.burn_in(args)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("burn-in")]
