@@ -318,9 +318,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from dlws.stack.__main__ import run
+    from dlws.stack.__main__ import calculate
 
-    return run(args)
+    return calculate(args)
 
 
 def cmd_init(args: argparse.Namespace) -> int:

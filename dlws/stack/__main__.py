@@ -74,10 +74,10 @@ def _usage(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(_parser().parse_args(argv))
+    return calculate(_parser().parse_args(argv))
 
 
-def run(args: argparse.Namespace) -> int:
+def calculate(args: argparse.Namespace) -> int:
     os_id, sep, release = args.os.partition("-")
     if not sep:
         return _usage(f"--os {args.os!r}: use ID-RELEASE, e.g. ubuntu-24.04 or debian-13")
