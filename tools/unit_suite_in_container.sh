@@ -11,8 +11,10 @@ IMAGE=$(.venv/bin/python -m dlws.images "$SUITE" | tail -1)
 BUNDLE=/etc/ssl/certs/ca-certificates.crt
 docker rm -f "$NAME" >/dev/null 2>&1 || true
 trap 'docker rm -f "$NAME" >/dev/null 2>&1 || true' EXIT
-docker run -d --name "$NAME" -v "$PWD:/src:ro" -v "$BUNDLE:$BUNDLE:ro" \
-  -e SSL_CERT_FILE=$BUNDLE -e PIP_CERT=$BUNDLE "$IMAGE" sleep infinity >/dev/null
+# The bundle beside the container's own (ca-certificates' postinst rewrites that one).
+docker run -d --name "$NAME" -v "$PWD:/src:ro" -v "$BUNDLE:/controller-ca.crt:ro" \
+  -e SSL_CERT_FILE=/controller-ca.crt -e PIP_CERT=/controller-ca.crt "$IMAGE" sleep infinity \
+  >/dev/null
 docker exec "$NAME" bash -c '
 set -eo pipefail
 export DEBIAN_FRONTEND=noninteractive
