@@ -19,8 +19,8 @@ from dlws.facts import (
     dockerd_config_verdict,
     missing_dev_char_links,
     overlapping_ranges,
-    testinfra_reader,
 )
+from dlws.facts import testinfra_reader as fact_reader  # (not collected as a test)
 from dlws.roles.containers import docker_gpu_mode, engines
 
 from .conftest import require_gpus
@@ -152,7 +152,7 @@ def test_lab_users_have_their_own_subordinate_ids(host, target):
     # lab user needs one, no two ranges may share an id, and useradd's or other tools' lines
     # count as much as dlws's.
     users = _rootless_users(target)
-    read = testinfra_reader(host)
+    read = fact_reader(host)
     problems = []
     for path in (SUBUID, SUBGID):
         entries = read(SubordinateIds, path)
@@ -189,7 +189,7 @@ def test_rootless_podman_runs_for_each_lab_user(host, target):
     # user namespace is their subordinate range (not Podman's one-id fallback).
     users = _rootless_users(target)
     image = target["containers_rootless_check_image"]
-    entries = testinfra_reader(host)(SubordinateIds, SUBUID)
+    entries = fact_reader(host)(SubordinateIds, SUBUID)
     failures = []
     for user in users:
         account = host.user(user)
@@ -244,7 +244,7 @@ def test_dev_char_links_for_every_nvidia_node(host, target, plan):
     _docker_only(target)
     if _docker_mode(target, plan) != "legacy":
         pytest.skip(f"{target.name}: Docker takes GPUs through CDI: no /dev/char links needed")
-    nodes = testinfra_reader(host)(NvidiaDevCharLinks)
+    nodes = fact_reader(host)(NvidiaDevCharLinks)
     assert nodes, "no NVIDIA device node in /dev on a host declared with GPUs"
     missing = missing_dev_char_links(nodes)
     assert not missing, (f"no /dev/char link for {missing}: a systemctl daemon-reload takes "
