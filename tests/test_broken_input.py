@@ -600,7 +600,7 @@ def _vaulted(text: str) -> str:
     return "!vault |\n" + "".join(f"  {line}\n" for line in ciphertext.splitlines())
 
 
-INI = "[gpu]\nws01 ansible_host=10.0.0.1\n"
+INI = "[gpu]\nws01 ansible_host=127.0.0.1 ansible_port=9\n"  # never answers: a closed local port
 # (case id, files of the inventory directory, the source in it, fragments the message line must
 # hold: file[:line], then host and variable (where the fault has one), then the fix)
 ANSIBLE_CASES = [
