@@ -546,6 +546,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # pytest's own options (-k, -x, --lf) pass through to `verify`, `burn-in` and `test`.
     args, unknown = parser.parse_known_args(argv)
+    if (getattr(args, "inventory_option", None) and getattr(args, "inventory", None)
+            and unknown and hasattr(args, "pytest_args")):
+        # The old form `verify --inventory X -k EXPR`: the positional slot took pytest's value.
+        unknown, args.inventory = [*unknown, args.inventory], None
     if unknown and hasattr(args, "pytest_args"):
         args.pytest_args = unknown + args.pytest_args
     elif unknown:

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import time
@@ -77,9 +78,14 @@ def make_certificate(folder: Path, name: str, address: str) -> None:
 def start_hub_as_the_unit_says() -> None:
     unit = dict(line.split("=", 1) for line in docker_exec("cat", UNIT).stdout.splitlines()
                 if "=" in line and not line.startswith("#"))
-    env = unit["Environment"].split("=", 1)
-    docker_exec("sh", "-c", f"cd {unit['WorkingDirectory']} && {env[0]}={env[1]} "
-                f"nohup {unit['ExecStart']} > /var/log/dlws-jupyterhub.log 2>&1 &")
+    # The unit's words are quoted as systemd reads them (dlws/unitfile.py): unquote them the same
+    # way ("%%" and "$$" are systemd's escapes of % and $), then quote them for the shell.
+    def words(value: str) -> list[str]:
+        return [w.replace("%%", "%").replace("$$", "$") for w in shlex.split(value)]
+
+    command = ["env", *words(unit["Environment"]), "nohup", *words(unit["ExecStart"])]
+    docker_exec("sh", "-c", f"cd {shlex.quote(words(unit['WorkingDirectory'])[0])} && "
+                f"{shlex.join(command)} > /var/log/dlws-jupyterhub.log 2>&1 &")
 
 
 @pytest.fixture(scope="module")
