@@ -108,16 +108,21 @@ def test_cpu_burn_in_of_two_minutes_passes(converged, tmp_path):
 
 
 def test_burn_in_with_a_failing_stressor_fails_naming_the_bar(converged, tmp_path):
-    # The disk soak pointed at a directory it cannot write (/sys is read-only in a container):
-    # stress-ng's hdd stressor fails for real.
-    hosts = inventory(tmp_path, "fault", {converged: {"hardware_data_dir": "/sys",
+    # The disk soak pointed at a "folder" that is a file (a system folder such as /sys is refused
+    # by the inventory's check): stress-ng's hdd stressor fails for real.
+    planted = "/dlws-not-a-folder"
+    assert in_container(converged, "touch", planted).returncode == 0
+    hosts = inventory(tmp_path, "fault", {converged: {"hardware_data_dir": planted,
                                                       "verify_burn_in_memory_fraction": 0.02}})
-    out = run_verify(hosts, "--burn-in-minutes", "0.1", "-k", "burn_in")
+    try:
+        out = run_verify(hosts, "--burn-in-minutes", "0.1", "-k", "burn_in")
+    finally:
+        in_container(converged, "rm", "-f", planted)
     assert out.returncode == 1, out.stdout[-3000:]
     assert "FAILED verify/test_burn_in.py::test_burn_in_holds_the_bars" in out.stdout
     failed = [line for line in out.stdout.splitlines()
               if line.startswith("E ") and "failed its bars: " in line]
-    assert failed and "no stressor errors: disk:" in failed[0] and "/sys" in failed[0], (
+    assert failed and "no stressor errors: disk:" in failed[0] and planted in failed[0], (
         out.stdout[-3000:])
     # Only the disk soak: CPU and memory ran clean beside it.
     assert "no stressor errors: cpu" not in failed[0], failed[0]
