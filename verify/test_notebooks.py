@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dlws import unitfile
 from dlws.command import cmd
 from dlws.roles.base import GPU_GROUPS
 from dlws.roles.notebooks import (
@@ -54,7 +55,10 @@ def _on_host_python(host, target, code: str):
 def test_hub_service_running(host, target, where):
     unit = host.file(UNIT)
     assert unit.exists, f"{UNIT} is missing"
-    assert f"ExecStart={target['notebooks_prefix']}/bin/jupyterhub -f {where['config']}" in (
+    # The line as the role writes it (dlws.unitfile quotes each word as systemd reads it).
+    exec_start = unitfile.exec_line(f"{target['notebooks_prefix']}/bin/jupyterhub", "-f",
+                                    where["config"])
+    assert f"ExecStart={exec_start}" in (
         unit.content_string), unit.content_string
     if host.file("/run/systemd/system").is_directory:
         service = host.service(SERVICE)
