@@ -201,11 +201,12 @@ def stack_roots(target) -> list[str]:
 
 # find -P (never follows a link): anything not owned by root, writable by a group other than
 # root, or writable by others (a link's own mode is always 0777 and means nothing; its owner
-# does). The CUDA trees are found on the host; a root that is not there is skipped.
+# does). The CUDA trees are found on the host; a root that is not there is skipped. uv's empty
+# `.lock` file (flock only, mode 0666 as uv makes it) carries no code and is left out.
 OWNERS_SCRIPT = (
     'rc=0; for p in "$@" /usr/local/cuda /usr/local/cuda-*; do '
     '[ -e "$p" ] || [ -L "$p" ] || continue; '
-    'find -P "$p" \\( ! -user root -o \\( ! -type l -perm -0020 ! -group root \\) '
+    'find -P "$p" ! \\( -name .lock -type f -empty \\) \\( ! -user root -o \\( ! -type l -perm -0020 ! -group root \\) '
     '-o \\( ! -type l -perm -0002 \\) \\) -printf "%u:%g %m %p\\n" || rc=1; done; exit $rc')
 
 
