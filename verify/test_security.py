@@ -206,7 +206,8 @@ def stack_roots(target) -> list[str]:
 OWNERS_SCRIPT = (
     'rc=0; for p in "$@" /usr/local/cuda /usr/local/cuda-*; do '
     '[ -e "$p" ] || [ -L "$p" ] || continue; '
-    'find -P "$p" ! \\( -name .lock -type f -empty \\) \\( ! -user root -o \\( ! -type l -perm -0020 ! -group root \\) '
+    'find -P "$p" ! \\( -name .lock -type f -empty \\) '
+    '\\( ! -user root -o \\( ! -type l -perm -0020 ! -group root \\) '
     '-o \\( ! -type l -perm -0002 \\) \\) -printf "%u:%g %m %p\\n" || rc=1; done; exit $rc')
 
 
