@@ -39,7 +39,7 @@ from pathlib import Path
 from common import BIN, ROOT, WORK, remove, start
 
 from dlws.roles import all_defaults
-from dlws.sandbox_data import controller_data
+from dlws.sandbox.data import controller_data
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench/all.py: table begin -->", "<!-- bench/all.py: table end -->"

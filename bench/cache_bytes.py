@@ -18,7 +18,7 @@ import subprocess
 
 from common import MINIMAL, WORK, deploy, inventory, mib, net_bytes, remove, sh, start
 
-from dlws.sandbox_data import controller_data
+from dlws.sandbox.data import controller_data
 
 PREFIX = ["dlws-bench"]
 SHARED = "/var/cache/dlws-pip"  # where the controller's shared cache folder is mounted

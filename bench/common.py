@@ -13,9 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dlws.docker_env import RUN_ARGS, remove_container  # noqa: E402
-from dlws.images import ensure_debian_image  # noqa: E402
-from dlws.sandbox_data import CONTROLLER_BUNDLE  # noqa: E402
+from dlws.sandbox.data import CONTROLLER_BUNDLE  # noqa: E402
+from dlws.sandbox.docker_env import RUN_ARGS, remove_container  # noqa: E402
+from dlws.sandbox.images import ensure_debian_image  # noqa: E402
 
 BIN = Path(sys.executable).parent
 WORK = Path("/var/tmp/dlws-bench")

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from common import BIN, MINIMAL, ROOT, WORK, remove, sh, start
 
-from dlws.docker_env import RUN_ARGS, remove_container
-from dlws.images import ensure_debian_image, image_exists
+from dlws.sandbox.docker_env import RUN_ARGS, remove_container
+from dlws.sandbox.images import ensure_debian_image, image_exists
 
 IMAGE = "dlws/bench-sshd:bookworm"
 KEYS = WORK / "ssh"

@@ -21,7 +21,7 @@ from common import WORK, deploy, inventory, remove, sh, start  # noqa: F401 (ben
 from dlws.locks import environment_spec, uv_spec
 from dlws.roles import all_defaults
 from dlws.roles.base import ESSENTIAL_PACKAGES
-from dlws.sandbox_data import CONTROLLER_BUNDLE, controller_data
+from dlws.sandbox.data import CONTROLLER_BUNDLE, controller_data
 from dlws.stack import HostFacts, derive
 
 DEPLOYED, BEFORE, AFTER = "dlws-bench-deploy", "dlws-bench-hand1", "dlws-bench-hand2"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from common import BIN, ROOT, remove, start
 
-from dlws.sandbox_data import controller_wheelhouse
+from dlws.sandbox.data import controller_wheelhouse
 
 # ../shared/anchors beside the clone (or beside the folder of worktrees), unless DLWS_ANCHORS.
 ANCHORS = Path(os.environ.get("DLWS_ANCHORS") or next(

@@ -1,5 +1,5 @@
 """Run-to-run noise of the training check's throughput on one host: the figure behind dlws's
-drift noise rule (dlws/drift.py NOISE). Prints each run and the spread; asserts nothing.
+drift noise rule (dlws/report/drift.py NOISE). Prints each run and the spread; asserts nothing.
 
     .venv/bin/python bench/train_noise.py --container dlws-sandbox --runs 5
 """

@@ -37,7 +37,7 @@ def run(hosts: dict[str, dict], workers: str | None, out: Path) -> tuple[float, 
     (group_data / "all.py").write_text((ROOT / "inventory/group_data/all.py").read_text())
     (group_data / "sandbox.py").write_text(
         f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-        "from dlws.sandbox_data import controller_data\nglobals().update(controller_data())\n")
+        "from dlws.sandbox.data import controller_data\nglobals().update(controller_data())\n")
     command = [sys.executable, "-m", "pytest", "verify", "-q", "-p", "no:cacheprovider",
                "--inventory", str(inventory), f"--junitxml={out / report.JUNIT}"]
     if workers:

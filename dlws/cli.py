@@ -15,10 +15,18 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from dlws import __version__, paths
+from dlws import __version__, paths, report
+from dlws.init import write_starting_inventory
+from dlws.inventory import ansible
+from dlws.locks import LockError, LockSpec, make_lock
+from dlws.progress import DeployProgress, write_log
+from dlws.sandbox.docker_env import ensure_container, remove_container
+from dlws.sandbox.images import ensure_debian_image
+from dlws.stack.__main__ import add_arguments, calculate
 from dlws.validate.secrets import redact
 
 BIN = Path(sys.executable).parent
@@ -71,8 +79,6 @@ class Inventory:
             if folder.is_relative_to(paths.examples_folder()):  # dlws's own: never write there
                 folder = Path.cwd()
             os.environ["DLWS_LOCK_DIR"] = self.env["DLWS_LOCK_DIR"] = str(folder / "locks")
-        from dlws.inventory import ansible
-
         self.ansible = ansible.is_ansible_source(self.path)
         if self.ansible:
             self.env[ansible.INVENTORY_ENV] = str(self.path)
@@ -85,8 +91,6 @@ class Inventory:
         if not pattern:
             return []
         if self.ansible:
-            from dlws.inventory import ansible
-
             self.env[ansible.LIMIT_ENV] = pattern
             return []
         return ["--limit", pattern]
@@ -172,8 +176,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def deploy(inventory: Inventory, flags: list[str], run_dir: Path,
            deploy_file: str = "workstation.py") -> int:
     """Run the deploy with progress lines; keep deploy.json, deploy.txt and deploy.log."""
-    from dlws.progress import DeployProgress, write_log
-
     run_dir.mkdir(parents=True, exist_ok=True)
     command = _pyinfra(inventory, deploy_file, "-y", "-vvv", "--json", *flags)
     _say("+", " ".join(command), f"(log: {run_dir})")
@@ -200,8 +202,6 @@ def deploy(inventory: Inventory, flags: list[str], run_dir: Path,
 
 
 def _drain(stream, into: list[str]):
-    import threading
-
     thread = threading.Thread(target=lambda: into.extend(stream), daemon=True)
     thread.start()
     return thread
@@ -222,8 +222,6 @@ def verify(inventory: Inventory, extra: list[str]) -> int:
 
 def verify_and_report(inventory: Inventory, run_dir: Path, extra: list[str]) -> int:
     """Verify into run_dir (JUnit XML + per-host facts), then print and write the report."""
-    from dlws import report
-
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     code = verify(inventory, [f"--junitxml={run_dir / report.JUNIT}",
@@ -267,13 +265,7 @@ def cmd_burn_in(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from dlws import report
-
-    argv = [str(args.run_dir)] if args.run_dir else []
-    argv += ["--junit", str(args.junit)] if args.junit else []
-    argv += ["--diff", *map(str, args.diff)] if args.diff else []
-    argv += ["--since-pass"] if args.since_pass else []
-    return report.main(argv + ["--noise", str(args.noise)])
+    return report.handle(args, args.parser)
 
 
 # --- lock -----------------------------------------------------------------------------------
@@ -281,8 +273,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def lock(inventory: Inventory, renew: bool = False, limit: str | None = None) -> int:
     """Make the hash locks the inventory's hosts install from that do not exist yet."""
-    from dlws.locks import LockError, LockSpec, make_lock
-
     with tempfile.NamedTemporaryFile(suffix=".json") as plan:
         command = _pyinfra(inventory, "plan.py", "-y", *inventory.limit(limit))
         env = {**inventory.env, "DLWS_PLAN_JSON": plan.name, "DLWS_PLAN_JSON_SECRETS": "1"}
@@ -318,14 +308,10 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from dlws.stack.__main__ import calculate
-
     return calculate(args)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from dlws.init import write_starting_inventory
-
     try:
         written = write_starting_inventory(Path(args.dir))
     except FileExistsError as error:
@@ -338,9 +324,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from dlws.docker_env import ensure_container, remove_container
-    from dlws.images import ensure_debian_image
-
     name = os.environ.setdefault("DLWS_SANDBOX", args.name)
     if args.fresh:
         remove_container(name)
@@ -362,8 +345,6 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    from dlws.images import ensure_debian_image
-
     for suite in args.suites:
         print(ensure_debian_image(suite, arch=args.arch))
     return OK
@@ -500,22 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = command("report", "a verify run's table, JSON and HTML; what changed between runs",
                   cmd_report)
-    rep.add_argument("run_dir", type=Path, nargs="?", metavar="RUN_DIR",
-                     help="a verify run's folder (reports/<inventory>/<time>)")
-    rep.add_argument("--junit", type=Path, metavar="FILE",
-                     help="a JUnit XML to copy into RUN_DIR first")
-    rep.add_argument("--diff", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"),
-                     help="what changed on each host from RUN_A to RUN_B")
-    rep.add_argument("--since-pass", action="store_true",
-                     help="what changed on each host of RUN_DIR (or the latest run in "
-                          "reports/<inventory>) since that host's last passing run")
-    from dlws.drift import NOISE
-
-    rep.add_argument("--noise", type=float, default=NOISE, metavar="SHARE",
-                     help=f"share a throughput must move by to count as changed (default "
-                          f"{NOISE})")
-
-    from dlws.stack.__main__ import add_arguments
+    report.add_arguments(rep)
+    rep.set_defaults(parser=rep)
 
     stack = command("stack", "the stack a host would get, offline (no host needed)", cmd_stack,
                     "Derive a host's stack (driver, CUDA, cuDNN, frameworks) from an OS and "

@@ -260,7 +260,7 @@ VENV_SEED = frozenset({"pip", "setuptools"})
 
 def unlocked_packages(installed: dict[str, str], locks: list[Path]) -> list[str]:
     """Distributions installed beside the locks: ``name version`` of each one no lock pins."""
-    from dlws.facts import canonical
+    from dlws.facts.python import canonical
 
     pinned = {canonical(pin.split("==")[0]) for lock in locks for pin in pins(lock)}
     return sorted(f"{name} {version}" for name, version in installed.items()

@@ -14,7 +14,7 @@ from pyinfra import logger
 from pyinfra.api import DeployError
 
 from dlws import __version__
-from dlws.facts import host_facts, pyinfra_reader
+from dlws.facts.readers import host_facts, pyinfra_reader
 from dlws.locks import LockSpec, lock_specs
 from dlws.stack import Stack, StackError, derive, differences
 
@@ -200,9 +200,9 @@ def run_key(host, deploy: str) -> str:
 
 def converged(host=None, deploy: str = "workstation") -> bool:
     """True where the host has converged and nothing it depends on moved since: its batch of
-    readings (dlws.fact_cache) equals the one its last converged run recorded, under the same
+    readings (dlws.facts.batch) equals the one its last converged run recorded, under the same
     run key. The deploy then plans no operation and says so; anything else plans as always."""
-    from dlws import fact_cache
+    from dlws.facts import batch as fact_cache
 
     host = current_host if host is None else host
     if not fact_cache.converged(host, run_key(host, deploy)):
@@ -216,7 +216,7 @@ def converged(host=None, deploy: str = "workstation") -> bool:
 
 def record_converged(operation, host=None) -> None:
     """After `operation` (the deploy's last) succeeds on a run that planned everything and
-    changed nothing, record the host's readings as converged (dlws.fact_cache.record_after)."""
-    from dlws import fact_cache
+    changed nothing, record the host's readings as converged (dlws.facts.batch.record_after)."""
+    from dlws.facts import batch as fact_cache
 
     fact_cache.record_after(current_host if host is None else host, operation)

@@ -32,7 +32,7 @@ def docker_engine():
 def default_scenario(docker_engine):
     """Molecule's `default` (Debian 12, CPU profile) converged, rerun and verified once; its
     container stays up for every module that reuses it, and goes at the session's end."""
-    from dlws.images import ensure_debian_image
+    from dlws.sandbox.images import ensure_debian_image
     from tests.test_molecule import molecule
 
     ensure_debian_image("bookworm")

@@ -215,7 +215,7 @@ def transcript_reader(responses: dict[str, Any]):
     """`read(fact_cls, *args)` over recorded responses, matched as pyinfra's @fake connector
     matches them (first substring in insertion order; no match: success, no output): verify's
     side of a plan case, through dlws.facts.run_fact."""
-    from dlws.facts import run_fact
+    from dlws.facts.batch import run_fact
 
     def run(command: str) -> tuple[int, str]:
         for fragment, answer in responses.items():

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from dlws import report
-from dlws.docker_env import ensure_container, remove_container
-from dlws.images import ensure_debian_image
+from dlws.sandbox.docker_env import ensure_container, remove_container
+from dlws.sandbox.images import ensure_debian_image
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from dlws.images import ensure_debian_image
+from dlws.sandbox.images import ensure_debian_image
 from tests.helpers import run_verify
 from tests.test_molecule import molecule, tail
 

@@ -59,14 +59,16 @@ def test_verify_passes_pytest_options_and_keeps_runs_per_inventory(monkeypatch, 
 
 
 def test_report_diff_goes_through(monkeypatch):
+    """`dlws report` parses with dlws.report's own parser and hands the arguments to it."""
     from dlws import cli, report
 
     seen = []
-    monkeypatch.setattr(report, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr(report, "handle", lambda args, parser: seen.append(
+        (args.run_dir, args.diff, args.since_pass, args.noise)) or 0)
     assert cli.main(["report", "--diff", "reports/x/a", "reports/x/b"]) == 0
     assert cli.main(["report", "--since-pass", "reports/x"]) == 0
-    assert seen == [["--diff", "reports/x/a", "reports/x/b", "--noise", "0.15"],
-                    ["reports/x", "--since-pass", "--noise", "0.15"]]
+    assert seen == [(None, [Path("reports/x/a"), Path("reports/x/b")], False, 0.15),
+                    (Path("reports/x"), None, True, 0.15)]
     with pytest.raises(SystemExit):
         cli.main(["lock", "--inventory", "x", "-k", "y"])  # no pytest options there
 

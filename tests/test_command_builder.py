@@ -37,12 +37,12 @@ RUNNERS = {"run", "run_shell_command", "check_output", "run_test"}
 COMMAND_KEYWORDS = {"commands", "command"}
 # Sites that pass on text proven safe elsewhere, each with the reason.
 ALLOWED_SITES = {
-    ("dlws/facts.py", "FactBatch.command"):
+    ("dlws/facts/batch.py", "FactBatch.command"):
         "joins facts' own command() texts (each checked as a sink) with literal markers",
-    ("dlws/facts.py", "run_facts"): "runs FactBatch.command's text",
-    ("dlws/facts.py", "run_fact"):
+    ("dlws/facts/batch.py", "run_facts"): "runs FactBatch.command's text",
+    ("dlws/facts/batch.py", "run_fact"):
         "runs a fact's command() (checked as a sink) behind its literal requires_command",
-    ("dlws/facts.py", "testinfra_reader.run"): "the runner of run_fact and run_facts",
+    ("dlws/facts/readers.py", "testinfra_reader.run"): "the runner of run_fact and run_facts",
 }
 NO_SHELL = {"FileUploadCommand", "FileDownloadCommand", "FunctionCommand"}
 

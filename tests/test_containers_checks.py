@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from dlws.facts import cdi_gpu_indexes, dockerd_config_check, dockerd_config_verdict, parse_cdi_spec
+from dlws.facts.containers import (
+    cdi_gpu_indexes,
+    dockerd_config_check,
+    dockerd_config_verdict,
+    parse_cdi_spec,
+)
 from dlws.roles.containers import cdi_decision, daemon_json_differs, without_nvidia_runtime
 
 CDI_FIXTURE = Path(__file__).parent / "fixtures" / "readings" / "cdi" / "rtx-4090x2_580.yaml"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dlws.docker_env import ensure_container, remove_container
-from dlws.facts import DOCKER_DAEMON_JSON, DOCKERD_CONFIG_CHECK, dockerd_config_verdict
-from dlws.images import ensure_debian_image
+from dlws.facts.containers import DOCKER_DAEMON_JSON, DOCKERD_CONFIG_CHECK, dockerd_config_verdict
+from dlws.sandbox.docker_env import ensure_container, remove_container
+from dlws.sandbox.images import ensure_debian_image
 from tests.helpers import ROOT, changed_operations, pyinfra_json, run_verify
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def docker_host(docker_engine, tmp_path_factory):
     inventory.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from dlws.sandbox_data import controller_data\n"
+        "from dlws.sandbox.data import controller_data\n"
         f"hosts = [('@docker/{NAME}', {{**controller_data(), **{data!r}}})]\n")
     yield str(inventory)
     remove_container(NAME)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from dlws.docker_env import ensure_container, remove_container
-from dlws.fact_cache import CONVERGED_FILE
-from dlws.images import ensure_debian_image
+from dlws.facts.batch import CONVERGED_FILE
+from dlws.sandbox.docker_env import ensure_container, remove_container
+from dlws.sandbox.images import ensure_debian_image
 from tests.helpers import ROOT, changed_operations, pyinfra_json
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def converged_host(docker_engine, tmp_path_factory):
     inventory.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from dlws.sandbox_data import controller_data\n"
+        "from dlws.sandbox.data import controller_data\n"
         f"hosts = [('@docker/{NAME}', {{**controller_data(), **{MINIMAL!r}}})]\n")
     remove_container(NAME)
     ensure_container(NAME, ensure_debian_image("bookworm"))

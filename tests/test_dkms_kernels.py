@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from dlws import kernel
-from dlws.images import ensure_debian_image
+from dlws.sandbox.images import ensure_debian_image
+from dlws.stack import kernel
 from tests.helpers import run_verify
 
 # Three DKMS compiles of the NVIDIA module on CI's two cores do not fit the suite's ~15 min

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dlws import drift, report
+from dlws import report
+from dlws.report import drift
 
 RECORDED = Path(__file__).parent / "fixtures" / "report"
 SANDBOX, GPU = "@docker/dlws-sandbox", "@docker/dlws-gpu-declared"

@@ -1,4 +1,4 @@
-"""dlws.facts.FactBatch (many facts, one round trip) and dlws.fact_cache (pyinfra served from it).
+"""dlws.facts.batch: FactBatch (many facts, one round trip) and the run's snapshot served from it.
 
 The batch parser is fed recorded output (tests/fixtures/plan/batch/: the outputs recorded under
 tests/fixtures/plan/ for an 8 x H100 HGX host on Ubuntu 22.04, between the batch's markers) and
@@ -26,24 +26,18 @@ from pyinfra.facts.files import Directory, File, FileContents, Sha1File
 from pyinfra.facts.server import Arch, Date, KernelVersion
 from pyinfra.operations import files, server
 
-from dlws import fact_cache
-from dlws import facts as dlws_facts
-from dlws.facts import (
-    HOST_FACTS,
+from dlws.facts import batch as fact_cache
+from dlws.facts import pyinfra_patch
+from dlws.facts.batch import FactBatch, run_fact, run_facts
+from dlws.facts.gpu import NvidiaDriverVersion, NvidiaPackages, NvidiaPciDevices, NvSwitchCount
+from dlws.facts.readers import HOST_FACTS, UNREAD, host_facts
+from dlws.facts.system import (
     Container,
     Display,
     DpkgArchitecture,
-    FactBatch,
     KernelImagePackages,
-    NvidiaDriverVersion,
-    NvidiaPackages,
-    NvidiaPciDevices,
-    NvSwitchCount,
     OsRelease,
     SecureBoot,
-    host_facts,
-    run_fact,
-    run_facts,
 )
 from tests.fake_hosts import fixture_lines
 
@@ -51,7 +45,7 @@ MARKER = "@@dlws-fact-0123456789ab@@"
 
 
 def _batch(monkeypatch, requests) -> FactBatch:
-    monkeypatch.setattr(dlws_facts.secrets, "token_hex", lambda n: "0123456789ab")
+    monkeypatch.setattr(fact_cache.secrets, "token_hex", lambda n: "0123456789ab")
     batch = FactBatch()
     batch.command(requests)
     return batch
@@ -106,7 +100,7 @@ def test_recorded_batch_feeds_the_plan_like_single_reads(monkeypatch):
         @staticmethod
         def many(requests):
             results = _batch(monkeypatch, requests).process(lines)
-            return [value if state == "ok" else dlws_facts.UNREAD for state, value in results]
+            return [value if state == "ok" else UNREAD for state, value in results]
 
     data = {"gpu_model": "NVIDIA H100 80GB HBM3", "gpu_count": 8}
     batched = host_facts(Reader(), data)
@@ -176,13 +170,13 @@ def _run(tmp_path: Path, content: str, run_key: str | None = None,
     state = State(inventory, Config())
     state.init(inventory, Config())
     reads: list[str] = []
-    original = fact_cache._ORIGINAL["get_fact"]
+    original = pyinfra_patch.ORIGINAL["get_fact"]
 
     def counting(self, fact_cls, *args, **kwargs):
         reads.append(fact_cls.__name__)
         return original(self, fact_cls, *args, **kwargs)
 
-    fact_cache._ORIGINAL["get_fact"] = counting
+    pyinfra_patch.ORIGINAL["get_fact"] = counting
     skipped = False
     try:
         with ctx_state.use(state):
@@ -213,7 +207,7 @@ def _run(tmp_path: Path, content: str, run_key: str | None = None,
             run_ops(state)
             disconnect_all(state)
     finally:
-        fact_cache._ORIGINAL["get_fact"] = original
+        pyinfra_patch.ORIGINAL["get_fact"] = original
     changed = [bool(next(iter(op.values())).did_change()) for op in ops]
     return {"reads": reads, "changed": changed, "skipped": skipped}
 
@@ -364,13 +358,13 @@ def test_the_first_prefetch_reads_every_host_at_once(tmp_path, monkeypatch):
     state = State(inventory, config)
     state.init(inventory, config)
     reads: list[str] = []
-    original = fact_cache._ORIGINAL["get_fact"]
+    original = pyinfra_patch.ORIGINAL["get_fact"]
 
     def counting(self, fact_cls, *args, **kwargs):
         reads.append(self.name)
         return original(self, fact_cls, *args, **kwargs)
 
-    monkeypatch.setitem(fact_cache._ORIGINAL, "get_fact", counting)
+    monkeypatch.setitem(pyinfra_patch.ORIGINAL, "get_fact", counting)
     with ctx_state.use(state):
         state.set_stage(StateStage.Connect)
         connect_all(state)

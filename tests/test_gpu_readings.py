@@ -1,4 +1,4 @@
-"""dlws/gpu_readings.py on recorded nvidia-smi, kernel log, modinfo and dd outputs."""
+"""dlws/facts/gpu_readings.py on recorded nvidia-smi, kernel log, modinfo and dd outputs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dlws import gpu_readings as r
+from dlws.facts import gpu_readings as r
 
 READINGS = Path(__file__).parent / "fixtures" / "readings"
 

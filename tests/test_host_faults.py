@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from dlws.docker_env import ensure_container, remove_container
-from dlws.images import ensure_debian_image
-from dlws.sandbox_data import controller_data
+from dlws.sandbox.data import controller_data
+from dlws.sandbox.docker_env import ensure_container, remove_container
+from dlws.sandbox.images import ensure_debian_image
 from tests.helpers import pyinfra_json, run_verify
 
 pytestmark = pytest.mark.integration

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from dlws import kernel
-from dlws.facts import BlockDevice, SharedFolder
-from dlws.gpu_readings import installed_nvml_version, loaded_driver_version, reboot_pending
+from dlws.facts.gpu_readings import installed_nvml_version, loaded_driver_version, reboot_pending
+from dlws.facts.storage import BlockDevice, SharedFolder
 from dlws.roles import all_keys
 from dlws.roles.nvidia_driver import BRANCH_PIN, branch_pin
 from dlws.roles.storage import acl_entries, disk_verdict
 from dlws.roles.storage.defaults import disk_with_defaults
+from dlws.stack import kernel
 from dlws.validate import host_problems
 from tests.fake_hosts import facts, plan
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dlws.images import ensure_debian_image
+from dlws.sandbox.images import ensure_debian_image
 from tests.helpers import pyinfra_json
 
 pytestmark = pytest.mark.integration

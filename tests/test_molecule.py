@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dlws.images import ensure_debian_image
+from dlws.sandbox.images import ensure_debian_image
 from tests.helpers import ROOT, changed_operations, pyinfra_json, run_verify
 
 pytestmark = pytest.mark.integration
@@ -217,7 +217,7 @@ def test_verify_names_the_fields_of_a_stale_deploy_then_a_redeploy_passes(defaul
     of the recorded stack that differs from what the new data gives, and says to redeploy; a
     redeploy records the new stack and verify passes. The original data is then restored."""
     sys.path.insert(0, str(ROOT))
-    from dlws.sandbox_data import controller_data
+    from dlws.sandbox.data import controller_data
 
     data = {**controller_data(), "gpu_count": 0, "frameworks_tensorflow": "none",
             # No hash lock exists for this one-off environment; pins by version only.

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from dlws.docker_env import ensure_container, remove_container
-from dlws.images import ensure_debian_image
 from dlws.roles.notebooks import UNIT
+from dlws.sandbox.docker_env import ensure_container, remove_container
+from dlws.sandbox.images import ensure_debian_image
 from dlws.tls import spki_sha256_b64
 from tests.helpers import BIN, ROOT, changed_operations, pyinfra_json
 

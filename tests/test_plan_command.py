@@ -187,7 +187,7 @@ def test_plan_json_hides_mirror_passwords(tmp_path):
 def test_calculator_plan_and_verify_give_the_same_stack(tmp_path):
     """For the same host the offline calculator, deploy/plan.py and verify's derivation (the
     host's facts through dlws.facts, as verify reads them) give one stack."""
-    from dlws.facts import host_facts
+    from dlws.facts.readers import host_facts
     from dlws.roles import all_defaults
     from dlws.stack import derive
     from tests.fake_hosts import _DEFAULT_KERNELS, facts, transcript_reader

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from dlws.facts import CDI_SPEC, DOCKER_DAEMON_JSON, DOCKERD_CONFIG_CHECK
+from dlws.facts.containers import CDI_SPEC, DOCKER_DAEMON_JSON, DOCKERD_CONFIG_CHECK
 from dlws.roles import nvidia_repo
 from dlws.roles.containers import DEFAULTS, _docker_repo, _gpu
 from tests.fake_hosts import Run, facts, plan

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlws.facts import CDI_SPEC
+from dlws.facts.containers import CDI_SPEC
 from dlws.roles.containers import REMOVE_FOR, _docker_repo, _gpu, _podman, docker_gpu_mode
 from tests.fake_hosts import Run, facts, plan
 
@@ -251,6 +251,6 @@ def test_free_start_refuses_past_sub_uid_max():
     (["a:100000:65536", "b:120000:5"], [("a 100000+65536", "b 120000+5")]),  # inside
 ], ids=["adjacent", "last-id", "listed-backwards", "inside"])
 def test_overlapping_ranges(lines, pairs):
-    from dlws.facts import overlapping_ranges, parse_subordinate_ids
+    from dlws.facts.system import overlapping_ranges, parse_subordinate_ids
 
     assert overlapping_ranges(parse_subordinate_ids(lines)) == pairs

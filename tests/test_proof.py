@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from dlws import report
-from dlws.docker_env import remove_container
-from dlws.images import ensure_debian_image
-from dlws.sandbox_data import controller_data
+from dlws.sandbox.data import controller_data
+from dlws.sandbox.docker_env import remove_container
+from dlws.sandbox.images import ensure_debian_image
 from tests.helpers import ROOT, run_verify
 
 pytestmark = pytest.mark.integration

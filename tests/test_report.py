@@ -173,7 +173,7 @@ def rendered_charts(page: Path, workdir: Path) -> tuple[dict[str, int], dict[str
 
     from PIL import Image
 
-    from dlws import charts
+    from dlws.report import charts
 
     dom = chromium("--dump-dom", page.as_uri(), profile=workdir / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]

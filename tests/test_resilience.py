@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dlws.docker_env import ensure_container, remove_container
-from dlws.images import ensure_debian_image
+from dlws.sandbox.docker_env import ensure_container, remove_container
+from dlws.sandbox.images import ensure_debian_image
 from tests.helpers import BIN, ROOT, changed_operations, pyinfra_json, run_verify
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def write_inventory(tmp_path: Path, name: str, **data) -> str:
     inventory.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from dlws.sandbox_data import controller_data\n"
+        "from dlws.sandbox.data import controller_data\n"
         f"hosts = [('@docker/{name}', {{**controller_data(), **{ {**MINIMAL, **data}!r}}})]\n"
     )
     return str(inventory)

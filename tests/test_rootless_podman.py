@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from dlws.docker_env import ensure_container, remove_container
-from dlws.facts import overlapping_ranges, parse_subordinate_ids
-from dlws.images import ensure_debian_image
+from dlws.facts.system import overlapping_ranges, parse_subordinate_ids
+from dlws.sandbox.docker_env import ensure_container, remove_container
+from dlws.sandbox.images import ensure_debian_image
 from tests.helpers import ROOT, changed_operations, pyinfra_json, run_verify
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ def podman_host(request, docker_engine, tmp_path_factory):
     inventory.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from dlws.sandbox_data import controller_data\n"
+        "from dlws.sandbox.data import controller_data\n"
         f"hosts = [('@docker/{name}', {{**controller_data(), **{data!r}}})]\n")
     yield name, str(inventory)
     remove_container(name)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from dlws.docker_env import ensure_container, remove_container
-from dlws.images import ensure_debian_image
 from dlws.roles.base import APT_PROXY_FILE, PROXY_ENV_FILE
 from dlws.roles.python_env import NETRC
-from dlws.sandbox_data import CONTROLLER_BUNDLE
+from dlws.sandbox.data import CONTROLLER_BUNDLE
+from dlws.sandbox.docker_env import ensure_container, remove_container
+from dlws.sandbox.images import ensure_debian_image
 from tests.credentialed_servers import make_tls, start_index, start_proxy
 from tests.helpers import BIN, ROOT
 

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from dlws.facts import host_facts
+from dlws.facts.readers import host_facts
 from dlws.plan import STACK_FILE, record_problems, stack_record
 from dlws.roles import all_defaults
 from dlws.stack import derive

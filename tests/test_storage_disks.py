@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dlws.images import ensure_debian_image
+from dlws.sandbox.images import ensure_debian_image
 from tests.helpers import changed_operations, pyinfra_json, run_verify
 
 pytestmark = pytest.mark.integration

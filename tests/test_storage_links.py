@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dlws.facts import SharedFolder
+from dlws.facts.storage import SharedFolder
 
 
 def _fact(path: Path):

@@ -157,7 +157,7 @@ def test_signed_sources_check_reads_symlinked_source_files(tmp_path):
     host = testinfra.get_host("local://")
     paths = test_security.apt_source_paths(host, roots=(str(sources),))
     assert paths == [str(sources / "linked.list")], paths
-    from dlws.gpu_readings import unsigned_apt_sources
+    from dlws.facts.gpu_readings import unsigned_apt_sources
 
     problems = unsigned_apt_sources({p: host.file(p).content_string for p in paths})
     assert problems and "no signed-by" in problems[0], problems

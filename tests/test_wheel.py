@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dlws.docker_env import ensure_container, remove_container
-from dlws.images import ensure_debian_image
+from dlws.sandbox.docker_env import ensure_container, remove_container
+from dlws.sandbox.images import ensure_debian_image
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,9 +22,9 @@ sandbox = [("@docker/{CONTAINER}", {{"gpu_count": 0, "hardware_min_memory_gib": 
                                     "frameworks_tensorflow": "none",
                                     "frameworks_torch": "none"}})]
 '''
-# The controller's CA bundle and offline MNIST for containers (dlws.sandbox_data), as a lab
+# The controller's CA bundle and offline MNIST for containers (dlws.sandbox.data), as a lab
 # behind the same proxy would write it.
-LAB_GROUP_DATA = '''from dlws.sandbox_data import controller_data
+LAB_GROUP_DATA = '''from dlws.sandbox.data import controller_data
 
 globals().update(controller_data())
 '''

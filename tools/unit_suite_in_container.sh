@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The unit suite on another Debian's Python, in a container: tools/unit_suite_in_container.sh trixie
 # (Debian 13, Python 3.13; the checkout's own Python is Debian 12's 3.11). The image is built
-# offline like every base image (dlws/images.py); the controller's CA bundle is handed in for
+# offline like every base image (dlws/sandbox/images.py); the controller's CA bundle is handed in for
 # PyPI; the environment comes from uv.lock. Prints the suite's tail and its time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUITE=${1:-trixie}
 NAME=${DLWS_CONTAINER:-dlws-unit-$SUITE}
-IMAGE=$(.venv/bin/python -m dlws.images "$SUITE" | tail -1)
+IMAGE=$(.venv/bin/python -m dlws.sandbox.images "$SUITE" | tail -1)
 BUNDLE=/etc/ssl/certs/ca-certificates.crt
 docker rm -f "$NAME" >/dev/null 2>&1 || true
 trap 'docker rm -f "$NAME" >/dev/null 2>&1 || true' EXIT

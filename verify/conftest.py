@@ -11,8 +11,8 @@ import testinfra
 from dlws.command import cmd
 from dlws.controller_code import Script
 from dlws.controller_code import parse as parse_runner
-from dlws.facts import host_facts as read_host_facts
-from dlws.facts import testinfra_reader
+from dlws.facts.readers import host_facts as read_host_facts
+from dlws.facts.readers import testinfra_reader
 from dlws.inventory.targets import Target, load_targets
 from dlws.roles import all_keys
 from dlws.stack import StackError, derive
@@ -224,7 +224,7 @@ def venv_python(target: Target) -> str:
 @pytest.fixture(scope="module")
 def venv_packages(host, venv_python):
     """Distributions installed in the shared environment, by canonical name."""
-    from dlws.facts import VenvPackages
+    from dlws.facts.python import VenvPackages
 
     out = host.run(VenvPackages().command(venv_python.rsplit("/bin/", 1)[0]))
     return VenvPackages().process(out.stdout.splitlines())

@@ -8,7 +8,7 @@ import pytest
 from pyinfra.facts.deb import DebPackages
 
 from dlws import facts
-from dlws.gpu_readings import apt_components
+from dlws.facts.gpu_readings import apt_components
 from dlws.roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
 from dlws.validate.domains import ca_file_name, pem_bodies
 

@@ -5,22 +5,17 @@ from __future__ import annotations
 import pytest
 
 from dlws.command import Command, cmd
-from dlws.facts import (
+from dlws.facts.containers import (
     CDI_SPEC,
     DOCKER_DAEMON_JSON,
     DOCKERD_CONFIG_CHECK,
-    SUBGID,
-    SUBUID,
     NvidiaCdiSpec,
-    NvidiaDevCharLinks,
-    SubordinateIds,
-    SystemdRunning,
     cdi_gpu_indexes,
     dockerd_config_verdict,
-    missing_dev_char_links,
-    overlapping_ranges,
 )
-from dlws.facts import testinfra_reader as fact_reader  # (not collected as a test)
+from dlws.facts.gpu import NvidiaDevCharLinks, missing_dev_char_links
+from dlws.facts.readers import testinfra_reader as fact_reader
+from dlws.facts.system import SUBGID, SUBUID, SubordinateIds, SystemdRunning, overlapping_ranges
 from dlws.roles.containers import docker_gpu_mode, engines
 
 from .conftest import require_gpus

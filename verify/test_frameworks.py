@@ -8,7 +8,7 @@ import re
 import pytest
 
 from dlws.command import cmd
-from dlws.facts import canonical
+from dlws.facts.python import canonical
 
 
 def test_tensorflow_is_the_planned_build(plan, venv_packages):

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from dlws.command import cmd
-from dlws.gpu_readings import (
+from dlws.facts.gpu_readings import (
     ECC_FIELDS,
     NOT_APPLICABLE,
     PCIE_FIELDS,
@@ -175,7 +175,7 @@ def test_gpu_health(host, target, reading, fields, query, judge, record_fact):
     require_gpus(target)
     rows = query_gpus(host, fields, query)
     assert rows, f"nvidia-smi reported no GPU for {reading}; {target['gpu_count']} declared"
-    # Counters for the drift between runs (dlws/drift.py reports any change of gpu.N.*).
+    # Counters for the drift between runs (dlws/report/drift.py reports any change of gpu.N.*).
     if reading in COUNTED:
         for number, row in enumerate(rows):
             for name, value in row.items():

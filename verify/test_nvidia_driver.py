@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dlws import kernel
 from dlws.command import sh
-from dlws.gpu_readings import (
+from dlws.facts.gpu_readings import (
     INSTALLED_NVML_COMMAND,
     installed_nvml_version,
     loaded_driver_version,
@@ -15,6 +14,7 @@ from dlws.gpu_readings import (
     reboot_pending,
 )
 from dlws.roles.nvidia_driver import BRANCH_PIN, REBOOT_MARKER, branch_pin
+from dlws.stack import kernel
 from dlws.stack.driver import builds_dkms
 
 from .conftest import require_gpus

@@ -51,7 +51,7 @@ def test_environment_is_its_hash_lock(host, target, plan, venv_packages):
     controller's (dlws/locks.py): nothing drifted, nothing came from elsewhere."""
     if not target["python_env_require_hashes"]:
         pytest.skip("python_env_require_hashes is False: installs are pinned by version only")
-    from dlws.facts import canonical
+    from dlws.facts.python import canonical
     from dlws.locks import environment_spec, pins, unlocked_packages, uv_spec
 
     spec = environment_spec(plan, target.data)

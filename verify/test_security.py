@@ -7,7 +7,7 @@ import re
 import pytest
 
 from dlws.command import cmd, sh
-from dlws.gpu_readings import unsigned_apt_sources
+from dlws.facts.gpu_readings import unsigned_apt_sources
 
 APT_ROOTS = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
 
@@ -160,7 +160,7 @@ def test_every_index_target_signed_by_a_known_key(host, plan):
     # keyring a dlws role installs, and carries no option that switches checks off. (apt 2.6,
     # Debian 12, prints no Signed-By or Trusted field per target: checked, `$(SIGNED_BY)` is
     # left unexpanded; so the entry apt names is read and its options taken from there.)
-    from dlws.gpu_readings import source_entry
+    from dlws.facts.gpu_readings import source_entry
 
     out = host.run(cmd("apt-get", "indextargets", "--no-release-info", "--format",
                        "$(SOURCESENTRY)"))

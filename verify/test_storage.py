@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from dlws.command import cmd
-from dlws.facts import BlockDevice, SharedFolder
-from dlws.gpu_readings import dd_read_mib_s
+from dlws.facts.gpu_readings import dd_read_mib_s
+from dlws.facts.storage import BlockDevice, SharedFolder
 from dlws.roles.storage import acl_entries
 from dlws.roles.storage.defaults import disk_with_defaults
 

@@ -46,7 +46,7 @@ class HostFacts:
     nvidia_packages: tuple[tuple[str, str], ...] = ()
     display: str | None = None
     # Installed linux-image-* packages: the running flavour's metapackage among them tells which
-    # headers metapackage follows new kernels (dlws.kernel.headers_for).
+    # headers metapackage follows new kernels (dlws.stack.kernel.headers_for).
     kernel_images: tuple[str, ...] = ()
 
 

@@ -9,10 +9,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from dlws import kernel
 from dlws.stack import cuda as cuda_stage
 from dlws.stack import driver as driver_stage
 from dlws.stack import frameworks as frameworks_stage
+from dlws.stack import kernel
 from dlws.stack.gpus import Context
 from dlws.stack.records import (
     AUTO,
@@ -191,7 +191,7 @@ def _driver(ctx: Context, data: Mapping[str, Any], branch: int | None, flavour: 
 def _kernel_headers(ctx: Context, facts: HostFacts, data: Mapping[str, Any],
                     driver: DriverStack) -> tuple[str, ...]:
     """linux-headers for the running kernel and, where DKMS builds the NVIDIA module, the
-    headers metapackage of its flavour, so each new kernel gets its module (dlws.kernel).
+    headers metapackage of its flavour, so each new kernel gets its module (dlws.stack.kernel).
 
     base_kernel_headers: auto = where the host runs its own kernel; yes = also the metapackage
     wherever; no = none.

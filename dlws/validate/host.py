@@ -12,7 +12,8 @@ from typing import Any
 
 from pyinfra.api import DeployError
 
-from dlws.facts import BlockDevice, SudoersGroups
+from dlws.facts.storage import BlockDevice
+from dlws.facts.system import SudoersGroups
 from dlws.validate.domains import GroupName, ListOf, Record
 from dlws.validate.schema import Key, Problem
 

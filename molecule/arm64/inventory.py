@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from dlws.sandbox_data import controller_data  # noqa: E402
+from dlws.sandbox.data import controller_data  # noqa: E402
 
 # The controller's wheelhouse holds an x86_64 torch wheel: an aarch64 host takes PyPI's own
 # aarch64 wheels instead (the plan's torch, a CPU build there), hash-locked for aarch64.

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from dlws.sandbox_data import controller_data  # noqa: E402
+from dlws.sandbox.data import controller_data  # noqa: E402
 
 # Two lab users, so the user checks (GPU and lab groups, homes, the record of managed users) run
 # here rather than pass vacuously.

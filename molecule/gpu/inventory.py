@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from dlws.sandbox_data import controller_data  # noqa: E402
+from dlws.sandbox.data import controller_data  # noqa: E402
 
 molecule = [
     (

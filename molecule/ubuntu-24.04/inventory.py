@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from dlws.sandbox_data import controller_data  # noqa: E402
+from dlws.sandbox.data import controller_data  # noqa: E402
 
 _data = controller_data(python_tag="none")  # the controller's torch wheel is for CPython 3.11
 molecule = [("@docker/dlws-molecule-ubuntu-2404", {**_data, "gpu_count": 0})]

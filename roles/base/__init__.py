@@ -15,7 +15,8 @@ from pyinfra.facts.server import Groups, Users
 from pyinfra.operations import apt, files, server
 
 from dlws.command import Command, cmd, sh
-from dlws.facts import OsRelease, UidMin, stable_fact
+from dlws.facts.batch import stable_fact
+from dlws.facts.system import OsRelease, UidMin
 from dlws.plan import host_plan
 from dlws.roles.base import _apt
 from dlws.roles.base.defaults import DEFAULTS, KEYS  # noqa: F401

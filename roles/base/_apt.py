@@ -9,8 +9,8 @@ from pyinfra.api import FactBase, operation
 from pyinfra.facts.files import File
 from pyinfra.facts.server import Date
 
-from dlws import fact_cache
 from dlws.command import Command, cmd, sh
+from dlws.facts import batch as fact_cache
 
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's cache_time reads
 LOCK_CONF = "/etc/apt/apt.conf.d/80dlws-lock"

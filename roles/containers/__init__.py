@@ -13,16 +13,15 @@ from pyinfra.api import DeployError, deploy
 from pyinfra.operations import apt, files, server
 
 from dlws.command import all_of, cmd
-from dlws.facts import (
+from dlws.facts.batch import stable_fact
+from dlws.facts.containers import (
     CDI_SPEC,
     DOCKER_DAEMON_JSON,
     DOCKERD_CONFIG_CHECK,
     DockerDaemonJson,
     NvidiaCdiSpec,
-    OsRelease,
-    SystemdRunning,
-    stable_fact,
 )
+from dlws.facts.system import OsRelease, SystemdRunning
 from dlws.plan import host_plan
 from dlws.roles import nvidia_repo
 from dlws.roles.containers import _docker_repo, _gpu, _podman

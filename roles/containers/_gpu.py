@@ -9,7 +9,8 @@ from pyinfra import host
 from pyinfra.operations import files, server, systemd
 
 from dlws.command import cmd
-from dlws.facts import CDI_SPEC, NvidiaDevCharLinks, missing_dev_char_links
+from dlws.facts.containers import CDI_SPEC
+from dlws.facts.gpu import NvidiaDevCharLinks, missing_dev_char_links
 
 # --- the CDI spec, regenerated when the driver changes ------------------------------------------
 # nvidia-container-toolkit-base ships nvidia-cdi-refresh.path and .service from 1.18.0

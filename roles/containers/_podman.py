@@ -8,7 +8,7 @@ from pyinfra.facts.server import Users
 from pyinfra.operations import apt
 
 from dlws.command import cmd
-from dlws.facts import SUBGID, SUBUID, SubordinateIds
+from dlws.facts.system import SUBGID, SUBUID, SubordinateIds
 
 # Podman and what it runs rootless with, per release, from each archive's own package
 # relations (`apt-cache show podman`):

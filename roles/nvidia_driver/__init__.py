@@ -10,7 +10,7 @@ from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
 from dlws.command import cmd
-from dlws.facts import HeldPackages
+from dlws.facts.system import HeldPackages
 from dlws.plan import host_plan
 from dlws.roles import nvidia_repo
 from dlws.roles.nvidia_driver.defaults import DEFAULTS, KEYS  # noqa: F401

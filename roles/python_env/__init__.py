@@ -17,9 +17,9 @@ from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
-from dlws import fact_cache
 from dlws.command import Command, all_of, any_of, cmd
-from dlws.facts import VenvPackages, canonical
+from dlws.facts import batch as fact_cache
+from dlws.facts.python import VenvPackages, canonical
 from dlws.locks import LockSpec, index_options, pins, uv_spec, wheels_in
 from dlws.plan import host_data, missing_lock
 from dlws.roles import base

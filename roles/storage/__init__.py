@@ -8,7 +8,7 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt
 
 from dlws.command import Command, all_of, cmd, sh
-from dlws.facts import BlockDevice, SharedFolder
+from dlws.facts.storage import BlockDevice, SharedFolder
 from dlws.roles.storage.defaults import DEFAULTS, KEYS, disk_with_defaults  # noqa: F401
 
 FSTAB = "/etc/fstab"

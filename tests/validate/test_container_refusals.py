@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dlws.images import ensure_debian_image
+from dlws.sandbox.images import ensure_debian_image
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

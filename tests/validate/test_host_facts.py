@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dlws.facts import SudoersGroups
+from dlws.facts.system import SudoersGroups
 from dlws.roles import all_keys
 from dlws.validate.host import same_disk_problems, sudoers_problems
 

@@ -34,8 +34,11 @@ import contextlib
 import copy
 import hashlib
 import importlib
+import inspect
 import json
 import os
+import re
+import secrets
 import shlex
 import time
 import weakref
@@ -48,16 +51,178 @@ from gevent.pool import Pool
 from pyinfra import host as current_host
 from pyinfra import logger
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
-from pyinfra.api.command import FunctionCommand, StringCommand
-from pyinfra.api.facts import FactBase
-from pyinfra.api.host import Host
+from pyinfra.api.command import StringCommand
+from pyinfra.api.facts import FactBase, ShortFactBase
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_host
 from pyinfra.facts.server import Date
 
 from dlws import __version__
 from dlws.command import sh
-from dlws.facts import FactBatch, FactRequest, batchable, fact_kwargs
+from dlws.facts.pyinfra_patch import ORIGINAL, reading, route_host
+
+# --- many facts in one round trip ------------------------------------------------------------
+
+# Facts that no operation of a deploy changes (the OS release, the container runtime, the CPU
+# architecture): read once per host and pyinfra run. pyinfra 3.10 caches no fact, and each read
+# is one round trip (one `docker exec` per read on @docker hosts).
+STABLE_FACTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def stable_fact(fact_cls, host=None):
+    """`host.get_fact(fact_cls)`, read once per host and run, for facts no deploy changes."""
+    host = current_host if host is None else host
+    cache = STABLE_FACTS.setdefault(host.state, {})
+    key = (host.name, fact_cls)
+    if key not in cache:
+        cache[key] = host.get_fact(fact_cls)
+    return cache[key]
+
+
+# A fact request: the fact's class and its arguments by name (``File, {"path": "/etc/x"}``).
+FactRequest = tuple[type, dict]
+
+
+def batchable(fact_cls) -> bool:
+    """A fact whose command can run inside another shell script: an ordinary FactBase of the
+    default shell, without preconditions (those pyinfra checks with further reads)."""
+    return (inspect.isclass(fact_cls) and issubclass(fact_cls, FactBase)
+            and not issubclass(fact_cls, ShortFactBase) and fact_cls is not FactBatch
+            and fact_cls.shell_executable is None
+            and fact_cls.check_preconditions is FactBase.check_preconditions)
+
+
+def fact_kwargs(fact_cls, args: Sequence = (), kwargs: Mapping | None = None) -> dict:
+    """A fact's arguments by name, as pyinfra binds them (positional ones named)."""
+    kwargs = dict(kwargs or {})
+    if not args and not kwargs:
+        return {}
+    bound = inspect.getcallargs(fact_cls().command, *args, **kwargs)
+    bound.pop("self", None)
+    return bound
+
+
+def _command_of(fact, kwargs: Mapping) -> tuple[Any, Any]:
+    """(command, required binary or None) of a fact instance, as pyinfra's _get_fact builds them."""
+    command = fact.command(**kwargs) if callable(fact.command) else fact.command
+    requires = fact.requires_command(**kwargs) if callable(fact.requires_command) else None
+    return command, requires
+
+
+class FactBatch(FactBase):
+    """Several facts read with ONE command (one round trip), each parsed by its own process().
+
+    The command runs each fact's own command in a subshell, in order, and after each prints a
+    marker line with its index and exit status (or ``missing`` where the fact's
+    ``requires_command`` is absent, as pyinfra's guard does). process() splits the output at the
+    markers and hands each part to that fact's own process(), on the instance that built its
+    command. Each fact's stderr is discarded, as pyinfra keeps stderr out of a fact's output.
+
+    + requests: ``((fact_cls, kwargs), ...)``; every class must be ``batchable``
+
+    Result, in the order of the requests: ``(state, value)`` with state ``ok`` (exit 0: the
+    fact's process() of its lines, or its default without output), ``failed`` (non-zero exit,
+    or its parser raised: value None) or ``missing`` (its required binary is absent: default).
+
+    .. code:: python
+
+        [("ok", {"id": "debian", "version_id": "12", "codename": "bookworm"}), ("ok", "docker")]
+    """
+
+    default = list
+
+    def command(self, requests):
+        # A marker that no fact's output can carry by chance.
+        self.marker = f"@@dlws-fact-{secrets.token_hex(6)}@@"
+        self.facts = []
+        bits: list[Any] = []
+        outputs: dict[str, int] = {}  # the same command twice runs once
+        for index, (fact_cls, kwargs) in enumerate(requests):
+            if not batchable(fact_cls):
+                raise TypeError(f"{fact_cls!r} cannot be read in a batch")
+            fact = fact_cls()
+            command, requires = _command_of(fact, kwargs)
+            key = repr((_raw(command), _raw(requires)))
+            self.facts.append((fact, outputs.setdefault(key, index)))
+            if outputs[key] != index:
+                continue
+            # The newline before ")" ends a trailing comment in the fact's command.
+            run = ["(", command, "\n) 2>/dev/null; echo", f'"{self.marker} {index} $?";']
+            if requires:
+                bits += ["if command -v", requires, ">/dev/null 2>&1; then", *run,
+                         "else echo", f"'{self.marker} {index} missing';", "fi;"]
+            else:
+                bits += run
+        return StringCommand(*bits)
+
+    def process(self, output):
+        marker = re.compile(rf"^(.*){re.escape(self.marker)} (\d+) (\d+|missing)$")
+        parts: dict[int, tuple[str, list[str]]] = {}
+        lines: list[str] = []
+        for line in output:
+            match = marker.match(line)
+            if not match:
+                lines.append(line)
+                continue
+            if match[1]:  # the fact's last line had no newline
+                lines.append(match[1])
+            parts[int(match[2])] = (match[3], lines)
+            lines = []
+        results = []
+        for fact, source in self.facts:
+            status, lines = parts.get(source, ("lost", []))
+            if status == "missing":
+                results.append(("missing", fact.default()))
+            elif status != "0":
+                results.append(("failed", None))
+            else:
+                try:
+                    results.append(("ok", fact.process(lines) if lines else fact.default()))
+                except Exception:  # noqa: BLE001 - pyinfra reports it on a live read
+                    results.append(("failed", None))
+        return results
+
+
+def _raw(command) -> str | None:
+    if command is None:
+        return None
+    return command.get_raw_value() if isinstance(command, StringCommand) else str(command)
+
+
+def run_facts(run, requests: Sequence[FactRequest]) -> list:
+    """Read several facts in one command through `run(command) -> (exit status, stdout)`,
+    with run_fact's result for each (its default where the fact failed or is missing)."""
+    batch = FactBatch()
+    status, stdout = run(_raw(batch.command(requests)))
+    results = batch.process(stdout.splitlines()) if status == 0 else []
+    if len(results) != len(requests):
+        return [run_fact(run, fact_cls, **kwargs) for fact_cls, kwargs in requests]
+    return [value if state == "ok" else fact_cls().default()
+            for (state, value), (fact_cls, _) in zip(results, requests, strict=True)]
+
+
+def run_fact(run, fact_cls, *args):
+    """Read a fact with the same command and parser pyinfra uses, through any `run(command)`
+    that returns (exit status, stdout): verify's testinfra host, a recorded transcript.
+
+    As pyinfra's get_fact: the parser sees the output lines only when the command succeeded
+    with output, else the fact's default comes back; a missing `requires_command` gives the
+    default too (pyinfra raises MissingCommandError, which its callers treat as absent).
+    """
+    fact = fact_cls()
+    command = fact.command(*args) if callable(fact.command) else fact.command
+    requires = fact.requires_command(*args) if callable(fact.requires_command) else None
+    if requires:
+        command = f"command -v {requires} >/dev/null 2>&1 && ( {command} )"
+    status, stdout = run(_raw(command))
+    lines = stdout.splitlines()
+    if status != 0 or not lines:
+        return fact.default()
+    return fact.process(lines)
+
+
+# --- the run's snapshot ----------------------------------------------------------------------
+
 
 # Connector arguments that change what a fact sees; _env counts less these variables, which
 # dlws sets for installers and proxies and which no fact's output depends on.
@@ -99,9 +264,6 @@ class Snapshot:
 
 # state -> {host name: Snapshot}; a new pyinfra state (run) starts empty.
 _SNAPSHOTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_ORIGINAL = {"get_fact": Host.get_fact, "run_shell_command": Host.run_shell_command,
-             "put_file": Host.put_file}
-
 
 def _snapshot(host) -> Snapshot | None:
     state = getattr(host, "state", None)
@@ -172,11 +334,8 @@ def get_fact(self, fact_cls, *args, **kwargs):
         # A read the next run's batch cannot repeat (another shell, other connector arguments):
         # this run's readings are not the whole of what its operations depend on.
         snapshot.uncovered += key is None
-    self._dlws_reading = getattr(self, "_dlws_reading", 0) + 1
-    try:
-        value = _ORIGINAL["get_fact"](self, fact_cls, *args, **kwargs)
-    finally:
-        self._dlws_reading -= 1
+    with reading(self):
+        value = ORIGINAL["get_fact"](self, fact_cls, *args, **kwargs)
     if key is not None:
         snapshot.values[key] = copy.deepcopy(value)
         if not snapshot.changes:  # the host as the batch found it: one of its readings
@@ -184,37 +343,16 @@ def get_fact(self, fact_cls, *args, **kwargs):
     return value
 
 
-def _changes_host(function_name: str):
-    original = _ORIGINAL[function_name]
-
-    def wrapper(self, *args, **kwargs):
-        # A command that is not a fact's read (an operation's command, an upload) may change
-        # the host: the readings it may have touched are dropped (dlws.fact_cache.touched).
-        if not getattr(self, "_dlws_reading", 0):
-            snapshot = _snapshot(self)
-            if snapshot is not None:
-                snapshot.changes += 1
-                declared = _declared(self)
-                forget(snapshot, declared if declared is not None
-                       else touched(function_name, args, kwargs))
-        return original(self, *args, **kwargs)
-
-    wrapper.__name__ = function_name
-    wrapper.__doc__ = original.__doc__
-    return wrapper
-
-
-def _function_command(original):
-    def execute(self, state, host, connector_arguments):
-        # A Python callback of an operation (python.call) may do anything on the host.
-        snapshot = _snapshot(host)
-        if snapshot is not None:
-            snapshot.changes += 1
-            forget(snapshot, _declared(host))
-        return original(self, state, host, connector_arguments)
-
-    execute.__doc__ = original.__doc__
-    return execute
+def on_change(host, function_name: str, args: Sequence, kwargs: Mapping) -> None:
+    """A command that is not a fact's read (an operation's command, an upload, a Python
+    callback) may change the host: drop the readings it may have touched (`touched`)."""
+    snapshot = _snapshot(host)
+    if snapshot is None:
+        return
+    snapshot.changes += 1
+    declared = _declared(host)
+    forget(snapshot, declared if declared is not None
+           else touched(function_name, args, kwargs))
 
 
 # --- which readings a command or an upload leaves valid -------------------------------------------
@@ -236,19 +374,17 @@ FACT_FILES: dict[str, tuple[str, ...]] = {
     "pyinfra.facts.server:KernelVersion": (),
     "pyinfra.facts.server:Kernel": (),
     "pyinfra.facts.server:Which": ("/usr", "/bin", "/sbin"),
-    "dlws.facts:OsRelease": ("/etc/os-release", "/usr/lib/os-release"),
-    "dlws.facts:Container": ("/.dockerenv", "/run/.containerenv"),
-    "dlws.facts:Arch": (),
-    "dlws.facts:NvidiaPciDevices": (),
-    "dlws.facts:NvSwitchCount": (),
-    "dlws.facts:NvidiaDriverVersion": ("/proc/driver/nvidia", "/usr/bin"),
-    "dlws.facts:SecureBoot": (),
-    "dlws.facts:NvidiaPackages": ("/var/lib/dpkg",),
-    "dlws.facts:KernelImagePackages": ("/var/lib/dpkg",),
-    "dlws.facts:HeldPackages": ("/var/lib/dpkg",),
-    "dlws.facts:UidMin": ("/etc/login.defs",),
-    "dlws.facts:PythonVersion": ("/usr/bin",),
-    "dlws.facts:Display": ("/etc/X11", "/usr/lib/systemd", "/etc/systemd"),
+    "dlws.facts.system:OsRelease": ("/etc/os-release", "/usr/lib/os-release"),
+    "dlws.facts.system:Container": ("/.dockerenv", "/run/.containerenv"),
+    "dlws.facts.gpu:NvidiaPciDevices": (),
+    "dlws.facts.gpu:NvSwitchCount": (),
+    "dlws.facts.gpu:NvidiaDriverVersion": ("/proc/driver/nvidia", "/usr/bin"),
+    "dlws.facts.system:SecureBoot": (),
+    "dlws.facts.gpu:NvidiaPackages": ("/var/lib/dpkg",),
+    "dlws.facts.system:KernelImagePackages": ("/var/lib/dpkg",),
+    "dlws.facts.system:HeldPackages": ("/var/lib/dpkg",),
+    "dlws.facts.system:UidMin": ("/etc/login.defs",),
+    "dlws.facts.system:Display": ("/etc/X11", "/usr/lib/systemd", "/etc/systemd"),
 }
 # Programs whose every effect is on the paths named in their arguments (pyinfra's files
 # operations: directory, put, link, file); anything else, or any shell syntax, drops everything.
@@ -341,12 +477,7 @@ def forget(snapshot: Snapshot, paths: Sequence[str] | None) -> None:
 
 def install() -> None:
     """Route pyinfra's Host.get_fact through the snapshot (once per process)."""
-    if Host.get_fact is get_fact:
-        return
-    Host.get_fact = get_fact
-    Host.run_shell_command = _changes_host("run_shell_command")
-    Host.put_file = _changes_host("put_file")
-    FunctionCommand.execute = _function_command(FunctionCommand.execute)
+    route_host(get_fact, on_change)
 
 
 # --- the request list kept between runs ---------------------------------------------------------
@@ -484,14 +615,12 @@ def _prefetch_one(host, requests: Sequence[FactRequest]) -> None:
     if not wanted:
         return
     batch = list(wanted.values())
-    host._dlws_reading = getattr(host, "_dlws_reading", 0) + 1
-    try:
-        results = _ORIGINAL["get_fact"](host, FactBatch, requests=tuple(batch),
-                                        _ignore_errors=True)
-    except Exception:  # noqa: BLE001 - e.g. an unreachable host: its facts are read live
-        results = None
-    finally:
-        host._dlws_reading -= 1
+    with reading(host):
+        try:
+            results = ORIGINAL["get_fact"](host, FactBatch, requests=tuple(batch),
+                                            _ignore_errors=True)
+        except Exception:  # noqa: BLE001 - e.g. an unreachable host: its facts are read live
+            results = None
     if len(results or ()) != len(batch):
         return  # the batch failed as a whole: every fact is read live
     for (key, _), (state, value) in zip(wanted.items(), results, strict=True):
@@ -642,11 +771,8 @@ def _write_record(state, host, snapshot: Snapshot) -> None:
     global_kwargs, _ = pop_global_arguments(state, host, {})
     arguments = {key: global_kwargs[key] for key in CONNECTOR_ARGUMENT_KEYS
                  if key in global_kwargs}
-    host._dlws_reading = getattr(host, "_dlws_reading", 0) + 1  # not an operation's change
-    try:
-        status, _ = _ORIGINAL["run_shell_command"](host, StringCommand(command), **arguments)
-    finally:
-        host._dlws_reading -= 1
+    with reading(host):  # not an operation's change
+        status, _ = ORIGINAL["run_shell_command"](host, StringCommand(command), **arguments)
     if status:
         logger.info(f"{host.print_prefix}dlws: recorded this converged run ({CONVERGED_FILE})")
 

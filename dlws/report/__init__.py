@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlws import charts, drift
+from dlws.report import charts, drift
 from dlws.validate.secrets import redact
 
 PASS, FAIL, SKIP, UNREACHABLE = "pass", "FAIL", "skip", "unreachable"
@@ -60,7 +60,7 @@ class Report:
     checks: list[str]
     results: dict[tuple[str, str], Result]
     inventory: str | None = None
-    # What changed on each host since its last passing run (dlws.drift), where one is known.
+    # What changed on each host since its last passing run (dlws.report.drift), where one is known.
     drift: dict[str, Any] | None = None
 
     @property
@@ -492,20 +492,30 @@ def write_drift(document: dict[str, Any], run_dir: Path) -> tuple[Path, Path]:
     return json_path, html_path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dlws report", description=__doc__)
-    parser.add_argument("run_dir", type=Path, nargs="?",
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `dlws report`: the one parser, used by the `dlws` command and `main`."""
+    parser.add_argument("run_dir", type=Path, nargs="?", metavar="RUN_DIR",
                         help="a verify run's folder (reports/<inventory>/<run>)")
-    parser.add_argument("--junit", type=Path, help="a JUnit XML to copy into RUN_DIR first")
+    parser.add_argument("--junit", type=Path, metavar="FILE",
+                        help="a JUnit XML to copy into RUN_DIR first")
     parser.add_argument("--diff", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"),
                         help="what changed on each host from RUN_A to RUN_B")
     parser.add_argument("--since-pass", action="store_true",
                         help="what changed on each host of RUN_DIR since that host's last "
                              "passing run (RUN_DIR may be reports/<inventory>: its latest run)")
-    parser.add_argument("--noise", type=float, default=drift.NOISE,
+    parser.add_argument("--noise", type=float, default=drift.NOISE, metavar="SHARE",
                         help="share of the earlier figure a throughput must move by to count as "
                              f"changed (default {drift.NOISE})")
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dlws report", description=__doc__)
+    add_arguments(parser)
+    return handle(parser.parse_args(argv), parser)
+
+
+def handle(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Carry out `dlws report` with the arguments `add_arguments` declares."""
     if args.diff or args.since_pass:
         if args.diff:
             document = diff_runs(*args.diff, noise=args.noise)

@@ -1,0 +1,89 @@
+"""The one place dlws replaces pyinfra's methods (pinned by tests/facts/test_pyinfra_patch.py).
+
+pyinfra 3 reads every fact with its own remote command and caches none; dlws serves facts from
+one batched read per host (dlws.facts.batch), so it must see each fact read and each command or
+upload that may change a host. pyinfra has no hook for either: ``Host.get_fact``,
+``Host.run_shell_command``, ``Host.put_file`` and ``FunctionCommand.execute`` are replaced here,
+and a State's ``init`` is wrapped so the inventory is checked before pyinfra builds connectors.
+The test pins pyinfra's version and every behaviour relied on, so an upgrade fails there first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from pyinfra.api.command import FunctionCommand
+from pyinfra.api.host import Host
+
+# pyinfra's own methods, kept before any replacement: dlws's replacements call them.
+ORIGINAL: dict[str, Callable] = {
+    "get_fact": Host.get_fact, "run_shell_command": Host.run_shell_command,
+    "put_file": Host.put_file, "function_execute": FunctionCommand.execute}
+
+# `on_change(host, function_name, args, kwargs)`: a command, an upload or an operation's Python
+# callback ("python.call") is about to run on the host.
+OnChange = Callable[[Any, str, Sequence, Mapping], None]
+
+
+@contextlib.contextmanager
+def reading(host) -> Iterator[None]:
+    """Mark the host as reading a fact: pyinfra runs a fact's command through the same
+    run_shell_command that operations change hosts with, and a read changes nothing."""
+    host._dlws_reading = getattr(host, "_dlws_reading", 0) + 1
+    try:
+        yield
+    finally:
+        host._dlws_reading -= 1
+
+
+def route_host(get_fact: Callable, on_change: OnChange) -> None:
+    """Host.get_fact becomes `get_fact`; Host.run_shell_command, Host.put_file and
+    FunctionCommand.execute call `on_change` first (except inside `reading`). Once per process."""
+    if Host.get_fact is get_fact:
+        return
+    Host.get_fact = get_fact
+    Host.run_shell_command = _changes_host("run_shell_command", on_change)
+    Host.put_file = _changes_host("put_file", on_change)
+    FunctionCommand.execute = _function_command(on_change)
+
+
+def _changes_host(function_name: str, on_change: OnChange) -> Callable:
+    original = ORIGINAL[function_name]
+
+    def wrapper(self, *args, **kwargs):
+        if not getattr(self, "_dlws_reading", 0):
+            on_change(self, function_name, args, kwargs)
+        return original(self, *args, **kwargs)
+
+    wrapper.__name__ = function_name
+    wrapper.__doc__ = original.__doc__
+    return wrapper
+
+
+def _function_command(on_change: OnChange) -> Callable:
+    original = ORIGINAL["function_execute"]
+
+    def execute(self, state, host, connector_arguments):
+        # A Python callback of an operation (python.call) may do anything on the host.
+        on_change(host, "python.call", (), {})
+        return original(self, state, host, connector_arguments)
+
+    execute.__doc__ = original.__doc__
+    return execute
+
+
+def before_init(state, check: Callable[[list], None]) -> None:
+    """Run `check(hosts)` on the hosts this run selects before the State's init(), which builds
+    each host's connector (and type-checks pyinfra's own keys with a message naming neither the
+    host nor the fix)."""
+    init = state.init
+
+    def check_then_init(inventory, *args, initial_limit=None, **kwargs):
+        selected = list(inventory) if initial_limit is None else [
+            h for h in inventory if h in initial_limit]
+        check(selected)
+        return init(inventory, *args, initial_limit=initial_limit, **kwargs)
+
+    state.init = check_then_init
