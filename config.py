@@ -13,6 +13,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pyinfra import state  # noqa: E402
 
 from dlws.roles import all_keys  # noqa: E402
-from dlws.validate import check_before_connect  # noqa: E402
+from dlws.validate.inventory import check_before_connect  # noqa: E402
 
 check_before_connect(state, all_keys())

@@ -18,11 +18,11 @@ import time
 
 from common import WORK, deploy, inventory, remove, sh, start  # noqa: F401 (bench/all.py)
 
-from dlws.locks import environment_spec, uv_spec
 from dlws.roles import all_defaults
 from dlws.roles.base import ESSENTIAL_PACKAGES
 from dlws.sandbox.data import CONTROLLER_BUNDLE, controller_data
 from dlws.stack import HostFacts, derive
+from dlws.stack.locks import environment_spec, uv_spec
 
 DEPLOYED, BEFORE, AFTER = "dlws-bench-deploy", "dlws-bench-hand1", "dlws-bench-hand2"
 DATA = {**controller_data(), "hardware_min_memory_gib": 1}

@@ -14,7 +14,7 @@ from pyinfra import host, inventory  # noqa: E402
 
 from dlws.plan import host_plan  # noqa: E402
 from dlws.roles import all_defaults, all_keys, base, containers  # noqa: E402
-from dlws.validate import check_inventory  # noqa: E402
+from dlws.validate.inventory import check_inventory  # noqa: E402
 
 # Bad data on any host stops the run here, before a single operation has run anywhere.
 check_inventory(inventory, all_keys())

@@ -14,7 +14,9 @@ from pyinfra.api import DeployError  # noqa: E402
 from dlws.plan import host_data, host_locks, host_plan  # noqa: E402
 from dlws.roles import all_defaults, all_keys, containers  # noqa: E402
 from dlws.stack.show import table  # noqa: E402
-from dlws.validate import check_host, check_inventory, redact  # noqa: E402
+from dlws.validate.host import check_host  # noqa: E402
+from dlws.validate.inventory import check_inventory  # noqa: E402
+from dlws.validate.secrets import redact  # noqa: E402
 
 # Same refusals as deploy/workstation.py, before any fact is read.
 check_inventory(inventory, all_keys())

@@ -20,7 +20,8 @@ from dlws.plan import (  # noqa: E402
     recorded_stack,
 )
 from dlws.roles import ROLES, all_defaults, all_keys, containers  # noqa: E402
-from dlws.validate import check_host, check_inventory  # noqa: E402
+from dlws.validate.host import check_host  # noqa: E402
+from dlws.validate.inventory import check_inventory  # noqa: E402
 
 # Bad data on any host stops the run here, before a single operation has run anywhere.
 check_inventory(inventory, all_keys())

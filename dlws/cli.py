@@ -22,11 +22,12 @@ from pathlib import Path
 from dlws import __version__, paths, report
 from dlws.init import write_starting_inventory
 from dlws.inventory import ansible
-from dlws.locks import LockError, LockSpec, make_lock
+from dlws.locks import LockError, make_lock
 from dlws.progress import DeployProgress, write_log
 from dlws.sandbox.docker_env import ensure_container, remove_container
 from dlws.sandbox.images import ensure_debian_image
 from dlws.stack.__main__ import add_arguments, calculate
+from dlws.stack.locks import LockSpec
 from dlws.validate.secrets import redact
 
 BIN = Path(sys.executable).parent

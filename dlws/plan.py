@@ -9,14 +9,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pyinfra
 from pyinfra import host as current_host
 from pyinfra import logger
 from pyinfra.api import DeployError
 
 from dlws import __version__
+from dlws.facts import batch as fact_cache
 from dlws.facts.readers import host_facts, pyinfra_reader
-from dlws.locks import LockSpec, lock_specs
 from dlws.stack import Stack, StackError, derive, differences
+from dlws.stack.locks import LockSpec, lock_specs
 
 
 def _own_data(host) -> dict[str, Any]:
@@ -188,8 +190,6 @@ def run_key(host, deploy: str) -> str:
     """What the operations of `deploy` on the host depend on besides its facts: the dlws and
     pyinfra versions, the code, the host's data (every key, pyinfra's own included) and the
     controller files the data names."""
-    import pyinfra
-
     data = host.data.dict()
     text = json.dumps({"dlws": __version__, "pyinfra": pyinfra.__version__,
                        "code": code_digest(), "deploy": deploy,
@@ -202,8 +202,6 @@ def converged(host=None, deploy: str = "workstation") -> bool:
     """True where the host has converged and nothing it depends on moved since: its batch of
     readings (dlws.facts.batch) equals the one its last converged run recorded, under the same
     run key. The deploy then plans no operation and says so; anything else plans as always."""
-    from dlws.facts import batch as fact_cache
-
     host = current_host if host is None else host
     if not fact_cache.converged(host, run_key(host, deploy)):
         return False
@@ -217,6 +215,4 @@ def converged(host=None, deploy: str = "workstation") -> bool:
 def record_converged(operation, host=None) -> None:
     """After `operation` (the deploy's last) succeeds on a run that planned everything and
     changed nothing, record the host's readings as converged (dlws.facts.batch.record_after)."""
-    from dlws.facts import batch as fact_cache
-
     fact_cache.record_after(current_host if host is None else host, operation)

@@ -8,6 +8,6 @@ a deploy file; this checks the inventory in between, so bad data (an ssh_key tha
 from pyinfra import state
 
 from dlws.roles import all_keys
-from dlws.validate import check_before_connect
+from dlws.validate.inventory import check_before_connect
 
 check_before_connect(state, all_keys())

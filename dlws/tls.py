@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import ssl
@@ -21,8 +22,6 @@ def fingerprint(pem_or_der: bytes | str) -> str:
 
 def spki_sha256_b64(cert_pem: bytes) -> str:
     """base64 SHA-256 of a certificate's public key (Chromium's spki pin list)."""
-    import base64
-
     key = x509.load_pem_x509_certificate(cert_pem).public_key()
     spki = key.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)

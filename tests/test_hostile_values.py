@@ -110,7 +110,7 @@ def test_every_string_key_with_a_hostile_value_is_refused_or_harmless(payload):
     """Each string key (and each list of strings) given each payload, as a suffix of a valid
     value: refused by validation, or (if accepted) found in no command unquoted."""
     from dlws.roles import all_defaults, all_keys
-    from dlws.validate import host_problems
+    from dlws.validate.inventory import host_problems
 
     defaults = all_defaults()
     accepted = []
@@ -142,7 +142,7 @@ def _unquoted(command: str) -> str:
 def test_injection_payloads_are_all_refused_by_validation():
     """The record: with today's domains every payload on every string key is refused."""
     from dlws.roles import all_defaults, all_keys
-    from dlws.validate import host_problems
+    from dlws.validate.inventory import host_problems
 
     defaults, accepted = all_defaults(), []
     for key in _string_keys():

@@ -17,7 +17,7 @@ from dlws.roles.nvidia_driver import BRANCH_PIN, branch_pin
 from dlws.roles.storage import acl_entries, disk_verdict
 from dlws.roles.storage.defaults import disk_with_defaults
 from dlws.stack import kernel
-from dlws.validate import host_problems
+from dlws.validate.inventory import host_problems
 from tests.fake_hosts import facts, plan
 
 READINGS = Path(__file__).parent / "fixtures" / "readings"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dlws.roles import all_keys
-from dlws.validate import host_problems
+from dlws.validate.inventory import host_problems
 from dlws.validate.schema import KEY_PREFIXES
 
 

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from dlws import locks
 from dlws.inventory.targets import Target
 from dlws.roles import all_defaults
-from dlws.stack import HostFacts, derive
+from dlws.stack import HostFacts, derive, locks
 from dlws.stack.records import TensorFlowStack, TorchStack
 from dlws.verify import test_base, test_python_env, test_security, test_training
 

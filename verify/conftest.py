@@ -16,7 +16,7 @@ from dlws.facts.readers import testinfra_reader
 from dlws.inventory.targets import Target, load_targets
 from dlws.roles import all_keys
 from dlws.stack import StackError, derive
-from dlws.validate import redact
+from dlws.validate.secrets import redact
 
 DEFAULT_INVENTORY = "inventory/sandbox.py"
 

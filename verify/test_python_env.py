@@ -52,7 +52,8 @@ def test_environment_is_its_hash_lock(host, target, plan, venv_packages):
     if not target["python_env_require_hashes"]:
         pytest.skip("python_env_require_hashes is False: installs are pinned by version only")
     from dlws.facts.python import canonical
-    from dlws.locks import environment_spec, pins, unlocked_packages, uv_spec
+    from dlws.locks import pins, unlocked_packages
+    from dlws.stack.locks import environment_spec, uv_spec
 
     spec = environment_spec(plan, target.data)
     assert spec.path.exists(), f"the controller has no lock {spec.path} for {spec.summary()}"

@@ -27,6 +27,7 @@ Only the values dlws reads leave the child; the other variables leave it by name
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 import os
@@ -38,8 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlws.validate import host_problems, redact
+from dlws.validate.inventory import host_problems
 from dlws.validate.schema import KEY_PREFIXES
+from dlws.validate.secrets import redact
 
 # The variables naming the inventory, the limit and a vault password file for a deploy through
 # inventory/ansible.py (ANSIBLE_VAULT_PASSWORD_FILE, Ansible's own, works as well).
@@ -542,8 +544,6 @@ def is_ansible_source(path: str | Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m dlws.inventory.ansible",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("source")

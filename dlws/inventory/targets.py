@@ -13,9 +13,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from pyinfra.api import State
+from pyinfra.api.exceptions import InventoryError
+from pyinfra.context import ctx_state
+from pyinfra_cli.exceptions import UnexpectedExternalError
+from pyinfra_cli.inventory import make_inventory
+
 from dlws.inventory import ansible
-from dlws.validate import Key, host_problems
 from dlws.validate.conflicts import group_conflicts, listing_conflicts
+from dlws.validate.inventory import host_problems
+from dlws.validate.schema import Key
 
 # The pyinfra inventory that reads an Ansible inventory: verify reads one through it, as the
 # deploy does, so both see the same hosts, groups and data (inventory/group_data/ included).
@@ -126,12 +133,6 @@ def _read_inventory(path: Path, limit: str | None = None,
 
 
 def _dump_inventory(path: Path) -> dict:
-    from pyinfra.api import State
-    from pyinfra.api.exceptions import InventoryError
-    from pyinfra.context import ctx_state
-    from pyinfra_cli.exceptions import UnexpectedExternalError
-    from pyinfra_cli.inventory import make_inventory
-
     if ansible.is_ansible_source(path):
         # An Ansible inventory goes through inventory/ansible.py, the same file a deploy of it
         # uses, so verify sees the hosts, groups and data the deploy saw.

@@ -14,6 +14,7 @@ from dlws.stack import driver as driver_stage
 from dlws.stack import frameworks as frameworks_stage
 from dlws.stack import kernel
 from dlws.stack.gpus import Context
+from dlws.stack.locks import lock_specs
 from dlws.stack.records import (
     AUTO,
     CUDA_REPO,
@@ -138,8 +139,6 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
                               reboot_pending=_reboot_pending(facts, branch)),
     )
     if data.get("python_env_require_hashes"):
-        from dlws.locks import lock_specs
-
         stack = stack.replace(python=PythonStack(
             version=python, locks=tuple(spec.name for spec in lock_specs(stack, data)),
             cuda_major=stack.python.cuda_major))

@@ -11,6 +11,9 @@ from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import click
+from pyinfra_cli.inventory import _get_groups_from_filename
+
 from dlws.validate.schema import KEY_PREFIXES, Problem
 
 
@@ -50,8 +53,6 @@ def listing_conflicts(inventory_path: str | Path | None,
     if not inventory_path or Path(inventory_path).suffix != ".py" or not Path(
             inventory_path).is_file():
         return []
-    from pyinfra_cli.inventory import _get_groups_from_filename
-
     listings: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     for group, members in _get_groups_from_filename(str(inventory_path)).items():
         hosts = members[0] if isinstance(members, tuple) else members
@@ -67,10 +68,6 @@ def listing_conflicts(inventory_path: str | Path | None,
 
 def cli_inventory_path() -> str | None:
     """The inventory file of the running `pyinfra` command (None outside of it)."""
-    try:
-        import click
-    except ImportError:
-        return None
     context = click.get_current_context(silent=True)
     while context is not None:
         value = context.params.get("inventory")

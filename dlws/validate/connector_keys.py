@@ -6,6 +6,10 @@ import difflib
 import functools
 from typing import Any, get_type_hints
 
+from pyinfra.api.arguments import all_global_arguments
+from pyinfra.api.connectors import get_all_connectors
+from pyinfra.api.util import raise_if_bad_type
+
 from dlws.validate import domains
 
 # Keys pyinfra reads as paths of files on the controller, and what each must be.
@@ -39,9 +43,6 @@ OPERATION_ONLY = ("name", "_if", "_retry_until", "_stdin", "_chdir")
 @functools.cache
 def pyinfra_keys() -> dict[str, Any]:
     """Every connector's data keys and every global argument, with pyinfra's declared type."""
-    from pyinfra.api.arguments import all_global_arguments
-    from pyinfra.api.connectors import get_all_connectors
-
     keys: dict[str, Any] = {}
     for connector in get_all_connectors().values():
         data_cls = getattr(connector, "data_cls", None)
@@ -54,8 +55,6 @@ def pyinfra_keys() -> dict[str, Any]:
 
 def _type_problem(name: str, value: Any, kind: Any) -> str | None:
     """pyinfra's own type check (the one its connectors run when they connect)."""
-    from pyinfra.api.util import raise_if_bad_type
-
     if kind in (int, float) and isinstance(value, bool):
         return f"got {value!r} (bool); expected {kind.__name__}"
     if kind is bool and not isinstance(value, bool):

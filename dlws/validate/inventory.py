@@ -10,6 +10,7 @@ from typing import Any
 from pyinfra.api import DeployError
 from pyinfra.context import ctx_state
 
+from dlws.facts.pyinfra_patch import before_init
 from dlws.stack import StackError, find_gpu
 from dlws.validate.conflicts import cli_inventory_path, group_conflicts, listing_conflicts
 from dlws.validate.domains import is_within, managed_paths
@@ -152,17 +153,9 @@ def check_before_connect(state, keys: Iterable[Key]) -> None:
     if getattr(real, "initialised", False):
         check_inventory(real.inventory, keys)
         return
-    init = real.init
-
-    def check_then_init(inventory, *args, initial_limit=None, **kwargs):
-        # Before init: it builds each host's connector, which type-checks pyinfra's own keys
-        # with a message naming neither the host nor the fix.
-        selected = list(inventory) if initial_limit is None else [
-            h for h in inventory if h in initial_limit]
-        check_inventory(selected, keys)
-        return init(inventory, *args, initial_limit=initial_limit, **kwargs)
-
-    real.init = check_then_init
+    # Before init: it builds each host's connector, which type-checks pyinfra's own keys with a
+    # message naming neither the host nor the fix.
+    before_init(real, lambda selected: check_inventory(selected, keys))
 
 
 # The inventory file of the running `pyinfra` command, read where its CLI context is visible.

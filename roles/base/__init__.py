@@ -21,7 +21,7 @@ from dlws.plan import host_plan
 from dlws.roles.base import _apt
 from dlws.roles.base.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.secrets import APT_PROXY_FILE, LAB_GROUP, PROXY_ENV_FILE, SECRETS_DIR, secret_file
-from dlws.validate.domains import ca_file_name
+from dlws.validate.domains import ca_file_name, split_credentials
 
 # The system Python that roles/python_env builds its environment on, installed in the same apt
 # run as the rest (one apt-get install fewer: 4 to 5 s on a fresh host, measured).
@@ -289,8 +289,6 @@ def _configure_proxy() -> None:
 
 def lab_secrets() -> bool:
     """Whether the host gets credentials that lab users read through the lab group."""
-    from dlws.validate.domains import split_credentials
-
     urls = [host.data.get("python_env_index_url"),
             *(host.data.get("python_env_extra_index_urls") or [])]
     return bool(proxy_env()) or any(u and split_credentials(u)[1] for u in urls)

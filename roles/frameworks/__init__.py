@@ -12,11 +12,11 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
 from dlws.command import cmd
-from dlws.locks import environment_spec
 from dlws.plan import host_data, host_plan
 from dlws.roles import base, python_env
 from dlws.roles.frameworks.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.roles.python_env import install_packages
+from dlws.stack.locks import environment_spec
 
 # The burn-in's CPU, memory and disk load (Debian and Ubuntu universe: stress-ng).
 BURN_IN_PACKAGES = ["stress-ng"]

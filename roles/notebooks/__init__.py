@@ -25,12 +25,12 @@ from pyinfra.operations import apt, files, python, server, systemd
 
 from dlws import unitfile
 from dlws.command import cmd, sh
-from dlws.locks import hub_spec
 from dlws.plan import host_data, host_plan
 from dlws.roles import base, python_env
 from dlws.roles.notebooks.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.secrets import COOKIE_SECRET, PROXY_TOKEN, TLS_KEY, VERIFY_TOKEN, secret_file
 from dlws.stack import StackError, find_gpu
+from dlws.stack.locks import hub_spec
 
 SERVICE = "dlws-jupyterhub"
 UNIT = f"/etc/systemd/system/{SERVICE}.service"

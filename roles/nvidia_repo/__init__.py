@@ -12,6 +12,7 @@ from pyinfra.context import ctx_host
 from pyinfra.operations import apt, files, server
 
 from dlws.command import Command, sh
+from dlws.roles.base import with_proxy
 from dlws.stack.table import MACHINE_ALIASES, MACHINES, OS_RELEASES, repo_key, repo_path
 
 # https://docs.nvidia.com/cuda/cuda-installation-guide-linux/ "Network Repository Installation":
@@ -156,8 +157,6 @@ def install_key(key_url: str, fingerprint: str, keyring: str, name: str | None =
     The installed keyring is read on every run (KeyringPrimaryKeys): a keyring with another key
     added, or replaced, is fetched and checked again.
     """
-    from dlws.roles.base import with_proxy
-
     server.shell(
         name=name or (f"Install NVIDIA's repository key {fingerprint[-8:]} (exactly one key, "
                       "fingerprint checked)"),

@@ -11,6 +11,7 @@ from datetime import timezone
 from io import StringIO
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
 from pyinfra import host
 from pyinfra.api import DeployError, OperationError, deploy, operation
 from pyinfra.api.command import FileUploadCommand
@@ -20,12 +21,13 @@ from pyinfra.operations import files, server
 from dlws.command import Command, all_of, any_of, cmd
 from dlws.facts import batch as fact_cache
 from dlws.facts.python import VenvPackages, canonical
-from dlws.locks import LockSpec, index_options, pins, uv_spec, wheels_in
+from dlws.locks import index_options, pins
 from dlws.plan import host_data, missing_lock
 from dlws.roles import base
 from dlws.roles.base import LAB_GROUP, SECRETS_DIR, with_proxy
 from dlws.roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.secrets import NETRC, secret_file
+from dlws.stack.locks import LockSpec, uv_spec, wheels_in
 from dlws.validate.domains import netrc_text, split_credentials
 
 PIP_CONF = "/etc/pip.conf"
@@ -66,8 +68,6 @@ def _index_urls_with_credentials() -> list[str]:
 
 def _satisfied(requirement: str, installed: dict[str, str]) -> bool:
     """Whether an installed version meets a PEP 508 requirement (NAME[extra]<specifiers>)."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
     try:
         parsed = Requirement(requirement)
     except InvalidRequirement as error:

@@ -37,8 +37,8 @@ def test_burn_in_is_installed_with_stress_ng():
 
 @pytest.mark.parametrize(("gpu", "nvml"), [("no-gpu", False), ("a100", True)])
 def test_nvml_bindings_go_to_gpu_hosts_only(gpu, nvml):
-    from dlws.locks import NVML_BINDINGS, environment_spec
     from dlws.roles import all_defaults
+    from dlws.stack.locks import NVML_BINDINGS, environment_spec
 
     data = host_data("ubuntu-24.04", gpu, "distro")
     run = run_case(f"ubuntu-24.04_{gpu}_nvml", data)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from dlws import locks as lock
+from dlws.stack import locks as lock
 from tests.plan.cases import (
     host_data,
     run_case,

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from dlws.roles import all_keys
-from dlws.validate import Key, host_problems
 from dlws.validate.domains import ControllerPath, Domain, Flag, ListOf, Mapping_, Number, Record
+from dlws.validate.inventory import host_problems
+from dlws.validate.schema import Key
 
 KEYS = all_keys()
 ARABIC_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
