@@ -18,8 +18,7 @@ from dlws.controller_code import Script
 from dlws.inventory.targets import Target
 from dlws.roles import all_defaults
 from dlws.roles.python_env import wheel_is_current
-from dlws.verify import conftest as verify_conftest
-from dlws.verify import test_training
+from dlws.verify import helpers
 
 
 @dataclass
@@ -65,19 +64,19 @@ def _target(tmp_path: Path, **data) -> Target:
 
 @pytest.fixture(autouse=True)
 def _fresh_runs(monkeypatch):
-    test_training._RUNS.clear()
+    helpers._RUNS.clear()
     # The environment's RECORD check has its own tests (tests/test_integrity.py); here the host
     # is this machine's own venv, which no lock installed.
-    monkeypatch.setattr(test_training, "integrity_refusal", lambda host, target: "")
+    monkeypatch.setattr(helpers, "integrity_refusal", lambda host, target: "")
     yield
-    test_training._RUNS.clear()
+    helpers._RUNS.clear()
 
 
 def _rendezvous(monkeypatch, tmp_path: Path) -> None:
     """The controller's script is the rendezvous; each training's arguments name the pair."""
-    monkeypatch.setattr(verify_conftest, "TRAIN_CHECK", Script("rendezvous.py",
+    monkeypatch.setattr(helpers, "TRAIN_CHECK", Script("rendezvous.py",
                                                                RENDEZVOUS.encode()))
-    monkeypatch.setattr(test_training, "_train_args", lambda target, plan, framework: [
+    monkeypatch.setattr(helpers, "train_args", lambda target, plan, framework: [
         framework, "torch" if framework == "tensorflow" else "tensorflow", str(tmp_path)])
 
 
@@ -86,10 +85,10 @@ def test_both_trainings_run_side_by_side_in_one_call(tmp_path, monkeypatch):
     target = _target(tmp_path)
     _rendezvous(monkeypatch, tmp_path)
     host = LocalHost()
-    test_training._train_all(host, target, None, ["tensorflow", "torch"])
+    helpers._train_all(host, target, None, ["tensorflow", "torch"])
     assert host.calls == 1
     for framework in ("tensorflow", "torch"):
-        rc, result, stderr = test_training._RUNS[(target.name, framework)]
+        rc, result, stderr = helpers._RUNS[(target.name, framework)]
         assert rc == 0, stderr
         # (script_sha256 is what the real check reports of itself; the rendezvous reports none.)
         assert {k: v for k, v in result.items() if k != "script_sha256"} == {
@@ -106,12 +105,12 @@ def test_trainings_started_in_the_background_are_waited_for(tmp_path, monkeypatc
                                                       version="2.21.0"),
                            torch=SimpleNamespace(version="2.13.0"), notes=[])
     _rendezvous(monkeypatch, tmp_path)
-    monkeypatch.setattr(test_training, "_BACKGROUND", {})
+    monkeypatch.setattr(helpers, "_BACKGROUND", {})
     host = LocalHost()
-    test_training.start_training(host, target, plan)
-    test_training.start_training(host, target, plan)  # once per host
+    helpers.start_training(host, target, plan)
+    helpers.start_training(host, target, plan)  # once per host
     for framework in ("tensorflow", "torch"):
-        rc, result, _ = test_training.train(host, target, plan, framework)
+        rc, result, _ = helpers.train(host, target, plan, framework)
         assert rc == 0 and result["framework"] == framework
     assert host.calls == 1
 
@@ -119,9 +118,9 @@ def test_trainings_started_in_the_background_are_waited_for(tmp_path, monkeypatc
 def test_a_broken_runner_fails_each_training_with_its_output(tmp_path, monkeypatch):
     target = _target(tmp_path, python_env_prefix=str(tmp_path / "no-venv"))
     host = LocalHost()
-    test_training._train_all(host, target, None, ["tensorflow", "torch"])
+    helpers._train_all(host, target, None, ["tensorflow", "torch"])
     for framework in ("tensorflow", "torch"):
-        rc, result, stderr = test_training._RUNS[(target.name, framework)]
+        rc, result, stderr = helpers._RUNS[(target.name, framework)]
         assert rc == 2 and result == {}
         assert "could not be started" in stderr and "no-venv" in stderr
 

@@ -21,7 +21,7 @@ from dlws.inventory.targets import Target
 from dlws.roles import all_defaults
 from dlws.stack import HostFacts, derive, locks
 from dlws.stack.records import TensorFlowStack, TorchStack
-from dlws.verify import test_base, test_python_env, test_security, test_training
+from dlws.verify import helpers, test_base, test_python_env, test_security, test_training
 
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -154,7 +154,7 @@ def test_signed_sources_check_reads_symlinked_source_files(tmp_path):
     sources.mkdir()
     (sources / "linked.list").symlink_to(elsewhere)
     host = testinfra.get_host("local://")
-    paths = test_security.apt_source_paths(host, roots=(str(sources),))
+    paths = helpers.apt_source_paths(host, roots=(str(sources),))
     assert paths == [str(sources / "linked.list")], paths
     from dlws.facts.gpu_readings import unsigned_apt_sources
 
@@ -244,20 +244,27 @@ def _trained(name: str, accuracy: float, host_bar: float, sample: bool = False,
     """A host whose environment's record check finds `record_problems` and whose run of the
     controller's training check (dlws/controller_code.py's runner) reports `result`."""
     from dlws.verify import integrity
-    from dlws.verify.conftest import TRAIN_CHECK
 
     result = {"status": "passed", "device": "cpu", "test_accuracy": accuracy,
               "min_accuracy": host_bar, "dataset_is_sample": sample}
-    test_training._RUNS.pop((name, "torch"), None)
+    helpers._RUNS.pop((name, "torch"), None)
     integrity._RESULTS.pop((name, "record"), None)
-    report = {"results": [result], "script_sha256": script_sha256 or TRAIN_CHECK.sha256}
+    report = {"results": [result], "script_sha256": script_sha256 or helpers.TRAIN_CHECK.sha256}
     record = {"mode": "full", "files": 10, "bytes_hashed": 100, "seconds": 0.1, "workers": 2,
               "problem_count": len(record_problems), "problems": list(record_problems)}
     return StandIn(runs={
         "dlws_record_check.py": Out(stdout=json.dumps({"sha256": "x", "runs": {
             "record": [0, json.dumps(record), ""]}})),
-        "dlws_train_check.py": Out(stdout=json.dumps({"sha256": TRAIN_CHECK.sha256, "runs": {
-            "torch": [0, json.dumps(report), ""]}}))})
+        "dlws_train_check.py": Out(stdout=json.dumps({
+            "sha256": helpers.TRAIN_CHECK.sha256,
+            "runs": {"torch": [0, json.dumps(report), ""]}}))})
+
+
+def _mnist(host, name: str) -> None:
+    """verify's training check on a stand-in host, as pytest would run it."""
+    chosen, plan = target(name), Plan()
+    test_training.test_mnist_trains(host, chosen, plan, "torch", lambda *a: None,
+                                    lambda framework: helpers.train(host, chosen, plan, framework))
 
 
 def test_training_refused_where_the_environment_differs_from_its_records():
@@ -265,36 +272,32 @@ def test_training_refused_where_the_environment_differs_from_its_records():
     host = _trained("ws-tampered", 0.97, 0.95,
                     record_problems=("numpy-2.4.6: numpy/__init__.py: sha256 differs",))
     with pytest.raises(AssertionError, match="not run: the environment's files differ"):
-        test_training.test_mnist_trains(host, target("ws-tampered"), Plan(), "torch",
-                                        lambda *a: None)
+        _mnist(host, "ws-tampered")
     assert not any("dlws_train_check.py" in command for command in host.commands)
 
 
 def test_training_check_that_is_not_the_controllers_fails():
     host = _trained("ws-other-script", 0.97, 0.95, script_sha256="0" * 64)
     with pytest.raises(AssertionError, match="the controller's copy"):
-        test_training.test_mnist_trains(host, target("ws-other-script"), Plan(), "torch",
-                                        lambda *a: None)
+        _mnist(host, "ws-other-script")
 
 
 def test_accuracy_check_passes_at_the_inventory_bar():
     host = _trained("ws-acc-ok", 0.97, 0.95)
-    test_training.test_mnist_trains(host, target("ws-acc-ok"), Plan(), "torch", lambda *a: None)
+    _mnist(host, "ws-acc-ok")
 
 
 def test_accuracy_check_holds_the_inventory_bar_not_the_hosts():
     # The host says its bar was 0.10; the inventory says 0.95.
     host = _trained("ws-acc-low", 0.50, 0.10)
     with pytest.raises(AssertionError, match="under the inventory's bar 0.95"):
-        test_training.test_mnist_trains(host, target("ws-acc-low"), Plan(), "torch",
-                                        lambda *a: None)
+        _mnist(host, "ws-acc-low")
 
 
 def test_accuracy_check_holds_the_inventory_sample_bar():
     host = _trained("ws-acc-sample", 0.80, 0.10, sample=True)
     with pytest.raises(AssertionError, match="under the inventory's bar 0.85"):
-        test_training.test_mnist_trains(host, target("ws-acc-sample"), Plan(), "torch",
-                                        lambda *a: None)
+        _mnist(host, "ws-acc-sample")
 
 
 # 7. NVIDIA's keyring: a second key in it fails the host ---------------------------------------
@@ -328,5 +331,7 @@ def test_training_is_skipped_where_the_plan_installs_no_framework():
     """frameworks_torch = 'none': the record exists but names no version, so nothing to train."""
     host = _trained("ws-acc-none", 0.0, 0.0)
     with pytest.raises(pytest.skip.Exception, match="the plan installs no torch"):
-        test_training.test_mnist_trains(host, target("ws-acc-none"), Plan(torch=TorchStack()),
-                                        "torch", lambda *a: None)
+        chosen, plan = target("ws-acc-none"), Plan(torch=TorchStack())
+        test_training.test_mnist_trains(
+            host, chosen, plan, "torch", lambda *a: None,
+            lambda framework: helpers.train(host, chosen, plan, framework))

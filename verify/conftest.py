@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from dlws.command import cmd
-from dlws.controller_code import Script
-from dlws.controller_code import parse as parse_runner
+from dlws.facts.python import VenvPackages
 from dlws.facts.readers import host_facts as read_host_facts
 from dlws.facts.readers import testinfra_reader
-from dlws.inventory.targets import Target, load_targets
-from dlws.roles import all_keys
+from dlws.inventory.targets import Target
 from dlws.stack import StackError, derive
 from dlws.validate.secrets import redact
+
+from .helpers import start_training, targets, train
 
 DEFAULT_INVENTORY = "inventory/sandbox.py"
 
@@ -44,8 +43,8 @@ def pytest_addoption(parser):
 
 def pytest_generate_tests(metafunc):
     if "target" in metafunc.fixturenames:
-        targets = _targets(metafunc.config)
-        metafunc.parametrize("target", targets, ids=[t.name for t in targets], scope="module")
+        found = targets(metafunc.config)
+        metafunc.parametrize("target", found, ids=[t.name for t in found], scope="module")
 
 
 def pytest_collection_modifyitems(items):
@@ -55,19 +54,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(target.name))
 
 
-def _targets(config) -> list[Target]:
-    if not hasattr(config, "_dlws_targets"):
-        try:
-            config._dlws_notices = []
-            config._dlws_targets = load_targets(
-                config.getoption("inventory"), all_keys(), limit=config.getoption("limit"),
-                vault_password_file=config.getoption("vault_password_file"),
-                notices=config._dlws_notices)
-        except (FileNotFoundError, ValueError) as error:
-            raise pytest.UsageError(str(error)) from None
-    return config._dlws_targets
-
-
 def pytest_sessionstart(session):
     """Read the inventory once on the controller, before anything connects: a broken one ends
     the run with its message alone (pytest's "ERROR: ..."), and the reader's notices (an Ansible
@@ -75,7 +61,7 @@ def pytest_sessionstart(session):
     config = session.config
     if hasattr(config, "workerinput"):
         return
-    _targets(config)
+    targets(config)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     for line in config._dlws_notices:
         if reporter is not None:
@@ -165,12 +151,12 @@ def pytest_sessionfinish(session):
     if collector is None or not path:
         return
     try:
-        targets = _targets(config)
+        found = targets(config)
     except pytest.UsageError:
         return
     hosts = {t.name: {"spec": t.spec, "groups": list(t.groups), "gpu_count": t["gpu_count"],
                       "gpu_model": t["gpu_model"], "facts": collector.hosts.get(t.name, {})}
-             for t in targets}
+             for t in found}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps({"inventory": config.getoption("inventory"),
                                       "hosts": hosts}, indent=2, default=str) + "\n")
@@ -205,13 +191,9 @@ def plan(request, target: Target, host, host_facts):
     except StackError as error:
         pytest.fail(f"{target.name}: the inventory's stack cannot be resolved: {error}",
                     pytrace=False)
-    # A CPU host's two trainings start now and run while its other checks do (when this run
-    # has checks that read them).
-    from .test_training import start_training
-
-    if any(getattr(item, "module", None) is not None
-           and item.module.__name__.rsplit(".", 1)[-1] in ("test_training", "test_frameworks")
-           for item in request.session.items):
+    # A CPU host's two trainings start now and run while its other checks do, when this run
+    # has a check that reads them (one that takes the `trained` fixture).
+    if any("trained" in getattr(item, "fixturenames", ()) for item in request.session.items):
         start_training(host, target, stack)
     return stack
 
@@ -224,73 +206,12 @@ def venv_python(target: Target) -> str:
 @pytest.fixture(scope="module")
 def venv_packages(host, venv_python):
     """Distributions installed in the shared environment, by canonical name."""
-    from dlws.facts.python import VenvPackages
-
     out = host.run(VenvPackages().command(venv_python.rsplit("/bin/", 1)[0]))
     return VenvPackages().process(out.stdout.splitlines())
 
 
-def run_json(host, command: list[str]) -> tuple[int, dict, str]:
-    """Run a command that prints JSON on stdout; return rc, the document and stderr."""
-    out = host.run(cmd(*command))
-    try:
-        document = json.loads(out.stdout) if out.stdout.strip() else {}
-    except json.JSONDecodeError:
-        document = {}
-    return out.rc, document, out.stderr + ("" if document else out.stdout)
-
-
-# The training check as the controller holds it: what verify runs on every host.
-TRAIN_CHECK = Script.from_path(Path(__file__).resolve().parent.parent / "roles" / "frameworks"
-                               / "files" / "dlws_train_check.py")
-
-
-def run_train_check(host, target: Target, commands: dict[str, list[str]],
-                    ) -> tuple[dict[str, tuple[int, dict, str]], str]:
-    """Run the controller's training check on a host with the environment's Python (-I -B),
-    once per entry of `commands` (name -> arguments), side by side where the host has two
-    CPUs: {name: (exit status, JSON report, stderr)}, and what went wrong when nothing ran."""
-    out = host.run(TRAIN_CHECK.command(f"{target['python_env_prefix']}/bin/python", commands))
-    document = parse_runner(out.stdout)
-    if document.get("error") or not isinstance(document.get("runs"), dict):
-        return {}, (f"the training check could not be started (exit {out.rc}): "
-                    f"{document.get('error', '')} {out.stderr[-1500:]}{out.stdout[-500:]}")
-    runs = {}
-    for name, (rc, stdout, stderr) in document["runs"].items():
-        try:
-            report = json.loads(stdout) if stdout.strip() else {}
-        except json.JSONDecodeError:
-            report = {}
-        runs[name] = (rc, report if isinstance(report, dict) else {},
-                      stderr + ("" if report else stdout))
-    return runs, ""
-
-
-def integrity_refusal(host, target: Target) -> str:
-    """Why the environment's code must not run as root here ("" when its files match)."""
-    from .integrity import environment_problems
-
-    problems = environment_problems(host, target)
-    if not problems:
-        return ""
-    return ("not run: the environment's files differ from what was installed (code there would "
-            f"run as root): {'; '.join(problems[:5])}")
-
-
-def train_check_data_args(target: Target) -> list[str]:
-    """dlws-train-check's epochs, accuracy bars and MNIST source, as the inventory declares them
-    (one place for the training check, the notebook run and the multi-node run)."""
-    args = ["--epochs", str(target["verify_epochs"]),
-            "--min-accuracy", str(target["verify_min_accuracy"]),
-            "--sample-min-accuracy", str(target["verify_sample_min_accuracy"])]
-    if target["verify_mnist_path"]:
-        args += ["--mnist", target["verify_mnist_path"]]
-    if target["verify_offline"]:
-        args.append("--offline")
-    return args
-
-
-def require_gpus(target: Target) -> None:
-    """Skip, with the reason, only where the inventory declares no GPU."""
-    if target["gpu_count"] == 0:
-        pytest.skip(f"{target.name} is declared without GPUs (gpu_count = 0)")
+@pytest.fixture(scope="module")
+def trained(host, target: Target, plan):
+    """`trained(framework)`: the host's training check of that framework (exit status, report,
+    stderr), run once per host and framework; skipped where the inventory or plan has none."""
+    return lambda framework: train(host, target, plan, framework)

@@ -7,34 +7,38 @@ from pathlib import Path
 import pytest
 from pyinfra.facts.deb import DebPackages
 
-from dlws import facts
 from dlws.facts.gpu_readings import apt_components
+from dlws.facts.readers import testinfra_reader
 from dlws.roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
 from dlws.validate.domains import ca_file_name, pem_bodies
+
+from .helpers import apt_source_paths
+from .integrity import dpkg_problems
 
 
 @pytest.fixture(scope="module")
 def deb_packages(host) -> dict:
     """Installed dpkg packages, read once per host with the fact the deploy's apt.packages reads
     (pyinfra's DebPackages: `dpkg -l`, installed or held)."""
-    return facts.testinfra_reader(host)(DebPackages)
+    return testinfra_reader(host)(DebPackages)
 
 
 @pytest.mark.parametrize("package", ESSENTIAL_PACKAGES)
 def test_essential_package_installed(deb_packages, package):
+    """Each package the base role installs is installed (dpkg's view)."""
     assert package in deb_packages, f"apt package {package} is not installed"
 
 
 def test_extra_packages_installed(deb_packages, target):
+    """Every package of base_extra_packages is installed (dpkg's view)."""
     missing = [p for p in target["base_extra_packages"] if p not in deb_packages]
     assert not missing, f"base_extra_packages not installed: {missing}"
 
 
 def test_apt_sources_carry_stack_components(host, target):
+    """The managed apt sources enable every component the stack needs."""
     if not target["base_apt_manage_sources"]:
         pytest.skip("base_apt_manage_sources is false: the host's sources are left alone")
-    from .test_security import apt_source_paths
-
     os_id = host.system_info.distribution
     files = {p: host.file(p).content_string for p in apt_source_paths(host)}
     # Enabled deb entries only: a commented-out line gives apt nothing.
@@ -46,6 +50,7 @@ def test_apt_sources_carry_stack_components(host, target):
 
 
 def test_extra_ca_certificates_trusted(host, target):
+    """Every certificate of base_extra_ca_certs is installed and in the system CA bundle."""
     if not target["base_extra_ca_certs"]:
         pytest.skip("no base_extra_ca_certs declared")
     bundle = pem_bodies(host.file("/etc/ssl/certs/ca-certificates.crt").content_string)
@@ -60,6 +65,7 @@ def test_extra_ca_certificates_trusted(host, target):
 
 
 def test_apt_proxy_configured(host, target):
+    """apt's proxy file names each declared proxy and only root can read it."""
     if not (target["base_http_proxy"] or target["base_https_proxy"]):
         pytest.skip("no proxy declared")
     conf = host.file(APT_PROXY_FILE)
@@ -77,6 +83,7 @@ def test_apt_proxy_configured(host, target):
 def test_package_inventory_recorded(host, record_fact):
     # What `dlws report --diff` compares between runs: every dpkg package and the kernel.
     # The command and parser are pyinfra's own DebPackages fact (`dpkg -l`, installed and held).
+    """The host's dpkg packages and kernel are read and recorded for the run's report."""
     fact = DebPackages()
     out = host.run(fact.command())
     packages = fact.process(out.stdout.splitlines())
@@ -89,12 +96,11 @@ def test_package_inventory_recorded(host, record_fact):
 
 
 def test_debian_package_files_match_dpkg(host):
+    """Every installed Debian package's files match dpkg's own digests (conffiles aside)."""
     # Every installed package's files against dpkg's own digests (dpkg --verify, several
     # packages at a time): the driver, CUDA, cuDNN, NCCL, the base packages and the Python the
     # environment runs on included. Conffiles are left out (an admin may edit those; apt's
     # trust settings have their own checks in test_security).
-    from .integrity import dpkg_problems
-
     problems, error = dpkg_problems(host)
     assert not error, error
     assert not problems, ("files of installed Debian packages changed since dpkg installed them "

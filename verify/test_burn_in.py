@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from .conftest import run_json
+from .helpers import run_json
 
 LOG = logging.getLogger("dlws.verify.burn_in")
 # Points per series kept in the report (a 60-minute burn-in samples 3,600 seconds per series).
@@ -36,6 +36,7 @@ def thin(document: dict, points: int = REPORT_POINTS) -> dict:
 
 
 def test_burn_in_holds_the_bars(host, target, request, record_fact):
+    """A burn-in of the asked minutes meets every verify_burn_in_* bar."""
     minutes = request.config.getoption("burn_in_minutes")
     if not minutes:
         pytest.skip("no burn-in asked (dlws verify --burn-in-minutes N)")

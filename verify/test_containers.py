@@ -18,7 +18,7 @@ from dlws.facts.readers import testinfra_reader as fact_reader
 from dlws.facts.system import SUBGID, SUBUID, SubordinateIds, SystemdRunning, overlapping_ranges
 from dlws.roles.containers import docker_gpu_mode, engines
 
-from .conftest import require_gpus
+from .helpers import require_gpus
 
 
 def _engine(target) -> None:
@@ -41,6 +41,7 @@ def _toolkit_host(host, target) -> None:
 def test_docker_daemon_config_accepted_by_dockerd(host, target):
     # dockerd's own parser decides (dockerd --validate, or an unprivileged dockerd that loads the
     # file and stops before any side effect on engines without --validate).
+    """dockerd's own parser accepts the daemon.json the deploy wrote."""
     _docker_only(target)
     out = host.run(DOCKERD_CONFIG_CHECK)
     valid, words = dockerd_config_verdict(out.stdout, out.rc)
@@ -48,6 +49,7 @@ def test_docker_daemon_config_accepted_by_dockerd(host, target):
 
 
 def test_docker_engine_active(host, target):
+    """The Docker engine's service is active where systemd runs."""
     _docker_only(target)
     if not _systemd(host):
         # A container without systemd: nothing starts dockerd there, so "active" cannot be
@@ -63,6 +65,7 @@ def test_docker_engine_active(host, target):
 
 
 def test_nvidia_runtime_or_cdi_registered(host, target):
+    """Docker knows NVIDIA's runtime, or a CDI spec is registered."""
     _toolkit_host(host, target)
     _docker_only(target)
     info = host.run("docker info --format '{{json .Runtimes}}'")
@@ -74,6 +77,7 @@ def test_nvidia_runtime_or_cdi_registered(host, target):
 
 
 def test_cdi_spec_lists_every_declared_gpu(host, target):
+    """The CDI spec lists one device per declared GPU."""
     _toolkit_host(host, target)
     spec = NvidiaCdiSpec().process(host.run(NvidiaCdiSpec.command).stdout.splitlines())
     assert spec["present"], f"no {CDI_SPEC} (nvidia-ctk cdi generate)"
@@ -103,6 +107,7 @@ def _docker_only(target) -> None:
 
 
 def test_gpus_visible_in_a_container(host, target, plan):
+    """A container started with --gpus all sees every declared GPU."""
     _toolkit_host(host, target)
     _docker_only(target)
     image = target["containers_gpu_check_image"]
@@ -117,6 +122,7 @@ def test_gpus_visible_in_a_container(host, target, plan):
 
 def test_no_undeclared_docker_users(host, target):
     # Membership of docker is root on the host: only users the inventory declares may have it.
+    """Only users in containers_docker_users are in the docker group."""
     out = host.run("getent group docker")
     members = set(out.stdout.strip().split(":")[-1].split(",")) - {""} if out.rc == 0 else set()
     undeclared = sorted(members - set(target["containers_docker_users"]))
@@ -143,6 +149,7 @@ def _own_range(entries: list[dict], user: str, uid: str | None) -> dict | None:
 
 
 def test_lab_users_have_their_own_subordinate_ids(host, target):
+    """Each lab user has a subordinate uid and gid range of their own, overlapping no other."""
     # Rootless Podman maps a container's ids onto the user's subordinate range (subuid(5)): each
     # lab user needs one, no two ranges may share an id, and useradd's or other tools' lines
     # count as much as dlws's.
@@ -180,6 +187,7 @@ def _as_user(user: str, *argv: str) -> Command:
 
 
 def test_rootless_podman_runs_for_each_lab_user(host, target):
+    """Each lab user runs a rootless Podman container mapped onto their own subordinate range."""
     # Each lab user runs a container of their own, without any root-equivalent group, and its
     # user namespace is their subordinate range (not Podman's one-id fallback).
     users = _rootless_users(target)
@@ -205,6 +213,7 @@ def test_rootless_podman_runs_for_each_lab_user(host, target):
 
 
 def test_rootless_podman_sees_the_declared_gpus(host, target):
+    """Each lab user's rootless Podman container sees every declared GPU through CDI."""
     users = _rootless_users(target)
     _toolkit_host(host, target)
     image = target["containers_gpu_check_image"]
@@ -222,6 +231,7 @@ def test_rootless_podman_sees_the_declared_gpus(host, target):
 
 
 def test_cdi_spec_readable_by_lab_users(host, target):
+    """The NVIDIA CDI specification and its folder are readable by every lab user."""
     _rootless_users(target)
     _toolkit_host(host, target)
     spec, folder = host.file(CDI_SPEC), host.file("/etc/cdi")
@@ -235,6 +245,7 @@ def test_cdi_spec_readable_by_lab_users(host, target):
 
 
 def test_dev_char_links_for_every_nvidia_node(host, target, plan):
+    """Under the legacy hook, every NVIDIA device node has its /dev/char link."""
     _toolkit_host(host, target)
     _docker_only(target)
     if _docker_mode(target, plan) != "legacy":
@@ -251,6 +262,7 @@ RELOAD_CONTAINER = "dlws-verify-daemon-reload"
 
 
 def test_gpu_container_keeps_its_gpus_across_daemon_reload(host, target, plan):
+    """A GPU container still sees its GPUs after a systemctl daemon-reload."""
     # NVIDIA/nvidia-container-toolkit#48: with systemd managing a container's cgroup, a
     # daemon-reload re-applies its device rules; without CDI or /dev/char links the container
     # loses its GPUs ("Failed to initialize NVML: Unknown Error").

@@ -40,6 +40,7 @@ def nvcc(host, plan):
 
 
 def test_cuda_toolkit_version_is_planned(host, plan, nvcc):
+    """nvcc reports the planned CUDA release."""
     out = host.run(cmd(nvcc, "--version"))
     found = re.search(r"release (\d+\.\d+)", out.stdout)
     assert found, f"nvcc --version printed no release:\n{out.stdout}{out.stderr}"
@@ -48,6 +49,7 @@ def test_cuda_toolkit_version_is_planned(host, plan, nvcc):
 
 
 def test_nvcc_compiles_and_runs_a_kernel(host, target, plan, nvcc):
+    """nvcc compiles a CUDA kernel that runs correctly on a GPU host and refuses to run without."""
     workdir = host.check_output("mktemp -d")
     host.run(sh("printf '%s\\n' {} > {}", PROBE, f"{workdir}/probe.cu"))
     build = host.run(all_of([cmd("cd", "--", workdir), cmd(nvcc, "-o", "probe", "probe.cu")]))

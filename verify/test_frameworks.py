@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from importlib.resources import files as package_files
 
 import pytest
 
@@ -12,6 +14,7 @@ from dlws.facts.python import canonical
 
 
 def test_tensorflow_is_the_planned_build(plan, venv_packages):
+    """The environment holds the planned TensorFlow distribution and version."""
     if not plan.tensorflow.package:
         pytest.skip(f"the plan installs no TensorFlow: {'; '.join(plan.notes) or 'none asked'}")
     name = canonical(plan.tensorflow.package.split("[")[0].split("==")[0])
@@ -21,6 +24,7 @@ def test_tensorflow_is_the_planned_build(plan, venv_packages):
 
 
 def test_torch_is_the_planned_build(plan, venv_packages):
+    """The environment holds the planned torch version and build (+cpu, +cu128, ...)."""
     if not plan.torch.version:
         pytest.skip("the plan installs no PyTorch")
     found = venv_packages.get("torch")
@@ -33,15 +37,14 @@ def test_torch_is_the_planned_build(plan, venv_packages):
 
 
 @pytest.mark.parametrize("module", ["tensorflow", "torch"])
-def test_framework_imports(host, target, plan, venv_python, module, record_fact):
+def test_framework_imports(host, target, plan, venv_python, module, record_fact, trained):
+    """Each planned framework imports in the shared environment; its version is recorded."""
     if not getattr(plan, module).version:
         pytest.skip(f"the plan installs no {module}")
     if module in target["verify_frameworks"]:
         # The training check imports it anyway: its report carries the version it imported
         # (one import of each framework per verify, not two).
-        from .test_training import train
-
-        rc, result, stderr = train(host, target, plan, module)
+        rc, result, stderr = trained(module)
         version = result.get("framework_version")
         assert version, f"import {module} failed (training check exit {rc}):\n{stderr[-2000:]}"
         record_fact(f"{module}.version", version)
@@ -71,6 +74,7 @@ def cuda_wheel_majors(packages: dict[str, str]) -> dict[int, list[str]]:
 
 
 def test_one_cuda_major_in_the_environment(plan, venv_packages):
+    """The environment's NVIDIA wheels are of one CUDA major, the planned one."""
     majors = cuda_wheel_majors(venv_packages)
     assert len(majors) <= 1, f"CUDA wheels of several majors in one environment: {majors}"
     if plan.python.cuda_major and majors:
@@ -101,6 +105,7 @@ def test_frameworks_import_together_in_one_process(host, plan, venv_python, reco
 
 
 def test_burn_in_command_installed(host, target):
+    """dlws-burn-in is installed and runs (--help)."""
     burn_in = host.file(target["frameworks_burn_in_path"])
     assert burn_in.exists, f"{burn_in.path} is missing (dlws-burn-in)"
     out = host.run(cmd(target["frameworks_burn_in_path"], "--help"))
@@ -113,6 +118,7 @@ DAILY_DIR, DAILY_MAX_AGE_S = "/var/lib/dlws/daily", 2 * 86400
 
 
 def test_daily_check_results_collected(host, target, record_fact):
+    """The daily check's timer is enabled and its last run, within its period, passed."""
     if not target["frameworks_daily_check"]:
         pytest.skip("frameworks_daily_check is false: no daily timer")
     if host.file("/.dockerenv").exists:
@@ -130,8 +136,6 @@ def test_daily_check_results_collected(host, target, record_fact):
         results[part] = rc.content_string.strip() if rc.exists else "missing"
         document = host.file(f"{DAILY_DIR}/{part}.json")
         if document.exists and part == "train":
-            import json
-
             train = (json.loads(document.content_string).get("results") or [{}])[0]
             if "samples_per_second" in train:
                 record_fact("daily.torch.samples_per_second", train["samples_per_second"])
@@ -146,14 +150,10 @@ def test_daily_check_results_collected(host, target, record_fact):
     ("dlws-burn-in", "frameworks_burn_in_path", "dlws_burn_in.py"),
 ])
 def test_installed_commands_are_the_controllers(host, target, command, key, source):
+    """The installed dlws-train-check and dlws-burn-in are the controller's files, byte for byte."""
     # What lab members and the daily check run is what the role installed: the controller's
     # file behind the environment's shebang, byte for byte, and the link points at it. (verify
     # itself runs the controller's copy, never this one.)
-    import hashlib
-    from importlib.resources import files as package_files
-
-    from dlws.command import cmd
-
     prefix = target["python_env_prefix"]
     script = (package_files("dlws.roles.frameworks") / "files" / source).read_text()
     expected = hashlib.sha256(f"#!{prefix}/bin/python\n{script}".encode()).hexdigest()

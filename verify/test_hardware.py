@@ -33,25 +33,29 @@ from dlws.facts.gpu_readings import (
     retired_pages_verdict,
     throttle_verdict,
 )
+from dlws.stack import find_gpu
 
-from .conftest import require_gpus
+from .helpers import require_gpus
 
 GPU_QUERY = "index,name,memory.total,pci.device_id,driver_version"
 
 
 def test_cpu_cores(host, target):
+    """The host has at least hardware_min_cpu_cores CPU cores."""
     cores = int(host.check_output("nproc"))
     assert cores >= target["hardware_min_cpu_cores"], (
         f"{cores} CPU cores, declared at least {target['hardware_min_cpu_cores']}")
 
 
 def test_memory(host, target):
+    """The host has at least hardware_min_memory_gib of memory."""
     gib = meminfo_total_gib(host.file("/proc/meminfo").content_string)
     assert gib >= target["hardware_min_memory_gib"], (
         f"{gib:.1f} GiB of memory, declared at least {target['hardware_min_memory_gib']} GiB")
 
 
 def test_data_disk_free_space(host, target):
+    """hardware_data_dir has at least hardware_min_free_gib free."""
     path = target["hardware_data_dir"]
     out = host.run(cmd("df", "-Pk", "--", path))
     assert out.rc == 0, f"data disk {path}: {out.stderr.strip()}"
@@ -69,6 +73,7 @@ def gpus_from_nvidia_smi(host) -> list[dict[str, str]]:
 
 
 def test_gpu_count(host, target):
+    """nvidia-smi sees exactly gpu_count GPUs."""
     require_gpus(target)
     gpus = gpus_from_nvidia_smi(host)
     assert len(gpus) == target["gpu_count"], (
@@ -76,9 +81,8 @@ def test_gpu_count(host, target):
 
 
 def test_gpu_model(host, target):
+    """Every GPU nvidia-smi names is the declared gpu_model."""
     require_gpus(target)
-    from dlws.stack import find_gpu
-
     declared = find_gpu(target["gpu_model"])
     for gpu in gpus_from_nvidia_smi(host):
         found = find_gpu(gpu["name"])
@@ -92,8 +96,6 @@ def test_gpu_memory(host, target):
     require_gpus(target)
     if target["gpu_min_memory_gib"] is None:
         pytest.skip("gpu_min_memory_gib not declared")
-    from dlws.stack import find_gpu
-
     system_gib = meminfo_total_gib(host.file("/proc/meminfo").content_string)
     for gpu in gpus_from_nvidia_smi(host):
         raw = gpu["memory.total"]
@@ -114,6 +116,7 @@ READ_PROBE_MIB = 256
 
 
 def test_data_disk_read_throughput(host, target, record_fact):
+    """hardware_data_dir reads at least hardware_min_read_mib_s (uncached)."""
     path = target["hardware_data_dir"]
     # A name of its own per run: two verify runs (or one host under two names) may overlap.
     probe = f"{path}/.dlws-read-probe-{uuid.uuid4().hex[:12]}"
@@ -172,6 +175,7 @@ COUNTED = ("ecc_uncorrected", "retired_pages", "remapped_rows")
 @pytest.mark.parametrize(("reading", "fields", "query", "judge"), GPU_HEALTH,
                          ids=[h[0] for h in GPU_HEALTH])
 def test_gpu_health(host, target, reading, fields, query, judge, record_fact):
+    """Every GPU passes each health bar (PCIe link, throttling, ECC, retired pages, ...)."""
     require_gpus(target)
     rows = query_gpus(host, fields, query)
     assert rows, f"nvidia-smi reported no GPU for {reading}; {target['gpu_count']} declared"
@@ -187,6 +191,7 @@ def test_gpu_health(host, target, reading, fields, query, judge, record_fact):
 
 
 def test_no_hardware_xid_in_kernel_log(host, target):
+    """The kernel log since boot holds no hardware Xid error of an NVIDIA GPU."""
     require_gpus(target)
     out = host.run("LANG=C dmesg 2>&1 || LANG=C journalctl -k -b --no-pager -q 2>&1")
     assert out.rc == 0, ("the kernel log is not readable (run verify as root, or set "
@@ -197,6 +202,7 @@ def test_no_hardware_xid_in_kernel_log(host, target):
 
 
 def test_nvidia_driver_loaded_at_planned_branch(host, target, plan, record_fact):
+    """The loaded NVIDIA kernel module is of the planned branch."""
     require_gpus(target)
     proc = host.run("cat /proc/driver/nvidia/version")
     version = loaded_driver_version(proc.stdout)

@@ -16,7 +16,7 @@ import testinfra
 
 from dlws.command import Command, cmd
 
-from .conftest import _targets, train_check_data_args
+from .helpers import targets, train_check_data_args
 
 # Seconds beyond network_timeout_s that `timeout` gives torchrun to stop its ranks (SIGTERM),
 # before it kills them.
@@ -95,10 +95,11 @@ def run_group(members, leader, run_id: str) -> list[dict]:
 
 
 def test_multinode_training(host, target, plan, request, record_fact):
+    """The hosts of network_multinode_group train one model together (torchrun)."""
     group = target["network_multinode_group"]
     if not group:
         pytest.skip("network_multinode_group is not set: this host trains alone")
-    members = [t for t in _targets(request.config) if t["network_multinode_group"] == group]
+    members = [t for t in targets(request.config) if t["network_multinode_group"] == group]
     leader = members[0]
     if target.name != leader.name:
         pytest.skip(f"the multi-node check of group {group!r} runs from its first host, "

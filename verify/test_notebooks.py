@@ -28,7 +28,7 @@ from dlws.roles.notebooks import (
 )
 from dlws.tls import fingerprint
 
-from .conftest import run_json, train_check_data_args
+from .helpers import run_json, train_check_data_args
 
 # One notebook run per host, shared by the checks that read it.
 _RUNS: dict[str, tuple[int, dict, str]] = {}
@@ -53,6 +53,7 @@ def _on_host_python(host, target, code: str):
 
 
 def test_hub_service_running(host, target, where):
+    """The JupyterHub unit starts the planned hub with its config, and the hub runs (as root)."""
     unit = host.file(UNIT)
     assert unit.exists, f"{UNIT} is missing"
     # The line as the role writes it (dlws.unitfile quotes each word as systemd reads it).
@@ -75,6 +76,7 @@ def test_hub_service_running(host, target, where):
 
 
 def test_hub_serves_https_with_its_certificate(host, target, where, record_fact):
+    """The hub serves HTTPS with the certificate the inventory gave it."""
     if target["notebooks_plain_http"]:
         pytest.skip("notebooks_plain_http is True: the hub serves plain HTTP (TLS ends before it)")
     served = _on_host_python(host, target, (
@@ -98,6 +100,7 @@ def test_hub_serves_https_with_its_certificate(host, target, where, record_fact)
 
 
 def test_hub_api_answers(host, target, where):
+    """The hub's REST API answers with the planned JupyterHub version."""
     code = (
         "import json, ssl, urllib.request\n"
         f"ctx = ssl.create_default_context(cafile={where['cert']!r}); ctx.check_hostname = False\n"
@@ -110,6 +113,7 @@ def test_hub_api_answers(host, target, where):
 
 
 def test_plain_http_is_off(host, target):
+    """The hub refuses plain HTTP unless notebooks_plain_http is declared."""
     if target["notebooks_plain_http"]:
         pytest.skip("notebooks_plain_http is True: plain HTTP is declared")
     plain = url(target.data).replace("https://", "http://", 1)
@@ -121,6 +125,7 @@ def test_plain_http_is_off(host, target):
 
 
 def test_hub_secrets_are_root_only(host, target, where):
+    """The hub's state folder and secrets are readable by root only."""
     state = host.file(target["notebooks_state_dir"])
     assert state.user == "root" and state.mode & 0o077 == 0, (
         f"{state.path}: owner {state.user}, mode {oct(state.mode)}; must be root-only")
@@ -140,6 +145,7 @@ def test_hub_secrets_are_root_only(host, target, where):
 
 
 def test_managed_environment_is_a_kernel_for_lab_users(host, target, where):
+    """The managed environment is a Jupyter kernel every lab user sees."""
     spec = json.loads(host.file(where["kernel"]).content_string)
     assert spec["argv"][0] == f"{target['python_env_prefix']}/bin/python", spec
     user = target["base_lab_users"][0]
@@ -152,6 +158,7 @@ def test_managed_environment_is_a_kernel_for_lab_users(host, target, where):
 
 
 def test_lab_user_server_offers_the_managed_kernel_only(host, target, where):
+    """A lab user's server offers the managed kernel and no other."""
     rc, report, stderr = notebook_run(host, target, where)
     assert rc == 0 and report, f"the notebook run failed (exit {rc}): {stderr[-2000:]}"
     offered = report["kernelspecs"]
@@ -161,6 +168,7 @@ def test_lab_user_server_offers_the_managed_kernel_only(host, target, where):
 
 
 def test_hub_page_lists_the_gpus(host, target, plan, where):
+    """The hub's login page announces the planned GPUs."""
     code = (
         "import ssl, urllib.request\n"
         f"ctx = ssl.create_default_context(cafile={where['cert']!r}); ctx.check_hostname = False\n"
@@ -240,6 +248,7 @@ def controller_tls(host, target, where):
 
 
 def test_lab_members_log_in_and_others_are_refused(target, controller_tls):
+    """Lab members log in to the hub; anyone else is refused."""
     logins = _logins(target)
     members = set(target["base_lab_users"])
     base = _controller_url(target)
@@ -309,6 +318,7 @@ def _printed(report: dict, marker: str):
 
 
 def test_lab_user_notebook_sees_the_gpu_groups(host, target, where):
+    """A lab user's notebook runs the managed kernel in the GPU groups and the notebooks group."""
     rc, report, stderr = notebook_run(host, target, where)
     assert rc == 0 and report, f"the notebook run failed (exit {rc}): {stderr[-2000:]}"
     assert report["kernel"] == KERNEL_NAME, report
@@ -320,6 +330,7 @@ def test_lab_user_notebook_sees_the_gpu_groups(host, target, where):
 
 def test_lab_user_notebook_trains_mnist_with_the_managed_kernel(host, target, plan, where,
                                                                  record_fact):
+    """A lab user's notebook trains MNIST in the managed kernel to the accuracy bar."""
     rc, report, stderr = notebook_run(host, target, where)
     assert rc == 0 and report, f"the notebook run failed (exit {rc}): {stderr[-2000:]}"
     statuses = [cell["status"] for cell in report["cells"]]

@@ -17,7 +17,7 @@ from dlws.roles.nvidia_driver import BRANCH_PIN, REBOOT_MARKER, branch_pin
 from dlws.stack import kernel
 from dlws.stack.driver import builds_dkms
 
-from .conftest import require_gpus
+from .helpers import require_gpus
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,7 @@ def installed_user_space(host) -> str | None:
 
 
 def test_driver_user_space_is_the_planned_branch(host, driver_plan):
+    """The installed NVIDIA user space is of the planned branch."""
     version = installed_user_space(host)
     assert version, "no NVIDIA user space (nvidia-smi / nvidia-utils) is installed"
     assert version.split(".")[0] == driver_plan.driver.branch, (
@@ -42,6 +43,7 @@ def test_driver_user_space_is_the_planned_branch(host, driver_plan):
 
 
 def test_nvidia_smi_installed(host, driver_plan):
+    """nvidia-smi is on PATH."""
     assert host.run("command -v nvidia-smi").rc == 0, "nvidia-smi is not on PATH"
 
 
@@ -56,6 +58,7 @@ def loaded_module_version(host) -> str | None:
 
 
 def test_kernel_module_matches_user_space(host, target, driver_plan, record_fact):
+    """The loaded kernel module is the installed user space's version (else a reboot is pending)."""
     loaded = loaded_module_version(host)
     installed = (installed_nvml_version(host.run(INSTALLED_NVML_COMMAND).stdout)
                  or installed_user_space(host))
@@ -72,6 +75,7 @@ def test_kernel_module_matches_user_space(host, target, driver_plan, record_fact
 
 
 def test_driver_branch_pinned(host, target, driver_plan):
+    """The driver's branch is pinned for apt and, with "hold", its packages are held."""
     policy = target["nvidia_driver_updates"]
     if policy == "unmanaged":
         pytest.skip("nvidia_driver_updates = 'unmanaged': no pin, no hold")
@@ -104,6 +108,7 @@ def _checked_kernels(host) -> dict[str, str]:
 
 
 def test_kernel_modules_built_for_each_kernel(host, target, driver_plan, record_fact):
+    """Every installed kernel has the NVIDIA module of the planned branch and flavour."""
     in_container = host.run("[ -f /.dockerenv ] || [ -f /run/.containerenv ]").rc == 0
     if in_container and host.run("command -v dkms").rc != 0:
         pytest.skip("a container without DKMS: the NVIDIA module is its host's")
@@ -134,6 +139,7 @@ def test_kernel_modules_built_for_each_kernel(host, target, driver_plan, record_
 
 
 def test_nouveau_not_loaded(host, target, driver_plan):
+    """The nouveau module is not loaded."""
     require_gpus(target)
     out = host.run("cat /proc/modules")
     assert out.rc == 0, f"cannot read the loaded kernel modules: {out.stderr.strip()}"
@@ -143,6 +149,7 @@ def test_nouveau_not_loaded(host, target, driver_plan):
 
 
 def test_kernel_module_flavour(host, target, driver_plan):
+    """The loaded NVIDIA module is the planned flavour (open or proprietary)."""
     require_gpus(target)
     out = host.run("modinfo -F license nvidia")
     assert out.rc == 0, f"modinfo nvidia failed: {out.stderr}"

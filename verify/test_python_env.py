@@ -5,10 +5,16 @@ from __future__ import annotations
 import pytest
 
 from dlws.command import cmd
+from dlws.facts.python import canonical
+from dlws.locks import pins, unlocked_packages
 from dlws.roles.python_env import PIP_CONF, PROFILE
+from dlws.stack.locks import environment_spec, uv_spec
+
+from .integrity import RECORD_CHECK, environment_problems, record_report
 
 
 def test_venv_python_is_the_planned_one(host, venv_python, plan):
+    """The shared environment's Python is the planned version."""
     out = host.run(cmd(venv_python, "-c", 'import sys; print("%d.%d" % sys.version_info[:2])'))
     assert out.rc == 0, f"{venv_python} does not run: {out.stderr}"
     assert out.stdout.strip() == plan.python.version, (
@@ -16,6 +22,7 @@ def test_venv_python_is_the_planned_one(host, venv_python, plan):
 
 
 def test_venv_usable_by_every_user(host, target):
+    """Every user can enter the shared environment and run its python."""
     prefix = host.file(target["python_env_prefix"])
     assert prefix.is_directory, f"{prefix.path} is missing"
     assert prefix.mode & 0o005 == 0o005, (
@@ -24,6 +31,7 @@ def test_venv_usable_by_every_user(host, target):
 
 
 def test_pip_trusts_the_host_ca_bundle(host, target):
+    """pip's system config names python_env_ca_bundle."""
     conf = host.file(PIP_CONF)
     assert conf.exists, f"{PIP_CONF} is missing"
     assert f"cert = {target['python_env_ca_bundle']}" in conf.content_string, (
@@ -31,6 +39,7 @@ def test_pip_trusts_the_host_ca_bundle(host, target):
 
 
 def test_installer_present(host, target, venv_packages):
+    """The planned installer (uv at its pinned version, or pip) is in the environment."""
     if target["python_env_installer"] == "uv":
         assert venv_packages.get("uv") == target["python_env_uv_version"], (
             f"uv {target['python_env_uv_version']} expected, found {venv_packages.get('uv')}")
@@ -39,6 +48,7 @@ def test_installer_present(host, target, venv_packages):
 
 
 def test_login_shells_get_the_environment(host, target):
+    """A login shell finds the shared environment's python first."""
     if not target["python_env_login_path"]:
         pytest.skip("python_env_login_path is false: login shells keep their own PATH")
     out = host.run("sh -lc 'command -v python'")
@@ -51,10 +61,6 @@ def test_environment_is_its_hash_lock(host, target, plan, venv_packages):
     controller's (dlws/locks.py): nothing drifted, nothing came from elsewhere."""
     if not target["python_env_require_hashes"]:
         pytest.skip("python_env_require_hashes is False: installs are pinned by version only")
-    from dlws.facts.python import canonical
-    from dlws.locks import pins, unlocked_packages
-    from dlws.stack.locks import environment_spec, uv_spec
-
     spec = environment_spec(plan, target.data)
     assert spec.path.exists(), f"the controller has no lock {spec.path} for {spec.summary()}"
     remote = host.file(f"{target['python_env_lock_dir']}/{spec.name}")
@@ -79,6 +85,7 @@ def test_environment_is_its_hash_lock(host, target, plan, venv_packages):
 
 def test_venv_package_inventory_recorded(venv_packages, record_fact):
     # What `dlws report --diff` compares between runs: every distribution in the environment.
+    """The environment's distributions are read and recorded for the run's report."""
     assert venv_packages, "the shared environment lists no distribution (is it installed?)"
     record_fact("packages.venv", dict(sorted(venv_packages.items())))
 
@@ -89,8 +96,6 @@ def test_environment_files_match_their_records(host, target, record_fact):
     is there that no RECORD lists. Checked by the controller's own script under the
     environment's interpreter without its site-packages (-I -S -B: no .pth runs), before any
     of the environment's code runs as root (the trainings wait for it)."""
-    from .integrity import RECORD_CHECK, environment_problems, record_report
-
     problems = environment_problems(host, target)
     report = record_report(host, target)
     for key in ("mode", "files", "bytes_hashed", "seconds", "workers"):

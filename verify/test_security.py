@@ -7,23 +7,22 @@ import re
 import pytest
 
 from dlws.command import cmd, sh
-from dlws.facts.gpu_readings import unsigned_apt_sources
+from dlws.facts.gpu_readings import source_entry, unsigned_apt_sources
+from dlws.roles import nvidia_repo
+from dlws.roles.base import GPU_GROUPS, KEYRINGS, LAB_USERS_RECORD, recorded_lab_users
+from dlws.roles.containers import _docker_repo
+from dlws.roles.nvidia_repo import KEYRING, TOOLKIT_KEYRING
+from dlws.secrets import SECRETS_DIR, secret_files
+from dlws.stack.table import OS_RELEASES, repo_key
 
-APT_ROOTS = ("/etc/apt/sources.list", "/etc/apt/sources.list.d")
-
-
-def apt_source_paths(host, roots=APT_ROOTS) -> list[str]:
-    """Every apt source file apt reads, symlinked ones too (apt follows links)."""
-    out = host.run(sh("{} 2>/dev/null", cmd("find", "-L", *roots, "-maxdepth", "1", "-type", "f",
-                                          "(", "-name", "*.list", "-o", "-name", "*.sources",
-                                          ")")))
-    return out.stdout.split()
+from .helpers import apt_source_paths
 
 
 def test_every_apt_source_signed(host):
     # Each source names the keyring it trusts (signed-by), so a key added for NVIDIA's
     # repository cannot sign Debian's packages, and none is trusted=yes (no check at all):
     # https://wiki.debian.org/DebianRepository/UseThirdParty
+    """Every apt source names its own keyring (signed-by) and none is trusted=yes."""
     paths = apt_source_paths(host)
     assert paths, "no apt sources found under /etc/apt"
     problems = unsigned_apt_sources({p: host.file(p).content_string for p in paths})
@@ -33,6 +32,7 @@ def test_every_apt_source_signed(host):
 def test_no_world_writable_files_in_the_stack(host, target):
     # Anyone who can write into the shared environment or the CUDA toolkit runs code as every
     # user of the workstation. Symlinks are always 0777 and say nothing.
+    """No file of the environment or the CUDA toolkit is world-writable."""
     roots = f"{target['python_env_prefix']} /usr/local/cuda*"
     # No pipe: the exit status is find's own (a folder it could not read fails the check).
     out = host.run(sh('rc=0; for p in {} /usr/local/cuda*; do [ -e "$p" ] || continue; '
@@ -57,8 +57,7 @@ def _lab_users(target) -> list[str]:
 def test_lab_users_in_the_gpu_and_lab_groups(host, target):
     # /dev/nvidia* and /dev/dri/renderD* are group video/render: without them a user's
     # training silently falls back to the CPU; the lab group shares the datasets folders.
-    from dlws.roles.base import GPU_GROUPS
-
+    """Every lab user is in the GPU groups and the lab group."""
     wanted = {*GPU_GROUPS, target["base_lab_group"]}
     missing = {}
     for user in _lab_users(target):
@@ -71,6 +70,7 @@ def test_lab_users_in_the_gpu_and_lab_groups(host, target):
 
 
 def test_lab_users_have_their_own_home(host, target):
+    """Every lab user exists and owns their home folder."""
     problems = {}
     for user in _lab_users(target):
         account = host.user(user)
@@ -88,8 +88,7 @@ def test_lab_users_have_their_own_home(host, target):
 def test_no_removed_lab_user_left_behind(host, target):
     # The deploy never deletes an account: one the inventory no longer lists is reported here
     # until a person removes it (or declares it again).
-    from dlws.roles.base import LAB_USERS_RECORD, recorded_lab_users
-
+    """No lab user removed from base_lab_users still has an account on the host."""
     record = host.file(LAB_USERS_RECORD)
     if not record.exists:
         if target["base_lab_users"]:
@@ -108,9 +107,7 @@ def test_no_removed_lab_user_left_behind(host, target):
 def test_nvidia_keyring_holds_exactly_its_key(host, plan):
     # apt trusts every key in a Signed-By keyring for that repository: one more key there is a
     # second signer of the driver's packages. Each repository path has its own key.
-    from dlws.roles import nvidia_repo
-    from dlws.stack.table import OS_RELEASES, repo_key
-
+    """NVIDIA's keyring holds exactly the repository's own key."""
     if not host.file(nvidia_repo.SOURCES).exists:
         pytest.skip("NVIDIA's repository is not configured on this host")
     expected = repo_key(OS_RELEASES[(plan.os.id, plan.os.release)].cuda_repo_path).fingerprint
@@ -130,6 +127,7 @@ APT_CONFIG_LINE = re.compile(r'^(?P<key>\S+) "(?P<value>[^"]*)";$')
 
 
 def test_apt_config_keeps_signature_checks(host):
+    """No apt setting switches signature checks off or allows unauthenticated packages."""
     out = host.run(cmd("apt-config", "dump"))
     assert out.rc == 0, f"apt-config dump failed: {out.stderr[-1000:]}"
     weakened = []
@@ -147,21 +145,16 @@ def test_apt_config_keeps_signature_checks(host):
 def known_keyrings(os_id: str) -> set[str]:
     """Every keyring a dlws role names in a source's Signed-By on this OS: its archive's, NVIDIA's
     (CUDA, container toolkit) and Docker's."""
-    from dlws.roles.base import KEYRINGS
-    from dlws.roles.containers import _docker_repo
-    from dlws.roles.nvidia_repo import KEYRING, TOOLKIT_KEYRING
-
     return {KEYRINGS[os_id], KEYRING, TOOLKIT_KEYRING, _docker_repo.KEYRING}
 
 
 def test_every_index_target_signed_by_a_known_key(host, plan):
+    """Every index apt fetches is tied to a keyring a dlws role installs, with no check disabled."""
     # Every index apt would fetch, as apt itself parsed the sources (`apt-get indextargets`
     # names each target's entry, file:line or file:stanza, whatever its spelling), is tied to a
     # keyring a dlws role installs, and carries no option that switches checks off. (apt 2.6,
     # Debian 12, prints no Signed-By or Trusted field per target: checked, `$(SIGNED_BY)` is
     # left unexpanded; so the entry apt names is read and its options taken from there.)
-    from dlws.facts.gpu_readings import source_entry
-
     out = host.run(cmd("apt-get", "indextargets", "--no-release-info", "--format",
                        "$(SOURCESENTRY)"))
     assert out.rc == 0, f"apt-get indextargets failed: {out.stderr[-1000:]}"
@@ -188,8 +181,6 @@ def test_every_index_target_signed_by_a_known_key(host, plan):
 def stack_roots(target) -> list[str]:
     """What the stack installed and nobody but root may change: the environment (and the folder
     that holds it), the commands' links, dlws's own files, the hub's, the CUDA tree."""
-    from dlws.secrets import SECRETS_DIR
-
     prefix = target["python_env_prefix"]
     roots = [prefix, target["frameworks_train_check_path"], target["frameworks_burn_in_path"],
              SECRETS_DIR, "/var/lib/dlws"]
@@ -212,6 +203,8 @@ OWNERS_SCRIPT = (
 
 
 def test_stack_files_root_owned_and_writable_by_root_alone(host, target):
+    """The environment, the CUDA tree and dlws's records are root-owned and writable by root
+    alone."""
     # Whoever can change the environment, the CUDA tree or dlws's records runs code as every
     # user of the workstation (and as root during verify): the lab group included.
     roots = stack_roots(target)
@@ -223,10 +216,9 @@ def test_stack_files_root_owned_and_writable_by_root_alone(host, target):
 
 
 def test_secret_files_keep_their_owner_and_mode(host, target):
+    """Every secret file dlws writes keeps its declared owner, group and mode."""
     # One list (dlws/secrets.py) the roles write from: each file that is there has its declared
     # owner and group, and no mode bit beyond its declared mode.
-    from dlws.secrets import secret_files
-
     problems = []
     for declared in secret_files(target):
         found = host.file(declared.path)

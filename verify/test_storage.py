@@ -33,6 +33,7 @@ def _device(host, disk: dict) -> dict | None:
 
 
 def test_disks_mounted_as_declared(host, target):
+    """Every declared disk is found and mounted at its mount point with its filesystem."""
     problems = []
     for disk in _disks(target):
         found = _device(host, disk)
@@ -50,6 +51,7 @@ def test_disks_mounted_as_declared(host, target):
 
 
 def test_disks_in_fstab_by_uuid_with_nofail(host, target):
+    """Every declared disk is in fstab by UUID, with nofail."""
     fstab = host.file("/etc/fstab").content_string.splitlines()
     problems = []
     for disk in _disks(target):
@@ -69,6 +71,7 @@ def test_disks_in_fstab_by_uuid_with_nofail(host, target):
 
 
 def test_datasets_folders_shared_with_the_lab(host, target):
+    """Each datasets folder is root:lab group, mode 2775, with the lab's ACL entries."""
     group = target["base_lab_group"]
     problems = []
     for disk in _disks(target):
@@ -94,6 +97,7 @@ def test_datasets_folders_shared_with_the_lab(host, target):
 
 
 def test_disks_free_space(host, target, record_fact):
+    """Every declared disk has at least its declared free space."""
     problems = []
     for disk in _disks(target):
         out = host.run(cmd("df", "-Pk", "--", disk["mount"]))
@@ -107,6 +111,7 @@ def test_disks_free_space(host, target, record_fact):
 
 
 def test_disks_sequential_throughput(host, target, record_fact):
+    """Every declared disk reads and writes at least its declared MiB/s."""
     problems = []
     for disk in _disks(target):
         probe = f"{disk['mount'].rstrip('/')}/.dlws-probe-{uuid.uuid4().hex[:12]}"

@@ -3,115 +3,21 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 
+from dlws.roles.containers import docker_gpu_mode, engines
+from dlws.stack import find_gpu
 from dlws.stack.table import MINOR_COMPAT_MIN_BRANCH
 
-from .conftest import (
-    TRAIN_CHECK,
-    integrity_refusal,
-    require_gpus,
-    run_train_check,
-    train_check_data_args,
-)
+from .helpers import TRAIN_CHECK, on_gpu, require_gpus, run_train_check, train_args
 
 LOG = logging.getLogger("dlws.verify.training")
-# One training run per host and framework, shared by the checks that read its report.
-_RUNS: dict[tuple[str, str], tuple[int, dict, str]] = {}
-
-
-def on_gpu(target, plan, framework: str) -> bool:
-    """Whether the plan puts this framework on the GPU: TensorFlow's CPU build is planned where
-    its wheels have no kernel for the card (Maxwell) or torch holds the CUDA 13 wheels."""
-    if target["gpu_count"] <= 0:
-        return False
-    if framework == "tensorflow":
-        return "[and-cuda]" in (plan.tensorflow.package or "")
-    return bool(plan.torch.variant and plan.torch.variant.startswith("cu"))
-
-
-def _train_args(target, plan, framework: str) -> list[str]:
-    # --progress: a line per epoch on stderr, logged by the check (`dlws verify -v` shows them).
-    args = ["--json", "-", "--framework", framework, "--progress", *train_check_data_args(target)]
-    if on_gpu(target, plan, framework):
-        args += ["--require-gpu", "--all-gpus"]
-    return args
-
-
-def _planned(target, plan) -> list[str]:
-    return [framework for framework in ("tensorflow", "torch")
-            if framework in target["verify_frameworks"] and getattr(plan, framework).version]
-
-
-def _train_all(host, target, plan, frameworks: list[str]) -> None:
-    """Every planned training of a CPU host in one remote call, side by side (its cores allow
-    it); a GPU host trains one framework at a time, so each throughput is its own. What runs is
-    the controller's copy of the training check (dlws/controller_code.py), never the host's,
-    and only in an environment whose files match their RECORDs."""
-    refused = integrity_refusal(host, target)
-    if refused:
-        for framework in frameworks:
-            _RUNS[(target.name, framework)] = (2, {}, refused)
-        return
-    runs, error = run_train_check(host, target, {f: _train_args(target, plan, f)
-                                                 for f in frameworks})
-    for framework in frameworks:
-        if framework in runs:
-            rc, report, stderr = runs[framework]
-            _RUNS[(target.name, framework)] = (rc, {**(report.get("results") or [{}])[0],
-                                                    "script_sha256": report.get(
-                                                        "script_sha256")}, stderr)
-        else:
-            _RUNS[(target.name, framework)] = (2, {}, error)
-
-
-# Hosts whose trainings run in the background while their other checks run (CPU hosts).
-_BACKGROUND: dict[str, threading.Thread] = {}
-
-
-def start_training(host, target, plan) -> None:
-    """Start a CPU host's trainings (side by side, one remote call) in the background, once per
-    host and run, so its other checks run meanwhile; train() waits for them. A GPU host trains
-    in its own checks, one framework at a time, nothing else beside it."""
-    planned = _planned(target, plan)
-    if target["gpu_count"] > 0 or len(planned) < 2 or target.name in _BACKGROUND:
-        return
-
-    def run() -> None:
-        try:
-            _train_all(host, target, plan, planned)
-        except Exception as error:  # noqa: BLE001 - each training check reports it
-            for framework in planned:
-                _RUNS.setdefault((target.name, framework),
-                                 (2, {}, f"the training runner failed: {error!r}"))
-
-    _BACKGROUND[target.name] = threading.Thread(target=run, name=f"train {target.name}",
-                                                daemon=True)
-    _BACKGROUND[target.name].start()
-
-
-def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
-    """Run dlws-train-check once per host and framework; skip where none is planned."""
-    if framework not in target["verify_frameworks"]:
-        pytest.skip(f"{framework} not in verify_frameworks")
-    if not getattr(plan, framework).version:
-        pytest.skip(f"the plan installs no {framework}: {'; '.join(plan.notes)}")
-    key = (target.name, framework)
-    if target.name in _BACKGROUND:
-        _BACKGROUND[target.name].join()
-    planned = _planned(target, plan)
-    if key not in _RUNS and target["gpu_count"] == 0 and len(planned) > 1:
-        _train_all(host, target, plan, planned)
-    if key not in _RUNS:
-        _train_all(host, target, plan, [framework])
-    return _RUNS[key]
-
 
 @pytest.mark.parametrize("framework", ["tensorflow", "torch"])
-def test_mnist_trains(host, target, plan, framework, record_fact):
-    rc, result, stderr = train(host, target, plan, framework)
+def test_mnist_trains(host, target, plan, framework, record_fact, trained):
+    """The seed's MNIST model trains on the planned device to the inventory's accuracy bar."""
+    rc, result, stderr = trained(framework)
     for line in stderr.splitlines():
         if line.startswith(f"{framework}: epoch "):
             LOG.info("%s %s", target.name, line)
@@ -141,13 +47,14 @@ def test_mnist_trains(host, target, plan, framework, record_fact):
 
 
 @pytest.mark.parametrize("framework", ["tensorflow", "torch"])
-def test_framework_cuda_build_fits_the_driver(host, target, plan, framework):
+def test_framework_cuda_build_fits_the_driver(host, target, plan, framework, trained):
     # Wheels bring their own CUDA runtime: the host driver must be new enough for it (CUDA
     # minor-version compatibility: 12.x needs R525+, 13.x R580+).
+    """Each framework's CUDA build needs no newer driver than the host runs."""
     require_gpus(target)
     if not on_gpu(target, plan, framework):
         pytest.skip(f"the plan runs {framework} on the CPU here: {'; '.join(plan.notes)}")
-    rc, result, stderr = train(host, target, plan, framework)
+    rc, result, stderr = trained(framework)
     build = result.get("cuda_build")
     assert build, f"{framework} is a CPU-only build on a host declared with GPUs: {result}"
     out = host.run("nvidia-smi --query-gpu=driver_version --format=csv,noheader")
@@ -163,9 +70,8 @@ def test_gpu_matmul_throughput(host, target, plan, record_fact):
     # A card far under its model's figure is throttling, on a narrow PCIe link or power-capped.
     # The probe runs the dtype of the card's tensor cores (fp16 on Volta/Turing, bf16 from
     # Ampere) and is held to that dtype's figure.
+    """Every GPU reaches verify_min_tflops_fraction of its model's matmul figure."""
     require_gpus(target)
-    from dlws.stack import find_gpu
-
     if not plan.torch.version:
         pytest.fail("the matmul probe needs PyTorch, and the plan installs none on a GPU host")
     model = find_gpu(target["gpu_model"])
@@ -199,8 +105,7 @@ def test_ngc_tensorflow_trains_in_its_container(host, target, plan, record_fact,
     # frameworks_tensorflow = "ngc": TensorFlow is NVIDIA's image, not a pip build; the seed
     # model trains inside it with every GPU (dlws-train-check --container), in each engine the
     # host runs: Podman and Docker's CDI mode take the GPUs as the CDI device nvidia.com/gpu=all.
-    from dlws.roles.containers import docker_gpu_mode, engines
-
+    """NGC TensorFlow trains the seed's model on the GPUs inside its container."""
     if not plan.tensorflow.image:
         pytest.skip("the plan runs no NGC TensorFlow (frameworks_tensorflow is not 'ngc')")
     if not dict(zip(("docker", "podman"), engines(target["containers_engine"]),
@@ -211,7 +116,7 @@ def test_ngc_tensorflow_trains_in_its_container(host, target, plan, record_fact,
     access = ("cdi" if engine == "podman" or docker_gpu_mode(
         target["containers_gpu_mode"], plan.os.id, plan.os.release,
         target["containers_engine_source"]) == "cdi" else "gpus")
-    args = [*_train_args(target, plan, "tensorflow"), "--container", plan.tensorflow.image,
+    args = [*train_args(target, plan, "tensorflow"), "--container", plan.tensorflow.image,
             "--engine", engine, "--gpu-access", access, "--require-gpu", "--all-gpus"]
     runs, error = run_train_check(host, target, {"ngc": args})
     rc, report, stderr = runs.get("ngc", (2, {}, error))
