@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dlws.roles.base import PROXY_ENV_FILE
 from dlws.roles.notebooks import gpu_announcement, hub_config
 from dlws.tls import pair_problem
 from tests.fake_hosts import facts, plan
@@ -77,7 +78,25 @@ def test_hub_environment_proxy_and_kernel_package(os):
     assert any("-G lab" in c or "usermod -a -G lab" in c for c in group), group
 
 
-def test_config_has_pam_lab_group_tls_and_no_secret():
+PROXY = {"base_http_proxy": "http://proxy.lab:3128", "base_https_proxy": "http://proxy.lab:3128",
+         "python_env_index_url": "https://pypi.lab/simple",
+         "python_env_extra_index_urls": ["https://extra.lab/simple"]}
+
+
+def test_hub_installs_behind_the_proxy_as_the_frameworks_do():
+    """Behind a proxy, the JupyterHub install sources /etc/dlws/proxy.env and names the lab's
+    indexes exactly as the frameworks install does: both are python_env's one installer."""
+    nb = run(**PROXY)
+    assert nb.error is None, nb.error
+    [hub] = [c for op in nb.named("Install JupyterHub") for c in op.commands]
+    frameworks = [c for op in nb.named("Install the frameworks") for c in op.commands]
+    assert frameworks, nb.describe()
+    for command in (hub, *frameworks):
+        assert command.startswith(f"set -a && . {PROXY_ENV_FILE} && set +a && "), command
+        assert "--index-url https://pypi.lab/simple" in command, command
+        assert "--extra-index-url https://extra.lab/simple" in command, command
+
+
     nb = run()
     config = nb.uploads()["/etc/dlws/hub/jupyterhub_config.py"]
     ast.parse(config)

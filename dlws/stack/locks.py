@@ -157,3 +157,10 @@ def lock_specs(stack, data: Mapping[str, Any]) -> list[LockSpec]:
     if data.get("notebooks_enabled"):
         specs.append(hub_spec(stack, data))
     return specs
+
+
+def credentialed_index_urls(data: Mapping[str, Any]) -> list[str]:
+    """The package indexes a host installs from that carry credentials (USER:TOKEN@): those go
+    to the root-only netrc, read by root and the lab group (roles/python_env, roles/base)."""
+    urls = [data.get("python_env_index_url"), *(data.get("python_env_extra_index_urls") or ())]
+    return [u for u in urls if u and split_credentials(u)[1]]

@@ -20,8 +20,10 @@ from dlws.facts.system import OsRelease, UidMin
 from dlws.plan import host_plan
 from dlws.roles.base import _apt
 from dlws.roles.base.defaults import DEFAULTS, KEYS  # noqa: F401
+from dlws.roles.cache.defaults import apt_proxy
 from dlws.secrets import APT_PROXY_FILE, LAB_GROUP, PROXY_ENV_FILE, SECRETS_DIR, secret_file
-from dlws.validate.domains import ca_file_name, split_credentials
+from dlws.stack.locks import credentialed_index_urls
+from dlws.validate.domains import ca_file_name
 
 # The system Python that roles/python_env builds its environment on, installed in the same apt
 # run as the rest (one apt-get install fewer: 4 to 5 s on a fresh host, measured).
@@ -257,7 +259,7 @@ def _configure_proxy() -> None:
     lines = []
     # A fleet's package cache (roles/cache) serves plain-HTTP repositories; HTTPS ones keep
     # the site proxy, if any.
-    http_proxy = host.data.get("cache_apt_proxy") or host.data.base_http_proxy
+    http_proxy = apt_proxy(host.data) or host.data.base_http_proxy
     if http_proxy:
         lines.append(f"Acquire::http::Proxy {apt_conf_string(http_proxy)};")
     if host.data.base_https_proxy:
@@ -289,9 +291,7 @@ def _configure_proxy() -> None:
 
 def lab_secrets() -> bool:
     """Whether the host gets credentials that lab users read through the lab group."""
-    urls = [host.data.get("python_env_index_url"),
-            *(host.data.get("python_env_extra_index_urls") or [])]
-    return bool(proxy_env()) or any(u and split_credentials(u)[1] for u in urls)
+    return bool(proxy_env()) or bool(credentialed_index_urls(host.data))
 
 
 def with_proxy(command: Command) -> Command:

@@ -83,3 +83,14 @@ KEYS = [
         "(storage_disks)", check=group_name()),
 ]
 DEFAULTS = defaults(KEYS)
+
+
+def declared_lab_users(data: Mapping[str, Any]) -> list[str]:
+    """The lab's people (base_lab_users), for the roles that serve them (containers, notebooks):
+    they ask this role, never its key."""
+    return list(data.get("base_lab_users") or DEFAULTS["base_lab_users"])
+
+
+def lab_group(data: Mapping[str, Any]) -> str:
+    """The group the lab's people share (base_lab_group), for the folders they share (storage)."""
+    return data.get("base_lab_group") or DEFAULTS["base_lab_group"]

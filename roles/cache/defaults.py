@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from dlws.validate.domains import HostPath, Url
 from dlws.validate.schema import Key, defaults
 
@@ -18,3 +21,14 @@ KEYS = [
         nullable=True),
 ]
 DEFAULTS = defaults(KEYS)
+
+
+def apt_proxy(data: Mapping[str, Any]) -> str | None:
+    """The fleet's apt cache a host's plain-HTTP repositories go through, if any (base and
+    nvidia_repo ask this role, never its key)."""
+    return data.get("cache_apt_proxy") or None
+
+
+def pip_cache_dir(data: Mapping[str, Any]) -> str | None:
+    """The fleet's shared pip/uv download cache on a host, if any (python_env's installer)."""
+    return data.get("cache_pip_dir") or None

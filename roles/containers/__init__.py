@@ -24,6 +24,7 @@ from dlws.facts.containers import (
 from dlws.facts.system import OsRelease, SystemdRunning
 from dlws.plan import host_plan
 from dlws.roles import nvidia_repo
+from dlws.roles.base.defaults import declared_lab_users
 from dlws.roles.containers import _docker_repo, _gpu, _podman
 from dlws.roles.containers.defaults import DEFAULTS, KEYS  # noqa: F401
 
@@ -164,7 +165,7 @@ def plan_summary(data: Mapping[str, Any], stack) -> dict[str, Any]:
                            if docker else None),
         "podman_packages": (_podman.PODMAN_PACKAGES[(stack.os.id, stack.os.release)]
                             if podman else []),
-        "rootless_users": list(data.get("base_lab_users") or []) if podman else [],
+        "rootless_users": declared_lab_users(data) if podman else [],
         "toolkit_packages": (nvidia_repo.toolkit_packages(merged["containers_toolkit_version"])
                              if toolkit else []),
         "cdi_spec": CDI_SPEC if toolkit else None,
@@ -229,7 +230,7 @@ def install() -> None:
     docker, podman = engines(host.data.containers_engine)
     changed, current, rewrite = _docker_engine(stack) if docker else ([], None, False)
     if podman:
-        _podman.install(stack.os.id, stack.os.release, list(host.data.base_lab_users),
+        _podman.install(stack.os.id, stack.os.release, declared_lab_users(host.data),
                         host.data.containers_subid_count)
 
     if toolkit_wanted(stack):

@@ -16,6 +16,7 @@ from dlws.plan import host_data, host_plan
 from dlws.roles import base, python_env
 from dlws.roles.frameworks.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.roles.python_env import install_packages
+from dlws.roles.python_env.defaults import environment_prefix
 from dlws.stack.locks import environment_spec
 
 # The burn-in's CPU, memory and disk load (Debian and Ubuntu universe: stress-ng).
@@ -60,7 +61,7 @@ def _reason(plan, framework: str) -> str:
 
 def _install_script(title: str, command: str, source: str, link: str) -> None:
     """A command from files/ into the environment (its Python), linked for every user."""
-    prefix = host.data.python_env_prefix
+    prefix = environment_prefix(host.data)
     script = (package_files("dlws.roles.frameworks") / "files" / source).read_text()
     target = f"{prefix}/bin/{command}"
     files.put(

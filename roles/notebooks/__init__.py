@@ -27,7 +27,9 @@ from dlws import unitfile
 from dlws.command import cmd, sh
 from dlws.plan import host_data, host_plan
 from dlws.roles import base, python_env
+from dlws.roles.base.defaults import declared_lab_users
 from dlws.roles.notebooks.defaults import DEFAULTS, KEYS  # noqa: F401
+from dlws.roles.python_env.defaults import environment_prefix
 from dlws.secrets import COOKIE_SECRET, PROXY_TOKEN, TLS_KEY, VERIFY_TOKEN, secret_file
 from dlws.stack import StackError, find_gpu
 from dlws.stack.locks import hub_spec
@@ -95,7 +97,7 @@ def kernel_display_name(plan) -> str:
 
 
 def kernel_spec(data: Any, plan) -> dict[str, Any]:
-    prefix = data["python_env_prefix"]
+    prefix = environment_prefix(data)
     return {
         "argv": [f"{prefix}/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": kernel_display_name(plan),
@@ -235,7 +237,7 @@ def install() -> None:
 def _lab_group() -> None:
     group = host.data.notebooks_group
     server.group(name=f"Ensure the lab group {group} exists", group=group)
-    for user in host.data.base_lab_users:
+    for user in declared_lab_users(host.data):
         server.user(name=f"Let {user} log in to the hub (group {group})", user=user,
                     groups=[group], append=True, create_home=True, shell="/bin/bash")
 
@@ -250,21 +252,10 @@ def _hub_environment(plan) -> None:
     files.directory(name=f"Let every user run {prefix}", path=prefix, mode="755")
     spec = hub_spec(plan, host_data())
     requirements, lock = python_env.locked(spec)
-    installer = host.data.python_env_installer
-    python_env.venv_packages(
-        name=f"Install JupyterHub {host.data.notebooks_jupyterhub_version} and JupyterLab "
-             f"{host.data.notebooks_jupyterlab_version}" + (" from the hash lock" if lock else ""),
-        prefix=prefix,
-        requirements=requirements,
-        installer=installer,
-        uv=f"{host.data.python_env_prefix}/bin/uv" if installer == "uv" else None,
-        index_url=host.data.python_env_index_url,
-        extra_index_urls=host.data.python_env_extra_index_urls,
-        find_links=host.data.python_env_wheelhouse_dir if python_env.wheelhouse_files() else None,
-        shared_cache=host.data.get("cache_pip_dir"),
-        lock=lock,
-        _env=python_env.installer_env(),
-    )
+    python_env.install_packages(
+        f"Install JupyterHub {host.data.notebooks_jupyterhub_version} and JupyterLab "
+        f"{host.data.notebooks_jupyterlab_version}" + (" from the hash lock" if lock else ""),
+        requirements, lock=lock, prefix=prefix)
     # ipykernel (a JupyterLab dependency) ships the hub's own Python as a kernel; users would
     # pick a Python without the frameworks. The managed environment's kernel replaces it.
     files.directory(name="Hide the hub's own Python from the kernel list",

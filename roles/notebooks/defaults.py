@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dlws.roles.base.defaults import declared_lab_users
 from dlws.tls import pair_problem
 from dlws.validate.domains import (
     Address,
@@ -35,7 +36,7 @@ def _plain_http_on_loopback(data: Mapping[str, Any]) -> str | None:
 
 
 def _needs_lab_users(data: Mapping[str, Any]) -> str | None:
-    if data.get("notebooks_enabled") and not data.get("base_lab_users"):
+    if data.get("notebooks_enabled") and not declared_lab_users(data):
         return ("the hub is for the lab's people and base_lab_users is empty; declare them in "
                 "base_lab_users (or set notebooks_enabled = False)")
     return None

@@ -13,6 +13,7 @@ from pyinfra.operations import apt, files, server
 
 from dlws.command import Command, sh
 from dlws.roles.base import with_proxy
+from dlws.roles.cache.defaults import apt_proxy
 from dlws.stack.table import MACHINE_ALIASES, MACHINES, OS_RELEASES, repo_key, repo_path
 
 # https://docs.nvidia.com/cuda/cuda-installation-guide-linux/ "Network Repository Installation":
@@ -179,7 +180,7 @@ def configure(plan) -> None:
     apt.packages(name="Install gnupg to check NVIDIA's repository key", packages=["gnupg"],
                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
     install_key(url + key.file, key.fingerprint, KEYRING)
-    through_cache = bool(host.data.get("cache_apt_proxy"))
+    through_cache = bool(apt_proxy(host.data))
     sources = files.put(name="Add NVIDIA's CUDA repository"
                         + (" (through the fleet's package cache)" if through_cache else ""),
                         src=StringIO(sources_content(apt_url(url, through_cache))),

@@ -25,9 +25,10 @@ from dlws.locks import index_options, pins
 from dlws.plan import host_data, missing_lock
 from dlws.roles import base
 from dlws.roles.base import LAB_GROUP, SECRETS_DIR, with_proxy
+from dlws.roles.cache.defaults import pip_cache_dir
 from dlws.roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.secrets import NETRC, secret_file
-from dlws.stack.locks import LockSpec, uv_spec, wheels_in
+from dlws.stack.locks import LockSpec, credentialed_index_urls, uv_spec, wheels_in
 from dlws.validate.domains import netrc_text, split_credentials
 
 PIP_CONF = "/etc/pip.conf"
@@ -51,19 +52,14 @@ def installer_env() -> dict[str, str]:
         "UV_LINK_MODE": "copy",
     }
     # A path, not a secret: the proxy and index credentials stay in root-only files.
-    if _index_urls_with_credentials():
+    if credentialed_index_urls(host.data):
         env["NETRC"] = NETRC
     # roles/cache: a download cache the fleet shares, so each wheel crosses the uplink once.
-    if host.data.get("cache_pip_dir"):
-        env["PIP_CACHE_DIR"] = f"{host.data.cache_pip_dir}/pip"
-        env["UV_CACHE_DIR"] = f"{host.data.cache_pip_dir}/uv"
+    cache = pip_cache_dir(host.data)
+    if cache:
+        env["PIP_CACHE_DIR"] = f"{cache}/pip"
+        env["UV_CACHE_DIR"] = f"{cache}/uv"
     return env
-
-
-def _index_urls_with_credentials() -> list[str]:
-    urls = [host.data.get("python_env_index_url"),
-            *(host.data.get("python_env_extra_index_urls") or [])]
-    return [u for u in urls if u and split_credentials(u)[1]]
 
 
 def _satisfied(requirement: str, installed: dict[str, str]) -> bool:
@@ -199,7 +195,7 @@ def install() -> None:
             index_url=host.data.python_env_index_url,
             extra_index_urls=host.data.python_env_extra_index_urls,
             find_links=wheelhouse,
-            shared_cache=host.data.get("cache_pip_dir"),
+            shared_cache=pip_cache_dir(host.data),
             lock=lock,
             proxy=bool(base.proxy_env()),
             _env=installer_env(),
@@ -208,7 +204,7 @@ def install() -> None:
     if host.data.python_env_login_path:
         files.put(
             name="Put the environment on login shells' PATH",
-            src=StringIO(profile_content(prefix, bool(_index_urls_with_credentials()))),
+            src=StringIO(profile_content(prefix, bool(credentialed_index_urls(host.data)))),
             dest=PROFILE,
             mode="644",
             create_remote_dir=False,  # /etc/profile.d: base-files has it
@@ -240,31 +236,37 @@ def locked(spec: LockSpec) -> tuple[list[str], str | None]:
 
 
 def install_packages(name: str, requirements: list[str], extra_index_urls: tuple = (),
-                     no_deps: bool = False, lock: str | None = None) -> None:
-    """Install requirements (the pins of `lock`, when given) into the shared environment."""
+                     no_deps: bool = False, lock: str | None = None,
+                     prefix: str | None = None) -> None:
+    """Install requirements (the pins of `lock`, when given) into the shared environment, or
+    into the environment at `prefix` (the notebooks' hub): the host's one installer, with its
+    indexes, wheelhouse, shared cache, CA bundle and proxy, whoever asks."""
+    installer = host.data.python_env_installer
     installed = venv_packages(
         name=name,
-        prefix=host.data.python_env_prefix,
+        prefix=prefix or host.data.python_env_prefix,
         requirements=requirements,
-        installer=host.data.python_env_installer,
+        installer=installer,
+        # The shared environment's uv installs into another environment too.
+        uv=f"{host.data.python_env_prefix}/bin/uv" if installer == "uv" and prefix else None,
         index_url=host.data.python_env_index_url,
         extra_index_urls=[*host.data.python_env_extra_index_urls, *extra_index_urls],
         find_links=host.data.python_env_wheelhouse_dir if wheelhouse_files() else None,
         no_deps=no_deps,
-        shared_cache=host.data.get("cache_pip_dir"),
+        shared_cache=pip_cache_dir(host.data),
         lock=lock,
         proxy=bool(base.proxy_env()),
         _env=installer_env(),
     )
-    fact_cache.touches(installed, installer_paths(host.data.python_env_prefix))
+    fact_cache.touches(installed, installer_paths(prefix or host.data.python_env_prefix))
 
 
 def installer_paths(prefix: str) -> list[str]:
     """What a pip/uv install into `prefix` writes: the environment, its download caches (root's,
     or the fleet's shared one) and temporary files; nothing the other roles manage."""
     paths = [prefix, "/root/.cache", "/tmp", "/var/tmp"]
-    if host.data.get("cache_pip_dir"):
-        paths.append(host.data.cache_pip_dir)
+    if pip_cache_dir(host.data):
+        paths.append(pip_cache_dir(host.data))
     return paths
 
 
@@ -308,7 +310,7 @@ def _configure_pip() -> None:
               src=StringIO(pip_conf), dest=PIP_CONF, mode="644", create_remote_dir=False)
     files.put(name="Configure uv for the host's CA bundle and indexes",
               src=StringIO(uv_toml), dest=UV_CONF, mode="644", create_remote_dir=True)
-    secret_urls = _index_urls_with_credentials()
+    secret_urls = credentialed_index_urls(host.data)
     try:
         netrc = netrc_text(secret_urls)
     except ValueError as error:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from dlws.validate.domains import (
     ControllerPath,
     HostPath,
@@ -60,3 +63,9 @@ KEYS = [
         check=HostPath(managed=True, example="/opt/dlws/locks")),
 ]
 DEFAULTS = defaults(KEYS)
+
+
+def environment_prefix(data: Mapping[str, Any]) -> str:
+    """Where the shared environment lives (python_env_prefix), for the roles that put commands
+    or kernels in it (frameworks, notebooks)."""
+    return data.get("python_env_prefix") or DEFAULTS["python_env_prefix"]

@@ -9,6 +9,7 @@ from pyinfra.operations import apt
 
 from dlws.command import Command, all_of, cmd, sh
 from dlws.facts.storage import BlockDevice, SharedFolder
+from dlws.roles.base.defaults import lab_group
 from dlws.roles.storage.defaults import DEFAULTS, KEYS, disk_with_defaults  # noqa: F401
 
 FSTAB = "/etc/fstab"
@@ -221,7 +222,7 @@ def install() -> None:
     verdicts = {disk["ref"]: disk_verdict(disk, found[disk["ref"]]) for disk in disks}
     refused = [f"{ref}: {reason}" for ref, (verdict, reason) in verdicts.items()
                if verdict == "refuse"]
-    group = host.data.get("base_lab_group") or "lab"
+    group = lab_group(host.data)
     for disk in disks:
         # A disk mounted already shows its datasets entry now: a link there stops the deploy
         # before anything changes (one that appears later is refused by the run itself).
