@@ -12,7 +12,7 @@ from pyinfra import inventory, state  # noqa: E402
 from pyinfra.api import DeployError  # noqa: E402
 
 from dlws.plan import host_data, host_locks, host_plan  # noqa: E402
-from dlws.roles import all_defaults, all_keys, containers  # noqa: E402
+from dlws.roles import all_defaults, all_keys  # noqa: E402
 from dlws.stack.show import table  # noqa: E402
 from dlws.validate.host import check_host  # noqa: E402
 from dlws.validate.inventory import check_inventory  # noqa: E402
@@ -34,16 +34,12 @@ if not getattr(state, "dlws_plan_printed", False):
         try:
             stack = host_plan(each, defaults)
             check_host(each, host_data(each), keys)
-            containers.check_plan(each)
             rows.append({"host": each.name, **stack.as_dict(),
-                         "locks": [spec.as_dict() for spec in host_locks(each)],
-                         "containers": containers.plan_summary(each.data.dict(), stack)})
+                         "locks": [spec.as_dict() for spec in host_locks(each)]})
         except DeployError as error:
             rows.append({"host": each.name, "error": str(error)})
     planned = [r for r in rows if "error" not in r]
     lines = [table((r["host"], r) for r in planned)] if planned else []
-    lines += [f"containers {r['host']}: {containers.summary_line(r['containers'])}"
-              for r in planned if r["containers"]["engine"]]
     lines += [f"REFUSED {r['host']}: {r['error']}" for r in rows if "error" in r]
     print("\n".join(lines), flush=True)
 

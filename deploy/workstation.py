@@ -19,7 +19,7 @@ from dlws.plan import (  # noqa: E402
     record_converged,
     recorded_stack,
 )
-from dlws.roles import ROLES, all_defaults, all_keys, containers  # noqa: E402
+from dlws.roles import ROLES, all_defaults, all_keys  # noqa: E402
 from dlws.validate.host import check_host  # noqa: E402
 from dlws.validate.inventory import check_inventory  # noqa: E402
 
@@ -30,8 +30,6 @@ host_plan(host, all_defaults())
 # What only the host can tell (one disk under two names, a group its sudoers makes root), read
 # while every host is planned: before anything is formatted on any host.
 check_host(host, host_data(host), all_keys())
-# TensorFlow planned in NGC's container needs an engine on the host.
-containers.check_plan(host)
 # A host whose pip/uv installs have no hash lock in locks/ stops the run here too.
 check_locks([host])
 

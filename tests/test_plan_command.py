@@ -124,10 +124,32 @@ def test_plan_writes_json_for_machines(fleet_plan):
     assert ngc["containers"]["toolkit_packages"] == [
         "nvidia-container-toolkit=1.18.0-1", "nvidia-container-toolkit-base=1.18.0-1",
         "libnvidia-container-tools=1.18.0-1", "libnvidia-container1=1.18.0-1"]
-    assert gpu["containers"] == {"engine": None, "tensorflow_image": None}
+    assert gpu["containers"]["engine"] is None and gpu["notebooks"]["jupyterhub"] is None
     # Stack.as_dict() plus the host: every stage of the stack and how the host gets there.
     assert set(gpu) >= {"os", "gpu", "driver", "cuda", "cudnn", "nccl", "python", "tensorflow",
                         "torch", "transition", "notes", "locks"}
+
+
+def test_plan_shows_the_containers_and_notebooks_parts(tmp_path):
+    """A host with rootless Podman and the lab's JupyterHub: the plan's table carries a line for
+    each part of the stack it has, its JSON the parts themselves; a host without shows none."""
+    lab = {"base_lab_users": ["ada", "bob"], "containers_engine": "podman",
+           "notebooks_enabled": True, "python_env_require_hashes": False}
+    result, out_json = run_plan(tmp_path, [("@fake/lab-01", "debian-12", None, lab),
+                                           FLEET[1]])
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert ("containers @fake/lab-01: rootless podman: podman crun uidmap slirp4netns "
+            "fuse-overlayfs catatonit for ada, bob") in lines, result.stdout
+    assert ("notebooks @fake/lab-01: JupyterHub 6.1.1, JupyterLab 4.6.6; ipykernel 7.4.0 in "
+            "the managed environment") in lines, result.stdout
+    assert not [line for line in lines if line.startswith(("containers @fake/cpu-01",
+                                                           "notebooks @fake/cpu-01"))]
+    row = json.loads(out_json.read_text())[0]
+    assert row["containers"]["engine"] == "podman"
+    assert row["containers"]["rootless_users"] == ["ada", "bob"]
+    assert row["notebooks"] == {"jupyterhub": "6.1.1", "jupyterlab": "4.6.6",
+                                "ipykernel": "7.4.0"}
 
 
 def test_refused_host_is_listed_and_fails_the_command(tmp_path):
@@ -197,7 +219,7 @@ def test_calculator_plan_and_verify_give_the_same_stack(tmp_path):
     result, out_json = run_plan(tmp_path, [("@fake/hgx", "debian-13", "h100x8", data)])
     assert result.returncode == 0, result.stderr[-3000:]
     [row] = json.loads(out_json.read_text())
-    planned = {k: v for k, v in row.items() if k not in ("host", "locks", "containers")}
+    planned = {k: v for k, v in row.items() if k not in ("host", "locks")}
 
     calculator = subprocess.run(
         [sys.executable, "-m", "dlws.stack", "--os", "debian-13", *["--gpu", "10de:2330"] * 8,

@@ -14,6 +14,7 @@ import pytest
 from dlws.facts.containers import CDI_SPEC, DOCKER_DAEMON_JSON, DOCKERD_CONFIG_CHECK
 from dlws.roles import nvidia_repo
 from dlws.roles.containers import DEFAULTS, _docker_repo, _gpu
+from dlws.stack.services import DOCKER_REPO_PACKAGES, TOOLKIT_PACKAGES
 from tests.fake_hosts import Run, facts, plan
 
 OSES = {"ubuntu-22.04": ("ubuntu", "jammy"), "ubuntu-24.04": ("ubuntu", "noble"),
@@ -23,7 +24,7 @@ GPUS = {"no-gpu": (None, 0, None), "rtx-4090": ("rtx-4090", 1, "NVIDIA GeForce R
 # Debian's archive has no Blackwell driver: NVIDIA's repository carries the GPU cases there.
 DRIVER_SOURCE = {"ubuntu": "auto", "debian": "cuda_repo"}
 CASES = [(os, source, gpu) for os in OSES for source in SOURCES for gpu in GPUS]
-TOOLKIT = [f"{name}=1.18.0-1" for name in nvidia_repo.TOOLKIT_PACKAGES]
+TOOLKIT = [f"{name}=1.18.0-1" for name in TOOLKIT_PACKAGES]
 
 
 def run_case(os: str, source: str, gpu: str, **more) -> Run:
@@ -66,7 +67,7 @@ def test_containers_plan(os, source, gpu):
     # The engine, from where the inventory said.
     engine = [op for op in ops if bare(op.name).startswith("Install the Docker engine")]
     assert len(engine) == 1, text
-    want = ["docker.io"] if source == "distro" else _docker_repo.PACKAGES
+    want = ["docker.io"] if source == "distro" else list(DOCKER_REPO_PACKAGES)
     assert installs(engine) == [want], text
     docker_sources = uploads.get(_docker_repo.SOURCES)
     if source == "docker_repo":

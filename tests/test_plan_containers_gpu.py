@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from dlws.facts.containers import CDI_SPEC
-from dlws.roles.containers import REMOVE_FOR, _docker_repo, _gpu, _podman, docker_gpu_mode
+from dlws.roles.containers import _docker_repo, _gpu, _podman
+from dlws.stack.services import PODMAN_PACKAGES, PODMAN_VERSIONS, REMOVE_FOR, docker_gpu_mode
 from tests.fake_hosts import Run, facts, plan
 
 OSES = {"ubuntu-22.04": ("ubuntu", "22.04"), "ubuntu-24.04": ("ubuntu", "24.04"),
@@ -191,8 +192,8 @@ def test_nothing_to_remove_when_the_source_is_unchanged():
 def test_podman_packages_per_release(os):
     run = run_case(os, gpu=False, containers_engine="podman", base_lab_users=["alice"])
     [install] = run.named("Install Podman")
-    assert _podman.PODMAN_VERSIONS[OSES[os]] in install.name
-    assert install.commands[-1].endswith(" ".join(_podman.PODMAN_PACKAGES[OSES[os]])), install
+    assert PODMAN_VERSIONS[OSES[os]] in install.name
+    assert install.commands[-1].endswith(" ".join(PODMAN_PACKAGES[OSES[os]])), install
     assert not run.named("Install the Docker engine") and not run.named("use Docker")
 
 

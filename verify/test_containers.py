@@ -16,7 +16,7 @@ from dlws.facts.containers import (
 from dlws.facts.gpu import NvidiaDevCharLinks, missing_dev_char_links
 from dlws.facts.readers import testinfra_reader as fact_reader
 from dlws.facts.system import SUBGID, SUBUID, SubordinateIds, SystemdRunning, overlapping_ranges
-from dlws.roles.containers import docker_gpu_mode, engines
+from dlws.stack.services import docker_gpu_mode, engines
 
 from .helpers import require_gpus
 

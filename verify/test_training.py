@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from dlws.roles.containers import docker_gpu_mode, engines
 from dlws.stack import find_gpu
+from dlws.stack.services import docker_gpu_mode, engines
 from dlws.stack.table import MINOR_COMPAT_MIN_BRANCH
 
 from .helpers import TRAIN_CHECK, on_gpu, require_gpus, run_train_check, train_args

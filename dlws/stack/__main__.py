@@ -11,11 +11,16 @@ from typing import Any
 
 from dlws.stack.records import HOST_DATA_KEYS, HostFacts, StackError
 from dlws.stack.resolve import derive
+from dlws.stack.services import KEY_DEFAULTS
 from dlws.stack.show import table
 from dlws.stack.table import OS_RELEASES
 
-# Host-data keys the derivation reads beyond the request (roles' switches that decide packages).
-EXTRA_KEYS = ("cudnn_nccl", "base_kernel_headers")
+# Host-data keys the derivation reads beyond the request (roles' switches that decide packages,
+# and the containers and notebooks parts).
+EXTRA_KEYS = ("cudnn_nccl", "base_kernel_headers", *KEY_DEFAULTS, "base_lab_users")
+# --set values of these keys are typed: a switch is true or false, a list is comma-separated.
+LIST_KEYS = ("containers_docker_users", "base_lab_users")
+_BOOLEANS = {"true": True, "false": False}
 KEYS = (*HOST_DATA_KEYS.values(), *EXTRA_KEYS)
 
 
@@ -64,8 +69,19 @@ def _data(pairs: list[str]) -> dict[str, Any]:
             did = f"; did you mean {hint[0]!r}?" if hint else ""
             raise SystemExit(_usage(f"--set {pair!r}: unknown key {name!r}{did} "
                                     f"(keys: {', '.join(KEYS)})"))
-        values[name] = value.strip()
+        values[name] = _typed(name, value.strip())
     return values
+
+
+def _typed(name: str, value: str) -> Any:
+    """A --set value as the key's type: true/false for a switch, a comma list for users."""
+    if isinstance(KEY_DEFAULTS.get(name), bool):
+        if value.lower() not in _BOOLEANS:
+            raise SystemExit(_usage(f"--set {name}={value!r}: use true or false"))
+        return _BOOLEANS[value.lower()]
+    if name in LIST_KEYS:
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 def _usage(message: str) -> int:

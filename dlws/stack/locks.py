@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from dlws.stack.services import KEY_DEFAULTS
 from dlws.stack.table import MACHINES
 from dlws.validate.domains import split_credentials
 
@@ -71,9 +72,6 @@ NUMPY = "numpy"
 # nvidia-ml-py, module pynvml), pinned here.
 NVML_BINDINGS = "nvidia-ml-py==13.615.71"
 UV_VERSION = "0.13.9"  # python_env_uv_version's default
-# roles/notebooks' defaults (notebooks_ipykernel_version, _jupyterhub_version, _jupyterlab_version)
-HUB_VERSIONS = {"notebooks_ipykernel_version": "7.4.0", "notebooks_jupyterhub_version": "6.1.1",
-                "notebooks_jupyterlab_version": "4.6.6"}
 
 
 def wheels_in(path: str | None) -> list[Path]:
@@ -134,7 +132,7 @@ def uv_spec(data: Mapping[str, Any]) -> LockSpec:
 
 
 def _hub_version(data: Mapping[str, Any], key: str) -> str:
-    return data.get(key) or HUB_VERSIONS[key]
+    return data.get(key) or KEY_DEFAULTS[key]
 
 
 def hub_spec(stack, data: Mapping[str, Any]) -> LockSpec:

@@ -208,6 +208,38 @@ class PythonStack:
 
 
 @dataclass(frozen=True)
+class ContainersStack:
+    """The container engines (containers_engine) and, on a machine of its own with GPUs,
+    NVIDIA's container toolkit, its CDI spec and how each engine takes GPUs; empty where no
+    engine is planned (dlws.stack.services)."""
+
+    engine: str | None = None  # "docker" | "podman" | "both"; None = no engine
+    engine_source: str | None = None  # Docker's: "distro" | "docker_repo"
+    engine_packages: tuple[str, ...] = ()
+    engine_removes: tuple[str, ...] = ()  # the other source's packages (apt-get remove)
+    docker_version: str | None = None
+    podman_packages: tuple[str, ...] = ()
+    rootless_users: tuple[str, ...] = ()  # each gets rootless Podman (base_lab_users)
+    toolkit_packages: tuple[str, ...] = ()  # "nvidia-container-toolkit=1.18.0-1", ...
+    cdi_spec: str | None = None  # /etc/cdi/nvidia.yaml where the toolkit goes
+    gpu_mode: str | None = None  # "cdi" | "legacy" (containers_gpu_mode), GPU machines only
+    docker_gpu_mode: str | None = None  # what Docker's engine allows: "cdi" | "legacy"
+    dev_char_links: bool = False  # the legacy hook's /dev/char links
+    cdi_refresh: str | None = None  # who regenerates the spec: "toolkit" | "dlws" units
+    docker_users: tuple[str, ...] = ()  # the docker group (root-equivalent)
+
+
+@dataclass(frozen=True)
+class NotebooksStack:
+    """JupyterHub for the lab (notebooks_enabled), in its own hash-locked environment, with the
+    managed environment as its kernel (ipykernel there); empty where no hub is planned."""
+
+    jupyterhub: str | None = None  # the release; None = no hub
+    jupyterlab: str | None = None
+    ipykernel: str | None = None
+
+
+@dataclass(frozen=True)
 class Transition:
     """How this host gets from what it has to the stack: shown by the plan, never recorded as
     the stack itself (after a deploy it describes a host that no longer exists)."""
@@ -232,6 +264,8 @@ class Stack:
     python: PythonStack
     tensorflow: TensorFlowStack
     torch: TorchStack
+    containers: ContainersStack = field(default_factory=ContainersStack)
+    notebooks: NotebooksStack = field(default_factory=NotebooksStack)
     # NVIDIA's repository path with the machine's folder ("ubuntu2404/x86_64",
     # "ubuntu2404/sbsa") where it is used
     repo_path: str | None = None

@@ -12,7 +12,7 @@ from typing import Any
 from dlws.stack import cuda as cuda_stage
 from dlws.stack import driver as driver_stage
 from dlws.stack import frameworks as frameworks_stage
-from dlws.stack import kernel
+from dlws.stack import kernel, services
 from dlws.stack.gpus import Context
 from dlws.stack.locks import lock_specs
 from dlws.stack.records import (
@@ -142,6 +142,8 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
         stack = stack.replace(python=PythonStack(
             version=python, locks=tuple(spec.name for spec in lock_specs(stack, data)),
             cuda_major=stack.python.cuda_major))
+    stack = stack.replace(containers=services.containers(data, stack),
+                          notebooks=services.notebooks(data))
     return stack.replace(notes=tuple(ctx.notes + _notes(stack, facts)))
 
 

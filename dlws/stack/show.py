@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dlws.stack.services import containers_line, notebooks_line
+
 
 def _cell(*values: Any) -> str:
     """"580 / open / distro"; a value repeated by its source ("wheels") is shown once."""
@@ -69,5 +71,10 @@ def table(rows: Iterable[tuple[str, Mapping[str, Any]]]) -> str:
         shown = [f"{label}: {' '.join(names)}" for label, names in packages if names]
         if shown:
             lines.append(f"apt/pip {host}: " + "; ".join(shown))
+        # The stack's services, a line each where the host has them.
+        for name, line in (("containers", containers_line), ("notebooks", notebooks_line)):
+            shown_part = line(stack.get(name) or {})
+            if shown_part:
+                lines.append(f"{name} {host}: {shown_part}")
         lines += [f"note {host}: {note}" for note in stack["notes"]]
     return "\n".join(lines)

@@ -17,9 +17,6 @@ REPO_URL = "https://download.docker.com/linux/{os_id}"
 KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
 KEYRING = "/usr/share/keyrings/dlws-docker.gpg"
 SOURCES = "/etc/apt/sources.list.d/dlws-docker.sources"
-# The install pages' package list.
-PACKAGES = ["docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin",
-            "docker-compose-plugin"]
 
 
 def sources_content(os_id: str, codename: str, machine: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from io import StringIO
 
 from pyinfra import host
@@ -11,6 +10,7 @@ from pyinfra.operations import files, server, systemd
 from dlws.command import cmd
 from dlws.facts.containers import CDI_SPEC
 from dlws.facts.gpu import NvidiaDevCharLinks, missing_dev_char_links
+from dlws.stack.services import refresh_units
 
 # --- the CDI spec, regenerated when the driver changes ------------------------------------------
 # nvidia-container-toolkit-base ships nvidia-cdi-refresh.path and .service from 1.18.0
@@ -19,7 +19,6 @@ from dlws.facts.gpu import NvidiaDevCharLinks, missing_dev_char_links
 # driver install or upgrade rebuilds it) and /usr/bin/nvidia-ctk, and starts the service, which
 # runs `nvidia-ctk cdi generate`. Its output is NVIDIA_CTK_CDI_OUTPUT_FILE_PATH, by default
 # /var/run/cdi/nvidia.yaml; a drop-in points it at the spec dlws generates and verify reads.
-REFRESH_FROM = (1, 18, 0)
 REFRESH_PATH_UNIT = "nvidia-cdi-refresh.path"
 REFRESH_SERVICE = "nvidia-cdi-refresh.service"
 REFRESH_DROPIN = "/etc/systemd/system/nvidia-cdi-refresh.service.d/dlws-output.conf"
@@ -68,16 +67,6 @@ DEV_CHAR_RULE_CONTENT = (
     'RUN+="/usr/bin/nvidia-ctk system create-dev-char-symlinks --create-all"\n'
 )
 CREATE_LINKS = cmd("nvidia-ctk", "system", "create-dev-char-symlinks", "--create-all")
-
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
-
-
-def refresh_units(toolkit_version: str) -> str:
-    """"toolkit" where the pinned toolkit ships nvidia-cdi-refresh (1.18.0+), else "dlws"."""
-    match = _VERSION.match(toolkit_version)
-    numbers = tuple(int(part) for part in match.groups()) if match else (0, 0, 0)
-    return "toolkit" if numbers >= REFRESH_FROM else "dlws"
-
 
 def keep_spec_current(toolkit_version: str) -> None:
     """The spec regenerated on every driver or toolkit change, by systemd, between deploys."""

@@ -9,30 +9,7 @@ from pyinfra.operations import apt
 
 from dlws.command import cmd
 from dlws.facts.system import SUBGID, SUBUID, SubordinateIds
-
-# Podman and what it runs rootless with, per release, from each archive's own package
-# relations (`apt-cache show podman`):
-# - Debian 12: podman 4.3.1+ds1-8+deb12u1 (measured here). It Recommends uidmap (newuidmap and
-#   newgidmap, setuid helpers for the subordinate ranges), slirp4netns (rootless networking in
-#   Podman 4), fuse-overlayfs and catatonit; crun is the runtime it Depends on first.
-# - Debian 13: podman 5.4.2+ds1-2 (measured here, `apt-cache policy` in a trixie container).
-#   Podman 5 networks rootless containers with passt (pasta) by default; it Recommends passt,
-#   slirp4netns, uidmap, catatonit, no longer fuse-overlayfs (rootless overlay is native).
-# - Ubuntu 22.04 (podman 3.4.4, universe) and 24.04 (podman 4.9.3, universe): from Ubuntu's
-#   package pages, unverified here (Ubuntu's archive is not reachable from this machine).
-# `--no-install-recommends` is this project's rule, so what Podman recommends for rootless use
-# is named here.
-PODMAN_PACKAGES = {
-    ("debian", "12"): ["podman", "crun", "uidmap", "slirp4netns", "fuse-overlayfs", "catatonit"],
-    ("debian", "13"): ["podman", "crun", "uidmap", "passt", "catatonit"],
-    ("ubuntu", "22.04"): ["podman", "crun", "uidmap", "slirp4netns", "fuse-overlayfs",
-                          "catatonit"],
-    ("ubuntu", "24.04"): ["podman", "crun", "uidmap", "passt", "slirp4netns", "fuse-overlayfs",
-                          "catatonit"],
-}
-PODMAN_VERSIONS = {("debian", "12"): "4.3.1", ("debian", "13"): "5.4.2",
-                   ("ubuntu", "22.04"): "3.4.4 (unverified)",
-                   ("ubuntu", "24.04"): "4.9.3 (unverified)"}
+from dlws.stack.services import PODMAN_PACKAGES, PODMAN_VERSIONS
 
 # login.defs(5): SUB_UID_MIN/SUB_GID_MIN 100000 and SUB_UID_MAX/SUB_GID_MAX 600100000 are
 # shadow's defaults, which useradd hands ranges from; dlws allocates inside the same window.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dlws.stack.services import ENGINE_SOURCES, ENGINES, GPU_MODES, KEY_DEFAULTS
 from dlws.validate.domains import (
     HOST_NAME,
     Address,
@@ -117,37 +118,37 @@ DAEMON_JSON = Record({
 
 
 KEYS = [
-    Key("containers_engine", "none", (str,),
+    Key("containers_engine", KEY_DEFAULTS["containers_engine"], (str,),
         "container engine: none = no engine; docker = Docker (the docker group is "
         "root-equivalent); podman = the distribution's Podman, rootless for every "
         "base_lab_users member (own subordinate uid/gid ranges, no root-equivalent group); "
         "both = Docker and rootless Podman. Where a GPU is declared on a machine of its own, "
-        "NVIDIA's container toolkit too", choices=("none", "docker", "podman", "both")),
-    Key("containers_gpu_mode", "cdi", (str,),
+        "NVIDIA's container toolkit too", choices=ENGINES),
+    Key("containers_gpu_mode", KEY_DEFAULTS["containers_gpu_mode"], (str,),
         "how GPUs reach containers (GPU hosts): cdi = the CDI spec /etc/cdi/nvidia.yaml, kept "
         "current by nvidia-cdi-refresh (Podman always; Docker where its version has CDI, else "
         "Docker stays on the nvidia runtime with /dev/char links); legacy = Docker's nvidia "
         "runtime hook, with /dev/char links for every NVIDIA device node and the udev rule that "
         "keeps them (so a systemctl daemon-reload leaves running containers their GPUs)",
-        choices=("cdi", "legacy")),
+        choices=GPU_MODES),
     Key("containers_subid_count", 65536, (int,),
         "subordinate uids and gids each lab user gets for rootless Podman (podman/both): one "
         "free range in /etc/subuid and /etc/subgid, never overlapping another; existing ranges "
         "are kept (65536 = a full 16-bit id space, as useradd gives)",
         check=Number(65536, 16_777_216)),
-    Key("containers_engine_source", "distro", (str,),
+    Key("containers_engine_source", KEY_DEFAULTS["containers_engine_source"], (str,),
         "where Docker comes from: distro = the distribution's docker.io; docker_repo = Docker's "
-        "repository (docker-ce, key fingerprint checked)", choices=("distro", "docker_repo")),
+        "repository (docker-ce, key fingerprint checked)", choices=ENGINE_SOURCES),
     Key("containers_daemon_json", {"log-driver": "json-file",
                                    "log-opts": {"max-size": "100m", "max-file": "3"}}, (dict,),
         "/etc/docker/daemon.json (the original kept as daemon.json.dlws-orig); on GPU hosts "
         "nvidia-ctk adds the nvidia runtime to it; only the settings in DAEMON_JSON, each "
         "with its domain", check=DAEMON_JSON),
-    Key("containers_docker_users", [], (list,),
+    Key("containers_docker_users", KEY_DEFAULTS["containers_docker_users"], (list,),
         "users put in the docker group; the group is root-equivalent (anyone in it can mount / "
         "into a container), and verify fails any other member",
         check=ListOf(user_name(), max_items=1000)),
-    Key("containers_toolkit_version", "1.18.0-1", (str,),
+    Key("containers_toolkit_version", KEY_DEFAULTS["containers_toolkit_version"], (str,),
         "NVIDIA container toolkit packages installed on GPU hosts (NVIDIA's install guide pins "
         "all four to one version)",
         check=Name(TOOLKIT_VERSION, "a toolkit package version like '1.18.0-1'",

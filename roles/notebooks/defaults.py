@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dlws.roles.base.defaults import declared_lab_users
+from dlws.stack.services import KEY_DEFAULTS
 from dlws.tls import pair_problem
 from dlws.validate.domains import (
     Address,
@@ -49,17 +50,19 @@ def _tls_pair(data: Mapping[str, Any]) -> str | None:
 
 
 KEYS = [
-    Key("notebooks_enabled", False, (bool,),
+    Key("notebooks_enabled", KEY_DEFAULTS["notebooks_enabled"], (bool,),
         "run JupyterHub for base_lab_users (PAM logins, notebooks_group only), with the managed "
         "environment as a kernel", check_data=_needs_lab_users),
     Key("notebooks_prefix", "/opt/dlws/hub", (str,),
         "the hub's own virtual environment (JupyterHub, JupyterLab), hash-locked like "
         "python_env's", check=HostPath(managed=True, example="/opt/dlws/hub")),
-    Key("notebooks_jupyterhub_version", "6.1.1", (str,), "JupyterHub release (PyPI)",
+    Key("notebooks_jupyterhub_version", KEY_DEFAULTS["notebooks_jupyterhub_version"], (str,),
+        "JupyterHub release (PyPI)",
         check=RELEASE),
-    Key("notebooks_jupyterlab_version", "4.6.6", (str,), "JupyterLab release (PyPI)",
+    Key("notebooks_jupyterlab_version", KEY_DEFAULTS["notebooks_jupyterlab_version"], (str,),
+        "JupyterLab release (PyPI)",
         check=RELEASE),
-    Key("notebooks_ipykernel_version", "7.4.0", (str,),
+    Key("notebooks_ipykernel_version", KEY_DEFAULTS["notebooks_ipykernel_version"], (str,),
         "ipykernel added to the managed environment (python_env_prefix) so it runs as a kernel",
         check=RELEASE),
     Key("notebooks_group", "lab", (str,),

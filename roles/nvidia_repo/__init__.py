@@ -206,9 +206,6 @@ TOOLKIT_KEY_URL = "https://nvidia.github.io/libnvidia-container/gpgkey"
 TOOLKIT_KEY_FINGERPRINT = "C95B321B61E88C1809C4F759DDCAE044F796ECB0"
 TOOLKIT_KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
 TOOLKIT_SOURCES = "/etc/apt/sources.list.d/dlws-nvidia-container-toolkit.sources"
-# The guide installs these four at one version (NVIDIA_CONTAINER_TOOLKIT_VERSION).
-TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
-                    "libnvidia-container-tools", "libnvidia-container1")
 # uname -m -> dpkg architecture (the toolkit repository's folders).
 DPKG_ARCHES = {alias: MACHINES[name].dpkg_arch for alias, name in MACHINE_ALIASES.items()}
 
@@ -217,11 +214,6 @@ def toolkit_sources_content(machine: str) -> str:
     url = TOOLKIT_REPO_URL.format(arch=DPKG_ARCHES[machine])
     return ("# Managed by dlws (roles/nvidia_repo): NVIDIA's container toolkit repository.\n"
             f"Types: deb\nURIs: {url}\nSuites: /\nSigned-By: {TOOLKIT_KEYRING}\n")
-
-
-def toolkit_packages(version: str) -> list[str]:
-    """The toolkit's packages pinned to one version, as the install guide installs them."""
-    return [f"{name}={version}" for name in TOOLKIT_PACKAGES]
 
 
 def configure_container_toolkit(machine: str) -> None:
