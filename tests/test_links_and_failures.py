@@ -1,9 +1,9 @@
 """For real, in a Debian 12 container: a link is never followed, a failed apt fetch fails the run.
 
-A data disk (a loop device, as tests/test_storage_disks.py) whose top-level `datasets` entry is
-a symbolic link to /etc: the deploy is refused naming the link, and /etc keeps its owner, mode
-and ACLs. An apt proxy on a closed port of 127.0.0.1: `apt-get update` fails the deploy and the
-message names the source it could not fetch.
+A data disk (a loop device, as tests/roles/storage/test_disks.py) whose top-level `datasets`
+entry is a symbolic link to /etc: the deploy is refused naming the link, and /etc keeps its
+owner, mode and ACLs. An apt proxy on a closed port of 127.0.0.1: `apt-get update` fails the
+deploy and the message names the source it could not fetch.
 """
 
 from __future__ import annotations

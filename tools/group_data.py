@@ -1,6 +1,7 @@
 """Write inventory/group_data/all.py from every key's default and doc: `python tools/group_data.py`.
 
-tests/test_schema.py holds the file equal to the keys; run this after adding or changing a key.
+tests/validate/test_schema.py holds the file equal to the keys; run this after adding or changing
+a key.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ sys.path.insert(0, str(ROOT))
 HEADER = '''"""Data for every host: each key dlws reads, at its default, with what it means.
 
 Copy a line into a host, a group file (group_data/<group>.py) or here to change it.
-tests/test_schema.py keeps this file equal to the roles' DEFAULTS (tools/group_data.py writes it).
+tests/validate/test_schema.py keeps this file equal to the roles' DEFAULTS (tools/group_data.py
+writes it).
 """
 '''
 

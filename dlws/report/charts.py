@@ -6,7 +6,7 @@ import html
 from dataclasses import dataclass
 
 # One fill per chart kind, used nowhere else on the page: the render test finds each chart in
-# a screenshot by its colour (tests/test_report.py). Below the bar is always LOW.
+# a screenshot by its colour (tests/report/test_report.py). Below the bar is always LOW.
 COLOURS = {
     "throughput": "#2f6fd0",
     "matmul": "#8e44c9",

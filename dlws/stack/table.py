@@ -296,7 +296,7 @@ class TensorFlowBuild:
 # of `tensorflow[and-cuda]`. TF 2.18 disabled TF-TRT (tensorflow#87911). The pip doc asks for a
 # driver >= 525.60.13 (CUDA 12 minor-version compatibility). Each version is the newest patch
 # release on PyPI, and each Python range matches the cp tags of its wheels there
-# (data/sources/pypi-wheels.tsv, checked by tests/test_gpu_table.py). 2.21.0's [and-cuda]
+# (data/sources/pypi-wheels.tsv, checked by tests/stack/test_table.py). 2.21.0's [and-cuda]
 # requires nvidia-*-cu12 <13 (PyPI metadata): TensorFlow's GPU build is CUDA 12 only.
 TENSORFLOW_BUILDS: tuple[TensorFlowBuild, ...] = (
     TensorFlowBuild("2.16.2", "3.9", "3.12", "8.9", "12.3"),

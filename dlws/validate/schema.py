@@ -11,7 +11,8 @@ from dlws.validate import domains
 from dlws.validate.connector_keys import check_connector_key
 
 # Every dlws key starts with its owner's prefix: what a host is declared to have (dlws.declare),
-# then one per role (roles/<role>/defaults.py). tests/test_schema.py holds each key to this list.
+# then one per role (roles/<role>/defaults.py). tests/validate/test_schema.py holds each key to
+# this list.
 KEY_PREFIXES = ("gpu_", "hardware_", "verify_", "network_", "cache_", "base_", "storage_",
                 "nvidia_driver_", "cuda_", "cudnn_", "python_env_", "frameworks_", "notebooks_",
                 "containers_")

@@ -1,7 +1,8 @@
 """Data for every host: each key dlws reads, at its default, with what it means.
 
 Copy a line into a host, a group file (group_data/<group>.py) or here to change it.
-tests/test_schema.py keeps this file equal to the roles' DEFAULTS (tools/group_data.py writes it).
+tests/validate/test_schema.py keeps this file equal to the roles' DEFAULTS (tools/group_data.py
+writes it).
 """
 
 # --- dlws.declare (What each host is declared to have: the hardware and the bars verify holds it to.)

@@ -11,11 +11,11 @@ import pytest
 
 from dlws import report
 
-RECORDED = Path(__file__).parent / "fixtures" / "report"  # inventory/fleet_sandbox.py, -n auto
+RECORDED = Path(__file__).parents[1] / "fixtures" / "report"  # inventory/fleet_sandbox.py, -n auto
 SANDBOX, STOPPED, GPU = "@docker/dlws-sandbox", "@docker/dlws-stopped", "@docker/dlws-gpu-declared"
 
 
-BURN_IN = Path(__file__).parent / "fixtures" / "burn_in"
+BURN_IN = Path(__file__).parents[1] / "fixtures" / "burn_in"
 GPU_A, GPU_B = "ws-gpu-01", "ws-gpu-02"
 
 

@@ -13,7 +13,7 @@ from dlws import report
 from dlws.sandbox.docker_env import ensure_container, remove_container
 from dlws.sandbox.images import ensure_debian_image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HOSTS = ("dlws-i18-ws01", "dlws-i18-ws02")
 # A host range and the docker connection in Ansible's INI form; the `sandbox` group gets this

@@ -65,8 +65,8 @@ def _target(tmp_path: Path, **data) -> Target:
 @pytest.fixture(autouse=True)
 def _fresh_runs(monkeypatch):
     helpers._RUNS.clear()
-    # The environment's RECORD check has its own tests (tests/test_integrity.py); here the host
-    # is this machine's own venv, which no lock installed.
+    # The environment's RECORD check has its own tests (tests/verify/test_integrity.py); here the
+    # host is this machine's own venv, which no lock installed.
     monkeypatch.setattr(helpers, "integrity_refusal", lambda host, target: "")
     yield
     helpers._RUNS.clear()

@@ -13,7 +13,8 @@ from dlws.inventory.targets import Target
 from dlws.roles import all_defaults
 from dlws.verify import test_containers as checks
 
-CDI = (Path(__file__).parent / "fixtures" / "readings" / "cdi" / "rtx-4090x2_580.yaml").read_text()
+CDI = (Path(__file__).parents[1] / "fixtures" / "readings" / "cdi"
+       / "rtx-4090x2_580.yaml").read_text()
 # verify's `plan` fixture, as far as these checks read it: Debian 12's docker.io has no CDI.
 PLAN = SimpleNamespace(os=SimpleNamespace(id="debian", release="12"))
 TWO_GPUS = ("GPU 0: NVIDIA GeForce RTX 4090 (UUID: GPU-4cf8db2d-06c0-7d70-1a51-e59b25b2c16c)\n"

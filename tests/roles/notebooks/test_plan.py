@@ -18,7 +18,7 @@ from dlws.roles.base import PROXY_ENV_FILE
 from dlws.roles.notebooks import gpu_announcement, hub_config
 from dlws.tls import pair_problem
 from tests.fake_hosts import facts, plan
-from tests.test_broken_input import HOST, assert_refused, deploy, write_inventory
+from tests.validate.test_broken_input import HOST, assert_refused, deploy, write_inventory
 
 SYSTEMD = {"/run/systemd/system": "user=root group=root mode=drwxr-xr-x atime=0 mtime=0 "
                                   "ctime=0 size=40 '/run/systemd/system'"}

@@ -11,9 +11,9 @@ import pytest
 
 from dlws.verify.test_burn_in import thin
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "roles/frameworks/files/dlws_burn_in.py"
-FIXTURES = Path(__file__).parent / "fixtures" / "burn_in"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "burn_in"
 
 
 @pytest.fixture(scope="module")

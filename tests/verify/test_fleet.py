@@ -12,7 +12,7 @@ from dlws import report
 from dlws.sandbox.docker_env import ensure_container, remove_container
 from dlws.sandbox.images import ensure_debian_image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

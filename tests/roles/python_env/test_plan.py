@@ -15,7 +15,8 @@ from tests.plan.cases import (
 
 def test_shared_pip_cache_installs_take_turns_only_to_fill_it():
     # roles/cache: hosts that start together must not all miss the fleet's shared cache, and
-    # take turns only while the first fills it (tests/test_shared_cache_install.py runs it).
+    # take turns only while the first fills it (tests/roles/python_env/
+    # test_shared_cache_install.py runs it).
     data = host_data("debian-12", "no-gpu", "distro", cache_pip_dir="/srv/dlws-cache")
     run = run_case("debian-12_no-gpu_shared-cache", data)
     commands = [c for op in run.named("Install the frameworks") for c in op.commands]

@@ -1,6 +1,6 @@
 """The containers role's checks run for real on this machine: dockerd's verdict on daemon.json
 files; daemon.json and CDI decisions. (The repository key check, shared with NVIDIA's CUDA
-repository, is tested with real gpg in tests/test_repository_key.py.)"""
+repository, is tested with real gpg in tests/roles/nvidia_repo/test_repository_key.py.)"""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from dlws.facts.containers import (
 )
 from dlws.roles.containers import cdi_decision, daemon_json_differs, without_nvidia_runtime
 
-CDI_FIXTURE = Path(__file__).parent / "fixtures" / "readings" / "cdi" / "rtx-4090x2_580.yaml"
+CDI_FIXTURE = Path(__file__).parents[2] / "fixtures" / "readings" / "cdi" / "rtx-4090x2_580.yaml"
 
 
 @pytest.fixture()

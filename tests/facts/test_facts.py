@@ -10,7 +10,7 @@ import pytest
 from dlws import facts as f
 from tests.fake_hosts import fixture_lines, transcript_reader
 
-READINGS = Path(__file__).parent / "fixtures" / "readings"
+READINGS = Path(__file__).parents[1] / "fixtures" / "readings"
 
 
 @pytest.mark.parametrize(("case", "version"), [

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "roles/frameworks/files/dlws_train_check.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "roles/frameworks/files/dlws_train_check.py"
 
 
 @pytest.fixture()

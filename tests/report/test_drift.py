@@ -11,7 +11,7 @@ import pytest
 from dlws import report
 from dlws.report import drift
 
-RECORDED = Path(__file__).parent / "fixtures" / "report"
+RECORDED = Path(__file__).parents[1] / "fixtures" / "report"
 SANDBOX, GPU = "@docker/dlws-sandbox", "@docker/dlws-gpu-declared"
 BASE_FACTS = {"packages.dpkg": {"bash": "5.2.15-2+b7", "libc6": "2.36-9+deb12u10"},
               "packages.venv": {"numpy": "2.4.6", "mlxtend": "0.25.0"},

@@ -22,9 +22,9 @@ from dlws.inventory.ansible import AnsibleHost, AnsibleInventoryError, to_pyinfr
 from dlws.inventory.targets import load_targets
 from dlws.roles import all_defaults, all_keys
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ansible"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "ansible"
 VAULT_PASSWORD = FIXTURES / "vault-password"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SOURCES = {
     "ini": FIXTURES / "ini" / "hosts.ini",

@@ -22,7 +22,7 @@ from dlws.stack.table import (
     version_key,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "dlws" / "stack" / "data"
 SOURCES = DATA / "sources"
 REGENERATE = DATA / "regenerate.py"

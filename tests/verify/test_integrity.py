@@ -16,9 +16,9 @@ from dlws.controller_code import Script
 from dlws.controller_code import parse as parse_runner
 from dlws.secrets import secret_files
 from dlws.verify import integrity, test_security
-from tests.test_verify_checks import Out, StandIn, target
+from tests.verify.test_checks import Out, StandIn, target
 
-RECORD_CHECK = Path(__file__).resolve().parent.parent / "verify/host/dlws_record_check.py"
+RECORD_CHECK = Path(__file__).resolve().parents[2] / "verify/host/dlws_record_check.py"
 
 
 def _digest(data: bytes) -> str:

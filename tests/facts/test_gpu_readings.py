@@ -8,7 +8,7 @@ import pytest
 
 from dlws.facts import gpu_readings as r
 
-READINGS = Path(__file__).parent / "fixtures" / "readings"
+READINGS = Path(__file__).parents[1] / "fixtures" / "readings"
 
 # Recorded `nvidia-smi --query-gpu=<fields> --format=csv,noheader,nounits` lines. H100: an SXM5
 # board under load in a gen5 host; RTX 4090: an idle card (P8) in a gen4 x16 slot.
