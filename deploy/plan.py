@@ -22,7 +22,7 @@ from dlws.validate.secrets import redact  # noqa: E402
 check_inventory(inventory, all_keys())
 
 # pyinfra runs this file once per host, in parallel; the first run plans every host (facts
-# only: dlws.facts.host_facts) so that one table comes
+# only: dlws.facts.readers.host_facts) so that one table comes
 # out, in inventory order. No operation is added: nothing on any host changes.
 if not getattr(state, "dlws_plan_printed", False):
     state.dlws_plan_printed = True

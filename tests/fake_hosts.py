@@ -54,7 +54,7 @@ def facts(os: str, lspci: str | None = None, kernel: str | None = None,
                 .read_text().splitlines()] if cdi_spec else [])),
         # dlws.facts.DockerDaemonJson
         "/etc/docker/daemon.json": ["present", *daemon_json.splitlines()] if daemon_json else [],
-        # dlws.facts.OsRelease
+        # dlws.facts.system.OsRelease
         "cat /etc/os-release": fixture_lines("os-release", os),
         # dlws.facts.NvidiaPciDevices (pciutils present: base installs it)
         "lspci -nn -d 10de:": fixture_lines("lspci", f"{lspci}.txt") if lspci else [],

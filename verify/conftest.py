@@ -68,7 +68,7 @@ def pytest_sessionstart(session):
             reporter.write_line(line, yellow=True)
 
 
-# Properties each check records in the JUnit XML (record_property), read by dlws/report.py.
+# Properties each check records in the JUnit XML (record_property), read by dlws/report/.
 HOST_PROPERTY = "dlws.host"
 CHECK_PROPERTY = "dlws.check"
 FACT_PREFIX = "dlws.fact."

@@ -90,7 +90,7 @@ def test_gpu_matmul_throughput(host, target, plan, record_fact):
         pytest.skip(f"no {model.tensor_dtype} figure for {model.name} in the table "
                     "(dlws/stack/data/sources/performance.tsv): readings recorded only")
     bar = target["verify_min_tflops_fraction"] * expected
-    # The report draws each GPU against these (dlws/report.py chart_rows).
+    # The report draws each GPU against these (dlws/report/ chart_rows).
     record_fact("matmul.expected_tflops", expected)
     record_fact("matmul.min_tflops", round(bar, 1))
     slow = [f"{r['device']} {r['name']}: {r['tflops']:.0f} TFLOP/s" for r in readings

@@ -5,7 +5,7 @@ of the workstation read 45 to 55 facts per host, each a round trip (a `docker ex
 command over SSH). This module reads them all at once:
 
 - The first time the deploy plans a host (``dlws.plan.host_plan`` through
-  ``dlws.facts.pyinfra_reader``), ``prefetch`` reads, in ONE command (``dlws.facts.FactBatch``:
+  ``dlws.facts.readers.pyinfra_reader``), ``prefetch`` reads, in ONE command (``FactBatch``:
   each fact's own command, split and parsed by each fact's own ``process()``), the facts the
   plan needs plus every fact the deploy read on this host in its last run (the list is kept on
   the controller, ``$XDG_CACHE_HOME/dlws/facts/``; only fact classes of pyinfra, dlws and its

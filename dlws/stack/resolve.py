@@ -71,7 +71,7 @@ def derive(data: Mapping[str, Any], facts: HostFacts,
 
     + data: the host's data with every key's default (roles.all_defaults()); keys missing here
       take the defaults the roles declare
-    + facts: what the host is (dlws.facts.host_facts), or a recorded copy
+    + facts: what the host is (dlws.facts.readers.host_facts), or a recorded copy
     """
     os_release = OS_RELEASES.get((facts.os_id, facts.os_release))
     if os_release is None:

@@ -1,5 +1,5 @@
 """One parser per fact, on recorded output: the deploy (pyinfra) and verify (testinfra) both
-read a host through these classes (dlws.facts.pyinfra_reader / testinfra_reader)."""
+read a host through these classes (dlws.facts.readers.pyinfra_reader / testinfra_reader)."""
 
 from __future__ import annotations
 
