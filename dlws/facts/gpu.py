@@ -82,7 +82,7 @@ class NvidiaDriverVersion(FactBase):
 
     # /proc/driver/nvidia/version exists only with the module loaded; a host with the driver
     # installed but not yet loaded (before its reboot) still has nvidia-smi's package. The raw
-    # text comes back and dlws.facts.gpu_readings.loaded_driver_version parses it (both module lines:
+    # text comes back and gpu_readings.loaded_driver_version parses it (both module lines:
     # "Kernel Module  535.183.01" and "Open Kernel Module for x86_64  580.95.05").
     command = (
         "cat /proc/driver/nvidia/version 2>/dev/null; "
