@@ -39,7 +39,7 @@ def facts(os: str, lspci: str | None = None, kernel: str | None = None,
     + os: a file under fixtures/plan/os-release/ ("ubuntu-24.04")
     + lspci: a file under fixtures/plan/lspci/ (`lspci -nn -d 10de:` output), None = no GPU
     + kernel: `uname -r`; container: what dlws.facts.Container prints ("docker")
-    + driver: dlws.facts.NvidiaDriverVersion's answer ("535.183.01")
+    + driver: dlws.facts.gpu.NvidiaDriverVersion's answer ("535.183.01")
     + nvidia_packages: a file under fixtures/plan/dpkg/ (dlws.facts.NvidiaPackages' answer)
     + display: a file under fixtures/plan/display/ (dlws.facts.Display's output on a desktop),
       None = a server (no display manager, no graphical session)
@@ -56,11 +56,11 @@ def facts(os: str, lspci: str | None = None, kernel: str | None = None,
         "/etc/docker/daemon.json": ["present", *daemon_json.splitlines()] if daemon_json else [],
         # dlws.facts.system.OsRelease
         "cat /etc/os-release": fixture_lines("os-release", os),
-        # dlws.facts.NvidiaPciDevices (pciutils present: base installs it)
+        # dlws.facts.gpu.NvidiaPciDevices (pciutils present: base installs it)
         "lspci -nn -d 10de:": fixture_lines("lspci", f"{lspci}.txt") if lspci else [],
         # dlws.facts.Container
         "/.dockerenv": container,
-        # dlws.facts.NvidiaDriverVersion
+        # dlws.facts.gpu.NvidiaDriverVersion
         "/proc/driver/nvidia/version": driver or "",
         # dlws.facts.NvidiaPackages
         "db:Status-Abbrev": (fixture_lines("dpkg", f"{nvidia_packages}.txt")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dlws.facts.gpu_readings import installed_nvml_version, loaded_driver_version, reboot_pending
+from dlws.facts.readers import testinfra_reader as fact_reader
 from dlws.facts.storage import BlockDevice, SharedFolder
 from dlws.roles import all_keys
 from dlws.roles.nvidia_driver import BRANCH_PIN, branch_pin
@@ -303,23 +304,27 @@ def test_verify_fails_on_a_recorded_module_user_space_mismatch_with_the_reboot_f
 
     from dlws.verify.test_nvidia_driver import test_kernel_module_matches_user_space as check
 
+    # The facts' own commands answered from the readings (verify reads them through dlws.facts).
     host = RecordedHost(
-        files={"/proc/driver/nvidia/version":
-               (READINGS / "proc-driver-nvidia-version-proprietary-535.txt").read_text()},
-        commands={"libnvidia-ml": (READINGS / "libnvidia-ml-after-upgrade.txt").read_text()})
+        files={},
+        commands={"/proc/driver/nvidia/version":
+                  (READINGS / "proc-driver-nvidia-version-proprietary-535.txt").read_text(),
+                  "libnvidia-ml": (READINGS / "libnvidia-ml-after-upgrade.txt").read_text()})
     recorded = {}
     target = {"gpu_count": 1}
     plan_ = SimpleNamespace(driver=SimpleNamespace(branch="535"))
     with pytest.raises(AssertionError) as failed:
-        check(host, target, plan_, lambda key, value: recorded.update({key: value}))
+        check(host, target, plan_, lambda key, value: recorded.update({key: value}),
+              fact_reader(host))
     assert "535.216.01" in str(failed.value) and "535.230.02" in str(failed.value)
     assert "reboot it" in str(failed.value)
     assert "reboot_pending" in recorded
     # The same host once rebooted into the new module: the check passes, nothing recorded.
-    host.files["/proc/driver/nvidia/version"] = host.files[
+    host.commands["/proc/driver/nvidia/version"] = host.commands[
         "/proc/driver/nvidia/version"].replace("535.216.01", "535.230.02")
     recorded.clear()
-    check(host, target, plan_, lambda key, value: recorded.update({key: value}))
+    check(host, target, plan_, lambda key, value: recorded.update({key: value}),
+          fact_reader(host))
     assert recorded == {}
 
 
@@ -331,9 +336,9 @@ def test_verify_fails_when_the_branch_pin_names_another_branch():
     host = RecordedHost(files={BRANCH_PIN: branch_pin("550")}, commands={})
     plan_ = SimpleNamespace(driver=SimpleNamespace(branch="535"))
     with pytest.raises(AssertionError, match="does not pin branch 535"):
-        check(host, {"nvidia_driver_updates": "within_branch"}, plan_)
-    check(RecordedHost(files={BRANCH_PIN: branch_pin("535")}, commands={}),
-          {"nvidia_driver_updates": "within_branch"}, plan_)
+        check(host, {"nvidia_driver_updates": "within_branch"}, plan_, fact_reader(host))
+    pinned = RecordedHost(files={BRANCH_PIN: branch_pin("535")}, commands={})
+    check(pinned, {"nvidia_driver_updates": "within_branch"}, plan_, fact_reader(pinned))
 
 
 def test_verify_fails_on_a_datasets_folder_without_default_acls():
@@ -345,6 +350,6 @@ def test_verify_fails_on_a_datasets_folder_without_default_acls():
     host = RecordedHost(files={}, commands={"getfacl": "stat root lab 2775\nuser::rwx\n"
                                                        "group::rwx\nother::r-x\n"})
     with pytest.raises(AssertionError) as failed:
-        check(host, target)
+        check(target, fact_reader(host))
     assert "/data/datasets lacks the ACL entries" in str(failed.value)
     assert "default:group:lab:rwx" in str(failed.value)

@@ -183,6 +183,13 @@ def host_facts(target: Target, host):
 
 
 @pytest.fixture(scope="module")
+def read_fact(host):
+    """`read_fact(FactClass, *args)`: a host fact through dlws.facts' own command and parser,
+    the ones the deploy reads it with."""
+    return testinfra_reader(host)
+
+
+@pytest.fixture(scope="module")
 def plan(request, target: Target, host, host_facts):
     """The stack this host must have: the deploy's own derivation (dlws.stack.derive) from the
     inventory's data and the host's facts."""
@@ -204,10 +211,9 @@ def venv_python(target: Target) -> str:
 
 
 @pytest.fixture(scope="module")
-def venv_packages(host, venv_python):
+def venv_packages(read_fact, venv_python):
     """Distributions installed in the shared environment, by canonical name."""
-    out = host.run(VenvPackages().command(venv_python.rsplit("/bin/", 1)[0]))
-    return VenvPackages().process(out.stdout.splitlines())
+    return read_fact(VenvPackages, venv_python.rsplit("/bin/", 1)[0])
 
 
 @pytest.fixture(scope="module")

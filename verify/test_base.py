@@ -8,7 +8,7 @@ import pytest
 from pyinfra.facts.deb import DebPackages
 
 from dlws.facts.gpu_readings import apt_components
-from dlws.facts.readers import testinfra_reader
+from dlws.facts.readers import testinfra_reader as fact_reader
 from dlws.roles.base import APT_PROXY_FILE, COMPONENTS, ESSENTIAL_PACKAGES, SOURCES_FILE
 from dlws.validate.domains import ca_file_name, pem_bodies
 
@@ -20,7 +20,7 @@ from .integrity import dpkg_problems
 def deb_packages(host) -> dict:
     """Installed dpkg packages, read once per host with the fact the deploy's apt.packages reads
     (pyinfra's DebPackages: `dpkg -l`, installed or held)."""
-    return testinfra_reader(host)(DebPackages)
+    return fact_reader(host)(DebPackages)
 
 
 @pytest.mark.parametrize("package", ESSENTIAL_PACKAGES)
@@ -35,11 +35,11 @@ def test_extra_packages_installed(deb_packages, target):
     assert not missing, f"base_extra_packages not installed: {missing}"
 
 
-def test_apt_sources_carry_stack_components(host, target):
+def test_apt_sources_carry_stack_components(host, target, plan):
     """The managed apt sources enable every component the stack needs."""
     if not target["base_apt_manage_sources"]:
         pytest.skip("base_apt_manage_sources is false: the host's sources are left alone")
-    os_id = host.system_info.distribution
+    os_id = plan.os.id
     files = {p: host.file(p).content_string for p in apt_source_paths(host)}
     # Enabled deb entries only: a commented-out line gives apt nothing.
     enabled = apt_components(files)
@@ -80,15 +80,12 @@ def test_apt_proxy_configured(host, target):
             assert found, f"{key} (as declared) is not in {APT_PROXY_FILE}"
 
 
-def test_package_inventory_recorded(host, record_fact):
+def test_package_inventory_recorded(host, record_fact, read_fact):
     # What `dlws report --diff` compares between runs: every dpkg package and the kernel.
     # The command and parser are pyinfra's own DebPackages fact (`dpkg -l`, installed and held).
     """The host's dpkg packages and kernel are read and recorded for the run's report."""
-    fact = DebPackages()
-    out = host.run(fact.command())
-    packages = fact.process(out.stdout.splitlines())
-    assert out.rc == 0 and packages, (
-        f"dpkg -l listed no package (rc={out.rc}): {(out.stderr or out.stdout).strip()[-300:]}")
+    packages = read_fact(DebPackages)
+    assert packages, "dpkg -l listed no package (or failed)"
     # One version per package; a package installed for two architectures lists both.
     record_fact("packages.dpkg", {name: ", ".join(sorted(versions))
                                   for name, versions in sorted(packages.items())})

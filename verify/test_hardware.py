@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from dlws.command import cmd
+from dlws.facts.gpu import NvidiaModuleVersion
 from dlws.facts.gpu_readings import (
     ECC_FIELDS,
     NOT_APPLICABLE,
@@ -23,7 +24,6 @@ from dlws.facts.gpu_readings import (
     gpu_memory_gib,
     gpu_query,
     hardware_xids,
-    loaded_driver_version,
     meminfo_total_gib,
     parse_csv,
     pcie_verdict,
@@ -201,13 +201,12 @@ def test_no_hardware_xid_in_kernel_log(host, target):
         f"{x.pci} Xid {x.code}: {x.text}" for x in xids[:10])
 
 
-def test_nvidia_driver_loaded_at_planned_branch(host, target, plan, record_fact):
+def test_nvidia_driver_loaded_at_planned_branch(target, plan, record_fact, read_fact):
     """The loaded NVIDIA kernel module is of the planned branch."""
     require_gpus(target)
-    proc = host.run("cat /proc/driver/nvidia/version")
-    version = loaded_driver_version(proc.stdout)
-    assert version, ("no NVIDIA kernel module is loaded (/proc/driver/nvidia/version: "
-                     f"{(proc.stderr or proc.stdout).strip()})")
+    version = read_fact(NvidiaModuleVersion)
+    assert version, ("no NVIDIA kernel module is loaded (/proc/driver/nvidia/version, "
+                     "/sys/module/nvidia/version)")
     record_fact("nvidia_driver.version", version)
     if plan.driver.branch:
         assert version.split(".")[0] == plan.driver.branch, (

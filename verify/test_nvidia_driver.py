@@ -5,14 +5,18 @@ from __future__ import annotations
 import pytest
 
 from dlws.command import sh
+from dlws.facts.gpu import (
+    InstalledNvmlVersion,
+    NvidiaModuleVersion,
+    NvidiaPackages,
+    NvidiaUserSpaceVersion,
+)
 from dlws.facts.gpu_readings import (
-    INSTALLED_NVML_COMMAND,
-    installed_nvml_version,
-    loaded_driver_version,
     loaded_modules,
     module_flavour,
     reboot_pending,
 )
+from dlws.facts.system import HeldPackages
 from dlws.roles.nvidia_driver import BRANCH_PIN, REBOOT_MARKER, branch_pin
 from dlws.stack import kernel
 from dlws.stack.driver import builds_dkms
@@ -27,16 +31,9 @@ def driver_plan(plan):
     return plan
 
 
-def installed_user_space(host) -> str | None:
-    """The NVIDIA user-space version dpkg knows (nvidia-smi / nvidia-utils-<branch>)."""
-    out = host.run("dpkg-query -W -f='${Version}\\n' nvidia-smi 'nvidia-utils-*' 2>/dev/null")
-    versions = [v for v in out.stdout.split() if v and v[0].isdigit()]
-    return versions[0].split("-")[0] if versions else None
-
-
-def test_driver_user_space_is_the_planned_branch(host, driver_plan):
+def test_driver_user_space_is_the_planned_branch(read_fact, driver_plan):
     """The installed NVIDIA user space is of the planned branch."""
-    version = installed_user_space(host)
+    version = read_fact(NvidiaUserSpaceVersion)
     assert version, "no NVIDIA user space (nvidia-smi / nvidia-utils) is installed"
     assert version.split(".")[0] == driver_plan.driver.branch, (
         f"NVIDIA user space {version} installed, plan says branch {driver_plan.driver.branch}")
@@ -47,21 +44,10 @@ def test_nvidia_smi_installed(host, driver_plan):
     assert host.run("command -v nvidia-smi").rc == 0, "nvidia-smi is not on PATH"
 
 
-def loaded_module_version(host) -> str | None:
-    """The loaded NVIDIA module's version (/proc/driver/nvidia/version, /sys/module), or None."""
-    proc = host.file("/proc/driver/nvidia/version")
-    if proc.exists:
-        # Open modules say "Open Kernel Module for x86_64  580.95.05": not the next word.
-        return loaded_driver_version(proc.content_string)
-    sysfs = host.file("/sys/module/nvidia/version")
-    return sysfs.content_string.strip() or None if sysfs.exists else None
-
-
-def test_kernel_module_matches_user_space(host, target, driver_plan, record_fact):
+def test_kernel_module_matches_user_space(host, target, driver_plan, record_fact, read_fact):
     """The loaded kernel module is the installed user space's version (else a reboot is pending)."""
-    loaded = loaded_module_version(host)
-    installed = (installed_nvml_version(host.run(INSTALLED_NVML_COMMAND).stdout)
-                 or installed_user_space(host))
+    loaded = read_fact(NvidiaModuleVersion)
+    installed = read_fact(InstalledNvmlVersion) or read_fact(NvidiaUserSpaceVersion)
     pending = reboot_pending(loaded, installed)
     if pending or host.file(REBOOT_MARKER).exists:
         # The fleet report shows "reboot pending" on this host's card.
@@ -74,7 +60,7 @@ def test_kernel_module_matches_user_space(host, target, driver_plan, record_fact
     assert not pending, pending
 
 
-def test_driver_branch_pinned(host, target, driver_plan):
+def test_driver_branch_pinned(host, target, driver_plan, read_fact):
     """The driver's branch is pinned for apt and, with "hold", its packages are held."""
     policy = target["nvidia_driver_updates"]
     if policy == "unmanaged":
@@ -84,9 +70,8 @@ def test_driver_branch_pinned(host, target, driver_plan):
     assert pin.content_string == branch_pin(driver_plan.driver.branch), (
         f"{BRANCH_PIN} does not pin branch {driver_plan.driver.branch}:\n{pin.content_string}")
     if policy == "hold":
-        held = set(host.run("apt-mark showhold").stdout.split())
-        driver = {p for p in host.run("dpkg-query -W -f='${Package}\\n' 'nvidia-*' 'libcuda*' "
-                                      "2>/dev/null").stdout.split()}
+        held = set(read_fact(HeldPackages))
+        driver = set(read_fact(NvidiaPackages))
         assert held & driver, ("nvidia_driver_updates = 'hold' but no NVIDIA driver package is "
                                f"held (apt-mark showhold: {sorted(held)})")
 

@@ -104,15 +104,14 @@ def test_no_removed_lab_user_left_behind(host, target):
         "left, or declare them again")
 
 
-def test_nvidia_keyring_holds_exactly_its_key(host, plan):
+def test_nvidia_keyring_holds_exactly_its_key(host, plan, read_fact):
     # apt trusts every key in a Signed-By keyring for that repository: one more key there is a
     # second signer of the driver's packages. Each repository path has its own key.
     """NVIDIA's keyring holds exactly the repository's own key."""
     if not host.file(nvidia_repo.SOURCES).exists:
         pytest.skip("NVIDIA's repository is not configured on this host")
     expected = repo_key(OS_RELEASES[(plan.os.id, plan.os.release)].cuda_repo_path).fingerprint
-    out = host.run(nvidia_repo.KeyringPrimaryKeys().command(nvidia_repo.KEYRING))
-    found = nvidia_repo.primary_fingerprints(out.stdout)
+    found = read_fact(nvidia_repo.KeyringPrimaryKeys, nvidia_repo.KEYRING)
     assert found == [expected], (
         f"{nvidia_repo.KEYRING} holds {found or 'no key'}; expected only {expected}")
 

@@ -23,20 +23,19 @@ def _disks(target) -> list[dict]:
     return disks
 
 
-def _device(host, disk: dict) -> dict | None:
-    fact = BlockDevice()
-    found = fact.process(host.run(fact.command(disk["ref"])).stdout.splitlines())
+def _device(read_fact, disk: dict) -> dict | None:
+    found = read_fact(BlockDevice, disk["ref"])
     if found and found.get("missing_tools"):
         pytest.fail(f"{disk['ref']} cannot be inspected: {', '.join(found['missing_tools'])} "
                     "missing on the host (install util-linux)", pytrace=False)
     return found
 
 
-def test_disks_mounted_as_declared(host, target):
+def test_disks_mounted_as_declared(target, read_fact):
     """Every declared disk is found and mounted at its mount point with its filesystem."""
     problems = []
     for disk in _disks(target):
-        found = _device(host, disk)
+        found = _device(read_fact, disk)
         if found is None:
             problems.append(f"{disk['ref']}: no block device answers to it")
             continue
@@ -50,12 +49,12 @@ def test_disks_mounted_as_declared(host, target):
     assert not problems, "data disks: " + "; ".join(problems)
 
 
-def test_disks_in_fstab_by_uuid_with_nofail(host, target):
+def test_disks_in_fstab_by_uuid_with_nofail(host, target, read_fact):
     """Every declared disk is in fstab by UUID, with nofail."""
     fstab = host.file("/etc/fstab").content_string.splitlines()
     problems = []
     for disk in _disks(target):
-        found = _device(host, disk) or {"blkid": {}}
+        found = _device(read_fact, disk) or {"blkid": {}}
         fs_uuid = found["blkid"].get("UUID")
         lines = [line.split() for line in fstab if line.strip() and not line.startswith("#")]
         mine = [f for f in lines if len(f) >= 4 and f[1].rstrip("/") == disk["mount"].rstrip("/")]
@@ -70,7 +69,7 @@ def test_disks_in_fstab_by_uuid_with_nofail(host, target):
     assert not problems, "; ".join(problems)
 
 
-def test_datasets_folders_shared_with_the_lab(host, target):
+def test_datasets_folders_shared_with_the_lab(target, read_fact):
     """Each datasets folder is root:lab group, mode 2775, with the lab's ACL entries."""
     group = target["base_lab_group"]
     problems = []
@@ -78,8 +77,7 @@ def test_datasets_folders_shared_with_the_lab(host, target):
         if not disk["datasets"]:
             continue
         path = f"{disk['mount'].rstrip('/')}/{disk['datasets']}"
-        fact = SharedFolder()
-        found = fact.process(host.run(fact.command(path)).stdout.splitlines())
+        found = read_fact(SharedFolder, path)
         if found is None:
             problems.append(f"{path} does not exist")
             continue

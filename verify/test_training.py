@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from dlws.facts.gpu import NvidiaModuleVersion
 from dlws.stack import find_gpu
 from dlws.stack.services import docker_gpu_mode, engines
 from dlws.stack.table import MINOR_COMPAT_MIN_BRANCH
@@ -47,7 +48,7 @@ def test_mnist_trains(host, target, plan, framework, record_fact, trained):
 
 
 @pytest.mark.parametrize("framework", ["tensorflow", "torch"])
-def test_framework_cuda_build_fits_the_driver(host, target, plan, framework, trained):
+def test_framework_cuda_build_fits_the_driver(target, plan, framework, trained, read_fact):
     # Wheels bring their own CUDA runtime: the host driver must be new enough for it (CUDA
     # minor-version compatibility: 12.x needs R525+, 13.x R580+).
     """Each framework's CUDA build needs no newer driver than the host runs."""
@@ -57,13 +58,14 @@ def test_framework_cuda_build_fits_the_driver(host, target, plan, framework, tra
     rc, result, stderr = trained(framework)
     build = result.get("cuda_build")
     assert build, f"{framework} is a CPU-only build on a host declared with GPUs: {result}"
-    out = host.run("nvidia-smi --query-gpu=driver_version --format=csv,noheader")
-    assert out.rc == 0, f"nvidia-smi failed: {out.stderr.strip() or out.stdout}"
-    branch = int(out.stdout.split()[0].split(".")[0])
+    version = read_fact(NvidiaModuleVersion)
+    assert version, ("no NVIDIA kernel module is loaded (/proc/driver/nvidia/version, "
+                     "/sys/module/nvidia/version)")
+    branch = int(version.split(".")[0])
     needed = MINOR_COMPAT_MIN_BRANCH[int(str(build).split(".")[0])]
     assert branch >= needed, (
         f"{framework} was built for CUDA {build}, which needs driver R{needed}+; "
-        f"the host runs {out.stdout.split()[0]}")
+        f"the host runs {version}")
 
 
 def test_gpu_matmul_throughput(host, target, plan, record_fact):

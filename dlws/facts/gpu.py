@@ -7,7 +7,11 @@ import re
 
 from pyinfra.api import FactBase
 
-from dlws.facts.gpu_readings import loaded_driver_version
+from dlws.facts.gpu_readings import (
+    INSTALLED_NVML_COMMAND,
+    installed_nvml_version,
+    loaded_driver_version,
+)
 
 # `lspci -nn` line: "01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce
 # RTX 4090] [10de:2684] (rev a1)". 3D controllers (class 0302) are datacentre cards.
@@ -157,3 +161,58 @@ class NvidiaDevCharLinks(FactBase):
 def missing_dev_char_links(nodes: list[dict]) -> list[str]:
     """The NVIDIA device nodes whose /dev/char link is missing or points elsewhere."""
     return [f"{n['node']} ({n['devno']})" for n in nodes if n["link"] != n["node"]]
+
+
+class NvidiaModuleVersion(FactBase):
+    """The loaded NVIDIA kernel module's version, None when none is loaded.
+
+    /proc/driver/nvidia/version first (both module lines: "Kernel Module  535.183.01" and "Open
+    Kernel Module for x86_64  580.95.05"), else /sys/module/nvidia/version.
+
+    .. code:: python
+
+        "580.95.05"
+    """
+
+    command = ("cat /proc/driver/nvidia/version 2>/dev/null "
+               "|| cat /sys/module/nvidia/version 2>/dev/null || true")
+
+    def process(self, output):
+        text = "\n".join(output)
+        bare = text.strip()
+        return loaded_driver_version(text) or (bare if MODULE_VERSION.fullmatch(bare) else None)
+
+
+# /sys/module/nvidia/version holds the version alone: "580.95.05".
+MODULE_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?")
+
+
+class NvidiaUserSpaceVersion(FactBase):
+    """The NVIDIA user space's version dpkg knows (nvidia-smi, nvidia-utils-<branch>), or None.
+
+    .. code:: python
+
+        "580.95.05"
+    """
+
+    # dpkg-query exits 1 when one of the patterns matches nothing: its output still counts.
+    command = "dpkg-query -W -f='${Version}\\n' nvidia-smi 'nvidia-utils-*' 2>/dev/null || true"
+
+    def process(self, output):
+        versions = [line.strip() for line in output if line.strip()[:1].isdigit()]
+        return versions[0].split("-")[0] if versions else None
+
+
+class InstalledNvmlVersion(FactBase):
+    """The installed user space's version from the libnvidia-ml.so.1 ldconfig resolves, or None
+    (dlws.facts.gpu_readings.installed_nvml_version parses the path).
+
+    .. code:: python
+
+        "580.95.05"
+    """
+
+    command = INSTALLED_NVML_COMMAND
+
+    def process(self, output):
+        return installed_nvml_version("\n".join(output))

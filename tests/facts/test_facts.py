@@ -7,7 +7,25 @@ from pathlib import Path
 
 import pytest
 
-from dlws import facts as f
+from dlws.facts.batch import run_fact
+from dlws.facts.gpu import (
+    NvidiaDevCharLinks,
+    NvidiaDriverVersion,
+    NvidiaPackages,
+    NvidiaPciDevices,
+    NvSwitchCount,
+    missing_dev_char_links,
+)
+from dlws.facts.python import VenvPackages
+from dlws.facts.readers import host_facts
+from dlws.facts.system import (
+    Container,
+    Display,
+    OsRelease,
+    SecureBoot,
+    SubordinateIds,
+    display_from,
+)
 from tests.fake_hosts import fixture_lines, transcript_reader
 
 READINGS = Path(__file__).parents[1] / "fixtures" / "readings"
@@ -22,7 +40,7 @@ READINGS = Path(__file__).parents[1] / "fixtures" / "readings"
 def test_driver_version_reads_both_module_lines(case, version):
     proc = (READINGS / f"proc-driver-nvidia-version-{case}.txt").read_text().splitlines()
     # The module in use wins over an installed user space of another version (pending reboot).
-    assert f.NvidiaDriverVersion().process([*proc, "590.48.01-0ubuntu1"]) == version
+    assert NvidiaDriverVersion().process([*proc, "590.48.01-0ubuntu1"]) == version
 
 
 @pytest.mark.parametrize(("lines", "version"), [
@@ -31,39 +49,39 @@ def test_driver_version_reads_both_module_lines(case, version):
     ([""], None),
 ])
 def test_driver_version_falls_back_to_the_installed_package(lines, version):
-    assert f.NvidiaDriverVersion().process(lines) == version
+    assert NvidiaDriverVersion().process(lines) == version
 
 
 def test_os_release():
     lines = fixture_lines("os-release", "ubuntu-24.04")
-    assert f.OsRelease().process(lines) == {"id": "ubuntu", "version_id": "24.04",
+    assert OsRelease().process(lines) == {"id": "ubuntu", "version_id": "24.04",
                                             "codename": "noble"}
 
 
 def test_pci_devices_and_nvswitches():
     lines = fixture_lines("lspci", "h100x8.txt")
-    devices = f.NvidiaPciDevices().process(lines)
+    devices = NvidiaPciDevices().process(lines)
     assert len(devices) == 8 and {d["device_id"] for d in devices} == {"10de:2330"}
-    assert f.NvSwitchCount().process(lines) == 4
-    assert f.NvSwitchCount().process(fixture_lines("lspci", "rtx-4090.txt")) == 0
+    assert NvSwitchCount().process(lines) == 4
+    assert NvSwitchCount().process(fixture_lines("lspci", "rtx-4090.txt")) == 0
 
 
 @pytest.mark.parametrize(("lines", "expected"), [
     (["SecureBoot enabled"], True), (["SecureBoot disabled"], False),
     (["legacy BIOS"], False), (["EFI variables are not supported on this system"], None)])
 def test_secure_boot(lines, expected):
-    assert f.SecureBoot().process(lines) is expected
+    assert SecureBoot().process(lines) is expected
 
 
 def test_container_and_packages():
-    assert f.Container().process(["docker"]) == "docker"
-    assert f.Container().process([""]) == ""
-    packages = f.NvidiaPackages().process(fixture_lines("dpkg", "ubuntu-22.04_t4_535-server.txt"))
+    assert Container().process(["docker"]) == "docker"
+    assert Container().process([""]) == ""
+    packages = NvidiaPackages().process(fixture_lines("dpkg", "ubuntu-22.04_t4_535-server.txt"))
     assert packages["nvidia-utils-535-server"].startswith("535.183.01")
 
 
 def test_venv_packages_are_canonical():
-    assert f.VenvPackages().process(["TensorFlow_CPU 2.21.0", "torch 2.13.0+cpu"]) == {
+    assert VenvPackages().process(["TensorFlow_CPU 2.21.0", "torch 2.13.0+cpu"]) == {
         "tensorflow-cpu": "2.21.0", "torch": "2.13.0+cpu"}
 
 
@@ -74,7 +92,7 @@ def test_host_facts_through_a_recorded_host():
     responses = fake_facts("debian-13", "h100x8", driver="580.95.05",
                            nvidia_packages="ubuntu-22.04_t4_535-server")
     read = transcript_reader(responses)
-    host = f.host_facts(read, {"gpu_model": "NVIDIA H100 80GB HBM3", "gpu_count": 8})
+    host = host_facts(read, {"gpu_model": "NVIDIA H100 80GB HBM3", "gpu_count": 8})
     assert (host.os_id, host.os_release, len(host.gpus), host.nvswitches) == ("debian", "13", 8,
                                                                               4)
     assert host.installed_driver == "580.95.05" and host.kernel_release == "6.12.48+deb13-amd64"
@@ -85,9 +103,9 @@ def test_declared_gpus_stand_in_where_none_is_visible():
     from tests.fake_hosts import facts as fake_facts
 
     read = transcript_reader(fake_facts("debian-12", None, container="docker"))
-    host = f.host_facts(read, {"gpu_model": "NVIDIA L4", "gpu_count": 2})
+    host = host_facts(read, {"gpu_model": "NVIDIA L4", "gpu_count": 2})
     assert host.gpus == ("NVIDIA L4", "NVIDIA L4") and host.in_container
-    assert f.host_facts(read, {"gpu_model": None, "gpu_count": 0}).gpus == ()
+    assert host_facts(read, {"gpu_model": None, "gpu_count": 0}).gpus == ()
 
 
 @pytest.mark.parametrize(("lines", "expected"), [
@@ -98,9 +116,9 @@ def test_declared_gpus_stand_in_where_none_is_visible():
     ([], None),
 ])
 def test_display(lines, expected):
-    assert f.display_from(lines) == expected
+    assert display_from(lines) == expected
     if lines:
-        assert f.Display().process(lines) == expected
+        assert Display().process(lines) == expected
 
 
 def test_display_command_runs_in_a_plain_shell():
@@ -111,7 +129,7 @@ def test_display_command_runs_in_a_plain_shell():
         out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
         return out.returncode, out.stdout
 
-    assert f.run_fact(run, f.Display) is None
+    assert run_fact(run, Display) is None
 
 
 def test_subordinate_ids_read_a_real_file(tmp_path):
@@ -120,12 +138,12 @@ def test_subordinate_ids_read_a_real_file(tmp_path):
     path = tmp_path / "subuid"
     # As shadow writes it, with a uid-owned line, a comment and a line no tool would accept.
     path.write_text("alice:100000:65536\n1002:165536:65536\n# note\nbroken:line\n")
-    command = f.SubordinateIds().command(str(path))
+    command = SubordinateIds().command(str(path))
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
-    assert f.SubordinateIds().process(out.stdout.splitlines()) == [
+    assert SubordinateIds().process(out.stdout.splitlines()) == [
         {"owner": "alice", "start": 100000, "count": 65536},
         {"owner": "1002", "start": 165536, "count": 65536}]
-    missing = subprocess.run(["sh", "-c", f.SubordinateIds().command(str(tmp_path / "none"))],
+    missing = subprocess.run(["sh", "-c", SubordinateIds().command(str(tmp_path / "none"))],
                              capture_output=True, text=True)
     assert missing.returncode == 0 and missing.stdout == ""
 
@@ -147,12 +165,12 @@ def test_nvidia_dev_char_links_on_real_device_nodes(tmp_path):
     os.symlink("../nvidia0", dev / "char" / "195:0")
     os.symlink("../nvidia0", dev / "char" / "195:255")  # points at the wrong node
     os.symlink("../nvidia-caps/nvidia-cap1", dev / "char" / "508:1")
-    command = f.NvidiaDevCharLinks.command.replace("/dev/", f"{dev}/")
+    command = NvidiaDevCharLinks.command.replace("/dev/", f"{dev}/")
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
     # The output as it reads on a host, where the folder is /dev itself.
-    nodes = f.NvidiaDevCharLinks().process(out.stdout.replace(str(dev), "/dev").splitlines())
+    nodes = NvidiaDevCharLinks().process(out.stdout.replace(str(dev), "/dev").splitlines())
     assert [(n["node"], n["devno"]) for n in nodes] == [
         ("/dev/nvidia0", "195:0"), ("/dev/nvidia1", "195:1"), ("/dev/nvidiactl", "195:255"),
         ("/dev/nvidia-caps/nvidia-cap1", "508:1")]
-    assert f.missing_dev_char_links(nodes) == ["/dev/nvidia1 (195:1)",
+    assert missing_dev_char_links(nodes) == ["/dev/nvidia1 (195:1)",
                                                "/dev/nvidiactl (195:255)"]

@@ -42,7 +42,7 @@ def test_a_fact_read_runs_through_run_shell_command():
 def test_operations_change_hosts_through_run_shell_command_put_file_and_callbacks():
     assert "host.run_shell_command" in inspect.getsource(command.StringCommand.execute)
     assert "host.put_file" in inspect.getsource(command.FileUploadCommand.execute)
-    assert "self.function(" in inspect.getsource(command.FunctionCommand.execute)
+    assert "self.function(" in inspect.getsource(pyinfra_patch.ORIGINAL["function_execute"])
 
 
 def test_host_calls_back_on_change_but_not_while_reading(monkeypatch):

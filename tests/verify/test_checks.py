@@ -13,10 +13,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import testinfra
 
+from dlws.facts.readers import testinfra_reader as fact_reader
 from dlws.inventory.targets import Target
 from dlws.roles import all_defaults
 from dlws.stack import HostFacts, derive, locks
@@ -167,6 +169,10 @@ def test_signed_sources_check_reads_symlinked_source_files(tmp_path):
 SIGNED = "[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]"
 
 
+# verify's `plan` fixture, as far as this check reads it: the OS from the OsRelease fact.
+DEBIAN = SimpleNamespace(os=SimpleNamespace(id="debian", release="12"))
+
+
 def _components_host(sources_list: str) -> StandIn:
     files = {"/etc/apt/sources.list": sources_list,
              test_base.SOURCES_FILE: "# Managed by dlws (roles/base)\n"}
@@ -176,7 +182,7 @@ def _components_host(sources_list: str) -> StandIn:
 def test_components_check_passes_enabled_components():
     host = _components_host(f"deb {SIGNED} http://deb.debian.org/debian bookworm main contrib "
                             "non-free non-free-firmware\n")
-    test_base.test_apt_sources_carry_stack_components(host, target("ws-apt"))
+    test_base.test_apt_sources_carry_stack_components(host, target("ws-apt"), DEBIAN)
 
 
 def test_components_check_fails_on_commented_out_components():
@@ -184,7 +190,7 @@ def test_components_check_fails_on_commented_out_components():
                             f"# deb {SIGNED} http://deb.debian.org/debian bookworm contrib "
                             "non-free\n")
     with pytest.raises(AssertionError, match=r"lack components \['contrib', 'non-free'\]"):
-        test_base.test_apt_sources_carry_stack_components(host, target("ws-apt"))
+        test_base.test_apt_sources_carry_stack_components(host, target("ws-apt"), DEBIAN)
 
 
 # 5. extra CA certificates: a file that is not a certificate is never "trusted" -----------------
@@ -315,16 +321,19 @@ def test_nvidia_keyring_check_fails_with_a_second_key():
     listing = f"pub:-:4096:1:A:1:::-:::scSC:\nfpr:::::::::{fingerprint}:\n"
     second = "pub:-:255:22:B:1:::-:::scSC:\nfpr:::::::::" + "1" * 40 + ":\n"
     files = {nvidia_repo.SOURCES: "Types: deb\n"}
-    test_security.test_nvidia_keyring_holds_exactly_its_key(
-        StandIn(runs={"gpg": Out(stdout=listing)}, files=files), Debian13())
+
+    def check(listing: str) -> None:
+        host = StandIn(runs={"gpg": Out(stdout=listing)}, files=files)
+        test_security.test_nvidia_keyring_holds_exactly_its_key(host, Debian13(),
+                                                                fact_reader(host))
+
+    check(listing)
     with pytest.raises(AssertionError, match="expected only"):
-        test_security.test_nvidia_keyring_holds_exactly_its_key(
-            StandIn(runs={"gpg": Out(stdout=listing + second)}, files=files), Debian13())
+        check(listing + second)
     # The other paths' key in debian13's keyring is the wrong signer.
     other = "pub:-:4096:1:A:1:::-:::scSC:\nfpr:::::::::EB693B3035CD5710E231E123A4B469963BF863CC:\n"
     with pytest.raises(AssertionError, match="expected only"):
-        test_security.test_nvidia_keyring_holds_exactly_its_key(
-            StandIn(runs={"gpg": Out(stdout=other)}, files=files), Debian13())
+        check(other)
 
 
 def test_training_is_skipped_where_the_plan_installs_no_framework():
