@@ -71,6 +71,9 @@ NUMPY = "numpy"
 # dlws-burn-in reads each GPU through NVML on GPU hosts: NVIDIA's own bindings (PyPI
 # nvidia-ml-py, module pynvml), pinned here.
 NVML_BINDINGS = "nvidia-ml-py==13.615.71"
+# python_env_installer: uv (the environment's bin/uv, the default) or pip.
+UV, PIP = "uv", "pip"
+INSTALLERS = (UV, PIP)
 UV_VERSION = "0.13.9"  # python_env_uv_version's default
 
 
@@ -150,7 +153,7 @@ def lock_specs(stack, data: Mapping[str, Any]) -> list[LockSpec]:
     """The locks a host installs from: uv's (when uv installs), then its environment's, then
     the notebook hub's (where roles/notebooks is on)."""
     specs = [environment_spec(stack, data)]
-    if data.get("python_env_installer", "uv") == "uv":
+    if (data.get("python_env_installer") or UV) == UV:
         specs.insert(0, uv_spec(data))
     if data.get("notebooks_enabled"):
         specs.append(hub_spec(stack, data))

@@ -49,6 +49,20 @@ class HostFacts:
     # headers metapackage follows new kernels (dlws.stack.kernel.headers_for).
     kernel_images: tuple[str, ...] = ()
 
+DESKTOP = "desktop"
+HEADLESS = "headless"
+# The allowed values of the request's fields: the roles' Keys name these (declared once).
+DRIVER_FLAVOURS = (AUTO, OPEN, PROPRIETARY)
+DRIVER_SOURCES = (AUTO, DISTRO, CUDA_REPO)
+DRIVER_DISPLAYS = (AUTO, DESKTOP, HEADLESS)
+# The words a versioned field takes besides a version number.
+VERSION_WORDS = {
+    "cudnn": (AUTO, NONE, WHEELS),
+    "tensorflow": (AUTO, NONE, NGC),
+    "torch": (AUTO, NONE),
+    "python": (AUTO,),
+}
+
 
 @dataclass(frozen=True)
 class StackRequest:

@@ -19,11 +19,10 @@ from dlws.stack.records import (
     AUTO,
     CUDA_REPO,
     DISTRO,
-    NGC,
-    NONE,
-    OPEN,
-    PROPRIETARY,
-    WHEELS,
+    DRIVER_DISPLAYS,
+    DRIVER_FLAVOURS,
+    DRIVER_SOURCES,
+    VERSION_WORDS,
     CudaStack,
     CudnnStack,
     DriverStack,
@@ -261,9 +260,9 @@ def _notes(stack: Stack, facts: HostFacts) -> list[str]:
 def _validate(request: StackRequest) -> None:
     """Refuse values that are not of any allowed form, before any rule runs."""
     choices = {
-        "driver_flavour": (AUTO, OPEN, PROPRIETARY),
-        "driver_source": (AUTO, DISTRO, CUDA_REPO),
-        "driver_display": (AUTO, "desktop", "headless"),
+        "driver_flavour": DRIVER_FLAVOURS,
+        "driver_source": DRIVER_SOURCES,
+        "driver_display": DRIVER_DISPLAYS,
     }
     for name, allowed in choices.items():
         value = getattr(request, name)
@@ -272,13 +271,7 @@ def _validate(request: StackRequest) -> None:
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise StackError(key_of(name), "invalid_value",
                              f"got {value!r}{did}; allowed: {', '.join(allowed)}")
-    versioned = {
-        "cudnn": (AUTO, NONE, WHEELS),
-        "tensorflow": (AUTO, NONE, NGC),
-        "torch": (AUTO, NONE),
-        "python": (AUTO,),
-    }
-    for name, words in versioned.items():
+    for name, words in VERSION_WORDS.items():
         value = getattr(request, name)
         if value not in words and not re.fullmatch(r"\d+(\.\d+){0,2}", value):
             raise StackError(key_of(name), "invalid_value",

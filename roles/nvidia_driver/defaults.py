@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dlws.stack.records import DRIVER_DISPLAYS, DRIVER_FLAVOURS, DRIVER_SOURCES
 from dlws.validate.domains import version
 from dlws.validate.schema import Key, defaults
 
@@ -12,15 +13,15 @@ KEYS = [
         check=version(("auto", "none"), r"[0-9]{3}", "580")),
     Key("nvidia_driver_flavour", "auto", (str,),
         "kernel modules: auto = open on Turing and newer from R560 (required on Blackwell), "
-        "proprietary on Maxwell/Pascal/Volta", choices=("auto", "open", "proprietary")),
+        "proprietary on Maxwell/Pascal/Volta", choices=DRIVER_FLAVOURS),
     Key("nvidia_driver_source", "auto", (str,),
         "distro (Ubuntu's signed prebuilt modules / Debian non-free) or cuda_repo (NVIDIA's "
         "repository); auto = distro where it has the planned branch",
-        choices=("auto", "distro", "cuda_repo")),
+        choices=DRIVER_SOURCES),
     Key("nvidia_driver_display", "auto", (str,),
         "desktop = the full driver (X/Wayland libraries) with nvidia-drm modeset; headless = "
         "compute user space only (servers); auto = desktop where a display manager or "
-        "graphical session is found", choices=("auto", "desktop", "headless")),
+        "graphical session is found", choices=DRIVER_DISPLAYS),
     Key("nvidia_driver_replace", False, (bool,),
         "replace an installed driver that does not satisfy the plan (else the deploy stops "
         "and says so)"),

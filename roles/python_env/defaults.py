@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dlws.stack.locks import INSTALLERS, UV
 from dlws.validate.domains import (
     ControllerPath,
     HostPath,
@@ -29,9 +30,9 @@ KEYS = [
         "the Python of the environment: auto = the OS's python3 (Debian 12: 3.11, 13: 3.13, "
         "Ubuntu 22.04: 3.10, 24.04: 3.12); a version here must equal it",
         check=version(("auto",), r"3\.[0-9]{1,2}", "3.11")),
-    Key("python_env_installer", "uv", (str,),
+    Key("python_env_installer", UV, (str,),
         "uv (measured 8 s against pip's 36 s for tensorflow-cpu + torch) or pip",
-        choices=("uv", "pip")),
+        choices=INSTALLERS),
     Key("python_env_uv_version", "0.13.9", (str,), "uv release installed into the environment",
         check=version((), r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", "0.13.9")),
     Key("python_env_index_url", None, (str,),

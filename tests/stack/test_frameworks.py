@@ -8,6 +8,7 @@ from dlws.stack import (
     HostFacts,
     StackError,
     StackRequest,
+    derive,
     resolve,
 )
 from tests.stack.cases import (
@@ -61,7 +62,8 @@ def test_auto_tensorflow_on_rtx_5090_offers_ngc():
      StackRequest(tensorflow="ngc", driver_branch="none"), "25.02"),
 ], ids=["rtx-5090-r580", "rtx-4090-debian-12-r535", "rtx-5090-container-r575"])
 def test_ngc_image(facts, request_, image):
-    stack = resolve(facts, request_)
+    # NGC's TensorFlow runs in a container: the stack needs an engine beside it.
+    stack = derive({"containers_engine": "docker"}, facts, request_)
     if image is None:
         # Debian 12's R535 is under every release from 24.12 on: 23.01 (CUDA 12.0, R525) runs.
         assert stack.driver.branch == "535"
@@ -70,6 +72,18 @@ def test_ngc_image(facts, request_, image):
     assert stack.tensorflow.image == f"nvcr.io/nvidia/tensorflow:{image}-tf2-py3"
     assert stack.tensorflow.version is None and stack.tensorflow.package is None
     assert any("unverified" in note for note in stack.notes), "25.xx rows are marked unverified"
+
+
+def test_ngc_needs_a_container_engine():
+    """NGC's TensorFlow without an engine is refused by the stack itself, naming both keys."""
+    facts = HostFacts("ubuntu", "24.04", RTX_5090)
+    with pytest.raises(StackError) as error:
+        derive({"containers_engine": "none"}, facts, StackRequest(tensorflow="ngc"))
+    assert error.value.constraint == "ngc_needs_engine"
+    assert "containers_engine" in str(error.value)
+    stack = derive({"containers_engine": "podman", "base_lab_users": ["ada"]}, facts,
+                   StackRequest(tensorflow="ngc"))
+    assert stack.containers.engine == "podman" and stack.tensorflow.image
 
 
 def test_ngc_driver_minimum_refuses_an_older_driver():

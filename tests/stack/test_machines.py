@@ -134,7 +134,7 @@ def test_gb10_ngc_tensorflow_needs_a_newer_release_than_the_table_has():
 
 
 def test_gh200_ngc_tensorflow_on_arm64():
-    stack = derive({"frameworks_tensorflow": "ngc"},
+    stack = derive({"frameworks_tensorflow": "ngc", "containers_engine": "docker"},
                    facts("ubuntu-24.04", "NVIDIA GH200 480GB", machine="aarch64"))
     assert stack.tensorflow.image == "nvcr.io/nvidia/tensorflow:25.02-tf2-py3"
     assert stack.tensorflow.package is None
