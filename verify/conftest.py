@@ -14,6 +14,7 @@ from dlws.controller_code import parse as parse_runner
 from dlws.facts import host_facts as read_host_facts
 from dlws.facts import testinfra_reader
 from dlws.inventory.targets import Target, load_targets
+from dlws.live import run_live
 from dlws.roles import all_keys
 from dlws.stack import StackError, derive
 from dlws.validate import redact
@@ -230,9 +231,11 @@ def venv_packages(host, venv_python):
     return VenvPackages().process(out.stdout.splitlines())
 
 
-def run_json(host, command: list[str]) -> tuple[int, dict, str]:
-    """Run a command that prints JSON on stdout; return rc, the document and stderr."""
-    out = host.run(cmd(*command))
+def run_json(host, command: list[str], on_line=None) -> tuple[int, dict, str]:
+    """Run a command that prints JSON on stdout; return rc, the document and stderr. With
+    `on_line`, each stderr line is handed to it as the host prints it (dlws.live)."""
+    line = cmd(*command)
+    out = run_live(host, line, on_line) if on_line else host.run(line)
     try:
         document = json.loads(out.stdout) if out.stdout.strip() else {}
     except json.JSONDecodeError:
@@ -245,12 +248,14 @@ TRAIN_CHECK = Script.from_path(Path(__file__).resolve().parent.parent / "roles" 
                                / "files" / "dlws_train_check.py")
 
 
-def run_train_check(host, target: Target, commands: dict[str, list[str]],
+def run_train_check(host, target: Target, commands: dict[str, list[str]], on_line=None,
                     ) -> tuple[dict[str, tuple[int, dict, str]], str]:
     """Run the controller's training check on a host with the environment's Python (-I -B),
     once per entry of `commands` (name -> arguments), side by side where the host has two
-    CPUs: {name: (exit status, JSON report, stderr)}, and what went wrong when nothing ran."""
-    out = host.run(TRAIN_CHECK.command(f"{target['python_env_prefix']}/bin/python", commands))
+    CPUs: {name: (exit status, JSON report, stderr)}, and what went wrong when nothing ran.
+    With `on_line`, each stderr line (the per-epoch lines) is handed to it as it comes."""
+    command = TRAIN_CHECK.command(f"{target['python_env_prefix']}/bin/python", commands)
+    out = run_live(host, command, on_line) if on_line else host.run(command)
     document = parse_runner(out.stdout)
     if document.get("error") or not isinstance(document.get("runs"), dict):
         return {}, (f"the training check could not be started (exit {out.rc}): "

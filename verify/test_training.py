@@ -33,11 +33,22 @@ def on_gpu(target, plan, framework: str) -> bool:
 
 
 def _train_args(target, plan, framework: str) -> list[str]:
-    # --progress: a line per epoch on stderr, logged by the check (`dlws verify -v` shows them).
+    # --progress: a line per epoch on stderr, logged as it comes (`dlws verify -v` shows them).
     args = ["--json", "-", "--framework", framework, "--progress", *train_check_data_args(target)]
     if on_gpu(target, plan, framework):
         args += ["--require-gpu", "--all-gpus"]
     return args
+
+
+def epoch_logger(name: str, frameworks: list[str]):
+    """Log each per-epoch line as the host prints it (`dlws verify -v` shows them live)."""
+    prefixes = tuple(f"{framework}: epoch " for framework in frameworks)
+
+    def log(line: str) -> None:
+        if line.startswith(prefixes):
+            LOG.info("%s %s", name, line)
+
+    return log
 
 
 def _planned(target, plan) -> list[str]:
@@ -56,7 +67,8 @@ def _train_all(host, target, plan, frameworks: list[str]) -> None:
             _RUNS[(target.name, framework)] = (2, {}, refused)
         return
     runs, error = run_train_check(host, target, {f: _train_args(target, plan, f)
-                                                 for f in frameworks})
+                                                 for f in frameworks},
+                                  on_line=epoch_logger(target.name, frameworks))
     for framework in frameworks:
         if framework in runs:
             rc, report, stderr = runs[framework]
@@ -112,9 +124,6 @@ def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
 @pytest.mark.parametrize("framework", ["tensorflow", "torch"])
 def test_mnist_trains(host, target, plan, framework, record_fact):
     rc, result, stderr = train(host, target, plan, framework)
-    for line in stderr.splitlines():
-        if line.startswith(f"{framework}: epoch "):
-            LOG.info("%s %s", target.name, line)
     evidence = f"exit {rc}; result: {result}; stderr tail: {stderr[-1500:]}"
     for key in ("device", "test_accuracy", "samples_per_second", "train_seconds"):
         if key in result:
