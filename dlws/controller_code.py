@@ -15,10 +15,12 @@ from dlws.command import Command, cmd
 # script folder on sys.path; -B: no bytecode written). It writes the controller's script into a
 # new 0700 folder of its own (mkdtemp, O_EXCL|O_NOFOLLOW), checks the written file's sha256
 # against the controller's, runs each command with the same interpreter and flags (side by side
-# when the host has two CPUs or more), removes the folder, and prints one JSON document. A copy
+# when the host has two CPUs or more), passes each command's stderr lines on to its own stderr
+# as they come (progress: dlws.live reads them live), removes the folder, and prints one JSON
+# document (each command's whole stdout and stderr in it). A copy
 # installed on the host is never what runs, so a replaced one cannot report for it.
 RUNNER = r"""
-import base64, hashlib, json, os, shutil, subprocess, sys, tempfile, zlib
+import base64, hashlib, json, os, shutil, subprocess, sys, tempfile, threading, zlib
 name, payload, expected = sys.argv[1], sys.argv[2], sys.argv[3]
 commands, flags = json.loads(sys.argv[4]), json.loads(sys.argv[5])
 folder = tempfile.mkdtemp(prefix="dlws-code-")
@@ -35,14 +37,27 @@ try:
     together = len(os.sched_getaffinity(0)) >= 2
 
     def start(argv):
-        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-        return subprocess.Popen([sys.executable, *flags, path, *argv], stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL), out, err
+        out, lines = tempfile.TemporaryFile(), []
+        process = subprocess.Popen([sys.executable, *flags, path, *argv], stdout=out,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+        def forward():  # each stderr line kept, and passed on at once (progress, live)
+            for raw in iter(process.stderr.readline, b""):
+                lines.append(raw)
+                sys.stderr.buffer.write(raw)
+                sys.stderr.buffer.flush()
+
+        thread = threading.Thread(target=forward, daemon=True)
+        thread.start()
+        return process, out, (thread, lines)
 
     def finish(process, out, err):
         code = process.wait()
-        out.seek(0), err.seek(0)
-        return [code, out.read().decode(errors="replace"), err.read().decode(errors="replace")]
+        thread, lines = err
+        thread.join()
+        out.seek(0)
+        return [code, out.read().decode(errors="replace"),
+                b"".join(lines).decode(errors="replace")]
 
     if together:
         running = {key: start(argv) for key, argv in commands.items()}

@@ -253,7 +253,8 @@ def _fake_checkout(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
         os.utime(root / name, (1, 1))
     calls = tmp_path / "calls.txt"
     scripts = {
-        root / ".venv" / "bin" / "python": f'echo "python $*" >> {calls}',
+        root / ".venv" / "bin" / "python": f'echo "python $*" >> {calls}; '
+                                            f'echo "$PWD" > {tmp_path}/cwd.txt',
         root / ".venv" / "bin" / "dlws": "exit 0",
         fake / "apt-get": f'echo "apt-get $*" >> {calls}\n'
                           f'case "$*" in *docker.io*) touch {tmp_path}/engine;; esac',
@@ -267,6 +268,17 @@ def _fake_checkout(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     for tool in ("dirname", "id", "env", "seq", "sleep", "touch"):
         (fake / tool).symlink_to(shutil.which(tool))
     return root, calls, {"PATH": str(fake), "HOME": str(tmp_path)}
+
+
+def test_bin_dlws_runs_the_command_where_it_was_called(tmp_path):
+    """Relative paths (an inventory, --reports) are the caller's, as for the installed dlws."""
+    root, calls, env = _fake_checkout(tmp_path)
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    out = subprocess.run(["/bin/bash", str(root / "bin" / "dlws"), "verify", "hosts.py"], env=env,
+                         cwd=lab, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "cwd.txt").read_text().strip() == str(lab)
 
 
 @pytest.mark.parametrize(("argv", "installed"), [

@@ -19,7 +19,7 @@ LAZY = {
         "ansible", "ansible.cli", "ansible.errors", "ansible.inventory.manager",
         "ansible.parsing.dataloader", "ansible.parsing.vault", "ansible.parsing.yaml.objects",
         "ansible.plugins.loader", "ansible.template", "ansible.utils.display",
-        "ansible.vars.manager", "ansible._internal._datatag._tags")},
+        "ansible.vars.manager", "ansible._internal._datatag._tags", "ansible.release")},
 }
 
 

@@ -7,6 +7,7 @@ test_layout.py keeps it so), and verify/conftest.py holds only pytest's hooks an
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -16,9 +17,12 @@ from dlws.command import cmd, sh
 from dlws.controller_code import Script
 from dlws.controller_code import parse as parse_runner
 from dlws.inventory.targets import Target, load_targets
+from dlws.live import run_live
 from dlws.roles import all_keys
 
 from .integrity import environment_problems
+
+LOG = logging.getLogger("dlws.verify.training")
 
 
 def targets(config) -> list[Target]:
@@ -34,9 +38,11 @@ def targets(config) -> list[Target]:
     return config._dlws_targets
 
 
-def run_json(host, command: list[str]) -> tuple[int, dict, str]:
-    """Run a command that prints JSON on stdout; return rc, the document and stderr."""
-    out = host.run(cmd(*command))
+def run_json(host, command: list[str], on_line=None) -> tuple[int, dict, str]:
+    """Run a command that prints JSON on stdout; return rc, the document and stderr. With
+    `on_line`, each stderr line is handed to it as the host prints it (dlws.live)."""
+    line = cmd(*command)
+    out = run_live(host, line, on_line) if on_line else host.run(line)
     try:
         document = json.loads(out.stdout) if out.stdout.strip() else {}
     except json.JSONDecodeError:
@@ -49,12 +55,14 @@ TRAIN_CHECK = Script.from_path(Path(__file__).resolve().parent.parent / "roles" 
                                / "files" / "dlws_train_check.py")
 
 
-def run_train_check(host, target: Target, commands: dict[str, list[str]],
+def run_train_check(host, target: Target, commands: dict[str, list[str]], on_line=None,
                     ) -> tuple[dict[str, tuple[int, dict, str]], str]:
     """Run the controller's training check on a host with the environment's Python (-I -B),
     once per entry of `commands` (name -> arguments), side by side where the host has two
-    CPUs: {name: (exit status, JSON report, stderr)}, and what went wrong when nothing ran."""
-    out = host.run(TRAIN_CHECK.command(f"{target['python_env_prefix']}/bin/python", commands))
+    CPUs: {name: (exit status, JSON report, stderr)}, and what went wrong when nothing ran.
+    With `on_line`, each stderr line (the per-epoch lines) is handed to it as it comes."""
+    command = TRAIN_CHECK.command(f"{target['python_env_prefix']}/bin/python", commands)
+    out = run_live(host, command, on_line) if on_line else host.run(command)
     document = parse_runner(out.stdout)
     if document.get("error") or not isinstance(document.get("runs"), dict):
         return {}, (f"the training check could not be started (exit {out.rc}): "
@@ -115,11 +123,22 @@ def on_gpu(target, plan, framework: str) -> bool:
 
 
 def train_args(target, plan, framework: str) -> list[str]:
-    # --progress: a line per epoch on stderr, logged by the check (`dlws verify -v` shows them).
+    # --progress: a line per epoch on stderr, logged as it comes (`dlws verify -v` shows them).
     args = ["--json", "-", "--framework", framework, "--progress", *train_check_data_args(target)]
     if on_gpu(target, plan, framework):
         args += ["--require-gpu", "--all-gpus"]
     return args
+
+
+def epoch_logger(name: str, frameworks: list[str]):
+    """Log each per-epoch line as the host prints it (`dlws verify -v` shows them live)."""
+    prefixes = tuple(f"{framework}: epoch " for framework in frameworks)
+
+    def log(line: str) -> None:
+        if line.startswith(prefixes):
+            LOG.info("%s %s", name, line)
+
+    return log
 
 
 def _planned(target, plan) -> list[str]:
@@ -138,7 +157,8 @@ def _train_all(host, target, plan, frameworks: list[str]) -> None:
             _RUNS[(target.name, framework)] = (2, {}, refused)
         return
     runs, error = run_train_check(host, target, {f: train_args(target, plan, f)
-                                                 for f in frameworks})
+                                                 for f in frameworks},
+                                  on_line=epoch_logger(target.name, frameworks))
     for framework in frameworks:
         if framework in runs:
             rc, report, stderr = runs[framework]

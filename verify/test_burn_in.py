@@ -35,6 +35,16 @@ def thin(document: dict, points: int = REPORT_POINTS) -> dict:
     return thinned
 
 
+def minute_logger(name: str):
+    """Log each line a minute as the host prints it (`dlws burn-in` shows them live)."""
+
+    def log(line: str) -> None:
+        if line.startswith("burn-in "):
+            LOG.info("%s %s", name, line)
+
+    return log
+
+
 def test_burn_in_holds_the_bars(host, target, request, record_fact):
     """A burn-in of the asked minutes meets every verify_burn_in_* bar."""
     minutes = request.config.getoption("burn_in_minutes")
@@ -47,10 +57,7 @@ def test_burn_in_holds_the_bars(host, target, request, record_fact):
                "--max-throttle-fraction", str(target["verify_burn_in_max_throttle_fraction"]),
                "--min-clock-fraction", str(target["verify_burn_in_min_clock_fraction"]),
                "--json", "-"]
-    rc, document, stderr = run_json(host, command)
-    for line in stderr.splitlines():  # a line per minute: `dlws burn-in` shows them (log_cli)
-        if line.startswith("burn-in "):
-            LOG.info("%s %s", target.name, line)
+    rc, document, stderr = run_json(host, command, on_line=minute_logger(target.name))
     assert document.get("verdicts"), (
         f"dlws-burn-in did not run (exit {rc}): {stderr.strip()[-1500:]}")
     record_fact("burn_in", thin(document))

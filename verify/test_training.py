@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from dlws.facts.gpu import NvidiaModuleVersion
@@ -13,15 +11,11 @@ from dlws.stack.table import MINOR_COMPAT_MIN_BRANCH
 
 from .helpers import TRAIN_CHECK, on_gpu, require_gpus, run_train_check, train_args
 
-LOG = logging.getLogger("dlws.verify.training")
 
 @pytest.mark.parametrize("framework", ["tensorflow", "torch"])
 def test_mnist_trains(host, target, plan, framework, record_fact, trained):
     """The seed's MNIST model trains on the planned device to the inventory's accuracy bar."""
     rc, result, stderr = trained(framework)
-    for line in stderr.splitlines():
-        if line.startswith(f"{framework}: epoch "):
-            LOG.info("%s %s", target.name, line)
     evidence = f"exit {rc}; result: {result}; stderr tail: {stderr[-1500:]}"
     for key in ("device", "test_accuracy", "samples_per_second", "train_seconds"):
         if key in result:

@@ -222,11 +222,14 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
     os.environ["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "True"
     os.environ["ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED"] = "True"
     from ansible import constants as C
+
+    _settings_as_in_2_19(C)
     from ansible.cli import CLI
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
     from ansible.plugins.loader import init_plugin_loader
+    from ansible.release import __version__ as ansible_version
     from ansible.template import Templar
     from ansible.utils.display import Display
     from ansible.vars.manager import VariableManager
@@ -238,7 +241,10 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
     def keep_failure(self, msg, exception=None, **_):
         failures.append((str(msg), exception))
 
-    Display.error_as_warning = keep_failure
+    if hasattr(Display, "error_as_warning"):
+        Display.error_as_warning = keep_failure
+    else:  # ansible-core 2.17 gives each plugin's reason only as a warning's text
+        Display.warning = _keep_2_17_failures(Display.warning, failures, AnsibleError)
     init_plugin_loader()
     loader = DataLoader()
     try:
@@ -299,12 +305,56 @@ def _dump(source: str, limit: str | None, vault_password_file: str | None) -> di
                 reasons.setdefault(message, where)
             if len(reasons) == 1:
                 (message, where), = reasons.items()
-                return {"error": f"{where}: {message} (no inventory plugin can read it)"}
+                return {"error": f"{where}: {message} (no inventory plugin of ansible-core "
+                                 f"{ansible_version} can read it)"}
             lines = "\n".join(f"  - {where}: {message}" for message, where in reasons.items())
-            return {"error": f"Ansible inventory {source}: no inventory plugin can read it:\n"
-                             f"{lines}"}
+            return {"error": f"Ansible inventory {source}: no inventory plugin of ansible-core "
+                             f"{ansible_version} can read it:\n{lines}"}
         where, message = _describe(error, source)
         return {"error": f"{where}: {message}"}
+
+
+# Settings whose default changed between ansible-core 2.17 (the last for Python 3.10) and 2.19,
+# each with 2.19's default (ansible/config/base.yml of each): an inventory reads the same on
+# every controller. INVENTORY_IGNORE_EXTS: 2.17's default, REJECT_EXTS + ('.orig', '.ini',
+# '.cfg', '.retry'), skips a lab's inventory/hosts.ini beside group_vars/; 2.19's has no .ini.
+# DEFAULT_JINJA2_NATIVE: 2.17 renders "{{ 1 + 1 }}" as the string '2', 2.19 as the number 2.
+_AS_IN_2_19 = {
+    "INVENTORY_IGNORE_EXTS": lambda value: [ext for ext in value if ext != ".ini"],
+    "DEFAULT_JINJA2_NATIVE": lambda value: True,
+}
+
+
+def _settings_as_in_2_19(C: Any) -> None:  # noqa: N803 (ansible.constants, as Ansible names it)
+    """Give each setting of _AS_IN_2_19 left at its default 2.19's default. A value the lab set
+    (ansible.cfg, an ANSIBLE_ variable) is Ansible's to apply as it is. Called before
+    ansible.inventory.manager is imported (it builds its ignore pattern on import)."""
+    for name, as_in_2_19 in _AS_IN_2_19.items():
+        value, origin = C.config.get_config_value_and_origin(name)
+        if origin == "default":
+            setattr(C, name, as_in_2_19(value))
+
+
+# ansible-core 2.17's warning for a plugin that could not parse a source
+# (ansible/inventory/manager.py, parse_source): "\n* Failed to parse SRC with NAME plugin: REASON".
+_FAILED_2_17 = re.compile(r"\s*\* Failed to parse (?P<src>.+?) with (?P<plugin>\S+) plugin: "
+                          r"(?P<reason>.*)", re.S)
+
+
+def _keep_2_17_failures(warning: Any, failures: list[tuple[str, BaseException]],
+                        AnsibleError: type[BaseException]) -> Any:  # noqa: N803 (Ansible's name)
+    """Display.warning that keeps each plugin's reason for the one error (as 2.19's
+    error_as_warning hook does) and passes every other warning on."""
+
+    def keep(self, msg, *args, **kwargs):
+        found = _FAILED_2_17.fullmatch(str(msg))
+        if found is None:
+            return warning(self, msg, *args, **kwargs)
+        failures.append((f"Failed to parse inventory with {found['plugin']!r} plugin.",
+                         AnsibleError(" ".join(found["reason"].split()))))
+        return None
+
+    return keep
 
 
 # The plugins whose reasons matter for a file, by its name (the others only say "not mine").

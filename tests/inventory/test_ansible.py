@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from ansible import constants as ANSIBLE_CONSTANTS
+from ansible.release import __version__ as ANSIBLE_CORE
 
 from dlws.inventory import ansible
 from dlws.inventory.ansible import AnsibleHost, AnsibleInventoryError, to_pyinfra
@@ -84,6 +86,13 @@ EXPECTED = {
     "plugin": {f"{row}-ws{seat}.lab.example": {"gpu_count": 1, "gpu_model": "NVIDIA L4"}
                for row in "ab" for seat in "12"},
 }
+# ansible-core 2.17 skips *.ini files inside an inventory directory by default and renders
+# templates as strings; 2.19 does neither. The reader reads as 2.19 does on every version
+# (ansible._AS_IN_2_19), and so does the reference it is held to.
+IGNORE_EXTS = ANSIBLE_CONSTANTS.config.get_config_value_and_origin("INVENTORY_IGNORE_EXTS")[0]
+REFERENCE_ENV = {"ANSIBLE_INVENTORY_IGNORE": ",".join(e for e in IGNORE_EXTS if e != ".ini")}
+if not ANSIBLE_CONSTANTS.config.get_config_value_and_origin("DEFAULT_JINJA2_NATIVE")[0]:
+    REFERENCE_ENV["ANSIBLE_JINJA2_NATIVE"] = "True"
 # The variables each fixture holds that dlws does not use: named in the notice.
 IGNORED = {"ini": {"ntp_server"}, "yaml-ranges": {"ntp_server", "ansible_python_interpreter"},
            "dir-group_vars-host_vars": {"backup_schedule"},
@@ -119,7 +128,7 @@ def ansible_list(source: Path, limit: str | None = None) -> tuple[dict, dict]:
     """Ansible's own view: (host -> merged variables, host -> groups) from ansible-inventory."""
     command = [str(BIN / "ansible-inventory"), "-i", str(source), "--list"]
     out = subprocess.run(command + (["--limit", limit] if limit else []), capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, env={**os.environ, **REFERENCE_ENV})
     document = json.loads(out.stdout)
     parents: dict[str, set] = {}
     for group, node in document.items():
@@ -159,6 +168,27 @@ def test_hosts_and_data_equal_ansible_inventory_list(case):
         assert name in notice
     if not IGNORED[case]:
         assert notice is None
+
+
+def test_an_ignore_list_the_lab_sets_is_kept(monkeypatch):
+    """Only Ansible's default list loses .ini: a lab that ignores .ini files gets no hosts."""
+    monkeypatch.setenv("ANSIBLE_INVENTORY_IGNORE", ".ini")
+    with pytest.raises(AnsibleInventoryError, match="dir"):
+        ansible.read(SOURCES["dir-group_vars-host_vars"])
+
+
+def test_a_plugin_that_cannot_read_its_file_says_why(tmp_path):
+    """No plugin reads the file (ansible-inventory gets no host either): the one error carries
+    the generator's own reason and the ansible-core version (2.19 hands the reasons over to
+    Display.error_as_warning, 2.17 only as warnings' text)."""
+    source = tmp_path / "lab.generator.yml"
+    source.write_text("plugin: ansible.builtin.generator\nhosts:\n  name: \"{{ nosuch }}\"\n"
+                      "layers:\n  seat: [\"1\"]\n")
+    assert ansible_list(source) == ({}, {})
+    with pytest.raises(AnsibleInventoryError, match=r"(?s)no inventory plugin of ansible-core "
+                                                    r"2\.\d+\.\d+ can read it.*'nosuch' is "
+                                                    r"undefined"):
+        ansible.read(source)
 
 
 @pytest.mark.parametrize("case", ["yaml-ranges", "dir-group_vars-host_vars"])
@@ -219,9 +249,14 @@ def test_bad_data_outside_the_limit_does_not_block(tmp_path):
     mapped, _ = ansible.load(tmp_path, all_keys(), limit="gpu")
     assert [(h.name, h.data) for h in mapped] == [("ws01", {"gpu_count": 0})]
     assert [t.name for t in load_targets(str(tmp_path), all_keys(), limit="gpu")] == ["ws01"]
-    with pytest.raises(AnsibleInventoryError, match=r"host_vars/ws10.yml:2: YAML parsing"):
+    # Ansible's own words: 2.19 "YAML parsing failed", 2.17 "Syntax Error while loading YAML".
+    with pytest.raises(AnsibleInventoryError, match=r"host_vars/ws10.yml:2: (YAML parsing|"
+                                                    r".*Syntax Error while loading YAML)"):
         ansible.load(tmp_path, all_keys())
-    with pytest.raises(AnsibleInventoryError, match=r"hosts.ini:4: host ws09: gpu_cuont: "
+    # Where: 2.19 tags an INI value with its file and line; 2.17 gives INI values (and YAML
+    # numbers) no position, so the message names the inventory it was read from.
+    where = re.escape(str(tmp_path)) if ANSIBLE_CORE.startswith("2.17.") else r"hosts.ini:4"
+    with pytest.raises(AnsibleInventoryError, match=where + r": host ws09: gpu_cuont: "
                                                     r"unknown key; did you mean 'gpu_count'"):
         ansible.load(tmp_path, all_keys(), limit="ws09")
 
