@@ -51,13 +51,13 @@ from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.command import FunctionCommand, StringCommand
 from pyinfra.api.facts import FactBase
 from pyinfra.api.host import Host
-from pyinfra.api.state import BaseStateCallback
+from pyinfra.api.state import BaseStateCallback, State, StateStage
 from pyinfra.context import ctx_host
 from pyinfra.facts.server import Date
 
-from dlws import __version__
+from dlws import __version__, stamps
 from dlws.command import sh
-from dlws.facts import FactBatch, FactRequest, batchable, fact_kwargs
+from dlws.facts import FactRequest, batchable, fact_kwargs
 
 # Connector arguments that change what a fact sees; _env counts less these variables, which
 # dlws sets for installers and proxies and which no fact's output depends on.
@@ -95,12 +95,15 @@ class Snapshot:
         self.run_key: str | None = None  # set where the deploy asked whether it converged
         self.skipped = False  # this run planned no operation: the host had converged
         self.until: float | None = None  # when a decision of this run taken on the clock flips
+        self.stamp: str | None = None  # the stamps the read found (dlws.stamps)
+        self.raw: dict = {}  # raw output of each stamped reading, by key (dlws.stamps)
+        self.tier = "batch"  # "stamps": the stamps stood in for the batch's stamped readings
 
 
 # state -> {host name: Snapshot}; a new pyinfra state (run) starts empty.
 _SNAPSHOTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ORIGINAL = {"get_fact": Host.get_fact, "run_shell_command": Host.run_shell_command,
-             "put_file": Host.put_file}
+             "put_file": Host.put_file, "set_stage": State.set_stage}
 
 
 def _snapshot(host) -> Snapshot | None:
@@ -347,6 +350,7 @@ def install() -> None:
     Host.run_shell_command = _changes_host("run_shell_command")
     Host.put_file = _changes_host("put_file")
     FunctionCommand.execute = _function_command(FunctionCommand.execute)
+    State.set_stage = _set_stage
 
 
 # --- the request list kept between runs ---------------------------------------------------------
@@ -360,6 +364,11 @@ def cache_dir() -> Path:
 def _list_path(host) -> Path:
     digest = hashlib.sha256(host.name.encode()).hexdigest()[:24]
     return cache_dir() / f"{digest}.json"
+
+
+def _stamped_path(host) -> Path:
+    """Present where this controller's last record on the host carried stamps (dlws.stamps)."""
+    return _list_path(host).with_suffix(".stamped")
 
 
 def load_requests(path: Path) -> list[FactRequest]:
@@ -484,17 +493,24 @@ def _prefetch_one(host, requests: Sequence[FactRequest]) -> None:
     if not wanted:
         return
     batch = list(wanted.values())
-    host._dlws_reading = getattr(host, "_dlws_reading", 0) + 1
-    try:
-        results = _ORIGINAL["get_fact"](host, FactBatch, requests=tuple(batch),
-                                        _ignore_errors=True)
-    except Exception:  # noqa: BLE001 - e.g. an unreachable host: its facts are read live
-        results = None
-    finally:
-        host._dlws_reading -= 1
-    if len(results or ()) != len(batch):
+
+    def run(requests):
+        host._dlws_reading = getattr(host, "_dlws_reading", 0) + 1
+        try:
+            return _ORIGINAL["get_fact"](host, stamps.RawFactBatch, requests=tuple(requests),
+                                         _ignore_errors=True)
+        except Exception:  # noqa: BLE001 - e.g. an unreachable host: its facts are read live
+            return None
+        finally:
+            host._dlws_reading -= 1
+
+    # The stamp tier first (dlws.stamps): the batch only where a stamp moved.
+    # (Tried only where this controller recorded stamps on the host: else one more round trip.)
+    found = stamps.read(run, batch, list(wanted), _stamped_path(host).exists())
+    if found is None:
         return  # the batch failed as a whole: every fact is read live
-    for (key, _), (state, value) in zip(wanted.items(), results, strict=True):
+    snapshot.stamp, snapshot.raw, snapshot.tier = found.stamp, found.raw, found.tier
+    for (key, _), (state, value) in zip(wanted.items(), found.results, strict=True):
         snapshot.states[key] = state
         if state != "failed":
             snapshot.values[key] = value
@@ -504,6 +520,7 @@ def _prefetch_one(host, requests: Sequence[FactRequest]) -> None:
 # --- the record of the last converged run -------------------------------------------------------
 
 CONVERGED_FILE = "/var/lib/dlws/converged.json"
+RECORD_LIMIT = 100_000  # characters: one argument of the writing command (Linux: 128 KiB)
 
 
 class ConvergedRecord(FactBase):
@@ -619,6 +636,56 @@ def _qualifies(state, host, snapshot: Snapshot) -> bool:
             and not results.error_ops and not results.ignored_error_ops)
 
 
+def _add_stamps(host, snapshot: Snapshot, document: dict, keys) -> None:
+    """Add the stamps and raw outputs that let the next run skip the batch (dlws.stamps), where
+    they stand for every reading of `keys` and fit in one command's argument."""
+    fields = stamps.record_fields(snapshot.raw, snapshot.stamp, keys)
+    if len(json.dumps({**document, **fields})) <= RECORD_LIMIT:
+        document.update(fields)
+    with contextlib.suppress(OSError):  # a read-only home: the batch runs every time
+        if "stamp" in document:
+            _stamped_path(host).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _stamped_path(host).touch()
+        else:
+            _stamped_path(host).unlink(missing_ok=True)
+
+
+def _restamp(state, host, snapshot: Snapshot) -> None:
+    """A run that skipped planning after reading the whole batch (its stamps had moved, or
+    its record had none for some reading): the same record, with this batch's stamps, so the
+    next run reads the stamps alone. Its readings equal the recorded ones (else it had planned),
+    and the stamps were read before them."""
+    recorded = snapshot.values.get(_RECORD_KEY) or {}
+    if not snapshot.skipped or snapshot.tier != "batch" or not snapshot.stamp:
+        return
+    document = {key: recorded[key] for key in ("dlws_version", "run", "readings", "until")
+                if key in recorded}
+    _add_stamps(host, snapshot, document, [key for key in snapshot.states
+                                           if key not in (_RECORD_KEY, _CLOCK_KEY)])
+    if "stamp" in document and document != recorded:
+        _write_document(state, host, document)
+
+
+def _set_stage(self, stage):
+    """State.set_stage: as the run starts executing (never in --dry, nor before the user's
+    confirmation), the hosts that skipped planning keep this run's stamps (_restamp)."""
+    _ORIGINAL["set_stage"](self, stage)
+    if stage != StateStage.Execute:
+        return
+    pending = [(host, snapshot) for host in _active_hosts(self)
+               if (snapshot := _SNAPSHOTS.get(self, {}).get(host.name)) is not None
+               and snapshot.skipped and snapshot.tier == "batch"]
+    if pending:
+        pool = Pool(getattr(self.config, "PARALLEL", None) or None)
+        gevent.joinall([pool.spawn(_restamp_in_context, self, host, snapshot)
+                        for host, snapshot in pending])
+
+
+def _restamp_in_context(state, host, snapshot: Snapshot) -> None:
+    with ctx_host.use(host):
+        _restamp(state, host, snapshot)
+
+
 def _write_record(state, host, snapshot: Snapshot) -> None:
     if not _qualifies(state, host, snapshot):
         return
@@ -628,12 +695,19 @@ def _write_record(state, host, snapshot: Snapshot) -> None:
     keys = {*snapshot.base, *snapshot.requested}
     document = {"dlws_version": __version__, "run": snapshot.run_key,
                 "readings": readings_digest(snapshot, keys)}
+    # The stamps and raw outputs that let the next run skip the batch (dlws.stamps); left out
+    # where they would make the record too long for one command's argument.
+    _add_stamps(host, snapshot, document, keys)
     if _CLOCK_KEY in keys:  # the operations read the clock: the record holds until they say
         if snapshot.until is None:
             return
         document["until"] = snapshot.until
     if snapshot.values.get(_RECORD_KEY) == document:
         return
+    _write_document(state, host, document)
+
+
+def _write_document(state, host, document: dict) -> None:
     folder = os.path.dirname(CONVERGED_FILE)
     temporary = f"{CONVERGED_FILE}.tmp"
     command = sh("umask 077 && mkdir -p {} && test ! -L {} && chmod 700 {} && "
@@ -662,6 +736,7 @@ def _report(host, snapshot: Snapshot) -> None:
                        "live_reads_if_dropped_whole": snapshot.live_reads
                        + snapshot.hits_after_change,
                        "changes": snapshot.changes, "skipped": snapshot.skipped,
+                       "tier": snapshot.tier,
                        "slowest_operations": [[name, round(sec, 2)] for name, sec in slowest]})
     with contextlib.suppress(OSError), open(path, "a") as stream:
         stream.write(line + "\n")
