@@ -550,6 +550,14 @@ _RECORD_KEY = request_key(ConvergedRecord, {})
 _CLOCK_KEY = request_key(Date, {})
 
 
+def tier(host) -> str:
+    """How this run read the host: "from the stamps" (dlws.stamps stood in for the batch) or
+    "the whole batch"."""
+    snapshot = _snapshot(host)
+    return "from the stamps" if snapshot is not None and snapshot.tier == "stamps" else (
+        "the whole batch")
+
+
 def valid_until(host, moment: float) -> None:
     """Say that a decision this run took on the host's clock (an index still fresh) holds until
     `moment` (seconds since the epoch, the host's clock): a converged record expires then."""

@@ -9,11 +9,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pyinfra
 from pyinfra import host as current_host
 from pyinfra import logger
 from pyinfra.api import DeployError
 
-from dlws import __version__
+from dlws import __version__, fact_cache
 from dlws.facts import host_facts, pyinfra_reader
 from dlws.locks import LockSpec, lock_specs
 from dlws.stack import Stack, StackError, derive, differences
@@ -188,8 +189,6 @@ def run_key(host, deploy: str) -> str:
     """What the operations of `deploy` on the host depend on besides its facts: the dlws and
     pyinfra versions, the code, the host's data (every key, pyinfra's own included) and the
     controller files the data names."""
-    import pyinfra
-
     data = host.data.dict()
     text = json.dumps({"dlws": __version__, "pyinfra": pyinfra.__version__,
                        "code": code_digest(), "deploy": deploy,
@@ -202,21 +201,17 @@ def converged(host=None, deploy: str = "workstation") -> bool:
     """True where the host has converged and nothing it depends on moved since: its batch of
     readings (dlws.fact_cache) equals the one its last converged run recorded, under the same
     run key. The deploy then plans no operation and says so; anything else plans as always."""
-    from dlws import fact_cache
-
     host = current_host if host is None else host
     if not fact_cache.converged(host, run_key(host, deploy)):
         return False
     # Always shown (host.noop is shown only with -v): a skipped run must say so.
     logger.info(f"{host.print_prefix}converged: every reading matches the host's last "
-                f"converged run ({fact_cache.CONVERGED_FILE}); no operation planned "
-                "(DLWS_CONVERGED=0 plans them all)")
+                f"converged run ({fact_cache.CONVERGED_FILE}; read {fact_cache.tier(host)}); "
+                "no operation planned (DLWS_CONVERGED=0 plans them all)")
     return True
 
 
 def record_converged(operation, host=None) -> None:
     """After `operation` (the deploy's last) succeeds on a run that planned everything and
     changed nothing, record the host's readings as converged (dlws.fact_cache.record_after)."""
-    from dlws import fact_cache
-
     fact_cache.record_after(current_host if host is None else host, operation)
