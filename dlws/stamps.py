@@ -150,6 +150,10 @@ class Stamps(FactBase):
         for prefix in venvs:
             parts += [sh("find -L {} {} -maxdepth 0 -printf {}", f"{prefix}/bin/python",
                          f"{prefix}/pyvenv.cfg", STAMP_FORMAT),
+                      # An environment that sees the system's packages too: its stamp is new
+                      # on every read (a random UUID), so its packages are always read.
+                      sh("! grep -qsiE '^include-system-site-packages *= *true' {} || "
+                         "cat /proc/sys/kernel/random/uuid", f"{prefix}/pyvenv.cfg"),
                       sh("find -P {} -maxdepth 3 -printf {}", f"{prefix}/lib", STAMP_FORMAT),
                       sh("find -P {}/lib/*/site-packages/*.dist-info -printf {}", prefix,
                          STAMP_FORMAT)]
@@ -214,6 +218,9 @@ def _key_text(key: tuple) -> str:
     return json.dumps(key)
 
 
+UNPACKED_LIMIT = 64 * 1024 * 1024  # bytes: a record's outputs, unpacked, at most
+
+
 def pack(outputs: dict[str, tuple[str, list[str]]]) -> str:
     """The record's copy of raw outputs: {key: [status, lines]} as zlib'd, base64'd JSON."""
     text = json.dumps(outputs, sort_keys=True, separators=(",", ":"))
@@ -224,7 +231,11 @@ def unpack(packed: Any) -> dict[str, tuple[str, list[str]]] | None:
     if not isinstance(packed, str):
         return None
     try:
-        document = json.loads(zlib.decompress(base64.b64decode(packed, validate=True)))
+        inflate = zlib.decompressobj()
+        text = inflate.decompress(base64.b64decode(packed, validate=True), UNPACKED_LIMIT)
+        if inflate.unconsumed_tail:  # larger than any record this module writes
+            return None
+        document = json.loads(text)
     except (ValueError, zlib.error):
         return None
     if not isinstance(document, dict):
