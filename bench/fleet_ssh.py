@@ -163,8 +163,9 @@ def measure(sizes: list[int], rounds: int, prefix: str, timeout: int,
         inventories = {n: inventory(WORK / f"fleet_ssh{n}.py", [ip for ip, _ in hosts[:n]], data)
                        for n in sizes}
         # Each new host's first runs read its facts live (the controller has no list of the
-        # reads this deploy makes on it yet) and record its converged run: untimed.
-        for _ in range(2):
+        # reads this deploy makes on it yet), record its converged run, then its stamps
+        # (dlws.facts.stamps): untimed.
+        for _ in range(3):
             seconds, rc, rss, log = run(inventories[max(sizes)], deadline - time.monotonic())
             print(f"untimed no-change run of {max(sizes)} hosts (learning each host's reads, "
                   f"recording its converged run): {seconds:.1f} s, {rss / 1024:.0f} MiB, "

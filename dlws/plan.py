@@ -207,8 +207,8 @@ def converged(host=None, deploy: str = "workstation") -> bool:
         return False
     # Always shown (host.noop is shown only with -v): a skipped run must say so.
     logger.info(f"{host.print_prefix}converged: every reading matches the host's last "
-                f"converged run ({fact_cache.CONVERGED_FILE}); no operation planned "
-                "(DLWS_CONVERGED=0 plans them all)")
+                f"converged run ({fact_cache.CONVERGED_FILE}; read {fact_cache.tier(host)}); "
+                "no operation planned (DLWS_CONVERGED=0 plans them all)")
     return True
 
 

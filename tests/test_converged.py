@@ -2,10 +2,12 @@
 
 A real Debian 12 container, the workstation without frameworks: deploy, rerun (records the
 converged run), then for each kind of drift the deploy manages (a config file edited, a package
-removed, a pip package removed, a folder's mode and a lab user's GPU group changed) the rerun
-must plan and repair it, and the run after that is converged again. (Services: a container runs
-no systemd, so the deploy manages none here; their readings are facts of the batch like any
-other.)
+removed, a pip package removed, a managed file's bytes changed in place with its size and
+modification time kept, an apt source edited, a lab user removed, a folder's mode and a lab
+user's GPU group changed) the rerun must plan and repair it, although the run before it skipped
+the facts batch on the stamps alone (dlws.facts.stamps), and the run after that is converged again.
+(Services: a container runs no systemd, so the deploy manages none here; a service's reading
+is no file's: dlws.facts.stamps reads it beside the stamps on every run, as the batch does.)
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ MINIMAL = {
     "base_lab_users": ["researcher"],
 }
 SKIPPED = "converged: every reading matches"
+STAMPED = "read from the stamps"
+SOURCES = "/etc/apt/sources.list.d/dlws-components.sources"
+# A managed file's bytes changed in place (same inode, same size), its modification time set
+# back: only the change time (ctime) moved.
+IN_PLACE = ("sha256sum /etc/pip.conf > /root/pip.conf.sum && m=$(stat -c %y /etc/pip.conf) && "
+            "printf '#' | dd of=/etc/pip.conf bs=1 seek=1 conv=notrunc 2>/dev/null && "
+            "touch -d \"$m\" /etc/pip.conf && ! sha256sum -c --quiet /root/pip.conf.sum "
+            ">/dev/null 2>&1")
 
 
 def dexec(script: str) -> subprocess.CompletedProcess:
@@ -64,14 +74,19 @@ def deploy(inventory: str, env: dict) -> tuple[list[str], str]:
 
 
 def converge(inventory: str, env: dict) -> None:
-    """Reruns until one records the converged run, then one that must skip planning."""
+    """Reruns until one records the converged run, then until one skips planning on the
+    stamps alone (dlws.facts.stamps: no facts batch)."""
     for _ in range(2):
         changed, log = deploy(inventory, env)
         assert not changed, f"a rerun changed {changed}"
         if "recorded this converged run" in log:
             break
-    changed, log = deploy(inventory, env)
-    assert SKIPPED in log and not changed, log[-3000:]
+    for _ in range(2):
+        changed, log = deploy(inventory, env)
+        assert SKIPPED in log and not changed, log[-3000:]
+        if STAMPED in log:
+            break
+    assert STAMPED in log, log[-3000:]
 
 
 def test_a_converged_rerun_plans_nothing_and_says_so(converged_host):
@@ -93,6 +108,11 @@ DRIFTS = {
                         "dpkg-query -W -f '${Status}' curl | grep -q 'install ok installed'"),
     "pip package removed": (f"{PREFIX}/bin/uv pip uninstall --python {PREFIX}/bin/python numpy",
                             f"{PREFIX}/bin/python -c 'import numpy'"),
+    "content changed, size and mtime kept": (IN_PLACE,
+                                             "sha256sum -c --quiet /root/pip.conf.sum"),
+    "apt source edited": (f"test -f {SOURCES} && echo '# drift' >> {SOURCES}",
+                          f"! grep -q '# drift' {SOURCES}"),
+    "lab user removed": ("userdel researcher", "id researcher >/dev/null"),
     "mode changed": (f"chmod 700 {PREFIX}", f"test $(stat -c %a {PREFIX}) = 755"),
     # The files this deploy manages with an owner are the proxy's and the index credentials'
     # (none without a proxy or a private index): a lab user's GPU group stands for ownership.

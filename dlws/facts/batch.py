@@ -53,13 +53,14 @@ from pyinfra import logger
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.command import StringCommand
 from pyinfra.api.facts import FactBase, ShortFactBase
-from pyinfra.api.state import BaseStateCallback
+from pyinfra.api.state import BaseStateCallback, StateStage
 from pyinfra.context import ctx_host
 from pyinfra.facts.server import Date
 
 from dlws import __version__
 from dlws.command import sh
-from dlws.facts.pyinfra_patch import ORIGINAL, reading, route_host
+from dlws.facts import stamps
+from dlws.facts.pyinfra_patch import ORIGINAL, reading, route_host, wrap_set_stage
 
 # --- many facts in one round trip ------------------------------------------------------------
 
@@ -183,6 +184,53 @@ class FactBatch(FactBase):
         return results
 
 
+def parse(fact, status: str, lines: list[str]) -> tuple[str, Any]:
+    """(state, value) of a fact's raw batch output, as FactBatch parses it."""
+    if status == "missing":
+        return "missing", fact.default()
+    if status != "0":
+        return "failed", None
+    try:
+        return "ok", fact.process(lines) if lines else fact.default()
+    except Exception:  # noqa: BLE001 - pyinfra reports it on a live read
+        return "failed", None
+
+
+class RawFactBatch(FactBatch):
+    """FactBatch that also returns each fact's raw output (the stamp tier keeps it).
+
+    Result, in the order of the requests: ``(state, value, status, lines)``.
+    """
+
+    def process(self, output):
+        marker = re.compile(rf"^(.*){re.escape(self.marker)} (\d+) (\d+|missing)$")
+        parts: dict[int, tuple[str, list[str]]] = {}
+        lines: list[str] = []
+        for line in output:
+            match = marker.match(line)
+            if not match:
+                lines.append(line)
+                continue
+            if match[1]:  # the fact's last line had no newline
+                lines.append(match[1])
+            parts[int(match[2])] = (match[3], lines)
+            lines = []
+        results = []
+        for fact, source in self.facts:
+            status, lines = parts.get(source, ("lost", []))
+            results.append((*parse(fact, status, lines), status, lines))
+        return results
+
+
+def reparse(request: FactRequest, status: str, lines: list[str]) -> tuple[str, Any]:
+    """(state, value) of a request's raw output kept in the converged record (the stamp tier),
+    parsed by its fact's own process() on an instance built as the batch builds it."""
+    fact_cls, kwargs = request
+    fact = fact_cls()
+    _command_of(fact, kwargs)  # some parsers keep what their command was built with
+    return parse(fact, status, lines)
+
+
 def _raw(command) -> str | None:
     if command is None:
         return None
@@ -260,6 +308,9 @@ class Snapshot:
         self.run_key: str | None = None  # set where the deploy asked whether it converged
         self.skipped = False  # this run planned no operation: the host had converged
         self.until: float | None = None  # when a decision of this run taken on the clock flips
+        self.stamp: str | None = None  # the stamps the read found (dlws.facts.stamps)
+        self.raw: dict = {}  # raw output of each stamped reading, by key (dlws.facts.stamps)
+        self.tier = "batch"  # "stamps": the stamps stood in for the batch's stamped readings
 
 
 # state -> {host name: Snapshot}; a new pyinfra state (run) starts empty.
@@ -478,6 +529,7 @@ def forget(snapshot: Snapshot, paths: Sequence[str] | None) -> None:
 def install() -> None:
     """Route pyinfra's Host.get_fact through the snapshot (once per process)."""
     route_host(get_fact, on_change)
+    wrap_set_stage(_set_stage)
 
 
 # --- the request list kept between runs ---------------------------------------------------------
@@ -491,6 +543,11 @@ def cache_dir() -> Path:
 def _list_path(host) -> Path:
     digest = hashlib.sha256(host.name.encode()).hexdigest()[:24]
     return cache_dir() / f"{digest}.json"
+
+
+def _stamped_path(host) -> Path:
+    """Present where this controller's last record on the host carried stamps."""
+    return _list_path(host).with_suffix(".stamped")
 
 
 def load_requests(path: Path) -> list[FactRequest]:
@@ -615,15 +672,22 @@ def _prefetch_one(host, requests: Sequence[FactRequest]) -> None:
     if not wanted:
         return
     batch = list(wanted.values())
-    with reading(host):
-        try:
-            results = ORIGINAL["get_fact"](host, FactBatch, requests=tuple(batch),
+
+    def run(requests):
+        with reading(host):
+            try:
+                return ORIGINAL["get_fact"](host, RawFactBatch, requests=tuple(requests),
                                             _ignore_errors=True)
-        except Exception:  # noqa: BLE001 - e.g. an unreachable host: its facts are read live
-            results = None
-    if len(results or ()) != len(batch):
+            except Exception:  # noqa: BLE001 - e.g. an unreachable host: its facts are read live
+                return None
+
+    # The stamp tier first (dlws.facts.stamps): the batch only where a stamp moved.
+    # (Tried only where this controller recorded stamps on the host: else one more round trip.)
+    found = stamps.read(run, batch, list(wanted), reparse, _stamped_path(host).exists())
+    if found is None:
         return  # the batch failed as a whole: every fact is read live
-    for (key, _), (state, value) in zip(wanted.items(), results, strict=True):
+    snapshot.stamp, snapshot.raw, snapshot.tier = found.stamp, found.raw, found.tier
+    for (key, _), (state, value) in zip(wanted.items(), found.results, strict=True):
         snapshot.states[key] = state
         if state != "failed":
             snapshot.values[key] = value
@@ -633,6 +697,7 @@ def _prefetch_one(host, requests: Sequence[FactRequest]) -> None:
 # --- the record of the last converged run -------------------------------------------------------
 
 CONVERGED_FILE = "/var/lib/dlws/converged.json"
+RECORD_LIMIT = 100_000  # characters: one argument of the writing command (Linux: 128 KiB)
 
 
 class ConvergedRecord(FactBase):
@@ -660,6 +725,14 @@ _RECORD_KEY = request_key(ConvergedRecord, {})
 # The host's clock: never the same twice, so never in the digest; a run whose operations read
 # it records until when their decisions hold (valid_until), and a later run skips only before.
 _CLOCK_KEY = request_key(Date, {})
+
+
+def tier(host) -> str:
+    """How this run read the host: "from the stamps" (dlws.facts.stamps stood in for the batch) or
+    "the whole batch"."""
+    snapshot = _snapshot(host)
+    return "from the stamps" if snapshot is not None and snapshot.tier == "stamps" else (
+        "the whole batch")
 
 
 def valid_until(host, moment: float) -> None:
@@ -748,6 +821,56 @@ def _qualifies(state, host, snapshot: Snapshot) -> bool:
             and not results.error_ops and not results.ignored_error_ops)
 
 
+def _add_stamps(host, snapshot: Snapshot, document: dict, keys) -> None:
+    """Add the stamps and raw outputs that let the next run skip the batch (stamps.py), where
+    they stand for every reading of `keys` and fit in one command's argument."""
+    fields = stamps.record_fields(snapshot.raw, snapshot.stamp, keys)
+    if len(json.dumps({**document, **fields})) <= RECORD_LIMIT:
+        document.update(fields)
+    with contextlib.suppress(OSError):  # a read-only home: the batch runs every time
+        if "stamp" in document:
+            _stamped_path(host).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _stamped_path(host).touch()
+        else:
+            _stamped_path(host).unlink(missing_ok=True)
+
+
+def _restamp(state, host, snapshot: Snapshot) -> None:
+    """A run that skipped planning after reading the whole batch (its stamps had moved, or
+    its record had none for some reading): the same record, with this batch's stamps, so the
+    next run reads the stamps alone. Its readings equal the recorded ones (else it had planned),
+    and the stamps were read before them."""
+    recorded = snapshot.values.get(_RECORD_KEY) or {}
+    if not snapshot.skipped or snapshot.tier != "batch" or not snapshot.stamp:
+        return
+    document = {key: recorded[key] for key in ("dlws_version", "run", "readings", "until")
+                if key in recorded}
+    _add_stamps(host, snapshot, document, [key for key in snapshot.states
+                                           if key not in (_RECORD_KEY, _CLOCK_KEY)])
+    if "stamp" in document and document != recorded:
+        _write_document(state, host, document)
+
+
+def _set_stage(self, stage):
+    """State.set_stage: as the run starts executing (never in --dry, nor before the user's
+    confirmation), the hosts that skipped planning keep this run's stamps (_restamp)."""
+    ORIGINAL["set_stage"](self, stage)
+    if stage != StateStage.Execute:
+        return
+    pending = [(host, snapshot) for host in _active_hosts(self)
+               if (snapshot := _SNAPSHOTS.get(self, {}).get(host.name)) is not None
+               and snapshot.skipped and snapshot.tier == "batch"]
+    if pending:
+        pool = Pool(getattr(self.config, "PARALLEL", None) or None)
+        gevent.joinall([pool.spawn(_restamp_in_context, self, host, snapshot)
+                        for host, snapshot in pending])
+
+
+def _restamp_in_context(state, host, snapshot: Snapshot) -> None:
+    with ctx_host.use(host):
+        _restamp(state, host, snapshot)
+
+
 def _write_record(state, host, snapshot: Snapshot) -> None:
     if not _qualifies(state, host, snapshot):
         return
@@ -757,12 +880,19 @@ def _write_record(state, host, snapshot: Snapshot) -> None:
     keys = {*snapshot.base, *snapshot.requested}
     document = {"dlws_version": __version__, "run": snapshot.run_key,
                 "readings": readings_digest(snapshot, keys)}
+    # The stamps and raw outputs that let the next run skip the batch (dlws.facts.stamps); left out
+    # where they would make the record too long for one command's argument.
+    _add_stamps(host, snapshot, document, keys)
     if _CLOCK_KEY in keys:  # the operations read the clock: the record holds until they say
         if snapshot.until is None:
             return
         document["until"] = snapshot.until
     if snapshot.values.get(_RECORD_KEY) == document:
         return
+    _write_document(state, host, document)
+
+
+def _write_document(state, host, document: dict) -> None:
     folder = os.path.dirname(CONVERGED_FILE)
     temporary = f"{CONVERGED_FILE}.tmp"
     command = sh("umask 077 && mkdir -p {} && test ! -L {} && chmod 700 {} && "
@@ -788,6 +918,7 @@ def _report(host, snapshot: Snapshot) -> None:
                        "live_reads_if_dropped_whole": snapshot.live_reads
                        + snapshot.hits_after_change,
                        "changes": snapshot.changes, "skipped": snapshot.skipped,
+                       "tier": snapshot.tier,
                        "slowest_operations": [[name, round(sec, 2)] for name, sec in slowest]})
     with contextlib.suppress(OSError), open(path, "a") as stream:
         stream.write(line + "\n")

@@ -16,11 +16,13 @@ from typing import Any
 
 from pyinfra.api.command import FunctionCommand
 from pyinfra.api.host import Host
+from pyinfra.api.state import State
 
 # pyinfra's own methods, kept before any replacement: dlws's replacements call them.
 ORIGINAL: dict[str, Callable] = {
     "get_fact": Host.get_fact, "run_shell_command": Host.run_shell_command,
-    "put_file": Host.put_file, "function_execute": FunctionCommand.execute}
+    "put_file": Host.put_file, "function_execute": FunctionCommand.execute,
+    "set_stage": State.set_stage}
 
 # `on_change(host, function_name, args, kwargs)`: a command, an upload or an operation's Python
 # callback ("python.call") is about to run on the host.
@@ -72,6 +74,13 @@ def _function_command(on_change: OnChange) -> Callable:
 
     execute.__doc__ = original.__doc__
     return execute
+
+
+def wrap_set_stage(set_stage: Callable) -> None:
+    """State.set_stage becomes `set_stage` (which calls ORIGINAL["set_stage"] first): the one
+    moment pyinfra says a run starts executing, after --dry and the user's confirmation."""
+    if State.set_stage is not set_stage:
+        State.set_stage = set_stage
 
 
 def before_init(state, check: Callable[[list], None]) -> None:

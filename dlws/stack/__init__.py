@@ -16,7 +16,7 @@ from dlws.stack.records import (
     request_from_host_data,
 )
 from dlws.stack.resolve import derive, resolve
-from dlws.stack.table import GPU_MODELS, OS_RELEASES, GpuModel
+from dlws.stack.table import OS_RELEASES, GpuModel, gpu_table
 
 __all__ = [
     "GPU_MODELS",
@@ -33,3 +33,10 @@ __all__ = [
     "request_from_host_data",
     "resolve",
 ]
+
+
+def __getattr__(name: str):
+    """GPU_MODELS: the GPU table's models, read on first use (PEP 562; dlws.stack.table)."""
+    if name == "GPU_MODELS":
+        return gpu_table()[2]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable
 
 from dlws.stack.records import HostFacts, StackError, StackRequest
 from dlws.stack.table import (
     ARCHES,
-    GPU_DEVICES,
-    GPU_MODELS_BY_NAME,
     GpuModel,
     OsRelease,
     device_model,
     first_cuda,
+    gpu_table,
     version_key,
 )
 
@@ -46,15 +46,17 @@ def _short_name(name: str) -> str:
     return text
 
 
+@functools.cache
 def _index() -> dict[str, GpuModel]:
     """Every way a name reaches a model: nvidia-smi's name (short form too), the slug, lspci's
-    bracketed name ("geforce rtx 4090", "h200 sxm 141gb")."""
+    bracketed name ("geforce rtx 4090", "h200 sxm 141gb"); built on first use."""
     index: dict[str, GpuModel] = {}
-    for name, model in GPU_MODELS_BY_NAME.items():
+    devices, models_by_name = gpu_table()[:2]
+    for name, model in models_by_name.items():
         for key in (name.lower(), _short_name(name), model.slug,
                     re.sub(r"[^a-z0-9]+", "-", name.lower())):
             index.setdefault(key, model)
-    for device_id, device in GPU_DEVICES.items():
+    for device_id, device in devices.items():
         if device["lspci"]:
             match = _LSPCI_NAME.match(device["lspci"].lower())
             if match:
@@ -66,15 +68,13 @@ def _index() -> dict[str, GpuModel]:
     return index
 
 
-_BY_NAME = _index()
-
-
 def find_gpu(text: str) -> GpuModel:
     """The GPU model named by an nvidia-smi name (any case, with or without the "NVIDIA " or
     "GeForce " prefix), lspci's name ("AD102 [GeForce RTX 4090]", with or without "[10de:2684]"),
     a PCI ID with or without its subsystem ("10de:2684", "2684", "10de:2335:10de:18be") or a
     slug ("rtx-4090"); StackError for unknown and legacy-only GPUs."""
     wanted = " ".join(text.strip().lower().split())
+    models_by_name, by_name = gpu_table()[1], _index()
     model = None
     in_line = _IN_LSPCI_LINE.search(wanted)
     if in_line and not _PCI_ID.match(wanted):
@@ -94,12 +94,12 @@ def find_gpu(text: str) -> GpuModel:
                              "(docs/gpu-stack.md)")
     if model is None:
         lspci = _LSPCI_NAME.match(wanted)
-        model = (GPU_MODELS_BY_NAME.get(" ".join(text.split())) or _BY_NAME.get(wanted)
-                 or _BY_NAME.get(_short_name(wanted)))
+        model = (models_by_name.get(" ".join(text.split())) or by_name.get(wanted)
+                 or by_name.get(_short_name(wanted)))
         if model is None and lspci:
-            model = _BY_NAME.get(lspci["name"])
+            model = by_name.get(lspci["name"])
     if model is None:
-        names = [m.name for m in GPU_MODELS_BY_NAME.values() if m.branches]
+        names = [m.name for m in models_by_name.values() if m.branches]
         shorts = {_short_name(n): n for n in names}
         close = [shorts[s] for s in difflib.get_close_matches(_short_name(text), shorts, n=3)]
         if not close:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -169,7 +170,11 @@ def _first_key(version: str) -> tuple[int, ...]:
     return (0,) if not version[0].isdigit() else tuple(int(p) for p in version.split("."))
 
 
-def _load_gpus() -> tuple[dict[str, dict], dict[str, GpuModel], tuple[GpuModel, ...]]:
+@functools.cache
+def gpu_table() -> tuple[dict[str, dict], dict[str, GpuModel], tuple[GpuModel, ...], dict]:
+    """(devices by PCI ID, models by name, the table's models, figures by name), read from
+    GPU_TABLE on first use: a run that plans no GPU (a CPU host, a no-change rerun) never
+    parses its 370 kB."""
     data = json.loads(GPU_TABLE.read_text())
     devices = {d["id"]: d for d in data["devices"]}
     by_name: dict[str, list[dict]] = {}
@@ -180,29 +185,35 @@ def _load_gpus() -> tuple[dict[str, dict], dict[str, GpuModel], tuple[GpuModel, 
     # One model per device's own (first) name, in device ID order: the table's GPU models.
     primary = tuple(dict.fromkeys(models[d["names"][0]] for d in data["devices"]
                                   if d["branches"]))
-    return devices, models, primary
+    return devices, models, primary, data["figures"]
 
 
 # Sources: dlws/stack/data/gpus.json, generated from NVIDIA's own per-branch lists by
 # dlws/stack/data/regenerate.py (each source and version in its "sources"); see
 # docs/gpu-stack.md. Every device ID NVIDIA lists for a branch dlws plans is a model here.
-GPU_DEVICES, GPU_MODELS_BY_NAME, GPU_MODELS = _load_gpus()
+# GPU_DEVICES, GPU_MODELS_BY_NAME, GPU_MODELS: gpu_table()'s parts, read on first use.
+_LAZY = {"GPU_DEVICES": 0, "GPU_MODELS_BY_NAME": 1, "GPU_MODELS": 2}
+
+
+def __getattr__(name: str):
+    """The GPU table's parts, read on first use (PEP 562)."""
+    if name in _LAZY:
+        return gpu_table()[_LAZY[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def device_model(device_id: str, subsystem: str | None = None) -> GpuModel | None:
     """The model of a PCI device ID ("2335"), named as NVIDIA names its subsystem variant."""
-    device = GPU_DEVICES.get(device_id.lower())
+    devices, by_name, _, figures = gpu_table()
+    device = devices.get(device_id.lower())
     if device is None:
         return None
     name = device["subsystems"].get(subsystem or "", device["names"][0])
-    model = GPU_MODELS_BY_NAME[name]
+    model = by_name[name]
     if len(model.pci_ids) > 1:
         # The name is shared by several IDs: this ID's own branches decide, not the strictest.
-        model = _model(name, [device], _FIGURES)
+        model = _model(name, [device], figures)
     return model
-
-
-_FIGURES = json.loads(GPU_TABLE.read_text())["figures"]
 
 # CUDA releases and the minimum Linux x86_64 driver of their GA (CUDA 13.1 Release Notes,
 # "CUDA Toolkit and Corresponding Driver Versions"). There is no CUDA 12.7

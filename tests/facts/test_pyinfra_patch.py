@@ -8,6 +8,7 @@ import importlib.metadata
 import inspect
 from pathlib import Path
 
+import pyinfra_cli.cli
 from pyinfra.api import command, facts, state
 from pyinfra.api.host import Host
 
@@ -29,8 +30,18 @@ def test_the_replaced_methods_keep_their_signatures():
             "self", "args", "kwargs"], name
     assert list(inspect.signature(pyinfra_patch.ORIGINAL["function_execute"]).parameters) == [
         "self", "state", "host", "connector_arguments"]
+    assert list(inspect.signature(pyinfra_patch.ORIGINAL["set_stage"]).parameters) == [
+        "self", "stage"]
     assert list(inspect.signature(state.State.init).parameters) == [
         "self", "inventory", "config", "initial_limit"]
+
+
+def test_the_cli_enters_the_execute_stage_once_it_runs_operations():
+    """Why the stamp tier restamps in set_stage: pyinfra's CLI sets StateStage.Execute after
+    --dry has returned and the user confirmed, before the first operation runs."""
+    source = inspect.getsource(pyinfra_cli.cli)
+    assert "state.set_stage(StateStage.Execute)" in source
+    assert source.index("state.set_stage(StateStage.Execute)") > source.index("if dry:")
 
 
 def test_a_fact_read_runs_through_run_shell_command():

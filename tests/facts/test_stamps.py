@@ -1,0 +1,107 @@
+"""The stamp tier (dlws.facts.stamps): what a stamp covers, run with this machine's find."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import zlib
+
+import pytest
+from pyinfra.facts.files import File, Sha1File
+from pyinfra.facts.server import Date, Users
+
+from dlws.facts import stamps
+from dlws.facts.python import VenvPackages
+from dlws.facts.storage import BlockDevice
+from dlws.facts.system import SystemdRunning
+
+
+def stamp_of(request) -> str:
+    """The Stamps fact's value for `request`'s stamps, its command run by sh here."""
+    fact_cls, kwargs = stamps.stamp_request([request])
+    fact = fact_cls()
+    out = subprocess.run(["sh", "-c", fact.command(**kwargs)], capture_output=True, text=True,
+                         check=True)
+    return fact.process(out.stdout.splitlines())
+
+
+def test_only_declared_readings_are_stamped():
+    assert stamps.stamps_of((Sha1File, {"path": "/etc/pip.conf"})) == (
+        ("entry", "/etc/pip.conf"),)
+    assert stamps.stamps_of((VenvPackages, {"prefix": "/opt/dlws/venv"})) == (
+        ("venv", "/opt/dlws/venv"),)
+    assert ("entry", "/etc/shadow") in stamps.stamps_of((Users, {}))
+    # No files decide these: read beside the stamps, every run.
+    for request in [(Date, {}), (SystemdRunning, {}), (BlockDevice, {"device": "/dev/sdb"}),
+                    (File, {"path": "/etc/a b"}), (File, {"path": "/etc/../shadow"}),
+                    (File, {"path": "etc/x"})]:
+        assert stamps.stamps_of(request) is None, request
+
+
+def test_a_stamp_moves_with_bytes_mode_and_ctime_but_not_with_a_read(tmp_path):
+    managed = tmp_path / "pip.conf"
+    managed.write_text("[global]\nindex-url = https://pypi.org/simple\n")
+    request = (Sha1File, {"path": str(managed)})
+    first = stamp_of(request)
+    assert stamp_of(request) == first
+    managed.read_text()  # a read moves the access time only
+    assert stamp_of(request) == first
+    # Bytes changed in place, the size and the modification time kept: the change time moved.
+    before = managed.stat()
+    with open(managed, "r+b") as stream:
+        stream.seek(1)
+        stream.write(b"G")
+    os.utime(managed, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert managed.stat().st_size == before.st_size
+    second = stamp_of(request)
+    assert second != first
+    managed.chmod(0o600)
+    assert stamp_of(request) != second
+    # A file that is gone has a stamp of its own (find's error line).
+    gone = stamp_of(request)
+    managed.unlink()
+    assert stamp_of(request) != gone
+
+
+def test_a_folder_tree_stamp_sees_a_file_edited_below_it(tmp_path):
+    (tmp_path / "sources.list.d").mkdir()
+    source = tmp_path / "sources.list.d" / "a.sources"
+    source.write_text("Types: deb\n")
+    request = (stamps.Stamps, {})
+    trees = {"entries": (), "trees": (str(tmp_path),), "venvs": ()}
+    fact = request[0]()
+
+    def read() -> str:
+        out = subprocess.run(["sh", "-c", fact.command(**trees)], capture_output=True,
+                             text=True, check=True)
+        return fact.process(out.stdout.splitlines())
+
+    first = read()
+    source.write_text("Types: deb-src\n")
+    assert read() != first
+
+
+def test_an_environment_that_sees_the_system_packages_is_never_stamped_twice_alike(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("include-system-site-packages = false\n")
+    request = (VenvPackages, {"prefix": str(venv)})
+    assert stamp_of(request) == stamp_of(request)
+    (venv / "pyvenv.cfg").write_text("include-system-site-packages = true\n")
+    assert stamp_of(request) != stamp_of(request)
+
+
+def test_a_record_s_outputs_are_bounded_and_checked():
+    outputs = {'["x", []]': ("0", ["line"])}
+    assert stamps.unpack(stamps.pack(outputs)) == outputs
+    bomb = base64.b64encode(zlib.compress(b"[" * (stamps.UNPACKED_LIMIT + 10))).decode()
+    assert stamps.unpack(bomb) is None
+    for bad in (None, 7, "not base64!", base64.b64encode(zlib.compress(b'{"k": [0, 1]}'))
+                .decode(), base64.b64encode(zlib.compress(b"[]")).decode()):
+        assert stamps.unpack(bad) is None, bad
+
+
+@pytest.mark.parametrize("stamp", [None, ""])
+def test_no_stamp_no_record_fields(stamp):
+    assert stamps.record_fields({}, stamp, []) == {}
