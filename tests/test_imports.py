@@ -20,6 +20,12 @@ LAZY = {
         "ansible.parsing.dataloader", "ansible.parsing.vault", "ansible.parsing.yaml.objects",
         "ansible.plugins.loader", "ansible.template", "ansible.utils.display",
         "ansible.vars.manager", "ansible._internal._datatag._tags", "ansible.release")},
+    # pyinfra_cli's __init__ runs gevent's monkey.patch_all(): imported only where pyinfra's
+    # own process or the inventory reader's child runs, never in verify (xdist stalls under it).
+    **{(path, module): "patches the interpreter on import" for path, module in (
+        ("dlws/inventory/targets.py", "pyinfra_cli.exceptions"),
+        ("dlws/inventory/targets.py", "pyinfra_cli.inventory"),
+        ("dlws/validate/conflicts.py", "pyinfra_cli.inventory"))},
 }
 
 
@@ -152,3 +158,17 @@ def test_no_import_inside_a_function(name):
 ])
 def test_the_circle_finder_finds_circles(source, expected):
     assert cycles(source) == expected
+
+
+def test_verify_and_the_cli_do_not_import_pyinfra_cli():
+    """pyinfra_cli's import runs gevent's monkey.patch_all(), which stalls pytest-xdist's
+    workers (`LoopExit: This operation would block forever`): what verify's conftest and the
+    `dlws` command import must not pull it in."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dlws.cli, dlws.verify.conftest, dlws.verify.helpers; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyinfra_cli'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -16,8 +16,6 @@ from urllib.parse import quote, urlencode
 from pyinfra.api import State
 from pyinfra.api.exceptions import InventoryError
 from pyinfra.context import ctx_state
-from pyinfra_cli.exceptions import UnexpectedExternalError
-from pyinfra_cli.inventory import make_inventory
 
 from dlws.inventory import ansible
 from dlws.validate.conflicts import group_conflicts, listing_conflicts
@@ -133,6 +131,11 @@ def _read_inventory(path: Path, limit: str | None = None,
 
 
 def _dump_inventory(path: Path) -> dict:
+    # Only in the child process (_read_inventory): pyinfra_cli patches the interpreter for
+    # gevent on import (its __init__ runs gevent's monkey.patch_all()).
+    from pyinfra_cli.exceptions import UnexpectedExternalError
+    from pyinfra_cli.inventory import make_inventory
+
     if ansible.is_ansible_source(path):
         # An Ansible inventory goes through inventory/ansible.py, the same file a deploy of it
         # uses, so verify sees the hosts, groups and data the deploy saw.

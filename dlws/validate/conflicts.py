@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pyinfra_cli.inventory import _get_groups_from_filename
 
 from dlws.validate.schema import KEY_PREFIXES, Problem
 
@@ -54,6 +53,11 @@ def listing_conflicts(inventory_path: str | Path | None,
             inventory_path).is_file():
         return []
     listings: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    # Here, not at the top: pyinfra_cli patches the interpreter for gevent on import, and verify
+    # imports this module (its xdist workers stall under the patch); pyinfra's own process and
+    # the inventory reader's child have it imported already.
+    from pyinfra_cli.inventory import _get_groups_from_filename
+
     for group, members in _get_groups_from_filename(str(inventory_path)).items():
         hosts = members[0] if isinstance(members, tuple) else members
         for entry in hosts:
