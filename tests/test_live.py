@@ -134,7 +134,7 @@ def test_a_person_sees_each_minute_line_before_the_check_ends(tmp_path):
 @pytest.mark.integration
 def test_lines_arrive_live_through_docker_exec(tmp_path):
     """The docker backend (docker exec): a container from the bookworm base image."""
-    image = subprocess.run([sys.executable, "-m", "dlws.images", "bookworm"], cwd=ROOT,
+    image = subprocess.run([sys.executable, "-m", "dlws.sandbox.images", "bookworm"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()[-1]
     name = f"i24-live-{uuid.uuid4().hex[:8]}"
     subprocess.run(["docker", "run", "-d", "--name", name, image, "sleep", "600"], check=True,
