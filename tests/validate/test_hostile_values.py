@@ -3,7 +3,7 @@
 Every command the deploy would send and every file it would write is inspected: a credential
 appears only in the root-only files meant for it (never in a command, an environment, a
 world-readable file); a hostile string that passes validation reaches a shell only quoted.
-The same is proven on a real container by tests/test_hostile_values_container.py.
+The same is proven on a real container by tests/validate/test_container_refusals.py.
 """
 
 from __future__ import annotations
