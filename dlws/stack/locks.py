@@ -15,14 +15,22 @@ from dlws.stack.services import KEY_DEFAULTS
 from dlws.stack.table import MACHINES
 from dlws.validate.domains import split_credentials
 
-# DLWS_LOCK_DIR: another folder of locks (a lab's own repository; the tests' scratch folders).
-# Else a checkout's locks/ (the sandbox's and the tests' are committed there), else ./locks in
-# the current directory (an installed dlws never writes into its own package; the `dlws`
-# command sets DLWS_LOCK_DIR to the locks/ folder beside the inventory).
 _CHECKOUT_LOCKS = Path(__file__).resolve().parents[2] / "locks"
-LOCK_DIR = Path(os.environ.get("DLWS_LOCK_DIR")
-                or (_CHECKOUT_LOCKS if (_CHECKOUT_LOCKS.parent / "pyproject.toml").is_file()
-                    else Path("locks").absolute()))
+
+
+def lock_dir() -> Path:
+    """Where the hash locks are, read when asked (the `dlws` command sets DLWS_LOCK_DIR after
+    this module is imported): DLWS_LOCK_DIR (a lab's own repository, the locks/ folder beside
+    its inventory, the tests' scratch folders), else a checkout's locks/ (the sandbox's and the
+    tests' are committed there), else ./locks in the current directory (an installed dlws never
+    writes into its own package)."""
+    if os.environ.get("DLWS_LOCK_DIR"):
+        return Path(os.environ["DLWS_LOCK_DIR"])
+    if (_CHECKOUT_LOCKS.parent / "pyproject.toml").is_file():
+        return _CHECKOUT_LOCKS
+    return Path("locks").absolute()
+
+
 # manylinux_2_28: every OS dlws supports has glibc >= 2.35; the frameworks ship 2_28 wheels.
 PLATFORMS = {name: machine.wheel_platform for name, machine in MACHINES.items()}
 
@@ -51,7 +59,7 @@ class LockSpec:
 
     @property
     def path(self) -> Path:
-        return LOCK_DIR / self.name
+        return lock_dir() / self.name
 
     def summary(self) -> str:
         where = f"Python {self.python} on {self.arch}" if self.python else "any platform"

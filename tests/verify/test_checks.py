@@ -78,7 +78,7 @@ def target(name: str, **data) -> Target:
 @pytest.fixture
 def locked_host(tmp_path, monkeypatch):
     """A host whose environment is exactly its two locks (uv's and the environment's)."""
-    monkeypatch.setattr(locks, "LOCK_DIR", tmp_path)
+    monkeypatch.setenv("DLWS_LOCK_DIR", str(tmp_path))
     host_target = target("ws-lock", python_env_require_hashes=True)
     plan = derive(host_target.data, HostFacts(os_id="debian", os_release="12", gpus=()))
     env_spec = locks.environment_spec(plan, host_target.data)

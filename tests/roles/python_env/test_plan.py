@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from dlws.stack import locks as lock
 from tests.plan.cases import (
     host_data,
     run_case,
@@ -39,7 +38,7 @@ def _write_locks(folder, names: list[str]) -> dict[str, str]:
 def test_hash_locked_installs(tmp_path, monkeypatch, cache):
     """With hashes required (the default), a host without its locks is refused before any
     operation; with them, both installs take the whole lock and check every file's sha256."""
-    monkeypatch.setattr(lock, "LOCK_DIR", tmp_path)
+    monkeypatch.setenv("DLWS_LOCK_DIR", str(tmp_path))
     more = {"frameworks_tensorflow": "none", "frameworks_torch": "none",
             "python_env_require_hashes": True, "cache_pip_dir": cache}
     data = host_data("debian-12", "no-gpu", "distro", **more)
