@@ -156,7 +156,9 @@ class FactBatch(FactBase):
                 bits += run
         return StringCommand(*bits)
 
-    def process(self, output):
+    def outputs(self, output) -> list[tuple[Any, str, list[str]]]:
+        """(fact, status, lines) of each request, split at the markers: status is the exit
+        status, ``missing`` or ``lost`` (no marker came back)."""
         marker = re.compile(rf"^(.*){re.escape(self.marker)} (\d+) (\d+|missing)$")
         parts: dict[int, tuple[str, list[str]]] = {}
         lines: list[str] = []
@@ -169,19 +171,10 @@ class FactBatch(FactBase):
                 lines.append(match[1])
             parts[int(match[2])] = (match[3], lines)
             lines = []
-        results = []
-        for fact, source in self.facts:
-            status, lines = parts.get(source, ("lost", []))
-            if status == "missing":
-                results.append(("missing", fact.default()))
-            elif status != "0":
-                results.append(("failed", None))
-            else:
-                try:
-                    results.append(("ok", fact.process(lines) if lines else fact.default()))
-                except Exception:  # noqa: BLE001 - pyinfra reports it on a live read
-                    results.append(("failed", None))
-        return results
+        return [(fact, *parts.get(source, ("lost", []))) for fact, source in self.facts]
+
+    def process(self, output):
+        return [parse(fact, status, lines) for fact, status, lines in self.outputs(output)]
 
 
 def parse(fact, status: str, lines: list[str]) -> tuple[str, Any]:
@@ -203,23 +196,8 @@ class RawFactBatch(FactBatch):
     """
 
     def process(self, output):
-        marker = re.compile(rf"^(.*){re.escape(self.marker)} (\d+) (\d+|missing)$")
-        parts: dict[int, tuple[str, list[str]]] = {}
-        lines: list[str] = []
-        for line in output:
-            match = marker.match(line)
-            if not match:
-                lines.append(line)
-                continue
-            if match[1]:  # the fact's last line had no newline
-                lines.append(match[1])
-            parts[int(match[2])] = (match[3], lines)
-            lines = []
-        results = []
-        for fact, source in self.facts:
-            status, lines = parts.get(source, ("lost", []))
-            results.append((*parse(fact, status, lines), status, lines))
-        return results
+        return [(*parse(fact, status, lines), status, lines)
+                for fact, status, lines in self.outputs(output)]
 
 
 def reparse(request: FactRequest, status: str, lines: list[str]) -> tuple[str, Any]:
