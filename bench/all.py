@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BIN, ROOT, WORK, remove, start
+from common import BIN, ROOT, WORK, container_cpu, controller_cpu, remove, start
 
 from dlws.roles import all_defaults
 from dlws.sandbox.data import controller_data
@@ -188,20 +188,56 @@ def trainings_by_hand(name: str) -> tuple[float, int, str]:
     return time.monotonic() - started, code, "".join(errors)[-2000:]
 
 
+def cpu_used(name: str, run, *args, **kwargs) -> tuple[tuple, float, float]:
+    """`run(*args, **kwargs)`'s result, and the CPU seconds it took in the container `name` and
+    on this machine's side (the pytest or pyinfra process and the docker clients)."""
+    host0, ctl0 = container_cpu(name), controller_cpu()
+    result = run(*args, **kwargs)
+    host1, ctl1 = container_cpu(name), controller_cpu()
+    return result, (host1 - host0 if None not in (host0, host1) else float("nan")), ctl1 - ctl0
+
+
+def cpu_profile(label: str, cpu: dict[str, list[tuple[float, float]]], floor: list[float],
+                names: tuple[str, str], target: float) -> list[str]:
+    """Where a run's CPU time goes against its floor's: the medians of each side's CPU seconds,
+    and the least wall time this machine's cores allow for that work."""
+    cores = os.cpu_count() or 1
+    lines = [f"CPU seconds per run, median ({cores} cores here), {label}:"]
+    totals = {}
+    for key, title in zip(("ours", "floor"), names, strict=True):
+        host = statistics.median(h for h, _ in cpu[key])
+        ctl = statistics.median(c for _, c in cpu[key])
+        totals[key] = host + ctl
+        lines.append(f"{title}: {host:.1f} s in the container + {ctl:.1f} s on the controller "
+                     f"= {host + ctl:.1f} s")
+    wall = statistics.median(floor)
+    budget = target * wall * cores
+    lines.append(f"that work takes at least {totals['ours'] / cores:.1f} s on {cores} cores, "
+                 f"{totals['ours'] / cores / wall:.2f}x the floor's median ({wall:.1f} s); "
+                 f"<= {target}x allows at most {budget:.1f} CPU seconds in all"
+                 + (f": {totals['ours'] - budget:.1f} s of work to cut, whatever the waits"
+                    if totals["ours"] > budget else ": the rest is waiting"))
+    return lines
+
+
 def verify_row(name: str, env: dict, rounds: int) -> dict:
     verify_cmd = [str(BIN / "pytest"), "verify", "--inventory", "inventory/sandbox.py", "-q",
                   "-p", "no:cacheprovider", "--durations=10"]
     floor, ours, loads, last = [], [], [], ""
+    cpu: dict[str, list[tuple[float, float]]] = {"ours": [], "floor": []}
     for index in range(rounds):
         plan = ["hand", "verify"]
         for label in plan if index % 2 == 0 else plan[::-1]:
-            seconds, rc, log = (trainings_by_hand(name) if label == "hand"
-                                else timed(verify_cmd, env))
+            (seconds, rc, log), host_cpu, ctl_cpu = cpu_used(
+                name, *((trainings_by_hand, name) if label == "hand"
+                        else (timed, verify_cmd, env)))
             if rc:
                 print(f"{label}: exit {rc}\n{log[-2500:]}", flush=True)
             (floor if label == "hand" else ours).append(seconds)
+            cpu["floor" if label == "hand" else "ours"].append((host_cpu, ctl_cpu))
             last = log if label == "verify" else last
-            print(f"verify round {index + 1}, {label}: {seconds:.1f} s", flush=True)
+            print(f"verify round {index + 1}, {label}: {seconds:.1f} s (CPU {host_cpu:.1f} s "
+                  f"in the container, {ctl_cpu:.1f} s here)", flush=True)
         loads.append(round(load(), 1))
     result = row("verify", "verify of one CPU host / its two trainings by hand, side by side",
                  "bench/all.py --rows verify", floor, ours, 1.2, loads,
@@ -211,8 +247,10 @@ def verify_row(name: str, env: dict, rounds: int) -> dict:
     if not result["met"]:
         lines = last.splitlines()
         begin = next((i for i, line in enumerate(lines) if "slowest" in line), None)
-        result["profile"] = (["pytest --durations (the last verify run):",
-                              *lines[begin + 1:begin + 11]] if begin is not None else [])
+        result["profile"] = [*cpu_profile("verify / the trainings by hand", cpu, floor,
+                                          ("verify", "the trainings by hand"), 1.2),
+                             *(["pytest --durations (the last verify run):",
+                                *lines[begin + 1:begin + 11]] if begin is not None else [])]
     return result
 
 
@@ -224,22 +262,29 @@ def first_row(prefix: str, pairs: int) -> dict:
 
     names = [f"{prefix}-first-{i}" for i in range(2 * pairs + 1)]
     hand, deploys, stats, loads = [], [], [], []
+    cpu: dict[str, list[tuple[float, float]]] = {"ours": [], "floor": []}
     stats_file = WORK / "first-stats.jsonl"
     try:
         for index, name in enumerate(names):
             start([name])
             if index % 2 == 0:
-                seconds, steps = overhead.by_hand(name)
+                (seconds, steps), host_cpu, ctl_cpu = cpu_used(
+                    name, overhead.by_hand, name)
                 hand.append(seconds)
-                print(f"by hand ({name}): {seconds:.1f} s {steps}", flush=True)
+                cpu["floor"].append((host_cpu, ctl_cpu))
+                print(f"by hand ({name}): {seconds:.1f} s {steps} (CPU {host_cpu:.1f} s in "
+                      f"the container, {ctl_cpu:.1f} s here)", flush=True)
             else:
                 stats_file.unlink(missing_ok=True)
                 inv = overhead.inventory(WORK / "first.py", [name], overhead.DATA)
-                seconds, rc, _, log = overhead.deploy(inv, env={"DLWS_FACT_STATS":
-                                                                str(stats_file)})
+                (seconds, rc, _, log), host_cpu, ctl_cpu = cpu_used(
+                    name, overhead.deploy, inv, env={"DLWS_FACT_STATS": str(stats_file)})
                 if rc:
                     raise SystemExit(f"the deploy failed:\n{log}")
                 deploys.append(seconds)
+                cpu["ours"].append((host_cpu, ctl_cpu))
+                print(f"deploy CPU: {host_cpu:.1f} s in the container, {ctl_cpu:.1f} s here",
+                      flush=True)
                 stats.append(json.loads(stats_file.read_text().splitlines()[-1]))
                 print(f"deploy ({name}): {seconds:.1f} s, live fact reads "
                       f"{stats[-1]['live_reads']} (dropping the whole batch at the first "
@@ -252,13 +297,16 @@ def first_row(prefix: str, pairs: int) -> dict:
     result = row("first", "first provisioning / the same packages by hand (mean of the runs "
                  "before and after)", f"bench/all.py --rows first --pairs {pairs}", references,
                  deploys, 1.1, loads, hand=hand,
-                 notes=["live fact reads per first deploy: "
+                 notes=["live fact reads per first deploy (each fresh container read with the "
+                        "request list of the controller's last deploy, dlws.facts.batch): "
                         + ", ".join(str(s["live_reads"]) for s in stats)
-                        + "; had the first change dropped the whole batch (before this change): "
+                        + "; had the first change dropped the whole batch: "
                         + ", ".join(str(s["live_reads_if_dropped_whole"]) for s in stats)])
     if not result["met"] and stats:
         median_run = sorted(range(len(deploys)), key=lambda i: deploys[i])[len(deploys) // 2]
-        result["profile"] = [f"slowest operations of the median deploy "
+        result["profile"] = [*cpu_profile("first deploy / by hand", cpu,
+                                          references, ("the deploy", "by hand"), 1.1),
+                             f"slowest operations of the median deploy "
                              f"({deploys[median_run]:.1f} s):",
                              *[f"{sec:.1f} s {name}" for name, sec in
                                stats[median_run]["slowest_operations"]]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -38,6 +39,30 @@ def start(names: list[str], volumes: dict[str, str] | None = None,
         mounts = [arg for src, dst in (volumes or {}).items() for arg in ("-v", f"{src}:{dst}")]
         subprocess.run(["docker", "run", "-d", "--name", name, "--hostname", name, *RUN_ARGS,
                         *mounts, image, "sleep", "infinity"], check=True, capture_output=True)
+
+
+def container_cpu(name: str) -> float | None:
+    """CPU seconds the container's processes used so far (its cgroup's count, read on this
+    machine: cgroup v1 cpuacct or v2 cpu.stat), or None where neither is found."""
+    out = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True,
+                         text=True)
+    ident = out.stdout.strip()
+    if out.returncode or not ident:
+        return None
+    v1 = Path("/sys/fs/cgroup/cpuacct/docker") / ident / "cpuacct.usage"
+    for v2 in (Path("/sys/fs/cgroup/system.slice") / f"docker-{ident}.scope" / "cpu.stat",
+               Path("/sys/fs/cgroup/docker") / ident / "cpu.stat"):
+        if v2.exists():
+            fields = dict(line.split() for line in v2.read_text().splitlines())
+            return int(fields["usage_usec"]) / 1e6
+    return int(v1.read_text()) / 1e9 if v1.exists() else None
+
+
+def controller_cpu() -> float:
+    """CPU seconds used so far by this process's waited-for children (pyinfra, pytest, docker
+    clients): resource.getrusage's count, user + system."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def remove(names: list[str]) -> None:

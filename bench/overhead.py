@@ -19,7 +19,7 @@ import time
 from common import WORK, deploy, inventory, remove, sh, start  # noqa: F401 (bench/all.py)
 
 from dlws.roles import all_defaults
-from dlws.roles.base import ESSENTIAL_PACKAGES
+from dlws.roles.base import ARCHIVE_PACKAGES
 from dlws.sandbox.data import CONTROLLER_BUNDLE, controller_data
 from dlws.stack import HostFacts, derive
 from dlws.stack.locks import environment_spec, uv_spec
@@ -49,7 +49,7 @@ def by_hand(name: str) -> tuple[float, dict[str, float]]:
         subprocess.run(["docker", "cp", f"{wheelhouse}/.", f"{name}:/root/wheels"], check=True)
     env = {"DEBIAN_FRONTEND": "noninteractive", "SSL_CERT_FILE": "/root/ca.crt",
            "PIP_CERT": "/root/ca.crt", "UV_LINK_MODE": "copy"}
-    packages = " ".join(ESSENTIAL_PACKAGES)
+    packages = " ".join(ARCHIVE_PACKAGES)
     steps = {"copy": time.monotonic() - started}
     sh(name, f"apt-get update -qq && apt-get install -y -qq --no-install-recommends {packages}"
              " >/dev/null", env=env)

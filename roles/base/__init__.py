@@ -38,6 +38,13 @@ ESSENTIAL_PACKAGES = [
     "procps",
     *PYTHON_PACKAGES,
 ]
+# The burn-in's CPU, memory and disk load (roles/frameworks' dlws-burn-in; Debian main and
+# Ubuntu universe: stress-ng), in the same apt run as the rest: a second apt-get install cost
+# 4.3 s of a first deploy (docs/benchmarks.md, first provisioning).
+BURN_IN_PACKAGES = ["stress-ng"]
+# Everything the deploy installs from the distribution's archive before NVIDIA's repository is
+# added, in one apt-get install (bench/overhead.py's by-hand reference installs the same list).
+ARCHIVE_PACKAGES = [*ESSENTIAL_PACKAGES, *BURN_IN_PACKAGES]
 
 # Components that carry NVIDIA's driver, the CUDA toolkit and firmware: Debian puts them in
 # contrib/non-free (https://wiki.debian.org/NvidiaGraphicsDrivers), Ubuntu in restricted and
@@ -168,7 +175,7 @@ def install() -> None:
             sources_changed = _sign_sources_list(os_id) or sources_changed
 
     plan = host_plan()
-    packages = [*ESSENTIAL_PACKAGES, *host.data.base_extra_packages, *plan.os.kernel_headers]
+    packages = [*ARCHIVE_PACKAGES, *host.data.base_extra_packages, *plan.os.kernel_headers]
     if not plan.os.kernel_headers and host.data.base_kernel_headers == "auto":
         host.noop("kernel headers skipped: the host is a container and runs its host's kernel")
 
@@ -181,7 +188,8 @@ def install() -> None:
         timeout_s=lock_timeout,
     )
     apt.packages(
-        name="Install essential packages (build tools, pciutils, procps, CA certificates)",
+        name="Install essential packages (build tools, pciutils, procps, CA certificates, "
+             "stress-ng)",
         packages=packages,
         no_recommends=True,
         _env={"DEBIAN_FRONTEND": "noninteractive"},

@@ -9,7 +9,7 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import files, systemd
 
 from dlws.command import cmd
 from dlws.plan import host_data, host_plan
@@ -19,8 +19,6 @@ from dlws.roles.python_env import install_packages
 from dlws.roles.python_env.defaults import environment_prefix
 from dlws.stack.locks import environment_spec
 
-# The burn-in's CPU, memory and disk load (Debian and Ubuntu universe: stress-ng).
-BURN_IN_PACKAGES = ["stress-ng"]
 DAILY_UNIT = "dlws-daily-check"
 DAILY_DIR = "/var/lib/dlws/daily"
 
@@ -80,9 +78,7 @@ def _install_train_check() -> None:
 
 
 def _install_burn_in() -> None:
-    apt.packages(name="Install stress-ng (the burn-in's CPU, memory and disk load)",
-                 packages=BURN_IN_PACKAGES, no_recommends=True,
-                 _env={"DEBIAN_FRONTEND": "noninteractive"})
+    # Its load, stress-ng, comes in base's one apt run (base.BURN_IN_PACKAGES).
     _install_script("burn-in", "dlws-burn-in", "dlws_burn_in.py",
                     host.data.frameworks_burn_in_path)
 

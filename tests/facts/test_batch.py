@@ -232,6 +232,35 @@ def test_a_no_change_rerun_reads_the_host_once(cache_home):
                      "skipped": False}
 
 
+def test_a_host_without_a_list_of_its_own_reads_once_with_the_last_hosts_list(cache_home):
+    """A new host's first run: the request list of the last run of the same deploy on another
+    host stands in for its own, so it reads as a host that had its list does (one batch, then
+    only what its own changes touched), not fact by fact."""
+    own = fact_cache._list_path(type("Host", (), {"name": "@local"})())
+    lists = own.parent
+
+    def first_run(keep: tuple[Path, ...]) -> dict:
+        """The deploy's files removed (a host that has none yet), and every list but `keep`."""
+        for _ in range(2):
+            _run(cache_home, "v1\n")
+        for path in (cache_home / "a", cache_home / "b", own,
+                     *lists.glob("fresh-host-*.json")):
+            if path not in keep:
+                path.unlink()
+        (cache_home / "d").rmdir()
+        run = _run(cache_home, "v1\n")
+        assert run["changed"] == [True, True, True]
+        return run
+
+    had_its_list = first_run(keep=(own,))["reads"]
+    assert had_its_list[0] == "RawFactBatch"
+    [fresh_list] = lists.glob("fresh-host-*.json")
+    assert first_run(keep=(fresh_list,))["reads"] == had_its_list
+    # Without the last host's list, the same first run reads fact by fact.
+    alone = first_run(keep=())["reads"]
+    assert len(alone) > len(had_its_list) + 2, (alone, had_its_list)
+
+
 def test_a_change_drops_only_the_readings_it_touches(cache_home):
     for _ in range(2):
         _run(cache_home, "v1\n")
