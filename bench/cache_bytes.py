@@ -16,7 +16,19 @@ import argparse
 import shutil
 import subprocess
 
-from common import MINIMAL, WORK, deploy, inventory, mib, net_bytes, remove, sh, start
+from common import (
+    MINIMAL,
+    WORK,
+    container_cpu,
+    controller_cpu,
+    deploy,
+    inventory,
+    mib,
+    net_bytes,
+    remove,
+    sh,
+    start,
+)
 
 from dlws.sandbox.data import controller_data
 
@@ -46,8 +58,9 @@ def cold_cache() -> None:
               "/var/log/apt-cacher-ng/*; /etc/init.d/apt-cacher-ng start >/dev/null")
 
 
-def run(count: int, proxy: str | None, frameworks: bool) -> tuple[float, int]:
-    """(seconds of the first deploy, bytes fetched upstream)."""
+def run(count: int, proxy: str | None, frameworks: bool) -> tuple[float, int, float]:
+    """(seconds of the first deploy, bytes fetched upstream, CPU seconds of the hosts and the
+    controller's pyinfra together)."""
     CACHE = cache_name()
     names = [f"{PREFIX[0]}-c{i}" for i in range(count)]
     data = {**controller_data(), "hardware_min_memory_gib": 1} if frameworks else dict(MINIMAL)
@@ -61,9 +74,11 @@ def run(count: int, proxy: str | None, frameworks: bool) -> tuple[float, int]:
         data.update(cache_apt_proxy=proxy, cache_pip_dir=SHARED)
     start(names, volumes)
     before_cache = net_bytes(CACHE) if proxy else (0, 0)
+    cpu_before = sum(container_cpu(name) or 0.0 for name in names) + controller_cpu()
     seconds, rc, _, log = deploy(inventory(WORK / f"c{count}.py", names, data))
     if rc != 0:
         raise SystemExit(f"the deploy failed:\n{log}")
+    cpu = sum(container_cpu(name) or 0.0 for name in names) + controller_cpu() - cpu_before
     hosts_rx = sum(net_bytes(name)[0] for name in names)
     if proxy:
         cache_rx, cache_tx = (a - b for a, b in zip(net_bytes(CACHE), before_cache, strict=True))
@@ -74,10 +89,10 @@ def run(count: int, proxy: str | None, frameworks: bool) -> tuple[float, int]:
     else:
         upstream, detail = hosts_rx, f"hosts received {mib(hosts_rx)}"
     label = "with cache" if proxy else "no cache  "
-    print(f"{count} host(s) {label}: upstream {mib(upstream)} in {seconds:.0f} s ({detail})",
-          flush=True)
+    print(f"{count} host(s) {label}: upstream {mib(upstream)} in {seconds:.0f} s, CPU "
+          f"{cpu:.0f} s ({detail})", flush=True)
     remove(names)
-    return seconds, upstream
+    return seconds, upstream, cpu
 
 
 def main() -> None:
@@ -97,8 +112,8 @@ def main() -> None:
                 run(count, None, args.frameworks)
             cached[count] = run(count, proxy, args.frameworks)
         if 1 in cached:
-            one_s, one_b = cached[1]
-            for count, (seconds, upstream) in cached.items():
+            one_s, one_b, _ = cached[1]
+            for count, (seconds, upstream, _) in cached.items():
                 if count != 1:
                     print(f"with the cache, {count} hosts / 1 host: first deploy "
                           f"{seconds / one_s:.2f}x, upstream bytes {upstream / one_b:.2f}x")

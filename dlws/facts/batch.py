@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+from gevent.event import Event
 from gevent.pool import Pool
 from pyinfra import host as current_host
 from pyinfra import logger
@@ -289,10 +290,14 @@ class Snapshot:
         self.stamp: str | None = None  # the stamps the read found (dlws.facts.stamps)
         self.raw: dict = {}  # raw output of each stamped reading, by key (dlws.facts.stamps)
         self.tier = "batch"  # "stamps": the stamps stood in for the batch's stamped readings
+        # Set once the batch is in (or failed): the host's deploy file reads nothing before.
+        self.ready = Event()
 
 
 # state -> {host name: Snapshot}; a new pyinfra state (run) starts empty.
 _SNAPSHOTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# The runs (states) whose first prefetch has started: the one that reads every host.
+_STARTED: weakref.WeakSet = weakref.WeakSet()
 
 def _snapshot(host) -> Snapshot | None:
     state = getattr(host, "state", None)
@@ -613,25 +618,30 @@ def prefetch(host, requests: Sequence[FactRequest]) -> None:
     """Read `requests` and the facts this deploy read on the host last run, in one round trip;
     pyinfra's get_fact serves them until something runs on the host.
 
-    pyinfra runs a deploy file's top level one host after another; the first call of a run
-    therefore reads every active host of the inventory at once (pyinfra's pool), so a fleet's
-    reads overlap instead of queueing host by host.
+    The first call of a run reads every active host of the inventory at once (a pool of its
+    own, so --parallel 1 cannot deadlock), so a fleet's reads overlap instead of queueing. pyinfra
+    (3.10) loads the deploy file of many hosts side by side, in greenlets that reach this call
+    before that first read has begun for them: each call returns only once its own host's batch
+    is in, so no host's plan reads a fact live that its batch is about to read.
     """
     state = getattr(host, "state", None)
     if not enabled() or state is None:
         return
     install()
     hosts = _SNAPSHOTS.setdefault(state, {})
-    if not hosts:
+    if state not in _STARTED:  # (checked and marked with no switch between: one first call)
+        _STARTED.add(state)
         state.add_callback_handler(_SaveOnDisconnect())
-        # (A pool of its own: the deploy file may itself run in a slot of pyinfra's.)
         others = [each for each in _active_hosts(state) if each.name != host.name]
         pool = Pool(getattr(state.config, "PARALLEL", None) or None)
         greenlets = [pool.spawn(_prefetch_in_context, each, requests) for each in others]
         _prefetch_one(host, requests)
         gevent.joinall(greenlets)
-    elif host.name not in hosts:
+    else:
         _prefetch_one(host, requests)
+    snapshot = hosts.get(host.name)
+    if snapshot is not None:
+        snapshot.ready.wait()
 
 
 def _active_hosts(state) -> list:
@@ -650,8 +660,15 @@ def _prefetch_in_context(host, requests) -> None:
 def _prefetch_one(host, requests: Sequence[FactRequest]) -> None:
     hosts = _SNAPSHOTS.setdefault(host.state, {})
     if host.name in hosts:
-        return
+        return  # read (or being read) by another call: prefetch waits for it
     snapshot = hosts[host.name] = Snapshot(_identity(host))
+    try:
+        _read_batch(host, snapshot, requests)
+    finally:
+        snapshot.ready.set()
+
+
+def _read_batch(host, snapshot: Snapshot, requests: Sequence[FactRequest]) -> None:
     wanted: dict[tuple, FactRequest] = {}
     snapshot.base = {key for fact_cls, kwargs in requests
                      if (key := request_key(fact_cls, kwargs)) is not None}

@@ -15,6 +15,7 @@ import time
 from io import StringIO
 from pathlib import Path
 
+import gevent
 import pytest
 from pyinfra import host as host_proxy
 from pyinfra.api import Config, Inventory, State
@@ -28,7 +29,7 @@ from pyinfra.facts.server import Arch, Date, KernelVersion
 from pyinfra.operations import files, server
 
 from dlws.facts import batch as fact_cache
-from dlws.facts import pyinfra_patch
+from dlws.facts import pyinfra_patch, stamps
 from dlws.facts.batch import FactBatch, run_fact, run_facts
 from dlws.facts.gpu import NvidiaDriverVersion, NvidiaPackages, NvidiaPciDevices, NvSwitchCount
 from dlws.facts.readers import HOST_FACTS, UNREAD, host_facts
@@ -444,3 +445,54 @@ def test_the_first_prefetch_reads_every_host_at_once(tmp_path, monkeypatch):
             with ctx_host.use(inventory.get_host(name)):
                 fact_cache.prefetch(inventory.get_host(name), [(Arch, {})])
     assert sorted(reads) == sorted(names)  # nothing read twice
+
+
+def test_hosts_loaded_side_by_side_each_wait_for_their_own_batch(tmp_path, monkeypatch):
+    """pyinfra 3.10 loads the deploy file of many hosts at once, in greenlets of its pool
+    (pyinfra_cli.util._parallel_load_hosts): many reach prefetch before any batch is read. One
+    of them reads every host; each returns only once its own host's batch is in (no fact read
+    live beside it), and the run keeps one callback handler (one request list and one record
+    written per host, not one per host that called first)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("DLWS_FACT_CACHE", raising=False)
+    names = [f"@fake/side-by-side-{i}" for i in range(6)]
+    inventory = Inventory(([(name, {"fake_delay": 0.05, "fake_delay_jitter": 0})
+                            for name in names], {}))
+    config = Config(PARALLEL=4)
+    state = State(inventory, config)
+    state.init(inventory, config)
+    reads: list[str] = []
+    original = pyinfra_patch.ORIGINAL["get_fact"]
+
+    def counting(self, fact_cls, *args, **kwargs):
+        reads.append(self.name)
+        return original(self, fact_cls, *args, **kwargs)
+
+    monkeypatch.setitem(pyinfra_patch.ORIGINAL, "get_fact", counting)
+
+    def slow_read(run, batch, keys, reparse, try_stamps):  # a batch that takes a while
+        reads.append("batch")
+        gevent.sleep(0.05)
+        return stamps.Found([("ok", {}), *(("ok", "x86_64") for _ in batch[1:])], None, {},
+                            "batch")
+
+    monkeypatch.setattr(fact_cache.stamps, "read", slow_read)
+    served: dict[str, bool] = {}
+
+    def load_file(each):  # what _parallel_load_hosts runs for each host
+        with ctx_host.use(each):
+            fact_cache.prefetch(host_proxy, [(Arch, {})])
+            missing = object()
+            served[each.name] = fact_cache.cached(each, Arch, {}, missing=missing) is not missing
+
+    with ctx_state.use(state):
+        state.set_stage(StateStage.Connect)
+        connect_all(state)
+        state.set_stage(StateStage.Prepare)
+        greenlets = [state.pool.spawn(load_file, each) for each in inventory.get_active_hosts()]
+        gevent.joinall(greenlets, raise_error=True)
+    assert served == dict.fromkeys(names, True), served
+    assert reads == ["batch"] * len(names)  # one batched read per host, none live
+    handlers = [h for h in state.callback_handlers
+                if isinstance(h, fact_cache._SaveOnDisconnect)]
+    assert len(handlers) == 1, handlers
