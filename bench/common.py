@@ -41,21 +41,30 @@ def start(names: list[str], volumes: dict[str, str] | None = None,
                         *mounts, image, "sleep", "infinity"], check=True, capture_output=True)
 
 
-def container_cpu(name: str) -> float | None:
-    """CPU seconds the container's processes used so far (its cgroup's count, read on this
+def container_ids(names: list[str]) -> dict[str, str]:
+    """Each running container's full id (for cgroup_cpu), by name."""
+    out = subprocess.run(["docker", "inspect", "-f", "{{.Name}} {{.Id}}", *names],
+                         capture_output=True, text=True)
+    return {name.lstrip("/"): ident for name, ident in
+            (line.split() for line in out.stdout.splitlines() if line.strip())}
+
+
+def cgroup_cpu(ident: str) -> float | None:
+    """CPU seconds a container's processes used so far (its cgroup's count, read on this
     machine: cgroup v1 cpuacct or v2 cpu.stat), or None where neither is found."""
-    out = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True,
-                         text=True)
-    ident = out.stdout.strip()
-    if out.returncode or not ident:
-        return None
-    v1 = Path("/sys/fs/cgroup/cpuacct/docker") / ident / "cpuacct.usage"
     for v2 in (Path("/sys/fs/cgroup/system.slice") / f"docker-{ident}.scope" / "cpu.stat",
                Path("/sys/fs/cgroup/docker") / ident / "cpu.stat"):
         if v2.exists():
             fields = dict(line.split() for line in v2.read_text().splitlines())
             return int(fields["usage_usec"]) / 1e6
+    v1 = Path("/sys/fs/cgroup/cpuacct/docker") / ident / "cpuacct.usage"
     return int(v1.read_text()) / 1e9 if v1.exists() else None
+
+
+def container_cpu(name: str) -> float | None:
+    """CPU seconds the container `name` used so far (cgroup_cpu), None where unknown."""
+    ident = container_ids([name]).get(name)
+    return cgroup_cpu(ident) if ident else None
 
 
 def controller_cpu() -> float:

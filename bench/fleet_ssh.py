@@ -23,7 +23,18 @@ import subprocess
 import time
 from pathlib import Path
 
-from common import BIN, MINIMAL, ROOT, WORK, remove, sh, start
+from common import (
+    BIN,
+    MINIMAL,
+    ROOT,
+    WORK,
+    cgroup_cpu,
+    container_ids,
+    controller_cpu,
+    remove,
+    sh,
+    start,
+)
 
 from dlws.sandbox.docker_env import RUN_ARGS, remove_container
 from dlws.sandbox.images import ensure_debian_image, image_exists
@@ -170,14 +181,25 @@ def measure(sizes: list[int], rounds: int, prefix: str, timeout: int,
             print(f"untimed no-change run of {max(sizes)} hosts (learning each host's reads, "
                   f"recording its converged run): {seconds:.1f} s, {rss / 1024:.0f} MiB, "
                   f"exit {rc}", flush=True)
-        for key_ in ("times", "floor", "rss", "floor_rss"):
+        for key_ in ("times", "floor", "rss", "floor_rss", "cpu", "floor_cpu"):
             found[key_] = {n: [] for n in sizes}
+        ids = container_ids(names)
+
+        def cpu_now(size: int) -> tuple[float, float]:
+            """CPU seconds so far: the first `size` hosts' cgroups, and pyinfra's here."""
+            return (sum(cgroup_cpu(ids[name]) or 0.0 for name in names[:size]),
+                    controller_cpu())
+
         for index in range(rounds):
             for n in sizes:
                 plan = [(n, False), (n, True)]
                 for size, floor in plan if index % 2 == 0 else plan[::-1]:
+                    before = cpu_now(size)
                     seconds, rc, rss, log = run(inventories[size], deadline - time.monotonic(),
                                                 floor)
+                    after = cpu_now(size)
+                    found["floor_cpu" if floor else "cpu"][size].append(
+                        (after[0] - before[0], after[1] - before[1]))
                     if rc:
                         print(f"the run on {size} hosts failed (exit {rc}):\n{log}", flush=True)
                     found["floor" if floor else "times"][size].append(seconds)
@@ -212,6 +234,16 @@ def summarize(found: dict, sizes: list[int]) -> None:
               f"{statistics.median(ours) / statistics.median(floor):.2f}x | "
               f"{max(found['rss'][n]) / 1024:.0f} MiB | "
               f"{max(found['floor_rss'][n]) / 1024:.0f} MiB")
+    print("hosts | CPU seconds, median: dlws (the hosts' cgroups + pyinfra here) | "
+          "pyinfra's no-op (the same)")
+    found["cpu_lines"] = []
+    for n in sizes:
+        line = f"{n:>5} | " + " | ".join(
+            f"{statistics.median(h for h, _ in found[key][n]):.1f} s + "
+            f"{statistics.median(c for _, c in found[key][n]):.1f} s"
+            for key in ("cpu", "floor_cpu"))
+        found["cpu_lines"].append(line)
+        print(line)
     top = max(sizes)
     if top > 1:
         growth = (max(found["rss"][top]) - max(found["rss"][1])) / (top - 1)

@@ -412,8 +412,9 @@ def test_a_saved_list_names_only_fact_classes_with_plain_arguments(tmp_path):
 
 
 def test_the_first_prefetch_reads_every_host_at_once(tmp_path, monkeypatch):
-    """pyinfra runs a deploy file's top level host by host: the first prefetch of a run reads
-    every active host together, each in a greenlet, even with --parallel 1 (no deadlock)."""
+    """Where a deploy file's top level runs host by host (a caller's own loop): the first
+    prefetch of a run reads every active host together, each in a greenlet, even with
+    --parallel 1 (no deadlock)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("DLWS_FACT_CACHE", raising=False)
     names = [f"@fake/prefetch-{i}" for i in range(3)]
