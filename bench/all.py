@@ -21,6 +21,7 @@ Run it under the integration lock: `flock /work/int.lock .venv/bin/python bench/
     .venv/bin/python bench/all.py [--rows rerun verify first fleet-cache fleet-ssh]
         [--rounds 5] [--verify-rounds 3] [--pairs 3] [--cache-hosts 8] [--sizes 1 32 64]
         [--prefix dlws-bench] [--results /var/tmp/dlws-bench/all.json] [--no-docs] [--keep]
+        [--docs-only]
 """
 
 from __future__ import annotations
@@ -428,10 +429,15 @@ def main() -> None:
     parser.add_argument("--prefix", default="dlws-bench")
     parser.add_argument("--results", default=str(WORK / "all.json"))
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--docs-only", action="store_true",
+                        help="run nothing: write docs/benchmarks.md's table from --results")
     parser.add_argument("--keep", action="store_true", help="keep (and reuse) the sandbox")
     args = parser.parse_args()
     path = Path(args.results)
     results = json.loads(path.read_text()) if path.exists() else {}
+    if args.docs_only:
+        write_docs(results)
+        return
     print(f"machine: {os.cpu_count()} cores, load {load():.1f}", flush=True)
 
     def keep(found: dict) -> None:

@@ -1,9 +1,12 @@
 """verify/'s own shape: shared helpers in verify/helpers.py, no check module importing another,
-no conftest choosing by module name, and every check saying the outcome it requires."""
+no conftest choosing by module name, every check saying the outcome it requires, and the checks
+that wait for the trainings collected last."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,27 @@ def test_every_check_says_the_outcome_it_requires(path):
     assert checks(tree), f"{path.name} holds no check"
     silent = [node.name for node in checks(tree) if not (ast.get_docstring(node) or "").strip()]
     assert not silent, f"{path.name}: checks without a docstring saying what they require: {silent}"
+
+
+def test_checks_that_wait_for_the_trainings_run_last(tmp_path):
+    """A CPU host's trainings run in the background from its first check: every check that
+    reads them (takes the `trained` fixture) is collected after every check that does not, so
+    the others run while the trainings do instead of after them."""
+    waiting = set()
+    for path in sorted(VERIFY.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and "trained" in [a.arg for a in node.args.args]:
+                waiting.add(f"{path.name}::{node.name}")
+    assert waiting, "no check takes the trained fixture"
+    inventory = tmp_path / "hosts.py"
+    inventory.write_text('hosts = [("@docker/dlws-no-such-host", {"gpu_count": 0})]\n')
+    out = subprocess.run([sys.executable, "-m", "pytest", "verify", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "--inventory", str(inventory)],
+                         cwd=VERIFY.parent, capture_output=True, text=True, timeout=300)
+    ids = [line for line in out.stdout.splitlines() if line.startswith("verify/")]
+    assert ids, out.stdout[-2000:] + out.stderr[-2000:]
+    checks = [line.split("/", 1)[1].split("[")[0] for line in ids]
+    reads = [check in waiting for check in checks]
+    first = reads.index(True)
+    assert all(reads[first:]), [i for i, r in list(zip(ids, reads, strict=True))[first:] if not r]
+    assert {check for check in checks if check in waiting} == waiting
