@@ -130,6 +130,11 @@ def train_args(target, plan, framework: str) -> list[str]:
     return args
 
 
+def trains_side_by_side(target, plan) -> bool:
+    """A CPU host that trains both frameworks, side by side in the background (start_training)."""
+    return target["gpu_count"] <= 0 and len(_planned(target, plan)) > 1
+
+
 def epoch_logger(name: str, frameworks: list[str]):
     """Log each per-epoch line as the host prints it (`dlws verify -v` shows them live)."""
     prefixes = tuple(f"{framework}: epoch " for framework in frameworks)
@@ -156,8 +161,14 @@ def _train_all(host, target, plan, frameworks: list[str]) -> None:
         for framework in frameworks:
             _RUNS[(target.name, framework)] = (2, {}, refused)
         return
-    runs, error = run_train_check(host, target, {f: train_args(target, plan, f)
-                                                 for f in frameworks},
+    # Side by side on a CPU host (trains_side_by_side), the one-process check comes along:
+    # torch imported into TensorFlow's process after it trained (one interpreter and one
+    # TensorFlow import fewer beside the trainings).
+    together = target["gpu_count"] <= 0 and set(frameworks) == {"tensorflow", "torch"}
+    commands = {f: train_args(target, plan, f)
+                + (["--also-import", "torch"] if together and f == "tensorflow" else [])
+                for f in frameworks}
+    runs, error = run_train_check(host, target, commands,
                                   on_line=epoch_logger(target.name, frameworks))
     for framework in frameworks:
         if framework in runs:
@@ -178,7 +189,7 @@ def start_training(host, target, plan) -> None:
     host and run, so its other checks run meanwhile; train() waits for them. A GPU host trains
     in its own checks, one framework at a time, nothing else beside it."""
     planned = _planned(target, plan)
-    if target["gpu_count"] > 0 or len(planned) < 2 or target.name in _BACKGROUND:
+    if not trains_side_by_side(target, plan) or target.name in _BACKGROUND:
         return
 
     def run() -> None:
@@ -204,7 +215,7 @@ def train(host, target, plan, framework: str) -> tuple[int, dict, str]:
     if target.name in _BACKGROUND:
         _BACKGROUND[target.name].join()
     planned = _planned(target, plan)
-    if key not in _RUNS and target["gpu_count"] == 0 and len(planned) > 1:
+    if key not in _RUNS and trains_side_by_side(target, plan):
         _train_all(host, target, plan, planned)
     if key not in _RUNS:
         _train_all(host, target, plan, [framework])

@@ -12,6 +12,8 @@ import pytest
 from dlws.command import cmd
 from dlws.facts.python import canonical
 
+from .helpers import trains_side_by_side
+
 
 def test_tensorflow_is_the_planned_build(plan, venv_packages):
     """The environment holds the planned TensorFlow distribution and version."""
@@ -82,11 +84,24 @@ def test_one_cuda_major_in_the_environment(plan, venv_packages):
             f"the plan's CUDA major is {plan.python.cuda_major}, installed: {majors}")
 
 
-def test_frameworks_import_together_in_one_process(host, plan, venv_python, record_fact):
+def test_frameworks_import_together_in_one_process(host, target, plan, venv_python, trained,
+                                                   record_fact):
     """Both frameworks share one environment: import them in one process, as a notebook does,
-    and touch the GPU from both where they run on it."""
+    and touch the GPU from both where they run on it. A CPU host that trains both side by side
+    imports torch into its TensorFlow training's process (--also-import), after it trained."""
     if not (plan.tensorflow.package and plan.torch.version):
         pytest.skip("the plan installs one framework only")
+    if trains_side_by_side(target, plan):
+        rc, report, stderr = trained("tensorflow")
+        found = report.get("also_imported") or {}
+        assert found.get("version"), (
+            f"torch was not imported into TensorFlow's process (training exit {rc}): "
+            f"{found.get('error') or stderr[-3000:]}")
+        record_fact("frameworks.one_process", {
+            "tensorflow": report.get("framework_version"), "torch": found["version"],
+            "tf_gpus": report.get("gpus_visible", 0), "torch_cuda": False,
+            "where": "the TensorFlow training's process"})
+        return
     script = (
         "import json, tensorflow as tf, torch\n"
         "gpus = tf.config.list_physical_devices('GPU')\n"

@@ -135,3 +135,21 @@ def test_wheel_quick_check(tmp_path):
     assert not wheel_is_current(local, {"size": 11, "mtime": mtime})
     assert not wheel_is_current(local, {"size": 10, "mtime": mtime.replace(second=1)})
     assert not wheel_is_current(local, None)  # not on the host yet
+
+
+@pytest.mark.parametrize(("gpus", "frameworks", "asked"), [
+    (0, ["tensorflow", "torch"], True), (0, ["tensorflow"], False),
+    (2, ["tensorflow", "torch"], False)], ids=["cpu-both", "cpu-one", "gpu-host"])
+def test_the_one_process_import_rides_in_a_cpu_hosts_tensorflow_training(
+        tmp_path, monkeypatch, gpus, frameworks, asked):
+    """A CPU host training both side by side imports torch into TensorFlow's training process
+    (verify's one-process check reads it); a GPU host keeps that check in its own process."""
+    target = _target(tmp_path, gpu_count=gpus)
+    sent = {}
+    monkeypatch.setattr(helpers, "train_args", lambda target, plan, framework: [framework])
+    monkeypatch.setattr(helpers, "run_train_check",
+                        lambda host, target, commands, on_line=None: (sent.update(commands)
+                                                                      or ({}, "stub")))
+    helpers._train_all(LocalHost(), target, None, frameworks)
+    assert (sent["tensorflow"] == ["tensorflow", "--also-import", "torch"]) is asked, sent
+    assert all("--also-import" not in args for name, args in sent.items() if name == "torch")

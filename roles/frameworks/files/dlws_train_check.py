@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -590,8 +591,21 @@ def run(args: argparse.Namespace) -> tuple[int, list[dict]]:
         if failure:
             result["reason"] = failure
             code = max(code, FAILED)
+        if args.also_import and args.also_import not in args.framework:
+            result["also_imported"] = also_import(args.also_import)
         results.append(result)
     return code, results
+
+
+def also_import(name: str) -> dict:
+    """Import another framework into this process after the one that trained (the two side by
+    side, as a notebook holds them): its version, or why it failed. Its own result decides
+    nothing here; verify's one-process check reads it."""
+    try:
+        module = importlib.import_module(name)
+    except Exception as error:  # noqa: BLE001 - reported, one line: a clash of the two builds
+        return {"framework": name, "error": _one_line(error)}
+    return {"framework": name, "version": str(getattr(module, "__version__", "?"))}
 
 
 def summary(result: dict) -> str:
@@ -652,6 +666,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="how Docker hands the container every GPU: gpus = --gpus all (the "
                              "nvidia runtime's hook); cdi = --device nvidia.com/gpu=all")
     parser.add_argument("--mnist-is-sample", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--also-import", choices=FRAMEWORKS, metavar="FRAMEWORK",
+                        help="after training, import this framework too in the same process "
+                             "(tensorflow, torch); its version or error goes to the report")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON ('-': stdout)")
     parser.add_argument("--progress", action="store_true",
                         help="a line per epoch on stderr (the default when stderr is a terminal)")

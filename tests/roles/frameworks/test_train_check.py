@@ -95,6 +95,30 @@ def test_outcomes_and_exit_codes(check, monkeypatch, tmp_path, accuracy, device,
         assert result["samples_per_second"] == pytest.approx(20 * 5 / 2.0)
 
 
+@pytest.mark.parametrize("importable", [True, False], ids=["imports", "clashes"])
+def test_the_other_framework_is_imported_into_the_same_process(check, monkeypatch, capsys,
+                                                                importable, tmp_path):
+    """--also-import: after training, the other framework is imported in the same process
+    (verify's one-process check on a CPU host); its failure is reported, not the training's."""
+    write_npz(check.KERAS_CACHE, check=check)
+    monkeypatch.setitem(check.TRAINERS, "torch", fake_trainer(0.97, "cpu"))
+    package = tmp_path / "tensorflow"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "__version__ = '9.9'\n" if importable else "raise ImportError('libfoo.so clash')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "tensorflow", raising=False)
+    rc = check.main(["--framework", "torch", "--offline", "--json", "-",
+                     "--also-import", "tensorflow"])
+    result = json.loads(capsys.readouterr().out)["results"][0]
+    assert rc == 0 and result["status"] == "passed"
+    if importable:
+        assert result["also_imported"] == {"framework": "tensorflow", "version": "9.9"}
+    else:
+        assert result["also_imported"]["framework"] == "tensorflow"
+        assert "libfoo.so clash" in result["also_imported"]["error"]
+
+
 def test_missing_framework_is_could_not_run(check, tmp_path, capsys):
     write_npz(check.KERAS_CACHE, check=check)
 
