@@ -33,7 +33,9 @@ from common import (
 from dlws.sandbox.data import controller_data
 
 PREFIX = ["dlws-bench"]
-SHARED = "/var/cache/dlws-pip"  # where the controller's shared cache folder is mounted
+# Where the controller's shared cache folder is mounted: a folder of dlws's own below
+# /var/cache/dlws (the inventory check refuses a system folder such as /var/cache/NAME).
+SHARED = "/var/cache/dlws/pip"
 
 
 def cache_name() -> str:
