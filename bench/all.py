@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -342,7 +343,7 @@ def fleet_cache_row(prefix: str, hosts: int) -> dict:
             f"{one_cpu:.0f} s, {hosts} hosts {many_cpu:.0f} s ({many_cpu / hosts:.0f} s a host)",
             f"on {cores} cores the {hosts} hosts' work takes at least {many_cpu / cores:.0f} s, "
             f"{many_cpu / cores / one_s:.2f}x one host's {one_s:.0f} s: the 1.5x target needs "
-            f"{max(1, round(many_cpu / (1.5 * one_s)))} cores for this work, whatever the "
+            f"{math.ceil(many_cpu / (1.5 * one_s))} cores for this work, whatever the "
             "cache and the lock do"]
     return result
 
