@@ -411,18 +411,12 @@ def test_a_saved_list_names_only_fact_classes_with_plain_arguments(tmp_path):
     assert fact_cache.load_requests(path) == []
 
 
-def test_the_first_prefetch_reads_every_host_at_once(tmp_path, monkeypatch):
-    """Where a deploy file's top level runs host by host (a caller's own loop): the first
-    prefetch of a run reads every active host together, each in a greenlet, even with
-    --parallel 1 (no deadlock)."""
+@pytest.fixture
+def fake_fleet(tmp_path, monkeypatch):
+    """`fake_fleet(names, parallel, delay=0)`: (inventory, state, reads) of @fake hosts with a
+    fresh fact cache; `reads` lists each host read through pyinfra's own get_fact."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("DLWS_FACT_CACHE", raising=False)
-    names = [f"@fake/prefetch-{i}" for i in range(3)]
-    inventory = Inventory(([(name, {"fake_delay": 0, "fake_delay_jitter": 0}) for name in names],
-                           {}))
-    config = Config(PARALLEL=1)
-    state = State(inventory, config)
-    state.init(inventory, config)
     reads: list[str] = []
     original = pyinfra_patch.ORIGINAL["get_fact"]
 
@@ -431,6 +425,24 @@ def test_the_first_prefetch_reads_every_host_at_once(tmp_path, monkeypatch):
         return original(self, fact_cls, *args, **kwargs)
 
     monkeypatch.setitem(pyinfra_patch.ORIGINAL, "get_fact", counting)
+
+    def make(names: list[str], parallel: int, delay: float = 0):
+        inventory = Inventory(([(name, {"fake_delay": delay, "fake_delay_jitter": 0})
+                                for name in names], {}))
+        config = Config(PARALLEL=parallel)
+        state = State(inventory, config)
+        state.init(inventory, config)
+        return inventory, state, reads
+
+    return make
+
+
+def test_the_first_prefetch_reads_every_host_at_once(fake_fleet):
+    """Where a deploy file's top level runs host by host (a caller's own loop): the first
+    prefetch of a run reads every active host together, each in a greenlet, even with
+    --parallel 1 (no deadlock)."""
+    names = [f"@fake/prefetch-{i}" for i in range(3)]
+    inventory, state, reads = fake_fleet(names, parallel=1)
     with ctx_state.use(state):
         state.set_stage(StateStage.Connect)
         connect_all(state)
@@ -448,28 +460,14 @@ def test_the_first_prefetch_reads_every_host_at_once(tmp_path, monkeypatch):
     assert sorted(reads) == sorted(names)  # nothing read twice
 
 
-def test_hosts_loaded_side_by_side_each_wait_for_their_own_batch(tmp_path, monkeypatch):
+def test_hosts_loaded_side_by_side_each_wait_for_their_own_batch(fake_fleet, monkeypatch):
     """pyinfra 3.10 loads the deploy file of many hosts at once, in greenlets of its pool
     (pyinfra_cli.util._parallel_load_hosts): many reach prefetch before any batch is read. One
     of them reads every host; each returns only once its own host's batch is in (no fact read
     live beside it), and the run keeps one callback handler (one request list and one record
     written per host, not one per host that called first)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("DLWS_FACT_CACHE", raising=False)
     names = [f"@fake/side-by-side-{i}" for i in range(6)]
-    inventory = Inventory(([(name, {"fake_delay": 0.05, "fake_delay_jitter": 0})
-                            for name in names], {}))
-    config = Config(PARALLEL=4)
-    state = State(inventory, config)
-    state.init(inventory, config)
-    reads: list[str] = []
-    original = pyinfra_patch.ORIGINAL["get_fact"]
-
-    def counting(self, fact_cls, *args, **kwargs):
-        reads.append(self.name)
-        return original(self, fact_cls, *args, **kwargs)
-
-    monkeypatch.setitem(pyinfra_patch.ORIGINAL, "get_fact", counting)
+    inventory, state, reads = fake_fleet(names, parallel=4, delay=0.05)
 
     def slow_read(run, batch, keys, reparse, try_stamps):  # a batch that takes a while
         reads.append("batch")
