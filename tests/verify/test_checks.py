@@ -23,7 +23,14 @@ from dlws.inventory.targets import Target
 from dlws.roles import all_defaults
 from dlws.stack import HostFacts, derive, locks
 from dlws.stack.records import TensorFlowStack, TorchStack
-from dlws.verify import helpers, test_base, test_python_env, test_security, test_training
+from dlws.verify import (
+    helpers,
+    test_base,
+    test_frameworks,
+    test_python_env,
+    test_security,
+    test_training,
+)
 
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
@@ -344,3 +351,31 @@ def test_training_is_skipped_where_the_plan_installs_no_framework():
         test_training.test_mnist_trains(
             host, chosen, plan, "torch", lambda *a: None,
             lambda framework: helpers.train(host, chosen, plan, framework))
+
+
+@pytest.mark.parametrize(("also", "passes"), [
+    ({"framework": "torch", "version": "2.13.0+cpu"}, True),
+    ({"framework": "torch", "error": "ImportError: libtorch_cpu.so: undefined symbol"}, False),
+    (None, False)], ids=["imported", "clash", "not-asked"])
+def test_one_process_check_on_a_cpu_host_reads_the_tensorflow_training(also, passes):
+    """On a CPU host training both side by side, the one-process check holds the TensorFlow
+    training's report: torch imported beside it passes; an import error, or a report without
+    the import (a refused or broken training), fails."""
+    target = {"gpu_count": 0, "verify_frameworks": ["tensorflow", "torch"]}
+    plan = SimpleNamespace(tensorflow=SimpleNamespace(package="tensorflow-cpu==2.21.0",
+                                                      version="2.21.0"),
+                           torch=SimpleNamespace(version="2.13.0"))
+    report = {"framework_version": "2.21.0", **({"also_imported": also} if also else {})}
+    recorded = {}
+    check = test_frameworks.test_frameworks_import_together_in_one_process
+
+    def run():
+        check(None, target, plan, "/opt/dlws/venv/bin/python",
+              lambda framework: (0, report, "refused: files differ"), recorded.__setitem__)
+
+    if passes:
+        run()
+        assert recorded["frameworks.one_process"]["torch"] == "2.13.0+cpu"
+    else:
+        with pytest.raises(AssertionError, match="torch was not imported"):
+            run()
