@@ -16,6 +16,11 @@ command over SSH). This module reads them all at once:
   their folders and what lies below them; a command a role declared (``touches``) drops the
   readings of the paths it named; any other command (an apt install, a script) drops them all.
   A value read live serves later reads until a change touches it.
+- After a change that dropped every reading, the first fact read live brings with it, in the
+  same one command, every fact the last run of this deploy read live at that point (the saved
+  list keeps, per fact, how many such drops came before its live read: ``after``). Those
+  values are read after the change, as a live read is, and serve until a change touches them;
+  a fact the last run did not read there is read live as before.
 - The converged record (``converged``, ``record_after``; ``CONVERGED_FILE`` on the host): a run
   that planned every operation, changed nothing and read every fact from the batch records the
   digest of its readings and its run key (``dlws.plan.run_key``); a later run whose batch finds
@@ -42,7 +47,7 @@ import secrets
 import shlex
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +288,15 @@ class Snapshot:
         self.states: dict[tuple, str] = {}
         self.changes = 0  # commands and uploads of operations (not fact reads) run this run
         self.live_reads = 0  # facts read with their own round trip, after the batch
+        self.drops = 0  # changes this run that dropped every reading (an apt install, a script)
+        # fact -> the counts of drops before each time this run read it live (0: none dropped)
+        self.phases: dict[tuple, set[int]] = {}
+        self.saved_phases: dict[tuple, tuple[int, ...]] = {}  # the same, as the loaded list had it
+        self.later: dict[int, list[FactRequest]] = {}  # the loaded list's, by their `after`
+        self.fresh = False  # the host had no request list of its own (its first deploy here)
+        self.refilled_at: set[int] = set()  # drops after which a refill was made (or tried)
+        self.refills = 0  # round trips that read, together, what the last run read live
+        self.refilled = 0  # facts those round trips read
         self.readings: str | None = None  # readings_digest of the batch, as it was read
         self.run_key: str | None = None  # set where the deploy asked whether it converged
         self.skipped = False  # this run planned no operation: the host had converged
@@ -360,7 +374,13 @@ def get_fact(self, fact_cls, *args, **kwargs):
                 snapshot.hits += 1
                 # (Each of these was a live read before reads were dropped path by path.)
                 snapshot.hits_after_change += bool(snapshot.changes)
+                if snapshot.drops:  # read after the last drop: by a live read or a refill
+                    snapshot.phases.setdefault(key, set()).add(snapshot.drops)
                 # A copy: an operation may change the value it was given.
+                return copy.deepcopy(snapshot.values[key])
+            elif snapshot.drops and _refill(self, snapshot, (fact_cls, bound)) \
+                    and key in snapshot.values:
+                snapshot.phases.setdefault(key, set()).add(snapshot.drops)
                 return copy.deepcopy(snapshot.values[key])
     if snapshot is not None:
         snapshot.misses += 1
@@ -372,9 +392,46 @@ def get_fact(self, fact_cls, *args, **kwargs):
         value = ORIGINAL["get_fact"](self, fact_cls, *args, **kwargs)
     if key is not None:
         snapshot.values[key] = copy.deepcopy(value)
+        snapshot.phases.setdefault(key, set()).add(snapshot.drops)
         if not snapshot.changes:  # the host as the batch found it: one of its readings
             snapshot.states[key] = "ok"
     return value
+
+
+def _refill(host, snapshot: Snapshot, request: FactRequest) -> bool:
+    """At the first miss after the n-th change that dropped every reading: read `request` and
+    every fact the last run read live after its n-th such change, in one round trip (once per
+    n). True where the round trip came back; its values are as fresh as live reads."""
+    phase = snapshot.drops
+    if phase in snapshot.refilled_at:
+        return False
+    snapshot.refilled_at.add(phase)
+    wanted: dict[tuple, FactRequest] = {request_key(*request): request}
+    for fact_cls, kwargs in snapshot.later.get(phase, ()):
+        key = request_key(fact_cls, kwargs)
+        if key not in snapshot.values:
+            wanted.setdefault(key, (fact_cls, kwargs))
+    if len(wanted) < 2:
+        return False  # nothing to bring along: one live read, as pyinfra makes it
+    results = _run_batch(host, list(wanted.values()))
+    if results is None or len(results) != len(wanted):
+        return False
+    snapshot.refills += 1
+    for key, (state, value, _, _) in zip(wanted, results, strict=True):
+        if state != "failed":  # a failed read is read live, so pyinfra reports it
+            snapshot.values[key] = value
+            snapshot.refilled += 1
+    return True
+
+
+def _run_batch(host, requests: Sequence[FactRequest]) -> list | None:
+    """RawFactBatch of `requests` in one round trip, or None where it failed as a whole."""
+    with reading(host):
+        try:
+            return ORIGINAL["get_fact"](host, RawFactBatch, requests=tuple(requests),
+                                        _ignore_errors=True)
+        except Exception:  # noqa: BLE001 - e.g. an unreachable host: its facts are read live
+            return None
 
 
 def on_change(host, function_name: str, args: Sequence, kwargs: Mapping) -> None:
@@ -501,6 +558,7 @@ def forget(snapshot: Snapshot, paths: Sequence[str] | None) -> None:
     if paths is None:
         snapshot.values.clear()
         snapshot.valid = False
+        snapshot.drops += 1
         return
     for key in list(snapshot.values):
         depends = fact_paths(key)
@@ -546,6 +604,12 @@ def _stamped_path(host) -> Path:
 def load_requests(path: Path) -> list[FactRequest]:
     """The requests a saved list names; entries that are not a known fact class with plain
     arguments are skipped (the list is a hint: a skipped fact is read live)."""
+    return [request for request, _ in load_list(path)]
+
+
+def load_list(path: Path) -> list[tuple[FactRequest, tuple[int, ...]]]:
+    """load_requests, each request with its ``after``: for each time the saving run read it
+    live after a change that dropped every reading, how many such changes came before."""
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -555,7 +619,8 @@ def load_requests(path: Path) -> list[FactRequest]:
         try:
             module, _, name = str(entry["fact"]).partition(":")
             kwargs = dict(entry.get("kwargs") or {})
-        except (KeyError, TypeError, ValueError):
+            after = entry.get("after", [])
+        except (KeyError, TypeError, ValueError, AttributeError):
             continue
         if not module.startswith(FACT_MODULES) or request_key(object, kwargs) is None:
             continue
@@ -564,13 +629,21 @@ def load_requests(path: Path) -> list[FactRequest]:
         except (ImportError, AttributeError):
             continue
         if batchable(fact_cls):
-            requests.append((fact_cls, kwargs))
+            valid = (isinstance(after, list) and len(after) <= 1000
+                     and all(type(n) is int and 0 < n <= 100_000 for n in after))
+            requests.append(((fact_cls, kwargs), tuple(after) if valid else ()))
     return requests
 
 
-def save_requests(path: Path, host_name: str, requests: Sequence[FactRequest]) -> None:
-    entries = [{"fact": f"{cls.__module__}:{cls.__qualname__}", "kwargs": kwargs}
-               for cls, kwargs in requests]
+def save_requests(path: Path, host_name: str, requests: Sequence[FactRequest],
+                  phases: Mapping[tuple, Iterable[int]] | None = None) -> None:
+    entries = []
+    for cls, kwargs in requests:
+        entry = {"fact": f"{cls.__module__}:{cls.__qualname__}", "kwargs": kwargs}
+        after = sorted(n for n in (phases or {}).get(request_key(cls, kwargs), ()) if n)
+        if after:
+            entry["after"] = after
+        entries.append(entry)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"host": host_name, "requests": entries}, indent=1) + "\n")
@@ -608,10 +681,13 @@ class _SaveOnDisconnect(BaseStateCallback):
         if not snapshot.requested or snapshot.skipped:
             return
         # A read-only home: the next run reads live where it must.
+        # Where the facts were read live (after which drop) is learnt on a fresh host; another
+        # run keeps what its list said.
+        phases = snapshot.phases if snapshot.fresh and snapshot.drops else snapshot.saved_phases
         with contextlib.suppress(OSError):
             requested = list(snapshot.requested.values())
-            save_requests(_list_path(host), host.name, requested)
-            save_requests(_fresh_host_path(snapshot.base), host.name, requested)
+            save_requests(_list_path(host), host.name, requested, phases)
+            save_requests(_fresh_host_path(snapshot.base), host.name, requested, phases)
 
 
 def prefetch(host, requests: Sequence[FactRequest]) -> None:
@@ -673,7 +749,14 @@ def _read_batch(host, snapshot: Snapshot, requests: Sequence[FactRequest]) -> No
     snapshot.base = {key for fact_cls, kwargs in requests
                      if (key := request_key(fact_cls, kwargs)) is not None}
     own = _list_path(host)
-    saved = load_requests(own if own.exists() else _fresh_host_path(snapshot.base))
+    snapshot.fresh = not own.exists()
+    listed = load_list(_fresh_host_path(snapshot.base) if snapshot.fresh else own)
+    saved = [request for request, _ in listed]
+    for (fact_cls, kwargs), after in listed:
+        if after:
+            snapshot.saved_phases[request_key(fact_cls, kwargs)] = after
+        for phase in after:
+            snapshot.later.setdefault(phase, []).append((fact_cls, kwargs))
     for fact_cls, kwargs in [(ConvergedRecord, {}), *requests, *saved]:
         key = request_key(fact_cls, kwargs)
         if key is not None and batchable(fact_cls):
@@ -683,12 +766,7 @@ def _read_batch(host, snapshot: Snapshot, requests: Sequence[FactRequest]) -> No
     batch = list(wanted.values())
 
     def run(requests):
-        with reading(host):
-            try:
-                return ORIGINAL["get_fact"](host, RawFactBatch, requests=tuple(requests),
-                                            _ignore_errors=True)
-            except Exception:  # noqa: BLE001 - e.g. an unreachable host: its facts are read live
-                return None
+        return _run_batch(host, requests)
 
     # The stamp tier first (dlws.facts.stamps): the batch only where a stamp moved.
     # (Tried only where this controller recorded stamps on the host: else one more round trip.)
@@ -924,6 +1002,7 @@ def _report(host, snapshot: Snapshot) -> None:
     slowest = sorted(snapshot.timings.items(), key=lambda item: -item[1])[:12]
     line = json.dumps({"host": host.name, "batch_hits": snapshot.hits,
                        "live_reads": snapshot.live_reads,
+                       "refills": snapshot.refills, "refilled": snapshot.refilled,
                        "live_reads_if_dropped_whole": snapshot.live_reads
                        + snapshot.hits_after_change,
                        "changes": snapshot.changes, "skipped": snapshot.skipped,

@@ -8,6 +8,7 @@ runs real pyinfra operations on @local in a temporary folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -262,6 +263,46 @@ def test_a_host_without_a_list_of_its_own_reads_once_with_the_last_hosts_list(ca
     assert len(alone) > len(had_its_list) + 2, (alone, had_its_list)
 
 
+def test_after_a_change_that_drops_every_reading_a_fresh_host_reads_again_in_one_batch(
+        cache_home):
+    """A script (of unknown effect: every reading dropped) runs first; the facts the last
+    fresh host's run read live after it come back in one round trip at the first read after it,
+    and as the host is after the script: it wrote `a`, so the upload of `a` changes nothing."""
+    script = f"printf 'v1\\n' > {cache_home}/a"
+    own = fact_cache._list_path(type("Host", (), {"name": "@local"})())
+    lists = own.parent
+
+    def fresh_host(forget_where: bool = False) -> dict:
+        for path in (cache_home / "a", cache_home / "b", own):
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (cache_home / "d").rmdir()
+        [fresh_list] = lists.glob("fresh-host-*.json")
+        if forget_where:  # a list without `after`: as saved before this module kept it
+            document = json.loads(fresh_list.read_text())
+            for entry in document["requests"]:
+                entry.pop("after", None)
+            fresh_list.write_text(json.dumps(document))
+        run = _run(cache_home, "v1\n", script=script)
+        assert run["changed"] == [True, False, True, True], run
+        return run
+
+    for _ in range(2):
+        _run(cache_home, "v1\n", script=script)
+    [fresh_list] = lists.glob("fresh-host-*.json")
+    learnt = [entry for entry in json.loads(fresh_list.read_text())["requests"]
+              if entry.get("after") == [1]]
+    assert len(learnt) >= 3, learnt  # the first run (a fresh host) read them live after it
+    fresh_host()  # (a fresh host also reads, before the script, what its absent files need)
+    batched = fresh_host()["reads"]
+    assert batched.count("RawFactBatch") == 2, batched  # the batch, and one after the script
+    assert fresh_host()["reads"] == batched  # the list a fresh host saves keeps what it learnt
+    alone = fresh_host(forget_where=True)["reads"]
+    assert alone.count("RawFactBatch") == 1, alone
+    single = [read for read in alone if read != "RawFactBatch"]
+    assert len(single) >= len(batched) - 2 + len(learnt), (alone, batched)
+
+
 def test_a_change_drops_only_the_readings_it_touches(cache_home):
     for _ in range(2):
         _run(cache_home, "v1\n")
@@ -409,6 +450,16 @@ def test_a_saved_list_names_only_fact_classes_with_plain_arguments(tmp_path):
     assert fact_cache.load_requests(path) == [(Date, {}), (File, {"path": "/etc/x"})]
     path.write_text("not json")
     assert fact_cache.load_requests(path) == []
+    # `after` (when the saving run read a fact live): a list of positive counts, else none.
+    afters = ['[1, 3]', '"1"', '[0]', '[-1]', '[true]', '[1.5]', '7', '[100001]', '{"a": 1}',
+              '[' + ', '.join(['1'] * 1001) + ']']
+    path.write_text('{"requests": [' + ", ".join(
+        f'{{"fact": "pyinfra.facts.files:File", "kwargs": {{"path": "/x{n}"}}, "after": {a}}}'
+        for n, a in enumerate(afters)) + "]}")
+    listed = fact_cache.load_list(path)
+    assert [request for request, _ in listed] == [(File, {"path": f"/x{n}"})
+                                                  for n in range(len(afters))]
+    assert [after for _, after in listed] == [(1, 3)] + [()] * (len(afters) - 1)
 
 
 @pytest.fixture
