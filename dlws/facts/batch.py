@@ -297,6 +297,7 @@ class Snapshot:
         self.refilled_at: set[int] = set()  # drops after which a refill was made (or tried)
         self.refills = 0  # round trips that read, together, what the last run read live
         self.refilled = 0  # facts those round trips read
+        self.live_kinds: dict[str, int] = {}  # what was read live, when (DLWS_FACT_STATS)
         self.readings: str | None = None  # readings_digest of the batch, as it was read
         self.run_key: str | None = None  # set where the deploy asked whether it converged
         self.skipped = False  # this run planned no operation: the host had converged
@@ -385,6 +386,8 @@ def get_fact(self, fact_cls, *args, **kwargs):
     if snapshot is not None:
         snapshot.misses += 1
         snapshot.live_reads += 1
+        name = f"{fact_cls.__name__} after {snapshot.drops} drops, {snapshot.changes} changes"
+        snapshot.live_kinds[name] = snapshot.live_kinds.get(name, 0) + 1
         # A read the next run's batch cannot repeat (another shell, other connector arguments):
         # this run's readings are not the whole of what its operations depend on.
         snapshot.uncovered += key is None
@@ -1003,6 +1006,7 @@ def _report(host, snapshot: Snapshot) -> None:
     line = json.dumps({"host": host.name, "batch_hits": snapshot.hits,
                        "live_reads": snapshot.live_reads,
                        "refills": snapshot.refills, "refilled": snapshot.refilled,
+                       "live": snapshot.live_kinds,
                        "live_reads_if_dropped_whole": snapshot.live_reads
                        + snapshot.hits_after_change,
                        "changes": snapshot.changes, "skipped": snapshot.skipped,
