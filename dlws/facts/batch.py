@@ -206,12 +206,25 @@ class RawFactBatch(FactBatch):
                 for fact, status, lines in self.outputs(output)]
 
 
+# (fact class, arguments) -> whether building its command leaves anything on the instance.
+_COMMAND_LEAVES: dict[tuple[type, str], bool] = {}
+
+
 def reparse(request: FactRequest, status: str, lines: list[str]) -> tuple[str, Any]:
     """(state, value) of a request's raw output kept in the converged record (the stamp tier),
-    parsed by its fact's own process() on an instance built as the batch builds it."""
+    parsed by its fact's own process() on an instance built as the batch builds it.
+
+    Some parsers keep what their command was built with (pyinfra's Sha1File its path), so the
+    command is built first; where building it left the instance as it was, later reads of the
+    same request (a fleet's other hosts) skip it: a command costs more to build than to parse.
+    """
     fact_cls, kwargs = request
     fact = fact_cls()
-    _command_of(fact, kwargs)  # some parsers keep what their command was built with
+    key = (fact_cls, repr(sorted(kwargs.items())))
+    if _COMMAND_LEAVES.get(key, True):
+        before = dict(vars(fact))
+        _command_of(fact, kwargs)
+        _COMMAND_LEAVES[key] = vars(fact) != before
     return parse(fact, status, lines)
 
 

@@ -89,7 +89,7 @@ class NvidiaDriverVersion(FactBase):
     # text comes back and gpu_readings.loaded_driver_version parses it (both module lines:
     # "Kernel Module  535.183.01" and "Open Kernel Module for x86_64  580.95.05").
     command = (
-        "cat /proc/driver/nvidia/version 2>/dev/null; "
+        "[ ! -e /proc/driver/nvidia/version ] || cat /proc/driver/nvidia/version 2>/dev/null; "
         "dpkg-query -W -f='${Version}\\n' nvidia-smi 'nvidia-utils-*' 2>/dev/null || true"
     )
 

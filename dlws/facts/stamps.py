@@ -141,24 +141,34 @@ class Stamps(FactBase):
     default = str
 
     def command(self, entries=(), trees=(), venvs=()):
+        # Paths only (a saved request list is a file too): never an option, and with no
+        # character that a find pattern reads (_PATH has none of * ? [ \\).
+        entries = [path for path in entries if _path(path)]
+        trees = [path for path in trees if _path(path)]
+        venvs = [path for path in venvs if _path(path)]
+        for prefix in venvs:  # the interpreter and pyvenv.cfg are entries like any other
+            entries += [f"{prefix}/bin/python", f"{prefix}/pyvenv.cfg"]
         parts: list[Command] = [sh("LC_ALL=C; export LC_ALL; "
-                                   "cat /proc/sys/kernel/random/boot_id; uname -srvm")]
-        if entries:
-            parts += [cmd("find", "-P", *entries, "-maxdepth", "0", "-printf", STAMP_FORMAT),
-                      cmd("find", "-L", *entries, "-maxdepth", "0", "-printf", STAMP_FORMAT)]
-        if trees:
-            parts += [cmd("find", "-P", *trees, "-printf", STAMP_FORMAT),
-                      cmd("find", "-L", *trees, "-printf", STAMP_FORMAT)]
+                                   "read -r boot < /proc/sys/kernel/random/boot_id; "
+                                   'echo "$boot"; uname -srvm')]
+        if entries or trees:
+            # One find for the entries and the trees, each way (the entry, what it points to):
+            # an entry is named from "//" (the same file to Linux), which no walk below a tree
+            # prints, and is not walked below (find's -maxdepth is one for all).
+            named = [f"/{path}" for path in sorted(set(entries))] + sorted(set(trees))
+            parts += [cmd("find", way, *named, "-path", "//*", "-prune", "-printf",
+                          STAMP_FORMAT, "-o", "-printf", STAMP_FORMAT) for way in ("-P", "-L")]
         for prefix in venvs:
-            parts += [sh("find -L {} {} -maxdepth 0 -printf {}", f"{prefix}/bin/python",
-                         f"{prefix}/pyvenv.cfg", STAMP_FORMAT),
-                      # An environment that sees the system's packages too: its stamp is new
-                      # on every read (a random UUID), so its packages are always read.
-                      sh("! grep -qsiE '^include-system-site-packages *= *true' {} || "
-                         "cat /proc/sys/kernel/random/uuid", f"{prefix}/pyvenv.cfg"),
-                      sh("find -P {} -maxdepth 3 -printf {}", f"{prefix}/lib", STAMP_FORMAT),
-                      sh("find -P {}/lib/*/site-packages/*.dist-info -printf {}", prefix,
-                         STAMP_FORMAT)]
+            lib = f"{prefix}/lib"
+            parts += [
+                # An environment that sees the system's packages too: its stamp is new on
+                # every read (a random UUID), so its packages are always read.
+                sh("! grep -qsiE '^include-system-site-packages *= *true' {} || "
+                   "cat /proc/sys/kernel/random/uuid", f"{prefix}/pyvenv.cfg"),
+                # lib down to site-packages' entries, and all below each dist-info folder there.
+                cmd("find", "-P", lib, "-path", f"{lib}/*/*/*/*", "!", "-path",
+                    f"{lib}/*/site-packages/*.dist-info/*", "-prune", "-o",
+                    "-printf", STAMP_FORMAT)]
         # Every part runs (a missing path is an error line in the stamp); stderr is part of it.
         return all_of(sh("{} 2>&1 || true", part) for part in parts)
 

@@ -113,13 +113,18 @@ class Display(FactBase):
         "gdm3"
     """
 
+    # (Each program runs only where what it reads is there: a server starts none of them.)
     command = (
+        'dm=; [ -f /etc/X11/default-display-manager ] && '
         'dm=$(cat /etc/X11/default-display-manager 2>/dev/null); '
         '[ -n "$dm" ] && echo "display-manager ${dm##*/}"; '
+        'unit=; [ -L /etc/systemd/system/display-manager.service ] && '
         'unit=$(readlink /etc/systemd/system/display-manager.service 2>/dev/null); '
         '[ -n "$unit" ] && echo "display-manager-unit ${unit##*/}"; '
+        "if command -v loginctl >/dev/null 2>&1; then "
         "for s in $(loginctl list-sessions --no-legend 2>/dev/null | awk '{print $1}'); do "
-        'echo "session $(loginctl show-session "$s" -p Type --value 2>/dev/null)"; done; true'
+        'echo "session $(loginctl show-session "$s" -p Type --value 2>/dev/null)"; done; fi; '
+        "true"
     )
 
     def process(self, output):

@@ -19,7 +19,7 @@ from pathlib import Path
 import gevent
 import pytest
 from pyinfra import host as host_proxy
-from pyinfra.api import Config, Inventory, State
+from pyinfra.api import Config, FactBase, Inventory, State
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.operation import add_op, operation
 from pyinfra.api.operations import run_ops
@@ -29,6 +29,7 @@ from pyinfra.facts.files import Directory, File, FileContents, Sha1File
 from pyinfra.facts.server import Arch, Date, KernelVersion
 from pyinfra.operations import files, server
 
+from dlws.command import sh
 from dlws.facts import batch as fact_cache
 from dlws.facts import pyinfra_patch, stamps
 from dlws.facts.batch import FactBatch, run_fact, run_facts
@@ -413,6 +414,34 @@ def test_the_stamps_stand_in_for_the_batch_but_never_over_drift(cache_home, reco
         assert _run(cache_home, "v1\n", "key-1")["reads"] == ["RawFactBatch"]
     finally:
         del os.environ["DLWS_STAMPS"]
+
+
+def test_a_recorded_reading_is_parsed_as_the_batch_parses_it_command_state_and_all():
+    class Keeps(FactBase):  # as pyinfra's Sha1File: its parser reads what command() kept
+        def command(self, path):
+            self.path = path
+            return sh("cat {}", path)
+
+        def process(self, output):
+            return f"{self.path}: {output[0]}"
+
+    class Plain(FactBase):
+        built = 0
+
+        def command(self, path):
+            type(self).built += 1
+            return sh("cat {}", path)
+
+        def process(self, output):
+            return output[0]
+
+    sha1 = (Sha1File, {"path": "/etc/a"})
+    for _ in range(3):  # a fleet's hosts, one after another
+        assert fact_cache.reparse((Keeps, {"path": "/a"}), "0", ["x"]) == ("ok", "/a: x")
+        assert fact_cache.reparse((Keeps, {"path": "/b"}), "0", ["y"]) == ("ok", "/b: y")
+        assert fact_cache.reparse((Plain, {"path": "/a"}), "0", ["z"]) == ("ok", "z")
+        assert fact_cache.reparse(sha1, "0", ["0" * 40 + "  /etc/a"]) == ("ok", "0" * 40)
+    assert Plain.built == 1  # built once, to see that it keeps nothing
 
 
 def test_a_decision_on_the_clock_holds_the_record_only_until_it_flips(cache_home, record_file):

@@ -82,6 +82,54 @@ def test_a_folder_tree_stamp_sees_a_file_edited_below_it(tmp_path):
     assert read() != first
 
 
+def test_one_find_reads_entries_and_trees_each_as_its_kind(tmp_path):
+    """Entries and trees share one find: an entry is not walked below, and an entry inside a
+    tree does not cut the tree's walk short."""
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    below = tmp_path / "tree" / "sub" / "x"
+    below.write_text("1\n")
+    (tmp_path / "solo").mkdir()
+    inner = tmp_path / "solo" / "inner"
+    inner.write_text("1\n")
+    kwargs = {"entries": (str(tmp_path / "tree" / "sub"), str(tmp_path / "solo")),
+              "trees": (str(tmp_path / "tree"),), "venvs": ()}
+    fact = stamps.Stamps()
+
+    def read() -> str:
+        out = subprocess.run(["sh", "-c", fact.command(**kwargs)], capture_output=True,
+                             text=True, check=True)
+        return fact.process(out.stdout.splitlines())
+
+    first = read()
+    inner.write_text("2\n")  # below an entry only: the entry's folder did not change
+    assert read() == first
+    below.write_text("22\n")  # below an entry that is also below a tree
+    assert read() != first
+
+
+def test_an_environment_s_stamp_follows_its_distributions_not_their_modules(tmp_path):
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    (site / "pkg" / "deep").mkdir(parents=True)
+    module = site / "pkg" / "deep" / "mod.py"
+    module.write_text("x = 1\n")
+    (site / "pkg-1.0.dist-info" / "licenses").mkdir(parents=True)
+    record = site / "pkg-1.0.dist-info" / "RECORD"
+    record.write_text("pkg/deep/mod.py,,\n")
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    request = (VenvPackages, {"prefix": str(tmp_path / "venv")})
+    first = stamp_of(request)
+    module.write_text("x = 2\n")  # a module's bytes: no distribution changed
+    assert stamp_of(request) == first
+    record.write_text("pkg/deep/mod.py,sha256=x,7\n")
+    second = stamp_of(request)
+    assert second != first
+    (site / "pkg-1.0.dist-info" / "licenses" / "LICENSE").write_text("MIT\n")
+    third = stamp_of(request)
+    assert third != second
+    (site / "other").mkdir()  # a new entry in site-packages
+    assert stamp_of(request) != third
+
+
 def test_an_environment_that_sees_the_system_packages_is_never_stamped_twice_alike(tmp_path):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
