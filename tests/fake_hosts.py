@@ -39,7 +39,7 @@ def facts(os: str, lspci: str | None = None, kernel: str | None = None,
     + os: a file under fixtures/plan/os-release/ ("ubuntu-24.04")
     + lspci: a file under fixtures/plan/lspci/ (`lspci -nn -d 10de:` output), None = no GPU
     + kernel: `uname -r`; container: what dlws.facts.Container prints ("docker")
-    + driver: dlws.facts.gpu.NvidiaDriverVersion's answer ("535.183.01")
+    + driver: dlws.facts.gpu.NvidiaModuleVersion's answer ("535.183.01"; /sys/module's form)
     + nvidia_packages: a file under fixtures/plan/dpkg/ (dlws.facts.NvidiaPackages' answer)
     + display: a file under fixtures/plan/display/ (dlws.facts.Display's output on a desktop),
       None = a server (no display manager, no graphical session)
@@ -60,7 +60,7 @@ def facts(os: str, lspci: str | None = None, kernel: str | None = None,
         "lspci -nn -d 10de:": fixture_lines("lspci", f"{lspci}.txt") if lspci else [],
         # dlws.facts.Container
         "/.dockerenv": container,
-        # dlws.facts.gpu.NvidiaDriverVersion
+        # dlws.facts.gpu.NvidiaModuleVersion
         "/proc/driver/nvidia/version": driver or "",
         # dlws.facts.NvidiaPackages
         "db:Status-Abbrev": (fixture_lines("dpkg", f"{nvidia_packages}.txt")

@@ -485,7 +485,7 @@ FACT_FILES: dict[str, tuple[str, ...]] = {
     "dlws.facts.system:Container": ("/.dockerenv", "/run/.containerenv"),
     "dlws.facts.gpu:NvidiaPciDevices": (),
     "dlws.facts.gpu:NvSwitchCount": (),
-    "dlws.facts.gpu:NvidiaDriverVersion": ("/proc/driver/nvidia", "/usr/bin"),
+    "dlws.facts.gpu:NvidiaModuleVersion": ("/proc/driver/nvidia", "/sys/module/nvidia"),
     "dlws.facts.system:SecureBoot": (),
     "dlws.facts.gpu:NvidiaPackages": ("/var/lib/dpkg",),
     "dlws.facts.system:KernelImagePackages": ("/var/lib/dpkg",),

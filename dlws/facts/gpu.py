@@ -4,6 +4,7 @@ driver, device nodes."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from pyinfra.api import FactBase
 
@@ -32,8 +33,15 @@ class NvidiaPciDevices(FactBase):
         [{"slot": "01:00.0", "device_id": "10de:2684", "name": "NVIDIA Corporation AD102 ..."}]
     """
 
+    # The shell's own `read` looks for an NVIDIA function in sysfs first: a host without one
+    # (every CPU host, on each rerun) starts no program; lspci (or the sysfs listing) runs
+    # where one is there, or where sysfs lists no PCI device at all (lspci then decides).
     command = (
-        "if command -v lspci >/dev/null 2>&1; then LANG=C lspci -nn -d 10de:; else "
+        "dlws_pci=; dlws_nv=; for v in /sys/bus/pci/devices/*/vendor; do "
+        '[ -r "$v" ] || continue; dlws_pci=1; dlws_id=; read -r dlws_id < "$v"; '
+        '[ "$dlws_id" = 0x10de ] && dlws_nv=1 && break; done; '
+        'if [ -z "$dlws_nv" ] && [ -n "$dlws_pci" ]; then :; '
+        "elif command -v lspci >/dev/null 2>&1; then LANG=C lspci -nn -d 10de:; else "
         "for d in /sys/bus/pci/devices/*; do [ -r $d/vendor ] || continue; "
         '[ "$(cat $d/vendor)" = 0x10de ] || continue; '
         'echo "${d##*/} sysfs [$(cut -c3-6 $d/class)]: NVIDIA [10de:$(cut -c3- $d/device)]"; '
@@ -76,35 +84,13 @@ class NvSwitchCount(FactBase):
         return sum(1 for line in output if LSPCI_NVSWITCH.match(line.strip()))
 
 
-class NvidiaDriverVersion(FactBase):
-    """The NVIDIA driver version in use (kernel module first, else the installed user space).
-
-    .. code:: python
-
-        "550.163.01"
-    """
-
-    # /proc/driver/nvidia/version exists only with the module loaded; a host with the driver
-    # installed but not yet loaded (before its reboot) still has nvidia-smi's package. The raw
-    # text comes back and gpu_readings.loaded_driver_version parses it (both module lines:
-    # "Kernel Module  535.183.01" and "Open Kernel Module for x86_64  580.95.05").
-    command = (
-        "[ ! -e /proc/driver/nvidia/version ] || cat /proc/driver/nvidia/version 2>/dev/null; "
-        "dpkg-query -W -f='${Version}\\n' nvidia-smi 'nvidia-utils-*' 2>/dev/null || true"
-    )
-
-    def process(self, output):
-        return driver_version("\n".join(output))
-
-
-def driver_version(text: str) -> str | None:
-    """The loaded module's version in /proc/driver/nvidia/version, else the first installed
-    package version ("535.183.01-0ubuntu1" -> "535.183.01")."""
-    loaded = loaded_driver_version(text)
-    if loaded:
-        return loaded
-    for line in text.splitlines():
-        match = PACKAGE_VERSION.match(line.strip().split(":")[-1])
+def installed_user_space_version(packages: Mapping[str, str]) -> str | None:
+    """The driver version of the installed user space, from NvidiaPackages' installed packages:
+    nvidia-smi's (Debian's and NVIDIA's packaging), else the first nvidia-utils-<branch>'s
+    (Ubuntu's) by name; epoch and Debian revision dropped ("1:550.163.01-2" -> "550.163.01")."""
+    names = sorted(name for name in packages if name.startswith("nvidia-utils-"))
+    for name in ("nvidia-smi", *names):
+        match = PACKAGE_VERSION.match(packages.get(name, "").split(":")[-1])
         if match:
             return match[1]
     return None
@@ -174,8 +160,11 @@ class NvidiaModuleVersion(FactBase):
         "580.95.05"
     """
 
-    command = ("cat /proc/driver/nvidia/version 2>/dev/null "
-               "|| cat /sys/module/nvidia/version 2>/dev/null || true")
+    # Guarded by the shell's own test: a host without the module loaded (every CPU host, on
+    # each rerun) starts no program for it.
+    command = ("if [ -e /proc/driver/nvidia/version ]; then cat /proc/driver/nvidia/version; "
+               "elif [ -e /sys/module/nvidia/version ]; then cat /sys/module/nvidia/version; "
+               "fi 2>/dev/null || true")
 
     def process(self, output):
         text = "\n".join(output)

@@ -9,7 +9,13 @@ from pyinfra.facts.server import Arch, KernelVersion
 
 from dlws.facts import batch
 from dlws.facts.batch import FactRequest, run_fact, run_facts, stable_fact
-from dlws.facts.gpu import NvidiaDriverVersion, NvidiaPackages, NvidiaPciDevices, NvSwitchCount
+from dlws.facts.gpu import (
+    NvidiaModuleVersion,
+    NvidiaPackages,
+    NvidiaPciDevices,
+    NvSwitchCount,
+    installed_user_space_version,
+)
 from dlws.facts.system import (
     Container,
     Display,
@@ -65,7 +71,7 @@ def pyinfra_reader(host):
 # Every fact host_facts may need, read together: those only a GPU host's plan uses (NVSwitches,
 # Secure Boot, NVIDIA's packages) cost no extra round trip this way.
 HOST_FACTS: tuple[FactRequest, ...] = tuple(
-    (fact_cls, {}) for fact_cls in (OsRelease, NvidiaPciDevices, Container, NvidiaDriverVersion,
+    (fact_cls, {}) for fact_cls in (OsRelease, NvidiaPciDevices, Container, NvidiaModuleVersion,
                                     KernelVersion, Arch, NvSwitchCount, SecureBoot,
                                     NvidiaPackages, Display, DpkgArchitecture))
 
@@ -100,7 +106,10 @@ def host_facts(read, data: Mapping[str, Any]):
     if not gpus and data.get("gpu_model") and (data.get("gpu_count") or 0) > 0:
         gpus = (data["gpu_model"],) * int(data["gpu_count"])
     in_container = bool(read(Container))
-    installed = read(NvidiaDriverVersion) or None
+    # The loaded module first (a driver upgraded before its reboot runs the old one), else the
+    # installed user space, from dpkg's list (a stamped reading: a rerun starts no dpkg-query).
+    packages = read(NvidiaPackages) or {}
+    installed = read(NvidiaModuleVersion) or installed_user_space_version(packages) or None
     # Facts that only a GPU host's plan reads: a CPU host is spared their round trips.
     board = bool(gpus) and not in_container
     return HostFacts(
@@ -114,7 +123,7 @@ def host_facts(read, data: Mapping[str, Any]):
         dpkg_arch=read(DpkgArchitecture) or None,
         nvswitches=int(read(NvSwitchCount) or 0) if board else 0,
         secure_boot=read(SecureBoot) if board else None,
-        nvidia_packages=tuple(sorted((read(NvidiaPackages) or {}).items())) if installed else (),
+        nvidia_packages=tuple(sorted(packages.items())) if installed else (),
         # Only a GPU host's driver choice reads it (desktop or headless build).
         display=read(Display) if board else None,
         # The kernel metapackages the headers metapackage follows (dlws.stack.kernel): only

@@ -33,7 +33,7 @@ from dlws.command import sh
 from dlws.facts import batch as fact_cache
 from dlws.facts import pyinfra_patch, stamps
 from dlws.facts.batch import FactBatch, run_fact, run_facts
-from dlws.facts.gpu import NvidiaDriverVersion, NvidiaPackages, NvidiaPciDevices, NvSwitchCount
+from dlws.facts.gpu import NvidiaModuleVersion, NvidiaPackages, NvidiaPciDevices, NvSwitchCount
 from dlws.facts.readers import HOST_FACTS, UNREAD, host_facts
 from dlws.facts.system import (
     Container,
@@ -68,7 +68,7 @@ def test_recorded_batch_is_split_and_parsed_by_each_facts_own_parser(monkeypatch
     # NvSwitchCount runs the same command: run once in the batch, parsed by its own parser.
     assert results[NvSwitchCount] == ("ok", 4)
     assert results[Container] == ("ok", "")  # no output: the fact's default
-    assert results[NvidiaDriverVersion] == ("ok", "535.183.01")
+    assert results[NvidiaModuleVersion] == ("ok", "535.183.01")
     # The kernel line had no newline: the marker followed it on the same line.
     assert results[KernelVersion] == ("ok", "5.15.0-125-generic")
     assert results[Arch] == ("ok", "x86_64")
@@ -85,7 +85,7 @@ def test_recorded_batch_feeds_the_plan_like_single_reads(monkeypatch):
     single = {OsRelease: fixture_lines("os-release", "ubuntu-22.04"),
               NvidiaPciDevices: fixture_lines("lspci", "h100x8.txt"),
               NvSwitchCount: fixture_lines("lspci", "h100x8.txt"), Container: [],
-              NvidiaDriverVersion: lines[lines.index(f"{MARKER} 2 0") + 1:][:2],
+              NvidiaModuleVersion: lines[lines.index(f"{MARKER} 2 0") + 1:][:1],
               KernelVersion: ["5.15.0-125-generic"], Arch: ["x86_64"],
               SecureBoot: ["SecureBoot enabled"],
               NvidiaPackages: fixture_lines("dpkg", "ubuntu-22.04_t4_535-server.txt"),

@@ -13,8 +13,9 @@ from dlws.facts.gpu import InstalledNvmlVersion, NvidiaModuleVersion, NvidiaUser
 from dlws.facts.gpu_readings import INSTALLED_NVML_COMMAND
 
 READINGS = Path(__file__).parents[1] / "fixtures" / "readings"
-MODULE_COMMAND = ("cat /proc/driver/nvidia/version 2>/dev/null "
-                  "|| cat /sys/module/nvidia/version 2>/dev/null || true")
+MODULE_COMMAND = ("if [ -e /proc/driver/nvidia/version ]; then cat /proc/driver/nvidia/version; "
+                  "elif [ -e /sys/module/nvidia/version ]; then cat /sys/module/nvidia/version; "
+                  "fi 2>/dev/null || true")
 USER_SPACE_COMMAND = ("dpkg-query -W -f='${Version}\\n' nvidia-smi 'nvidia-utils-*' 2>/dev/null "
                       "|| true")
 

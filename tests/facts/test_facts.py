@@ -3,6 +3,7 @@ read a host through these classes (dlws.facts.readers.pyinfra_reader / testinfra
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,11 @@ import pytest
 from dlws.facts.batch import run_fact
 from dlws.facts.gpu import (
     NvidiaDevCharLinks,
-    NvidiaDriverVersion,
+    NvidiaModuleVersion,
     NvidiaPackages,
     NvidiaPciDevices,
     NvSwitchCount,
+    installed_user_space_version,
     missing_dev_char_links,
 )
 from dlws.facts.python import VenvPackages
@@ -38,18 +40,40 @@ READINGS = Path(__file__).parents[1] / "fixtures" / "readings"
     ("proprietary-535", "535.216.01"),
 ])
 def test_driver_version_reads_both_module_lines(case, version):
-    proc = (READINGS / f"proc-driver-nvidia-version-{case}.txt").read_text().splitlines()
-    # The module in use wins over an installed user space of another version (pending reboot).
-    assert NvidiaDriverVersion().process([*proc, "590.48.01-0ubuntu1"]) == version
+    from tests.fake_hosts import facts as fake_facts
+
+    proc = (READINGS / f"proc-driver-nvidia-version-{case}.txt").read_text()
+    assert NvidiaModuleVersion().process(proc.splitlines()) == version
+    # The module in use wins over an installed user space of another version (pending reboot):
+    # the recorded packages are 535.183.01's.
+    read = transcript_reader(fake_facts("ubuntu-22.04", "h100x8", driver=proc,
+                                        nvidia_packages="ubuntu-22.04_t4_535-server"))
+    assert host_facts(read, {}).installed_driver == version
 
 
-@pytest.mark.parametrize(("lines", "version"), [
-    (["580.95.05-0ubuntu0.24.04.2"], "580.95.05"),  # nvidia-utils-580, no module loaded
-    (["1:550.163.01-2"], "550.163.01"),  # Debian's nvidia-smi, with an epoch
-    ([""], None),
+@pytest.mark.parametrize(("packages", "version"), [
+    ({"nvidia-utils-580": "580.95.05-0ubuntu0.24.04.2"}, "580.95.05"),  # Ubuntu's branch
+    # Debian's nvidia-smi, with an epoch, before any other branch's utilities
+    ({"nvidia-utils-535": "535.183.01-0ubuntu1", "nvidia-smi": "1:550.163.01-2"}, "550.163.01"),
+    ({"nvidia-utils-570-server": "570.172.08-0ubuntu1", "nvidia-utils-535": "535.183.01-1"},
+     "535.183.01"),  # two branches: the first by name, as dpkg-query listed them
+    ({"nvidia-container-toolkit": "1.17.3-1", "libnvidia-ml1": "550.163.01-2"}, None),
+    ({}, None),
 ])
-def test_driver_version_falls_back_to_the_installed_package(lines, version):
-    assert NvidiaDriverVersion().process(lines) == version
+def test_installed_user_space_version_from_dpkgs_list(packages, version):
+    assert installed_user_space_version(packages) == version
+
+
+def test_without_a_loaded_module_the_installed_user_space_is_the_driver():
+    from tests.fake_hosts import facts as fake_facts
+
+    read = transcript_reader(fake_facts("ubuntu-22.04", "h100x8",
+                                        nvidia_packages="ubuntu-22.04_t4_535-server"))
+    host = host_facts(read, {})
+    assert host.installed_driver == "535.183.01"
+    assert dict(host.nvidia_packages)["nvidia-utils-535-server"].startswith("535.183.01")
+    bare = host_facts(transcript_reader(fake_facts("ubuntu-22.04", "h100x8")), {})
+    assert (bare.installed_driver, bare.nvidia_packages) == (None, ())
 
 
 def test_os_release():
@@ -174,3 +198,63 @@ def test_nvidia_dev_char_links_on_real_device_nodes(tmp_path):
         ("/dev/nvidia-caps/nvidia-cap1", "508:1")]
     assert missing_dev_char_links(nodes) == ["/dev/nvidia1 (195:1)",
                                                "/dev/nvidiactl (195:255)"]
+
+
+def _programs_started(command: str, tmp_path: Path, folders: dict[str, Path]) -> tuple[str, list]:
+    """Run a fact's command in /bin/sh with its system folders moved under tmp_path and every
+    program it may start (cat, cut, lspci) a recorder on PATH: (its output, programs started)."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "started"
+    bin_dir.mkdir(exist_ok=True)
+    for name in ("cat", "cut", "lspci"):
+        real = "printf '%s\\n' '01:00.0 3D controller [0302]: NVIDIA Corporation AD102GL [L40S] " \
+               "[10de:26b9] (rev a1)'" if name == "lspci" else f'exec /usr/bin/{name} "$@"'
+        (bin_dir / name).write_text(f"#!/bin/sh\necho {name} >> {log}\n{real}\n")
+        (bin_dir / name).chmod(0o755)
+    for system, moved in folders.items():
+        assert system in command, system  # the fact still reads that folder
+        command = command.replace(system, str(moved))
+    result = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=True,
+                            env={"PATH": str(bin_dir)})
+    return result.stdout, log.read_text().split() if log.exists() else []
+
+
+def _pci(tmp_path: Path, *vendors: str) -> Path:
+    """A sysfs PCI device folder with one function per vendor id (the last without newline)."""
+    root = tmp_path / "pci"
+    root.mkdir()
+    for index, vendor in enumerate(vendors):
+        function = root / f"0000:00:{index:02x}.0"
+        function.mkdir()
+        (function / "vendor").write_text(vendor + ("" if index == len(vendors) - 1 else "\n"))
+    return root
+
+
+@pytest.mark.parametrize(("vendors", "started", "found"), [
+    (("0x8086", "0x1af4", "0x1af4"), [], 0),  # a CPU host: the shell's own read, no program
+    (("0x8086", "0x10de"), ["lspci"], 1),  # an NVIDIA function, even without its newline
+    ((), ["lspci"], 1),  # sysfs lists nothing: lspci decides
+])
+def test_pci_devices_start_lspci_only_where_sysfs_shows_nvidia(tmp_path, vendors, started, found):
+    output, programs = _programs_started(NvidiaPciDevices.command, tmp_path,
+                                         {"/sys/bus/pci/devices": _pci(tmp_path, *vendors)})
+    assert programs == started
+    assert len(NvidiaPciDevices().process(output.splitlines())) == found
+
+
+@pytest.mark.parametrize(("files", "started", "version"), [
+    ({}, [], None),  # no module loaded: no program
+    ({"proc/version": "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.95.05  "
+                      "Release Build  (dvs-builder@U16-I3-B03-4-3)  Thu Sep 25 2025\n"},
+     ["cat"], "580.95.05"),
+    ({"module/version": "570.172.08\n"}, ["cat"], "570.172.08"),
+])
+def test_module_version_starts_cat_only_where_a_module_is_loaded(tmp_path, files, started,
+                                                                  version):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    output, programs = _programs_started(
+        NvidiaModuleVersion.command, tmp_path,
+        {"/proc/driver/nvidia": tmp_path / "proc", "/sys/module/nvidia": tmp_path / "module"})
+    assert programs == started
+    assert NvidiaModuleVersion().process(output.splitlines()) == version
