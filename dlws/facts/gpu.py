@@ -177,19 +177,18 @@ MODULE_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?")
 
 
 class NvidiaUserSpaceVersion(FactBase):
-    """The NVIDIA user space's version dpkg knows (nvidia-smi, nvidia-utils-<branch>), or None.
+    """The installed NVIDIA user space's version (nvidia-smi, nvidia-utils-<branch>), or None:
+    NvidiaPackages' reading, read by the plan's rule (installed_user_space_version).
 
     .. code:: python
 
         "580.95.05"
     """
 
-    # dpkg-query exits 1 when one of the patterns matches nothing: its output still counts.
-    command = "dpkg-query -W -f='${Version}\\n' nvidia-smi 'nvidia-utils-*' 2>/dev/null || true"
+    command = NvidiaPackages.command
 
     def process(self, output):
-        versions = [line.strip() for line in output if line.strip()[:1].isdigit()]
-        return versions[0].split("-")[0] if versions else None
+        return installed_user_space_version(NvidiaPackages().process(output))
 
 
 class InstalledNvmlVersion(FactBase):

@@ -16,8 +16,8 @@ READINGS = Path(__file__).parents[1] / "fixtures" / "readings"
 MODULE_COMMAND = ("if [ -e /proc/driver/nvidia/version ]; then cat /proc/driver/nvidia/version; "
                   "elif [ -e /sys/module/nvidia/version ]; then cat /sys/module/nvidia/version; "
                   "fi 2>/dev/null || true")
-USER_SPACE_COMMAND = ("dpkg-query -W -f='${Version}\\n' nvidia-smi 'nvidia-utils-*' 2>/dev/null "
-                      "|| true")
+USER_SPACE_COMMAND = ("dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\\n' "
+                      "'*nvidia*' '*cuda*' 2>/dev/null | awk '$1 == \"ii\" {print $2, $3}' || true")
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,13 @@ CASES = [
     Case("module-not-loaded", NvidiaModuleVersion, MODULE_COMMAND, "", None),
     Case("module-garbage", NvidiaModuleVersion, MODULE_COMMAND, "no such module\n", None),
     Case("user-space-ubuntu", NvidiaUserSpaceVersion, USER_SPACE_COMMAND,
-         "580.95.05-0ubuntu0.24.04.2\n", "580.95.05"),
+         "libnvidia-compute-580 580.95.05-0ubuntu0.24.04.2\n"
+         "nvidia-utils-580 580.95.05-0ubuntu0.24.04.2\n", "580.95.05"),
+    Case("user-space-debian", NvidiaUserSpaceVersion, USER_SPACE_COMMAND,
+         "nvidia-smi 1:550.163.01-2\nnvidia-kernel-dkms 550.163.01-2\n", "550.163.01"),
     Case("user-space-none", NvidiaUserSpaceVersion, USER_SPACE_COMMAND, "", None),
+    Case("user-space-toolkit-only", NvidiaUserSpaceVersion, USER_SPACE_COMMAND,
+         "nvidia-container-toolkit 1.17.3-1\n", None),
     Case("nvml-after-upgrade", InstalledNvmlVersion, INSTALLED_NVML_COMMAND,
          (READINGS / "libnvidia-ml-after-upgrade.txt").read_text(), "535.230.02"),
     Case("nvml-none", InstalledNvmlVersion, INSTALLED_NVML_COMMAND, "", None),
