@@ -59,6 +59,7 @@ from pyinfra import logger
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.command import StringCommand
 from pyinfra.api.facts import FactBase, ShortFactBase
+from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback, StateStage
 from pyinfra.context import ctx_host
 from pyinfra.facts.server import Date
@@ -66,7 +67,13 @@ from pyinfra.facts.server import Date
 from dlws import __version__
 from dlws.command import sh
 from dlws.facts import stamps
-from dlws.facts.pyinfra_patch import ORIGINAL, reading, route_host, wrap_set_stage
+from dlws.facts.pyinfra_patch import (
+    ORIGINAL,
+    keep_global_arguments,
+    reading,
+    route_host,
+    wrap_set_stage,
+)
 
 # --- many facts in one round trip ------------------------------------------------------------
 
@@ -109,11 +116,48 @@ def fact_kwargs(fact_cls, args: Sequence = (), kwargs: Mapping | None = None) ->
     return bound
 
 
-def _command_of(fact, kwargs: Mapping) -> tuple[Any, Any]:
-    """(command, required binary or None) of a fact instance, as pyinfra's _get_fact builds them."""
+def _build(fact, kwargs: Mapping) -> tuple[Any, Any]:
     command = fact.command(**kwargs) if callable(fact.command) else fact.command
     requires = fact.requires_command(**kwargs) if callable(fact.requires_command) else None
     return command, requires
+
+
+# (fact class, arguments) -> (command, required binary, what building them left on the
+# instance), or None where that cannot be reused: two builds differed, building read a fact of
+# the host (pyinfra's Mounts asks for the Kernel), or left a value that is not plain data. A
+# fleet's hosts read the same facts, and pyinfra's commands cost more to build (shlex) than
+# their output costs to parse.
+_BUILT: dict[tuple[type, str], tuple[Any, Any, dict] | None] = {}
+_FACT_READS = [0]  # facts asked of any host through get_fact, so far
+
+
+def _command_of(fact, kwargs: Mapping) -> tuple[Any, Any]:
+    """(command, required binary or None) of a fact instance, as pyinfra's _get_fact builds them,
+    the instance left as building them leaves it (pyinfra's Sha1File keeps its path for its
+    parser). Built once per fact and arguments and run where two builds agree in every respect."""
+    key = (type(fact), repr(sorted(kwargs.items())))
+    built = _BUILT.get(key, False)
+    if built:
+        command, requires, left = built
+        vars(fact).update(left)
+        return command, requires
+    before, reads = dict(vars(fact)), _FACT_READS[0]
+    command, requires = _build(fact, kwargs)
+    if built is False:
+        twin = type(fact)()
+        vars(twin).update(before)
+        again = _build(twin, kwargs)
+        # (Where get_fact is not dlws's, a read while building would go unseen: no reuse.)
+        same = (_FACT_READS[0] == reads and Host.get_fact is get_fact
+                and (_raw(command), _raw(requires)) == (_raw(again[0]), _raw(again[1]))
+                and vars(fact) == vars(twin) and all(_plain(v) for v in vars(fact).values())
+                and request_key(type(fact), kwargs) is not None)
+        _BUILT[key] = (command, requires, dict(vars(fact))) if same else None
+    return command, requires
+
+
+# What follows a batch's marker on its line: the fact's index and its exit status.
+_MARKER_TAIL = re.compile(r" (\d+) (\d+|missing)")
 
 
 class FactBatch(FactBase):
@@ -165,17 +209,17 @@ class FactBatch(FactBase):
     def outputs(self, output) -> list[tuple[Any, str, list[str]]]:
         """(fact, status, lines) of each request, split at the markers: status is the exit
         status, ``missing`` or ``lost`` (no marker came back)."""
-        marker = re.compile(rf"^(.*){re.escape(self.marker)} (\d+) (\d+|missing)$")
         parts: dict[int, tuple[str, list[str]]] = {}
         lines: list[str] = []
         for line in output:
-            match = marker.match(line)
+            head, found, tail = line.rpartition(self.marker)
+            match = _MARKER_TAIL.fullmatch(tail) if found else None
             if not match:
                 lines.append(line)
                 continue
-            if match[1]:  # the fact's last line had no newline
-                lines.append(match[1])
-            parts[int(match[2])] = (match[3], lines)
+            if head:  # the fact's last line had no newline
+                lines.append(head)
+            parts[int(match[1])] = (match[2], lines)
             lines = []
         return [(fact, *parts.get(source, ("lost", []))) for fact, source in self.facts]
 
@@ -206,25 +250,13 @@ class RawFactBatch(FactBatch):
                 for fact, status, lines in self.outputs(output)]
 
 
-# (fact class, arguments) -> whether building its command leaves anything on the instance.
-_COMMAND_LEAVES: dict[tuple[type, str], bool] = {}
-
-
 def reparse(request: FactRequest, status: str, lines: list[str]) -> tuple[str, Any]:
     """(state, value) of a request's raw output kept in the converged record (the stamp tier),
-    parsed by its fact's own process() on an instance built as the batch builds it.
-
-    Some parsers keep what their command was built with (pyinfra's Sha1File its path), so the
-    command is built first; where building it left the instance as it was, later reads of the
-    same request (a fleet's other hosts) skip it: a command costs more to build than to parse.
-    """
+    parsed by its fact's own process() on an instance built as the batch builds it (some parsers
+    read what their command was built with: pyinfra's Sha1File its path)."""
     fact_cls, kwargs = request
     fact = fact_cls()
-    key = (fact_cls, repr(sorted(kwargs.items())))
-    if _COMMAND_LEAVES.get(key, True):
-        before = dict(vars(fact))
-        _command_of(fact, kwargs)
-        _COMMAND_LEAVES[key] = vars(fact) != before
+    _command_of(fact, kwargs)
     return parse(fact, status, lines)
 
 
@@ -371,6 +403,7 @@ def cached(host, fact_cls, kwargs: Mapping, missing: Any = None) -> Any:
 def get_fact(self, fact_cls, *args, **kwargs):
     """Host.get_fact: from this run's snapshot while nothing has touched what the fact reads,
     else live (and the live value serves later reads until a change touches it)."""
+    _FACT_READS[0] += 1
     snapshot = _snapshot(self) if enabled() else None
     key = bound = None
     if snapshot is not None and not any(name.startswith("_") for name in kwargs):
@@ -587,6 +620,7 @@ def install() -> None:
     """Route pyinfra's Host.get_fact through the snapshot (once per process)."""
     route_host(get_fact, on_change)
     wrap_set_stage(_set_stage)
+    keep_global_arguments()
 
 
 # --- the request list kept between runs ---------------------------------------------------------
@@ -723,6 +757,7 @@ def prefetch(host, requests: Sequence[FactRequest]) -> None:
     hosts = _SNAPSHOTS.setdefault(state, {})
     if state not in _STARTED:  # (checked and marked with no switch between: one first call)
         _STARTED.add(state)
+        _BUILT.clear()  # commands are reused within a run, never from an earlier one
         state.add_callback_handler(_SaveOnDisconnect())
         others = [each for each in _active_hosts(state) if each.name != host.name]
         pool = Pool(getattr(state.config, "PARALLEL", None) or None)
@@ -869,20 +904,39 @@ def _canonical(value: Any) -> Any:
     return repr(value)
 
 
+def _set_as_list(value: Any) -> Any:
+    """json.dumps' fallback: a set as the list of its members in the order of their text."""
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=_value_text)
+    return repr(value)
+
+
+def _value_text(value: Any) -> str:
+    """A reading's value as JSON text, the same for the same value: in one call of the json
+    module's encoder where the value is plain (sets as sorted lists, other objects as their
+    repr) and names no volatile field; else through _canonical."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=_set_as_list)
+    except (TypeError, ValueError):  # keys that are not text and not all of one kind
+        text = None
+    if text is None or any(f'"{field}"' in text for field in VOLATILE_FIELDS):
+        text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"))
+    return text
+
+
 def readings_digest(snapshot: Snapshot, keys=None) -> str:
     """sha256 of the readings of `keys` (by default every reading of the batch): the request,
     how it fared, its value; never the converged record itself. Two equal digests are two equal
     sets of readings."""
     keys = snapshot.states if keys is None else keys
-    readings = [[json.dumps(key), snapshot.states.get(key, "unread"),
-                 _canonical(snapshot.values.get(key))]
-                for key in sorted(keys, key=json.dumps)
-                if key != _RECORD_KEY and key != _CLOCK_KEY]
-    text = json.dumps(readings, sort_keys=True, separators=(",", ":"))
+    readings = sorted((json.dumps(key), key) for key in keys
+                      if key != _RECORD_KEY and key != _CLOCK_KEY)
+    lines = [f"{json.dumps([text, snapshot.states.get(key, 'unread')])}"
+             f"{_value_text(snapshot.values.get(key))}\n" for text, key in readings]
     if os.environ.get("DLWS_READINGS_DUMP"):  # what went into the digest, one reading a line
         with contextlib.suppress(OSError), open(os.environ["DLWS_READINGS_DUMP"], "a") as out:
-            out.write("".join(json.dumps(each, sort_keys=True) + "\n" for each in readings))
-    return hashlib.sha256(text.encode()).hexdigest()
+            out.write("".join(lines))
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def converged(host, run_key: str) -> bool:

@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from pyinfra.api import arguments
 from pyinfra.api.command import FunctionCommand
 from pyinfra.api.host import Host
 from pyinfra.api.state import State
@@ -22,7 +23,7 @@ from pyinfra.api.state import State
 ORIGINAL: dict[str, Callable] = {
     "get_fact": Host.get_fact, "run_shell_command": Host.run_shell_command,
     "put_file": Host.put_file, "function_execute": FunctionCommand.execute,
-    "set_stage": State.set_stage}
+    "set_stage": State.set_stage, "all_global_arguments": arguments.all_global_arguments}
 
 # `on_change(host, function_name, args, kwargs)`: a command, an upload or an operation's Python
 # callback ("python.call") is about to run on the host.
@@ -96,3 +97,19 @@ def before_init(state, check: Callable[[list], None]) -> None:
         return init(inventory, *args, initial_limit=initial_limit, **kwargs)
 
     state.init = check_then_init
+
+
+def keep_global_arguments() -> None:
+    """pyinfra's all_global_arguments() evaluates the type hints of its argument classes
+    (typing.get_type_hints) at each call: for each operation, each fact read, and each of
+    dlws's checks of the arguments a fact is read with. They cannot change while the process
+    runs: evaluated once, then kept. Once per process."""
+    if arguments.all_global_arguments is not ORIGINAL["all_global_arguments"]:
+        return
+    kept = tuple(ORIGINAL["all_global_arguments"]())
+
+    def all_global_arguments() -> list[tuple[str, type]]:
+        return list(kept)
+
+    all_global_arguments.__doc__ = ORIGINAL["all_global_arguments"].__doc__
+    arguments.all_global_arguments = all_global_arguments

@@ -8,9 +8,9 @@ depend on: `find -printf` of each entry's type, inode, size, modification and ch
 (ctime, which no user can set back: `touch -d` moves it), mode, owner, group and link target,
 the entry itself and what it points to, and every entry below the folders whose contents a
 reading lists (/etc/apt, /etc/sudoers.d, dpkg's journal, the environment's dist-info folders);
-with the boot id and `uname`. No file is read. Readings that no list of files decides (the
-clock, services, devices, anything not declared in ``FACT_STAMPS``/``FILE_FACTS``) are read
-beside the stamps, each by its own command, every time.
+with the boot id and `uname`, digested on the host (one line comes back). No file is read.
+Readings that no list of files decides (the clock, services, devices, anything not declared in
+``FACT_STAMPS``/``FILE_FACTS``) are read beside the stamps, each by its own command, every time.
 
 The converged record (dlws.facts.batch.CONVERGED_FILE, root-only) keeps the stamp the batch of
 the recording run read (first in that batch, before any reading: a change during the batch moves
@@ -26,7 +26,6 @@ written, a mode, an owner, a package, a user) is read again, and drift plans and
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import re
@@ -91,6 +90,7 @@ FACT_STAMPS: dict[str, tuple[tuple[str, str], ...]] = {
 # VenvPackages(prefix): importlib.metadata's view of the environment.
 VENV_FACT = "dlws.facts.python:VenvPackages"
 _PATH = re.compile(r"/[A-Za-z0-9._+@:/-]{0,4000}")
+_DIGEST_LINE = re.compile(r"([0-9a-f]{64})  -")
 
 
 def enabled() -> bool:
@@ -126,8 +126,9 @@ def stamps_of(request: FactRequest) -> tuple[tuple[str, str], ...] | None:
 
 
 class Stamps(FactBase):
-    """sha256 of the stamps of files and folders (type, inode, size, modification and change
-    times, mode, owner, group, link target; find -printf), the boot id and uname: no content.
+    """sha256 (taken on the host) of the stamps of files and folders (type, inode, size,
+    modification and change times, mode, owner, group, link target; find -printf), the boot id
+    and uname: no content. "" where the host gave no digest.
 
     + entries: paths whose entry, and what it points to, is stamped
     + trees: folders whose every entry below is stamped
@@ -170,10 +171,14 @@ class Stamps(FactBase):
                     f"{lib}/*/site-packages/*.dist-info/*", "-prune", "-o",
                     "-printf", STAMP_FORMAT)]
         # Every part runs (a missing path is an error line in the stamp); stderr is part of it.
-        return all_of(sh("{} 2>&1 || true", part) for part in parts)
+        # The host digests what they print (coreutils' sha256sum, in every Debian and Ubuntu):
+        # one line comes back instead of a line for each entry, for the controller to read.
+        return sh("{{ {}; }} | sha256sum", all_of(sh("{} 2>&1 || true", part) for part in parts))
 
     def process(self, output):
-        return hashlib.sha256("\n".join(output).encode()).hexdigest()
+        # sha256sum's own line, or no stamp (the batch runs): nothing else stands for one.
+        match = _DIGEST_LINE.fullmatch("\n".join(output))
+        return match[1] if match else ""
 
 
 def stamp_request(requests: Sequence[FactRequest]) -> FactRequest:

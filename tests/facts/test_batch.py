@@ -416,9 +416,15 @@ def test_the_stamps_stand_in_for_the_batch_but_never_over_drift(cache_home, reco
         del os.environ["DLWS_STAMPS"]
 
 
-def test_a_recorded_reading_is_parsed_as_the_batch_parses_it_command_state_and_all():
+def test_a_recorded_reading_is_parsed_as_the_batch_parses_it_command_state_and_all(monkeypatch):
+    """A fact's command is built once per run and reused for a fleet's other hosts, what it
+    left on the instance included, except where reusing it could be wrong."""
+
     class Keeps(FactBase):  # as pyinfra's Sha1File: its parser reads what command() kept
+        built = 0
+
         def command(self, path):
+            type(self).built += 1
             self.path = path
             return sh("cat {}", path)
 
@@ -435,13 +441,43 @@ def test_a_recorded_reading_is_parsed_as_the_batch_parses_it_command_state_and_a
         def process(self, output):
             return output[0]
 
+    class Random(FactBase):  # a command with a part of its own each time (a marker)
+        built = 0
+
+        def command(self):
+            type(self).built += 1
+            return sh("echo {}", os.urandom(4).hex())
+
+        def process(self, output):
+            return output[0]
+
+    class AsksTheHost(FactBase):  # as pyinfra's Mounts: its command follows another fact
+        built = 0
+
+        def command(self):
+            type(self).built += 1
+            kernel = fact_cache.get_fact(type("AHost", (), {})(), KernelVersion)
+            return "cat /proc/self/mountinfo" if kernel == "Linux" else "mount -p"
+
+        def process(self, output):
+            return output[0]
+
+    monkeypatch.setitem(pyinfra_patch.ORIGINAL, "get_fact", lambda *_, **__: "Linux")
+    fact_cache.install()
+    monkeypatch.setattr(fact_cache, "_BUILT", {})
     sha1 = (Sha1File, {"path": "/etc/a"})
     for _ in range(3):  # a fleet's hosts, one after another
         assert fact_cache.reparse((Keeps, {"path": "/a"}), "0", ["x"]) == ("ok", "/a: x")
         assert fact_cache.reparse((Keeps, {"path": "/b"}), "0", ["y"]) == ("ok", "/b: y")
         assert fact_cache.reparse((Plain, {"path": "/a"}), "0", ["z"]) == ("ok", "z")
         assert fact_cache.reparse(sha1, "0", ["0" * 40 + "  /etc/a"]) == ("ok", "0" * 40)
-    assert Plain.built == 1  # built once, to see that it keeps nothing
+        assert fact_cache.reparse((Random, {}), "0", ["r"]) == ("ok", "r")
+        assert fact_cache.reparse((AsksTheHost, {}), "0", ["m"]) == ("ok", "m")
+    # Built twice at first (the two builds compared), then reused; never reused otherwise.
+    assert (Plain.built, Keeps.built, Random.built, AsksTheHost.built) == (2, 4, 4, 4)
+    # Reused as built: the same command text for the batch.
+    fact = Plain()
+    assert str(fact_cache._command_of(fact, {"path": "/a"})[0]) == "cat /a"
 
 
 def test_a_decision_on_the_clock_holds_the_record_only_until_it_flips(cache_home, record_file):
@@ -575,3 +611,31 @@ def test_hosts_loaded_side_by_side_each_wait_for_their_own_batch(fake_fleet, mon
     handlers = [h for h in state.callback_handlers
                 if isinstance(h, fact_cache._SaveOnDisconnect)]
     assert len(handlers) == 1, handlers
+
+
+def test_the_readings_digest_follows_values_not_their_order_or_access_times():
+    def digest(values: dict) -> str:
+        snapshot = fact_cache.Snapshot(())
+        for key, value in values.items():
+            snapshot.states[key] = "ok"
+            snapshot.values[key] = value
+        return fact_cache.readings_digest(snapshot)
+
+    users, files, odd = ("Users", ()), ("File", (("path", "/etc/a"),)), ("Odd", ())
+    base = {users: {"lab": {"groups": {"lab", "sudo"}, "home": "/home/lab"}},
+            files: {"mode": 644, "atime": 1, "mtime": 2},
+            odd: {1: "a", "b": (1, 2), ("t",): {"in": {"atime": 5, "x": {3, 1, 2}}}}}
+    first = digest(base)
+    # The same readings in another order, sets built in another order: the same digest.
+    again = {odd: {("t",): {"in": {"x": {2, 3, 1}, "atime": 9}}, "b": (1, 2), 1: "a"},
+             files: {"mtime": 2, "atime": 7, "mode": 644},
+             users: {"lab": {"home": "/home/lab", "groups": {"sudo", "lab"}}}}
+    assert digest(again) == first
+    # Any other change, at any depth, is a new digest.
+    for key, value in [(users, {"lab": {"groups": {"lab"}, "home": "/home/lab"}}),
+                       (files, {"mode": 600, "atime": 1, "mtime": 2}),
+                       (files, {"mode": 644, "atime": 1, "mtime": 3}),
+                       (odd, {1: "a", "b": (1, 2), ("t",): {"in": {"x": {3, 1}}}}),
+                       (odd, {1: "a", "b": (2, 1), ("t",): {"in": {"x": {3, 1, 2}}}})]:
+        assert digest({**base, key: value}) != first, (key, value)
+    assert digest({users: base[users], files: base[files]}) != first

@@ -120,3 +120,19 @@ def test_the_patch_is_the_only_place_pyinfra_is_assigned_to():
                                                     "FunctionCommand", "StringCommand"}))):
                         offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_the_global_arguments_are_kept_as_pyinfra_evaluates_them(monkeypatch):
+    """pop_global_arguments looks all_global_arguments up in its module at each call, so the
+    kept copy serves it; the copy equals pyinfra's own evaluation, and a caller's changes to
+    the list it got do not reach the next caller."""
+    from pyinfra.api import arguments
+
+    assert "all_global_arguments()" in inspect.getsource(arguments.pop_global_arguments)
+    monkeypatch.setattr(arguments, "all_global_arguments",
+                        pyinfra_patch.ORIGINAL["all_global_arguments"])
+    pyinfra_patch.keep_global_arguments()
+    assert arguments.all_global_arguments is not pyinfra_patch.ORIGINAL["all_global_arguments"]
+    assert arguments.all_global_arguments() == pyinfra_patch.ORIGINAL["all_global_arguments"]()
+    arguments.all_global_arguments().clear()
+    assert arguments.all_global_arguments() == pyinfra_patch.ORIGINAL["all_global_arguments"]()

@@ -153,3 +153,23 @@ def test_a_record_s_outputs_are_bounded_and_checked():
 @pytest.mark.parametrize("stamp", [None, ""])
 def test_no_stamp_no_record_fields(stamp):
     assert stamps.record_fields({}, stamp, []) == {}
+
+
+def test_the_host_digests_its_stamps_and_nothing_else_stands_for_one(tmp_path):
+    """One line comes back (sha256sum's), whatever the count of entries; output that is not
+    that line (a host without sha256sum, a shell that said something else) is no stamp, so the
+    whole batch is read."""
+    for name in range(50):
+        (tmp_path / f"f{name}").write_text("x\n")
+    fact = stamps.Stamps()
+    command = fact.command(entries=(), trees=(str(tmp_path),), venvs=())
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    assert len(out.stdout.splitlines()) == 1
+    assert len(fact.process(out.stdout.splitlines())) == 64
+    missing = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
+                             env={"PATH": str(tmp_path / "nothing")})
+    assert fact.process(missing.stdout.splitlines()) == ""
+    for output in (["0" * 64], ["0" * 64 + "  -", "more"], ["0" * 64 + "  -x"],
+                   ["G" * 64 + "  -"]):
+        assert fact.process(output) == "", output
+    assert fact.process(["ab" * 32 + "  -"]) == "ab" * 32
