@@ -149,27 +149,44 @@ class Stamps(FactBase):
         venvs = [path for path in venvs if _path(path)]
         for prefix in venvs:  # the interpreter and pyvenv.cfg are entries like any other
             entries += [f"{prefix}/bin/python", f"{prefix}/pyvenv.cfg"]
+        # The kernel (its release and build) as uname -rv reads it, with the shell's own read.
         parts: list[Command] = [sh("LC_ALL=C; export LC_ALL; "
                                    "read -r boot < /proc/sys/kernel/random/boot_id; "
-                                   'echo "$boot"; uname -srvm')]
+                                   "read -r release < /proc/sys/kernel/osrelease; "
+                                   "read -r build < /proc/sys/kernel/version; "
+                                   'echo "$boot $release $build"')]
         if entries or trees:
-            # One find for the entries and the trees, each way (the entry, what it points to):
-            # an entry is named from "//" (the same file to Linux), which no walk below a tree
-            # prints, and is not walked below (find's -maxdepth is one for all).
+            # One find for the entries, the trees and the environments, and one more for the
+            # entries and trees followed (what they point to). An entry is named from "//" (the
+            # same file to Linux), which no walk below a tree prints, and is not walked below
+            # (find's -maxdepth is one for all). An environment's lib is walked down to
+            # site-packages' entries, and all below each dist-info folder there: a package's
+            # own folder is stamped, never walked.
             named = [f"/{path}" for path in sorted(set(entries))] + sorted(set(trees))
-            parts += [cmd("find", way, *named, "-path", "//*", "-prune", "-printf",
-                          STAMP_FORMAT, "-o", "-printf", STAMP_FORMAT) for way in ("-P", "-L")]
-        for prefix in venvs:
-            lib = f"{prefix}/lib"
+            libs = [f"{prefix}/lib" for prefix in sorted(set(venvs))]
+            inside: list[str] = []
+            for lib in libs:
+                inside += [*(["-o"] if inside else []), "(", "-path", f"{lib}/*/*/*",
+                           "!", "-path", f"{lib}/*/site-packages/*.dist-info",
+                           "!", "-path", f"{lib}/*/site-packages/*.dist-info/*", ")"]
+            packages = ["(", *inside, ")", "-printf", STAMP_FORMAT, "-prune", "-o"] if libs \
+                else []
             parts += [
-                # An environment that sees the system's packages too: its stamp is new on
-                # every read (a random UUID), so its packages are always read.
-                sh("! grep -qsiE '^include-system-site-packages *= *true' {} || "
-                   "cat /proc/sys/kernel/random/uuid", f"{prefix}/pyvenv.cfg"),
-                # lib down to site-packages' entries, and all below each dist-info folder there.
-                cmd("find", "-P", lib, "-path", f"{lib}/*/*/*/*", "!", "-path",
-                    f"{lib}/*/site-packages/*.dist-info/*", "-prune", "-o",
-                    "-printf", STAMP_FORMAT)]
+                cmd("find", "-P", *named, *libs, "-path", "//*", "-prune", "-printf",
+                    STAMP_FORMAT, "-o", *packages, "-printf", STAMP_FORMAT),
+                cmd("find", "-L", *named, "-path", "//*", "-prune", "-printf", STAMP_FORMAT,
+                    "-o", "-printf", STAMP_FORMAT)]
+        for prefix in venvs:
+            # An environment that sees the system's packages too (pyvenv.cfg, as Python's
+            # site reads it, matched here more widely than less): its stamp is new on every read
+            # (a random UUID), so its packages are always read. The shell's own read and case.
+            parts.append(sh(
+                "dlws_sys=; while IFS= read -r dlws_line || [ -n \"$dlws_line\" ]; do "
+                "case $dlws_line in *[Ii][Nn][Cc][Ll][Uu][Dd][Ee]-[Ss][Yy][Ss][Tt][Ee][Mm]-"
+                "[Ss][Ii][Tt][Ee]-[Pp][Aa][Cc][Kk][Aa][Gg][Ee][Ss]*=*[Tt][Rr][Uu][Ee]*) "
+                "dlws_sys=1;; esac; done 2>/dev/null < {}; "
+                "[ -z \"$dlws_sys\" ] || cat /proc/sys/kernel/random/uuid",
+                f"{prefix}/pyvenv.cfg"))
         # Every part runs (a missing path is an error line in the stamp); stderr is part of it.
         # The host digests what they print (coreutils' sha256sum, in every Debian and Ubuntu):
         # one line comes back instead of a line for each entry, for the controller to read.

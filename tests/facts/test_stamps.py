@@ -138,6 +138,18 @@ def test_an_environment_that_sees_the_system_packages_is_never_stamped_twice_ali
     assert stamp_of(request) == stamp_of(request)
     (venv / "pyvenv.cfg").write_text("include-system-site-packages = true\n")
     assert stamp_of(request) != stamp_of(request)
+    # As Python's site reads the file: any case, spaces around the key and the value, the last
+    # line without its newline.
+    for text in ("home = /usr/bin\n Include-System-Site-Packages=TRUE\n",
+                 "include-system-site-packages = True  \nversion = 3.11.2\n",
+                 "home = /usr/bin\ninclude-system-site-packages = true"):
+        (venv / "pyvenv.cfg").write_text(text)
+        assert stamp_of(request) != stamp_of(request), text
+    for text in ("include-system-site-packages = false\n", "home = /usr/bin"):
+        (venv / "pyvenv.cfg").write_text(text)
+        assert stamp_of(request) == stamp_of(request), text
+    (venv / "pyvenv.cfg").unlink()  # no file: a stamp of its own, the same each time
+    assert stamp_of(request) == stamp_of(request)
 
 
 def test_a_record_s_outputs_are_bounded_and_checked():
