@@ -343,7 +343,15 @@ class Snapshot:
         self.refills = 0  # round trips that read, together, what the last run read live
         self.refilled = 0  # facts those round trips read
         self.live_kinds: dict[str, int] = {}  # what was read live, when (DLWS_FACT_STATS)
-        self.readings: str | None = None  # readings_digest of the batch, as it was read
+        self.readings: str | None = None  # the batch's readings digest, as read (converged)
+        # Stamped readings the stamps tier took from the record, parsed only when asked for
+        # (_settle): key -> (request, status, lines).
+        self.pending: dict[tuple, tuple[FactRequest, str, list[str]]] = {}
+        # Each stamped reading as the batch or the record gave it: key -> (state, value).
+        self.parsed: dict[tuple, tuple[str, Any]] = {}
+        self.read_keys: list[tuple] = []  # the batch's readings (the digest's keys)
+        self.live_part: str | None = None  # digest of its unstamped readings, as read
+        self.complete = False  # the record held exactly this read's stamped readings
         self.run_key: str | None = None  # set where the deploy asked whether it converged
         self.skipped = False  # this run planned no operation: the host had converged
         self.until: float | None = None  # when a decision of this run taken on the clock flips
@@ -395,6 +403,8 @@ def cached(host, fact_cls, kwargs: Mapping, missing: Any = None) -> Any:
     """The snapshot's value of a fact, or `missing` where the snapshot cannot serve it."""
     snapshot = _snapshot(host)
     key = request_key(fact_cls, kwargs)
+    if snapshot is not None and key in snapshot.pending:
+        _settle(snapshot, (key,))
     if snapshot is None or key is None or key not in snapshot.values:
         return missing
     return copy.deepcopy(snapshot.values[key])
@@ -415,6 +425,8 @@ def get_fact(self, fact_cls, *args, **kwargs):
             key = request_key(fact_cls, bound) if bound is not None else None
         if key is not None:
             snapshot.requested.setdefault(key, (fact_cls, bound))
+            if key in snapshot.pending:
+                _settle(snapshot, (key,))
             if _identity(self) != snapshot.identity:
                 key = None
             elif key in snapshot.values:
@@ -604,6 +616,7 @@ def _related(a: str, b: str) -> bool:
 
 def forget(snapshot: Snapshot, paths: Sequence[str] | None) -> None:
     """Drop the readings that a change of `paths` (None: of anything) may have made wrong."""
+    _settle(snapshot, list(snapshot.pending))  # (what the host had before: the digest's)
     if paths is None:
         snapshot.values.clear()
         snapshot.valid = False
@@ -821,15 +834,47 @@ def _read_batch(host, snapshot: Snapshot, requests: Sequence[FactRequest]) -> No
 
     # The stamp tier first (dlws.facts.stamps): the batch only where a stamp moved.
     # (Tried only where this controller recorded stamps on the host: else one more round trip.)
-    found = stamps.read(run, batch, list(wanted), reparse, _stamped_path(host).exists())
+    found = stamps.read(run, batch, list(wanted), _pending, _stamped_path(host).exists())
     if found is None:
         return  # the batch failed as a whole: every fact is read live
     snapshot.stamp, snapshot.raw, snapshot.tier = found.stamp, found.raw, found.tier
+    snapshot.complete = found.complete
     for (key, _), (state, value) in zip(wanted.items(), found.results, strict=True):
+        if state == "pending":
+            snapshot.pending[key] = value
+            continue
         snapshot.states[key] = state
         if state != "failed":
             snapshot.values[key] = value
-    snapshot.readings = readings_digest(snapshot)
+        if _stamped(key):
+            snapshot.parsed[key] = (state, value)
+    snapshot.read_keys = [key for key in wanted if key not in (_RECORD_KEY, _CLOCK_KEY)]
+    snapshot.live_part = _part([(key, snapshot.states.get(key, "unread"),
+                                 snapshot.values.get(key))
+                                for key in snapshot.read_keys if not _stamped(key)])
+
+
+def _pending(request: FactRequest, status: str, lines: list[str]) -> tuple[str, Any]:
+    """A stamped reading from the record, kept to be parsed when something asks for it."""
+    return "pending", (request, status, lines)
+
+
+def _settle(snapshot: Snapshot, keys: Iterable[tuple]) -> None:
+    """Parse the pending readings of `keys` (reparse), as the batch would have read them."""
+    for key in keys:
+        entry = snapshot.pending.pop(key, None)
+        if entry is None:
+            continue
+        state, value = reparse(*entry)
+        snapshot.states[key] = state
+        if state != "failed":
+            snapshot.values[key] = value
+        snapshot.parsed[key] = (state, value)
+
+
+def _stamped(key: tuple) -> bool:
+    """Whether a reading (by its request key) is one the stamps stand for."""
+    return stamps.stamps_by_name(key[0], dict(key[1])) is not None
 
 
 # --- the record of the last converged run -------------------------------------------------------
@@ -924,19 +969,40 @@ def _value_text(value: Any) -> str:
     return text
 
 
-def readings_digest(snapshot: Snapshot, keys=None) -> str:
-    """sha256 of the readings of `keys` (by default every reading of the batch): the request,
-    how it fared, its value; never the converged record itself. Two equal digests are two equal
-    sets of readings."""
-    keys = snapshot.states if keys is None else keys
-    readings = sorted((json.dumps(key), key) for key in keys
-                      if key != _RECORD_KEY and key != _CLOCK_KEY)
-    lines = [f"{json.dumps([text, snapshot.states.get(key, 'unread')])}"
-             f"{_value_text(snapshot.values.get(key))}\n" for text, key in readings]
+def _part(readings: Iterable[tuple[tuple, str, Any]]) -> str:
+    """sha256 of (key, state, value) readings: the request, how it fared, its value, in the
+    order of the requests' text."""
+    lines = sorted(f"{json.dumps([json.dumps(key), state])}{_value_text(value)}\n"
+                   for key, state, value in readings)
     if os.environ.get("DLWS_READINGS_DUMP"):  # what went into the digest, one reading a line
         with contextlib.suppress(OSError), open(os.environ["DLWS_READINGS_DUMP"], "a") as out:
             out.write("".join(lines))
     return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _whole(stamped: str, live: str) -> str:
+    return hashlib.sha256(f"stamped {stamped}\nlive {live}\n".encode()).hexdigest()
+
+
+def readings_digest(snapshot: Snapshot, keys: Iterable[tuple]) -> str:
+    """sha256 of the readings of `keys` as the snapshot holds them now: the digest of the
+    stamped ones with that of the others; never the converged record or the clock. Two equal
+    digests are two equal sets of readings."""
+    keys = [key for key in keys if key != _RECORD_KEY and key != _CLOCK_KEY]
+    _settle(snapshot, keys)
+    parts = [_part((key, snapshot.states.get(key, "unread"), snapshot.values.get(key))
+                   for key in keys if _stamped(key) is stamped) for stamped in (True, False)]
+    return _whole(*parts)
+
+
+def _stamped_part(snapshot: Snapshot) -> str:
+    """The digest of the batch's stamped readings as read (parsing those still pending)."""
+    keys = [key for key in snapshot.read_keys if _stamped(key)]
+    _settle(snapshot, keys)
+    return _part((key, *snapshot.parsed.get(key, ("unread", None))) for key in keys)
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def converged(host, run_key: str) -> bool:
@@ -944,10 +1010,20 @@ def converged(host, run_key: str) -> bool:
     under the same `run_key` (dlws version, code, data; dlws.plan.run_key): the operations
     would plan no change, and need not be planned. ``DLWS_CONVERGED=0`` always plans."""
     snapshot = _snapshot(host)
-    if snapshot is None or snapshot.readings is None:
+    if snapshot is None or snapshot.live_part is None:
         return False
     snapshot.run_key = run_key
     recorded = snapshot.values.get(_RECORD_KEY) or {}
+    # Where the stamps stood for the batch, under the same run key (the same code parses the
+    # same outputs), the record's digest of its stamped readings stands for theirs: the record
+    # holds it only where they were all read from the batch it recorded (_add_stamps). Else
+    # (or with DLWS_CONVERGED=0) every stamped reading is parsed and digested again.
+    stamped = recorded.get("stamped")
+    if not (snapshot.tier == "stamps" and snapshot.complete and recorded.get("run") == run_key
+            and isinstance(stamped, str) and _DIGEST.fullmatch(stamped)
+            and os.environ.get("DLWS_CONVERGED", "1") != "0"):
+        stamped = _stamped_part(snapshot)
+    snapshot.readings = _whole(stamped, snapshot.live_part)
     until, now = recorded.get("until"), _host_now(snapshot)
     in_time = until is None or (isinstance(until, int | float) and now is not None
                                 and now < until)
@@ -982,6 +1058,15 @@ def _add_stamps(host, snapshot: Snapshot, document: dict, keys) -> None:
     """Add the stamps and raw outputs that let the next run skip the batch (stamps.py), where
     they stand for every reading of `keys` and fit in one command's argument."""
     fields = stamps.record_fields(snapshot.raw, snapshot.stamp, keys)
+    marked = [key for key in keys if key not in (_RECORD_KEY, _CLOCK_KEY) and _stamped(key)]
+    # The digest of the stamped readings, where each is the batch's own parse of the output
+    # recorded here (none failed and read live instead): what the next run would parse.
+    if fields and all(stamps._key_text(key) in snapshot.raw and key in snapshot.parsed
+                      and snapshot.parsed[key][0] in ("ok", "missing")
+                      and snapshot.states.get(key) == snapshot.parsed[key][0]
+                      and snapshot.values.get(key) is snapshot.parsed[key][1]
+                      for key in marked):
+        fields["stamped"] = _part((key, *snapshot.parsed[key]) for key in marked)
     if len(json.dumps({**document, **fields})) <= RECORD_LIMIT:
         document.update(fields)
     with contextlib.suppress(OSError):  # a read-only home: the batch runs every time

@@ -30,7 +30,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pyinfra.api import FactBase
@@ -111,7 +111,11 @@ def _path(value: Any) -> str | None:
 def stamps_of(request: FactRequest) -> tuple[tuple[str, str], ...] | None:
     """The stamps a reading's value follows from, or None: read it beside the stamps."""
     fact_cls, kwargs = request
-    name = _fact_name(fact_cls)
+    return stamps_by_name(_fact_name(fact_cls), kwargs)
+
+
+def stamps_by_name(name: str, kwargs: Mapping[str, Any]) -> tuple[tuple[str, str], ...] | None:
+    """stamps_of a reading named by its fact ("module:Class") and arguments."""
     if name in FILE_FACTS:
         paths = [_path(value) for value in kwargs.values() if isinstance(value, str)]
         if not paths or None in paths:
@@ -250,11 +254,14 @@ class Found:
     """What the read of a host found: each request's (state, value), the stamp, the raw outputs
     of the stamped readings, and whether the stamps stood in for the batch."""
 
-    def __init__(self, results, stamp, raw, tier):
+    def __init__(self, results, stamp, raw, tier, complete=False):
         self.results: list[tuple[str, Any]] = results
         self.stamp: str | None = stamp
         self.raw: dict[str, tuple[str, list[str]]] = raw
         self.tier: str = tier  # "stamps" or "batch"
+        # The record's outputs were exactly this read's stamped readings, no more (the stamps
+        # tier only): the record's digest of them stands for theirs.
+        self.complete: bool = complete
 
 
 def read(run: Callable[[list[FactRequest]], list | None], batch: list[FactRequest],
@@ -306,7 +313,7 @@ def _from_record(first, readings, keys, stamped, reparse) -> Found | None:
             return None  # a reading the recording run did not make: read the batch
         results.append(reparse(request, *entry))
         raw[_key_text(key)] = entry
-    return Found(results, stamp, raw, "stamps")
+    return Found(results, stamp, raw, "stamps", complete=len(raw) == len(outputs))
 
 
 def record_fields(raw: dict[str, tuple[str, list[str]]], stamp: str | None,

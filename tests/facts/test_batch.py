@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import time
 from io import StringIO
@@ -416,6 +417,46 @@ def test_the_stamps_stand_in_for_the_batch_but_never_over_drift(cache_home, reco
         del os.environ["DLWS_STAMPS"]
 
 
+def test_a_skipped_run_parses_no_stamped_reading_it_does_not_use(cache_home, record_file,
+                                                                monkeypatch):
+    """On the stamps alone, under the same run key, the record's digest of the stamped readings
+    stands for theirs: none is parsed unless asked for. Anything else parses them all."""
+    parsed = []
+    reparse = fact_cache.reparse
+
+    def counting(request, status, lines):
+        parsed.append(request[0].__name__)
+        return reparse(request, status, lines)
+
+    monkeypatch.setattr(fact_cache, "reparse", counting)
+    for _ in range(3):
+        _run(cache_home, "v1\n", "key-1")
+    record = json.loads(record_file.read_text())
+    assert re.fullmatch(r"[0-9a-f]{64}", record["stamped"])
+    parsed.clear()
+    assert _run(cache_home, "v1\n", "key-1")["skipped"]
+    assert parsed == []
+    # Another run key (new code, new data): planned, each stamped reading the operations ask
+    # for parsed.
+    run = _run(cache_home, "v1\n", "key-2")
+    assert not run["skipped"] and run["changed"] == [False, False, False]
+    assert "Sha1File" in parsed and "Arch" in parsed
+    for _ in range(2):
+        _run(cache_home, "v1\n", "key-2")
+    assert _run(cache_home, "v1\n", "key-2")["skipped"]
+    # A record whose digest of the stamped readings is not theirs: planned, never skipped.
+    record = json.loads(record_file.read_text())
+    record_file.write_text(json.dumps({**record, "stamped": "0" * 64}))
+    assert not _run(cache_home, "v1\n", "key-2")["skipped"]
+    # A record without one: parsed, and skipped as the readings match.
+    for _ in range(2):
+        _run(cache_home, "v1\n", "key-2")
+    record = json.loads(record_file.read_text())
+    record_file.write_text(json.dumps({k: v for k, v in record.items() if k != "stamped"}))
+    parsed.clear()
+    assert _run(cache_home, "v1\n", "key-2")["skipped"] and "Sha1File" in parsed
+
+
 def test_a_recorded_reading_is_parsed_as_the_batch_parses_it_command_state_and_all(monkeypatch):
     """A fact's command is built once per run and reused for a fleet's other hosts, what it
     left on the instance included, except where reusing it could be wrong."""
@@ -619,7 +660,7 @@ def test_the_readings_digest_follows_values_not_their_order_or_access_times():
         for key, value in values.items():
             snapshot.states[key] = "ok"
             snapshot.values[key] = value
-        return fact_cache.readings_digest(snapshot)
+        return fact_cache.readings_digest(snapshot, list(values))
 
     users, files, odd = ("Users", ()), ("File", (("path", "/etc/a"),)), ("Odd", ())
     base = {users: {"lab": {"groups": {"lab", "sudo"}, "home": "/home/lab"}},
