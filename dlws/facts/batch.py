@@ -1061,7 +1061,7 @@ def _add_stamps(host, snapshot: Snapshot, document: dict, keys) -> None:
     marked = [key for key in keys if key not in (_RECORD_KEY, _CLOCK_KEY) and _stamped(key)]
     # The digest of the stamped readings, where each is the batch's own parse of the output
     # recorded here (none failed and read live instead): what the next run would parse.
-    if fields and all(stamps._key_text(key) in snapshot.raw and key in snapshot.parsed
+    if fields and all(stamps.key_text(key) in snapshot.raw and key in snapshot.parsed
                       and snapshot.parsed[key][0] in ("ok", "missing")
                       and snapshot.states.get(key) == snapshot.parsed[key][0]
                       and snapshot.values.get(key) is snapshot.parsed[key][1]

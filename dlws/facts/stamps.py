@@ -8,9 +8,10 @@ depend on: `find -printf` of each entry's type, inode, size, modification and ch
 (ctime, which no user can set back: `touch -d` moves it), mode, owner, group and link target,
 the entry itself and what it points to, and every entry below the folders whose contents a
 reading lists (/etc/apt, /etc/sudoers.d, dpkg's journal, the environment's dist-info folders);
-with the boot id and `uname`, digested on the host (one line comes back). No file is read.
-Readings that no list of files decides (the clock, services, devices, anything not declared in
-``FACT_STAMPS``/``FILE_FACTS``) are read beside the stamps, each by its own command, every time.
+with the boot id and the kernel's release and build (/proc), digested on the host (one line
+comes back). No file is read. Readings that no list of files decides (the clock, services,
+devices, anything not declared in ``FACT_STAMPS``/``FILE_FACTS``) are read beside the stamps,
+each by its own command, every time.
 
 The converged record (dlws.facts.batch.CONVERGED_FILE, root-only) keeps the stamp the batch of
 the recording run read (first in that batch, before any reading: a change during the batch moves
@@ -56,7 +57,7 @@ _DPKG = (("entry", "/var/lib/dpkg"), ("entry", "/var/lib/dpkg/status"),
          ("entry", "/var/lib/dpkg/arch"), ("entry", "/var/lib/dpkg/info"),
          ("tree", "/var/lib/dpkg/updates"), ("entry", "/usr/bin/dpkg"),
          ("entry", "/usr/bin/dpkg-query"))
-_BOOT = ()  # the boot id and uname are in every stamp
+_BOOT = ()  # the boot id and the kernel's release and build are in every stamp
 # Facts without path arguments, and the files and folders their value follows from: "entry"
 # (the entry, and what it points to), "tree" (every entry below a folder), "venv" (an
 # environment's interpreter, pyvenv.cfg, site-packages' entries and each dist-info's files).
@@ -132,7 +133,7 @@ def stamps_by_name(name: str, kwargs: Mapping[str, Any]) -> tuple[tuple[str, str
 class Stamps(FactBase):
     """sha256 (taken on the host) of the stamps of files and folders (type, inode, size,
     modification and change times, mode, owner, group, link target; find -printf), the boot id
-    and uname: no content. "" where the host gave no digest.
+    and the kernel's release and build: no content. "" where the host gave no digest.
 
     + entries: paths whose entry, and what it points to, is stamped
     + trees: folders whose every entry below is stamped
@@ -214,7 +215,8 @@ def stamp_request(requests: Sequence[FactRequest]) -> FactRequest:
                      "venvs": tuple(sorted(venvs))})
 
 
-def _key_text(key: tuple) -> str:
+def key_text(key: tuple) -> str:
+    """A request key as the record's outputs name it."""
     return json.dumps(key)
 
 
@@ -285,7 +287,7 @@ def read(run: Callable[[list[FactRequest]], list | None], batch: list[FactReques
     if results is None or len(results) != len(batch) + 1:
         return None
     state, value, _, _ = results[1]
-    raw = {_key_text(key): (status, lines)
+    raw = {key_text(key): (status, lines)
            for key, known, (_, _, status, lines) in zip(keys[1:], stamped, results[2:],
                                                          strict=True) if known}
     return Found([results[0][:2], *(each[:2] for each in results[2:])],
@@ -308,11 +310,11 @@ def _from_record(first, readings, keys, stamped, reparse) -> Found | None:
         if not known:
             results.append(next(live)[:2])
             continue
-        entry = outputs.get(_key_text(key))
+        entry = outputs.get(key_text(key))
         if entry is None:
             return None  # a reading the recording run did not make: read the batch
         results.append(reparse(request, *entry))
-        raw[_key_text(key)] = entry
+        raw[key_text(key)] = entry
     return Found(results, stamp, raw, "stamps", complete=len(raw) == len(outputs))
 
 
@@ -324,7 +326,7 @@ def record_fields(raw: dict[str, tuple[str, list[str]]], stamp: str | None,
         return {}
     wanted = {}
     for key in keys:
-        text = _key_text(key)
+        text = key_text(key)
         if text in raw:
             wanted[text] = raw[text]
     return {"stamp": stamp, "outputs": pack(wanted)}
