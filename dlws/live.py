@@ -62,7 +62,8 @@ def run_live(host: Any, command: Command, on_line: Callable[[str], None]) -> Any
     called: list[bool] = []
     backend = getattr(host, "backend", None)
     if hasattr(backend, "run_local"):
-        backend = copy.copy(backend)
+        # (Not through dlws.shell_session's one shell: its own process, read as it prints.)
+        backend = backend.plain() if hasattr(backend, "plain") else copy.copy(backend)
         backend.run_local = types.MethodType(_live_run_local(on_line, called), backend)
         out = backend.run(command)
     else:  # a host without a testinfra backend (a recorded host in the tests)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 from pathlib import Path
 
 import pytest
-import testinfra
 
+from dlws import shell_session
 from dlws.facts.python import VenvPackages
 from dlws.facts.readers import host_facts as read_host_facts
 from dlws.facts.readers import testinfra_reader
@@ -166,6 +167,7 @@ def pytest_configure(config):
 
 
 def pytest_sessionfinish(session):
+    shell_session.close_all()
     config = session.config
     collector = getattr(config, "_dlws_facts", None)
     junit = config.getoption("xmlpath", None)
@@ -184,31 +186,63 @@ def pytest_sessionfinish(session):
                                       "hosts": hosts}, indent=2, default=str) + "\n")
 
 
-@pytest.fixture(scope="module")
-def host(target: Target):
-    """The testinfra host of a target; an unreachable host fails its own checks only."""
-    machine = testinfra.get_host(target.spec)
+# What a check module reads of its host once per host and run, not once per module: the
+# connection's probe, the host's facts and the fact reads (each a command; over `docker exec`
+# ~70 ms of CPU apiece, and verify has ~15 modules). Keyed by the target's name; an xdist
+# worker keeps its own.
+_ONCE: dict[tuple[str, str], object] = {}
+
+
+def _once(target: Target, what: str, make):
+    key = (target.name, what)
+    if key not in _ONCE:
+        _ONCE[key] = make()
+    return _ONCE[key]
+
+
+def _connect(target: Target):
+    """(testinfra host, "") or (None, why it is unreachable)."""
+    machine = shell_session.get_host(target.spec)
     try:
         probe = machine.run("true")
     except Exception as error:  # the backend could not even start a command
-        pytest.fail(f"{target.name} is unreachable ({target.spec}): {error}", pytrace=False)
+        return None, f"{target.name} is unreachable ({target.spec}): {error}"
     if probe.rc != 0:
-        pytest.fail(f"{target.name} is unreachable ({target.spec}): rc={probe.rc} "
-                    f"{probe.stderr.strip()}", pytrace=False)
+        return None, (f"{target.name} is unreachable ({target.spec}): rc={probe.rc} "
+                      f"{probe.stderr.strip()}")
+    return machine, ""
+
+
+@pytest.fixture(scope="module")
+def host(target: Target):
+    """The testinfra host of a target; an unreachable host fails its own checks only."""
+    machine, unreachable = _once(target, "host", lambda: _connect(target))
+    if unreachable:
+        pytest.fail(unreachable, pytrace=False)
     return machine
 
 
 @pytest.fixture(scope="module")
 def host_facts(target: Target, host):
     """What the host is, read with the deploy's own fact commands and parsers (dlws.facts)."""
-    return read_host_facts(testinfra_reader(host), target.data)
+    return copy.deepcopy(_once(target, "facts",
+                               lambda: read_host_facts(testinfra_reader(host), target.data)))
 
 
 @pytest.fixture(scope="module")
-def read_fact(host):
+def read_fact(target: Target, host):
     """`read_fact(FactClass, *args)`: a host fact through dlws.facts' own command and parser,
-    the ones the deploy reads it with."""
-    return testinfra_reader(host)
+    the ones the deploy reads it with; each fact and arguments read once per host and run."""
+    reader = testinfra_reader(host)
+    read = _once(target, "reads", dict)
+
+    def once(fact_cls, *args):
+        key = (fact_cls, args)
+        if key not in read:
+            read[key] = reader(fact_cls, *args)
+        return copy.deepcopy(read[key])
+
+    return once
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,206 @@
+"""One long-lived shell per container for verify's many short commands.
+
+testinfra's docker backend starts `docker exec` for each command: about 70 ms of CPU on this
+machine's side (the client, dockerd, containerd, runc) for a command that itself takes a
+millisecond, and verify runs some 80 of them per host. `SessionDockerBackend` keeps one
+`docker exec -i CONTAINER /bin/sh` open and runs each command in it as its own `/bin/sh -c`,
+so each costs a fork in the container.
+
+What the session shell reads is only this module's fixed line (`_LINE`) with the command as one
+quoted argument: the command runs in a child shell of its own, its stdin from /dev/null, so it can
+neither change the session's state nor read the session's input. Its exit status and the end of
+each stream are told by a marker drawn at random for each command. Where the session cannot serve
+a command (it is busy with another thread's, it died, or it is off), the command runs through
+testinfra's own `docker exec`, as before.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import secrets
+import selectors
+import subprocess
+import threading
+from typing import Any
+
+import testinfra
+from testinfra.backend import base
+from testinfra.backend.docker import DockerBackend
+from testinfra.host import Host
+
+from dlws.command import sh
+
+# The session's first line: a private folder for the commands' output, removed when it ends.
+_START = ("D=$(mktemp -d \"${TMPDIR:-/tmp}/dlws-session.XXXXXXXXXX\") || exit 1; "
+          "trap 'rm -rf \"$D\"' EXIT\n")
+class SessionError(RuntimeError):
+    """The session could not run a command (it ended, or printed something unreadable);
+    `ran`: the command was handed to the shell, and may have run, whole or in part."""
+
+    def __init__(self, message: str, ran: bool = False) -> None:
+        super().__init__(message)
+        self.ran = ran
+
+
+class ShellSession:
+    """A shell process whose stdin takes `_LINE`s; `run(command)` -> (rc, stdout, stderr)."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE)
+        self.lock = threading.Lock()
+        self.broken = False
+        self._started = False
+
+    def run(self, command: str) -> tuple[int, bytes, bytes]:
+        """Run one command; the caller holds `lock`. Raises SessionError (and closes the
+        session) where the shell ended or its output does not end with this command's marker."""
+        if self.broken:
+            raise SessionError("the session has ended")
+        marker = secrets.token_hex(16)
+        # The command's output goes into files of its own (a process it leaves behind writes
+        # there, not into the next command's output), then each file and the marker with the exit
+        # status. The child opens the files and execs the command's shell, so the session shell's
+        # own word on a child a signal killed ("Killed", on its stderr) goes to /dev/null. (The
+        # command as text: a dlws.command Command would go in as shell syntax, not as one word.)
+        line = sh("{{ /bin/sh -c 'exec /bin/sh -c \"$2\" </dev/null >\"$0\" 2>\"$1\"' "
+                  "\"$D/o\"{} \"$D/e\"{} {}; }} 2>/dev/null; r=$?; cat \"$D/o\"{}; "
+                  "printf '%s %d\\n' {} \"$r\"; cat \"$D/e\"{} >&2; printf '%s\\n' {} >&2; "
+                  "rm -f \"$D/o\"{} \"$D/e\"{}\n",
+                  marker, marker, str.__str__(command), *[marker] * 6)
+        ran = False
+        try:
+            if not self._started:
+                self._process.stdin.write(_START.encode())
+                self._started = True
+            ran = True
+            self._process.stdin.write(line.encode())
+            self._process.stdin.flush()
+            return self._collect(marker.encode())
+        except (OSError, ValueError, SessionError) as error:
+            self.close()
+            raise SessionError(str(error) or type(error).__name__, ran) from error
+
+    def _collect(self, marker: bytes) -> tuple[int, bytes, bytes]:
+        ends = {"out": re.compile(rb"(?s)\A(.*)" + marker + rb" (-?\d+)\n\Z"),
+                "err": re.compile(rb"(?s)\A(.*)" + marker + rb"\n\Z")}
+        found = {"out": bytearray(), "err": bytearray()}
+        done: dict[str, re.Match] = {}
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._process.stdout, selectors.EVENT_READ, "out")
+            selector.register(self._process.stderr, selectors.EVENT_READ, "err")
+            while len(done) < 2:
+                for key, _ in selector.select():
+                    chunk = os.read(key.fileobj.fileno(), 1 << 16)
+                    if not chunk:
+                        raise SessionError("the session's shell ended")
+                    found[key.data] += chunk
+                    # (Nothing follows a marker on its stream until the next command's line.)
+                    if found[key.data].endswith(b"\n") and marker in found[key.data]:
+                        match = ends[key.data].match(bytes(found[key.data]))
+                        if match is None:
+                            raise SessionError("output after the command's end marker")
+                        done[key.data] = match
+                        selector.unregister(key.fileobj)
+        return int(done["out"][2]), done["out"][1], done["err"][1]
+
+    def close(self) -> None:
+        self.broken = True
+        if self._process.poll() is None:
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout, self._process.stderr):
+            stream.close()
+
+
+class SessionDockerBackend(DockerBackend):
+    """testinfra's docker backend, each command run in a long-lived shell (ShellSession): the
+    first free one, or a new one where every open one is busy with another thread's command
+    (verify's background checks), up to `MAX_SESSIONS`; beyond that, or where a session ended,
+    `docker exec` as before."""
+
+    NAME = "docker"
+    MAX_SESSIONS = 4
+
+    def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(name, *args, **kwargs)
+        self._sessions: list[ShellSession] = []
+        self._opening = threading.Lock()
+        self._use_sessions = True
+
+    def _take(self) -> ShellSession | None:
+        """A session, its lock held for the caller; None where none can be had."""
+        if not self._use_sessions:
+            return None
+        with self._opening:
+            self._sessions = [s for s in self._sessions if not s.broken]
+            for session in self._sessions:
+                if session.lock.acquire(blocking=False):
+                    return session
+            if len(self._sessions) >= self.MAX_SESSIONS:
+                return None
+            user = ("-u", self.user) if self.user is not None else ()
+            session = ShellSession(["docker", "exec", "-i", *user, self.name, "/bin/sh"])
+            session.lock.acquire()
+            self._sessions.append(session)
+            return session
+
+    def plain(self) -> DockerBackend:
+        """A copy that runs each command with its own `docker exec` (dlws.live streams a long
+        command's lines through it)."""
+        other = copy.copy(self)
+        other._use_sessions = False
+        return other
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
+        line = self.get_command(command, *args)
+        session = self._take()
+        if session is not None:
+            try:
+                rc, out, err = session.run(line)
+            except SessionError as error:
+                if error.ran:  # (not run again: it may have done its work, or part of it)
+                    return self.result(255, self.encode(line), b"", (
+                        f"dlws: the shell session ended while this command ran ({error}); "
+                        "its exit status is unknown").encode())
+                # (that session could not start: this command takes docker exec)
+            else:
+                return self.result(rc, self.encode(line), out, err)
+            finally:
+                session.lock.release()
+        return super().run(command, *args, **kwargs)
+
+    def close(self) -> None:
+        with self._opening:
+            for session in self._sessions:
+                if not session.broken:
+                    session.close()
+            self._sessions = []
+
+
+def get_host(spec: str):
+    """testinfra's host for `spec`; a docker:// one runs its commands in a ShellSession."""
+    if not spec.startswith("docker://"):
+        return testinfra.get_host(spec)
+    key = (spec, frozenset())
+    cache = Host._host_cache
+    if key not in cache or not isinstance(cache[key].backend, SessionDockerBackend):
+        backend = SessionDockerBackend(spec[len("docker://"):])
+        cache[key] = Host(backend)
+        backend.set_host(cache[key])
+    return cache[key]
+
+
+
+
+def close_all() -> None:
+    """End every session this process opened (each shell removes its folder as it exits)."""
+    for host in list(Host._host_cache.values()):
+        if isinstance(host.backend, SessionDockerBackend):
+            host.backend.close()

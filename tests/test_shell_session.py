@@ -1,0 +1,138 @@
+"""verify's long-lived shell per container (dlws.shell_session): each command's exit status and
+bytes are what a shell of its own gives, whatever the command holds, and nothing one command does
+reaches the session or the next command. The first part drives a local `sh` session; the second
+a real container, against testinfra's own docker backend."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import uuid
+
+import pytest
+from testinfra.backend.docker import DockerBackend
+
+from dlws.command import cmd, sh
+from dlws.shell_session import SessionDockerBackend, SessionError, ShellSession
+
+COMMANDS = [
+    "echo hi; echo err >&2; exit 3",
+    "printf 'no newline'",
+    "printf 'a\\000b\\n'; printf 'c\\000' >&2",
+    "head -c 1048576 /dev/zero | tr '\\0' x; head -c 300000 /dev/zero | tr '\\0' y >&2",
+    "exit 255",
+    "kill -9 $$",
+    "echo 'unterminated",  # a syntax error of the command's own shell, not of the session's
+    "printf '%s 0\\n' 0123456789abcdef0123456789abcdef; echo \"$(printf '%s' \"'\")\"",
+    "echo one\necho two\n\necho 'x\ny'",
+    "cat; echo after",  # stdin is /dev/null: nothing of the session's input is read
+    "",
+]
+
+
+def alone(command: str) -> tuple[int, bytes, bytes]:
+    """What the command gives in a shell of its own, as `docker exec ... /bin/sh -c` reports it."""
+    out = subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL,
+                         capture_output=True)
+    rc = out.returncode if out.returncode >= 0 else 128 - out.returncode
+    return rc, out.stdout, out.stderr
+
+
+@pytest.fixture
+def session():
+    found = ShellSession(["/bin/sh"])
+    yield found
+    if not found.broken:
+        found.close()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_command_gives_what_a_shell_of_its_own_gives(session, command):
+    assert session.run(command) == alone(command)
+    # ... and the session serves the next one.
+    assert session.run("echo next") == (0, b"next\n", b"")
+
+
+def test_a_command_cannot_change_the_session_or_the_next_command(session):
+    before = session.run("pwd; echo \"${DLWS_X-unset}\"; umask")
+    assert session.run("cd /; export DLWS_X=1; umask 077; D=/nowhere; exit 7")[0] == 7
+    assert session.run("pwd; echo \"${DLWS_X-unset}\"; umask") == before
+    # A process the command leaves behind writes into its own output, not the next command's.
+    session.run("(sleep 0.3; echo late; echo late >&2) &")
+    assert session.run("sleep 0.6; echo mine") == (0, b"mine\n", b"")
+    assert session.run("echo again") == (0, b"again\n", b"")
+
+
+def test_a_session_that_ends_says_so_and_serves_nothing_more(session):
+    with pytest.raises(SessionError) as ended:
+        session.run("kill -9 $PPID; sleep 5")
+    assert session.broken and ended.value.ran
+    with pytest.raises(SessionError) as refused:
+        session.run("echo hi")
+    assert not refused.value.ran
+
+
+# --- a real container, against testinfra's own docker backend --------------------------------
+
+
+@pytest.fixture(scope="module")
+def container(docker_engine):
+    from dlws.sandbox.images import ensure_debian_image
+
+    image = ensure_debian_image("bookworm")
+    name = f"dlws-session-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "run", "-d", "--rm", "--network", "none", "--name", name, image,
+                    "sleep", "infinity"], check=True, capture_output=True)
+    yield name
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def result(out) -> tuple[int, bytes, bytes]:
+    return out.rc, out.stdout_bytes, out.stderr_bytes
+
+
+@pytest.mark.integration
+def test_the_session_backend_answers_as_testinfras_docker_backend(container):
+    ours, theirs = SessionDockerBackend(container), DockerBackend(container)
+    for command in COMMANDS + [str(cmd("ls", "-la", "--", "/etc")), "id; env | sort"]:
+        assert result(ours.run(command)) == result(theirs.run(command)), command
+    # The commands ran in one shell: one parent for all (docker exec's has none in the
+    # container: 0).
+    parents = {ours.run("echo $PPID").stdout for _ in range(3)}
+    assert len(parents) == 1 and parents != {"0\n"}
+    assert theirs.run("echo $PPID").stdout == "0\n"
+    folders = "ls -d /tmp/dlws-session.* 2>/dev/null | wc -l"
+    assert theirs.run(folders).stdout == "1\n"
+    ours.close()
+    assert theirs.run(folders).stdout == "0\n"  # the session's folder went with it
+    # A command the session ended under is not run again; its status is unknown, and said so.
+    ended = ours.run("kill -9 $PPID")
+    assert ended.rc == 255 and "exit status is unknown" in ended.stderr
+    # The next command has a new session.
+    assert result(ours.run("echo back")) == (0, b"back\n", b"")
+    assert ours.run("echo $PPID").stdout not in parents | {"0\n"}
+    ours.close()
+
+
+@pytest.mark.integration
+def test_commands_of_two_threads_run_side_by_side_and_plain_takes_docker_exec(container):
+    backend = SessionDockerBackend(container)
+    flag = f"/tmp/side-{uuid.uuid4().hex[:8]}"
+    # Each waits (5 s at most) for the other's mark: one after the other, the first fails.
+    found = {}
+
+    def run(me: str, other: str) -> None:
+        found[me] = backend.run(sh("touch {}; i=0; while [ ! -e {} ] && [ $i -lt 50 ]; do "
+                                   "sleep 0.1; i=$((i+1)); done; test -e {}",
+                                   f"{flag}.{me}", f"{flag}.{other}", f"{flag}.{other}")).rc
+
+    threads = [threading.Thread(target=run, args=pair) for pair in (("a", "b"), ("b", "a"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == {"a": 0, "b": 0}
+    assert len(backend._sessions) == 2
+    assert backend.run("echo $PPID").stdout != "0\n"
+    assert backend.plain().run("echo $PPID").stdout == "0\n"
+    backend.close()
