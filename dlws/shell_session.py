@@ -32,9 +32,7 @@ from testinfra.host import Host
 
 from dlws.command import sh
 
-# The session's first line: a private folder for the commands' output, removed when it ends.
-_START = ("D=$(mktemp -d \"${TMPDIR:-/tmp}/dlws-session.XXXXXXXXXX\") || exit 1; "
-          "trap 'rm -rf \"$D\"' EXIT\n")
+
 class SessionError(RuntimeError):
     """The session could not run a command (it ended, or printed something unreadable);
     `ran`: the command was handed to the shell, and may have run, whole or in part."""
@@ -48,15 +46,30 @@ class ShellSession:
     """A shell process whose stdin takes `_LINE`s; `run(command)` -> (rc, stdout, stderr)."""
 
     def __init__(self, argv: list[str]) -> None:
-        self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE)
+        """Start the shell, and wait for its first answer: a private folder for the commands'
+        output (removed when the shell ends), and a marker on each stream. Raises SessionError
+        (ran False) where it gives none: a command never reaches a session that did not start.
+        """
         self.lock = threading.Lock()
         self.broken = False
-        self._started = False
+        self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE)
+        marker = secrets.token_hex(16)
+        try:
+            self._process.stdin.write(sh(
+                "D=$(mktemp -d \"${{TMPDIR:-/tmp}}/dlws-session.XXXXXXXXXX\") || exit 1; "
+                "trap 'rm -rf \"$D\"' EXIT; printf '%s 0\\n' {}; printf '%s\\n' {} >&2\n",
+                marker, marker).encode())
+            self._process.stdin.flush()
+            self._collect(marker.encode())
+        except (OSError, ValueError, SessionError) as error:
+            self.close()
+            raise SessionError(f"the session did not start: {error}") from error
 
     def run(self, command: str) -> tuple[int, bytes, bytes]:
         """Run one command; the caller holds `lock`. Raises SessionError (and closes the
-        session) where the shell ended or its output does not end with this command's marker."""
+        session) where the shell ended or its output does not end with this command's marker;
+        `ran` is then True: the command may have run."""
         if self.broken:
             raise SessionError("the session has ended")
         marker = secrets.token_hex(16)
@@ -70,18 +83,13 @@ class ShellSession:
                   "printf '%s %d\\n' {} \"$r\"; cat \"$D/e\"{} >&2; printf '%s\\n' {} >&2; "
                   "rm -f \"$D/o\"{} \"$D/e\"{}\n",
                   marker, marker, str.__str__(command), *[marker] * 6)
-        ran = False
         try:
-            if not self._started:
-                self._process.stdin.write(_START.encode())
-                self._started = True
-            ran = True
             self._process.stdin.write(line.encode())
             self._process.stdin.flush()
             return self._collect(marker.encode())
         except (OSError, ValueError, SessionError) as error:
             self.close()
-            raise SessionError(str(error) or type(error).__name__, ran) from error
+            raise SessionError(str(error) or type(error).__name__, ran=True) from error
 
     def _collect(self, marker: bytes) -> tuple[int, bytes, bytes]:
         ends = {"out": re.compile(rb"(?s)\A(.*)" + marker + rb" (-?\d+)\n\Z"),
@@ -132,7 +140,7 @@ class SessionDockerBackend(DockerBackend):
         super().__init__(name, *args, **kwargs)
         self._sessions: list[ShellSession] = []
         self._opening = threading.Lock()
-        self._use_sessions = True
+        self._use_sessions = True  # (False once a session failed to start: docker exec then)
 
     def _take(self) -> ShellSession | None:
         """A session, its lock held for the caller; None where none can be had."""
@@ -145,11 +153,18 @@ class SessionDockerBackend(DockerBackend):
                     return session
             if len(self._sessions) >= self.MAX_SESSIONS:
                 return None
-            user = ("-u", self.user) if self.user is not None else ()
-            session = ShellSession(["docker", "exec", "-i", *user, self.name, "/bin/sh"])
+            try:
+                session = ShellSession(self.session_argv())
+            except SessionError:
+                self._use_sessions = False
+                return None
             session.lock.acquire()
             self._sessions.append(session)
             return session
+
+    def session_argv(self) -> list[str]:
+        user = ("-u", self.user) if self.user is not None else ()
+        return ["docker", "exec", "-i", *user, self.name, "/bin/sh"]
 
     def plain(self) -> DockerBackend:
         """A copy that runs each command with its own `docker exec` (dlws.live streams a long

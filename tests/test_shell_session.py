@@ -72,6 +72,13 @@ def test_a_session_that_ends_says_so_and_serves_nothing_more(session):
     assert not refused.value.ran
 
 
+@pytest.mark.parametrize("argv", [["/bin/false"], ["env", "TMPDIR=/nonexistent/dlws", "/bin/sh"]])
+def test_a_session_that_does_not_start_says_so_before_any_command(argv):
+    with pytest.raises(SessionError, match="did not start") as refused:
+        ShellSession(argv)
+    assert not refused.value.ran
+
+
 # --- a real container, against testinfra's own docker backend --------------------------------
 
 
@@ -136,3 +143,20 @@ def test_commands_of_two_threads_run_side_by_side_and_plain_takes_docker_exec(co
     assert backend.run("echo $PPID").stdout != "0\n"
     assert backend.plain().run("echo $PPID").stdout == "0\n"
     backend.close()
+
+
+class NoTmp(SessionDockerBackend):
+    """Sessions that cannot start: the container's TMPDIR does not exist."""
+
+    def session_argv(self) -> list[str]:
+        return ["docker", "exec", "-i", "-e", "TMPDIR=/nonexistent/dlws", self.name, "/bin/sh"]
+
+
+@pytest.mark.integration
+def test_where_no_session_starts_each_command_runs_once_through_docker_exec(container):
+    backend = NoTmp(container)
+    mark = f"/tmp/once-{uuid.uuid4().hex[:8]}"
+    first = backend.run(sh("echo ran >> {}; echo $PPID", mark))
+    assert (first.rc, first.stdout) == (0, "0\n")  # docker exec's own process
+    assert backend.run(cmd("cat", "--", mark)).stdout == "ran\n"
+    assert backend._sessions == [] and not backend._use_sessions  # (not tried again)
