@@ -70,6 +70,7 @@ def pytest_sessionstart(session):
     the run with its message alone (pytest's "ERROR: ..."), and the reader's notices (an Ansible
     inventory's variables dlws does not use) are shown, even under -q."""
     config = session.config
+    _ONCE.clear()  # (what an earlier run in this process read is not this run's)
     if hasattr(config, "workerinput"):
         return
     targets(config)
