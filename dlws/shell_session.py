@@ -6,16 +6,17 @@ millisecond, and verify runs some 80 of them per host. `SessionDockerBackend` ke
 `docker exec -i CONTAINER /bin/sh` open and runs each command in it as its own `/bin/sh -c`,
 so each costs a fork in the container.
 
-What the session shell reads is only this module's fixed line (`_LINE`) with the command as one
-quoted argument: the command runs in a child shell of its own, its stdin from /dev/null, so it can
-neither change the session's state nor read the session's input. Its exit status and the end of
-each stream are told by a marker drawn at random for each command. Where the session cannot serve
-a command (it is busy with another thread's, it died, or it is off), the command runs through
-testinfra's own `docker exec`, as before.
+What the session shell reads is only this module's fixed lines (`ShellSession`), with the
+command as one quoted word: the command runs in a child shell of its own, its stdin from
+/dev/null, so it can neither change the session's state nor read the session's input. Its exit
+status and the end of each stream are told by a marker drawn at random for each command. Where
+no session can serve a command (each is busy with another thread's, or none starts), the command
+runs through testinfra's own `docker exec`, as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
@@ -117,14 +118,16 @@ class ShellSession:
     def close(self) -> None:
         self.broken = True
         if self._process.poll() is None:
-            self._process.stdin.close()
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()  # (the shell ends at the end of its input)
             try:
                 self._process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self._process.kill()
         self._process.wait()
         for stream in (self._process.stdin, self._process.stdout, self._process.stderr):
-            stream.close()
+            with contextlib.suppress(OSError):  # (a line the dead shell never read)
+                stream.close()
 
 
 class SessionDockerBackend(DockerBackend):
@@ -164,7 +167,8 @@ class SessionDockerBackend(DockerBackend):
 
     def session_argv(self) -> list[str]:
         user = ("-u", self.user) if self.user is not None else ()
-        return ["docker", "exec", "-i", *user, self.name, "/bin/sh"]
+        # (`--`: the container's name is never read as an option.)
+        return ["docker", "exec", "-i", *user, "--", self.name, "/bin/sh"]
 
     def plain(self) -> DockerBackend:
         """A copy that runs each command with its own `docker exec` (dlws.live streams a long
@@ -210,8 +214,6 @@ def get_host(spec: str):
         cache[key] = Host(backend)
         backend.set_host(cache[key])
     return cache[key]
-
-
 
 
 def close_all() -> None:

@@ -149,7 +149,8 @@ class NoTmp(SessionDockerBackend):
     """Sessions that cannot start: the container's TMPDIR does not exist."""
 
     def session_argv(self) -> list[str]:
-        return ["docker", "exec", "-i", "-e", "TMPDIR=/nonexistent/dlws", self.name, "/bin/sh"]
+        return ["docker", "exec", "-i", "-e", "TMPDIR=/nonexistent/dlws", "--", self.name,
+                "/bin/sh"]
 
 
 @pytest.mark.integration
