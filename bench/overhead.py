@@ -56,6 +56,7 @@ def by_hand(name: str) -> tuple[float, dict[str, float]]:
     steps["apt"] = time.monotonic() - started - sum(steps.values())
     sh(name, "python3 -m venv /opt/v && /opt/v/bin/pip install -q --require-hashes --no-deps "
              "-r /root/uv.txt && /opt/v/bin/uv pip install -q --python /opt/v/bin/python "
+             "--compile-bytecode "
              "--find-links /root/wheels --require-hashes --no-deps -r /root/env.txt", env=env)
     steps["venv"] = time.monotonic() - started - sum(steps.values())
     return time.monotonic() - started, {k: round(v, 1) for k, v in steps.items()}
