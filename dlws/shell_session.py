@@ -203,21 +203,23 @@ class SessionDockerBackend(DockerBackend):
             self._sessions = []
 
 
-def get_host(spec: str):
-    """testinfra's host for `spec`; a docker:// one runs its commands in a ShellSession."""
+# verify's hosts of docker:// specs, one per spec and process (testinfra's own cache keeps its
+# plain docker hosts).
+_HOSTS: dict[str, Host] = {}
+
+
+def get_host(spec: str) -> Host:
+    """testinfra's host for `spec`; a docker:// one runs its commands in ShellSessions."""
     if not spec.startswith("docker://"):
         return testinfra.get_host(spec)
-    key = (spec, frozenset())
-    cache = Host._host_cache
-    if key not in cache or not isinstance(cache[key].backend, SessionDockerBackend):
+    if spec not in _HOSTS:
         backend = SessionDockerBackend(spec[len("docker://"):])
-        cache[key] = Host(backend)
-        backend.set_host(cache[key])
-    return cache[key]
+        _HOSTS[spec] = Host(backend)
+        backend.set_host(_HOSTS[spec])
+    return _HOSTS[spec]
 
 
 def close_all() -> None:
     """End every session this process opened (each shell removes its folder as it exits)."""
-    for host in list(Host._host_cache.values()):
-        if isinstance(host.backend, SessionDockerBackend):
-            host.backend.close()
+    for host in _HOSTS.values():
+        host.backend.close()

@@ -13,7 +13,13 @@ import pytest
 from testinfra.backend.docker import DockerBackend
 
 from dlws.command import cmd, sh
-from dlws.shell_session import SessionDockerBackend, SessionError, ShellSession
+from dlws.shell_session import (
+    SessionDockerBackend,
+    SessionError,
+    ShellSession,
+    close_all,
+    get_host,
+)
 
 COMMANDS = [
     "echo hi; echo err >&2; exit 3",
@@ -161,3 +167,17 @@ def test_where_no_session_starts_each_command_runs_once_through_docker_exec(cont
     assert (first.rc, first.stdout) == (0, "0\n")  # docker exec's own process
     assert backend.run(cmd("cat", "--", mark)).stdout == "ran\n"
     assert backend._sessions == [] and not backend._use_sessions  # (not tried again)
+
+
+@pytest.mark.integration
+def test_verify_gets_one_session_host_per_spec_and_closes_it(container):
+    def folders() -> int:  # (a session killed by an earlier test leaves its own)
+        return int(DockerBackend(container).run("ls -d /tmp/dlws-session.* | wc -l").stdout)
+
+    before = folders()
+    host = get_host(f"docker://{container}")
+    assert get_host(f"docker://{container}") is host
+    assert host.run("echo $PPID").stdout != "0\n"  # (through a session)
+    assert folders() == before + 1
+    close_all()
+    assert folders() == before
