@@ -81,6 +81,33 @@ def test_same_size_change_is_found_by_its_digest_not_in_fast_mode_with_an_old_mt
     assert record_check(prefix, "fast")["problems"] == []
 
 
+def test_every_byte_of_every_file_counts_past_the_chunks_and_the_mapped_sizes(tmp_path):
+    """Files over the check's read block (hashed as mapped) and more rows than a worker's chunk:
+    a one-byte change deep in a large file, or in any small one, is found, named in RECORD
+    order."""
+    site = tmp_path / "lib" / "python{}.{}".format(*sys.version_info[:2]) / "site-packages"
+    (site / "big").mkdir(parents=True)
+    files = {f"big/part{i:03d}.py": f"VALUE = {i}\n".encode() for i in range(700)}
+    files.update({f"big/blob{i}.so": bytes(range(256)) * (3 * 4096 + i) for i in range(3)})
+    for name, data in files.items():
+        (site / name).write_bytes(data)
+    info = site / "big-1.0.dist-info"
+    info.mkdir()
+    (info / "RECORD").write_text("\n".join(
+        [*(f"{name},{_digest(data)},{len(data)}" for name, data in files.items()),
+         "big-1.0.dist-info/RECORD,,"]) + "\n")
+    assert record_check(tmp_path)["problems"] == []
+    for name, offset in (("big/blob1.so", 3 * 1024 * 1024 - 7), ("big/part650.py", 8),
+                         ("big/part010.py", 8)):
+        data = bytearray(files[name])
+        data[offset] ^= 1
+        (site / name).write_bytes(bytes(data))
+    report = record_check(tmp_path)
+    assert report["files"] == 704 and report["bytes_hashed"] == sum(map(len, files.values()))
+    assert report["problems"] == [f"big-1.0: {name}: sha256 differs from its RECORD" for name in
+                                  ("big/part010.py", "big/part650.py", "big/blob1.so")]
+
+
 def test_unlisted_importable_files_and_missing_ones_are_named(environment):
     prefix, site = environment
     (site / "zz_evil.pth").write_text("import os\n")
