@@ -17,6 +17,7 @@ from dlws.inventory.targets import Target
 from dlws.stack import StackError, derive
 from dlws.validate.secrets import redact
 
+from . import integrity
 from .helpers import start_training, targets, train
 
 DEFAULT_INVENTORY = "inventory/sandbox.py"
@@ -71,6 +72,7 @@ def pytest_sessionstart(session):
     inventory's variables dlws does not use) are shown, even under -q."""
     config = session.config
     _ONCE.clear()  # (what an earlier run in this process read is not this run's)
+    integrity.reset()
     if hasattr(config, "workerinput"):
         return
     targets(config)
@@ -215,12 +217,27 @@ def _connect(target: Target):
 
 
 @pytest.fixture(scope="module")
-def host(target: Target):
-    """The testinfra host of a target; an unreachable host fails its own checks only."""
+def host(request, target: Target):
+    """The testinfra host of a target; an unreachable host fails its own checks only. Where
+    this run reads the environment's RECORD check (a check of it, or the trainings that wait
+    for it), that check starts now, in the background, while the host's first checks run."""
     machine, unreachable = _once(target, "host", lambda: _connect(target))
     if unreachable:
         pytest.fail(unreachable, pytrace=False)
+    if _reads_record_check(request.session):
+        integrity.start_record_check(machine, target)
     return machine
+
+
+def _reads_record_check(session) -> bool:
+    return any({"trained", "environment_record"} & set(getattr(item, "fixturenames", ()))
+               for item in session.items)
+
+
+@pytest.fixture(scope="module")
+def environment_record(host, target: Target) -> dict:
+    """The environment's RECORD check report (verify/integrity.py), once per host and run."""
+    return integrity.record_report(host, target)
 
 
 @pytest.fixture(scope="module")

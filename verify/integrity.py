@@ -14,7 +14,9 @@ from dlws.controller_code import parse as parse_runner
 
 RECORD_CHECK = Script.from_path(Path(__file__).resolve().parent / "host" / "dlws_record_check.py")
 _LOCK = threading.Lock()
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}  # one per host: hosts check side by side
 _RESULTS: dict[tuple[str, str], dict] = {}
+_STARTED: dict[tuple[str, str], threading.Thread] = {}
 
 # Every installed package, verified by dpkg against its md5sums, several at a time (one
 # `dpkg --verify` per CPU; dpkg 1.21 exits 0 even when files differ, so the output decides).
@@ -24,10 +26,31 @@ DPKG_VERIFY = sh("dpkg-query -W -f '${{Package}}:${{Architecture}}\\n' | "
 DPKG_LINE = re.compile(r"^(?P<flags>\S{9}|missing) +(?P<conffile>c?) +(?P<path>/.*)$")
 
 
+def reset() -> None:
+    """Forget what an earlier run in this process found (a new pytest session)."""
+    with _LOCK:
+        _RESULTS.clear()
+        _STARTED.clear()
+
+
+def start_record_check(host, target) -> None:
+    """Start the host's RECORD check in the background, once per host and run, so that it runs
+    while the host's facts are read and its first checks run; record_report() waits for it."""
+    key = (target.name, "record")
+    with _LOCK:
+        if key in _STARTED or key in _RESULTS:
+            return
+        _STARTED[key] = threading.Thread(target=record_report, args=(host, target),
+                                         name=f"record check {target.name}", daemon=True)
+    _STARTED[key].start()
+
+
 def record_report(host, target) -> dict:
     """dlws_record_check's report of the environment (cached per host and run)."""
     key = (target.name, "record")
     with _LOCK:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
         if key not in _RESULTS:
             prefix = target["python_env_prefix"]
             out = host.run(RECORD_CHECK.command(

@@ -10,7 +10,7 @@ from dlws.locks import pins, unlocked_packages
 from dlws.roles.python_env import PIP_CONF, PROFILE
 from dlws.stack.locks import environment_spec, uv_spec
 
-from .integrity import RECORD_CHECK, environment_problems, record_report
+from .integrity import RECORD_CHECK, environment_problems
 
 
 def test_venv_python_is_the_planned_one(host, venv_python, plan):
@@ -90,14 +90,14 @@ def test_venv_package_inventory_recorded(venv_packages, record_fact):
     record_fact("packages.venv", dict(sorted(venv_packages.items())))
 
 
-def test_environment_files_match_their_records(host, target, record_fact):
+def test_environment_files_match_their_records(host, target, record_fact, environment_record):
     """Every file each distribution's RECORD lists has its size and sha256 (verify_integrity =
     full) or its size and no later change (fast), and no importable file (.py, .pyc, .so, .pth)
     is there that no RECORD lists. Checked by the controller's own script under the
     environment's interpreter without its site-packages (-I -S -B: no .pth runs), before any
     of the environment's code runs as root (the trainings wait for it)."""
     problems = environment_problems(host, target)
-    report = record_report(host, target)
+    report = environment_record
     for key in ("mode", "files", "bytes_hashed", "seconds", "workers"):
         if key in report:
             record_fact(f"integrity.{key}", report[key])

@@ -379,3 +379,32 @@ def test_one_process_check_on_a_cpu_host_reads_the_tensorflow_training(also, pas
     else:
         with pytest.raises(AssertionError, match="torch was not imported"):
             run()
+
+
+def test_the_record_check_starts_early_runs_once_and_still_gates_the_trainings():
+    # verify starts the RECORD check at the host's first check (conftest's `host`); the
+    # trainings then wait for that run, and refuse on what it found.
+    import threading
+
+    from dlws.verify import integrity
+
+    host = _trained("ws-early", 0.97, 0.95,
+                    record_problems=("numpy-2.4.6: numpy/__init__.py: sha256 differs",))
+    integrity._STARTED.pop(("ws-early", "record"), None)
+    release, threads = threading.Event(), []
+    answer = host.run
+
+    def run(command: str) -> Out:
+        if "dlws_record_check.py" in command:
+            threads.append(threading.current_thread().name)
+            assert release.wait(10)
+        return answer(command)
+
+    host.run = run
+    integrity.start_record_check(host, target("ws-early"))
+    integrity.start_record_check(host, target("ws-early"))  # once per host and run
+    threading.Timer(0.2, release.set).start()
+    with pytest.raises(AssertionError, match="not run: the environment's files differ"):
+        _mnist(host, "ws-early")
+    assert threads == ["record check ws-early"]
+    assert not any("dlws_train_check.py" in command for command in host.commands)
