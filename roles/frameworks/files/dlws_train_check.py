@@ -731,4 +731,12 @@ if __name__ == "__main__":
     except Exception as error:  # noqa: BLE001 - exit 2 and one line, never a traceback
         print(f"dlws-train-check: could not run: {_one_line(error)}", file=sys.stderr)
         code = COULD_NOT_RUN
-    sys.exit(code)
+    # The report is out: leave without the interpreter's teardown, which with both frameworks
+    # loaded stops their thread pools and frees their modules (0.85 s measured on the sandbox,
+    # for nothing a finished check needs). Output is flushed first; nothing here uses atexit.
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a reader that went away: the exit status still tells
+        pass
+    os._exit(code)

@@ -375,3 +375,21 @@ def test_progress_with_the_flag_or_on_a_terminal(check, monkeypatch, argv, termi
     monkeypatch.setitem(check.PROGRESS, "on", None)
     assert check.main(argv) == 0
     assert check.PROGRESS["on"] is on
+
+
+def test_the_script_leaves_at_once_with_its_whole_report_through_a_pipe(tmp_path):
+    """Run as a command, the check skips the interpreter's teardown (os._exit): its report,
+    block-buffered into a pipe, must still arrive whole, with the exit status it names."""
+    import os
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no-such-mirror.npz"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as a host
+    out = subprocess.run([sys.executable, str(SCRIPT), "--framework", "torch", "--offline",
+                          "--mnist", str(missing), "--json", "-"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    report = json.loads(out.stdout)
+    assert out.returncode == report["exit_code"] == 2, (out.returncode, out.stderr)
+    assert report["results"][0]["status"] == "could-not-run", report
+    assert "could not run" in out.stderr, out.stderr
