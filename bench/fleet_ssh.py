@@ -36,10 +36,8 @@ from common import (
     start,
 )
 
-from dlws.sandbox.docker_env import RUN_ARGS, remove_container
-from dlws.sandbox.images import ensure_debian_image, image_exists
+from dlws.sandbox import images
 
-IMAGE = "dlws/bench-sshd:bookworm"
 KEYS = WORK / "ssh"
 
 
@@ -48,22 +46,8 @@ class OutOfTime(Exception):
 
 
 def ensure_sshd_image(prefix: str) -> str:
-    """Debian 12 with openssh-server, committed once (Debian's archive over plain http)."""
-    if image_exists(IMAGE):
-        return IMAGE
-    name = f"{prefix}-s-build"
-    remove_container(name)
-    subprocess.run(["docker", "run", "-d", "--name", name, *RUN_ARGS,
-                    ensure_debian_image("bookworm"), "sleep", "infinity"],
-                   check=True, capture_output=True)
-    try:
-        sh(name, "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
-                 "--no-install-recommends openssh-server && rm -rf /var/lib/apt/lists/*")
-        subprocess.run(["docker", "commit", name, IMAGE], check=True, capture_output=True)
-    finally:
-        remove_container(name)
-    print(f"built {IMAGE}", flush=True)
-    return IMAGE
+    """Debian 12 with openssh-server, committed once (dlws.sandbox.images)."""
+    return images.ensure_sshd_image("bookworm", log=lambda line: print(line, flush=True))
 
 
 def client_key() -> Path:

@@ -1,17 +1,19 @@
-"""One long-lived shell per container for verify's many short commands.
+"""One long-lived shell per host for verify's many short commands.
 
 testinfra's docker backend starts `docker exec` for each command: about 70 ms of CPU on this
 machine's side (the client, dockerd, containerd, runc) for a command that itself takes a
-millisecond, and verify runs some 80 of them per host. `SessionDockerBackend` keeps one
-`docker exec -i CONTAINER /bin/sh` open and runs each command in it as its own `/bin/sh -c`,
-so each costs a fork in the container.
+millisecond, and verify runs some 80 of them per host. Its ssh backend starts an `ssh` for each,
+a connection of its own (key exchange and login) unless the user's ssh config shares one.
+`SessionDockerBackend` keeps `docker exec -i CONTAINER /bin/sh` open, `SessionSshBackend` the
+same `ssh ... HOST /bin/sh` testinfra would start, and each command runs in it as its own
+`/bin/sh -c`: a fork on the host.
 
 What the session shell reads is only this module's fixed lines (`ShellSession`), with the
 command as one quoted word: the command runs in a child shell of its own, its stdin from
 /dev/null, so it can neither change the session's state nor read the session's input. Its exit
 status and the end of each stream are told by a marker drawn at random for each command. Where
 no session can serve a command (each is busy with another thread's, or none starts), the command
-runs through testinfra's own `docker exec`, as before.
+runs through testinfra's own backend (`docker exec`, `ssh`), as before.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import threading
 from typing import Any
 
 import testinfra
-from testinfra.backend import base
+from testinfra.backend import base, parse_hostspec
 from testinfra.backend.docker import DockerBackend
+from testinfra.backend.ssh import SshBackend
 from testinfra.host import Host
 
 from dlws.command import sh
@@ -130,20 +133,23 @@ class ShellSession:
                 stream.close()
 
 
-class SessionDockerBackend(DockerBackend):
-    """testinfra's docker backend, each command run in a long-lived shell (ShellSession): the
-    first free one, or a new one where every open one is busy with another thread's command
-    (verify's background checks), up to `MAX_SESSIONS`; beyond that, or where a session ended,
-    `docker exec` as before."""
+class _Sessions:
+    """ShellSessions for a testinfra backend (mixed in before it): each command in the first
+    free session, or a new one where every open one is busy with another thread's command
+    (verify's background checks), up to `MAX_SESSIONS`; beyond that, or where no session
+    starts, the backend's own way (one process per command), as before. The backend names the
+    session's process (`session_argv`)."""
 
-    NAME = "docker"
     MAX_SESSIONS = 4
 
-    def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
-        super().__init__(name, *args, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._sessions: list[ShellSession] = []
         self._opening = threading.Lock()
-        self._use_sessions = True  # (False once a session failed to start: docker exec then)
+        self._use_sessions = True  # (False once a session failed to start: no more tries)
+
+    def session_argv(self) -> list[str]:
+        raise NotImplementedError
 
     def _take(self) -> ShellSession | None:
         """A session, its lock held for the caller; None where none can be had."""
@@ -165,13 +171,8 @@ class SessionDockerBackend(DockerBackend):
             self._sessions.append(session)
             return session
 
-    def session_argv(self) -> list[str]:
-        user = ("-u", self.user) if self.user is not None else ()
-        # (`--`: the container's name is never read as an option.)
-        return ["docker", "exec", "-i", *user, "--", self.name, "/bin/sh"]
-
-    def plain(self) -> DockerBackend:
-        """A copy that runs each command with its own `docker exec` (dlws.live streams a long
+    def plain(self):
+        """A copy that runs each command the backend's own way (dlws.live streams a long
         command's lines through it)."""
         other = copy.copy(self)
         other._use_sessions = False
@@ -188,7 +189,7 @@ class SessionDockerBackend(DockerBackend):
                     return self.result(255, self.encode(line), b"", (
                         f"dlws: the shell session ended while this command ran ({error}); "
                         "its exit status is unknown").encode())
-                # (that session could not start: this command takes docker exec)
+                # (that session could not start: this command goes the backend's own way)
             else:
                 return self.result(rc, self.encode(line), out, err)
             finally:
@@ -203,17 +204,47 @@ class SessionDockerBackend(DockerBackend):
             self._sessions = []
 
 
-# verify's hosts of docker:// specs, one per spec and process (testinfra's own cache keeps its
-# plain docker hosts).
+class SessionDockerBackend(_Sessions, DockerBackend):
+    """testinfra's docker backend, its commands in `docker exec -i CONTAINER /bin/sh`
+    sessions; `docker exec` per command where none serves."""
+
+    NAME = "docker"
+
+    def session_argv(self) -> list[str]:
+        user = ("-u", self.user) if self.user is not None else ()
+        # (`--`: the container's name is never read as an option.)
+        return ["docker", "exec", "-i", *user, "--", self.name, "/bin/sh"]
+
+
+class SessionSshBackend(_Sessions, SshBackend):
+    """testinfra's ssh backend, its commands in `ssh HOST /bin/sh` sessions: one connection
+    (key exchange and login) per session, not per command; testinfra's own `ssh` per command
+    where none serves (and its error where the host cannot be reached)."""
+
+    NAME = "ssh"
+
+    def session_argv(self) -> list[str]:
+        # testinfra's own ssh line for this host (its options, user, port, key, config), run
+        # as it runs it (`sh -c`), with `/bin/sh` as the remote command.
+        ssh, values = self._build_ssh_command("/bin/sh")
+        return ["/bin/sh", "-c", self.quote(" ".join(ssh), *values)]
+
+
+# verify's hosts of docker:// and ssh:// specs, one per spec and process (testinfra's own cache
+# keeps its plain hosts).
 _HOSTS: dict[str, Host] = {}
+_BACKENDS = {"docker": SessionDockerBackend, "ssh": SessionSshBackend}
 
 
 def get_host(spec: str) -> Host:
-    """testinfra's host for `spec`; a docker:// one runs its commands in ShellSessions."""
-    if not spec.startswith("docker://"):
+    """testinfra's host for `spec`; a docker:// or ssh:// one runs its commands in
+    ShellSessions (the spec read by testinfra's own parser, as testinfra.get_host reads it)."""
+    name, options = parse_hostspec(spec)
+    kind = options.pop("connection", None)
+    if kind not in _BACKENDS:
         return testinfra.get_host(spec)
     if spec not in _HOSTS:
-        backend = SessionDockerBackend(spec[len("docker://"):])
+        backend = _BACKENDS[kind](name, **options)
         _HOSTS[spec] = Host(backend)
         backend.set_host(_HOSTS[spec])
     return _HOSTS[spec]

@@ -43,9 +43,10 @@ ALLOWED_SITES = {
     ("dlws/facts/batch.py", "run_fact"):
         "runs a fact's command() (checked as a sink) behind its literal requires_command",
     ("dlws/facts/readers.py", "testinfra_reader.run"): "the runner of run_fact and run_facts",
-    ("dlws/shell_session.py", "SessionDockerBackend.run"):
+    ("dlws/shell_session.py", "_Sessions.run"):
         "testinfra's transport: runs the text testinfra hands it, as testinfra's DockerBackend "
-        "does, quoted into one word of the session's literal line (ShellSession.run)",
+        "and SshBackend do, quoted into one word of the session's literal line "
+        "(ShellSession.run)",
 }
 NO_SHELL = {"FileUploadCommand", "FileDownloadCommand", "FunctionCommand"}
 

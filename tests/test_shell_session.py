@@ -181,3 +181,99 @@ def test_verify_gets_one_session_host_per_spec_and_closes_it(container):
     assert folders() == before + 1
     close_all()
     assert folders() == before
+
+
+# --- a real sshd, against testinfra's own ssh backend ------------------------------------------
+
+
+def _backends(spec: str):
+    from testinfra.backend import parse_hostspec
+    from testinfra.backend.ssh import SshBackend
+
+    from dlws.shell_session import SessionSshBackend
+
+    name, options = parse_hostspec(spec)
+    options.pop("connection")
+    return SessionSshBackend(name, **options), SshBackend(name, **options)
+
+
+def _ssh_config(folder, key, known_hosts) -> str:
+    config = folder / "config"
+    config.write_text(f"Host *\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n"
+                      f"  UserKnownHostsFile {known_hosts}\n  StrictHostKeyChecking yes\n"
+                      "  BatchMode yes\n  LogLevel ERROR\n")
+    return str(config)
+
+
+@pytest.fixture(scope="module")
+def sshd(docker_engine, tmp_path_factory):
+    """An sshd container (Debian 12, openssh-server) that takes a key made here; its spec as
+    verify builds one, with an ssh config that trusts this container's host key alone."""
+    from dlws.sandbox.images import ensure_sshd_image
+
+    image = ensure_sshd_image("bookworm")
+    folder = tmp_path_factory.mktemp("ssh")
+    key = folder / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    name = f"dlws-sshd-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, image, "sleep", "infinity"],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run(["docker", "exec", "-i", name, "sh", "-c",
+                        "mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh && ssh-keygen -A "
+                        "&& cat > /root/.ssh/authorized_keys && /usr/sbin/sshd"],
+                       input=key.with_suffix(".pub").read_text(), text=True, check=True,
+                       capture_output=True)
+        ip = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}"
+                             "{{.IPAddress}}{{end}}", name],
+                            check=True, capture_output=True, text=True).stdout.strip()
+        host_key = subprocess.run(["docker", "exec", name, "cat",
+                                   "/etc/ssh/ssh_host_ed25519_key.pub"], check=True,
+                                  capture_output=True, text=True).stdout.split()[:2]
+        known = folder / "known_hosts"
+        known.write_text(" ".join([ip, *host_key]) + "\n")
+        yield f"ssh://root@{ip}?ssh_config={_ssh_config(folder, key, known)}"
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+@pytest.mark.integration
+def test_the_ssh_session_backend_answers_as_testinfras_ssh_backend(sshd):
+    ours, theirs = _backends(sshd)
+    # Left out: what testinfra raises for (ssh reports 255: the command's own, or its shell
+    # killed); a syntax error, which testinfra's ssh leaves to the remote login shell (root's
+    # bash here) where the session runs /bin/sh, as the docker backend does; and the empty
+    # command, which makes testinfra's ssh a login (the message of the day on its stdout).
+    for command in [c for c in COMMANDS if c not in ("exit 255", "kill -9 $$", "echo 'unterm"
+                                                     "inated", "")] + [
+            str(cmd("ls", "-la", "--", "/etc")), "id; echo $HOME $USER $PATH; umask"]:
+        assert result(ours.run(command)) == result(theirs.run(command)), command
+    assert ours.run("echo 'unterminated").rc == theirs.run("echo 'unterminated").rc == 2
+    # One connection: the commands share one parent. testinfra's ssh logs in for each.
+    assert len({ours.run("echo $PPID").stdout for _ in range(3)}) == 1
+    assert len({theirs.run("echo $PPID").stdout for _ in range(3)}) == 3
+    # A command's own exit status 255 is its own here; testinfra's ssh cannot tell it from
+    # ssh's own failure, and raises.
+    assert ours.run("exit 255").rc == 255
+    with pytest.raises(RuntimeError):
+        theirs.run("exit 255")
+    folders = "ls -d /tmp/dlws-session.* 2>/dev/null | wc -l"
+    assert theirs.run(folders).stdout == "1\n"
+    ours.close()
+    assert theirs.run(folders).stdout == "0\n"
+    host = get_host(sshd)
+    assert get_host(sshd) is host and type(host.backend).__name__ == "SessionSshBackend"
+    assert host.run("echo $PPID").stdout == host.run("echo $PPID").stdout
+    close_all()
+
+
+def test_an_ssh_host_that_does_not_answer_fails_as_testinfras_ssh_does(tmp_path):
+    # 127.0.0.1 on a closed port: no session starts, the command goes through testinfra's own
+    # ssh once, and its error is testinfra's.
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    config = _ssh_config(tmp_path, key, tmp_path / "known_hosts")
+    ours, _ = _backends(f"ssh://root@127.0.0.1:9?ssh_config={config}")
+    with pytest.raises(RuntimeError, match="Connection refused"):
+        ours.run("true")
+    assert ours._sessions == [] and not ours._use_sessions

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 # The image each supported Debian suite is tagged as locally. Ubuntu has no offline build here:
@@ -133,6 +134,29 @@ def ensure_debian_image(suite: str, log=print, arch: str | None = None) -> str:
         )
         if tar.wait() != 0:
             raise SystemExit(f"tar of the {suite} root failed")
+    log(f"built {tag}")
+    return tag
+
+
+SSHD_TAG = "dlws/bench-sshd:{suite}"
+
+
+def ensure_sshd_image(suite: str = "bookworm", log=print) -> str:
+    """A local tag for bare Debian `suite` with openssh-server from Debian's archive, committed
+    once: the SSH hosts of the fleet benchmark and of the SSH session tests."""
+    tag = SSHD_TAG.format(suite=suite)
+    if image_exists(tag):
+        return tag
+    base = ensure_debian_image(suite, log)
+    name = f"dlws-sshd-build-{uuid.uuid4().hex[:8]}"
+    _docker("run", "-d", "--name", name, base, "sleep", "infinity")
+    try:
+        _docker("exec", "-e", "DEBIAN_FRONTEND=noninteractive", name, "sh", "-c",
+                "apt-get update -qq && apt-get install -y -qq --no-install-recommends "
+                "openssh-server >/dev/null && rm -rf /var/lib/apt/lists/*")
+        _docker("commit", name, tag)
+    finally:
+        _docker("rm", "-f", name, check=False)
     log(f"built {tag}")
     return tag
 
