@@ -267,6 +267,14 @@ def test_the_ssh_session_backend_answers_as_testinfras_ssh_backend(sshd):
     close_all()
 
 
+def test_dlws_sessions_0_gives_testinfras_own_hosts(monkeypatch):
+    monkeypatch.setenv("DLWS_SESSIONS", "0")
+    for spec in ("docker://dlws-none", "ssh://root@127.0.0.1:9"):
+        assert type(get_host(spec).backend).__name__ in ("DockerBackend", "SshBackend"), spec
+    monkeypatch.setenv("DLWS_SESSIONS", "1")
+    assert type(get_host("ssh://root@127.0.0.1:9").backend).__name__ == "SessionSshBackend"
+
+
 def test_an_ssh_host_that_does_not_answer_fails_as_testinfras_ssh_does(tmp_path):
     # 127.0.0.1 on a closed port: no session starts, the command goes through testinfra's own
     # ssh once, and its error is testinfra's.
