@@ -12,7 +12,7 @@ import pytest
 from dlws.command import cmd
 from dlws.facts.python import canonical
 
-from .helpers import trains_side_by_side
+from .helpers import integrity_refusal, trains_side_by_side
 
 
 def test_tensorflow_is_the_planned_build(plan, venv_packages):
@@ -51,6 +51,8 @@ def test_framework_imports(host, target, plan, venv_python, module, record_fact,
         assert version, f"import {module} failed (training check exit {rc}):\n{stderr[-2000:]}"
         record_fact(f"{module}.version", version)
         return
+    refused = integrity_refusal(host, target)  # (the environment's code runs as root here)
+    assert not refused, refused
     out = host.run(cmd(venv_python, "-c", f"import {module}; print({module}.__version__)"))
     assert out.rc == 0, f"import {module} failed:\n{out.stderr[-2000:]}"
     record_fact(f"{module}.version", out.stdout.strip())
@@ -113,6 +115,8 @@ def test_frameworks_import_together_in_one_process(host, target, plan, venv_pyth
         "print(json.dumps({'tensorflow': tf.__version__, 'torch': torch.__version__, "
         "'tf_gpus': len(gpus), 'torch_cuda': cuda}))\n"
     )
+    refused = integrity_refusal(host, target)  # (the environment's code runs as root here)
+    assert not refused, refused
     out = host.run(cmd(venv_python, "-c", script))
     assert out.rc == 0, f"importing both frameworks in one process failed:\n{out.stderr[-3000:]}"
     report = json.loads(out.stdout.strip().splitlines()[-1])

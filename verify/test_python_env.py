@@ -15,7 +15,9 @@ from .integrity import RECORD_CHECK, environment_problems
 
 def test_venv_python_is_the_planned_one(host, venv_python, plan):
     """The shared environment's Python is the planned version."""
-    out = host.run(cmd(venv_python, "-c", 'import sys; print("%d.%d" % sys.version_info[:2])'))
+    # -I -S: the interpreter alone (no site: no .pth file's code runs here, as root).
+    out = host.run(cmd(venv_python, "-I", "-S", "-c",
+                       'import sys; print("%d.%d" % sys.version_info[:2])'))
     assert out.rc == 0, f"{venv_python} does not run: {out.stderr}"
     assert out.stdout.strip() == plan.python.version, (
         f"environment Python is {out.stdout.strip()}, the plan says {plan.python.version}")

@@ -19,10 +19,17 @@ class VenvPackages(FactBase):
 
     def command(self, prefix: str) -> Command:
         # importlib.metadata needs no pip in the venv, so venvs built by uv are read the same.
+        # -I -S: nothing of the environment runs (no site, so no .pth file's code, as root) and
+        # no user site is read; its site-packages are named from the prefix instead.
         python = f"{prefix}/bin/python"
-        return sh("test -x {} && {} -c {} || true", python, python,
-                  "import importlib.metadata as m\n"
-                  "for d in m.distributions(): print(d.metadata[\"Name\"], d.version)")
+        return sh("test -x {} && {} -I -S -c {} {} || true", python, python,
+                  "import importlib.metadata as m, os, sys\n"
+                  "v = 'python%d.%d' % sys.version_info[:2]\n"
+                  "paths = sorted({os.path.realpath(p) for p in (\n"
+                  "    os.path.join(sys.argv[1], d, v, 'site-packages')\n"
+                  "    for d in ('lib', 'lib64')) if os.path.isdir(p)})\n"
+                  "for d in m.distributions(path=paths): print(d.metadata[\"Name\"], d.version)",
+                  prefix)
 
     default = dict
 

@@ -258,3 +258,27 @@ def test_module_version_starts_cat_only_where_a_module_is_loaded(tmp_path, files
         {"/proc/driver/nvidia": tmp_path / "proc", "/sys/module/nvidia": tmp_path / "module"})
     assert programs == started
     assert NvidiaModuleVersion().process(output.splitlines()) == version
+
+
+def test_venv_packages_runs_nothing_of_the_environment(tmp_path):
+    """The reading lists the environment's distributions without its site: a .pth file there
+    (code Python's site runs at every start) does not run, as root, when the deploy or verify
+    reads the environment."""
+    import subprocess
+    import sys
+
+    prefix = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
+    site = prefix / "lib" / "python{}.{}".format(*sys.version_info[:2]) / "site-packages"
+    info = site / "Demo_Pkg-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: Demo_Pkg\nVersion: 1.0\n")
+    marker = tmp_path / "ran"
+    (site / "zz_planted.pth").write_text(f"import os; open({str(marker)!r}, 'w').close()\n")
+    out = subprocess.run(["sh", "-c", str(VenvPackages().command(str(prefix)))],
+                         capture_output=True, text=True, check=True)
+    assert VenvPackages().process(out.stdout.splitlines()) == {"demo-pkg": "1.0"}, out.stderr
+    assert not marker.exists()
+    # (the environment's own Python, with its site, does run it: the plant is live)
+    subprocess.run([str(prefix / "bin" / "python"), "-c", "pass"], check=True)
+    assert marker.exists()

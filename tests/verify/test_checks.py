@@ -408,3 +408,25 @@ def test_the_record_check_starts_early_runs_once_and_still_gates_the_trainings()
         _mnist(host, "ws-early")
     assert threads == ["record check ws-early"]
     assert not any("dlws_train_check.py" in command for command in host.commands)
+
+
+@pytest.mark.parametrize("check", ["imports", "one-process"])
+def test_checks_that_import_the_frameworks_as_root_wait_for_the_record_check(check):
+    """Where a framework is imported outside the trainings (a framework verify does not train,
+    a GPU host's one-process check), it is the environment's code run as root too: refused
+    on the record check's finding, the import never started."""
+    host = _trained("ws-gate", 0.97, 0.95,
+                    record_problems=("numpy-2.4.6: numpy/__init__.py: sha256 differs",))
+    plan = SimpleNamespace(tensorflow=SimpleNamespace(package="tensorflow==2.21.0",
+                                                      version="2.21.0"),
+                           torch=SimpleNamespace(version="2.13.0"))
+    with pytest.raises(AssertionError, match="not run: the environment's files differ"):
+        if check == "imports":
+            test_frameworks.test_framework_imports(
+                host, target("ws-gate", verify_frameworks=["torch"]), plan,
+                "/opt/dlws/venv/bin/python", "tensorflow", lambda *a: None, None)
+        else:
+            test_frameworks.test_frameworks_import_together_in_one_process(
+                host, target("ws-gate", gpu_count=2), plan, "/opt/dlws/venv/bin/python",
+                None, lambda *a: None)
+    assert [c for c in host.commands if "import" in c and "dlws_record_check" not in c] == []
