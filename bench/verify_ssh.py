@@ -5,9 +5,10 @@ alternating on the same deployed host. Prints figures only.
 One sshd container (dlws/bench-sshd, Debian 12) gets the README sandbox's workstation over SSH,
 with the `sandbox` group's data (the controller's wheelhouse, the offline MNIST sample: the
 inventory is written beside a link to inventory/group_data). testinfra's ssh reads host keys from
-root's ~/.ssh/known_hosts alone, so the container's key is added there for the run, and the
-file is put back as it was after it. Each verify is timed, with the CPU of the controller's
-processes (pytest and its ssh clients) and of the container's cgroup.
+root's ~/.ssh/known_hosts alone, so the container's key is added there for the run, and that
+file and ssh's `.old` copy of it are put back as they were after it. Each verify is timed, with
+the CPU of the controller's processes (pytest and its ssh clients) and of the container's
+cgroup.
 
     .venv/bin/python bench/verify_ssh.py [--rounds 3] [--prefix dlws-bench] [--keep]
 """
@@ -21,23 +22,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from common import BIN, ROOT, WORK, cgroup_cpu, container_ids, controller_cpu, remove, start
+from all import cpu_used, timed
+from common import BIN, ROOT, WORK, remove, start
 from fleet_ssh import client_key, ensure_sshd_image, start_sshd
 
 KNOWN_HOSTS = Path.home() / ".ssh" / "known_hosts"
-
-
-def timed(command: list[str], env: dict, name: str, ids: dict) -> tuple[float, float, float, str]:
-    """(seconds, controller CPU s, container CPU s, last line) of one run."""
-    host0, ctl0 = cgroup_cpu(ids[name]) or 0.0, controller_cpu()
-    started = time.monotonic()
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
-    seconds = time.monotonic() - started
-    host1, ctl1 = cgroup_cpu(ids[name]) or 0.0, controller_cpu()
-    lines = (out.stdout + out.stderr).strip().splitlines() or [""]
-    if out.returncode:
-        raise SystemExit(f"exit {out.returncode}:\n" + "\n".join(lines[-40:]))
-    return seconds, ctl1 - ctl0, host1 - host0, lines[-1]
+# (ssh's UpdateHostKeys rewrites known_hosts and keeps the file it replaced as .old)
+TOUCHED = (KNOWN_HOSTS, KNOWN_HOSTS.with_name("known_hosts.old"))
 
 
 def main() -> None:
@@ -54,7 +45,9 @@ def main() -> None:
     if not link.is_symlink():
         link.symlink_to(ROOT / "inventory" / "group_data")
     key = client_key()
-    before = KNOWN_HOSTS.read_bytes() if KNOWN_HOSTS.exists() else None
+    before = {path: (path.read_bytes(), path.stat().st_mode & 0o777) if path.exists() else None
+              for path in TOUCHED}
+    made_folder = not KNOWN_HOSTS.parent.exists()
     try:
         start([name], image=ensure_sshd_image(args.prefix))
         [(ip, known)] = start_sshd([name], key)
@@ -76,7 +69,6 @@ def main() -> None:
                 raise SystemExit((out.stdout + out.stderr)[-3000:])
             print(f"deploy {attempt + 1} over SSH: {time.monotonic() - started:.0f} s",
                   flush=True)
-        ids = container_ids([name])
         verify = [str(BIN / "pytest"), "verify", "--inventory", str(inventory), "-q",
                   "-p", "no:cacheprovider"]
         found: dict[str, list[tuple[float, float, float]]] = {"sessions": [], "plain": []}
@@ -84,7 +76,11 @@ def main() -> None:
             order = ["sessions", "plain"] if index % 2 == 0 else ["plain", "sessions"]
             for label in order:
                 env = {**os.environ, "DLWS_SESSIONS": "1" if label == "sessions" else "0"}
-                seconds, ctl, host, last = timed(verify, env, name, ids)
+                (seconds, rc, log), host, ctl = cpu_used(name, timed, verify, env)
+                lines = log.strip().splitlines() or [""]
+                if rc:
+                    raise SystemExit(f"exit {rc}:\n" + "\n".join(lines[-40:]))
+                last = lines[-1]
                 found[label].append((seconds, ctl, host))
                 print(f"round {index + 1}, {label}: {seconds:.1f} s, controller CPU {ctl:.1f} s,"
                       f" container CPU {host:.1f} s ({last})", flush=True)
@@ -98,10 +94,14 @@ def main() -> None:
         print(f"sessions / testinfra's ssh: median {statistics.median(ratios):.2f}x "
               f"({', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
     finally:
-        if before is None:
-            KNOWN_HOSTS.unlink(missing_ok=True)
-        else:
-            KNOWN_HOSTS.write_bytes(before)
+        for path, kept in before.items():
+            if kept is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(kept[0])
+                path.chmod(kept[1])
+        if made_folder and not any(KNOWN_HOSTS.parent.iterdir()):
+            KNOWN_HOSTS.parent.rmdir()
         if not args.keep:
             remove([name])
 
