@@ -17,7 +17,8 @@ from dlws.command import Command, cmd
 # against the controller's, runs each command with the same interpreter and flags (side by side
 # when the host has two CPUs or more), passes each command's stderr lines on to its own stderr
 # as they come (progress: dlws.live reads them live), removes the folder, and prints one JSON
-# document (each command's whole stdout and stderr in it). A copy
+# document (each command's whole stdout and stderr in it); it exits 1 when a command failed,
+# so that a deploy's operation fails with it. A copy
 # installed on the host is never what runs, so a replaced one cannot report for it.
 RUNNER = r"""
 import base64, hashlib, json, os, shutil, subprocess, sys, tempfile, threading, zlib
@@ -67,6 +68,7 @@ try:
     print(json.dumps({"sha256": ran, "together": together, "runs": runs}))
 finally:
     shutil.rmtree(folder, ignore_errors=True)
+sys.exit(1 if any(run[0] != 0 for run in runs.values()) else 0)
 """
 
 

@@ -13,6 +13,9 @@ from dlws.controller_code import Script
 from dlws.controller_code import parse as parse_runner
 
 RECORD_CHECK = Script.from_path(Path(__file__).resolve().parent / "host" / "dlws_record_check.py")
+# In an environment's prefix: the deploy's record of the bytecode pip or uv compiled there (its
+# format is RECORD_CHECK's, which writes it and reads it).
+BYTECODE_RECORD = "dlws-bytecode.json"
 _LOCK = threading.Lock()
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}  # one per host: hosts check side by side
 _RESULTS: dict[tuple[str, str], dict] = {}

@@ -30,6 +30,7 @@ from dlws.roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.secrets import NETRC, secret_file
 from dlws.stack.locks import LockSpec, credentialed_index_urls, uv_spec, wheels_in
 from dlws.validate.domains import netrc_text, split_credentials
+from dlws.verify.integrity import BYTECODE_RECORD, RECORD_CHECK
 
 PIP_CONF = "/etc/pip.conf"
 UV_CONF = "/etc/uv/uv.toml"
@@ -104,6 +105,11 @@ def venv_packages(
     installed = host.get_fact(VenvPackages, prefix=prefix)
     missing = [req for req in requirements if not _satisfied(req, installed)]
     if not missing:
+        if host.get_fact(File, path=f"{prefix}/{BYTECODE_RECORD}") is None:
+            # An environment compiled before dlws kept this record: each compiled file is
+            # recorded only when its source compiles to it.
+            yield record_bytecode(prefix, "checked")
+            return
         host.noop(f"already in {prefix}: {', '.join(requirements)}")
         return
     if installer == "uv":
@@ -128,6 +134,17 @@ def venv_packages(
         line = shared_cache_install(shared_cache, installer, command, sources, options, packages,
                                     find_links)
     yield with_proxy(line) if proxy else line
+    yield record_bytecode(prefix, "installed")
+
+
+def record_bytecode(prefix: str, how: str) -> Command:
+    """The record verify checks the environment's bytecode against (RECORDs list no digest for
+    it): each compiled file's size and sha256, written by the controller's RECORD check script
+    under the environment's interpreter without its site (-I -S -B), right after pip or uv
+    compiled it (`installed`), or checked against its source first (`checked`)."""
+    return RECORD_CHECK.command(f"{prefix}/bin/python",
+                                {"bytecode": [prefix, "record-bytecode", how]},
+                                flags=("-I", "-S", "-B"))
 
 
 def shared_cache_install(shared_cache: str, installer: str, command: list[str],

@@ -8,6 +8,8 @@ Ubuntu, NVIDIA's repository and a present GPU, which no container here can run f
 
 from __future__ import annotations
 
+import re
+
 from typing import NamedTuple
 
 from dlws.roles import nvidia_repo
@@ -290,6 +292,25 @@ def packages(run: Run, op_fragment: str) -> str:
     assert len(installs) == 1, f"{op_fragment!r} runs {installs}"
     return " ".join(w for w in installs[0].split(" install ", 1)[1].split()
                     if not w.startswith("-") or w.endswith("-") and not w.startswith("--"))
+
+
+def pip_installs(run: Run, op_fragment: str) -> list[str]:
+    """The pip or uv install of each operation named like this; each must be followed by the
+    record of the bytecode it compiled, written under the environment's own interpreter
+    without its site (verify checks the bytecode against it)."""
+    installs = []
+    for op in run.named(op_fragment):
+        assert len(op.commands) == 2, f"{op.name}: {op.commands}"
+        install, record = op.commands
+        # uv names the environment's interpreter; pip is the environment's own
+        where = re.search(r" --python (/\S+)/bin/python ", install) or re.search(
+            r"(/\S+)/bin/pip install ", install)
+        assert where, install
+        prefix = where[1]
+        assert record.startswith(f"{prefix}/bin/python -I -S -B -c "), (op.name, record[:200])
+        assert f'"bytecode": ["{prefix}", "record-bytecode", "installed"]' in record, op.name
+        installs.append(install)
+    return installs
 
 
 def assert_repository(run: Run, os: str, used: bool) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import json
 import os
+import py_compile
 import subprocess
 import sys
 from pathlib import Path
@@ -38,9 +40,25 @@ def environment(tmp_path):
     info.mkdir()
     rows = [f"{name},{_digest(data)},{len(data)}" for name, data in files.items()]
     (info / "RECORD").write_text("\n".join([*rows, "pkg-1.0.dist-info/RECORD,,"]) + "\n")
-    (site / "pkg" / "__pycache__").mkdir()
-    (site / "pkg" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"compiled")
+    # Compiled as pip and uv compile (py_compile, the source's mtime and size in the header).
+    py_compile.compile(str(site / "pkg" / "__init__.py"), doraise=True)
     return tmp_path, site
+
+
+def plant_bytecode(source: Path, code: str, optimization: str = "") -> Path:
+    """A compiled file Python would load in place of `source` (its header carries the source's
+    mtime and size) holding other code."""
+    compiled = Path(importlib.util.cache_from_source(str(source), optimization=optimization))
+    info = source.stat()
+    compiled.write_bytes(importlib._bootstrap_external._code_to_timestamp_pyc(
+        compile(code, str(source), "exec"), info.st_mtime, info.st_size))
+    return compiled
+
+
+def record_bytecode(prefix: Path, how: str) -> dict:
+    out = subprocess.run([sys.executable, "-I", "-S", "-B", str(RECORD_CHECK), str(prefix),
+                          "record-bytecode", how], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
 
 
 def record_check(prefix: Path, mode: str = "full") -> dict:
@@ -69,6 +87,8 @@ def test_same_size_change_is_found_by_its_digest_not_in_fast_mode_with_an_old_mt
     path = site / "pkg" / "__init__.py"
     before = path.stat()
     path.write_bytes(b"VALUE = 2\n")
+    # (a later mtime than its compiled file's header: that file is stale, never loaded)
+    os.utime(path, (before.st_atime, before.st_mtime + 30))
     assert record_check(prefix)["problems"] == ["pkg-1.0: pkg/__init__.py: sha256 differs from "
                                                 "its RECORD"]
     # fast mode: the same change, mtime newer than the RECORD, is found; reset, it is not
@@ -122,6 +142,91 @@ def test_unlisted_importable_files_and_missing_ones_are_named(environment):
         "zz_evil.pth: importable, listed by no RECORD"]
 
 
+PLANTED = ("pkg/__pycache__/__init__.{tag}.pyc: compiled code that neither the deploy recorded "
+           "nor its source compiles to (Python would run it in place of the source)")
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+@pytest.mark.parametrize("recorded", [False, True], ids=["no-record", "recorded"])
+def test_bytecode_that_is_not_its_sources_is_found_whatever_its_header_says(environment, mode,
+                                                                          recorded):
+    """RECORDs list no digest for __pycache__ files, and Python loads one whose header matches
+    its source, whatever code it holds: each one it would load must be the deploy's record's or
+    what its source compiles to. Without a record each is compiled again; with one, none is."""
+    prefix, site = environment
+    source = site / "pkg" / "__init__.py"
+    genuine = Path(importlib.util.cache_from_source(str(source))).stat().st_size
+    if recorded:
+        assert record_bytecode(prefix, "installed")["recorded"] == 1
+    report = record_check(prefix, mode)
+    assert report["problems"] == [], report
+    assert report["bytecode"] == {"files": 1, "recorded": recorded,
+                                  "compiled_to_check": 0 if recorded else 1}, report
+    # Python does run the planted code, the source untouched (so the RECORD check passes it).
+    planted = plant_bytecode(source, "VALUE = 'planted'\n")
+    ran = subprocess.run([sys.executable, "-B", "-c", "import pkg; print(pkg.VALUE)"],
+                         cwd=site, capture_output=True, text=True, check=True)
+    assert ran.stdout == "planted\n"
+    tag = sys.implementation.cache_tag
+    relative = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/"
+    report = record_check(prefix, mode)
+    assert report["problems"] == [relative + PLANTED.format(tag=tag)], report
+    # Of the recorded file's very size: its digest tells (in fast mode, its mtime after the
+    # record's).
+    planted.unlink()
+    if recorded:
+        stamp = (prefix / "dlws-bytecode.json").stat().st_mtime - 10
+        os.utime(prefix / "dlws-bytecode.json", (stamp, stamp))
+    same = plant_bytecode(source, "VALUE = 2\n")
+    assert same.stat().st_size == genuine
+    assert record_check(prefix, mode)["problems"] == [relative + PLANTED.format(tag=tag)]
+    # An optimised file (`python -O` loads it).
+    same.unlink()
+    plant_bytecode(source, "VALUE = 1; import os\n", optimization="1")
+    assert [p.replace(".opt-1", "") for p in record_check(prefix, mode)["problems"]] == [
+        relative + PLANTED.format(tag=tag)]
+
+
+def test_stale_or_foreign_bytecode_is_not_a_problem_and_the_record_is_root_only(environment):
+    """A compiled file whose header no longer matches its source, or of another interpreter,
+    is never loaded (Python compiles the source again): not reported. A record others can
+    write is not used, and says so."""
+    prefix, site = environment
+    source = site / "pkg" / "__init__.py"
+    plant_bytecode(source, "VALUE = 'planted'\n")
+    info = source.stat()
+    os.utime(source, (info.st_atime, info.st_mtime + 5))  # the header's mtime no longer matches
+    other = site / "pkg" / "__pycache__" / "__init__.cpython-20.pyc"
+    other.write_bytes(b"not this interpreter's")
+    report = record_check(prefix)
+    assert report["problems"] == [] and report["bytecode"]["files"] == 1, report
+    record_bytecode(prefix, "installed")
+    (prefix / "dlws-bytecode.json").chmod(0o666)
+    assert record_check(prefix)["problems"] == [
+        "dlws-bytecode.json: not a file that root alone can write (owner 0, mode 666); not used"]
+
+
+def test_a_record_written_after_the_fact_keeps_only_what_the_sources_compile_to(environment):
+    """`checked` (an environment compiled before the deploy kept a record): a planted file is
+    left out of the record, so the check still names it; `installed` takes the files as pip or
+    uv just wrote them."""
+    prefix, site = environment
+    plant_bytecode(site / "pkg" / "__init__.py", "VALUE = 'planted'\n")
+    written = record_bytecode(prefix, "checked")
+    tag = sys.implementation.cache_tag
+    relative = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/"
+    assert written == {"recorded": 0, "left_out": [f"{relative}pkg/__pycache__/__init__.{tag}.pyc"],
+                       "left_out_count": 1}, written
+    assert record_check(prefix)["problems"] == [relative + PLANTED.format(tag=tag)]
+    py_compile.compile(str(site / "pkg" / "__init__.py"), doraise=True)
+    assert record_bytecode(prefix, "checked")["recorded"] == 1
+    document = json.loads((prefix / "dlws-bytecode.json").read_text())
+    assert oct((prefix / "dlws-bytecode.json").stat().st_mode & 0o777) == "0o644"
+    assert list(document["files"]) == [f"{relative}pkg/__pycache__/__init__.{tag}.pyc"]
+    assert record_check(prefix)["bytecode"] == {"files": 1, "recorded": True,
+                                                "compiled_to_check": 0}
+
+
 def test_a_record_path_outside_the_environment_is_refused(environment):
     prefix, site = environment
     record = site / "pkg-1.0.dist-info" / "RECORD"
@@ -136,6 +241,12 @@ def test_the_runner_runs_the_controllers_copy_and_refuses_another(tmp_path):
     document = parse_runner(out.stdout)
     assert document["sha256"] == script.sha256
     assert document["runs"]["a"][:2] == [0, "['x'] 1\n"], document
+    assert out.returncode == 0
+    # A command that fails fails the runner (a deploy's operation with it), its report kept.
+    failing = Script("probe.py", b"import sys; print('half'); sys.exit(3)\n")
+    out = subprocess.run(failing.command(sys.executable, {"a": [], "b": []}), shell=True,
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and parse_runner(out.stdout)["runs"]["b"][:2] == [3, "half\n"]
     forged = script.command(sys.executable, {"a": []}).replace(script.sha256, "0" * 64)
     out = subprocess.run(forged, shell=True, capture_output=True, text=True)
     assert out.returncode == 2 and "differs from the controller's" in out.stdout

@@ -1,12 +1,28 @@
-"""dlws-record-check: an environment's files against their RECORDs (run under -I -S -B)."""
+"""dlws-record-check: an environment's files against their RECORDs, and its bytecode against
+its sources (run under -I -S -B).
+
+    dlws_record_check.py PREFIX full|fast             the check (one JSON report on stdout)
+    dlws_record_check.py PREFIX record-bytecode installed|checked
+                                                      the deploy's record of the bytecode
+
+RECORDs list no digest for `__pycache__` files, and Python loads a `.pyc` whose header matches
+its source's mtime and size whatever code it holds. So each one this interpreter would load must
+be either one the deploy recorded in PREFIX/dlws-bytecode.json right after pip or uv compiled
+it (same size and sha256), or byte for byte what compiling its source gives here (its source
+being checked against its RECORD)."""
 
 import base64
 import csv
 import hashlib
+import importlib.util
 import json
+import marshal
 import mmap
 import os
+import re
+import stat
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 # Files Python imports or runs: each must be listed by some distribution's RECORD.
 IMPORTABLE = (".py", ".pyc", ".so", ".pth", ".pyd")
 LIMIT = 200  # problems reported; the count is always complete
+BYTECODE = "dlws-bytecode.json"  # in the prefix: {"format": 1, "cache_tag", "files": {path: [size, digest]}}
+TAG = sys.implementation.cache_tag  # the only bytecode this interpreter loads: NAME.TAG[.opt-N].pyc
+COMPILED = re.compile(r"(?P<stem>[^.]+)\." + re.escape(TAG) + r"(?:\.opt-(?P<level>[12]))?\.pyc")
 
 
 def site_packages(prefix):
@@ -97,9 +116,11 @@ def check(row, site, prefix, mode):
     return full, None, info.st_size
 
 
-def unlisted(site, listed):
+def unlisted(site, listed, compiled=None):
     """Importable files in site-packages that no RECORD lists; a compiled file counts as listed
-    when its source is (Python writes __pycache__ beside listed sources)."""
+    when its source is (Python writes __pycache__ beside listed sources), and is added to
+    `compiled` as (its path, its source's, its optimization level) when this interpreter would
+    load it. A file of another interpreter's tag is never loaded here."""
     found = []
     for folder, dirs, names in os.walk(site):
         dirs.sort()
@@ -110,16 +131,166 @@ def unlisted(site, listed):
             if name.endswith(".pyc") and os.path.basename(folder) == "__pycache__":
                 source = os.path.join(os.path.dirname(folder), name.split(".")[0] + ".py")
                 if source in listed:
+                    match = COMPILED.fullmatch(name)
+                    if match and compiled is not None:
+                        compiled.append((path, source, int(match["level"] or 0)))
                     continue
             found.append(f"{os.path.relpath(path, site)}: importable, listed by no RECORD")
     return found
 
 
+def read_bytes(path):
+    with open(path, "rb", buffering=0) as handle:
+        return handle.read()
+
+
+def sha256(data):
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def loadable(data, source):
+    """Whether Python would load this compiled file in place of its source: this interpreter's
+    magic number, and a header that matches the source (its mtime and size; a hash-based file
+    is taken as loadable, whatever its hash). A stale file is compiled again from the source,
+    so what it holds never runs."""
+    if len(data) < 16 or data[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    if int.from_bytes(data[4:8], "little") & 1:  # hash-based (PEP 552)
+        return True
+    info = os.stat(source)
+    return (int.from_bytes(data[8:12], "little") == int(info.st_mtime) & 0xFFFFFFFF
+            and int.from_bytes(data[12:16], "little") == info.st_size & 0xFFFFFFFF)
+
+
+def compiles_to(data, source, level, names):
+    """Whether `data` holds this interpreter's bytecode of `source`: the code object compiling
+    the source gives, marshalled as Python writes it after its 16-byte header. The file's code
+    is never loaded. `names`: the file names the source may have been compiled under (the
+    prefix as given, and resolved)."""
+    text = read_bytes(source)
+    body = data[16:]
+    for name in names:
+        try:
+            code = compile(text, name, "exec", dont_inherit=True, optimize=level)
+        except (SyntaxError, ValueError):
+            return False
+        if marshal.dumps(code) == body:
+            return True
+    return False
+
+
+def source_names(source, prefix, given):
+    """A source's path under the prefix as resolved and as given (pip and uv compile with the
+    path they were given)."""
+    names = [source]
+    if given != prefix and source.startswith(prefix + os.sep):
+        names.insert(0, given + source[len(prefix):])
+    return names
+
+
+def load_bytecode_record(prefix):
+    """The deploy's record ({relative path: [size, digest]}, its mtime), or (None, problem)."""
+    path = os.path.join(prefix, BYTECODE)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None, 0, None
+    except OSError as error:
+        return None, 0, f"{BYTECODE}: cannot be read ({error.strerror})"
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid not in (0, os.geteuid()) \
+                or info.st_mode & 0o022:
+            return None, 0, (f"{BYTECODE}: not a file that root alone can write "
+                             f"(owner {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}); "
+                             "not used")
+        try:
+            document = json.loads(handle.read())
+            files = document["files"] if document.get("cache_tag") == TAG else {}
+            if not isinstance(files, dict):
+                raise TypeError
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None, 0, f"{BYTECODE}: not a record this check can read; not used"
+    return files, info.st_mtime, None
+
+
+def check_bytecode(compiled, prefix, given, mode, record, stamp):
+    """(problem or None, bytes hashed, whether it was compiled) of each compiled file."""
+    def one(entry):
+        path, source, level = entry
+        relative = os.path.relpath(path, prefix)
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode):
+                return f"{relative}: compiled file is not a regular file", 0, False
+            known = (record or {}).get(relative)
+            if known and known[0] == info.st_size:
+                if mode == "fast" and info.st_mtime <= stamp + 2:
+                    return None, 0, False
+                data = read_bytes(path)
+                if mode != "fast" and sha256(data) == known[1]:
+                    return None, len(data), False
+            else:
+                data = read_bytes(path)
+            if not loadable(data, source):
+                return None, len(data), False
+            if compiles_to(data, source, level, source_names(source, prefix, given)):
+                return None, len(data), True
+        except OSError as error:
+            return f"{relative}: cannot be read ({error.strerror})", 0, False
+        return (f"{relative}: compiled code that neither the deploy recorded nor its source "
+                "compiles to (Python would run it in place of the source)"), len(data), True
+    workers = max(1, min(32, len(os.sched_getaffinity(0))))
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, compiled, chunksize=64))
+
+
+def record_bytecode(prefix, given, how):
+    """Write PREFIX/dlws-bytecode.json: every compiled file this interpreter would load, with its
+    size and sha256. `installed`: right after pip or uv compiled them from the sources they just
+    installed, each taken as it is; `checked`: an environment compiled before such a record
+    existed, so each is kept only when Python would load it and its source compiles to it (the
+    rest are left out: the check compiles the source again for each, and names the ones Python
+    would load)."""
+    files, left_out = {}, []
+    for site in site_packages(prefix):
+        listed = {os.path.normpath(os.path.join(site, row[1])) for row in records(site)}
+        compiled = []
+        unlisted(site, listed, compiled)
+        for path, source, level in compiled:
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            data = read_bytes(path)
+            relative = os.path.relpath(path, prefix)
+            if how == "checked" and not (loadable(data, source) and compiles_to(
+                    data, source, level, source_names(source, prefix, given))):
+                left_out.append(relative)
+                continue
+            files[relative] = [len(data), sha256(data)]
+    fd, temporary = tempfile.mkstemp(prefix=".dlws-bytecode-", dir=prefix)
+    os.fchmod(fd, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump({"format": 1, "cache_tag": TAG, "how": how, "files": files}, out,
+                  sort_keys=True)
+    os.replace(temporary, os.path.join(prefix, BYTECODE))
+    print(json.dumps({"recorded": len(files), "left_out": left_out[:LIMIT],
+                      "left_out_count": len(left_out)}))
+
+
 def main():
-    prefix, mode = os.path.realpath(sys.argv[1]), sys.argv[2]
+    given = os.path.normpath(sys.argv[1])
+    prefix, mode = os.path.realpath(given), sys.argv[2]
+    if mode == "record-bytecode":
+        record_bytecode(prefix, given, sys.argv[3])
+        return
     started = time.monotonic()
     sites = site_packages(prefix)
     problems, files, size = [], 0, 0
+    record, stamp, problem = load_bytecode_record(prefix)
+    if problem:
+        problems.append(problem)
+    compiled = []
     if not sites:
         problems.append(f"{prefix}: no site-packages folder")
     workers = max(1, min(32, len(os.sched_getaffinity(0))))
@@ -145,8 +316,17 @@ def main():
             size += hashed
             if problem:
                 problems.append(problem)
-        problems.extend(unlisted(site, listed))
+        problems.extend(unlisted(site, listed, compiled))
+    recompiled = 0
+    for problem, hashed, was_compiled in check_bytecode(compiled, prefix, given, mode, record,
+                                                        stamp):
+        size += hashed
+        recompiled += was_compiled
+        if problem:
+            problems.append(problem)
     print(json.dumps({"mode": mode, "files": files, "bytes_hashed": size, "workers": workers,
+                      "bytecode": {"files": len(compiled), "recorded": record is not None,
+                                   "compiled_to_check": recompiled},
                       "seconds": round(time.monotonic() - started, 2),
                       "problem_count": len(problems), "problems": problems[:LIMIT]}))
 

@@ -18,6 +18,7 @@ from dlws.roles.base import PROXY_ENV_FILE
 from dlws.roles.notebooks import gpu_announcement, hub_config
 from dlws.tls import pair_problem
 from tests.fake_hosts import facts, plan
+from tests.plan.cases import pip_installs
 from tests.validate.test_broken_input import HOST, assert_refused, deploy, write_inventory
 
 SYSTEMD = {"/run/systemd/system": "user=root group=root mode=drwxr-xr-x atime=0 mtime=0 "
@@ -68,9 +69,9 @@ def test_off_by_default_and_the_environment_lock_is_unchanged():
 def test_hub_environment_proxy_and_kernel_package(os):
     nb = run(os)
     assert nb.error is None, nb.error
-    installs = " ".join(c for op in nb.named("Install the frameworks") for c in op.commands)
+    installs = " ".join(pip_installs(nb, "Install the frameworks"))
     assert "ipykernel==7.4.0" in installs, installs  # the managed env becomes a kernel
-    [hub] = [c for op in nb.named("Install JupyterHub") for c in op.commands]
+    [hub] = pip_installs(nb, "Install JupyterHub")
     assert hub.startswith("/opt/dlws/venv/bin/uv pip install --python /opt/dlws/hub/bin/python")
     assert "jupyterhub==6.1.1" in hub and "jupyterlab==4.6.6" in hub, hub
     assert ["node-configurable-http-proxy"] in nb.apt_installs(), nb.apt_installs()
@@ -88,8 +89,8 @@ def test_hub_installs_behind_the_proxy_as_the_frameworks_do():
     indexes exactly as the frameworks install does: both are python_env's one installer."""
     nb = run(**PROXY)
     assert nb.error is None, nb.error
-    [hub] = [c for op in nb.named("Install JupyterHub") for c in op.commands]
-    frameworks = [c for op in nb.named("Install the frameworks") for c in op.commands]
+    [hub] = pip_installs(nb, "Install JupyterHub")
+    frameworks = pip_installs(nb, "Install the frameworks")
     assert frameworks, nb.describe()
     for command in (hub, *frameworks):
         assert command.startswith(f"set -a && . {PROXY_ENV_FILE} && set +a && "), command
