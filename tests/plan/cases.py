@@ -9,7 +9,6 @@ Ubuntu, NVIDIA's repository and a present GPU, which no container here can run f
 from __future__ import annotations
 
 import re
-
 from typing import NamedTuple
 
 from dlws.roles import nvidia_repo

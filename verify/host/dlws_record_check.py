@@ -30,7 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 # Files Python imports or runs: each must be listed by some distribution's RECORD.
 IMPORTABLE = (".py", ".pyc", ".so", ".pth", ".pyd")
 LIMIT = 200  # problems reported; the count is always complete
-BYTECODE = "dlws-bytecode.json"  # in the prefix: {"format": 1, "cache_tag", "files": {path: [size, digest]}}
+# In the prefix, written by the deploy: {"format": 1, "cache_tag", "how", "files": {path relative
+# to the prefix: [size, urlsafe-base64 sha256]}}
+BYTECODE = "dlws-bytecode.json"
 TAG = sys.implementation.cache_tag  # the only bytecode this interpreter loads: NAME.TAG[.opt-N].pyc
 COMPILED = re.compile(r"(?P<stem>[^.]+)\." + re.escape(TAG) + r"(?:\.opt-(?P<level>[12]))?\.pyc")
 
