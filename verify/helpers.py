@@ -78,13 +78,14 @@ def run_train_check(host, target: Target, commands: dict[str, list[str]], on_lin
     return runs, ""
 
 
-def integrity_refusal(host, target: Target) -> str:
-    """Why the environment's code must not run as root here ("" when its files match)."""
-    problems = environment_problems(host, target)
+def integrity_refusal(host, target: Target, prefix: str | None = None) -> str:
+    """Why an environment's code (the shared one's, or the one's at `prefix`) must not run as
+    root here ("" when its files match)."""
+    problems = environment_problems(host, target, prefix)
     if not problems:
         return ""
-    return ("not run: the environment's files differ from what was installed (code there would "
-            f"run as root): {'; '.join(problems[:5])}")
+    return (f"not run: the files of {prefix or target['python_env_prefix']} differ from what was "
+            f"installed (code there would run as root): {'; '.join(problems[:5])}")
 
 
 def train_check_data_args(target: Target) -> list[str]:

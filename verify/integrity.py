@@ -39,7 +39,7 @@ def reset() -> None:
 def start_record_check(host, target) -> None:
     """Start the host's RECORD check in the background, once per host and run, so that it runs
     while the host's facts are read and its first checks run; record_report() waits for it."""
-    key = (target.name, "record")
+    key = (target.name, "record", target["python_env_prefix"])
     with _LOCK:
         if key in _STARTED or key in _RESULTS:
             return
@@ -48,14 +48,15 @@ def start_record_check(host, target) -> None:
     _STARTED[key].start()
 
 
-def record_report(host, target) -> dict:
-    """dlws_record_check's report of the environment (cached per host and run)."""
-    key = (target.name, "record")
+def record_report(host, target, prefix: str | None = None) -> dict:
+    """dlws_record_check's report of an environment: the shared one, or the one at `prefix`
+    (the notebooks' hub), cached per host, environment and run."""
+    prefix = prefix or target["python_env_prefix"]
+    key = (target.name, "record", prefix)
     with _LOCK:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:
         if key not in _RESULTS:
-            prefix = target["python_env_prefix"]
             out = host.run(RECORD_CHECK.command(
                 f"{prefix}/bin/python", {"record": [prefix, target["verify_integrity"]]},
                 flags=("-I", "-S", "-B")))
@@ -72,8 +73,8 @@ def record_report(host, target) -> dict:
         return _RESULTS[key]
 
 
-def environment_problems(host, target) -> list[str]:
-    report = record_report(host, target)
+def environment_problems(host, target, prefix: str | None = None) -> list[str]:
+    report = record_report(host, target, prefix)
     if "error" in report:
         return [report["error"]]
     return list(report["problems"]) + (

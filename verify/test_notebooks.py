@@ -17,6 +17,8 @@ import pytest
 
 from dlws import unitfile
 from dlws.command import cmd
+from dlws.controller_code import Script
+from dlws.controller_code import parse as parse_runner
 from dlws.roles.base import GPU_GROUPS
 from dlws.roles.notebooks import (
     KERNEL_NAME,
@@ -28,10 +30,14 @@ from dlws.roles.notebooks import (
 )
 from dlws.tls import fingerprint
 
-from .helpers import run_json, train_check_data_args
+from .helpers import integrity_refusal, train_check_data_args
+from .integrity import RECORD_CHECK, record_report
 
 # One notebook run per host, shared by the checks that read it.
 _RUNS: dict[str, tuple[int, dict, str]] = {}
+# The notebook check as the controller holds it (the copy the deploy installs is not what runs).
+NOTEBOOK_CHECK = Script.from_path(Path(__file__).resolve().parent.parent / "roles" / "notebooks"
+                                  / "files" / "notebook_check.py")
 
 
 # Module scope: autouse fixtures of a scope are set up before its other fixtures, so a host
@@ -48,8 +54,32 @@ def where(target) -> dict[str, str]:
 
 
 def _on_host_python(host, target, code: str):
-    """Run Python in the hub's environment on the host (its own view of the hub)."""
+    """Run Python in the hub's environment on the host (its own view of the hub), as root: only
+    once that environment's files match what was installed."""
+    _refuse_unchecked_hub(host, target)
     return host.run(cmd(f"{target['notebooks_prefix']}/bin/python", "-c", code))
+
+
+def _refuse_unchecked_hub(host, target) -> None:
+    refused = integrity_refusal(host, target, target["notebooks_prefix"])
+    if refused:
+        pytest.fail(refused, pytrace=False)
+
+
+def test_hub_environment_files_match_their_records(host, target, record_fact):
+    """The hub's environment (notebooks_prefix), as the shared one: each RECORD's files, no
+    importable file that no RECORD lists, its bytecode what the deploy recorded or what its
+    sources compile to. Its Python runs as root in the checks below (the hub's own view, the
+    notebook run's client), each of which waits for this."""
+    prefix = target["notebooks_prefix"]
+    report = record_report(host, target, prefix)
+    assert report.get("script_sha256") == RECORD_CHECK.sha256, report
+    problems = report.get("problems", [report.get("error")])
+    record_fact("notebooks.integrity.files", report.get("files"))
+    assert not problems, (f"{report.get('problem_count', 1)} files of {prefix} differ from what "
+                          f"was installed (verify_integrity = {target['verify_integrity']}; "
+                          "reinstall the named distributions): " + "; ".join(problems[:40]))
+    assert report["files"] > 0, f"no RECORD listed any file: {report}"
 
 
 def test_hub_service_running(host, target, where):
@@ -297,14 +327,25 @@ def _cells(target) -> list[str]:
 
 def notebook_run(host, target, where) -> tuple[int, dict, str]:
     if target.name not in _RUNS:
-        command = [where["check"], "--url", url(target.data), "--token-file",
-                   where["verify_token"], "--user", target["base_lab_users"][0],
-                   "--kernel", KERNEL_NAME]
+        _refuse_unchecked_hub(host, target)  # the client runs under the hub's Python, as root
+        args = ["--url", url(target.data), "--token-file", where["verify_token"],
+                "--user", target["base_lab_users"][0], "--kernel", KERNEL_NAME]
         if not target["notebooks_plain_http"]:
-            command += ["--cafile", where["cert"]]
+            args += ["--cafile", where["cert"]]
         for cell in _cells(target):
-            command += ["--cell", cell]
-        _RUNS[target.name] = run_json(host, command)
+            args += ["--cell", cell]
+        out = host.run(NOTEBOOK_CHECK.command(f"{target['notebooks_prefix']}/bin/python",
+                                              {"notebook": args}))
+        document = parse_runner(out.stdout)
+        rc, stdout, stderr = (document.get("runs") or {}).get("notebook", (
+            2, "", f"the notebook check did not run (exit {out.rc}): "
+                   f"{document.get('error', '')} {out.stderr[-1500:]}{out.stdout[-500:]}"))
+        try:
+            report = json.loads(stdout) if stdout.strip() else {}
+        except json.JSONDecodeError:
+            report = {}
+        _RUNS[target.name] = (rc, report if isinstance(report, dict) else {},
+                              stderr + ("" if report else stdout))
     return _RUNS[target.name]
 
 

@@ -284,7 +284,7 @@ def test_training_refused_where_the_environment_differs_from_its_records():
     # Code appended to numpy must not run as root: the trainings are not started at all.
     host = _trained("ws-tampered", 0.97, 0.95,
                     record_problems=("numpy-2.4.6: numpy/__init__.py: sha256 differs",))
-    with pytest.raises(AssertionError, match="not run: the environment's files differ"):
+    with pytest.raises(AssertionError, match="not run: the files of /opt/dlws/venv differ"):
         _mnist(host, "ws-tampered")
     assert not any("dlws_train_check.py" in command for command in host.commands)
 
@@ -404,7 +404,7 @@ def test_the_record_check_starts_early_runs_once_and_still_gates_the_trainings()
     integrity.start_record_check(host, target("ws-early"))
     integrity.start_record_check(host, target("ws-early"))  # once per host and run
     threading.Timer(0.2, release.set).start()
-    with pytest.raises(AssertionError, match="not run: the environment's files differ"):
+    with pytest.raises(AssertionError, match="not run: the files of /opt/dlws/venv differ"):
         _mnist(host, "ws-early")
     assert threads == ["record check ws-early"]
     assert not any("dlws_train_check.py" in command for command in host.commands)
@@ -420,7 +420,7 @@ def test_checks_that_import_the_frameworks_as_root_wait_for_the_record_check(che
     plan = SimpleNamespace(tensorflow=SimpleNamespace(package="tensorflow==2.21.0",
                                                       version="2.21.0"),
                            torch=SimpleNamespace(version="2.13.0"))
-    with pytest.raises(AssertionError, match="not run: the environment's files differ"):
+    with pytest.raises(AssertionError, match="not run: the files of /opt/dlws/venv differ"):
         if check == "imports":
             test_frameworks.test_framework_imports(
                 host, target("ws-gate", verify_frameworks=["torch"]), plan,

@@ -45,13 +45,14 @@ def environment(tmp_path):
     return tmp_path, site
 
 
-def plant_bytecode(source: Path, code: str, optimization: str = "") -> Path:
+def plant_bytecode(source: Path, code: str, optimization: str = "", name: str = "") -> Path:
     """A compiled file Python would load in place of `source` (its header carries the source's
-    mtime and size) holding other code."""
+    mtime and size) holding other code (compiled under another file name, given `name`)."""
     compiled = Path(importlib.util.cache_from_source(str(source), optimization=optimization))
     info = source.stat()
     compiled.write_bytes(importlib._bootstrap_external._code_to_timestamp_pyc(
-        compile(code, str(source), "exec"), info.st_mtime, info.st_size))
+        compile(code, name or str(source), "exec", dont_inherit=True), info.st_mtime,
+        info.st_size))
     return compiled
 
 
@@ -204,6 +205,35 @@ def test_stale_or_foreign_bytecode_is_not_a_problem_and_the_record_is_root_only(
     (prefix / "dlws-bytecode.json").chmod(0o666)
     assert record_check(prefix)["problems"] == [
         "dlws-bytecode.json: not a file that root alone can write (owner 0, mode 666); not used"]
+
+
+def test_the_same_code_written_otherwise_is_its_sources(environment):
+    """marshal's bytes also depend on the writing process (its reference counts) and carry the
+    file name it was compiled under: where the bytes differ, the code objects are compared."""
+    prefix, site = environment
+    source = site / "pkg" / "__init__.py"
+    plant_bytecode(source, source.read_text(), name="/build/elsewhere/pkg/__init__.py")
+    report = record_check(prefix)
+    assert report["problems"] == [] and report["bytecode"]["compiled_to_check"] == 1, report
+
+
+def test_a_compiled_file_that_is_a_link_or_a_fifo_is_named_and_not_followed(environment,
+                                                                            tmp_path):
+    """Python would read through a link (or wait on a FIFO) where its compiled file is: the
+    check neither follows nor waits, and names both."""
+    prefix, site = environment
+    compiled = Path(importlib.util.cache_from_source(str(site / "pkg" / "__init__.py")))
+    elsewhere = tmp_path / "elsewhere.pyc"
+    elsewhere.write_bytes(compiled.read_bytes())
+    compiled.unlink()
+    compiled.symlink_to(elsewhere)
+    fifo = compiled.with_name(compiled.name.replace(".pyc", ".opt-1.pyc"))
+    os.mkfifo(fifo)
+    relative = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/pkg/"
+    assert sorted(record_check(prefix)["problems"]) == sorted([
+        f"{relative}__pycache__/{compiled.name}: cannot be read (Too many levels of symbolic "
+        "links)",
+        f"{relative}__pycache__/{fifo.name}: compiled file is not a regular file"])
 
 
 def test_a_record_written_after_the_fact_keeps_only_what_the_sources_compile_to(environment):

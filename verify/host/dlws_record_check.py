@@ -146,6 +146,13 @@ def read_bytes(path):
         return handle.read()
 
 
+def read_all(fd, size):
+    parts = []
+    while part := os.read(fd, max(size, 1 << 16)):
+        parts.append(part)
+    return b"".join(parts)
+
+
 def sha256(data):
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
@@ -166,19 +173,29 @@ def loadable(data, source):
 
 def compiles_to(data, source, level, names):
     """Whether `data` holds this interpreter's bytecode of `source`: the code object compiling
-    the source gives, marshalled as Python writes it after its 16-byte header. The file's code
-    is never loaded. `names`: the file names the source may have been compiled under (the
-    prefix as given, and resolved)."""
+    the source gives, after the file's 16-byte header. Bytes are compared first (as Python
+    writes it); marshal's output also depends on the writing process's reference counts (an
+    object referenced twice is written once, with a back-reference), so where the bytes differ
+    the file's code object is read and compared with the compiled one (code objects compare
+    their instructions, constants, names, line and exception tables). That reading is what
+    importing the file would do, as root, after a check that passed; a file it cannot read
+    fails. `names`: the file names the source may have been compiled under (the prefix as
+    given, and resolved)."""
     text = read_bytes(source)
     body = data[16:]
-    for name in names:
-        try:
-            code = compile(text, name, "exec", dont_inherit=True, optimize=level)
-        except (SyntaxError, ValueError):
-            return False
-        if marshal.dumps(code) == body:
-            return True
-    return False
+    try:
+        code = compile(text, names[0], "exec", dont_inherit=True, optimize=level)
+    except (SyntaxError, ValueError):
+        return False
+    if marshal.dumps(code) == body:
+        return True
+    if len(names) > 1 and marshal.dumps(compile(text, names[1], "exec", dont_inherit=True,
+                                                optimize=level)) == body:
+        return True
+    try:
+        return marshal.loads(body) == code
+    except (EOFError, ValueError, TypeError):
+        return False
 
 
 def source_names(source, prefix, given):
@@ -220,31 +237,43 @@ def check_bytecode(compiled, prefix, given, mode, record, stamp):
     """(problem or None, bytes hashed, whether it was compiled) of each compiled file."""
     def one(entry):
         path, source, level = entry
-        relative = os.path.relpath(path, prefix)
+        relative = path[len(prefix) + 1:]  # (walked from the prefix's site-packages)
         try:
-            info = os.lstat(path)
+            # No link followed, and a FIFO planted there does not block the check.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as error:
+            return f"{relative}: cannot be read ({error.strerror})", 0, False
+        try:
+            info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 return f"{relative}: compiled file is not a regular file", 0, False
-            known = (record or {}).get(relative)
-            if known and known[0] == info.st_size:
-                if mode == "fast" and info.st_mtime <= stamp + 2:
-                    return None, 0, False
-                data = read_bytes(path)
-                if mode != "fast" and sha256(data) == known[1]:
-                    return None, len(data), False
-            else:
-                data = read_bytes(path)
+            known = record.get(relative) if record else None
+            if known and known[0] == info.st_size and mode == "fast" \
+                    and info.st_mtime <= stamp + 2:
+                return None, 0, False
+            data = read_all(fd, info.st_size)
+        except OSError as error:
+            return f"{relative}: cannot be read ({error.strerror})", 0, False
+        finally:
+            os.close(fd)
+        if known and known[0] == len(data) and mode != "fast" and sha256(data) == known[1]:
+            return None, len(data), False
+        try:
             if not loadable(data, source):
                 return None, len(data), False
             if compiles_to(data, source, level, source_names(source, prefix, given)):
                 return None, len(data), True
         except OSError as error:
-            return f"{relative}: cannot be read ({error.strerror})", 0, False
+            return f"{relative}: its source cannot be read ({error.strerror})", 0, False
         return (f"{relative}: compiled code that neither the deploy recorded nor its source "
                 "compiles to (Python would run it in place of the source)"), len(data), True
+
+    def some(chunk):
+        return [one(entry) for entry in chunk]
     workers = max(1, min(32, len(os.sched_getaffinity(0))))
+    chunks = [compiled[start:start + CHUNK] for start in range(0, len(compiled), CHUNK)]
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(one, compiled, chunksize=64))
+        return [result for done in pool.map(some, chunks) for result in done]
 
 
 def record_bytecode(prefix, given, how):
@@ -264,7 +293,7 @@ def record_bytecode(prefix, given, how):
             if not stat.S_ISREG(info.st_mode):
                 continue
             data = read_bytes(path)
-            relative = os.path.relpath(path, prefix)
+            relative = path[len(prefix) + 1:]
             if how == "checked" and not (loadable(data, source) and compiles_to(
                     data, source, level, source_names(source, prefix, given))):
                 left_out.append(relative)
