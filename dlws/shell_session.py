@@ -236,19 +236,21 @@ _HOSTS: dict[str, Host] = {}
 _BACKENDS = {"docker": SessionDockerBackend, "ssh": SessionSshBackend}
 
 
-def get_host(spec: str) -> Host:
-    """testinfra's host for `spec`; a docker:// or ssh:// one runs its commands in
+def get_host(spec: str, **extra: str) -> Host:
+    """testinfra's host for `spec` (and backend options its spec cannot carry: `extra`, as
+    testinfra.get_host takes them); a docker:// or ssh:// one runs its commands in
     ShellSessions (the spec read by testinfra's own parser, as testinfra.get_host reads it).
     DLWS_SESSIONS=0: testinfra's own host, one process per command."""
     name, options = parse_hostspec(spec)
     kind = options.pop("connection", None)
     if kind not in _BACKENDS or os.environ.get("DLWS_SESSIONS", "1") == "0":
-        return testinfra.get_host(spec)
-    if spec not in _HOSTS:
-        backend = _BACKENDS[kind](name, **options)
-        _HOSTS[spec] = Host(backend)
-        backend.set_host(_HOSTS[spec])
-    return _HOSTS[spec]
+        return testinfra.get_host(spec, **extra)
+    key = (spec, tuple(sorted(extra.items())))
+    if key not in _HOSTS:
+        backend = _BACKENDS[kind](name, **{**extra, **options})
+        _HOSTS[key] = Host(backend)
+        backend.set_host(_HOSTS[key])
+    return _HOSTS[key]
 
 
 def close_all() -> None:

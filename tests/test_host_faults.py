@@ -11,6 +11,7 @@ copy passes the full verify, training included.
 from __future__ import annotations
 
 import base64
+import shlex
 import subprocess
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,15 @@ FAKE_TRAIN_CHECK = base64.b64encode(
     b"#!/bin/sh\necho '{\"exit_code\": 0, \"results\": [{\"framework\": \"torch\", "
     b"\"status\": \"passed\", \"device\": \"cpu\", \"test_accuracy\": 0.99, "
     b"\"framework_version\": \"2.13.0\"}]}'\n").decode()
+# numpy/version.py's compiled file replaced by one with a line more (it writes a marker), its
+# header the source's (so Python loads it): the source and every RECORD still match.
+PLANT_BYTECODE = (
+    "import importlib._bootstrap_external as b, importlib.util as u, os\n"
+    "s = os.path.join(os.environ['SITE'], 'numpy', 'version.py')\n"
+    "t = open(s).read() + '\\nopen(\"/tmp/i22-pyc-ran\", \"a\").write(\"ran\")\\n'\n"
+    "st = os.stat(s)\n"
+    "open(u.cache_from_source(s), 'wb').write(b._code_to_timestamp_pyc(\n"
+    "    compile(t, s, 'exec', dont_inherit=True), st.st_mtime, st.st_size))\n")
 RECORDS, DPKG = "test_environment_files_match_their_records", "test_debian_package_files_match_dpkg"
 TARGETS, APT_CONFIG = ("test_every_index_target_signed_by_a_known_key",
                        "test_apt_config_keeps_signature_checks")
@@ -119,6 +129,11 @@ FAULTS = [
           "numpy/__init__.py:", {"verify_integrity": "fast"}),
     Fault("unlisted-pth", f"echo 'import os' > {SITE}/zz_i22.pth", (RECORDS,),
           "zz_i22.pth: importable, listed by no RECORD"),
+    Fault("bytecode-planted", f"SITE={SITE} {VENV}/bin/python -I -S -c "
+          f"{shlex.quote(PLANT_BYTECODE)} && {VENV}/bin/python -c 'import numpy' && "
+          "test -e /tmp/i22-pyc-ran && rm /tmp/i22-pyc-ran", (RECORDS, TRAINS),
+          "numpy/__pycache__/version.cpython-311.pyc: compiled code that neither the deploy "
+          "recorded nor its source compiles to"),
     Fault("torch-hidden", f"mv {SITE}/torch {SITE}/torch.i22", (RECORDS,), ": missing"),
     Fault("cuda-tree-lab-writable", "mkdir -p /usr/local/cuda-12.9/bin && touch "
           f"/usr/local/cuda-12.9/bin/nvcc && chgrp {LAB_GROUP} /usr/local/cuda-12.9/bin/nvcc && "
@@ -218,6 +233,9 @@ def test_every_fault_fails_verify_naming_its_check(broken):
     # The code appended to numpy never ran during verify: the trainings were refused first.
     ran = docker("exec", broken["numpy-appended"][0], "test", "-e", "/tmp/i22-ran")
     assert ran.returncode != 0, "the code appended to numpy/__init__.py ran during verify"
+    # Nor the planted bytecode's (the fault showed it runs where Python imports numpy).
+    ran = docker("exec", broken["bytecode-planted"][0], "test", "-e", "/tmp/i22-pyc-ran")
+    assert ran.returncode != 0, "the bytecode planted in numpy ran during verify"
     # A corrupt data set is "could not run" in one line, not a traceback.
     assert "Traceback" not in results["mnist-corrupt"].stdout, results["mnist-corrupt"].stdout
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 from testinfra.backend.docker import DockerBackend
@@ -265,6 +266,37 @@ def test_the_ssh_session_backend_answers_as_testinfras_ssh_backend(sshd):
     assert get_host(sshd) is host and type(host.backend).__name__ == "SessionSshBackend"
     assert host.run("echo $PPID").stdout == host.run("echo $PPID").stdout
     close_all()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sessions", ["1", "0"])
+def test_verify_trusts_the_host_keys_the_inventory_names(sshd, tmp_path, monkeypatch, sessions):
+    """ssh_known_hosts_file and ssh_strict_host_key_checking reach verify's ssh as they reach
+    the deploy's (a path with a space, a % and a quote in it, as ssh would otherwise split or
+    expand it), through the sessions and through testinfra's own backend."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from dlws.inventory.targets import host_options, host_spec
+
+    monkeypatch.setenv("DLWS_SESSIONS", sessions)
+    parsed = urlsplit(sshd)
+    folder = Path(parse_qs(parsed.query)["ssh_config"][0]).parent
+    trusted = tmp_path / 'lab\'s "known" %d hosts'
+    trusted.write_text((folder / "known_hosts").read_text())
+    (tmp_path / "empty").write_text("")
+    outcomes = []
+    for known in (trusted, tmp_path / "empty"):
+        data = {"ssh_hostname": parsed.hostname, "ssh_user": "root",
+                "ssh_key": str(folder / "id_ed25519"), "ssh_known_hosts_file": str(known),
+                "ssh_strict_host_key_checking": "yes"}
+        spec = host_spec("ws-ssh", data)
+        try:
+            outcomes.append(get_host(spec, **host_options(spec, data)).run("echo in").stdout)
+        except RuntimeError as error:
+            outcomes.append(str(error))
+    close_all()
+    assert outcomes[0] == "in\n", outcomes
+    assert "Host key verification failed" in outcomes[1], outcomes
 
 
 def test_dlws_sessions_0_gives_testinfras_own_hosts(monkeypatch):

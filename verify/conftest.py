@@ -205,7 +205,7 @@ def _once(target: Target, what: str, make):
 
 def _connect(target: Target):
     """(testinfra host, "") or (None, why it is unreachable)."""
-    machine = shell_session.get_host(target.spec)
+    machine = shell_session.get_host(target.spec, **target.options)
     try:
         probe = machine.run("true")
     except Exception as error:  # the backend could not even start a command

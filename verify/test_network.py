@@ -56,7 +56,7 @@ def run_on(member, command: Command) -> dict:
     """One host's part: its exit code, output and the document its first rank printed."""
     started = time.monotonic()
     try:
-        out = testinfra.get_host(member.spec).run(command)
+        out = testinfra.get_host(member.spec, **member.options).run(command)
     except Exception as error:  # the backend could not start the command: unreachable
         return {"host": member.name, "rc": None, "seconds": 0.0, "document": {},
                 "error": f"unreachable ({member.spec}): {error}"}
@@ -73,7 +73,7 @@ def run_on(member, command: Command) -> dict:
 def stop_run(member, run_id: str) -> None:
     """Stop this run's torchrun on a host (found by its unique rendezvous ID, nothing else)."""
     with contextlib.suppress(Exception):  # unreachable: nothing of ours runs there
-        testinfra.get_host(member.spec).run(cmd("pkill", "-TERM", "-f", "--",
+        testinfra.get_host(member.spec, **member.options).run(cmd("pkill", "-TERM", "-f", "--",
                                                 f"--rdzv-id={run_id}"))
 
 

@@ -17,6 +17,7 @@ from pyinfra.api import State
 from pyinfra.api.exceptions import InventoryError
 from pyinfra.context import ctx_state
 
+from dlws.command import cmd
 from dlws.inventory import ansible
 from dlws.validate.conflicts import group_conflicts, listing_conflicts
 from dlws.validate.inventory import host_problems
@@ -43,6 +44,11 @@ class Target:
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
 
+    @property
+    def options(self) -> dict[str, str]:
+        """testinfra backend options its spec cannot carry (host_options)."""
+        return host_options(self.spec, self.data)
+
 
 def host_spec(name: str, data: dict[str, Any]) -> str:
     """The testinfra host spec for a pyinfra inventory name.
@@ -65,9 +71,33 @@ def host_spec(name: str, data: dict[str, Any]) -> str:
     params = {}
     if data.get("ssh_key"):
         params["ssh_identity_file"] = os.path.expanduser(data["ssh_key"])
+    if data.get("ssh_config_file"):
+        params["ssh_config"] = os.path.expanduser(data["ssh_config_file"])
     if data.get("_sudo"):
         params["sudo"] = "true"
     return spec + (f"?{urlencode(params)}" if params else "")
+
+
+def host_options(spec: str, data: dict[str, Any]) -> dict[str, str]:
+    """For an SSH host, the inventory's host key settings as OpenSSH options, so that verify
+    trusts the host keys the deploy trusts (ssh_known_hosts_file, ssh_strict_host_key_checking);
+    testinfra's `ssh_extra_args`, which it puts into its ssh command line as they are: built by
+    dlws.command (each word quoted), each value in ssh's own quotes with `%` doubled (ssh
+    expands `%` tokens and splits unquoted values at spaces in these options)."""
+    if not spec.startswith("ssh://"):
+        return {}
+    options = []
+    if data.get("ssh_known_hosts_file"):
+        options.append(("UserKnownHostsFile", os.path.expanduser(data["ssh_known_hosts_file"])))
+    if data.get("ssh_strict_host_key_checking"):
+        options.append(("StrictHostKeyChecking", data["ssh_strict_host_key_checking"]))
+    if not options:
+        return {}
+    words = []
+    for option, value in options:
+        quoted = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+        words += ["-o", option + '="' + quoted + '"']
+    return {"ssh_extra_args": str(cmd(*words))}
 
 
 def load_targets(inventory_path: str, keys: Iterable[Key], limit: str | None = None,

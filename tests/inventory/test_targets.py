@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+
 import pytest
 
-from dlws.inventory.targets import host_spec, load_targets
+from dlws.inventory.targets import host_options, host_spec, load_targets
 from dlws.roles import all_keys
 
 
@@ -18,11 +21,43 @@ from dlws.roles import all_keys
          "ssh://admin@ws-01.lab:2222?ssh_identity_file=%2Fk%2Fid"),
         ("gpu", {"ssh_hostname": "10.0.0.5", "ssh_user": "root"}, "ssh://root@10.0.0.5"),
         ("ws", {"ssh_user": "admin", "_sudo": True}, "ssh://admin@ws?sudo=true"),
+        ("ws", {"ssh_config_file": "/lab/ssh config"}, "ssh://ws?ssh_config=%2Flab%2Fssh+config"),
     ],
-    ids=["docker", "local", "ssh-bare", "ssh-user-port-key", "ssh-hostname", "ssh-sudo"],
+    ids=["docker", "local", "ssh-bare", "ssh-user-port-key", "ssh-hostname", "ssh-sudo",
+         "ssh-config"],
 )
 def test_host_spec(name, data, spec):
     assert host_spec(name, data) == spec
+
+
+@pytest.mark.parametrize("path", [
+    "/lab/known_hosts", "/lab/a b/%h known", '/x" -oProxyCommand=touch /tmp/p "', "/x\\\" $(id)",
+    "-oProxyCommand=id"])
+def test_host_key_options_stay_one_word_each_whatever_the_path(path):
+    """ssh_known_hosts_file and ssh_strict_host_key_checking reach verify's ssh as two `-o`
+    options: each one shell word (testinfra puts them into its command line as they are), each
+    value in ssh's quotes with its quotes, backslashes and `%` escaped, never a new option."""
+    data = {"ssh_known_hosts_file": path, "ssh_strict_host_key_checking": "accept-new"}
+    words = shlex.split(host_options("ssh://ws", data)["ssh_extra_args"])
+    assert words[0::2] == ["-o", "-o"] and len(words) == 4, words
+    option, _, value = words[1].partition("=")
+    assert option == "UserKnownHostsFile" and value.startswith('"') and value.endswith('"')
+    # ssh's own reading of the value (argv_split: a backslash escapes the next character, a
+    # bare quote ends the value), then its `%%` one `%`.
+    read, escaped = "", False
+    for at, char in enumerate(value[1:], 1):
+        if escaped:
+            read, escaped = read + char, False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            assert at == len(value) - 1, f"the value ends early, at {at}: {value}"
+        else:
+            read += char
+    # ssh expands a `%` token in these options; `%%` is a `%`
+    assert re.fullmatch(r"(?:[^%]|%%)*", read) and read.replace("%%", "%") == path, read
+    assert words[3] == 'StrictHostKeyChecking="accept-new"'
+    assert host_options("docker://ws", data) == {} and host_options("ssh://ws", {}) == {}
 
 
 def test_unsupported_connector_is_named():
