@@ -78,10 +78,11 @@ def run_train_check(host, target: Target, commands: dict[str, list[str]], on_lin
     return runs, ""
 
 
-def integrity_refusal(host, target: Target, prefix: str | None = None) -> str:
+def integrity_refusal(host, target: Target, prefix: str | None = None,
+                      removed: tuple[str, ...] = ()) -> str:
     """Why an environment's code (the shared one's, or the one's at `prefix`) must not run as
     root here ("" when its files match)."""
-    problems = environment_problems(host, target, prefix)
+    problems = environment_problems(host, target, prefix, removed)
     if not problems:
         return ""
     return (f"not run: the files of {prefix or target['python_env_prefix']} differ from what was "

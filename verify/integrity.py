@@ -48,9 +48,11 @@ def start_record_check(host, target) -> None:
     _STARTED[key].start()
 
 
-def record_report(host, target, prefix: str | None = None) -> dict:
+def record_report(host, target, prefix: str | None = None, removed: tuple[str, ...] = ()
+                  ) -> dict:
     """dlws_record_check's report of an environment: the shared one, or the one at `prefix`
-    (the notebooks' hub), cached per host, environment and run."""
+    (the notebooks' hub), cached per host, environment and run. `removed`: folders under the
+    prefix whose listed files the deploy removes on purpose."""
     prefix = prefix or target["python_env_prefix"]
     key = (target.name, "record", prefix)
     with _LOCK:
@@ -58,7 +60,8 @@ def record_report(host, target, prefix: str | None = None) -> dict:
     with lock:
         if key not in _RESULTS:
             out = host.run(RECORD_CHECK.command(
-                f"{prefix}/bin/python", {"record": [prefix, target["verify_integrity"]]},
+                f"{prefix}/bin/python",
+                {"record": [prefix, target["verify_integrity"], *removed]},
                 flags=("-I", "-S", "-B")))
             document = parse_runner(out.stdout)
             rc, stdout, stderr = (document.get("runs") or {}).get("record", (2, "", ""))
@@ -73,8 +76,9 @@ def record_report(host, target, prefix: str | None = None) -> dict:
         return _RESULTS[key]
 
 
-def environment_problems(host, target, prefix: str | None = None) -> list[str]:
-    report = record_report(host, target, prefix)
+def environment_problems(host, target, prefix: str | None = None,
+                         removed: tuple[str, ...] = ()) -> list[str]:
+    report = record_report(host, target, prefix, removed)
     if "error" in report:
         return [report["error"]]
     return list(report["problems"]) + (

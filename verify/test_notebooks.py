@@ -21,6 +21,7 @@ from dlws.controller_code import Script
 from dlws.controller_code import parse as parse_runner
 from dlws.roles.base import GPU_GROUPS
 from dlws.roles.notebooks import (
+    HIDDEN_KERNEL,
     KERNEL_NAME,
     SERVICE,
     UNIT,
@@ -61,7 +62,7 @@ def _on_host_python(host, target, code: str):
 
 
 def _refuse_unchecked_hub(host, target) -> None:
-    refused = integrity_refusal(host, target, target["notebooks_prefix"])
+    refused = integrity_refusal(host, target, target["notebooks_prefix"], (HIDDEN_KERNEL,))
     if refused:
         pytest.fail(refused, pytrace=False)
 
@@ -69,10 +70,11 @@ def _refuse_unchecked_hub(host, target) -> None:
 def test_hub_environment_files_match_their_records(host, target, record_fact):
     """The hub's environment (notebooks_prefix), as the shared one: each RECORD's files, no
     importable file that no RECORD lists, its bytecode what the deploy recorded or what its
-    sources compile to. Its Python runs as root in the checks below (the hub's own view, the
+    sources compile to; ipykernel's own kernel spec, which the deploy removes, may be absent.
+    Its Python runs as root in the checks below (the hub's own view, the
     notebook run's client), each of which waits for this."""
     prefix = target["notebooks_prefix"]
-    report = record_report(host, target, prefix)
+    report = record_report(host, target, prefix, (HIDDEN_KERNEL,))
     assert report.get("script_sha256") == RECORD_CHECK.sha256, report
     problems = report.get("problems", [report.get("error")])
     record_fact("notebooks.integrity.files", report.get("files"))

@@ -36,6 +36,9 @@ from dlws.stack.locks import hub_spec
 
 SERVICE = "dlws-jupyterhub"
 UNIT = f"/etc/systemd/system/{SERVICE}.service"
+# ipykernel's own kernel spec in the hub's environment, which the deploy removes (verify's
+# RECORD check of that environment is told so).
+HIDDEN_KERNEL = "share/jupyter/kernels/python3"
 KERNELS_DIR = "/usr/local/share/jupyter/kernels"  # searched for every user (jupyter --paths)
 KERNEL_NAME = "dlws"
 PROXY_PACKAGE = "node-configurable-http-proxy"
@@ -259,7 +262,7 @@ def _hub_environment(plan) -> None:
     # ipykernel (a JupyterLab dependency) ships the hub's own Python as a kernel; users would
     # pick a Python without the frameworks. The managed environment's kernel replaces it.
     files.directory(name="Hide the hub's own Python from the kernel list",
-                    path=f"{prefix}/share/jupyter/kernels/python3", present=False)
+                    path=f"{prefix}/{HIDDEN_KERNEL}", present=False)
 
 
 def _new_secret(path: str, what: str) -> bool:

@@ -62,8 +62,9 @@ def record_bytecode(prefix: Path, how: str) -> dict:
     return json.loads(out.stdout)
 
 
-def record_check(prefix: Path, mode: str = "full") -> dict:
-    out = subprocess.run([sys.executable, "-I", "-S", "-B", str(RECORD_CHECK), str(prefix), mode],
+def record_check(prefix: Path, mode: str = "full", *removed: str) -> dict:
+    out = subprocess.run([sys.executable, "-I", "-S", "-B", str(RECORD_CHECK), str(prefix), mode,
+                          *removed],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -255,6 +256,23 @@ def test_a_record_written_after_the_fact_keeps_only_what_the_sources_compile_to(
     assert list(document["files"]) == [f"{relative}pkg/__pycache__/__init__.{tag}.pyc"]
     assert record_check(prefix)["bytecode"] == {"files": 1, "recorded": True,
                                                 "compiled_to_check": 0}
+
+
+def test_files_the_deploy_removes_on_purpose_may_be_absent_but_no_code(environment):
+    """The hub's deploy removes ipykernel's own kernel spec (data files its RECORD lists under
+    the prefix's share/): absent there is no problem when the check is told the folder; an
+    importable file listed there still is, and so is the same absence anywhere else."""
+    prefix, site = environment
+    record = site / "pkg-1.0.dist-info" / "RECORD"
+    record.write_text(record.read_text() + "../../../share/kernels/py/kernel.json,sha256=AAAA,2\n"
+                      "../../../share/kernels/py/hook.py,sha256=AAAA,2\n"
+                      "../../../share/other/logo.png,sha256=AAAA,2\n")
+    missing = ["pkg-1.0: ../../../share/kernels/py/kernel.json: missing",
+               "pkg-1.0: ../../../share/kernels/py/hook.py: missing",
+               "pkg-1.0: ../../../share/other/logo.png: missing"]
+    assert record_check(prefix)["problems"] == missing
+    assert record_check(prefix, "full", "share/kernels/py")["problems"] == missing[1:]
+    assert record_check(prefix, "fast", "/share/kernels/py/")["problems"] == missing[1:]
 
 
 def test_a_record_path_outside_the_environment_is_refused(environment):

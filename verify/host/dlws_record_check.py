@@ -1,7 +1,9 @@
 """dlws-record-check: an environment's files against their RECORDs, and its bytecode against
 its sources (run under -I -S -B).
 
-    dlws_record_check.py PREFIX full|fast             the check (one JSON report on stdout)
+    dlws_record_check.py PREFIX full|fast [FOLDER...]  the check (one JSON report on stdout);
+                                                      FOLDERs: where the deploy removes files
+                                                      RECORDs list, on purpose
     dlws_record_check.py PREFIX record-bytecode installed|checked
                                                       the deploy's record of the bytecode
 
@@ -34,6 +36,9 @@ LIMIT = 200  # problems reported; the count is always complete
 # to the prefix: [size, urlsafe-base64 sha256]}}
 BYTECODE = "dlws-bytecode.json"
 TAG = sys.implementation.cache_tag  # the only bytecode this interpreter loads: NAME.TAG[.opt-N].pyc
+# Folders (under the prefix) whose listed files the deploy removes on purpose: an absent file
+# there that Python would not import is not a problem. Given after the mode.
+REMOVED = ()
 COMPILED = re.compile(r"(?P<stem>[^.]+)\." + re.escape(TAG) + r"(?:\.opt-(?P<level>[12]))?\.pyc")
 
 
@@ -87,6 +92,8 @@ def check(row, site, prefix, mode):
     try:
         info = os.lstat(full)
     except FileNotFoundError:
+        if full.startswith(REMOVED) and not path.endswith(IMPORTABLE):
+            return full, None, 0  # removed by the deploy on purpose (named on the command line)
         return full, f"{dist}: {path}: missing", 0
     if not value:
         if path.endswith(IMPORTABLE) and not path.endswith(".pyc") and not path.endswith(
@@ -312,6 +319,9 @@ def record_bytecode(prefix, given, how):
 def main():
     given = os.path.normpath(sys.argv[1])
     prefix, mode = os.path.realpath(given), sys.argv[2]
+    global REMOVED
+    REMOVED = tuple(os.path.join(prefix, folder.strip("/")) + os.sep for folder in sys.argv[3:]
+                    if mode != "record-bytecode" and folder.strip("/"))
     if mode == "record-bytecode":
         record_bytecode(prefix, given, sys.argv[3])
         return
