@@ -118,6 +118,9 @@ DRIFTS = {
     # (none without a proxy or a private index): a lab user's GPU group stands for ownership.
     "group membership changed": ("gpasswd -d researcher video >/dev/null",
                                  "id -nG researcher | grep -qw video"),
+    # The record of the environment's bytecode verify checks it against (roles/python_env).
+    "bytecode record removed": (f"rm {PREFIX}/dlws-bytecode.json",
+                                f"test -s {PREFIX}/dlws-bytecode.json"),
 }
 
 
