@@ -61,11 +61,20 @@ def run_train_check(host, target: Target, commands: dict[str, list[str]], on_lin
     once per entry of `commands` (name -> arguments), side by side where the host has two
     CPUs: {name: (exit status, JSON report, stderr)}, and what went wrong when nothing ran.
     With `on_line`, each stderr line (the per-epoch lines) is handed to it as it comes."""
-    command = TRAIN_CHECK.command(f"{target['python_env_prefix']}/bin/python", commands)
+    return run_script(host, TRAIN_CHECK, f"{target['python_env_prefix']}/bin/python", commands,
+                      "the training check", on_line)
+
+
+def run_script(host, script: Script, python: str, commands: dict[str, list[str]], what: str,
+               on_line=None) -> tuple[dict[str, tuple[int, dict, str]], str]:
+    """Run the controller's copy of a script that prints JSON on a host, under `python` (-I -B),
+    once per entry of `commands`: {name: (exit status, JSON report, stderr)}, and what went
+    wrong when nothing ran (the training check, the notebook check)."""
+    command = script.command(python, commands)
     out = run_live(host, command, on_line) if on_line else host.run(command)
     document = parse_runner(out.stdout)
     if document.get("error") or not isinstance(document.get("runs"), dict):
-        return {}, (f"the training check could not be started (exit {out.rc}): "
+        return {}, (f"{what} could not be started (exit {out.rc}): "
                     f"{document.get('error', '')} {out.stderr[-1500:]}{out.stdout[-500:]}")
     runs = {}
     for name, (rc, stdout, stderr) in document["runs"].items():

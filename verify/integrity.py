@@ -17,9 +17,9 @@ RECORD_CHECK = Script.from_path(Path(__file__).resolve().parent / "host" / "dlws
 # format is RECORD_CHECK's, which writes it and reads it).
 BYTECODE_RECORD = "dlws-bytecode.json"
 _LOCK = threading.Lock()
-_LOCKS: dict[tuple[str, str], threading.Lock] = {}  # one per host: hosts check side by side
-_RESULTS: dict[tuple[str, str], dict] = {}
-_STARTED: dict[tuple[str, str], threading.Thread] = {}
+_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}  # one per host: hosts check side by side
+_RESULTS: dict[tuple[str, str, str], dict] = {}
+_STARTED: dict[tuple[str, str, str], threading.Thread] = {}
 
 # Every installed package, verified by dpkg against its md5sums, several at a time (one
 # `dpkg --verify` per CPU; dpkg 1.21 exits 0 even when files differ, so the output decides).

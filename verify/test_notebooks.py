@@ -18,7 +18,6 @@ import pytest
 from dlws import unitfile
 from dlws.command import cmd
 from dlws.controller_code import Script
-from dlws.controller_code import parse as parse_runner
 from dlws.roles.base import GPU_GROUPS
 from dlws.roles.notebooks import (
     HIDDEN_KERNEL,
@@ -31,7 +30,7 @@ from dlws.roles.notebooks import (
 )
 from dlws.tls import fingerprint
 
-from .helpers import integrity_refusal, train_check_data_args
+from .helpers import integrity_refusal, run_script, train_check_data_args
 from .integrity import RECORD_CHECK, record_report
 
 # One notebook run per host, shared by the checks that read it.
@@ -336,18 +335,9 @@ def notebook_run(host, target, where) -> tuple[int, dict, str]:
             args += ["--cafile", where["cert"]]
         for cell in _cells(target):
             args += ["--cell", cell]
-        out = host.run(NOTEBOOK_CHECK.command(f"{target['notebooks_prefix']}/bin/python",
-                                              {"notebook": args}))
-        document = parse_runner(out.stdout)
-        rc, stdout, stderr = (document.get("runs") or {}).get("notebook", (
-            2, "", f"the notebook check did not run (exit {out.rc}): "
-                   f"{document.get('error', '')} {out.stderr[-1500:]}{out.stdout[-500:]}"))
-        try:
-            report = json.loads(stdout) if stdout.strip() else {}
-        except json.JSONDecodeError:
-            report = {}
-        _RUNS[target.name] = (rc, report if isinstance(report, dict) else {},
-                              stderr + ("" if report else stdout))
+        runs, error = run_script(host, NOTEBOOK_CHECK, f"{target['notebooks_prefix']}/bin/python",
+                                 {"notebook": args}, "the notebook check")
+        _RUNS[target.name] = runs.get("notebook", (2, {}, error))
     return _RUNS[target.name]
 
 

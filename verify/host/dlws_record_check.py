@@ -153,13 +153,6 @@ def read_bytes(path):
         return handle.read()
 
 
-def read_all(fd, size):
-    parts = []
-    while part := os.read(fd, max(size, 1 << 16)):
-        parts.append(part)
-    return b"".join(parts)
-
-
 def sha256(data):
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
@@ -178,26 +171,23 @@ def loadable(data, source):
             and int.from_bytes(data[12:16], "little") == info.st_size & 0xFFFFFFFF)
 
 
-def compiles_to(data, source, level, names):
+def compiles_to(data, source, level):
     """Whether `data` holds this interpreter's bytecode of `source`: the code object compiling
     the source gives, after the file's 16-byte header. Bytes are compared first (as Python
     writes it); marshal's output also depends on the writing process's reference counts (an
-    object referenced twice is written once, with a back-reference), so where the bytes differ
-    the file's code object is read and compared with the compiled one (code objects compare
-    their instructions, constants, names, line and exception tables). That reading is what
-    importing the file would do, as root, after a check that passed; a file it cannot read
-    fails. `names`: the file names the source may have been compiled under (the prefix as
-    given, and resolved)."""
+    object referenced twice is written once, with a back-reference) and carries the file name
+    it was compiled under (pip and uv give the prefix as they were given it), so where the
+    bytes differ the file's code object is read and compared with the compiled one (code
+    objects compare their instructions, constants, names, line and exception tables, not their
+    file name). That reading is what importing the file would do, as root, after a check that
+    passed; a file it cannot read fails."""
     text = read_bytes(source)
     body = data[16:]
     try:
-        code = compile(text, names[0], "exec", dont_inherit=True, optimize=level)
+        code = compile(text, source, "exec", dont_inherit=True, optimize=level)
     except (SyntaxError, ValueError):
         return False
     if marshal.dumps(code) == body:
-        return True
-    if len(names) > 1 and marshal.dumps(compile(text, names[1], "exec", dont_inherit=True,
-                                                optimize=level)) == body:
         return True
     try:
         return marshal.loads(body) == code
@@ -205,13 +195,20 @@ def compiles_to(data, source, level, names):
         return False
 
 
-def source_names(source, prefix, given):
-    """A source's path under the prefix as resolved and as given (pip and uv compile with the
-    path they were given)."""
-    names = [source]
-    if given != prefix and source.startswith(prefix + os.sep):
-        names.insert(0, given + source[len(prefix):])
-    return names
+def read_regular(path):
+    """(bytes, stat) of a regular file, opened without following a link or waiting on a FIFO;
+    (None, stat) when it is not a regular file. OSError when it cannot be opened."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, info
+        parts = []
+        while part := os.read(fd, max(info.st_size, 1 << 16)):
+            parts.append(part)
+        return b"".join(parts), info
+    finally:
+        os.close(fd)
 
 
 def load_bytecode_record(prefix):
@@ -240,35 +237,29 @@ def load_bytecode_record(prefix):
     return files, info.st_mtime, None
 
 
-def check_bytecode(compiled, prefix, given, mode, record, stamp):
+def check_bytecode(compiled, prefix, mode, record, stamp):
     """(problem or None, bytes hashed, whether it was compiled) of each compiled file."""
     def one(entry):
         path, source, level = entry
         relative = path[len(prefix) + 1:]  # (walked from the prefix's site-packages)
+        known = record.get(relative) if record else None
         try:
-            # No link followed, and a FIFO planted there does not block the check.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            if known and mode == "fast":
+                info = os.lstat(path)
+                if stat.S_ISREG(info.st_mode) and known[0] == info.st_size \
+                        and info.st_mtime <= stamp + 2:
+                    return None, 0, False
+            data, info = read_regular(path)
         except OSError as error:
             return f"{relative}: cannot be read ({error.strerror})", 0, False
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                return f"{relative}: compiled file is not a regular file", 0, False
-            known = record.get(relative) if record else None
-            if known and known[0] == info.st_size and mode == "fast" \
-                    and info.st_mtime <= stamp + 2:
-                return None, 0, False
-            data = read_all(fd, info.st_size)
-        except OSError as error:
-            return f"{relative}: cannot be read ({error.strerror})", 0, False
-        finally:
-            os.close(fd)
+        if data is None:
+            return f"{relative}: compiled file is not a regular file", 0, False
         if known and known[0] == len(data) and mode != "fast" and sha256(data) == known[1]:
             return None, len(data), False
         try:
             if not loadable(data, source):
                 return None, len(data), False
-            if compiles_to(data, source, level, source_names(source, prefix, given)):
+            if compiles_to(data, source, level):
                 return None, len(data), True
         except OSError as error:
             return f"{relative}: its source cannot be read ({error.strerror})", 0, False
@@ -283,7 +274,7 @@ def check_bytecode(compiled, prefix, given, mode, record, stamp):
         return [result for done in pool.map(some, chunks) for result in done]
 
 
-def record_bytecode(prefix, given, how):
+def record_bytecode(prefix, how):
     """Write PREFIX/dlws-bytecode.json: every compiled file this interpreter would load, with its
     size and sha256. `installed`: right after pip or uv compiled them from the sources they just
     installed, each taken as it is; `checked`: an environment compiled before such a record
@@ -296,13 +287,12 @@ def record_bytecode(prefix, given, how):
         compiled = []
         unlisted(site, listed, compiled)
         for path, source, level in compiled:
-            info = os.lstat(path)
-            if not stat.S_ISREG(info.st_mode):
+            data, _ = read_regular(path)
+            if data is None:
                 continue
-            data = read_bytes(path)
             relative = path[len(prefix) + 1:]
-            if how == "checked" and not (loadable(data, source) and compiles_to(
-                    data, source, level, source_names(source, prefix, given))):
+            if how == "checked" and not (loadable(data, source) and
+                                         compiles_to(data, source, level)):
                 left_out.append(relative)
                 continue
             files[relative] = [len(data), sha256(data)]
@@ -317,13 +307,12 @@ def record_bytecode(prefix, given, how):
 
 
 def main():
-    given = os.path.normpath(sys.argv[1])
-    prefix, mode = os.path.realpath(given), sys.argv[2]
+    prefix, mode = os.path.realpath(sys.argv[1]), sys.argv[2]
     global REMOVED
     REMOVED = tuple(os.path.join(prefix, folder.strip("/")) + os.sep for folder in sys.argv[3:]
                     if mode != "record-bytecode" and folder.strip("/"))
     if mode == "record-bytecode":
-        record_bytecode(prefix, given, sys.argv[3])
+        record_bytecode(prefix, sys.argv[3])
         return
     started = time.monotonic()
     sites = site_packages(prefix)
@@ -359,8 +348,7 @@ def main():
                 problems.append(problem)
         problems.extend(unlisted(site, listed, compiled))
     recompiled = 0
-    for problem, hashed, was_compiled in check_bytecode(compiled, prefix, given, mode, record,
-                                                        stamp):
+    for problem, hashed, was_compiled in check_bytecode(compiled, prefix, mode, record, stamp):
         size += hashed
         recompiled += was_compiled
         if problem:
