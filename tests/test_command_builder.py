@@ -47,6 +47,11 @@ ALLOWED_SITES = {
         "testinfra's transport: runs the text testinfra hands it, as testinfra's DockerBackend "
         "and SshBackend do, quoted into one word of the session's literal line "
         "(ShellSession.run)",
+    ("dlws/docker_connector.py", "SessionDockerConnector.run_shell_command"):
+        "pyinfra's transport: the command pyinfra hands its docker connector, made into the same "
+        "text by pyinfra's make_unix_command_for_host as DockerConnector makes it, run as one "
+        "quoted word of the session's literal line (ShellSession.run), or handed to "
+        "DockerConnector itself",
 }
 NO_SHELL = {"FileUploadCommand", "FileDownloadCommand", "FunctionCommand"}
 

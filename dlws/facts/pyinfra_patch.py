@@ -4,7 +4,8 @@ pyinfra 3 reads every fact with its own remote command and caches none; dlws ser
 one batched read per host (dlws.facts.batch), so it must see each fact read and each command or
 upload that may change a host. pyinfra has no hook for either: ``Host.get_fact``,
 ``Host.run_shell_command``, ``Host.put_file`` and ``FunctionCommand.execute`` are replaced here,
-and a State's ``init`` is wrapped so the inventory is checked before pyinfra builds connectors.
+a State's ``init`` is wrapped so the inventory is checked before pyinfra builds connectors, and
+a host's connector class may be given a subclass of it before then (``use_connector``).
 The test pins pyinfra's version and every behaviour relied on, so an upgrade fails there first.
 """
 
@@ -97,6 +98,17 @@ def before_init(state, check: Callable[[list], None]) -> None:
         return init(inventory, *args, initial_limit=initial_limit, **kwargs)
 
     state.init = check_then_init
+
+
+def use_connector(hosts, replaced: type, replacement: type) -> None:
+    """Give each host whose connector class is `replaced` itself (not a subclass of it) the
+    subclass `replacement`: before the State's init() (`before_init`), which builds each host's
+    connector from its class (dlws.docker_connector)."""
+    if not issubclass(replacement, replaced):
+        raise TypeError(f"{replacement.__name__} is not a {replaced.__name__}")
+    for host in hosts:
+        if host.connector_cls is replaced:
+            host.connector_cls = replacement
 
 
 def keep_global_arguments() -> None:

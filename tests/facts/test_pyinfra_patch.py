@@ -9,6 +9,7 @@ import inspect
 from pathlib import Path
 
 import pyinfra_cli.cli
+import pytest
 from pyinfra.api import command, facts, state
 from pyinfra.api.host import Host
 
@@ -136,3 +137,21 @@ def test_the_global_arguments_are_kept_as_pyinfra_evaluates_them(monkeypatch):
     assert arguments.all_global_arguments() == pyinfra_patch.ORIGINAL["all_global_arguments"]()
     arguments.all_global_arguments().clear()
     assert arguments.all_global_arguments() == pyinfra_patch.ORIGINAL["all_global_arguments"]()
+
+
+def test_use_connector_gives_only_that_class_a_subclass_of_it():
+    from pyinfra.connectors.docker import DockerConnector, PodmanConnector
+    from pyinfra.connectors.local import LocalConnector
+
+    class Host_:  # (only the attribute pyinfra's Host.init reads)
+        def __init__(self, connector_cls):
+            self.connector_cls = connector_cls
+
+    class Sub(DockerConnector):
+        pass
+
+    hosts = [Host_(DockerConnector), Host_(PodmanConnector), Host_(LocalConnector)]
+    pyinfra_patch.use_connector(hosts, DockerConnector, Sub)
+    assert [h.connector_cls for h in hosts] == [Sub, PodmanConnector, LocalConnector]
+    with pytest.raises(TypeError, match="is not a"):
+        pyinfra_patch.use_connector(hosts, DockerConnector, LocalConnector)

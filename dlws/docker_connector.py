@@ -1,0 +1,132 @@
+"""pyinfra's docker connector, its commands in one long-lived shell per container.
+
+pyinfra's `DockerConnector` starts `docker exec -i CONTAINER sh -c COMMAND` for each command: on
+this machine about 80 ms of wall time (the docker client, dockerd, containerd, runc) for a
+command that itself takes a millisecond, and a first deploy of the README's sandbox runs some 75
+of them (measured with a `docker` wrapper that logged each call: 76 `exec`s, 5.6 s in those
+that were not apt's or pip's). `SessionDockerConnector` runs them in one `docker exec -i
+CONTAINER /bin/sh` (`dlws.shell_session.ShellSession`, verify's session), each as its own
+`/bin/sh -c`, and hands pyinfra the same status and output lines as pyinfra's own connector.
+
+A command pyinfra asks to feed (`_stdin`), to time out (`_timeout`), to give a terminal
+(`_get_pty`), or whose output is printed as it comes (`-vv`) goes pyinfra's own way, as does every
+command where no session starts (and every command with DLWS_SESSIONS=0). Uploads and downloads
+stay `docker cp`.
+
+`use_sessions(state)` (called by both pyinfra configs, before pyinfra builds its connectors)
+gives each `@docker/` host this connector; pyinfra's other connectors, and subclasses of its docker
+connector (podman), are left as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from click import echo
+from pyinfra.connectors.docker import DockerConnector
+from pyinfra.connectors.util import (
+    CommandOutput,
+    OutputLine,
+    extract_control_arguments,
+    make_unix_command_for_host,
+)
+from pyinfra.context import ctx_state
+
+from dlws.facts.pyinfra_patch import before_init, use_connector
+from dlws.shell_session import SessionError, ShellSession
+
+# Control arguments only pyinfra's own connector honours (the session feeds no input, has no
+# terminal, and waits for its command however long it takes).
+OWN_WAY = ("_stdin", "_get_pty", "_timeout")
+
+
+def lines(data: bytes, stream: str) -> list[OutputLine]:
+    """A stream's bytes as pyinfra's local connector reads them: one line per newline, the
+    newline dropped, a last line without one kept."""
+    text = data.decode("utf-8", errors="replace")
+    parts = text.split("\n")
+    if parts[-1] == "":
+        parts.pop()
+    return [OutputLine(stream, part) for part in parts]
+
+
+class SessionDockerConnector(DockerConnector):
+    """`DockerConnector` with each plain command in the container's one session shell."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._session: ShellSession | None = None
+        self._opening = threading.Lock()
+        # (False once a session failed to start, or when DLWS_SESSIONS=0: no more tries)
+        self._use_session = os.environ.get("DLWS_SESSIONS", "1") != "0"
+
+    def _take(self) -> ShellSession | None:
+        """The session, its lock held for the caller; None where it is busy or cannot start."""
+        if not self._use_session:
+            return None
+        with self._opening:
+            if self._session is None or self._session.broken:
+                try:
+                    # (`--`: the container's id is never read as an option.)
+                    self._session = ShellSession([self.docker_cmd, "exec", "-i", "--",
+                                                  self.container_id, "/bin/sh"])
+                except SessionError:
+                    self._use_session = False
+                    self._session = None
+                    return None
+            if self._session.lock.acquire(blocking=False):
+                return self._session
+            return None
+
+    def run_shell_command(self, command, print_output: bool = False, print_input: bool = False,
+                          **arguments):
+        if print_output or any(arguments.get(name) for name in OWN_WAY):
+            return super().run_shell_command(command, print_output=print_output,
+                                             print_input=print_input, **arguments)
+        session = self._take()
+        if session is None:
+            return super().run_shell_command(command, print_output=print_output,
+                                             print_input=print_input, **arguments)
+        try:
+            own = dict(arguments)
+            control = extract_control_arguments(own)
+            unix_command = make_unix_command_for_host(self.state, self.host, command, **own)
+            if print_input:
+                echo(f"{self.host.print_prefix}>>> {unix_command}", err=True)
+            try:
+                rc, out, err = session.run(unix_command.get_raw_value())
+            except SessionError as error:
+                if not error.ran:
+                    raise
+                # (not run again: it may have done its work, or part of it)
+                rc, out, err = 255, b"", (f"dlws: the container's shell session ended while "
+                                          f"this command ran ({error}); its exit status is "
+                                          "unknown").encode()
+        except SessionError:
+            # The session could not take the command: it goes pyinfra's own way.
+            return super().run_shell_command(command, print_output=print_output,
+                                             print_input=print_input, **arguments)
+        finally:
+            session.lock.release()
+        codes = control.get("_success_exit_codes")
+        status = rc in codes if codes else rc == 0
+        return status, CommandOutput(lines(out, "stdout") + lines(err, "stderr"))
+
+    def disconnect(self) -> None:
+        with self._opening:
+            if self._session is not None and not self._session.broken:
+                self._session.close()
+            self._session = None
+        super().disconnect()
+
+
+def use_sessions(state) -> None:
+    """Give each `@docker/` host of this run `SessionDockerConnector`, before pyinfra's State
+    builds its connectors (nothing where it has built them already)."""
+    real = ctx_state.get() if ctx_state.isset() else state
+    if getattr(real, "initialised", False):
+        return
+
+    before_init(real, lambda hosts: use_connector(hosts, DockerConnector, SessionDockerConnector))
+

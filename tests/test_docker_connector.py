@@ -1,0 +1,171 @@
+"""The deploy's docker connector (dlws.docker_connector): each command run in the container's one
+session shell gives pyinfra the status and lines pyinfra's own docker connector gives, with
+pyinfra's arguments (environment, folder, shell, exit codes) applied the same way; what the
+session cannot do goes pyinfra's own way; and the pyinfra configs give it to `@docker/` hosts
+only. The commands run in a real container, against pyinfra's own connector."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.command import StringCommand
+from pyinfra.connectors.docker import DockerConnector, PodmanConnector
+from pyinfra.connectors.local import LocalConnector
+
+from dlws.command import cmd
+from dlws.docker_connector import SessionDockerConnector, lines, use_sessions
+from tests.test_shell_session import COMMANDS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_lines_are_split_as_pyinfras_local_connector_reads_them():
+    assert [line.line for line in lines(b"a\nb\n\nc", "stdout")] == ["a", "b", "", "c"]
+    assert [line.line for line in lines(b"a\r\n", "stderr")] == ["a\r"]
+    assert lines(b"", "stdout") == []
+    assert {line.buffer_name for line in lines(b"x\ny\n", "stderr")} == {"stderr"}
+
+
+def test_the_configs_give_docker_hosts_the_session_connector_and_leave_the_rest():
+    inventory = Inventory(([("@docker/box", {}), ("@local", {}), ("@podman/pod", {}),
+                            ("ws-01", {"ssh_hostname": "127.0.0.1"})], {}))
+    state = State()
+    use_sessions(state)
+    state.init(inventory, Config())
+    kinds = {host.name: type(host.connector) for host in inventory}
+    assert kinds["@docker/box"] is SessionDockerConnector
+    assert kinds["@local"] is LocalConnector
+    assert kinds["@podman/pod"] is PodmanConnector
+    assert kinds["ws-01"].__name__ == "SSHConnector"
+    # Both configs call it (the repository's, and the one `dlws` passes to pyinfra).
+    for config in (ROOT / "config.py", ROOT / "dlws" / "pyinfra_config.py"):
+        assert "\nuse_sessions(state)\n" in config.read_text(), config
+
+
+def test_nothing_is_swapped_once_the_connectors_are_built():
+    state = State(Inventory(([("@docker/box", {})], {})), Config())
+    use_sessions(state)
+    assert type(state.inventory.get_host("@docker/box").connector) is DockerConnector
+
+
+# --- a real container, against pyinfra's own docker connector ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def hosts(docker_engine):
+    """(ours, theirs): the same running container through each connector, connected."""
+    from dlws.sandbox.images import ensure_debian_image
+
+    image = ensure_debian_image("bookworm")
+    name = f"dlws-connector-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "run", "-d", "--rm", "--network", "none", "--name", name, image,
+                    "sleep", "infinity"], check=True, capture_output=True)
+    inventory = Inventory(([(f"@docker/{name}", {})], {}))
+    state = State()
+    use_sessions(state)
+    state.init(inventory, Config())
+    ours = inventory.get_host(f"@docker/{name}")
+    ours.connect()
+    theirs = DockerConnector(state, ours)
+    theirs.connect()
+    yield ours.connector, theirs
+    ours.connector.disconnect()
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def answer(connector, command, **arguments):
+    status, output = connector.run_shell_command(StringCommand(command), **arguments)
+    return status, output.stdout_lines, output.stderr_lines
+
+
+CASES = [(command, {}) for command in COMMANDS] + [
+    (str(cmd("ls", "-la", "--", "/etc")), {}),
+    ("id; env | sort; pwd; umask", {}),
+    ("exit 3", {"_success_exit_codes": [0, 3]}),
+    ("exit 4", {"_success_exit_codes": [0, 3]}),
+    ("echo \"$DLWS_A|$DLWS_B\"", {"_env": {"DLWS_A": "it's $(id)", "DLWS_B": "b c"}}),
+    ("pwd; ls", {"_chdir": "/etc/apt"}),
+    ("echo ${BASH_VERSION:+bash}", {"_shell_executable": "bash"}),
+    ("printf 'caf\\303\\251\\n'", {}),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("command", "arguments"), CASES)
+def test_a_command_answers_as_pyinfras_own_docker_connector(hosts, command, arguments):
+    ours, theirs = hosts
+    assert answer(ours, command, **arguments) == answer(theirs, command, **arguments)
+
+
+@pytest.mark.integration
+def test_bytes_that_are_not_utf8_are_replaced_not_the_rest_of_the_output_lost(hosts):
+    ours, theirs = hosts
+    command = "printf 'caf\\303\\251\\n\\377\\nafter\\n'"
+    assert answer(ours, command) == (True, ["caf\u00e9", "\ufffd", "after"], [])
+    # (pyinfra's own reader stops at the first such line, with a traceback on stderr)
+    assert answer(theirs, command) == (True, ["caf\u00e9"], [])
+
+
+# The process above the command's own shell: the session's shell for each command in it; for
+# pyinfra's own connector, none in the container (`docker exec`'s process starts the command).
+ABOVE = "read -r _ _ _ above _ < /proc/$PPID/stat; echo \"$above\""
+
+
+@pytest.mark.integration
+def test_the_commands_run_in_one_shell_and_cannot_change_it(hosts):
+    ours, theirs = hosts
+    shells = {answer(ours, ABOVE)[1][0] for _ in range(3)}
+    assert len(shells) == 1
+    assert answer(theirs, ABOVE)[1][0] not in shells
+    assert answer(ours, "cd /; export DLWS_X=1; umask 077; exit 7")[0] is False
+    assert answer(ours, "echo \"${DLWS_X-unset}\"; umask")[1] == ["unset", "0022"]
+    assert {answer(ours, ABOVE)[1][0]} == shells
+
+
+@pytest.mark.integration
+def test_what_the_session_cannot_do_goes_pyinfras_own_way(hosts):
+    ours, _ = hosts
+    session = answer(ours, ABOVE)[1][0]
+    # Input to feed: only `docker exec -i` gives the command its stdin.
+    status, out, _ = answer(ours, "cat; " + ABOVE, _stdin="fed\n")
+    assert status and out[0] == "fed" and out[1] != session
+    # A timeout: pyinfra's own reader gives up (the session would wait).
+    with pytest.raises(TimeoutError):
+        ours.run_shell_command(StringCommand("sleep 5"), _timeout=1)
+    # Printed as it comes (-vv).
+    assert answer(ours, ABOVE, print_output=True)[1] != [session]
+    assert answer(ours, ABOVE)[1] == [session]
+
+
+@pytest.mark.integration
+def test_a_session_that_ends_mid_command_fails_that_command_and_the_next_gets_a_new_one(hosts):
+    ours, _ = hosts
+    before = answer(ours, ABOVE)[1]
+    status, out, err = answer(ours, ABOVE.replace("echo", "kill -9") + "; sleep 5; echo no")
+    assert status is False and out == []
+    assert "shell session ended while this command ran" in err[0], err
+    after = answer(ours, ABOVE)[1]
+    assert after != before
+    assert answer(ours, ABOVE)[1] == after
+
+
+def test_commands_of_parallel_hosts_overlap_under_pyinfras_gevent():
+    """pyinfra's CLI patches the interpreter for gevent: two hosts' sessions wait together,
+    not one after the other (two local shells, each command a 1 s sleep)."""
+    script = textwrap.dedent("""
+        import pyinfra_cli, time, gevent
+        from dlws.shell_session import ShellSession
+        sessions = [ShellSession(["/bin/sh"]), ShellSession(["/bin/sh"])]
+        started = time.monotonic()
+        gevent.joinall([gevent.spawn(s.run, "sleep 1") for s in sessions])
+        print(round(time.monotonic() - started, 2))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert float(out.stdout.strip().splitlines()[-1]) < 1.8, out.stdout
