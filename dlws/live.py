@@ -33,8 +33,10 @@ def _live_run_local(on_line: Callable[[str], None], called: list[bool]) -> Calla
         line = self.encode(command)
         # shell=True as in testinfra's run_local: `line` is the backend's own quoted command
         # (docker exec NAME /bin/sh -c QUOTED, ssh ... QUOTED), the one host.run would run.
+        # (`local_env`: dlws.shell_session's backends' environment for their processes)
         process = subprocess.Popen(line, shell=True, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=getattr(self, "local_env", None))
         stdout: list[bytes] = []
         reader = threading.Thread(target=lambda: stdout.append(process.stdout.read()),
                                   name="live stdout", daemon=True)

@@ -18,13 +18,16 @@ runs through testinfra's own backend (`docker exec`, `ssh`), as before.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import os
 import re
 import secrets
 import selectors
+import shutil
 import subprocess
+import tempfile
 import threading
 from typing import Any
 
@@ -49,15 +52,16 @@ class SessionError(RuntimeError):
 class ShellSession:
     """A shell process whose stdin takes `_LINE`s; `run(command)` -> (rc, stdout, stderr)."""
 
-    def __init__(self, argv: list[str]) -> None:
-        """Start the shell, and wait for its first answer: a private folder for the commands'
-        output (removed when the shell ends), and a marker on each stream. Raises SessionError
-        (ran False) where it gives none: a command never reaches a session that did not start.
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Start the shell (`env`: its process's environment, None for this one's), and wait
+        for its first answer: a private folder for the commands' output (removed when the shell
+        ends), and a marker on each stream. Raises SessionError (ran False) where it gives none:
+        a command never reaches a session that did not start.
         """
         self.lock = threading.Lock()
         self.broken = False
         self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE)
+                                          stderr=subprocess.PIPE, env=env)
         marker = secrets.token_hex(16)
         try:
             self._process.stdin.write(sh(
@@ -141,6 +145,9 @@ class _Sessions:
     session's process (`session_argv`)."""
 
     MAX_SESSIONS = 4
+    # The environment of the local processes (sessions, and the backend's own `run_local`):
+    # None for this process's own.
+    local_env: dict[str, str] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -163,7 +170,7 @@ class _Sessions:
             if len(self._sessions) >= self.MAX_SESSIONS:
                 return None
             try:
-                session = ShellSession(self.session_argv())
+                session = ShellSession(self.session_argv(), env=self.local_env)
             except SessionError:
                 self._use_sessions = False
                 return None
@@ -196,6 +203,16 @@ class _Sessions:
                 session.lock.release()
         return super().run(command, *args, **kwargs)
 
+    def run_local(self, command: str, *args: str) -> base.CommandResult:
+        """testinfra 10's BaseBackend.run_local (the same quoting, encoding and result), its
+        process given `local_env`."""
+        line = self.encode(self.quote(command, *args))
+        process = subprocess.Popen(line, shell=True, stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=self.local_env)
+        stdout, stderr = process.communicate()
+        return self.result(process.returncode, line, stdout, stderr)
+
     def close(self) -> None:
         with self._opening:
             for session in self._sessions:
@@ -223,11 +240,40 @@ class SessionSshBackend(_Sessions, SshBackend):
 
     NAME = "ssh"
 
+    def __init__(self, *args: Any, ssh_password: str | None = None, **kwargs: Any) -> None:
+        """+ ssh_password: the inventory's password for this host (pyinfra's `ssh_password`).
+        OpenSSH reads it from `askpass_program()`, which prints it from this backend's
+        processes' environment: never on a command line, where every user of the controller
+        could read it."""
+        super().__init__(*args, **kwargs)
+        if ssh_password is not None:
+            self.local_env = {**os.environ, "SSH_ASKPASS": askpass_program(),
+                              "SSH_ASKPASS_REQUIRE": "force", ASKPASS_VARIABLE: ssh_password}
+
     def session_argv(self) -> list[str]:
         # testinfra's own ssh line for this host (its options, user, port, key, config), run
         # as it runs it (`sh -c`), with `/bin/sh` as the remote command.
         ssh, values = self._build_ssh_command("/bin/sh")
         return ["/bin/sh", "-c", self.quote(" ".join(ssh), *values)]
+
+
+# The variable the askpass program prints (ssh hands it no argument that says which host).
+ASKPASS_VARIABLE = "DLWS_SSH_PASSWORD"
+_ASKPASS: list[str] = []
+
+
+def askpass_program() -> str:
+    """A program that prints $DLWS_SSH_PASSWORD for ssh (SSH_ASKPASS): written once per
+    process into a folder of its own, readable by this user alone, removed at exit."""
+    if not _ASKPASS:
+        folder = tempfile.mkdtemp(prefix="dlws-askpass-")
+        atexit.register(shutil.rmtree, folder, True)
+        path = os.path.join(folder, "askpass")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
+        with os.fdopen(descriptor, "w") as program:
+            program.write('#!/bin/sh\nprintf \'%s\\n\' "$' + ASKPASS_VARIABLE + '"\n')
+        _ASKPASS.append(path)
+    return _ASKPASS[0]
 
 
 # verify's hosts of docker:// and ssh:// specs, one per spec and process (testinfra's own cache
@@ -236,18 +282,22 @@ _HOSTS: dict[str, Host] = {}
 _BACKENDS = {"docker": SessionDockerBackend, "ssh": SessionSshBackend}
 
 
-def get_host(spec: str, **extra: str) -> Host:
+def get_host(spec: str, sessions: bool = True, **extra: str) -> Host:
     """testinfra's host for `spec` (and backend options its spec cannot carry: `extra`, as
     testinfra.get_host takes them); a docker:// or ssh:// one runs its commands in
     ShellSessions (the spec read by testinfra's own parser, as testinfra.get_host reads it).
-    DLWS_SESSIONS=0: testinfra's own host, one process per command."""
+    `sessions` False, or DLWS_SESSIONS=0: testinfra's own host, one process per command (for
+    an SSH host with a password, this module's backend, one process per command)."""
     name, options = parse_hostspec(spec)
     kind = options.pop("connection", None)
-    if kind not in _BACKENDS or os.environ.get("DLWS_SESSIONS", "1") == "0":
+    sessions = sessions and os.environ.get("DLWS_SESSIONS", "1") != "0"
+    # (A password only this module's ssh backend takes: it is never given to testinfra's.)
+    if kind not in _BACKENDS or (not sessions and "ssh_password" not in extra):
         return testinfra.get_host(spec, **extra)
-    key = (spec, tuple(sorted(extra.items())))
+    key = (spec, sessions, tuple(sorted(extra.items())))
     if key not in _HOSTS:
         backend = _BACKENDS[kind](name, **{**extra, **options})
+        backend._use_sessions = sessions
         _HOSTS[key] = Host(backend)
         backend.set_host(_HOSTS[key])
     return _HOSTS[key]

@@ -317,3 +317,101 @@ def test_an_ssh_host_that_does_not_answer_fails_as_testinfras_ssh_does(tmp_path)
     with pytest.raises(RuntimeError, match="Connection refused"):
         ours.run("true")
     assert ours._sessions == [] and not ours._use_sessions
+
+
+# --- an SSH host with a password (pyinfra's ssh_password) -------------------------------------
+
+# A password with what a shell, ssh's option parser or a printf format would read.
+PASSWORD = "pa's \"word\" $(id) %h %s \\ `x`;"
+
+
+@pytest.fixture(scope="module")
+def password_sshd(docker_engine, tmp_path_factory):
+    """An sshd container with a user `lab` who logs in with PASSWORD; verify's inventory data
+    for it (an ssh config that would ask nothing, BatchMode yes, keys off, and this container's
+    host key alone trusted)."""
+    from dlws.sandbox.images import ensure_sshd_image
+
+    image = ensure_sshd_image("bookworm")
+    folder = tmp_path_factory.mktemp("ssh-password")
+    name = f"dlws-sshd-pw-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, image, "sleep", "infinity"],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run(["docker", "exec", "-i", name, "sh", "-c",
+                        "mkdir -p /run/sshd && ssh-keygen -A && useradd -m lab && chpasswd "
+                        "&& /usr/sbin/sshd"], input=f"lab:{PASSWORD}\n", text=True, check=True,
+                       capture_output=True)
+        ip = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}"
+                             "{{.IPAddress}}{{end}}", name],
+                            check=True, capture_output=True, text=True).stdout.strip()
+        host_key = subprocess.run(["docker", "exec", name, "cat",
+                                   "/etc/ssh/ssh_host_ed25519_key.pub"], check=True,
+                                  capture_output=True, text=True).stdout.split()[:2]
+        known = folder / "known_hosts"
+        known.write_text(" ".join([ip, *host_key]) + "\n")
+        config = folder / "config"
+        config.write_text("Host *\n  PubkeyAuthentication no\n  BatchMode yes\n"
+                          "  LogLevel ERROR\n")
+        yield ip, {"ssh_user": "lab", "ssh_password": PASSWORD, "ssh_config_file": str(config),
+                   "ssh_known_hosts_file": str(known), "ssh_strict_host_key_checking": "yes"}
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def _password_host(ip: str, data: dict):
+    from dlws.inventory.targets import host_options, host_spec
+
+    spec = host_spec(ip, data)
+    return get_host(spec, **host_options(spec, data))
+
+
+def _argvs_holding(secret: str) -> list[str]:
+    """The command lines of this machine's processes that hold `secret`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if secret.encode() in cmdline.read_bytes():
+                found.append(str(cmdline))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sessions", ["1", "0"])
+def test_an_ssh_host_with_a_password_is_verified_as_the_deploy_reaches_it(
+        password_sshd, monkeypatch, sessions):
+    from dlws import shell_session
+    from dlws.live import run_live
+
+    monkeypatch.setenv("DLWS_SESSIONS", sessions)
+    monkeypatch.setattr(shell_session, "_HOSTS", {})
+    ip, data = password_sshd
+    host = _password_host(ip, data)
+    out = host.run("id -un; echo $PPID")
+    assert (out.rc, out.stdout.split()[0]) == (0, "lab"), out.stderr
+    # One login for every command with sessions; one each without.
+    parents = {host.run("echo $PPID").stdout for _ in range(2)}
+    assert len(parents) == (1 if sessions == "1" else 2)
+    # The password is in no process's command line (ssh reads it through SSH_ASKPASS, from
+    # its own environment), while a session is open.
+    assert _argvs_holding("word\" $(id)") == []
+    # A command read as it prints (the training check's lines) logs in the same way.
+    lines: list[str] = []
+    assert run_live(host, cmd("sh", "-c", "echo one >&2; id -un"), lines.append).stdout == \
+        "lab\n"
+    assert lines == ["one"]
+    close_all()
+
+
+@pytest.mark.integration
+def test_a_wrong_password_is_refused_with_sshs_own_message(password_sshd, monkeypatch):
+    from dlws import shell_session
+
+    monkeypatch.setattr(shell_session, "_HOSTS", {})
+    ip, data = password_sshd
+    host = _password_host(ip, {**data, "ssh_password": "not it"})
+    with pytest.raises(RuntimeError, match="Permission denied"):
+        host.run("id -un")
+    close_all()

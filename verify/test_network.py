@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from urllib.parse import urlparse
 
 import pytest
-import testinfra
 
+from dlws import shell_session
 from dlws.command import Command, cmd
 
 from .helpers import targets, train_check_data_args
@@ -52,11 +52,17 @@ def torchrun_command(target, leader, nodes: int, run_id: str) -> Command:
     return cmd(*env, "timeout", "-k", "10", str(limit + GRACE_S), *check)
 
 
+def plain_host(member):
+    """The member's testinfra host, a process per command (the torchrun and the pkill that
+    stops it run side by side), logged in as verify logs in (its password, host keys)."""
+    return shell_session.get_host(member.spec, sessions=False, **member.options)
+
+
 def run_on(member, command: Command) -> dict:
     """One host's part: its exit code, output and the document its first rank printed."""
     started = time.monotonic()
     try:
-        out = testinfra.get_host(member.spec, **member.options).run(command)
+        out = plain_host(member).run(command)
     except Exception as error:  # the backend could not start the command: unreachable
         return {"host": member.name, "rc": None, "seconds": 0.0, "document": {},
                 "error": f"unreachable ({member.spec}): {error}"}
@@ -73,8 +79,7 @@ def run_on(member, command: Command) -> dict:
 def stop_run(member, run_id: str) -> None:
     """Stop this run's torchrun on a host (found by its unique rendezvous ID, nothing else)."""
     with contextlib.suppress(Exception):  # unreachable: nothing of ours runs there
-        testinfra.get_host(member.spec, **member.options).run(cmd("pkill", "-TERM", "-f", "--",
-                                                f"--rdzv-id={run_id}"))
+        plain_host(member).run(cmd("pkill", "-TERM", "-f", "--", f"--rdzv-id={run_id}"))
 
 
 def run_group(members, leader, run_id: str) -> list[dict]:

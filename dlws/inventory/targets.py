@@ -79,25 +79,33 @@ def host_spec(name: str, data: dict[str, Any]) -> str:
 
 
 def host_options(spec: str, data: dict[str, Any]) -> dict[str, str]:
-    """For an SSH host, the inventory's host key settings as OpenSSH options, so that verify
-    trusts the host keys the deploy trusts (ssh_known_hosts_file, ssh_strict_host_key_checking);
+    """For an SSH host, the inventory's password (`ssh_password`, for dlws.shell_session's ssh
+    backend) and its host key settings as OpenSSH options, so that verify logs in as the deploy
+    does and trusts the host keys the deploy trusts (ssh_known_hosts_file,
+    ssh_strict_host_key_checking);
     testinfra's `ssh_extra_args`, which it puts into its ssh command line as they are: built by
     dlws.command (each word quoted), each value in ssh's own quotes with `%` doubled (ssh
     expands `%` tokens and splits unquoted values at spaces in these options)."""
     if not spec.startswith("ssh://"):
         return {}
+    found: dict[str, str] = {}
     options = []
+    if data.get("ssh_password") is not None:
+        # (dlws.shell_session's ssh backend hands it to ssh through SSH_ASKPASS; ssh asks for
+        # it once, whatever the user's ssh config says of batch mode)
+        found["ssh_password"] = str(data["ssh_password"])
+        options += [("BatchMode", "no"), ("NumberOfPasswordPrompts", "1")]
     if data.get("ssh_known_hosts_file"):
         options.append(("UserKnownHostsFile", os.path.expanduser(data["ssh_known_hosts_file"])))
     if data.get("ssh_strict_host_key_checking"):
         options.append(("StrictHostKeyChecking", data["ssh_strict_host_key_checking"]))
     if not options:
-        return {}
+        return found
     words = []
     for option, value in options:
         quoted = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
         words += ["-o", option + '="' + quoted + '"']
-    return {"ssh_extra_args": str(cmd(*words))}
+    return {**found, "ssh_extra_args": str(cmd(*words))}
 
 
 def load_targets(inventory_path: str, keys: Iterable[Key], limit: str | None = None,

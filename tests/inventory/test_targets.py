@@ -60,6 +60,20 @@ def test_host_key_options_stay_one_word_each_whatever_the_path(path):
     assert host_options("docker://ws", data) == {} and host_options("ssh://ws", {}) == {}
 
 
+def test_a_password_goes_to_the_ssh_backend_alone_never_into_the_spec_or_ssh_options():
+    """ssh_password: an option of dlws.shell_session's ssh backend (which hands it to ssh
+    through SSH_ASKPASS), with ssh told to ask once and not to run in batch mode."""
+    secret = "pa's \"word\" $(id) %h -oProxyCommand=x"
+    data = {"ssh_user": "lab", "ssh_password": secret}
+    spec = host_spec("ws-01", data)
+    options = host_options(spec, data)
+    assert secret not in spec and "word" not in spec
+    assert options["ssh_password"] == secret
+    assert shlex.split(options["ssh_extra_args"]) == [
+        "-o", 'BatchMode="no"', "-o", 'NumberOfPasswordPrompts="1"']
+    assert host_options("docker://ws", data) == {}
+
+
 def test_unsupported_connector_is_named():
     with pytest.raises(ValueError, match="@vagrant is not supported"):
         host_spec("@vagrant/box", {})
