@@ -155,17 +155,24 @@ def test_a_session_that_ends_mid_command_fails_that_command_and_the_next_gets_a_
     assert answer(ours, ABOVE)[1] == after
 
 
-def test_commands_of_parallel_hosts_overlap_under_pyinfras_gevent():
-    """pyinfra's CLI patches the interpreter for gevent: two hosts' sessions wait together,
-    not one after the other (two local shells, each command a 1 s sleep)."""
+def test_commands_of_parallel_hosts_overlap_under_pyinfras_gevent(tmp_path):
+    """pyinfra's CLI patches the interpreter for gevent: two hosts' sessions wait together, not
+    one after the other. Each command waits (at most 20 s) for the other's mark before it
+    leaves its own answer: run one after the other, the first gives up, having never seen the
+    second's mark (two local shells)."""
     script = textwrap.dedent("""
-        import pyinfra_cli, time, gevent
+        import pyinfra_cli, sys, gevent
+        from dlws.command import sh
         from dlws.shell_session import ShellSession
+        folder = sys.argv[1]
+        wait = ("touch {}/{}; i=0; while [ ! -e {}/{} ]; do i=$((i+1)); "
+                "[ $i -gt 2000 ] && exit 1; sleep 0.01; done; echo met")
+        lines = [sh(wait, folder, "a", folder, "b"), sh(wait, folder, "b", folder, "a")]
         sessions = [ShellSession(["/bin/sh"]), ShellSession(["/bin/sh"])]
-        started = time.monotonic()
-        gevent.joinall([gevent.spawn(s.run, "sleep 1") for s in sessions])
-        print(round(time.monotonic() - started, 2))
+        found = [gevent.spawn(s.run, str(line)) for s, line in zip(sessions, lines)]
+        gevent.joinall(found)
+        print([g.value[0] for g in found], [g.value[1].decode().strip() for g in found])
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
-    assert float(out.stdout.strip().splitlines()[-1]) < 1.8, out.stdout
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                         text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "[0, 0] ['met', 'met']", out.stdout
