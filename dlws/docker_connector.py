@@ -24,6 +24,7 @@ import os
 import threading
 
 from click import echo
+from pyinfra.api import State
 from pyinfra.connectors.docker import DockerConnector
 from pyinfra.connectors.util import (
     CommandOutput,
@@ -123,8 +124,12 @@ class SessionDockerConnector(DockerConnector):
 
 def use_sessions(state) -> None:
     """Give each `@docker/` host of this run `SessionDockerConnector`, before pyinfra's State
-    builds its connectors (nothing where it has built them already)."""
-    real = ctx_state.get() if ctx_state.isset() else state
+    builds its connectors (nothing where it has built them already).
+
+    + state: a State, or pyinfra's `state` (the configs': the State of the running command)
+    """
+    # (pyinfra's `state` is a proxy of the context's State; a State given is used as it is)
+    real = state if isinstance(state, State) or not ctx_state.isset() else ctx_state.get()
     if getattr(real, "initialised", False):
         return
 

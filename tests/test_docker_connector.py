@@ -17,6 +17,7 @@ from pyinfra.api import Config, Inventory, State
 from pyinfra.api.command import StringCommand
 from pyinfra.connectors.docker import DockerConnector, PodmanConnector
 from pyinfra.connectors.local import LocalConnector
+from pyinfra.context import ctx_state
 
 from dlws.command import cmd
 from dlws.docker_connector import SessionDockerConnector, lines, use_sessions
@@ -36,7 +37,9 @@ def test_the_configs_give_docker_hosts_the_session_connector_and_leave_the_rest(
     inventory = Inventory(([("@docker/box", {}), ("@local", {}), ("@podman/pod", {}),
                             ("ws-01", {"ssh_hostname": "127.0.0.1"})], {}))
     state = State()
-    use_sessions(state)
+    # Another State in pyinfra's context (one an earlier run left there): the one given counts.
+    with ctx_state.use(State()):
+        use_sessions(state)
     state.init(inventory, Config())
     kinds = {host.name: type(host.connector) for host in inventory}
     assert kinds["@docker/box"] is SessionDockerConnector
@@ -52,6 +55,18 @@ def test_nothing_is_swapped_once_the_connectors_are_built():
     state = State(Inventory(([("@docker/box", {})], {})), Config())
     use_sessions(state)
     assert type(state.inventory.get_host("@docker/box").connector) is DockerConnector
+
+
+def test_the_configs_state_is_the_one_in_pyinfras_context():
+    """The configs pass pyinfra's `state`, a proxy of the running command's State."""
+    from pyinfra import state as context_state
+
+    inventory = Inventory(([("@docker/box", {})], {}))
+    running = State()
+    with ctx_state.use(running):
+        use_sessions(context_state)
+    running.init(inventory, Config())
+    assert type(inventory.get_host("@docker/box").connector) is SessionDockerConnector
 
 
 # --- a real container, against pyinfra's own docker connector ---------------------------------
