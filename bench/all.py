@@ -9,6 +9,8 @@ Rows (`--rows`, default all, in this order):
 - verify: `pytest verify` of the sandbox / its two trainings run by hand side by side (<= 1.2x)
 - first: the first deploy of a fresh container / the same packages by hand, before and after
   (bench/overhead.py's reference; <= 1.1x), with the live fact reads counted
+- first-cached: the same, both sides behind the fleet cache (roles/cache) that one first
+  deploy filled before: what the deploy adds without the upstream network's noise (<= 1.1x)
 - fleet-cache: 8 fresh hosts behind the fleet cache / 1 host, first deploy with frameworks
   (<= 1.5x; upstream bytes <= 1.05x)
 - fleet-ssh: the no-change rerun of 32 and 64 SSH hosts / pyinfra `exec -- true` on the same
@@ -18,7 +20,7 @@ Each row's figures go to --results (JSON, merged with earlier rows, so rows can 
 time), and the table between the markers of docs/benchmarks.md is rewritten from all rows there.
 Run it under the integration lock: `flock /work/int.lock .venv/bin/python bench/all.py`.
 
-    .venv/bin/python bench/all.py [--rows rerun verify first fleet-cache fleet-ssh]
+    .venv/bin/python bench/all.py [--rows rerun verify first first-cached fleet-cache fleet-ssh]
         [--rounds 5] [--verify-rounds 3] [--pairs 3] [--cache-hosts 8] [--sizes 1 32 64]
         [--prefix dlws-bench] [--results /var/tmp/dlws-bench/all.json] [--no-docs] [--keep]
         [--docs-only]
@@ -260,26 +262,61 @@ def verify_row(name: str, env: dict, rounds: int) -> dict:
 # --- first provisioning ---------------------------------------------------------------------------
 
 
-def first_row(prefix: str, pairs: int) -> dict:
+def warm_cache(prefix: str) -> tuple[tuple[str, str], dict[str, str], dict]:
+    """The fleet cache (roles/cache: apt-cacher-ng in a container, a shared download folder
+    mounted in each host), filled by one first deploy of the row's data through it: the apt
+    proxy URL and the folder on the hosts, the mounts, and the data that sends a deploy
+    through it."""
+    import cache_bytes
+    import overhead
+
+    cache_bytes.PREFIX[0] = prefix
+    proxy = cache_bytes.start_cache()
+    shared = WORK / "first-cache"
+    subprocess.run(["rm", "-rf", "--", str(shared)], check=True)
+    shared.mkdir(parents=True)
+    volumes = {str(shared): cache_bytes.SHARED}
+    data = {**overhead.DATA, "cache_apt_proxy": proxy, "cache_pip_dir": cache_bytes.SHARED}
+    name = f"{prefix}-first-warm"
+    try:
+        start([name], volumes)
+        seconds, rc, _, log = overhead.deploy(
+            overhead.inventory(WORK / "first-warm.py", [name], data))
+        if rc:
+            raise SystemExit(f"the deploy that fills the cache failed:\n{log}")
+        print(f"the cache filled by a first deploy through it: {seconds:.1f} s", flush=True)
+    finally:
+        remove([name])
+    return (proxy, cache_bytes.SHARED), volumes, data
+
+
+def first_row(prefix: str, pairs: int, cached: bool = False) -> dict:
+    """First provisioning against the same packages by hand, alternating, by hand first and
+    last. `cached`: both sides behind the fleet cache, filled before (the row first-cached):
+    what the deploy adds to the same installs without the upstream network's noise."""
+    import cache_bytes
     import overhead
 
     names = [f"{prefix}-first-{i}" for i in range(2 * pairs + 1)]
     hand, deploys, stats, loads = [], [], [], []
     cpu: dict[str, list[tuple[float, float]]] = {"ours": [], "floor": []}
     stats_file = WORK / "first-stats.jsonl"
+    cache, volumes, data = None, {}, overhead.DATA
     try:
+        if cached:
+            cache, volumes, data = warm_cache(prefix)
         for index, name in enumerate(names):
-            start([name])
+            start([name], volumes)
             if index % 2 == 0:
                 (seconds, steps), host_cpu, ctl_cpu = cpu_used(
-                    name, overhead.by_hand, name)
+                    name, overhead.by_hand, name, cache)
                 hand.append(seconds)
                 cpu["floor"].append((host_cpu, ctl_cpu))
                 print(f"by hand ({name}): {seconds:.1f} s {steps} (CPU {host_cpu:.1f} s in "
                       f"the container, {ctl_cpu:.1f} s here)", flush=True)
             else:
                 stats_file.unlink(missing_ok=True)
-                inv = overhead.inventory(WORK / "first.py", [name], overhead.DATA)
+                inv = overhead.inventory(WORK / "first.py", [name], data)
                 (seconds, rc, _, log), host_cpu, ctl_cpu = cpu_used(
                     name, overhead.deploy, inv, env={"DLWS_FACT_STATS": str(stats_file)})
                 if rc:
@@ -297,10 +334,15 @@ def first_row(prefix: str, pairs: int) -> dict:
             loads.append(round(load(), 1))
             remove([name])
     finally:
-        remove(names)
+        remove(names + ([cache_bytes.cache_name()] if cached else []))
     references = [(hand[i] + hand[i + 1]) / 2 for i in range(len(deploys))]
-    result = row("first", "first provisioning / the same packages by hand (mean of the runs "
-                 "before and after)", f"bench/all.py --rows first --pairs {pairs}", references,
+    name = "first-cached" if cached else "first"
+    figure = ("first provisioning / the same packages by hand (mean of the runs before and "
+              "after)")
+    if cached:
+        figure += (", both from the fleet cache filled before (apt-cacher-ng; pip's wheel "
+                   "folder and uv's cache, `--offline`)")
+    result = row(name, figure, f"bench/all.py --rows {name} --pairs {pairs}", references,
                  deploys, 1.1, loads, hand=hand,
                  notes=["live fact reads per first deploy (each fresh container read with the "
                         "request list of the controller's last deploy, dlws.facts.batch): "
@@ -385,7 +427,7 @@ def table(results: dict) -> str:
     lines = [BEGIN, "", "| figure | command | runs | median (spread) | floor median (spread) "
              "| ratio: median (each pair) | target | met? | load |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    order = ["rerun", "verify", "first", "fleet-cache"]
+    order = ["rerun", "verify", "first", "first-cached", "fleet-cache"]
     for name in sorted(results, key=lambda n: (order.index(n) if n in order else 9, n)):
         r = results[name]
         median = f"{r['median']:.2f}x" if r["median"] is not None else "-"
@@ -442,7 +484,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", nargs="+", default=["rerun", "verify", "first",
-                                                      "fleet-cache", "fleet-ssh"])
+                                                      "first-cached", "fleet-cache",
+                                                      "fleet-ssh"])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--verify-rounds", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=3)
@@ -482,6 +525,8 @@ def main() -> None:
                 keep(verify_row(name, env, args.verify_rounds))
         if "first" in args.rows:
             keep(first_row(args.prefix, args.pairs))
+        if "first-cached" in args.rows:
+            keep(first_row(args.prefix, args.pairs, cached=True))
         if "fleet-cache" in args.rows:
             keep(fleet_cache_row(args.prefix, args.cache_hosts))
         if "fleet-ssh" in args.rows:

@@ -36,9 +36,13 @@ def locks() -> tuple[str, str]:
     return str(uv_spec(data).path), str(environment_spec(plan, data).path)
 
 
-def by_hand(name: str) -> tuple[float, dict[str, float]]:
+def by_hand(name: str, cache: tuple[str, str] | None = None) -> tuple[float, dict[str, float]]:
     """apt-get install + pip install uv + uv pip install of the same locks, from a bare image:
-    the seconds in all, and of each step."""
+    the seconds in all, and of each step.
+
+    With `cache` (the fleet cache's apt proxy URL, the shared download folder mounted in the
+    container), from that cache as the deploy takes from it (roles/cache): apt through the
+    proxy, pip from the cache's wheel folder (`--no-index`), uv `--offline` from its cache."""
     uv_lock, env_lock = locks()
     wheelhouse = DATA.get("python_env_wheelhouse")
     started = time.monotonic()
@@ -49,14 +53,21 @@ def by_hand(name: str) -> tuple[float, dict[str, float]]:
         subprocess.run(["docker", "cp", f"{wheelhouse}/.", f"{name}:/root/wheels"], check=True)
     env = {"DEBIAN_FRONTEND": "noninteractive", "SSL_CERT_FILE": "/root/ca.crt",
            "PIP_CERT": "/root/ca.crt", "UV_LINK_MODE": "copy"}
+    proxy = pip_from = uv_from = ""
+    if cache:
+        env.update(PROXY=cache[0], PIP_CACHE_DIR=f"{cache[1]}/pip", UV_CACHE_DIR=f"{cache[1]}/uv",
+                   WHEELS=f"{cache[1]}/wheels")
+        proxy = ("echo \"Acquire::http::Proxy \\\"$PROXY\\\";\" "
+                 ">/etc/apt/apt.conf.d/01proxy && ")
+        pip_from, uv_from = "--no-index --find-links \"$WHEELS\" ", "--offline "
     packages = " ".join(ARCHIVE_PACKAGES)
     steps = {"copy": time.monotonic() - started}
-    sh(name, f"apt-get update -qq && apt-get install -y -qq --no-install-recommends {packages}"
-             " >/dev/null", env=env)
+    sh(name, f"{proxy}apt-get update -qq && apt-get install -y -qq --no-install-recommends "
+             f"{packages} >/dev/null", env=env)
     steps["apt"] = time.monotonic() - started - sum(steps.values())
-    sh(name, "python3 -m venv /opt/v && /opt/v/bin/pip install -q --require-hashes --no-deps "
-             "-r /root/uv.txt && /opt/v/bin/uv pip install -q --python /opt/v/bin/python "
-             "--compile-bytecode "
+    sh(name, f"python3 -m venv /opt/v && /opt/v/bin/pip install -q {pip_from}--require-hashes "
+             "--no-deps -r /root/uv.txt && /opt/v/bin/uv pip install -q --python /opt/v/bin/python "
+             f"--compile-bytecode {uv_from}"
              "--find-links /root/wheels --require-hashes --no-deps -r /root/env.txt", env=env)
     steps["venv"] = time.monotonic() - started - sum(steps.values())
     return time.monotonic() - started, {k: round(v, 1) for k, v in steps.items()}
