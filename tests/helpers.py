@@ -1,11 +1,15 @@
-"""Shared steps of the tests that drive real containers: deploy with --json, verify."""
+"""Shared steps of the tests that drive real containers: start one (or an sshd), deploy with
+--json, verify."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,3 +42,43 @@ def run_verify(inventory: str, *args: str, env: dict[str, str] | None = None,
          "-q", "-rfE", "--no-header", *args],
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})},
     )
+
+
+@contextlib.contextmanager
+def container(image: str, prefix: str, *run_args: str) -> Iterator[str]:
+    """A container of `image` that sleeps until the block ends, then is removed: its name
+    (`prefix` and a random suffix). `run_args` go to `docker run` (e.g. --network none)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "run", "-d", "--rm", *run_args, "--name", name, image, "sleep",
+                    "infinity"], check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def container_ip(name: str) -> str:
+    """The container's address on its network."""
+    return subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}"
+                           "{{.IPAddress}}{{end}}", name],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def sshd_container(folder: Path, setup: str, stdin: str) -> Iterator[tuple[str, Path]]:
+    """An sshd container (Debian 12, openssh-server) that `setup` (a shell line, fed `stdin`)
+    prepares before sshd starts: its address, and a known_hosts file in `folder` that trusts
+    this container's host key alone."""
+    from dlws.sandbox.images import ensure_sshd_image
+
+    with container(ensure_sshd_image("bookworm"), "dlws-sshd") as name:
+        subprocess.run(["docker", "exec", "-i", name, "sh", "-c",
+                        f"mkdir -p /run/sshd && ssh-keygen -A && {setup} && /usr/sbin/sshd"],
+                       input=stdin, text=True, check=True, capture_output=True)
+        ip = container_ip(name)
+        host_key = subprocess.run(["docker", "exec", name, "cat",
+                                   "/etc/ssh/ssh_host_ed25519_key.pub"], check=True,
+                                  capture_output=True, text=True).stdout.split()[:2]
+        known = folder / "known_hosts"
+        known.write_text(" ".join([ip, *host_key]) + "\n")
+        yield ip, known

@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from pyinfra.context import ctx_state
 
 from dlws.command import cmd
 from dlws.docker_connector import SessionDockerConnector, lines, use_sessions
+from tests import helpers
 from tests.test_shell_session import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,21 +77,18 @@ def hosts(docker_engine):
     """(ours, theirs): the same running container through each connector, connected."""
     from dlws.sandbox.images import ensure_debian_image
 
-    image = ensure_debian_image("bookworm")
-    name = f"dlws-connector-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "run", "-d", "--rm", "--network", "none", "--name", name, image,
-                    "sleep", "infinity"], check=True, capture_output=True)
-    inventory = Inventory(([(f"@docker/{name}", {})], {}))
-    state = State()
-    use_sessions(state)
-    state.init(inventory, Config())
-    ours = inventory.get_host(f"@docker/{name}")
-    ours.connect()
-    theirs = DockerConnector(state, ours)
-    theirs.connect()
-    yield ours.connector, theirs
-    ours.connector.disconnect()
-    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    with helpers.container(ensure_debian_image("bookworm"), "dlws-connector",
+                           "--network", "none") as name:
+        inventory = Inventory(([(f"@docker/{name}", {})], {}))
+        state = State()
+        use_sessions(state)
+        state.init(inventory, Config())
+        ours = inventory.get_host(f"@docker/{name}")
+        ours.connect()
+        theirs = DockerConnector(state, ours)
+        theirs.connect()
+        yield ours.connector, theirs
+        ours.connector.disconnect()
 
 
 def answer(connector, command, **arguments):

@@ -21,6 +21,7 @@ from dlws.shell_session import (
     close_all,
     get_host,
 )
+from tests import helpers
 
 COMMANDS = [
     "echo hi; echo err >&2; exit 3",
@@ -93,12 +94,9 @@ def test_a_session_that_does_not_start_says_so_before_any_command(argv):
 def container(docker_engine):
     from dlws.sandbox.images import ensure_debian_image
 
-    image = ensure_debian_image("bookworm")
-    name = f"dlws-session-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "run", "-d", "--rm", "--network", "none", "--name", name, image,
-                    "sleep", "infinity"], check=True, capture_output=True)
-    yield name
-    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    with helpers.container(ensure_debian_image("bookworm"), "dlws-session",
+                           "--network", "none") as name:
+        yield name
 
 
 def result(out) -> tuple[int, bytes, bytes]:
@@ -210,32 +208,13 @@ def _ssh_config(folder, key, known_hosts) -> str:
 def sshd(docker_engine, tmp_path_factory):
     """An sshd container (Debian 12, openssh-server) that takes a key made here; its spec as
     verify builds one, with an ssh config that trusts this container's host key alone."""
-    from dlws.sandbox.images import ensure_sshd_image
-
-    image = ensure_sshd_image("bookworm")
     folder = tmp_path_factory.mktemp("ssh")
     key = folder / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    name = f"dlws-sshd-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, image, "sleep", "infinity"],
-                   check=True, capture_output=True)
-    try:
-        subprocess.run(["docker", "exec", "-i", name, "sh", "-c",
-                        "mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh && ssh-keygen -A "
-                        "&& cat > /root/.ssh/authorized_keys && /usr/sbin/sshd"],
-                       input=key.with_suffix(".pub").read_text(), text=True, check=True,
-                       capture_output=True)
-        ip = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}"
-                             "{{.IPAddress}}{{end}}", name],
-                            check=True, capture_output=True, text=True).stdout.strip()
-        host_key = subprocess.run(["docker", "exec", name, "cat",
-                                   "/etc/ssh/ssh_host_ed25519_key.pub"], check=True,
-                                  capture_output=True, text=True).stdout.split()[:2]
-        known = folder / "known_hosts"
-        known.write_text(" ".join([ip, *host_key]) + "\n")
+    with helpers.sshd_container(folder, "mkdir -p /root/.ssh && chmod 700 /root/.ssh && cat > "
+                                "/root/.ssh/authorized_keys",
+                                key.with_suffix(".pub").read_text()) as (ip, known):
         yield f"ssh://root@{ip}?ssh_config={_ssh_config(folder, key, known)}"
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
 @pytest.mark.integration
@@ -330,33 +309,14 @@ def password_sshd(docker_engine, tmp_path_factory):
     """An sshd container with a user `lab` who logs in with PASSWORD; verify's inventory data
     for it (an ssh config that would ask nothing, BatchMode yes, keys off, and this container's
     host key alone trusted)."""
-    from dlws.sandbox.images import ensure_sshd_image
-
-    image = ensure_sshd_image("bookworm")
     folder = tmp_path_factory.mktemp("ssh-password")
-    name = f"dlws-sshd-pw-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, image, "sleep", "infinity"],
-                   check=True, capture_output=True)
-    try:
-        subprocess.run(["docker", "exec", "-i", name, "sh", "-c",
-                        "mkdir -p /run/sshd && ssh-keygen -A && useradd -m lab && chpasswd "
-                        "&& /usr/sbin/sshd"], input=f"lab:{PASSWORD}\n", text=True, check=True,
-                       capture_output=True)
-        ip = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}"
-                             "{{.IPAddress}}{{end}}", name],
-                            check=True, capture_output=True, text=True).stdout.strip()
-        host_key = subprocess.run(["docker", "exec", name, "cat",
-                                   "/etc/ssh/ssh_host_ed25519_key.pub"], check=True,
-                                  capture_output=True, text=True).stdout.split()[:2]
-        known = folder / "known_hosts"
-        known.write_text(" ".join([ip, *host_key]) + "\n")
+    with helpers.sshd_container(folder, "useradd -m lab && chpasswd",
+                                f"lab:{PASSWORD}\n") as (ip, known):
         config = folder / "config"
         config.write_text("Host *\n  PubkeyAuthentication no\n  BatchMode yes\n"
                           "  LogLevel ERROR\n")
         yield ip, {"ssh_user": "lab", "ssh_password": PASSWORD, "ssh_config_file": str(config),
                    "ssh_known_hosts_file": str(known), "ssh_strict_host_key_checking": "yes"}
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
 def _password_host(ip: str, data: dict):
