@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 
 from common import (
     MINIMAL,
@@ -31,6 +30,7 @@ from common import (
 )
 
 from dlws.sandbox.data import controller_data
+from dlws.sandbox.docker_env import container_ip
 
 PREFIX = ["dlws-bench"]
 # Where the controller's shared cache folder is mounted: a folder of dlws's own below
@@ -48,9 +48,7 @@ def start_cache() -> str:
     seconds, rc, _, log = deploy(inventory(WORK / "cache.py", [CACHE], {}), "roles/cache/serve.py")
     if rc != 0:
         raise SystemExit(f"the cache did not start:\n{log}")
-    ip = subprocess.run(["docker", "inspect", "-f",
-                         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", CACHE],
-                        capture_output=True, text=True, check=True).stdout.strip()
+    ip = container_ip(CACHE)
     print(f"cache {CACHE} at http://{ip}:3142 (set up in {seconds:.0f} s)", flush=True)
     return f"http://{ip}:3142"
 

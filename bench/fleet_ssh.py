@@ -37,6 +37,7 @@ from common import (
 )
 
 from dlws.sandbox import images
+from dlws.sandbox.docker_env import container_ip
 
 KEYS = WORK / "ssh"
 
@@ -69,9 +70,7 @@ def start_sshd(names: list[str], key: Path, new_keys: bool = False) -> list[tupl
         fresh = "rm -f /etc/ssh/ssh_host_* && " if new_keys else ""
         sh(name, f"{fresh}mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh && ssh-keygen -A "
                  f"&& echo '{public}' > /root/.ssh/authorized_keys && /usr/sbin/sshd")
-        ip = subprocess.run(["docker", "inspect", "-f",
-                             "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
-                            check=True, capture_output=True, text=True).stdout.strip()
+        ip = container_ip(name)
         host_key = sh(name, "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
         found.append((ip, " ".join([ip, *host_key])))
     return found

@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from dlws.sandbox.docker_env import container_ip
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -55,13 +57,6 @@ def container(image: str, prefix: str, *run_args: str) -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-
-
-def container_ip(name: str) -> str:
-    """The container's address on its network."""
-    return subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}"
-                           "{{.IPAddress}}{{end}}", name],
-                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 @contextlib.contextmanager

@@ -35,3 +35,10 @@ def ensure_container(name: str, image: str, extra: tuple[str, ...] = ()) -> str:
 
 def remove_container(name: str) -> None:
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def container_ip(name: str) -> str:
+    """The container's address on its network (Docker's bridge by default)."""
+    return subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}"
+                           "{{.IPAddress}}{{end}}", name],
+                          check=True, capture_output=True, text=True).stdout.strip()

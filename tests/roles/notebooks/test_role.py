@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from dlws.roles.notebooks import UNIT
-from dlws.sandbox.docker_env import ensure_container, remove_container
+from dlws.sandbox.docker_env import container_ip, ensure_container, remove_container
 from dlws.sandbox.images import ensure_debian_image
 from dlws.tls import spki_sha256_b64
 from tests.helpers import BIN, ROOT, changed_operations, pyinfra_json
@@ -94,9 +94,7 @@ def hub(docker_engine, tmp_path_factory):
     folder = tmp_path_factory.mktemp("notebooks")
     remove_container(CONTAINER)
     ensure_container(CONTAINER, ensure_debian_image("bookworm"))
-    address = subprocess.run(
-        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-         CONTAINER], capture_output=True, text=True, check=True).stdout.strip()
+    address = container_ip(CONTAINER)
     make_certificate(folder, CONTAINER, address)
     passwords = {MEMBER: secrets.token_urlsafe(12), OUTSIDER: secrets.token_urlsafe(12)}
     logins = folder / "logins"
