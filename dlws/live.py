@@ -13,6 +13,7 @@ when the command ends.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import subprocess
 import threading
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dlws.command import Command
+from dlws.shell_session import local_input
 
 
 def _live_run_local(on_line: Callable[[str], None], called: list[bool]) -> Callable:
@@ -33,10 +35,17 @@ def _live_run_local(on_line: Callable[[str], None], called: list[bool]) -> Calla
         line = self.encode(command)
         # shell=True as in testinfra's run_local: `line` is the backend's own quoted command
         # (docker exec NAME /bin/sh -c QUOTED, ssh ... QUOTED), the one host.run would run.
-        # (`local_env`: dlws.shell_session's backends' environment for their processes)
-        process = subprocess.Popen(line, shell=True, stdin=subprocess.DEVNULL,
+        # (`local_env`: dlws.shell_session's backends' environment for their processes, and
+        # `local_input` what their process reads on its stdin: a sudo password)
+        feed = local_input(self)
+        process = subprocess.Popen(line, shell=True,
+                                   stdin=subprocess.DEVNULL if feed is None else subprocess.PIPE,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env=getattr(self, "local_env", None))
+        if feed is not None:
+            with contextlib.suppress(OSError):  # (a process that ended without reading it)
+                process.stdin.write(feed)
+                process.stdin.close()
         stdout: list[bytes] = []
         reader = threading.Thread(target=lambda: stdout.append(process.stdout.read()),
                                   name="live stdout", daemon=True)

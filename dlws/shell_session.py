@@ -52,12 +52,20 @@ class SessionError(RuntimeError):
 class ShellSession:
     """A shell process whose stdin takes `_LINE`s; `run(command)` -> (rc, stdout, stderr)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None,
+                 input_line: str | None = None) -> None:
         """Start the shell (`env`: its process's environment, None for this one's), and wait
         for its first answer: a private folder for the commands' output (removed when the shell
         ends), and a marker on each stream. Raises SessionError (ran False) where it gives none:
         a command never reaches a session that did not start.
+
+        `input_line`: a line `run(command, feed=True)` gives the command on its stdin (a sudo
+        password). The session shell keeps it in a variable it never exports, set by the first
+        line it reads: it reaches no command line and no process's environment, and each
+        command gets it from the shell's builtin printf through a pipe.
         """
+        if input_line is not None and re.search(r"[\x00\n\r]", input_line):
+            raise ValueError("the session's input line holds a NUL or a line break")
         self.lock = threading.Lock()
         self.broken = False
         self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -65,19 +73,20 @@ class ShellSession:
         marker = secrets.token_hex(16)
         try:
             self._process.stdin.write(sh(
-                "D=$(mktemp -d \"${{TMPDIR:-/tmp}}/dlws-session.XXXXXXXXXX\") || exit 1; "
+                "I={}; D=$(mktemp -d \"${{TMPDIR:-/tmp}}/dlws-session.XXXXXXXXXX\") || exit 1; "
                 "trap 'rm -rf \"$D\"' EXIT; printf '%s 0\\n' {}; printf '%s\\n' {} >&2\n",
-                marker, marker).encode())
+                input_line or "", marker, marker).encode())
             self._process.stdin.flush()
             self._collect(marker.encode())
         except (OSError, ValueError, SessionError) as error:
             self.close()
             raise SessionError(f"the session did not start: {error}") from error
 
-    def run(self, command: str) -> tuple[int, bytes, bytes]:
-        """Run one command; the caller holds `lock`. Raises SessionError (and closes the
-        session) where the shell ended or its output does not end with this command's marker;
-        `ran` is then True: the command may have run."""
+    def run(self, command: str, feed: bool = False) -> tuple[int, bytes, bytes]:
+        """Run one command; the caller holds `lock`. Its stdin is /dev/null, or with `feed` the
+        session's input line. Raises SessionError (and closes the session) where the shell ended
+        or its output does not end with this command's marker; `ran` is then True: the command
+        may have run."""
         if self.broken:
             raise SessionError("the session has ended")
         marker = secrets.token_hex(16)
@@ -86,11 +95,14 @@ class ShellSession:
         # status. The child opens the files and execs the command's shell, so the session shell's
         # own word on a child a signal killed ("Killed", on its stderr) goes to /dev/null. (The
         # command as text: a dlws.command Command would go in as shell syntax, not as one word.)
-        line = sh("{{ /bin/sh -c 'exec /bin/sh -c \"$2\" </dev/null >\"$0\" 2>\"$1\"' "
-                  "\"$D/o\"{} \"$D/e\"{} {}; }} 2>/dev/null; r=$?; cat \"$D/o\"{}; "
+        # (`feed`: the child's stdin is a pipe from the shell's builtin printf of "$I".)
+        child = (sh("printf '%s\\n' \"$I\" | /bin/sh -c 'exec /bin/sh -c \"$2\" >\"$0\" "
+                    "2>\"$1\"'") if feed else
+                 sh("/bin/sh -c 'exec /bin/sh -c \"$2\" </dev/null >\"$0\" 2>\"$1\"'"))
+        line = sh("{{ {} \"$D/o\"{} \"$D/e\"{} {}; }} 2>/dev/null; r=$?; cat \"$D/o\"{}; "
                   "printf '%s %d\\n' {} \"$r\"; cat \"$D/e\"{} >&2; printf '%s\\n' {} >&2; "
                   "rm -f \"$D/o\"{} \"$D/e\"{}\n",
-                  marker, marker, str.__str__(command), *[marker] * 6)
+                  child, marker, marker, str.__str__(command), *[marker] * 6)
         try:
             self._process.stdin.write(line.encode())
             self._process.stdin.flush()
@@ -148,6 +160,10 @@ class _Sessions:
     # The environment of the local processes (sessions, and the backend's own `run_local`):
     # None for this process's own.
     local_env: dict[str, str] | None = None
+    # A line each command reads on its stdin (a sudo password; SessionSshBackend), None for
+    # /dev/null: a session keeps it (ShellSession's input_line), a local process gets it on
+    # its stdin.
+    input_line: str | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -170,7 +186,8 @@ class _Sessions:
             if len(self._sessions) >= self.MAX_SESSIONS:
                 return None
             try:
-                session = ShellSession(self.session_argv(), env=self.local_env)
+                session = ShellSession(self.session_argv(), env=self.local_env,
+                                       input_line=self.input_line)
             except SessionError:
                 self._use_sessions = False
                 return None
@@ -190,7 +207,7 @@ class _Sessions:
         session = self._take()
         if session is not None:
             try:
-                rc, out, err = session.run(line)
+                rc, out, err = session.run(line, feed=self.input_line is not None)
             except SessionError as error:
                 if error.ran:  # (not run again: it may have done its work, or part of it)
                     return self.result(255, self.encode(line), b"", (
@@ -205,12 +222,12 @@ class _Sessions:
 
     def run_local(self, command: str, *args: str) -> base.CommandResult:
         """testinfra 10's BaseBackend.run_local (the same quoting, encoding and result), its
-        process given `local_env`."""
+        process given `local_env`, and `input_line` on its stdin."""
         line = self.encode(self.quote(command, *args))
         process = subprocess.Popen(line, shell=True, stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env=self.local_env)
-        stdout, stderr = process.communicate()
+        stdout, stderr = process.communicate(local_input(self))
         return self.result(process.returncode, line, stdout, stderr)
 
     def close(self) -> None:
@@ -240,21 +257,49 @@ class SessionSshBackend(_Sessions, SshBackend):
 
     NAME = "ssh"
 
-    def __init__(self, *args: Any, ssh_password: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, ssh_password: str | None = None,
+                 sudo_password: str | None = None, **kwargs: Any) -> None:
         """+ ssh_password: the inventory's password for this host (pyinfra's `ssh_password`).
         OpenSSH reads it from `askpass_program()`, which prints it from this backend's
         processes' environment: never on a command line, where every user of the controller
-        could read it."""
+        could read it.
+        + sudo_password: the password sudo asks for (pyinfra's `_sudo_password`), where the
+        spec says sudo. Each command's sudo reads it on its stdin (`sudo -S`), from the session
+        shell's variable or the local ssh's stdin: never on a command line or in a file on
+        either machine (pyinfra's own `_sudo_password` puts it on the host's `env` command
+        line)."""
         super().__init__(*args, **kwargs)
         if ssh_password is not None:
             self.local_env = {**os.environ, "SSH_ASKPASS": askpass_program(),
                               "SSH_ASKPASS_REQUIRE": "force", ASKPASS_VARIABLE: ssh_password}
+        if sudo_password is not None and self.sudo:
+            self.input_line = sudo_password
+
+    def get_sudo_command(self, command: str, sudo_user: str | None) -> str:
+        """testinfra's `sudo /bin/sh -c COMMAND`; with a sudo password, sudo reads it on stdin
+        (-S, no prompt, -k: never a credential cached by an earlier command, as pyinfra asks),
+        and the command runs with stdin from /dev/null: it never reads the password, whether
+        sudo asked for it or not (NOPASSWD)."""
+        if self.input_line is None:
+            return super().get_sudo_command(command, sudo_user)
+        if sudo_user is None:
+            return self.quote("sudo -S -p '' -k -- /bin/sh -c "
+                              "'exec /bin/sh -c \"$1\" </dev/null' sh %s", command)
+        return self.quote("sudo -S -p '' -k -u %s -- /bin/sh -c "
+                          "'exec /bin/sh -c \"$1\" </dev/null' sh %s", sudo_user, command)
 
     def session_argv(self) -> list[str]:
         # testinfra's own ssh line for this host (its options, user, port, key, config), run
         # as it runs it (`sh -c`), with `/bin/sh` as the remote command.
         ssh, values = self._build_ssh_command("/bin/sh")
         return ["/bin/sh", "-c", self.quote(" ".join(ssh), *values)]
+
+
+def local_input(backend: Any) -> bytes | None:
+    """What a backend's local process (ssh, docker exec) gets on its stdin: its `input_line`
+    and a newline, or nothing."""
+    line = getattr(backend, "input_line", None)
+    return None if line is None else (line + "\n").encode()
 
 
 # The variable the askpass program prints (ssh hands it no argument that says which host).
@@ -280,6 +325,7 @@ def askpass_program() -> str:
 # keeps its plain hosts).
 _HOSTS: dict[str, Host] = {}
 _BACKENDS = {"docker": SessionDockerBackend, "ssh": SessionSshBackend}
+PASSWORDS = {"ssh_password", "sudo_password"}  # (SessionSshBackend's own options)
 
 
 def get_host(spec: str, sessions: bool = True, **extra: str) -> Host:
@@ -287,12 +333,13 @@ def get_host(spec: str, sessions: bool = True, **extra: str) -> Host:
     testinfra.get_host takes them); a docker:// or ssh:// one runs its commands in
     ShellSessions (the spec read by testinfra's own parser, as testinfra.get_host reads it).
     `sessions` False, or DLWS_SESSIONS=0: testinfra's own host, one process per command (for
-    an SSH host with a password, this module's backend, one process per command)."""
+    an SSH host with an ssh or sudo password, this module's backend, one process per
+    command)."""
     name, options = parse_hostspec(spec)
     kind = options.pop("connection", None)
     sessions = sessions and os.environ.get("DLWS_SESSIONS", "1") != "0"
     # (A password only this module's ssh backend takes: it is never given to testinfra's.)
-    if kind not in _BACKENDS or (not sessions and "ssh_password" not in extra):
+    if kind not in _BACKENDS or (not sessions and not PASSWORDS & set(extra)):
         return testinfra.get_host(spec, **extra)
     key = (spec, sessions, tuple(sorted(extra.items())))
     if key not in _HOSTS:

@@ -80,6 +80,21 @@ def test_a_session_that_ends_says_so_and_serves_nothing_more(session):
     assert not refused.value.ran
 
 
+def test_a_fed_command_reads_the_sessions_input_line_and_the_others_read_nothing():
+    line = "pa's \"word\" $(id) %s \\ `x`; $I"
+    session = ShellSession(["/bin/sh"], input_line=line)
+    try:
+        assert session.run("cat", feed=True) == (0, (line + "\n").encode(), b"")
+        assert session.run("cat; readlink /proc/self/fd/0") == (0, b"/dev/null\n", b"")
+        # Not in the environment of what the session runs.
+        assert line.encode() not in session.run("env", feed=True)[1]
+    finally:
+        session.close()
+    for bad in ("a\nb", "a\x00b", "a\rb"):
+        with pytest.raises(ValueError, match="line break"):
+            ShellSession(["/bin/sh"], input_line=bad)
+
+
 @pytest.mark.parametrize("argv", [["/bin/false"], ["env", "TMPDIR=/nonexistent/dlws", "/bin/sh"]])
 def test_a_session_that_does_not_start_says_so_before_any_command(argv):
     with pytest.raises(SessionError, match="did not start") as refused:
@@ -310,8 +325,11 @@ def password_sshd(docker_engine, tmp_path_factory):
     for it (an ssh config that would ask nothing, BatchMode yes, keys off, and this container's
     host key alone trusted)."""
     folder = tmp_path_factory.mktemp("ssh-password")
-    with helpers.sshd_container(folder, "useradd -m lab && chpasswd",
-                                f"lab:{PASSWORD}\n") as (ip, known):
+    # `lab`'s sudo asks for its password; `free`'s asks none (NOPASSWD).
+    with helpers.sshd_container(
+            folder, "useradd -m lab && useradd -m free && chpasswd && echo 'lab ALL=(ALL:ALL) "
+            "ALL' >/etc/sudoers.d/lab && echo 'free ALL=(ALL:ALL) NOPASSWD: ALL' "
+            ">/etc/sudoers.d/free", f"lab:{PASSWORD}\nfree:{PASSWORD}\n") as (ip, known):
         config = folder / "config"
         config.write_text("Host *\n  PubkeyAuthentication no\n  BatchMode yes\n"
                           "  LogLevel ERROR\n")
@@ -374,4 +392,78 @@ def test_a_wrong_password_is_refused_with_sshs_own_message(password_sshd, monkey
     host = _password_host(ip, {**data, "ssh_password": "not it"})
     with pytest.raises(RuntimeError, match="Permission denied"):
         host.run("id -un")
+    close_all()
+
+
+def _watch_argvs(host, command: str, secret: str) -> tuple[object, list[str]]:
+    """Run `command` on `host` while this machine's processes' command lines (the container's
+    among them) are read again and again: its result, and every command line that held
+    `secret` meanwhile."""
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(host.run(command)))
+    worker.start()
+    seen: set[str] = set()
+    while worker.is_alive():
+        seen.update(_argvs_holding(secret))
+    worker.join()
+    return result[0], sorted(seen)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sessions", ["1", "0"])
+def test_verify_becomes_root_with_the_sudo_password_and_no_command_reads_it(
+        password_sshd, monkeypatch, sessions):
+    """_sudo with _sudo_password: each command's sudo reads the password on its stdin; the
+    command runs as root with its stdin from /dev/null, and the password is on no command
+    line, here or on the host, while it runs."""
+    from dlws import shell_session
+    from dlws.live import run_live
+
+    monkeypatch.setenv("DLWS_SESSIONS", sessions)
+    monkeypatch.setattr(shell_session, "_HOSTS", {})
+    ip, data = password_sshd
+    host = _password_host(ip, {**data, "_sudo": True, "_sudo_password": PASSWORD})
+    out, seen = _watch_argvs(host, "id -un; cat; sleep 1", "word\" $(id)")
+    assert (out.rc, out.stdout) == (0, "root\n"), out.stderr
+    assert seen == []
+    # ... and the next (its sudo reads the password again: -k, as pyinfra).
+    assert host.run("id -u; cat").stdout == "0\n"
+    lines: list[str] = []
+    assert run_live(host, cmd("sh", "-c", "echo one >&2; cat; id -un"), lines.append).stdout == \
+        "root\n"
+    assert lines == ["one"]
+    close_all()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sessions", ["1", "0"])
+def test_where_sudo_asks_no_password_the_command_still_cannot_read_it(
+        password_sshd, monkeypatch, sessions):
+    from dlws import shell_session
+
+    monkeypatch.setenv("DLWS_SESSIONS", sessions)
+    monkeypatch.setattr(shell_session, "_HOSTS", {})
+    ip, data = password_sshd
+    host = _password_host(ip, {**data, "ssh_user": "free", "_sudo": True,
+                               "_sudo_password": PASSWORD})
+    out = host.run("id -un; cat; ls -l /proc/self/fd/0")
+    assert out.rc == 0 and out.stdout.split()[0] == "root", out.stderr
+    assert "word" not in out.stdout and out.stdout.rstrip().endswith("-> /dev/null")
+    close_all()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sessions", ["1", "0"])
+def test_a_wrong_sudo_password_fails_each_command_with_sudos_own_message(
+        password_sshd, monkeypatch, sessions):
+    from dlws import shell_session
+
+    monkeypatch.setenv("DLWS_SESSIONS", sessions)
+    monkeypatch.setattr(shell_session, "_HOSTS", {})
+    ip, data = password_sshd
+    host = _password_host(ip, {**data, "_sudo": True, "_sudo_password": "not it"})
+    out = host.run("id -un")
+    assert out.rc != 0 and out.stdout == ""
+    assert "incorrect password" in out.stderr or "Sorry, try again" in out.stderr, out.stderr
+    assert "not it" not in out.stderr
     close_all()

@@ -79,10 +79,10 @@ def host_spec(name: str, data: dict[str, Any]) -> str:
 
 
 def host_options(spec: str, data: dict[str, Any]) -> dict[str, str]:
-    """For an SSH host, the inventory's password (`ssh_password`, for dlws.shell_session's ssh
-    backend) and its host key settings as OpenSSH options, so that verify logs in as the deploy
-    does and trusts the host keys the deploy trusts (ssh_known_hosts_file,
-    ssh_strict_host_key_checking);
+    """For an SSH host, the inventory's passwords (`ssh_password`, and `_sudo_password` where it
+    has `_sudo`: for dlws.shell_session's ssh backend) and its host key settings as OpenSSH
+    options, so that verify logs in and becomes root as the deploy does and trusts the host
+    keys the deploy trusts (ssh_known_hosts_file, ssh_strict_host_key_checking);
     testinfra's `ssh_extra_args`, which it puts into its ssh command line as they are: built by
     dlws.command (each word quoted), each value in ssh's own quotes with `%` doubled (ssh
     expands `%` tokens and splits unquoted values at spaces in these options)."""
@@ -95,6 +95,10 @@ def host_options(spec: str, data: dict[str, Any]) -> dict[str, str]:
         # it once, whatever the user's ssh config says of batch mode)
         found["ssh_password"] = str(data["ssh_password"])
         options += [("BatchMode", "no"), ("NumberOfPasswordPrompts", "1")]
+    if data.get("_sudo") and data.get("_sudo_password") is not None:
+        # (the same backend's sudo reads it on its stdin, as pyinfra's sudo reads it where the
+        # deploy runs with _sudo and _sudo_password)
+        found["sudo_password"] = str(data["_sudo_password"])
     if data.get("ssh_known_hosts_file"):
         options.append(("UserKnownHostsFile", os.path.expanduser(data["ssh_known_hosts_file"])))
     if data.get("ssh_strict_host_key_checking"):

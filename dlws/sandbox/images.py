@@ -138,12 +138,14 @@ def ensure_debian_image(suite: str, log=print, arch: str | None = None) -> str:
     return tag
 
 
-SSHD_TAG = "dlws/bench-sshd:{suite}"
+# (The tag names what the image holds: an image committed before sudo was added is not reused.)
+SSHD_TAG = "dlws/sshd-sudo:{suite}"
 
 
 def ensure_sshd_image(suite: str = "bookworm", log=print) -> str:
-    """A local tag for bare Debian `suite` with openssh-server from Debian's archive, committed
-    once: the SSH hosts of the fleet benchmark and of the SSH session tests."""
+    """A local tag for bare Debian `suite` with openssh-server and sudo from Debian's archive,
+    committed once: the SSH hosts of the fleet benchmark and of the SSH session tests (sudo for
+    verify's `_sudo_password` hosts)."""
     tag = SSHD_TAG.format(suite=suite)
     if image_exists(tag):
         return tag
@@ -153,7 +155,7 @@ def ensure_sshd_image(suite: str = "bookworm", log=print) -> str:
     try:
         _docker("exec", "-e", "DEBIAN_FRONTEND=noninteractive", name, "sh", "-c",
                 "apt-get update -qq && apt-get install -y -qq --no-install-recommends "
-                "openssh-server >/dev/null && rm -rf /var/lib/apt/lists/*")
+                "openssh-server sudo >/dev/null && rm -rf /var/lib/apt/lists/*")
         _docker("commit", name, tag)
     finally:
         _docker("rm", "-f", name, check=False)

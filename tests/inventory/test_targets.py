@@ -74,6 +74,19 @@ def test_a_password_goes_to_the_ssh_backend_alone_never_into_the_spec_or_ssh_opt
     assert host_options("docker://ws", data) == {}
 
 
+def test_a_sudo_password_goes_to_the_ssh_backend_alone_and_only_with_sudo():
+    """_sudo_password: an option of dlws.shell_session's ssh backend (its sudo reads it on
+    stdin), where the host has _sudo as well; never in the spec or the ssh options."""
+    secret = "pa's \"word\" $(id) %h -oProxyCommand=x"
+    data = {"ssh_user": "lab", "_sudo": True, "_sudo_password": secret}
+    spec = host_spec("ws-01", data)
+    options = host_options(spec, data)
+    assert secret not in spec and "word" not in spec and "sudo=true" in spec
+    assert options == {"sudo_password": secret}
+    assert host_options(spec, {**data, "_sudo": False}) == {}
+    assert host_options("docker://ws", data) == {}
+
+
 def test_unsupported_connector_is_named():
     with pytest.raises(ValueError, match="@vagrant is not supported"):
         host_spec("@vagrant/box", {})
