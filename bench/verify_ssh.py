@@ -2,7 +2,7 @@
 (dlws.shell_session) against testinfra's own ssh, one login per command (DLWS_SESSIONS=0),
 alternating on the same deployed host. Prints figures only.
 
-One sshd container (dlws/bench-sshd, Debian 12) gets the README sandbox's workstation over SSH,
+One sshd container (dlws/sshd-sudo, Debian 12) gets the README sandbox's workstation over SSH,
 with the `sandbox` group's data (the controller's wheelhouse, the offline MNIST sample: the
 inventory is written beside a link to inventory/group_data). testinfra's ssh reads host keys from
 root's ~/.ssh/known_hosts alone, so the container's key is added there for the run, and that
