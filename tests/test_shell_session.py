@@ -337,9 +337,17 @@ def password_sshd(docker_engine, tmp_path_factory):
                    "ssh_known_hosts_file": str(known), "ssh_strict_host_key_checking": "yes"}
 
 
-def _password_host(ip: str, data: dict):
+def _password_host(password_sshd, monkeypatch, sessions: str | None = None, **extra):
+    """verify's host of the password sshd (its data, and `extra`), as verify builds it, in a
+    fresh cache of hosts; `sessions`: DLWS_SESSIONS, where given."""
+    from dlws import shell_session
     from dlws.inventory.targets import host_options, host_spec
 
+    if sessions is not None:
+        monkeypatch.setenv("DLWS_SESSIONS", sessions)
+    monkeypatch.setattr(shell_session, "_HOSTS", {})
+    ip, data = password_sshd
+    data = {**data, **extra}
     spec = host_spec(ip, data)
     return get_host(spec, **host_options(spec, data))
 
@@ -360,13 +368,9 @@ def _argvs_holding(secret: str) -> list[str]:
 @pytest.mark.parametrize("sessions", ["1", "0"])
 def test_an_ssh_host_with_a_password_is_verified_as_the_deploy_reaches_it(
         password_sshd, monkeypatch, sessions):
-    from dlws import shell_session
     from dlws.live import run_live
 
-    monkeypatch.setenv("DLWS_SESSIONS", sessions)
-    monkeypatch.setattr(shell_session, "_HOSTS", {})
-    ip, data = password_sshd
-    host = _password_host(ip, data)
+    host = _password_host(password_sshd, monkeypatch, sessions)
     out = host.run("id -un; echo $PPID")
     assert (out.rc, out.stdout.split()[0]) == (0, "lab"), out.stderr
     # One login for every command with sessions; one each without.
@@ -385,11 +389,7 @@ def test_an_ssh_host_with_a_password_is_verified_as_the_deploy_reaches_it(
 
 @pytest.mark.integration
 def test_a_wrong_password_is_refused_with_sshs_own_message(password_sshd, monkeypatch):
-    from dlws import shell_session
-
-    monkeypatch.setattr(shell_session, "_HOSTS", {})
-    ip, data = password_sshd
-    host = _password_host(ip, {**data, "ssh_password": "not it"})
+    host = _password_host(password_sshd, monkeypatch, ssh_password="not it")
     with pytest.raises(RuntimeError, match="Permission denied"):
         host.run("id -un")
     close_all()
@@ -416,13 +416,10 @@ def test_verify_becomes_root_with_the_sudo_password_and_no_command_reads_it(
     """_sudo with _sudo_password: each command's sudo reads the password on its stdin; the
     command runs as root with its stdin from /dev/null, and the password is on no command
     line, here or on the host, while it runs."""
-    from dlws import shell_session
     from dlws.live import run_live
 
-    monkeypatch.setenv("DLWS_SESSIONS", sessions)
-    monkeypatch.setattr(shell_session, "_HOSTS", {})
-    ip, data = password_sshd
-    host = _password_host(ip, {**data, "_sudo": True, "_sudo_password": PASSWORD})
+    host = _password_host(password_sshd, monkeypatch, sessions, _sudo=True,
+                          _sudo_password=PASSWORD)
     out, seen = _watch_argvs(host, "id -un; cat; sleep 1", "word\" $(id)")
     assert (out.rc, out.stdout) == (0, "root\n"), out.stderr
     assert seen == []
@@ -439,13 +436,8 @@ def test_verify_becomes_root_with_the_sudo_password_and_no_command_reads_it(
 @pytest.mark.parametrize("sessions", ["1", "0"])
 def test_where_sudo_asks_no_password_the_command_still_cannot_read_it(
         password_sshd, monkeypatch, sessions):
-    from dlws import shell_session
-
-    monkeypatch.setenv("DLWS_SESSIONS", sessions)
-    monkeypatch.setattr(shell_session, "_HOSTS", {})
-    ip, data = password_sshd
-    host = _password_host(ip, {**data, "ssh_user": "free", "_sudo": True,
-                               "_sudo_password": PASSWORD})
+    host = _password_host(password_sshd, monkeypatch, sessions, ssh_user="free", _sudo=True,
+                          _sudo_password=PASSWORD)
     out = host.run("id -un; cat; ls -l /proc/self/fd/0")
     assert out.rc == 0 and out.stdout.split()[0] == "root", out.stderr
     assert "word" not in out.stdout and out.stdout.rstrip().endswith("-> /dev/null")
@@ -456,12 +448,8 @@ def test_where_sudo_asks_no_password_the_command_still_cannot_read_it(
 @pytest.mark.parametrize("sessions", ["1", "0"])
 def test_a_wrong_sudo_password_fails_each_command_with_sudos_own_message(
         password_sshd, monkeypatch, sessions):
-    from dlws import shell_session
-
-    monkeypatch.setenv("DLWS_SESSIONS", sessions)
-    monkeypatch.setattr(shell_session, "_HOSTS", {})
-    ip, data = password_sshd
-    host = _password_host(ip, {**data, "_sudo": True, "_sudo_password": "not it"})
+    host = _password_host(password_sshd, monkeypatch, sessions, _sudo=True,
+                          _sudo_password="not it")
     out = host.run("id -un")
     assert out.rc != 0 and out.stdout == ""
     assert "incorrect password" in out.stderr or "Sorry, try again" in out.stderr, out.stderr
