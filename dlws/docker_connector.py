@@ -14,8 +14,9 @@ command where no session starts (and every command with DLWS_SESSIONS=0). Upload
 stay `docker cp`.
 
 `use_sessions(state)` (called by both pyinfra configs, before pyinfra builds its connectors)
-gives each `@docker/` host this connector; pyinfra's other connectors, and subclasses of its docker
-connector (podman), are left as they are.
+gives each `@docker/` host this connector, and each SSH host `dlws.ssh_connector`'s (its sudo
+reads the password on stdin); pyinfra's other connectors, and subclasses of its own (podman), are
+left as they are.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import threading
 from click import echo
 from pyinfra.api import State
 from pyinfra.connectors.docker import DockerConnector
+from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.connectors.util import (
     CommandOutput,
     OutputLine,
@@ -36,6 +38,7 @@ from pyinfra.context import ctx_state
 
 from dlws.facts.pyinfra_patch import before_init, use_connector
 from dlws.shell_session import SessionError, ShellSession
+from dlws.ssh_connector import SudoStdinSSHConnector
 
 # Control arguments only pyinfra's own connector honours (the session feeds no input, has no
 # terminal, and waits for its command however long it takes).
@@ -123,8 +126,9 @@ class SessionDockerConnector(DockerConnector):
 
 
 def use_sessions(state) -> None:
-    """Give each `@docker/` host of this run `SessionDockerConnector`, before pyinfra's State
-    builds its connectors (nothing where it has built them already).
+    """Give each `@docker/` host of this run `SessionDockerConnector`, and each SSH host
+    `SudoStdinSSHConnector`, before pyinfra's State builds its connectors (nothing where it has
+    built them already).
 
     + state: a State, or pyinfra's `state` (the configs': the State of the running command)
     """
@@ -133,5 +137,9 @@ def use_sessions(state) -> None:
     if getattr(real, "initialised", False):
         return
 
-    before_init(real, lambda hosts: use_connector(hosts, DockerConnector, SessionDockerConnector))
+    def own_connectors(hosts) -> None:
+        use_connector(hosts, DockerConnector, SessionDockerConnector)
+        use_connector(hosts, SSHConnector, SudoStdinSSHConnector)
+
+    before_init(real, own_connectors)
 

@@ -13,7 +13,7 @@ README's "Host data"; group-wide data goes in group_data/<group>.py beside this 
 """
 
 # How dlws reaches each host: an SSH key that logs in without a password (ssh-copy-id), and a
-# user who may sudo without a password (or add "_use_sudo_password": True and type it).
+# user who may sudo without a password (or add "_sudo_password", or type it when dlws asks).
 _ssh = {{"ssh_user": "admin", "ssh_key": "~/.ssh/id_ed25519", "_sudo": True}}
 
 # Workstations with one consumer GPU each: declare what each host has; verify holds it to this

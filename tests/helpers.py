@@ -8,14 +8,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dlws.sandbox.docker_env import container_ip
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# A password with what a shell, ssh's option parser or a printf format would read.
+PASSWORD = "pa's \"word\" $(id) %h %s \\ `x`;"
 
 
 def pyinfra_json(inventory: str, deploy: str = "deploy/workstation.py",
@@ -77,3 +80,40 @@ def sshd_container(folder: Path, setup: str, stdin: str) -> Iterator[tuple[str, 
         known = folder / "known_hosts"
         known.write_text(" ".join([ip, *host_key]) + "\n")
         yield ip, known
+
+
+def processes_holding(secret: str, files: tuple[str, ...] = ("cmdline",)) -> list[str]:
+    """Which of `files` (cmdline, environ) of this machine's processes hold `secret` (a
+    container's processes are this kernel's, so theirs are read too)."""
+    found = []
+    for process in Path("/proc").glob("[0-9]*"):
+        for name in files:
+            try:
+                if secret.encode() in (process / name).read_bytes():
+                    found.append(str(process / name))
+            except OSError:
+                continue
+    return found
+
+
+def watch_processes(run: Callable[[], object], secret: str,
+                    files: tuple[str, ...] = ("cmdline",)) -> tuple[object, list[str]]:
+    """Call `run` while this machine's processes' `files` are read again and again: its
+    result, and every file that held `secret` meanwhile."""
+    result: list = []
+
+    def call() -> None:
+        try:
+            result.append(run())
+        except BaseException as error:  # (raised again below, in the test's own thread)
+            result.append(error)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    seen: set[str] = set()
+    while worker.is_alive():
+        seen.update(processes_holding(secret, files))
+    worker.join()
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0], sorted(seen)

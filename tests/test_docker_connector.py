@@ -20,6 +20,7 @@ from pyinfra.context import ctx_state
 
 from dlws.command import cmd
 from dlws.docker_connector import SessionDockerConnector, lines, use_sessions
+from dlws.ssh_connector import SudoStdinSSHConnector
 from tests import helpers
 from tests.test_shell_session import COMMANDS
 
@@ -33,7 +34,7 @@ def test_lines_are_split_as_pyinfras_local_connector_reads_them():
     assert {line.buffer_name for line in lines(b"x\ny\n", "stderr")} == {"stderr"}
 
 
-def test_the_configs_give_docker_hosts_the_session_connector_and_leave_the_rest():
+def test_the_configs_give_docker_and_ssh_hosts_dlws_connectors_and_leave_the_rest():
     inventory = Inventory(([("@docker/box", {}), ("@local", {}), ("@podman/pod", {}),
                             ("ws-01", {"ssh_hostname": "127.0.0.1"})], {}))
     state = State()
@@ -45,7 +46,7 @@ def test_the_configs_give_docker_hosts_the_session_connector_and_leave_the_rest(
     assert kinds["@docker/box"] is SessionDockerConnector
     assert kinds["@local"] is LocalConnector
     assert kinds["@podman/pod"] is PodmanConnector
-    assert kinds["ws-01"].__name__ == "SSHConnector"
+    assert kinds["ws-01"] is SudoStdinSSHConnector  # (dlws.ssh_connector)
     # Both configs call it (the repository's, and the one `dlws` passes to pyinfra).
     for config in (ROOT / "config.py", ROOT / "dlws" / "pyinfra_config.py"):
         assert "\nuse_sessions(state)\n" in config.read_text(), config

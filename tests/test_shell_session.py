@@ -315,28 +315,6 @@ def test_an_ssh_host_that_does_not_answer_fails_as_testinfras_ssh_does(tmp_path)
 
 # --- an SSH host with a password (pyinfra's ssh_password) -------------------------------------
 
-# A password with what a shell, ssh's option parser or a printf format would read.
-PASSWORD = "pa's \"word\" $(id) %h %s \\ `x`;"
-
-
-@pytest.fixture(scope="module")
-def password_sshd(docker_engine, tmp_path_factory):
-    """An sshd container with a user `lab` who logs in with PASSWORD; verify's inventory data
-    for it (an ssh config that would ask nothing, BatchMode yes, keys off, and this container's
-    host key alone trusted)."""
-    folder = tmp_path_factory.mktemp("ssh-password")
-    # `lab`'s sudo asks for its password; `free`'s asks none (NOPASSWD).
-    with helpers.sshd_container(
-            folder, "useradd -m lab && useradd -m free && chpasswd && echo 'lab ALL=(ALL:ALL) "
-            "ALL' >/etc/sudoers.d/lab && echo 'free ALL=(ALL:ALL) NOPASSWD: ALL' "
-            ">/etc/sudoers.d/free", f"lab:{PASSWORD}\nfree:{PASSWORD}\n") as (ip, known):
-        config = folder / "config"
-        config.write_text("Host *\n  PubkeyAuthentication no\n  BatchMode yes\n"
-                          "  LogLevel ERROR\n")
-        yield ip, {"ssh_user": "lab", "ssh_password": PASSWORD, "ssh_config_file": str(config),
-                   "ssh_known_hosts_file": str(known), "ssh_strict_host_key_checking": "yes"}
-
-
 def _password_host(password_sshd, monkeypatch, sessions: str | None = None, **extra):
     """verify's host of the password sshd (its data, and `extra`), as verify builds it, in a
     fresh cache of hosts; `sessions`: DLWS_SESSIONS, where given."""
@@ -350,18 +328,6 @@ def _password_host(password_sshd, monkeypatch, sessions: str | None = None, **ex
     data = {**data, **extra}
     spec = host_spec(ip, data)
     return get_host(spec, **host_options(spec, data))
-
-
-def _argvs_holding(secret: str) -> list[str]:
-    """The command lines of this machine's processes that hold `secret`."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if secret.encode() in cmdline.read_bytes():
-                found.append(str(cmdline))
-        except OSError:
-            continue
-    return found
 
 
 @pytest.mark.integration
@@ -378,7 +344,7 @@ def test_an_ssh_host_with_a_password_is_verified_as_the_deploy_reaches_it(
     assert len(parents) == (1 if sessions == "1" else 2)
     # The password is in no process's command line (ssh reads it through SSH_ASKPASS, from
     # its own environment), while a session is open.
-    assert _argvs_holding("word\" $(id)") == []
+    assert helpers.processes_holding("word\" $(id)") == []
     # A command read as it prints (the training check's lines) logs in the same way.
     lines: list[str] = []
     assert run_live(host, cmd("sh", "-c", "echo one >&2; id -un"), lines.append).stdout == \
@@ -395,20 +361,6 @@ def test_a_wrong_password_is_refused_with_sshs_own_message(password_sshd, monkey
     close_all()
 
 
-def _watch_argvs(host, command: str, secret: str) -> tuple[object, list[str]]:
-    """Run `command` on `host` while this machine's processes' command lines (the container's
-    among them) are read again and again: its result, and every command line that held
-    `secret` meanwhile."""
-    result: list = []
-    worker = threading.Thread(target=lambda: result.append(host.run(command)))
-    worker.start()
-    seen: set[str] = set()
-    while worker.is_alive():
-        seen.update(_argvs_holding(secret))
-    worker.join()
-    return result[0], sorted(seen)
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("sessions", ["1", "0"])
 def test_verify_becomes_root_with_the_sudo_password_and_no_command_reads_it(
@@ -419,8 +371,9 @@ def test_verify_becomes_root_with_the_sudo_password_and_no_command_reads_it(
     from dlws.live import run_live
 
     host = _password_host(password_sshd, monkeypatch, sessions, _sudo=True,
-                          _sudo_password=PASSWORD)
-    out, seen = _watch_argvs(host, "id -un; cat; sleep 1", "word\" $(id)")
+                          _sudo_password=helpers.PASSWORD)
+    out, seen = helpers.watch_processes(lambda: host.run("id -un; cat; sleep 1"),
+                                        "word\" $(id)")
     assert (out.rc, out.stdout) == (0, "root\n"), out.stderr
     assert seen == []
     # ... and the next (its sudo reads the password again: -k, as pyinfra).
@@ -437,7 +390,7 @@ def test_verify_becomes_root_with_the_sudo_password_and_no_command_reads_it(
 def test_where_sudo_asks_no_password_the_command_still_cannot_read_it(
         password_sshd, monkeypatch, sessions):
     host = _password_host(password_sshd, monkeypatch, sessions, ssh_user="free", _sudo=True,
-                          _sudo_password=PASSWORD)
+                          _sudo_password=helpers.PASSWORD)
     out = host.run("id -un; cat; ls -l /proc/self/fd/0")
     assert out.rc == 0 and out.stdout.split()[0] == "root", out.stderr
     assert "word" not in out.stdout and out.stdout.rstrip().endswith("-> /dev/null")

@@ -1,0 +1,95 @@
+"""pyinfra's SSH connector, with the sudo password on sudo's stdin instead of a command line.
+
+pyinfra's own way with `_sudo_password` (and with the password it asks for when sudo needs one)
+uploads an askpass script and runs each command as `env SUDO_ASKPASS=... PYINFRA_SUDO_PASSWORD=
+PASSWORD sudo -H -A -k ...`: the password is on the host's command lines, where any local user
+can read it (`ps`, /proc/PID/cmdline), and in the environment of the processes it starts.
+
+`SudoStdinSSHConnector` runs the same command as `sudo -H -S -p '' -k ... sh -c 'exec </dev/null
+&& ...'` and writes the password to the SSH channel's stdin: sudo reads it there, asks no
+prompt, forgets it after each command (-k, as pyinfra), and the command itself reads /dev/null,
+so it never sees the password, even where sudo asks for none (NOPASSWD). The password is on no
+command line and in no environment, on either machine: verify's sudo does the same
+(dlws.shell_session.SessionSshBackend).
+
+Where sudo needs a password that the inventory does not give, pyinfra asks for it once per host
+(`sudo: a password is required`), as before; the command then runs again this way, and so does
+every later one. Every other command, and every command of a host without `_sudo`, goes
+pyinfra's own way.
+"""
+
+from __future__ import annotations
+
+from pyinfra.api.command import QuoteString, StringCommand
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.connectors.ssh import SSHConnector
+from pyinfra.connectors.util import make_unix_command_for_host
+
+# The arguments pyinfra's SSH connector takes for itself before it builds the command line.
+OWN = ("_get_pty", "_timeout", "_stdin", "_success_exit_codes")
+# The arguments that make the sudo part of pyinfra's command line (written here instead).
+SUDO = ("_sudo", "_sudo_user", "_use_sudo_login", "_preserve_sudo_env", "_sudo_password")
+PROMPTED = "prompted_sudo_password"  # (where pyinfra keeps the password it asked for)
+
+
+def sudo_stdin_command(state, host, command: StringCommand, arguments: dict) -> StringCommand:
+    """pyinfra's command line for `command` with `arguments` (its `_sudo` set), its sudo
+    reading the password on stdin (`-S`, no prompt, no cached credentials) and the command
+    itself reading /dev/null."""
+    inner = {key: value for key, value in arguments.items() if key not in SUDO}
+    if inner.get("_shell_executable", "sh") is None:
+        inner["_shell_executable"] = "sh"  # (the redirection needs a shell)
+    # (doas, dzdo, su, the environment, the folder and the shell: as pyinfra writes them)
+    rest = make_unix_command_for_host(
+        state, host, StringCommand("exec", "</dev/null", "&&", command), **inner)
+    bits: list = ["sudo", "-H", "-S", "-p", QuoteString(""), "-k"]
+    if arguments.get("_use_sudo_login"):
+        bits.append("-i")
+    if arguments.get("_preserve_sudo_env"):
+        bits.append("-E")
+    if arguments.get("_sudo_user"):
+        bits.extend(("-u", QuoteString(arguments["_sudo_user"])))
+    return StringCommand(*bits, rest)
+
+
+class SudoStdinSSHConnector(SSHConnector):
+    """`SSHConnector` whose sudo reads the password on the channel's stdin."""
+
+    def _password(self, arguments: dict) -> str | None:
+        password = arguments.get("_sudo_password") or self.host.connector_data.get(PROMPTED)
+        if not password:
+            return None
+        if any(char in password for char in "\0\r\n"):
+            # (the inventory check refuses these before anything connects)
+            raise PyinfraError(f"{self.host.name}: the sudo password holds a NUL or a line "
+                               "break; sudo reads one line")
+        return password
+
+    def run_shell_command(self, command, print_output: bool = False, print_input: bool = False,
+                          **arguments):
+        if not arguments.get("_sudo"):
+            return super().run_shell_command(command, print_output=print_output,
+                                             print_input=print_input, **arguments)
+        own = {name: arguments.pop(name) for name in OWN if name in arguments}
+        password = self._password(arguments)
+        if password is None:
+            # pyinfra's `sudo -n`, built here so that pyinfra's retry after asking for the
+            # password runs it unchanged (it fails again at once, asking nothing) rather than
+            # pyinfra's askpass line; the password it asked for is then used as given.
+            line = make_unix_command_for_host(self.state, self.host, command, **arguments)
+            status, output = super().run_shell_command(
+                line, print_output=print_output, print_input=print_input,
+                _shell_executable=None, **own)
+            password = None if status else self._password(arguments)
+            if password is None:
+                return status, output
+        if own.get("_stdin") or own.get("_get_pty"):
+            # (sudo reads the password from stdin: a terminal would echo it, and a command fed
+            # its own input would read the password too where sudo asks none; dlws's deploy
+            # has neither)
+            raise PyinfraError(f"{self.host.name}: a command with its own input or a terminal "
+                               "cannot run with sudo's password on stdin")
+        line = sudo_stdin_command(self.state, self.host, command, arguments)
+        own["_stdin"] = password
+        return super().run_shell_command(line, print_output=print_output,
+                                         print_input=print_input, _shell_executable=None, **own)

@@ -1,0 +1,135 @@
+"""The deploy's SSH connector: sudo reads the password on its stdin, never from a command line."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pyinfra.api import Config, Inventory, State, StringCommand
+from pyinfra.api.connect import connect_all
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.operation import add_op
+from pyinfra.api.operations import run_ops
+from pyinfra.facts.server import Command
+from pyinfra.operations import files, server
+
+from dlws.docker_connector import use_sessions
+from dlws.ssh_connector import SudoStdinSSHConnector, sudo_stdin_command
+from tests import helpers
+
+SECRET = "word\" $(id)"  # (a part of helpers.PASSWORD that no other text holds)
+WHERE = ("cmdline", "environ")
+
+
+def _state(hosts: list[tuple[str, dict]]) -> State:
+    """A State whose hosts have the connectors the deploy gives them (the configs' call)."""
+    inventory = Inventory((hosts, {}))
+    state = State()
+    use_sessions(state)
+    state.init(inventory, Config())
+    return state
+
+
+def test_the_sudo_line_is_pyinfras_with_sudo_reading_stdin_and_the_command_reading_nothing():
+    state = _state([("ws-01", {"ssh_hostname": "127.0.0.1"})])
+    host = state.inventory.get_host("ws-01")
+    assert type(host.connector) is SudoStdinSSHConnector
+    line = sudo_stdin_command(state, host, StringCommand("id", "-un"), {
+        "_sudo": True, "_sudo_user": "bob", "_preserve_sudo_env": True, "_env": {"A": "b c"},
+        "_chdir": "/srv/x y", "_sudo_password": helpers.PASSWORD}).get_raw_value()
+    assert line == ("sudo -H -S -p '' -k -E -u bob sh -c 'cd '\"'\"'/srv/x y'\"'\"' && export "
+                    "'\"'\"'A=b c'\"'\"' && exec </dev/null && id -un'")
+    assert "word" not in line
+    # A login shell (-i), and pyinfra's "no shell" (the redirection still needs one).
+    line = sudo_stdin_command(state, host, StringCommand("true"), {
+        "_sudo": True, "_use_sudo_login": True, "_shell_executable": None}).get_raw_value()
+    assert line == "sudo -H -S -p '' -k -i sh -c 'exec </dev/null && true'"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"_stdin": "input"}, "its own input or a terminal"),
+    ({"_get_pty": True}, "its own input or a terminal"),
+    ({"_sudo_password": "a\nb"}, "NUL or a line break"),
+    ({"_sudo_password": "a\0b"}, "NUL or a line break"),
+])
+def test_what_would_show_or_split_the_password_is_refused_before_anything_runs(arguments,
+                                                                                message):
+    # (127.0.0.1 is never connected to: the refusal comes first)
+    state = _state([("ws-01", {"ssh_hostname": "127.0.0.1"})])
+    connector = state.inventory.get_host("ws-01").connector
+    with pytest.raises(PyinfraError, match=message):
+        connector.run_shell_command(StringCommand("true"), **{
+            "_sudo": True, "_sudo_password": "pw", **arguments})
+
+
+def _connected(password_sshd, **extra) -> State:
+    ip, data = password_sshd
+    data = {key: value for key, value in data.items() if key != "ssh_config_file"}
+    state = _state([("ws-01", {"ssh_hostname": ip, **data, **extra})])
+    connect_all(state)
+    return state
+
+
+def _as_root(host, command: str) -> str:
+    return host.get_fact(Command, command, _sudo=True, _sudo_password=helpers.PASSWORD)
+
+
+@pytest.mark.integration
+def test_the_deploy_becomes_root_with_the_sudo_password_and_no_process_holds_it(password_sshd):
+    """A deploy's operations (a command, an upload) as root through sudo with
+    `_sudo_password`: the password is in no process's command line or environment, on this
+    machine or the host, while they run, and no command reads it."""
+    state = _connected(password_sshd, _sudo=True, _sudo_password=helpers.PASSWORD)
+    host = state.inventory.get_host("ws-01")
+    add_op(state, server.shell, name="Who runs this",
+           commands=["id -un >/root/who && cat >>/root/who && sleep 1"])
+    add_op(state, files.put, name="Upload a root-only file", src=io.StringIO("kept\n"),
+           dest="/root/put", mode="600")
+    _, seen = helpers.watch_processes(lambda: run_ops(state), SECRET, WHERE)
+    assert seen == []
+    assert state.results[host].success_ops == 2, state.results[host]
+    assert _as_root(host, "cat /root/who; stat -c '%U %a' /root/put; cat /root/put") == \
+        "root\nroot 600\nkept"
+
+
+@pytest.mark.integration
+def test_where_sudo_asks_no_password_the_command_still_cannot_read_it(password_sshd):
+    state = _connected(password_sshd, ssh_user="free")
+    host = state.inventory.get_host("ws-01")
+    assert _as_root(host, "id -un; cat; readlink /proc/self/fd/0") == "root\n/dev/null"
+
+
+@pytest.mark.integration
+def test_a_wrong_sudo_password_fails_with_sudos_own_message_and_asks_nothing(password_sshd,
+                                                                             monkeypatch):
+    import pyinfra.connectors.util as util
+
+    monkeypatch.setattr(util, "getpass", lambda prompt: pytest.fail("asked for a password"))
+    state = _connected(password_sshd)
+    host = state.inventory.get_host("ws-01")
+    ok, output = host.run_shell_command(StringCommand("id", "-un"), _sudo=True,
+                                        _sudo_password="not it")
+    assert not ok and output.stdout == ""
+    assert "incorrect password" in output.stderr or "Sorry, try again" in output.stderr
+    assert "not it" not in output.stderr
+
+
+@pytest.mark.integration
+def test_a_password_pyinfra_asks_for_goes_on_sudos_stdin_too(password_sshd, monkeypatch):
+    """No `_sudo_password`: sudo says it needs one, pyinfra asks once, and that command and
+    the next run as root with it on sudo's stdin."""
+    import pyinfra.connectors.util as util
+
+    asked: list[str] = []
+    monkeypatch.setattr(util, "getpass", lambda prompt: asked.append(prompt) or helpers.PASSWORD)
+    state = _connected(password_sshd)
+    host = state.inventory.get_host("ws-01")
+
+    def twice() -> list:
+        return [host.run_shell_command(StringCommand("id -un; cat; sleep 1"), _sudo=True)
+                for _ in range(2)]
+
+    results, seen = helpers.watch_processes(twice, SECRET, WHERE)
+    assert seen == []
+    assert [(ok, output.stdout) for ok, output in results] == [(True, "root")] * 2
+    assert len(asked) == 1
