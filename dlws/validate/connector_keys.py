@@ -36,6 +36,12 @@ DOMAINS: dict[str, domains.Domain] = {
 }
 # ssh_strict_host_key_checking takes OpenSSH's values (ssh_config(5) StrictHostKeyChecking).
 STRICT_HOST_KEY_CHECKING = ("yes", "no", "accept-new", "off", "ask")
+# pyinfra keys dlws refuses as host data: why, and what to use instead.
+REFUSED = {
+    "_su_password": "pyinfra writes it into the host's command line (env PYINFRA_SU_PASSWORD=...), "
+                    "where any user of the host can read it; use _sudo with _sudo_password "
+                    "(dlws gives sudo the password on its stdin) or a NOPASSWD sudoers rule",
+}
 # Global arguments that make sense only per operation, never as host data.
 OPERATION_ONLY = ("name", "_if", "_retry_until", "_stdin", "_chdir")
 
@@ -80,6 +86,8 @@ def check_connector_key(name: str, value: Any) -> str | None:
         return f"unknown pyinfra key; {fix}"
     if value is None:
         return None
+    if name in REFUSED:
+        return REFUSED[name]
     reason = _type_problem(name, value, keys[name])
     if reason:
         return reason

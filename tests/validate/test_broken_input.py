@@ -48,6 +48,9 @@ CASES = [
     ("typo-docker_identifer", {"docker_identifer": "x"}, "docker_identifer",
      "did you mean 'docker_identifier'"),
     ("unknown-underscore", {"_colour": "x"}, "_colour", "unknown pyinfra key"),
+    # --- pyinfra keys that would put a secret on a host's command line
+    ("su-password", {"_su_user": "root", "_su_password": "pw"}, "_su_password",
+     "use _sudo with _sudo_password"),
     # --- wrong types (strict booleans: "no" is a true string)
     ("gpu_count-str", {"gpu_count": "2"}, "gpu_count", "expected int"),
     ("gpu_count-bool", {"gpu_count": True}, "gpu_count", "expected int"),
