@@ -9,14 +9,14 @@ CONTAINER /bin/sh` (`dlws.shell_session.ShellSession`, verify's session), each a
 `/bin/sh -c`, and hands pyinfra the same status and output lines as pyinfra's own connector.
 
 A command pyinfra asks to feed (`_stdin`), to time out (`_timeout`), to give a terminal
-(`_get_pty`), or whose output is printed as it comes (`-vv`) goes pyinfra's own way, as does every
-command where no session starts (and every command with DLWS_SESSIONS=0). Uploads and downloads
-stay `docker cp`.
+(`_get_pty`), to run through sudo (`_sudo`: its password, if any, on stdin), or whose output is
+printed as it comes (`-vv`) goes pyinfra's own way, as does every command where no session
+starts (and every command with DLWS_SESSIONS=0). Uploads and downloads stay `docker cp`.
 
 `use_sessions(state)` (called by both pyinfra configs, before pyinfra builds its connectors)
-gives each `@docker/` host this connector, and each SSH host `dlws.ssh_connector`'s (its sudo
-reads the password on stdin); pyinfra's other connectors, and subclasses of its own (podman), are
-left as they are.
+gives each `@docker/` host this connector, and each SSH and `@local` host dlws.sudo_stdin's
+(its sudo reads the password on stdin); pyinfra's other connectors, and subclasses of its own
+(podman), are left as they are.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import threading
 from click import echo
 from pyinfra.api import State
 from pyinfra.connectors.docker import DockerConnector
+from pyinfra.connectors.local import LocalConnector
 from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.connectors.util import (
     CommandOutput,
@@ -38,7 +39,7 @@ from pyinfra.context import ctx_state
 
 from dlws.facts.pyinfra_patch import before_init, use_connector
 from dlws.shell_session import SessionError, ShellSession
-from dlws.ssh_connector import SudoStdinSSHConnector
+from dlws.sudo_stdin import SudoStdin, SudoStdinLocalConnector, SudoStdinSSHConnector
 
 # Control arguments only pyinfra's own connector honours (the session feeds no input, has no
 # terminal, and waits for its command however long it takes).
@@ -55,8 +56,10 @@ def lines(data: bytes, stream: str) -> list[OutputLine]:
     return [OutputLine(stream, part) for part in parts]
 
 
-class SessionDockerConnector(DockerConnector):
-    """`DockerConnector` with each plain command in the container's one session shell."""
+class SessionDockerConnector(SudoStdin, DockerConnector):
+    """`DockerConnector` with each plain command in the container's one session shell, and
+    each `_sudo` one in a `docker exec -i` of its own, its sudo reading the password on stdin
+    (dlws.sudo_stdin)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -85,7 +88,7 @@ class SessionDockerConnector(DockerConnector):
 
     def run_shell_command(self, command, print_output: bool = False, print_input: bool = False,
                           **arguments):
-        if print_output or any(arguments.get(name) for name in OWN_WAY):
+        if print_output or any(arguments.get(name) for name in (*OWN_WAY, "_sudo")):
             return super().run_shell_command(command, print_output=print_output,
                                              print_input=print_input, **arguments)
         session = self._take()
@@ -126,9 +129,9 @@ class SessionDockerConnector(DockerConnector):
 
 
 def use_sessions(state) -> None:
-    """Give each `@docker/` host of this run `SessionDockerConnector`, and each SSH host
-    `SudoStdinSSHConnector`, before pyinfra's State builds its connectors (nothing where it has
-    built them already).
+    """Give each `@docker/` host of this run `SessionDockerConnector`, each SSH host
+    `SudoStdinSSHConnector` and `@local` `SudoStdinLocalConnector`, before pyinfra's State
+    builds its connectors (nothing where it has built them already).
 
     + state: a State, or pyinfra's `state` (the configs': the State of the running command)
     """
@@ -140,6 +143,7 @@ def use_sessions(state) -> None:
     def own_connectors(hosts) -> None:
         use_connector(hosts, DockerConnector, SessionDockerConnector)
         use_connector(hosts, SSHConnector, SudoStdinSSHConnector)
+        use_connector(hosts, LocalConnector, SudoStdinLocalConnector)
 
     before_init(real, own_connectors)
 

@@ -98,22 +98,21 @@ def processes_holding(secret: str, files: tuple[str, ...] = ("cmdline",)) -> lis
 
 def watch_processes(run: Callable[[], object], secret: str,
                     files: tuple[str, ...] = ("cmdline",)) -> tuple[object, list[str]]:
-    """Call `run` while this machine's processes' `files` are read again and again: its
-    result, and every file that held `secret` meanwhile."""
-    result: list = []
-
-    def call() -> None:
-        try:
-            result.append(run())
-        except BaseException as error:  # (raised again below, in the test's own thread)
-            result.append(error)
-
-    worker = threading.Thread(target=call)
-    worker.start()
+    """Call `run` (in this thread: pyinfra's gevent starts processes from the main one) while
+    another thread reads this machine's processes' `files` again and again: its result, and
+    every file that held `secret` meanwhile."""
     seen: set[str] = set()
-    while worker.is_alive():
-        seen.update(processes_holding(secret, files))
-    worker.join()
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return result[0], sorted(seen)
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.update(processes_holding(secret, files))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = run()
+    finally:
+        done.set()
+        watcher.join()
+    return result, sorted(seen)

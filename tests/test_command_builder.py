@@ -52,11 +52,11 @@ ALLOWED_SITES = {
         "text by pyinfra's make_unix_command_for_host as DockerConnector makes it, run as one "
         "quoted word of the session's literal line (ShellSession.run), or handed to "
         "DockerConnector itself",
-    ("dlws/ssh_connector.py", "SudoStdinSSHConnector.run_shell_command"):
-        "pyinfra's transport: the command pyinfra hands its SSH connector, handed on to "
-        "SSHConnector itself, or made into text by pyinfra's make_unix_command_for_host as "
-        "SSHConnector makes it, behind a sudo prefix of literals and QuoteString "
-        "(sudo_stdin_command)",
+    ("dlws/sudo_stdin.py", "SudoStdin.run_shell_command"):
+        "pyinfra's transport: the command pyinfra hands its connector (SSH, local, docker), "
+        "handed on to that connector itself, or made into text by pyinfra's "
+        "make_unix_command_for_host as the connector makes it, behind a sudo prefix of "
+        "literals and QuoteString (sudo_stdin_command)",
 }
 NO_SHELL = {"FileUploadCommand", "FileDownloadCommand", "FunctionCommand"}
 

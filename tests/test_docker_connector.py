@@ -15,12 +15,11 @@ import pytest
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.command import StringCommand
 from pyinfra.connectors.docker import DockerConnector, PodmanConnector
-from pyinfra.connectors.local import LocalConnector
 from pyinfra.context import ctx_state
 
 from dlws.command import cmd
 from dlws.docker_connector import SessionDockerConnector, lines, use_sessions
-from dlws.ssh_connector import SudoStdinSSHConnector
+from dlws.sudo_stdin import SudoStdinLocalConnector, SudoStdinSSHConnector
 from tests import helpers
 from tests.test_shell_session import COMMANDS
 
@@ -44,9 +43,9 @@ def test_the_configs_give_docker_and_ssh_hosts_dlws_connectors_and_leave_the_res
     state.init(inventory, Config())
     kinds = {host.name: type(host.connector) for host in inventory}
     assert kinds["@docker/box"] is SessionDockerConnector
-    assert kinds["@local"] is LocalConnector
+    assert kinds["@local"] is SudoStdinLocalConnector
     assert kinds["@podman/pod"] is PodmanConnector
-    assert kinds["ws-01"] is SudoStdinSSHConnector  # (dlws.ssh_connector)
+    assert kinds["ws-01"] is SudoStdinSSHConnector  # (dlws.sudo_stdin)
     # Both configs call it (the repository's, and the one `dlws` passes to pyinfra).
     for config in (ROOT / "config.py", ROOT / "dlws" / "pyinfra_config.py"):
         assert "\nuse_sessions(state)\n" in config.read_text(), config

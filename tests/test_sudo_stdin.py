@@ -1,4 +1,4 @@
-"""The deploy's SSH connector: sudo reads the password on its stdin, never from a command line."""
+"""The deploy's connectors: sudo reads the password on its stdin, never from a command line."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from dlws.docker_connector import use_sessions
-from dlws.ssh_connector import SudoStdinSSHConnector, sudo_stdin_command
+from dlws.sudo_stdin import SudoStdinLocalConnector, SudoStdinSSHConnector, sudo_stdin_command
 from tests import helpers
 
 SECRET = "word\" $(id)"  # (a part of helpers.PASSWORD that no other text holds)
@@ -133,3 +133,47 @@ def test_a_password_pyinfra_asks_for_goes_on_sudos_stdin_too(password_sshd, monk
     assert seen == []
     assert [(ok, output.stdout) for ok, output in results] == [(True, "root")] * 2
     assert len(asked) == 1
+
+
+def test_a_local_host_gets_the_password_on_the_processs_stdin_alone(monkeypatch):
+    """`@local` (the workstation deploying itself): the line pyinfra's local connector runs
+    holds no password, and the process is fed it. (Plan level: this machine's tests run as
+    root, where sudo asks for nothing.)"""
+    import pyinfra.connectors.local as local
+    from pyinfra.connectors.util import CommandOutput
+
+    ran: list[tuple[str, object]] = []
+
+    def run_local_process(command, stdin=None, **kwargs):
+        ran.append((command, stdin))
+        return 0, CommandOutput([])
+
+    monkeypatch.setattr(local, "run_local_process", run_local_process)
+    state = _state([("@local", {})])
+    connector = state.inventory.get_host("@local").connector
+    assert type(connector) is SudoStdinLocalConnector
+    ok, _ = connector.run_shell_command(StringCommand("id", "-un"), _sudo=True,
+                                        _sudo_password=helpers.PASSWORD)
+    assert ok and ran == [("sudo -H -S -p '' -k sh -c 'exec </dev/null && id -un'",
+                           helpers.PASSWORD)]
+
+
+@pytest.mark.integration
+def test_a_docker_host_with_sudo_runs_it_in_its_own_exec_with_the_password_on_stdin(
+        docker_engine):
+    from dlws.sandbox.images import ensure_sshd_image
+
+    with helpers.container(ensure_sshd_image("bookworm"), "dlws-sudo") as name:
+        state = _state([(f"@docker/{name}", {})])
+        connect_all(state)
+        host = state.inventory.get_host(f"@docker/{name}")
+
+        def run():
+            return host.run_shell_command(StringCommand("id -un; cat; readlink /proc/self/fd/0; "
+                                                        "sleep 1"),
+                                          _sudo=True, _sudo_password=helpers.PASSWORD)
+
+        (ok, output), seen = helpers.watch_processes(run, SECRET, WHERE)
+        assert seen == []
+        assert (ok, output.stdout) == (True, "root\n/dev/null"), output.stderr
+        host.disconnect()

@@ -1,11 +1,12 @@
-"""pyinfra's SSH connector, with the sudo password on sudo's stdin instead of a command line.
+"""pyinfra's SSH and local connectors, with the sudo password on sudo's stdin, not a command line.
 
 pyinfra's own way with `_sudo_password` (and with the password it asks for when sudo needs one)
 uploads an askpass script and runs each command as `env SUDO_ASKPASS=... PYINFRA_SUDO_PASSWORD=
 PASSWORD sudo -H -A -k ...`: the password is on the host's command lines, where any local user
 can read it (`ps`, /proc/PID/cmdline), and in the environment of the processes it starts.
 
-`SudoStdinSSHConnector` runs the same command as `sudo -H -S -p '' -k ... sh -c 'exec </dev/null
+`SudoStdin` (in `SudoStdinSSHConnector`, `SudoStdinLocalConnector`, and the docker connector of
+dlws.docker_connector) runs the same command as `sudo -H -S -p '' -k ... sh -c 'exec </dev/null
 && ...'` and writes the password to the SSH channel's stdin: sudo reads it there, asks no
 prompt, forgets it after each command (-k, as pyinfra), and the command itself reads /dev/null,
 so it never sees the password, even where sudo asks for none (NOPASSWD). The password is on no
@@ -20,12 +21,15 @@ pyinfra's own way.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyinfra.api.command import QuoteString, StringCommand
 from pyinfra.api.exceptions import PyinfraError
+from pyinfra.connectors.local import LocalConnector
 from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.connectors.util import make_unix_command_for_host
 
-# The arguments pyinfra's SSH connector takes for itself before it builds the command line.
+# The arguments pyinfra's connectors take for themselves before they build the command line.
 OWN = ("_get_pty", "_timeout", "_stdin", "_success_exit_codes")
 # The arguments that make the sudo part of pyinfra's command line (written here instead).
 SUDO = ("_sudo", "_sudo_user", "_use_sudo_login", "_preserve_sudo_env", "_sudo_password")
@@ -52,8 +56,12 @@ def sudo_stdin_command(state, host, command: StringCommand, arguments: dict) -> 
     return StringCommand(*bits, rest)
 
 
-class SudoStdinSSHConnector(SSHConnector):
-    """`SSHConnector` whose sudo reads the password on the channel's stdin."""
+class SudoStdin:
+    """A pyinfra connector's `run_shell_command`, its sudo reading the password on stdin (put
+    before the connector's class: `class C(SudoStdin, SSHConnector)`)."""
+
+    host: Any
+    state: Any
 
     def _password(self, arguments: dict) -> str | None:
         password = arguments.get("_sudo_password") or self.host.connector_data.get(PROMPTED)
@@ -93,3 +101,11 @@ class SudoStdinSSHConnector(SSHConnector):
         own["_stdin"] = password
         return super().run_shell_command(line, print_output=print_output,
                                          print_input=print_input, _shell_executable=None, **own)
+
+
+class SudoStdinSSHConnector(SudoStdin, SSHConnector):
+    """`SSHConnector` whose sudo reads the password on the channel's stdin."""
+
+
+class SudoStdinLocalConnector(SudoStdin, LocalConnector):
+    """`LocalConnector` (`@local`) whose sudo reads the password on the process's stdin."""
