@@ -42,6 +42,8 @@ REFUSED = {
                     "where any user of the host can read it; use _sudo with _sudo_password "
                     "(dlws gives sudo the password on its stdin) or a NOPASSWD sudoers rule",
 }
+# pyinfra keys whose value is a secret: a message about one names its type, never its value.
+SECRET_KEYS = ("ssh_password", "ssh_key_password", "_sudo_password", "_su_password")
 # Global arguments that make sense only per operation, never as host data.
 OPERATION_ONLY = ("name", "_if", "_retry_until", "_stdin", "_chdir")
 
@@ -78,7 +80,22 @@ def _type_problem(name: str, value: Any, kind: Any) -> str | None:
 
 
 def check_connector_key(name: str, value: Any) -> str | None:
-    """Why `value` is not acceptable for pyinfra's key `name` (or `name` is not one); else None."""
+    """Why `value` is not acceptable for pyinfra's key `name` (or `name` is not one); else None.
+    A password's value is never in the reason."""
+    reason = _connector_key_problem(name, value)
+    if reason is None or name not in SECRET_KEYS:
+        return reason
+    # (each reason written again without the value)
+    if name in REFUSED:
+        return reason
+    if not isinstance(value, str):
+        return f"got a value of type {type(value).__name__} (not shown: a secret); expected text"
+    if domains.no_control(value):
+        return "holds a control character (newline, tab, escape; not shown: a secret); remove it"
+    return f"a value of {len(value)} characters (not shown: a secret); at most 1024"
+
+
+def _connector_key_problem(name: str, value: Any) -> str | None:
     keys = pyinfra_keys()
     if name not in keys:
         hint = difflib.get_close_matches(name, keys, n=1, cutoff=0.6)

@@ -51,6 +51,12 @@ CASES = [
     # --- pyinfra keys that would put a secret on a host's command line
     ("su-password", {"_su_user": "root", "_su_password": "pw"}, "_su_password",
      "use _sudo with _sudo_password"),
+    # --- passwords: refused without their value in the message (test_passwords_are_not_shown)
+    ("sudo-password-newline", {"_sudo": True, "_sudo_password": "hunter2\nmore"},
+     "_sudo_password", "control character"),
+    ("ssh-password-list", {"ssh_password": ["hunter2-list"]}, "ssh_password", "expected text"),
+    ("ssh-key-password-long", {"ssh_key_password": "hunter2" * 200}, "ssh_key_password",
+     "at most 1024"),
     # --- wrong types (strict booleans: "no" is a true string)
     ("gpu_count-str", {"gpu_count": "2"}, "gpu_count", "expected int"),
     ("gpu_count-bool", {"gpu_count": True}, "gpu_count", "expected int"),
@@ -519,6 +525,12 @@ def test_broken_host_data_is_refused(fleet_refusal, case, data, key, fix):
     _, out = fleet_refusal
     assert "Connected" not in out.stdout + out.stderr, "pyinfra connected before the refusal"
     assert_refused(out, _host_of(case, data), key, fix)
+
+
+def test_passwords_are_not_shown(fleet_refusal):
+    _, out = fleet_refusal
+    assert "not shown: a secret" in out.stdout + out.stderr
+    assert "hunter2" not in out.stdout + out.stderr
 
 
 @pytest.mark.parametrize(("host", "key", "fix"), CONFLICT_CASES, ids=[c[0] for c in CONFLICT_CASES])
