@@ -14,6 +14,9 @@ result onto pyinfra:
   ``ssh_user`` / ``ssh_port`` / ``ssh_key``;
 - ``ansible_become`` / ``_become_user`` / ``_become_method`` -> ``_sudo`` / ``_sudo_user`` (or
   ``_su_user``, ``_doas`` / ``_doas_user``);
+- ``ansible_password`` -> ``ssh_password``, and ``ansible_become_password`` -> ``_sudo_password``
+  (sudo reads it on its stdin: dlws.sudo_stdin; su's and doas's are refused, as pyinfra would
+  put su's on a command line and runs doas without one), vaulted or not;
 - dlws's keys (``gpu_*``, ``nvidia_*``, ...: the families of
   dlws.validate.schema.KEY_PREFIXES) are host data, validated like any inventory's before
   anything connects, and a problem names the file and line the value came from;
@@ -39,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlws.validate.connector_keys import check_connector_key
 from dlws.validate.inventory import host_problems
 from dlws.validate.schema import KEY_PREFIXES
 from dlws.validate.secrets import redact
@@ -50,9 +54,9 @@ LIMIT_ENV = "DLWS_ANSIBLE_LIMIT"
 VAULT_ENV = "DLWS_ANSIBLE_VAULT_PASSWORD_FILE"
 
 # Connection variables and their aliases, the later one winning as in Ansible's own option
-# resolution: the `vars:` of `host`, `remote_user`, `port` and `private_key_file` in
-# ansible/plugins/connection/ssh.py, and of `become_user` in ansible/plugins/become/sudo.py
-# (ansible-core 2.19.14).
+# resolution: the `vars:` of `host`, `remote_user`, `port`, `private_key_file` and `password` in
+# ansible/plugins/connection/ssh.py, and of `become_user` and `become_pass` in
+# ansible/plugins/become/sudo.py (ansible-core 2.19.14).
 CONNECTION_VARS = {
     "host": ("ansible_host", "ansible_ssh_host"),
     "user": ("ansible_user", "ansible_ssh_user"),
@@ -62,6 +66,8 @@ CONNECTION_VARS = {
     "become": ("ansible_become",),
     "become_user": ("ansible_become_user", "ansible_sudo_user"),
     "become_method": ("ansible_become_method",),
+    "password": ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password"),
+    "become_password": ("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"),
 }
 READ_VARS = frozenset(name for names in CONNECTION_VARS.values() for name in names)
 # ansible_connection values and the pyinfra connector each becomes.
@@ -405,6 +411,19 @@ def _connection_value(variables: dict[str, Any], what: str) -> tuple[str | None,
     return found
 
 
+def _password(data: dict[str, Any], key: str, var: str | None, value: Any,
+              problems: list[tuple[str, str]]) -> None:
+    """`data[key]` = the password `value` of Ansible's `var`, as Ansible's string option reads
+    it (a number from INI as its digits), checked as pyinfra's key; a problem never shows it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    reason = check_connector_key(key, value)
+    if reason:
+        problems.append((var or key, reason))
+    else:
+        data[key] = value
+
+
 def _boolean(value: Any) -> bool | None:
     """Ansible's boolean() (ansible/module_utils/parsing/convert_bool.py), None if not one."""
     if isinstance(value, bool):
@@ -442,8 +461,8 @@ def to_pyinfra(host: AnsibleHost) -> tuple[PyinfraHost, list[tuple[str, str]]]:
                          f"{'container name' if connector == 'docker' else 'host name or IP'}"))
     if connector in ("docker", "local"):
         name = f"@docker/{address or host.name}" if connector == "docker" else "@local"
-        ssh_only = ("user", "port", "key") if connector == "docker" else ("host", "user", "port",
-                                                                          "key")
+        ssh_only = ("user", "port", "key", "password") if connector == "docker" else (
+            "host", "user", "port", "key", "password")
         unused = [n for what in ssh_only for n in CONNECTION_VARS[what] if n in variables]
     else:
         name = host.name
@@ -461,6 +480,9 @@ def to_pyinfra(host: AnsibleHost) -> tuple[PyinfraHost, list[tuple[str, str]]]:
         var, key = _connection_value(variables, "key")
         if key is not None:
             data["ssh_key"] = key
+        var, password = _connection_value(variables, "password")
+        if password is not None:
+            _password(data, "ssh_password", var, password, problems)
     var, become = _connection_value(variables, "become")
     if become is not None:
         flag = _boolean(become)
@@ -469,7 +491,13 @@ def to_pyinfra(host: AnsibleHost) -> tuple[PyinfraHost, list[tuple[str, str]]]:
         elif flag:
             _, method = _connection_value(variables, "become_method")
             _, user = _connection_value(variables, "become_user")
+            password_var, password = _connection_value(variables, "become_password")
             method = str(method or "sudo")
+            if password is not None and method != "sudo":
+                problems.append((password_var, f"a password for become method {method!r}: "
+                                 "pyinfra would put su's on the host's command line, and runs "
+                                 "doas without one; use ansible_become_method sudo, or a rule "
+                                 "that asks no password"))
             if method not in BECOME_METHODS:
                 problems.append(("ansible_become_method", f"become method {method!r} has no "
                                  f"pyinfra equivalent; use one of {', '.join(BECOME_METHODS)}"))
@@ -477,6 +505,8 @@ def to_pyinfra(host: AnsibleHost) -> tuple[PyinfraHost, list[tuple[str, str]]]:
                 data["_sudo"] = True
                 if user is not None:
                     data["_sudo_user"] = str(user)
+                if password is not None:
+                    _password(data, "_sudo_password", password_var, password, problems)
             elif method == "su":
                 data["_su_user"] = str(user or "root")
             else:

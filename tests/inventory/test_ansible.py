@@ -68,7 +68,7 @@ EXPECTED = {
                               "verify_epochs": 3},
     },
     "vault": {
-        name: {**RTX_4090, "_sudo": True,
+        name: {**RTX_4090, "_sudo": True, "_sudo_password": "become-s3cret",
                "base_https_proxy": "http://lab:s3cret@proxy.lab.example:3128"}
         for name in ("ws01.lab.example", "ws02.lab.example")
     },
@@ -96,7 +96,7 @@ if not ANSIBLE_CONSTANTS.config.get_config_value_and_origin("DEFAULT_JINJA2_NATI
 # The variables each fixture holds that dlws does not use: named in the notice.
 IGNORED = {"ini": {"ntp_server"}, "yaml-ranges": {"ntp_server", "ansible_python_interpreter"},
            "dir-group_vars-host_vars": {"backup_schedule"},
-           "vault": {"ansible_become_password"}, "script": {"rack"}, "toml": set(),
+           "vault": set(), "script": {"rack"}, "toml": set(),
            "plugin": set()}
 
 
@@ -285,7 +285,7 @@ def test_vault_password_from_dlws_variable_or_argument(monkeypatch):
     assert ansible.read(SOURCES["vault"], vault_password_file=str(VAULT_PASSWORD))
     monkeypatch.setenv(ansible.VAULT_ENV, str(VAULT_PASSWORD))
     hosts = ansible.read(SOURCES["vault"])
-    assert hosts[0].secret == ("base_https_proxy",)
+    assert hosts[0].secret == ("base_https_proxy", "ansible_become_password")
 
 
 def _host(**variables) -> AnsibleHost:
@@ -311,8 +311,15 @@ def _host(**variables) -> AnsibleHost:
     ({"ansible_become": True, "ansible_become_method": "doas", "ansible_become_user": "x"},
      "ws01", {"_doas": True, "_doas_user": "x"}),
     ({"gpu_count": 1, "ansible_connection": "ssh"}, "ws01", {"gpu_count": 1}),
+    # passwords: the later alias wins; a number (INI) as its digits; no become, no sudo password
+    ({"ansible_ssh_pass": "p1", "ansible_password": "p0", "ansible_become": True,
+      "ansible_become_pass": "b1", "ansible_become_password": "b0"}, "ws01",
+     {"ssh_password": "p1", "_sudo": True, "_sudo_password": "b1"}),
+    ({"ansible_password": 1234, "ansible_become": True, "ansible_sudo_pass": 99}, "ws01",
+     {"ssh_password": "1234", "_sudo": True, "_sudo_password": "99"}),
+    ({"ansible_become_password": "b0"}, "ws01", {}),
 ], ids=["none", "ssh", "aliases", "docker", "docker-name", "local", "become", "no-become",
-        "su", "doas", "dlws-key"])
+        "su", "doas", "dlws-key", "passwords", "password-numbers", "password-without-become"])
 def test_connection_variables_map_onto_pyinfra(variables, name, data):
     mapped, problems = to_pyinfra(_host(**variables))
     assert (mapped.name, mapped.data, problems) == (name, data, [])
@@ -325,10 +332,18 @@ def test_connection_variables_map_onto_pyinfra(variables, name, data):
     ({"ansible_become": "maybe"}, "ansible_become", "expected a boolean"),
     ({"ansible_become": True, "ansible_become_method": "runas"}, "ansible_become_method",
      "no pyinfra equivalent"),
+    ({"ansible_become": True, "ansible_become_method": "su", "ansible_become_password": "pw"},
+     "ansible_become_password", "use ansible_become_method sudo"),
+    ({"ansible_become": True, "ansible_become_method": "doas", "ansible_become_pass": "pw"},
+     "ansible_become_pass", "use ansible_become_method sudo"),
+    ({"ansible_become": True, "ansible_become_password": "hunter2\nx"},
+     "ansible_become_password", "control character"),
+    ({"ansible_password": ["hunter2"]}, "ansible_password", "expected text"),
 ])
 def test_connection_variables_pyinfra_cannot_use_are_refused(variables, var, reason):
     _, problems = to_pyinfra(_host(**variables))
     assert [p[0] for p in problems] == [var] and reason in problems[0][1]
+    assert "hunter2" not in problems[0][1] and "pw" not in problems[0][1]
 
 
 def test_ssh_only_variables_on_docker_and_local_hosts_are_named():
