@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 
 import pytest
 from pyinfra.api import Config, Inventory, State, StringCommand
@@ -177,3 +178,39 @@ def test_a_docker_host_with_sudo_runs_it_in_its_own_exec_with_the_password_on_st
         assert seen == []
         assert (ok, output.stdout) == (True, "root\n/dev/null"), output.stderr
         host.disconnect()
+
+
+@pytest.mark.integration
+def test_an_ansible_lab_with_vaulted_passwords_deploys_through_them(password_sshd, tmp_path):
+    """The lab's Ansible inventory, its login and sudo passwords vaulted: `pyinfra
+    inventory/ansible.py` logs in, becomes root and uploads with them, and no process here or
+    on the host holds the sudo password meanwhile."""
+    ip, _ = password_sshd
+    vault_password = tmp_path / "vault-password"
+    vault_password.write_text("lab-vault\n")
+
+    def vaulted(name: str) -> str:
+        return subprocess.run(
+            [str(helpers.BIN / "ansible-vault"), "encrypt_string", "--vault-password-file",
+             str(vault_password), "--name", name, helpers.PASSWORD],
+            check=True, capture_output=True, text=True).stdout
+
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "hosts.yml").write_text(
+        f"gpu:\n  hosts:\n    ws01:\n      ansible_host: {ip}\n      ansible_user: lab\n"
+        "      ansible_become: true\n")
+    (tmp_path / "lab" / "group_vars").mkdir()
+    (tmp_path / "lab" / "group_vars" / "gpu.yml").write_text(
+        vaulted("ansible_password") + vaulted("ansible_become_password"))
+    (tmp_path / ".ssh").mkdir()
+    env = {"DLWS_ANSIBLE_INVENTORY": str(tmp_path / "lab"), "HOME": str(tmp_path),
+           "DLWS_ANSIBLE_VAULT_PASSWORD_FILE": str(vault_password)}
+    (code, document, stderr), seen = helpers.watch_processes(
+        lambda: helpers.pyinfra_json("inventory/ansible.py", "tests/fixtures/whoami_deploy.py",
+                                     env), SECRET, WHERE)
+    assert code == 0, stderr[-3000:]
+    assert seen == []
+    assert "word" not in stderr
+    state = _connected(password_sshd)
+    assert _as_root(state.inventory.get_host("ws-01"),
+                    "cat /root/deployed-by; stat -c '%U %a' /root/uploaded") == "root\nroot 600"
