@@ -82,6 +82,10 @@ def host_problems(name: str, data: Mapping[str, Any], keys: Iterable[Key]) -> li
                                 "gpu_count is 0, so the deploy and verify would disagree on "
                                 "whether this host has a GPU; set gpu_count to the number of "
                                 "GPUs, or remove gpu_model for a CPU host"))
+    if merged.get("_sudo_password") and merged.get("_get_pty") and "_get_pty" not in bad:
+        # (dlws.sudo_stdin: sudo reads the password on the command's stdin)
+        problems.append(Problem(name, "_get_pty", "a terminal would echo _sudo_password, which "
+                                "sudo reads on its stdin; remove _get_pty"))
     if merged.get("gpu_model") and isinstance(merged["gpu_model"], str) and not problems:
         try:
             find_gpu(merged["gpu_model"])

@@ -55,6 +55,8 @@ CASES = [
     ("sudo-password-newline", {"_sudo": True, "_sudo_password": "hunter2\nmore"},
      "_sudo_password", "control character"),
     ("ssh-password-list", {"ssh_password": ["hunter2-list"]}, "ssh_password", "expected text"),
+    ("sudo-password-terminal", {"_sudo": True, "_sudo_password": "pw", "_get_pty": True},
+     "_get_pty", "remove _get_pty"),
     ("ssh-key-password-long", {"ssh_key_password": "hunter2" * 200}, "ssh_key_password",
      "at most 1024"),
     # --- wrong types (strict booleans: "no" is a true string)
