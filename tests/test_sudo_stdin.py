@@ -91,6 +91,9 @@ def test_the_deploy_becomes_root_with_the_sudo_password_and_no_process_holds_it(
     assert state.results[host].success_ops == 2, state.results[host]
     assert _as_root(host, "cat /root/who; stat -c '%U %a' /root/put; cat /root/put") == \
         "root\nroot 600\nkept"
+    ok, output = host.run_shell_command(StringCommand("id", "-un"), _sudo=True,
+                                        _sudo_user="free", _sudo_password=helpers.PASSWORD)
+    assert (ok, output.stdout) == (True, "free"), output.stderr
 
 
 @pytest.mark.integration
@@ -98,6 +101,22 @@ def test_where_sudo_asks_no_password_the_command_still_cannot_read_it(password_s
     state = _connected(password_sshd, ssh_user="free")
     host = state.inventory.get_host("ws-01")
     assert _as_root(host, "id -un; cat; readlink /proc/self/fd/0") == "root\n/dev/null"
+
+
+@pytest.mark.integration
+def test_where_sudo_asks_no_password_and_none_is_given_pyinfras_own_line_runs(password_sshd,
+                                                                             monkeypatch):
+    """The common case (NOPASSWD, no `_sudo_password`): pyinfra's `sudo -n`, nothing asked;
+    `_sudo_user` runs it as that user."""
+    import pyinfra.connectors.util as util
+
+    monkeypatch.setattr(util, "getpass", lambda prompt: pytest.fail("asked for a password"))
+    state = _connected(password_sshd, ssh_user="free")
+    host = state.inventory.get_host("ws-01")
+    ok, output = host.run_shell_command(StringCommand("id -un; cat"), _sudo=True)
+    assert (ok, output.stdout) == (True, "root"), output.stderr
+    ok, output = host.run_shell_command(StringCommand("id", "-un"), _sudo=True, _sudo_user="lab")
+    assert (ok, output.stdout) == (True, "lab"), output.stderr
 
 
 @pytest.mark.integration
