@@ -97,15 +97,17 @@ def processes_holding(secret: str, files: tuple[str, ...] = ("cmdline",)) -> lis
 
 
 def watch_processes(run: Callable[[], object], secret: str,
-                    files: tuple[str, ...] = ("cmdline",)) -> tuple[object, list[str]]:
+                    files: tuple[str, ...] = ("cmdline",),
+                    every: float = 0.0) -> tuple[object, list[str]]:
     """Call `run` (in this thread: pyinfra's gevent starts processes from the main one) while
-    another thread reads this machine's processes' `files` again and again: its result, and
-    every file that held `secret` meanwhile."""
+    another thread reads this machine's processes' `files` again and again (`every` seconds:
+    a pause that leaves a long run a core): its result, and every file that held `secret`
+    meanwhile."""
     seen: set[str] = set()
     done = threading.Event()
 
     def watch() -> None:
-        while not done.is_set():
+        while not done.wait(every):
             seen.update(processes_holding(secret, files))
 
     watcher = threading.Thread(target=watch)

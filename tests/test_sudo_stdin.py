@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 
 import pytest
@@ -233,3 +234,35 @@ def test_an_ansible_lab_with_vaulted_passwords_deploys_through_them(password_ssh
     state = _connected(password_sshd)
     assert _as_root(state.inventory.get_host("ws-01"),
                     "cat /root/deployed-by; stat -c '%U %a' /root/uploaded") == "root\nroot 600"
+
+
+@pytest.mark.integration
+def test_a_workstation_deploys_and_verifies_over_ssh_through_a_sudo_password(password_sshd,
+                                                                            tmp_path):
+    """The whole deploy of the README's sandbox data, to an SSH host whose sudo asks for the
+    password: it converges, a second run changes nothing, and verify passes, while no
+    process's command line or environment (the deploy) or command line (verify: its ssh reads
+    the login password from its own environment) holds the sudo password."""
+    from dlws.sandbox.data import controller_data
+
+    ip, data = password_sshd
+    # (the sandbox's host and group data: the controller's wheelhouse and CA bundle)
+    host_data = {"gpu_count": 0, "base_lab_users": ["researcher"], "hardware_min_memory_gib": 1,
+                 **controller_data(), **data, "_sudo": True, "_sudo_password": helpers.PASSWORD}
+    inventory = tmp_path / "lab.py"
+    inventory.write_text(f"hosts = [({ip!r}, {host_data!r})]\n")
+    for run in ("first", "second"):
+        (code, document, stderr), seen = helpers.watch_processes(
+            lambda: helpers.pyinfra_json(str(inventory)), SECRET, WHERE, every=0.05)
+        assert code == 0, stderr[-3000:]
+        assert seen == [], run
+        if run == "second":
+            assert helpers.changed_operations(document) == []
+    out, seen = helpers.watch_processes(lambda: helpers.run_verify(str(inventory), "-rA"),
+                                        SECRET, every=0.05)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert seen == []
+    # (as root: the environment's files against their RECORDs, and both trainings)
+    for check in ("test_environment_files_match_their_records", "test_mnist_trains",
+                  "test_debian_package_files_match_dpkg"):
+        assert re.search(rf"^PASSED verify/\S+::{check}\[", out.stdout, re.M), check
