@@ -103,8 +103,60 @@ class SudoStdin:
                                          print_input=print_input, _shell_executable=None, **own)
 
 
+# The arguments that make a command run as another user (pyinfra's put_file copies an upload
+# into place with them, from a temporary copy the login user writes).
+AS_OTHER = ("_sudo", "_sudo_user", "_sudo_password", "_use_sudo_login", "_preserve_sudo_env",
+            "_doas", "_doas_user", "_dzdo", "_dzdo_user", "_su_user", "_su_password",
+            "_use_su_login", "_preserve_su_env", "_su_shell", "_chdir")
+
+
 class SudoStdinSSHConnector(SudoStdin, SSHConnector):
-    """`SSHConnector` whose sudo reads the password on the channel's stdin."""
+    """`SSHConnector` whose sudo reads the password on the channel's stdin, and whose uploads
+    as root pass through a folder of the login user's own."""
+
+    _private: set[str] | None = None
+
+    def put_file(self, filename_or_io, remote_filename, remote_temp_filename=None,
+                 print_output: bool = False, print_input: bool = False, **arguments) -> bool:
+        """pyinfra's upload; where root copies it into place (sudo, doas, dzdo, su to root),
+        its temporary copy lies in a new folder of the login user's (`mktemp -d`: mode 700)
+        and is made mode 600 before the copy, so a file the copy creates starts root-only
+        until the operation gives it its mode. pyinfra's own copy, /tmp/pyinfra-HASH (mode
+        644 from sftp-server), and a new file copied from it, could be read by anyone on the
+        host until then (a secret among them: a proxy password, an index token)."""
+        as_root = any(arguments.get(name) for name in ("_sudo", "_doas", "_dzdo", "_su_user"))
+        other = any(arguments.get(name) not in (None, False, "root")
+                    for name in ("_sudo_user", "_doas_user", "_dzdo_user", "_su_user"))
+        if remote_temp_filename or not as_root or other:
+            # (another user than root could not reach the login user's folder)
+            return super().put_file(filename_or_io, remote_filename, remote_temp_filename,
+                                    print_output=print_output, print_input=print_input,
+                                    **arguments)
+        login = {key: value for key, value in arguments.items() if key not in AS_OTHER}
+        ok, output = super().run_shell_command(StringCommand("mktemp", "-d"), **login)
+        folder = output.stdout.strip()
+        if not ok or not folder.startswith("/") or "\n" in folder:
+            raise PyinfraError(f"{self.host.name}: no private folder for an upload (mktemp -d: "
+                               f"{output.stderr.strip()[:300]})")
+        temp = f"{folder}/upload"
+        self._private = (self._private or set()) | {temp}
+        try:
+            return super().put_file(filename_or_io, remote_filename, temp,
+                                    print_output=print_output, print_input=print_input,
+                                    **arguments)
+        finally:
+            self._private.discard(temp)
+            super().run_shell_command(StringCommand("rm", "-rf", "--", QuoteString(folder)),
+                                      **login)
+
+    def _put_file(self, filename_or_io, remote_location) -> None:
+        super()._put_file(filename_or_io, remote_location)
+        if self._private and remote_location in self._private:
+            ok, output = super().run_shell_command(
+                StringCommand("chmod", "600", "--", QuoteString(remote_location)))
+            if not ok:
+                raise PyinfraError(f"{self.host.name}: chmod 600 {remote_location}: "
+                                   f"{output.stderr.strip()[:300]}")
 
 
 class SudoStdinLocalConnector(SudoStdin, LocalConnector):

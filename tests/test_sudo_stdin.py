@@ -7,7 +7,7 @@ import re
 import subprocess
 
 import pytest
-from pyinfra.api import Config, Inventory, State, StringCommand
+from pyinfra.api import Config, Inventory, QuoteString, State, StringCommand
 from pyinfra.api.connect import connect_all
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operation import add_op
@@ -95,6 +95,52 @@ def test_the_deploy_becomes_root_with_the_sudo_password_and_no_process_holds_it(
     ok, output = host.run_shell_command(StringCommand("id", "-un"), _sudo=True,
                                         _sudo_user="free", _sudo_password=helpers.PASSWORD)
     assert (ok, output.stdout) == (True, "free"), output.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("user", ["lab", "free"])
+def test_an_upload_as_root_passes_through_a_folder_of_the_login_users_own(password_sshd,
+                                                                          monkeypatch, user):
+    """The temporary copy root copies into place: in a new folder of the login user's (700),
+    itself 600, both gone afterwards; a new file root copies from it starts 600 (pyinfra's
+    own: /tmp/pyinfra-HASH, 644, and so the new file)."""
+    from pyinfra.connectors.ssh import SSHConnector
+
+    extra = {"_sudo_password": helpers.PASSWORD} if user == "lab" else {}
+    state = _connected(password_sshd, ssh_user=user)
+    host = state.inventory.get_host("ws-01")
+    seen: list[str] = []
+    put = SSHConnector._put_file
+
+    def spy(connector, filename_or_io, remote_location):
+        put(connector, filename_or_io, remote_location)
+        seen.append(remote_location)
+
+    monkeypatch.setattr(SSHConnector, "_put_file", spy)
+    stat_after = host.connector.run_shell_command
+
+    def stat(path: str) -> str:
+        ok, output = stat_after(StringCommand("stat", "-c", QuoteString("%a %U"), path))
+        return output.stdout if ok else "gone" if "No such file" in output.stderr else \
+            output.stderr
+
+    modes: list[str] = []
+    copy = SSHConnector.run_shell_command
+
+    def before_the_copy(connector, command, *args, **kwargs):
+        if seen and f"cp {seen[-1]} " in command.get_raw_value():
+            modes.extend([stat(seen[-1].rsplit("/", 1)[0]), stat(seen[-1])])
+        return copy(connector, command, *args, **kwargs)
+
+    monkeypatch.setattr(SSHConnector, "run_shell_command", before_the_copy)
+    assert host.connector.put_file(io.StringIO("token\n"), f"/root/new-{user}", _sudo=True,
+                                   **extra)
+    monkeypatch.setattr(SSHConnector, "run_shell_command", copy)
+    assert modes == [f"700 {user}", f"600 {user}"]
+    assert not seen[-1].startswith("/tmp/pyinfra")
+    assert stat(seen[-1].rsplit("/", 1)[0]) == "gone"
+    assert _as_root(host, f"stat -c '%a %U' /root/new-{user}; cat /root/new-{user}") == \
+        "600 root\ntoken"
 
 
 @pytest.mark.integration
