@@ -21,8 +21,10 @@ pyinfra's own way.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from pyinfra import logger
 from pyinfra.api.command import QuoteString, StringCommand
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.connectors.local import LocalConnector
@@ -114,44 +116,59 @@ class SudoStdinSSHConnector(SudoStdin, SSHConnector):
     """`SSHConnector` whose sudo reads the password on the channel's stdin, and whose uploads
     as root pass through a folder of the login user's own."""
 
-    _private: set[str] | None = None
+    # The login user's upload folder on the host (`mktemp -d`), made at the first upload as
+    # root after each connection (a reboot empties /tmp), removed when pyinfra disconnects.
+    _folder: str | None = None
+
+    def connect(self) -> None:
+        self._folder = None
+        return super().connect()
+
+    def disconnect(self) -> None:
+        folder, self._folder = self._folder, None
+        if folder:
+            try:
+                super().run_shell_command(StringCommand("rm", "-rf", "--", QuoteString(folder)))
+            except Exception as error:  # noqa: BLE001 - a host already gone keeps it
+                logger.warning(f"{self.host.name}: could not remove {folder}: {error}")
+        super().disconnect()
 
     def put_file(self, filename_or_io, remote_filename, remote_temp_filename=None,
                  print_output: bool = False, print_input: bool = False, **arguments) -> bool:
         """pyinfra's upload; where root copies it into place (sudo, doas, dzdo, su to root),
-        its temporary copy lies in a new folder of the login user's (`mktemp -d`: mode 700)
-        and is made mode 600 before the copy, so a file the copy creates starts root-only
-        until the operation gives it its mode. pyinfra's own copy, /tmp/pyinfra-HASH (mode
-        644 from sftp-server), and a new file copied from it, could be read by anyone on the
-        host until then (a secret among them: a proxy password, an index token)."""
+        its temporary copy lies in a folder of the login user's (`mktemp -d`: mode 700) and is
+        made mode 600 before the copy, so a file the copy creates starts root-only until the
+        operation gives it its mode. pyinfra's own copy, /tmp/pyinfra-HASH (mode 644 from
+        sftp-server), and a new file copied from it, could be read by anyone on the host
+        until then (a secret among them: a proxy password, an index token)."""
         as_root = any(arguments.get(name) for name in ("_sudo", "_doas", "_dzdo", "_su_user"))
         other = any(arguments.get(name) not in (None, False, "root")
                     for name in ("_sudo_user", "_doas_user", "_dzdo_user", "_su_user"))
-        if remote_temp_filename or not as_root or other:
+        if not remote_temp_filename and as_root and not other:
             # (another user than root could not reach the login user's folder)
-            return super().put_file(filename_or_io, remote_filename, remote_temp_filename,
-                                    print_output=print_output, print_input=print_input,
-                                    **arguments)
-        login = {key: value for key, value in arguments.items() if key not in AS_OTHER}
-        ok, output = super().run_shell_command(StringCommand("mktemp", "-d"), **login)
-        folder = output.stdout.strip()
-        if not ok or not folder.startswith("/") or "\n" in folder:
-            raise PyinfraError(f"{self.host.name}: no private folder for an upload (mktemp -d: "
-                               f"{output.stderr.strip()[:300]})")
-        temp = f"{folder}/upload"
-        self._private = (self._private or set()) | {temp}
-        try:
-            return super().put_file(filename_or_io, remote_filename, temp,
-                                    print_output=print_output, print_input=print_input,
-                                    **arguments)
-        finally:
-            self._private.discard(temp)
-            super().run_shell_command(StringCommand("rm", "-rf", "--", QuoteString(folder)),
-                                      **login)
+            remote_temp_filename = "/".join((self._upload_folder(arguments), os.path.basename(
+                self.host.get_temp_filename(remote_filename))))
+        return super().put_file(filename_or_io, remote_filename, remote_temp_filename,
+                                print_output=print_output, print_input=print_input,
+                                **arguments)
+
+    def _upload_folder(self, arguments: dict) -> str:
+        if self._folder is None:
+            login = {key: value for key, value in arguments.items() if key not in AS_OTHER}
+            ok, output = super().run_shell_command(StringCommand("mktemp", "-d"), **login)
+            folder = output.stdout.strip()
+            if not ok or not folder.startswith("/") or "\n" in folder:
+                raise PyinfraError(f"{self.host.name}: no private folder for uploads (mktemp "
+                                   f"-d: {output.stderr.strip()[:300]})")
+            self._folder = folder
+        return self._folder
 
     def _put_file(self, filename_or_io, remote_location) -> None:
         super()._put_file(filename_or_io, remote_location)
-        if self._private and remote_location in self._private:
+        if self._folder and remote_location.startswith(self._folder + "/"):
+            if self.data["ssh_file_transfer_protocol"] == "sftp":
+                self.get_file_transfer_connection().chmod(remote_location, 0o600)
+                return
             ok, output = super().run_shell_command(
                 StringCommand("chmod", "600", "--", QuoteString(remote_location)))
             if not ok:

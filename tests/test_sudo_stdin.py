@@ -101,9 +101,10 @@ def test_the_deploy_becomes_root_with_the_sudo_password_and_no_process_holds_it(
 @pytest.mark.parametrize("user", ["lab", "free"])
 def test_an_upload_as_root_passes_through_a_folder_of_the_login_users_own(password_sshd,
                                                                           monkeypatch, user):
-    """The temporary copy root copies into place: in a new folder of the login user's (700),
-    itself 600, both gone afterwards; a new file root copies from it starts 600 (pyinfra's
-    own: /tmp/pyinfra-HASH, 644, and so the new file)."""
+    """The temporary copy root copies into place: in a folder of the login user's (700) that
+    every upload of the connection uses, itself 600 and gone once copied, the folder gone at
+    disconnection; a new file root copies from it starts 600 (pyinfra's own: /tmp/pyinfra-HASH,
+    644, and so the new file)."""
     from pyinfra.connectors.ssh import SSHConnector
 
     extra = {"_sudo_password": helpers.PASSWORD} if user == "lab" else {}
@@ -133,14 +134,19 @@ def test_an_upload_as_root_passes_through_a_folder_of_the_login_users_own(passwo
         return copy(connector, command, *args, **kwargs)
 
     monkeypatch.setattr(SSHConnector, "run_shell_command", before_the_copy)
-    assert host.connector.put_file(io.StringIO("token\n"), f"/root/new-{user}", _sudo=True,
-                                   **extra)
+    for name in ("one", "two"):
+        assert host.connector.put_file(io.StringIO("token\n"), f"/root/{name}-{user}",
+                                       _sudo=True, **extra)
     monkeypatch.setattr(SSHConnector, "run_shell_command", copy)
-    assert modes == [f"700 {user}", f"600 {user}"]
-    assert not seen[-1].startswith("/tmp/pyinfra")
-    assert stat(seen[-1].rsplit("/", 1)[0]) == "gone"
-    assert _as_root(host, f"stat -c '%a %U' /root/new-{user}; cat /root/new-{user}") == \
-        "600 root\ntoken"
+    folder = seen[-1].rsplit("/", 1)[0]
+    assert modes == [f"700 {user}", f"600 {user}"] * 2
+    assert not folder.startswith("/tmp/pyinfra") and seen[0].rsplit("/", 1)[0] == folder
+    # Each copy is removed after it is copied; the folder when pyinfra disconnects.
+    assert (stat(seen[0]), stat(folder)) == ("gone", f"700 {user}")
+    host.disconnect()
+    host = _connected(password_sshd, ssh_user=user).inventory.get_host("ws-01")
+    assert _as_root(host, f"stat -c '%a %U' /root/one-{user}; cat /root/one-{user}; "
+                          f"test -e {folder} || echo gone") == "600 root\ntoken\ngone"
 
 
 @pytest.mark.integration
