@@ -72,6 +72,17 @@ def _connected(password_sshd, **extra) -> State:
     return state
 
 
+@pytest.mark.integration
+def test_the_connection_sends_small_packets_at_once(password_sshd):
+    """TCP_NODELAY on the SSH connection (paramiko sets none: each small packet waited for
+    the host's delayed ACK)."""
+    import socket
+
+    host = _connected(password_sshd).inventory.get_host("ws-01")
+    sock = host.connector.client.get_transport().sock
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
 def _as_root(host, command: str) -> str:
     return host.get_fact(Command, command, _sudo=True, _sudo_password=helpers.PASSWORD)
 
