@@ -8,8 +8,9 @@ can read it (`ps`, /proc/PID/cmdline), and in the environment of the processes i
 `SudoStdin` (in `SudoStdinSSHConnector`, `SudoStdinLocalConnector`, and the docker connector of
 dlws.docker_connector) runs the same command as `sudo -H -S -p '' -k ... sh -c 'exec </dev/null
 && ...'` and writes the password to the command's stdin (the SSH channel's, the local
-process's, `docker exec -i`'s): sudo reads it there, asks no prompt, forgets it after each command (-k, as pyinfra), and the command itself reads /dev/null,
-so it never sees the password, even where sudo asks for none (NOPASSWD). The password is on no
+process's, `docker exec -i`'s): sudo reads it there, asks no prompt, forgets it after each
+command (-k, as pyinfra), and the command itself reads /dev/null, so it never sees the
+password, even where sudo asks for none (NOPASSWD). The password is on no
 command line and in no environment, on either machine: verify's sudo does the same
 (dlws.shell_session.SessionSshBackend).
 
