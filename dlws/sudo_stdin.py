@@ -26,6 +26,7 @@ pyinfra's own way.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from typing import Any
 
@@ -112,9 +113,11 @@ class SudoStdin:
 
 # The arguments that make a command run as another user (pyinfra's put_file copies an upload
 # into place with them, from a temporary copy the login user writes).
-AS_OTHER = ("_sudo", "_sudo_user", "_sudo_password", "_use_sudo_login", "_preserve_sudo_env",
-            "_doas", "_doas_user", "_dzdo", "_dzdo_user", "_su_user", "_su_password",
+AS_OTHER = (*SUDO, "_doas", "_doas_user", "_dzdo", "_dzdo_user", "_su_user", "_su_password",
             "_use_su_login", "_preserve_su_env", "_su_shell", "_chdir")
+# What `mktemp -d` may answer: pyinfra writes the copy's path unquoted into its `cp` and `rm`
+# lines, so the host's answer (its TMPDIR) is held to plain path characters, matched in full.
+FOLDER = re.compile(r"/[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
 
 
 class SudoStdinSSHConnector(SudoStdin, SSHConnector):
@@ -171,9 +174,10 @@ class SudoStdinSSHConnector(SudoStdin, SSHConnector):
             login = {key: value for key, value in arguments.items() if key not in AS_OTHER}
             ok, output = super().run_shell_command(StringCommand("mktemp", "-d"), **login)
             folder = output.stdout.strip()
-            if not ok or not folder.startswith("/") or "\n" in folder:
-                raise PyinfraError(f"{self.host.name}: no private folder for uploads (mktemp "
-                                   f"-d: {output.stderr.strip()[:300]})")
+            if not ok or not FOLDER.fullmatch(folder) or "/../" in f"{folder}/":
+                raise PyinfraError(f"{self.host.name}: no private folder for uploads: `mktemp "
+                                   f"-d` gave {folder[:200]!r}, not a plain absolute path "
+                                   f"({output.stderr.strip()[:300]})")
             self._folder = folder
         return self._folder
 

@@ -64,6 +64,24 @@ def test_what_would_show_or_split_the_password_is_refused_before_anything_runs(a
             "_sudo": True, "_sudo_password": "pw", **arguments})
 
 
+@pytest.mark.parametrize("answer", ["/tmp/x y", "/tmp/a;id", "/tmp/../etc", "tmp.x", ""])
+def test_an_upload_folder_the_host_names_oddly_is_refused_before_any_upload(monkeypatch,
+                                                                            answer):
+    """`mktemp -d`'s answer goes unquoted into pyinfra's `cp` and `rm` lines: plain path
+    characters only. (Plan level: the host's answer is given, 127.0.0.1 never connected.)"""
+    from pyinfra.connectors.ssh import SSHConnector
+    from pyinfra.connectors.util import CommandOutput, OutputLine
+
+    monkeypatch.setattr(SSHConnector, "run_shell_command", lambda self, command, **kwargs: (
+        True, CommandOutput([OutputLine("stdout", answer)])))
+    monkeypatch.setattr(SSHConnector, "_put_file",
+                        lambda *args: pytest.fail("uploaded through an odd folder"))
+    state = _state([("ws-01", {"ssh_hostname": "127.0.0.1"})])
+    connector = state.inventory.get_host("ws-01").connector
+    with pytest.raises(PyinfraError, match="not a plain absolute path"):
+        connector.put_file(io.StringIO("x"), "/root/x", _sudo=True)
+
+
 def _connected(password_sshd, **extra) -> State:
     ip, data = password_sshd
     data = {key: value for key, value in data.items() if key != "ssh_config_file"}
