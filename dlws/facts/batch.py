@@ -61,7 +61,7 @@ from pyinfra.api.command import StringCommand
 from pyinfra.api.facts import FactBase, ShortFactBase
 from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback, StateStage
-from pyinfra.context import ctx_host
+from pyinfra.context import ctx_config, ctx_host
 from pyinfra.facts.server import Date
 
 from dlws import __version__
@@ -104,6 +104,21 @@ def batchable(fact_cls) -> bool:
             and not issubclass(fact_cls, ShortFactBase) and fact_cls is not FactBatch
             and fact_cls.shell_executable is None
             and fact_cls.check_preconditions is FactBase.check_preconditions)
+
+
+# pyinfra's facts whose command is one simple command (no exit, cd, set, export or trap):
+# shares_shell is true of them.
+SHARED_SHELL_FACTS = frozenset({"pyinfra.facts.server:Date"})
+
+
+def shares_shell(fact_cls) -> bool:
+    """True where a fact's command leaves the shell it runs in as it found it (no exit, cd,
+    set, export, trap or exec; every variable it reads, it sets first): a batch runs it in its
+    own shell, not in a subshell, which is a fork less on the host for each such reading of each
+    run. dlws's facts say so with ``shares_shell = True``; tests/facts/test_batch.py runs each in
+    a shell under ``set -u`` and compares the shell before and after."""
+    return (getattr(fact_cls, "shares_shell", False) is True
+            or f"{fact_cls.__module__}:{fact_cls.__qualname__}" in SHARED_SHELL_FACTS)
 
 
 def fact_kwargs(fact_cls, args: Sequence = (), kwargs: Mapping | None = None) -> dict:
@@ -163,9 +178,10 @@ _MARKER_TAIL = re.compile(r" (\d+) (\d+|missing)")
 class FactBatch(FactBase):
     """Several facts read with ONE command (one round trip), each parsed by its own process().
 
-    The command runs each fact's own command in a subshell, in order, and after each prints a
-    marker line with its index and exit status (or ``missing`` where the fact's
-    ``requires_command`` is absent, as pyinfra's guard does). process() splits the output at the
+    The command runs each fact's own command in a subshell (in a brace group where the fact
+    ``shares_shell``), in order, and after each prints a marker line with its index and exit
+    status (or ``missing`` where the fact's ``requires_command`` is absent, as pyinfra's guard
+    does). process() splits the output at the
     markers and hands each part to that fact's own process(), on the instance that built its
     command. Each fact's stderr is discarded, as pyinfra keeps stderr out of a fact's output.
 
@@ -197,8 +213,9 @@ class FactBatch(FactBase):
             self.facts.append((fact, outputs.setdefault(key, index)))
             if outputs[key] != index:
                 continue
-            # The newline before ")" ends a trailing comment in the fact's command.
-            run = ["(", command, "\n) 2>/dev/null; echo", f'"{self.marker} {index} $?";']
+            # The newline before ")" or "}" ends a trailing comment in the fact's command.
+            run = (["{", command, "\n} 2>/dev/null; echo"] if shares_shell(fact_cls)
+                   else ["(", command, "\n) 2>/dev/null; echo"]) + [f'"{self.marker} {index} $?";']
             if requires:
                 bits += ["if command -v", requires, ">/dev/null 2>&1; then", *run,
                          "else echo", f"'{self.marker} {index} missing';", "fi;"]
@@ -392,11 +409,29 @@ def _plain(value) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
+# host -> {what pop_global_arguments reads: the identity it gave}
+_IDENTITIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _identity(host) -> tuple:
+    """The connector arguments a read of a fact sees on the host: IDENTITY_KEYS and ``_env``
+    (less NEUTRAL_ENV), as pyinfra's pop_global_arguments gives them. That evaluates every
+    global argument (about 0.5 ms); its answer is kept per host for the same inputs: the
+    operation's and the deploy's arguments, the config and the data a deploy set on the host
+    (the inventory's own data does not change during a run)."""
     arguments = dict(host.current_op_global_arguments or {})
-    global_kwargs, _ = pop_global_arguments(host.state, host, arguments)
-    env = {k: v for k, v in (global_kwargs.get("_env") or {}).items() if k not in NEUTRAL_ENV}
-    return (*(repr(global_kwargs.get(key)) for key in IDENTITY_KEYS), repr(sorted(env.items())))
+    config = ctx_config.get() if ctx_config.isset() else host.state.config
+    inputs = repr((id(config), sorted(arguments.items()),
+                   sorted((host.current_deploy_kwargs or {}).items()),
+                   sorted(host.data.override_datas.items())))
+    known = _IDENTITIES.setdefault(host, {})
+    if inputs not in known:
+        global_kwargs, _ = pop_global_arguments(host.state, host, arguments)
+        env = {k: v for k, v in (global_kwargs.get("_env") or {}).items()
+               if k not in NEUTRAL_ENV}
+        known[inputs] = (*(repr(global_kwargs.get(key)) for key in IDENTITY_KEYS),
+                         repr(sorted(env.items())))
+    return known[inputs]
 
 
 def cached(host, fact_cls, kwargs: Mapping, missing: Any = None) -> Any:
@@ -892,6 +927,7 @@ class ConvergedRecord(FactBase):
     """
 
     default = dict
+    shares_shell = True
 
     def command(self):
         return sh("cat {} 2>/dev/null || true", CONVERGED_FILE)

@@ -33,6 +33,7 @@ class NvidiaPciDevices(FactBase):
         [{"slot": "01:00.0", "device_id": "10de:2684", "name": "NVIDIA Corporation AD102 ..."}]
     """
 
+    shares_shell = True  # dlws.facts.batch.shares_shell
     # The shell's own `read` looks for an NVIDIA function in sysfs first: a host without one
     # (every CPU host, on each rerun) starts no program; lspci (or the sysfs listing) runs
     # where one is there, or where sysfs lists no PCI device at all (lspci then decides).
@@ -160,6 +161,7 @@ class NvidiaModuleVersion(FactBase):
         "580.95.05"
     """
 
+    shares_shell = True  # dlws.facts.batch.shares_shell
     # Guarded by the shell's own test: a host without the module loaded (every CPU host, on
     # each rerun) starts no program for it.
     command = ("if [ -e /proc/driver/nvidia/version ]; then cat /proc/driver/nvidia/version; "

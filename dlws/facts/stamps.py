@@ -145,6 +145,8 @@ class Stamps(FactBase):
     """
 
     default = str
+    # Its variables and export are set in the pipeline's first part: a subshell of its own.
+    shares_shell = True  # dlws.facts.batch.shares_shell
 
     def command(self, entries=(), trees=(), venvs=()):
         # Paths only (a saved request list is a file too): never an option, and with no

@@ -18,6 +18,7 @@ class Container(FactBase):
         "docker"
     """
 
+    shares_shell = True  # dlws.facts.batch.shares_shell
     # /.dockerenv and /run/.containerenv are written by docker and podman; cgroup names cover
     # LXC and Kubernetes.
     command = (
@@ -81,6 +82,7 @@ class SecureBoot(FactBase):
         True
     """
 
+    shares_shell = True  # dlws.facts.batch.shares_shell
     command = (
         "if command -v mokutil >/dev/null 2>&1; then mokutil --sb-state 2>/dev/null; "
         "elif [ -d /sys/firmware/efi ]; then od -An -tu1 "
@@ -113,6 +115,7 @@ class Display(FactBase):
         "gdm3"
     """
 
+    shares_shell = True  # dlws.facts.batch.shares_shell
     # (Each program runs only where what it reads is there: a server starts none of them.)
     command = (
         'dm=; [ -f /etc/X11/default-display-manager ] && '

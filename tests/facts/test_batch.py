@@ -151,6 +151,53 @@ def test_batch_in_a_real_shell_equals_each_fact_read_alone(tmp_path):
     assert batched[-3] == ["no newline"]
 
 
+# What a fact that shares the batch's shell must leave as it found it: the environment, the
+# folder, the file mode mask, traps, options, positional arguments and IFS.
+_SHELL_STATE = ('export -p; pwd; umask; trap; set +o; echo "args $# $*"; '
+                'printf "ifs %s." "$IFS" | od -c')
+
+
+def _facts_sharing_the_shell() -> list[type]:
+    found, todo = [], [FactBase]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__.startswith(("dlws.", "pyinfra.")) and fact_cache.shares_shell(cls):
+            found.append(cls)
+    return sorted(set(found), key=lambda cls: (cls.__module__, cls.__qualname__))
+
+
+SHARED = _facts_sharing_the_shell()
+
+
+def test_the_facts_of_every_rerun_share_the_batchs_shell(monkeypatch):
+    # A converged rerun reads these in its one command (pyinfra --debug shows it): a fork each.
+    assert {Container, Display, NvidiaModuleVersion, NvidiaPciDevices, SecureBoot, Date,
+            stamps.Stamps, fact_cache.ConvergedRecord} <= set(SHARED)
+    raw = _batch(monkeypatch, []).command([(Date, {}), (Arch, {})]).get_raw_value()
+    assert raw.startswith("{ date ") and "\n} 2>/dev/null; echo" in raw
+    assert "; ( uname -m \n) 2>/dev/null; echo" in raw  # pyinfra's Arch: not declared
+
+
+@pytest.mark.parametrize("fact_cls", SHARED, ids=lambda cls: cls.__qualname__)
+def test_a_fact_that_shares_the_batchs_shell_leaves_it_as_it_found_it(fact_cls, tmp_path):
+    (tmp_path / "file").write_text("x\n")
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "link").symlink_to(tmp_path / "file")
+    kwargs = {"entries": (str(tmp_path / "file"),), "trees": (str(tmp_path / "tree"),),
+              "venvs": (str(tmp_path / "venv"),)} if fact_cls is stamps.Stamps else {}
+    command, _ = fact_cache._command_of(fact_cls(), kwargs)
+    # Run as the batch runs it, under set -u: a variable read before the fact sets it ends the
+    # shell, as an exit would; the state printed before and after must be the same.
+    script = (f"set -u; {_SHELL_STATE}; echo @@; {{ {fact_cache._raw(command)}\n}} "
+              f'>/dev/null 2>&1; echo "@@ $?"; {_SHELL_STATE}')
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    before, _, rest = out.stdout.partition("@@\n")
+    status, _, after = rest.partition("\n")
+    assert out.returncode == 0 and status.startswith("@@ "), (fact_cls, out.stderr)
+    assert after == before, fact_cls
+
+
 # --- the cache in front of pyinfra's get_fact -----------------------------------------------------
 
 
@@ -224,6 +271,30 @@ def cache_home(tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     return work
+
+
+def test_the_connector_arguments_a_read_sees_are_kept_per_host_and_inputs():
+    inventory = Inventory((["@local"], {}))
+    state = State(inventory, Config())
+    state.init(inventory, Config())
+    host = inventory.get_host("@local")
+
+    def fresh():
+        fact_cache._IDENTITIES.pop(host, None)
+        return fact_cache._identity(host)
+
+    with ctx_state.use(state):
+        plain = fact_cache._identity(host)
+        host.current_op_global_arguments = {"_sudo": True, "_sudo_user": "lab"}
+        sudo = fact_cache._identity(host)
+        assert sudo != plain and sudo == fresh() and "'lab'" in sudo
+        host.current_op_global_arguments = None
+        assert fact_cache._identity(host) == plain == fresh()
+        host.data._chdir = "/srv"  # data a deploy sets on the host counts
+        assert fact_cache._identity(host) != plain
+        assert fact_cache._identity(host) == fresh()
+        host.current_op_global_arguments = {"_env": {"DEBIAN_FRONTEND": "noninteractive"}}
+        assert fact_cache._identity(host) == fresh()
 
 
 def test_a_no_change_rerun_reads_the_host_once(cache_home):
