@@ -14,8 +14,9 @@ password, even where sudo asks for none (NOPASSWD). The password is on no
 command line and in no environment, on either machine: verify's sudo does the same
 (dlws.shell_session.SessionSshBackend).
 
-`SudoStdinSSHConnector` also uploads what root copies into place through a folder of the login
-user's own (not /tmp), and turns Nagle's algorithm off on its connection.
+`SudoStdinSSHConnector` also passes what root copies into place (an upload) or out (a download)
+through a folder of the login user's own (not /tmp), and turns Nagle's algorithm off on its
+connection.
 
 Where sudo needs a password that the inventory does not give, pyinfra asks for it once per host
 (`sudo: a password is required`), as before; the command then runs again this way, and so does
@@ -30,6 +31,7 @@ import re
 import socket
 from typing import Any
 
+import click
 from pyinfra import logger
 from pyinfra.api.command import QuoteString, StringCommand
 from pyinfra.api.exceptions import PyinfraError
@@ -118,6 +120,7 @@ AS_OTHER = (*SUDO, "_doas", "_doas_user", "_dzdo", "_dzdo_user", "_su_user", "_s
 # What `mktemp -d` may answer: pyinfra writes the copy's path unquoted into its `cp` and `rm`
 # lines, so the host's answer (its TMPDIR) is held to plain path characters, matched in full.
 FOLDER = re.compile(r"/[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
+NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}")  # a copy's name in that folder
 
 
 class SudoStdinSSHConnector(SudoStdin, SSHConnector):
@@ -156,18 +159,72 @@ class SudoStdinSSHConnector(SudoStdin, SSHConnector):
         its temporary copy lies in a folder of the login user's (`mktemp -d`: mode 700) and is
         made mode 600 before the copy, so a file the copy creates starts root-only until the
         operation gives it its mode. pyinfra's own copy, /tmp/pyinfra-HASH (mode 644 from
-        sftp-server), and a new file copied from it, could be read by anyone on the host
-        until then (a secret among them: a proxy password, an index token)."""
-        as_root = any(arguments.get(name) for name in ("_sudo", "_doas", "_dzdo", "_su_user"))
-        other = any(arguments.get(name) not in (None, False, "root")
-                    for name in ("_sudo_user", "_doas_user", "_dzdo_user", "_su_user"))
-        if not remote_temp_filename and as_root and not other:
-            # (another user than root could not reach the login user's folder)
-            remote_temp_filename = "/".join((self._upload_folder(arguments), os.path.basename(
-                self.host.get_temp_filename(remote_filename))))
+        sftp-server; files.put and files.template name it), and a new file copied from it,
+        could be read by anyone on the host until then (a secret among them: a proxy
+        password, an index token)."""
+        if self._root_copies(arguments):
+            remote_temp_filename = self._private_copy(remote_filename, remote_temp_filename,
+                                                      arguments)
         return super().put_file(filename_or_io, remote_filename, remote_temp_filename,
                                 print_output=print_output, print_input=print_input,
                                 **arguments)
+
+    def get_file(self, remote_filename, filename_or_io, remote_temp_filename=None,
+                 print_output: bool = False, print_input: bool = False, **arguments) -> bool:
+        """pyinfra's download; where root reads the file (sudo, or su to root, as pyinfra's),
+        root copies it into the same folder of the login user's, 600 and the login user's,
+        who downloads it and removes it. pyinfra's own copy, /tmp/pyinfra-HASH, is made
+        readable by all (`chmod +r`) until the download ends, and root's `cp` writes through
+        whatever link another user planted at that name, known beforehand."""
+        if not (arguments.get("_sudo") or arguments.get("_su_user")) \
+                or not self._root_copies(arguments):
+            return super().get_file(remote_filename, filename_or_io, remote_temp_filename,
+                                    print_output=print_output, print_input=print_input,
+                                    **arguments)
+        copy = self._private_copy(remote_filename, remote_temp_filename, arguments)
+        folder = copy.rsplit("/", 1)[0]
+        # The copy starts 600 (umask), replaces a name already there rather than writing
+        # through it, and is given to the folder's owner, never what a link names (-h).
+        ok, output = self.run_shell_command(
+            StringCommand("umask", "077", "&&", "cp", "--remove-destination", "--",
+                          QuoteString(remote_filename), QuoteString(copy), "&&", "chown", "-h",
+                          "--reference", QuoteString(folder), "--", QuoteString(copy)),
+            print_output=print_output, print_input=print_input, **arguments)
+        if not ok:
+            logger.error(f"{self.host.name}: could not copy {remote_filename} to download it: "
+                         f"{output.stderr.strip()[:300]}")
+            return False
+        try:
+            self._get_file(copy, filename_or_io)
+        finally:
+            login = {key: value for key, value in arguments.items() if key not in AS_OTHER}
+            removed, output = super().run_shell_command(
+                StringCommand("rm", "-f", "--", QuoteString(copy)), **login)
+        if not removed:
+            logger.error(f"{self.host.name}: could not remove {copy}: "
+                         f"{output.stderr.strip()[:300]}")
+            return False
+        if print_output:
+            click.echo(f"{self.host.print_prefix}file downloaded: {remote_filename}", err=True)
+        return True
+
+    @staticmethod
+    def _root_copies(arguments: dict) -> bool:
+        """True where root copies the file (sudo, doas, dzdo, su to root): another user could
+        not reach the login user's folder."""
+        as_root = any(arguments.get(name) for name in ("_sudo", "_doas", "_dzdo", "_su_user"))
+        other = any(arguments.get(name) not in (None, False, "root")
+                    for name in ("_sudo_user", "_doas_user", "_dzdo_user", "_su_user"))
+        return as_root and not other
+
+    def _private_copy(self, remote_filename: str, temp: str | None, arguments: dict) -> str:
+        """Where the copy root makes or takes lies: in the login user's folder, named as
+        pyinfra names it (the name the operation chose, where it is plain)."""
+        folder = self._upload_folder(arguments)
+        name = os.path.basename(temp or "")
+        if NAME.fullmatch(name):
+            return "/".join((folder, name))
+        return self.host.get_temp_filename(remote_filename, temp_directory=folder)
 
     def _upload_folder(self, arguments: dict) -> str:
         if self._folder is None:

@@ -179,6 +179,57 @@ def test_an_upload_as_root_passes_through_a_folder_of_the_login_users_own(passwo
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("user", ["lab", "free"])
+def test_operations_move_files_as_root_through_the_login_users_folder(password_sshd, monkeypatch,
+                                                                      tmp_path, user):
+    """files.put, which names pyinfra's /tmp copy itself, and files.get of a root-only file, as
+    root: each copy lies in the login user's folder (700); the download's is 600 and the login
+    user's while it is read (pyinfra's own: /tmp/pyinfra-HASH made readable by all), and gone
+    after."""
+    from pyinfra.connectors.ssh import SSHConnector
+
+    extra = {"_sudo": True, **({"_sudo_password": helpers.PASSWORD} if user == "lab" else {})}
+    state = _connected(password_sshd, ssh_user=user)
+    host = state.inventory.get_host("ws-01")
+    as_login = host.connector.run_shell_command
+
+    def stat(path: str) -> str:
+        ok, output = as_login(StringCommand("stat", "-c", QuoteString("%a %U"), path))
+        return output.stdout if ok else "gone" if "No such file" in output.stderr else \
+            output.stderr
+
+    seen: list[tuple[str, ...]] = []
+    put, get = SSHConnector._put_file, SSHConnector._get_file
+
+    def spy_put(connector, filename_or_io, remote_location):
+        put(connector, filename_or_io, remote_location)
+        seen.append(("put", remote_location))
+
+    def spy_get(connector, remote_location, filename_or_io):
+        seen.append(("get", remote_location, stat(remote_location),
+                     stat(remote_location.rsplit("/", 1)[0])))
+        get(connector, remote_location, filename_or_io)
+
+    monkeypatch.setattr(SSHConnector, "_put_file", spy_put)
+    monkeypatch.setattr(SSHConnector, "_get_file", spy_get)
+    _as_root(host, f"umask 077 && echo s3cret > /root/secret-{user}")
+    add_op(state, files.put, src=io.StringIO("token\n"), dest=f"/root/put-{user}", mode="600",
+           **extra)
+    add_op(state, files.get, src=f"/root/secret-{user}", dest=str(tmp_path / "secret"),
+           **extra)
+    run_ops(state)
+    assert state.results[host].success_ops == 2, state.results[host]
+    assert (tmp_path / "secret").read_text() == "s3cret\n"
+    (_, uploaded), (_, downloaded, *while_read) = seen
+    folder = uploaded.rsplit("/", 1)[0]
+    assert downloaded.rsplit("/", 1)[0] == folder and stat(folder) == f"700 {user}"
+    assert while_read == [f"600 {user}", f"700 {user}"]
+    assert (stat(uploaded), stat(downloaded)) == ("gone", "gone")
+    assert _as_root(host, f"stat -c '%a %U' /root/put-{user}; cat /root/put-{user}") == \
+        "600 root\ntoken"
+
+
+@pytest.mark.integration
 def test_where_sudo_asks_no_password_the_command_still_cannot_read_it(password_sshd):
     state = _connected(password_sshd, ssh_user="free")
     host = state.inventory.get_host("ws-01")
