@@ -181,9 +181,9 @@ class FactBatch(FactBase):
     The command runs each fact's own command in a subshell (in a brace group where the fact
     ``shares_shell``), in order, and after each prints a marker line with its index and exit
     status (or ``missing`` where the fact's ``requires_command`` is absent, as pyinfra's guard
-    does). process() splits the output at the
-    markers and hands each part to that fact's own process(), on the instance that built its
-    command. Each fact's stderr is discarded, as pyinfra keeps stderr out of a fact's output.
+    does). process() splits the output at the markers and hands each part to that fact's own
+    process(), on the instance that built its command. Each fact's stderr is discarded, as
+    pyinfra keeps stderr out of a fact's output.
 
     + requests: ``((fact_cls, kwargs), ...)``; every class must be ``batchable``
 

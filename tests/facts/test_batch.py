@@ -179,6 +179,24 @@ def test_the_facts_of_every_rerun_share_the_batchs_shell(monkeypatch):
     assert "; ( uname -m \n) 2>/dev/null; echo" in raw  # pyinfra's Arch: not declared
 
 
+def test_every_fact_that_says_it_shares_the_shell_is_checked():
+    """Each class whose source says ``shares_shell = True`` (dlws/, roles/) is among those the
+    next test runs: one in a module nothing here imports would escape it."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    declared = set()
+    for path in [*(root / "dlws").rglob("*.py"), *(root / "roles").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(each, ast.Assign) and isinstance(each.value, ast.Constant)
+                    and each.value.value is True
+                    and any(getattr(target, "id", None) == "shares_shell"
+                            for target in each.targets) for each in node.body):
+                declared.add(node.name)
+    assert declared and declared <= {cls.__qualname__ for cls in SHARED}, declared
+
+
 @pytest.mark.parametrize("fact_cls", SHARED, ids=lambda cls: cls.__qualname__)
 def test_a_fact_that_shares_the_batchs_shell_leaves_it_as_it_found_it(fact_cls, tmp_path):
     (tmp_path / "file").write_text("x\n")
