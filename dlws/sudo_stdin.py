@@ -123,6 +123,11 @@ FOLDER = re.compile(r"/[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
 NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}")  # a copy's name in that folder
 
 
+def _as_login(arguments: dict) -> dict:
+    """`arguments` less those that run a command as another user: the login user's own."""
+    return {key: value for key, value in arguments.items() if key not in AS_OTHER}
+
+
 class SudoStdinSSHConnector(SudoStdin, SSHConnector):
     """`SSHConnector` whose sudo reads the password on the channel's stdin, and whose uploads
     as root pass through a folder of the login user's own."""
@@ -197,9 +202,8 @@ class SudoStdinSSHConnector(SudoStdin, SSHConnector):
         try:
             self._get_file(copy, filename_or_io)
         finally:
-            login = {key: value for key, value in arguments.items() if key not in AS_OTHER}
             removed, output = super().run_shell_command(
-                StringCommand("rm", "-f", "--", QuoteString(copy)), **login)
+                StringCommand("rm", "-f", "--", QuoteString(copy)), **_as_login(arguments))
         if not removed:
             logger.error(f"{self.host.name}: could not remove {copy}: "
                          f"{output.stderr.strip()[:300]}")
@@ -228,8 +232,8 @@ class SudoStdinSSHConnector(SudoStdin, SSHConnector):
 
     def _upload_folder(self, arguments: dict) -> str:
         if self._folder is None:
-            login = {key: value for key, value in arguments.items() if key not in AS_OTHER}
-            ok, output = super().run_shell_command(StringCommand("mktemp", "-d"), **login)
+            ok, output = super().run_shell_command(StringCommand("mktemp", "-d"),
+                                                   **_as_login(arguments))
             folder = output.stdout.strip()
             if not ok or not FOLDER.fullmatch(folder) or "/../" in f"{folder}/":
                 raise PyinfraError(f"{self.host.name}: no private folder for uploads: `mktemp "
