@@ -1,9 +1,10 @@
 """Where a pyinfra run's time goes: docker CLI calls per host, facts per host, dlws's own checks.
 
 Runs pyinfra in this process with counters patched in (nothing else changes), then prints per
-host the `docker exec`/`docker cp` calls and their wall time, the facts read, the CPU time of
+host the `docker exec`/`docker cp` calls and their wall time, the uploads (through the session
+or by `docker cp`), the facts read, the CPU time of
 all child processes (the docker CLI), dockerd's CPU time and the machine's, and the time spent
-in dlws.plan's check_inventory/host_plan. Prints figures only.
+in dlws's inventory and host checks and its plan. Prints figures only.
 
     .venv/bin/python bench/connector_calls.py INVENTORY [DEPLOY_FILE]
 """
@@ -26,6 +27,9 @@ from pyinfra.api import operations as operations_module  # noqa: E402
 from pyinfra.connectors.docker import DockerConnector  # noqa: E402
 
 import dlws.plan  # noqa: E402
+import dlws.validate.host  # noqa: E402
+import dlws.validate.inventory  # noqa: E402
+from dlws.docker_connector import SessionDockerConnector  # noqa: E402
 
 CALLS: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 SECONDS: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -86,6 +90,7 @@ def _machine_cpu() -> float:
 def main() -> None:
     DockerConnector.run_shell_command = _timed("docker exec", DockerConnector.run_shell_command)
     DockerConnector.put_file = _timed("docker cp", DockerConnector.put_file)
+    SessionDockerConnector.put_file = _timed("upload", SessionDockerConnector.put_file)
     host_module.Host.get_fact = _count_fact(host_module.Host.get_fact)
     original_run_host_op = operations_module.run_host_op
 
@@ -97,9 +102,11 @@ def main() -> None:
             name = ", ".join(state.get_op_meta(op_hash).names) or op_hash
             OP_SECONDS[name] = OP_SECONDS.get(name, 0) + time.monotonic() - started
     operations_module.run_host_op = run_host_op
-    dlws.plan.check_inventory = _timed_plain("check_inventory", dlws.plan.check_inventory)
+    # (patched before pyinfra runs the deploy file, which imports them by name)
+    dlws.validate.inventory.check_inventory = _timed_plain(
+        "check_inventory", dlws.validate.inventory.check_inventory)
+    dlws.validate.host.check_host = _timed_plain("check_host", dlws.validate.host.check_host)
     dlws.plan.host_plan = _timed_plain("host_plan", dlws.plan.host_plan)
-    dlws.plan.host_problems = _timed_plain("host_problems", dlws.plan.host_problems)
 
     from pyinfra_cli.main import main as pyinfra_main
 

@@ -6,6 +6,8 @@ only. The commands run in a real container, against pyinfra's own connector."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import subprocess
 import sys
 import textwrap
@@ -18,7 +20,15 @@ from pyinfra.connectors.docker import DockerConnector, PodmanConnector
 from pyinfra.context import ctx_state
 
 from dlws.command import cmd
-from dlws.docker_connector import SessionDockerConnector, lines, use_sessions
+from dlws.docker_connector import (
+    ONE_ARGUMENT_MAX,
+    SESSION_UPLOAD_MAX,
+    SessionDockerConnector,
+    lines,
+    upload_command,
+    use_sessions,
+)
+from dlws.shell_session import ShellSession
 from dlws.sudo_stdin import SudoStdinLocalConnector, SudoStdinSSHConnector
 from tests import helpers
 from tests.test_shell_session import COMMANDS
@@ -165,6 +175,163 @@ def test_a_session_that_ends_mid_command_fails_that_command_and_the_next_gets_a_
     after = answer(ours, ABOVE)[1]
     assert after != before
     assert answer(ours, ABOVE)[1] == after
+
+
+# --- uploads: through the session up to SESSION_UPLOAD_MAX bytes, as `docker cp` writes them ---
+
+
+def docker_cps(monkeypatch) -> list[str]:
+    """The destinations pyinfra's own `docker cp` upload is called for, from now on."""
+    calls: list[str] = []
+    own = DockerConnector.put_file
+
+    def counted(self, filename_or_io, remote_filename, *args, **kwargs):
+        calls.append(remote_filename)
+        return own(self, filename_or_io, remote_filename, *args, **kwargs)
+    monkeypatch.setattr(DockerConnector, "put_file", counted)
+    return calls
+
+
+def in_container(connector, command: str) -> list[str]:
+    status, output = connector.run_shell_command(StringCommand(command))
+    assert status, output.stderr
+    return output.stdout_lines
+
+
+# (stat: the mode, owner, group, size and type; then the bytes' digest)
+LANDED = "stat -c '%a %u %g %s %F' -- \"$0\" && sha256sum < \"$0\""
+UPLOADS = [
+    ("plain", b"[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n"),
+    ("every byte", bytes(range(256)) * 3),
+    ("empty", b""),
+    ("95 KiB", b"\xff" * 95 * 1024),
+]
+NAMES = ["plain", "with space and 'quote'", "new\nline $(touch pwned) `touch pwned`; touch pwned",
+         "-dash", "caf\u00e9"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("what", "data"), UPLOADS, ids=[case[0] for case in UPLOADS])
+@pytest.mark.parametrize("name", NAMES, ids=range(len(NAMES)))
+def test_an_upload_through_the_session_lands_as_docker_cp_writes_it(hosts, monkeypatch, what,
+                                                                     data, name):
+    """The same bytes, mode, owner and group as pyinfra's own `docker cp` upload, for a new file
+    and over an existing one of another owner and mode; no `docker cp` started; nothing left
+    beside it; no name ran as shell."""
+    ours, theirs = hosts
+    in_container(ours, "rm -rf /srv/up && mkdir -p /srv/up/ours /srv/up/theirs && "
+                 "printf old >/srv/up/ours/old && printf old >/srv/up/theirs/old && "
+                 "chmod 664 /srv/up/*/old && chown 65534:65534 /srv/up/*/old")
+    cps = docker_cps(monkeypatch)
+    for dest in (name, "old"):
+        assert ours.put_file(io.BytesIO(data), f"/srv/up/ours/{dest}") is True
+        assert theirs.put_file(io.BytesIO(data), f"/srv/up/theirs/{dest}") is True
+        landed = [in_container(ours, str(cmd("sh", "-c", LANDED, f"/srv/up/{side}/{dest}")))
+                  for side in ("ours", "theirs")]
+        assert landed[0] == landed[1], (dest, landed)
+    assert cps == [f"/srv/up/theirs/{name}", "/srv/up/theirs/old"]
+    assert in_container(ours, "find /srv/up/ours -mindepth 1 -printf x | wc -c; "
+                        "find / -xdev -name pwned") == ["2"]
+
+
+@pytest.mark.integration
+def test_a_larger_upload_or_a_relative_path_goes_by_docker_cp(hosts, monkeypatch):
+    ours, _ = hosts
+    cps = docker_cps(monkeypatch)
+    assert ours.put_file(io.BytesIO(b"\x01" * (SESSION_UPLOAD_MAX + 1)), "/srv/over") is True
+    assert ours.put_file(io.BytesIO(b"relative"), "srv/relative") is True
+    assert cps == ["/srv/over", "srv/relative"]
+    # (`docker cp` reads a relative path from the container's root)
+    assert in_container(ours, "stat -c %s /srv/over; cat /srv/relative") == [
+        str(SESSION_UPLOAD_MAX + 1), "relative"]
+
+
+@pytest.mark.integration
+def test_an_upload_whose_command_is_the_longest_argument_linux_takes_goes_through_the_session(
+        hosts, monkeypatch):
+    """The command at exactly ONE_ARGUMENT_MAX bytes goes through the session (had that been
+    over the kernel's limit, the shell could not run it and `docker cp` would have); one byte
+    more goes by `docker cp`, not tried in the session first. Both land whole."""
+    ours, _ = hosts
+    in_container(ours, "rm -rf /srv/arg && mkdir -p /srv/arg")
+    for size in range(96_000, SESSION_UPLOAD_MAX + 1):
+        data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        short = len(upload_command(data, "/srv/arg/").encode())
+        if 0 < ONE_ARGUMENT_MAX - short < 255:
+            break
+    else:
+        raise AssertionError("no size of file leaves room for a name")
+    exact = "/srv/arg/" + "a" * (ONE_ARGUMENT_MAX - short)
+    over = exact + "b"
+    assert [len(upload_command(data, dest).encode()) for dest in (exact, over)] == [
+        ONE_ARGUMENT_MAX, ONE_ARGUMENT_MAX + 1]
+    cps = docker_cps(monkeypatch)
+    tried: list[int] = []
+    run = ShellSession.run
+    monkeypatch.setattr(ShellSession, "run",
+                        lambda self, command, *a, **k: tried.append(len(command)) or
+                        run(self, command, *a, **k))
+    assert ours.put_file(io.BytesIO(data), exact) is True
+    assert (cps, tried) == ([], [ONE_ARGUMENT_MAX])
+    assert ours.put_file(io.BytesIO(data), over) is True
+    assert (cps, tried) == ([over], [ONE_ARGUMENT_MAX])
+    digest = hashlib.sha256(data).hexdigest()
+    assert in_container(ours, str(cmd("sha256sum", "--", exact, over))) == [
+        f"{digest}  {exact}", f"{digest}  {over}"]
+
+
+@pytest.mark.integration
+def test_an_upload_replaces_a_link_where_docker_cp_writes_through_it(hosts, monkeypatch):
+    ours, theirs = hosts
+    in_container(ours, "rm -rf /srv/ln && mkdir -p /srv/ln && printf kept >/srv/ln/target && "
+                 "ln -s /srv/ln/target /srv/ln/ours && ln -s /srv/ln/target /srv/ln/theirs")
+    cps = docker_cps(monkeypatch)
+    assert ours.put_file(io.BytesIO(b"new"), "/srv/ln/ours") is True
+    assert cps == []
+    assert in_container(ours, "cat /srv/ln/target; echo; stat -c %F /srv/ln/ours; "
+                        "cat /srv/ln/ours") == ["kept", "regular file", "new"]
+    theirs.put_file(io.BytesIO(b"through"), "/srv/ln/theirs")
+    assert in_container(ours, "cat /srv/ln/target") == ["through"]
+
+
+@pytest.mark.integration
+def test_an_upload_the_session_cannot_make_goes_by_docker_cp_and_leaves_nothing(hosts,
+                                                                                monkeypatch):
+    """A destination that cannot be renamed onto (a bind mount: /etc/hosts) or whose folder is
+    missing: `docker cp`'s own error, as before, and no folder of the session's left behind."""
+    ours, _ = hosts
+    cps = docker_cps(monkeypatch)
+    for dest in ("/etc/hosts", "/srv/missing/file"):
+        with pytest.raises(OSError):
+            ours.put_file(io.BytesIO(b"x"), dest)
+    assert cps == ["/etc/hosts", "/srv/missing/file"]
+    assert in_container(ours, "find / -xdev -name '.dlws-upload.*' | wc -l") == ["0"]
+    # The session still serves the next upload.
+    ours.put_file(io.BytesIO(b"after"), "/srv/after")
+    assert cps == ["/etc/hosts", "/srv/missing/file"]
+    assert in_container(ours, "cat /srv/after") == ["after"]
+
+
+@pytest.mark.integration
+def test_where_the_sessions_user_is_not_root_an_upload_goes_by_docker_cp(docker_engine,
+                                                                          monkeypatch):
+    """`docker cp` writes as root whatever the container's user: so does an upload here."""
+    from dlws.sandbox.images import ensure_debian_image
+
+    with helpers.container(ensure_debian_image("bookworm"), "dlws-connector", "--network",
+                           "none", "--user", "65534:65534") as name:
+        inventory = Inventory(([(f"@docker/{name}", {})], {}))
+        state = State()
+        use_sessions(state)
+        state.init(inventory, Config())
+        host = inventory.get_host(f"@docker/{name}")
+        host.connect()
+        cps = docker_cps(monkeypatch)
+        assert host.connector.put_file(io.BytesIO(b"x"), "/tmp/by-root") is True
+        assert cps == ["/tmp/by-root"]
+        assert in_container(host.connector, "id -u; stat -c '%u %a' /tmp/by-root") == [
+            "65534", "0 600"]
+        host.connector.disconnect()
 
 
 def test_commands_of_parallel_hosts_overlap_under_pyinfras_gevent(tmp_path):
