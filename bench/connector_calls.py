@@ -7,6 +7,10 @@ all child processes (the docker CLI), dockerd's CPU time and the machine's, and 
 in dlws's inventory and host checks and its plan. Prints figures only.
 
     .venv/bin/python bench/connector_calls.py INVENTORY [DEPLOY_FILE]
+    .venv/bin/python bench/connector_calls.py --fresh NAME
+
+`--fresh NAME`: the first deploy of bench/overhead.py's data (the whole workstation) on a fresh
+container NAME of the bare Debian 12 image, removed at the end.
 """
 
 from __future__ import annotations
@@ -88,6 +92,24 @@ def _machine_cpu() -> float:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--fresh"] and len(sys.argv) == 3:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from common import inventory, remove, start
+        from overhead import DATA
+
+        name = sys.argv[2]
+        start([name])
+        try:
+            sys.argv[1:] = [inventory(Path(f"/var/tmp/dlws-bench/{name}/inventory.py"), [name],
+                                      DATA)]
+            measure()
+        finally:
+            remove([name])
+    else:
+        measure()
+
+
+def measure() -> None:
     DockerConnector.run_shell_command = _timed("docker exec", DockerConnector.run_shell_command)
     DockerConnector.put_file = _timed("docker cp", DockerConnector.put_file)
     SessionDockerConnector.put_file = _timed("upload", SessionDockerConnector.put_file)
