@@ -6,6 +6,7 @@ only. The commands run in a real container, against pyinfra's own connector."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import subprocess
@@ -82,23 +83,33 @@ def test_the_configs_state_is_the_one_in_pyinfras_context():
 # --- a real container, against pyinfra's own docker connector ---------------------------------
 
 
-@pytest.fixture(scope="module")
-def hosts(docker_engine):
-    """(ours, theirs): the same running container through each connector, connected."""
+@contextlib.contextmanager
+def connected(*run_args: str):
+    """(state, host): a running container of the bare Debian 12 image (`run_args` to `docker
+    run`), its `@docker/` host given dlws's connector as the configs give it, connected."""
     from dlws.sandbox.images import ensure_debian_image
 
     with helpers.container(ensure_debian_image("bookworm"), "dlws-connector",
-                           "--network", "none") as name:
+                           "--network", "none", *run_args) as name:
         inventory = Inventory(([(f"@docker/{name}", {})], {}))
         state = State()
         use_sessions(state)
         state.init(inventory, Config())
-        ours = inventory.get_host(f"@docker/{name}")
-        ours.connect()
+        host = inventory.get_host(f"@docker/{name}")
+        host.connect()
+        try:
+            yield state, host
+        finally:
+            host.connector.disconnect()
+
+
+@pytest.fixture(scope="module")
+def hosts(docker_engine):
+    """(ours, theirs): the same running container through each connector, connected."""
+    with connected() as (state, ours):
         theirs = DockerConnector(state, ours)
         theirs.connect()
         yield ours.connector, theirs
-        ours.connector.disconnect()
 
 
 def answer(connector, command, **arguments):
@@ -316,22 +327,12 @@ def test_an_upload_the_session_cannot_make_goes_by_docker_cp_and_leaves_nothing(
 def test_where_the_sessions_user_is_not_root_an_upload_goes_by_docker_cp(docker_engine,
                                                                           monkeypatch):
     """`docker cp` writes as root whatever the container's user: so does an upload here."""
-    from dlws.sandbox.images import ensure_debian_image
-
-    with helpers.container(ensure_debian_image("bookworm"), "dlws-connector", "--network",
-                           "none", "--user", "65534:65534") as name:
-        inventory = Inventory(([(f"@docker/{name}", {})], {}))
-        state = State()
-        use_sessions(state)
-        state.init(inventory, Config())
-        host = inventory.get_host(f"@docker/{name}")
-        host.connect()
+    with connected("--user", "65534:65534") as (_, host):
         cps = docker_cps(monkeypatch)
         assert host.connector.put_file(io.BytesIO(b"x"), "/tmp/by-root") is True
         assert cps == ["/tmp/by-root"]
         assert in_container(host.connector, "id -u; stat -c '%u %a' /tmp/by-root") == [
             "65534", "0 600"]
-        host.connector.disconnect()
 
 
 def test_commands_of_parallel_hosts_overlap_under_pyinfras_gevent(tmp_path):
