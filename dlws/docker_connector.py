@@ -13,14 +13,14 @@ A command pyinfra asks to feed (`_stdin`), to time out (`_timeout`), to give a t
 printed as it comes (`-vv`) goes pyinfra's own way, as does every command where no session
 starts (and every command with DLWS_SESSIONS=0).
 
-An upload of up to about 95 KiB to an absolute path goes through the session too
-(`docker cp` is the same 60 to 80 ms of client and daemon as an exec, and a first deploy makes
-a dozen small ones): its bytes, base64, as one quoted word of a command that writes them into a
-new file (0600 and root's, as `docker cp` writes it; where the session's user is not root the
-upload is `docker cp`'s) in a mktemp folder beside the destination, and renames it onto the
-destination. A link there is replaced, not followed (`docker cp` writes through it). Where the
-session is busy or fails, or the file is larger, `docker cp` does it, as before. Downloads stay
-`docker cp`.
+An upload to an absolute path whose command fits in one argument (a file of up to about 96 KiB:
+`ONE_ARGUMENT_MAX`) goes through the session too (`docker cp` is the same 60 to 80 ms of client
+and daemon as an exec, and a first deploy makes a dozen small ones): its bytes, base64, as one
+quoted word of a command that writes them into a new file (0600 and root's, as `docker cp` writes
+it; where the session's user is not root the upload is `docker cp`'s) in a mktemp folder beside
+the destination, and renames it onto the destination. A link there is replaced, not followed
+(`docker cp` writes through it). Where the session is busy or fails, or the command is longer,
+`docker cp` does it, as before. Downloads stay `docker cp`.
 
 `use_sessions(state)` (called by both pyinfra configs, before pyinfra builds its connectors)
 gives each `@docker/` host this connector, and each SSH and `@local` host dlws.sudo_stdin's
