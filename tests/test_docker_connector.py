@@ -188,7 +188,7 @@ def test_a_session_that_ends_mid_command_fails_that_command_and_the_next_gets_a_
     assert answer(ours, ABOVE)[1] == after
 
 
-# --- uploads: through the session up to SESSION_UPLOAD_MAX bytes, as `docker cp` writes them ---
+# --- uploads: through the session where the command fits, as `docker cp` writes them ---
 
 
 def docker_cps(monkeypatch) -> list[str]:
@@ -204,9 +204,10 @@ def docker_cps(monkeypatch) -> list[str]:
 
 
 def in_container(connector, command: str) -> list[str]:
-    status, output = connector.run_shell_command(StringCommand(command))
-    assert status, output.stderr
-    return output.stdout_lines
+    """`answer`'s stdout lines, of a command that must succeed."""
+    status, out, err = answer(connector, command)
+    assert status, err
+    return out
 
 
 # (stat: the mode, owner, group, size and type; then the bytes' digest)
