@@ -23,3 +23,4 @@ host_plan(host, all_defaults())
 
 base.install()
 containers.install()
+base.settle()

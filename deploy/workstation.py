@@ -20,6 +20,7 @@ from dlws.plan import (  # noqa: E402
     recorded_stack,
 )
 from dlws.roles import ROLES, all_defaults, all_keys  # noqa: E402
+from dlws.roles.base import settle  # noqa: E402
 from dlws.validate.host import check_host  # noqa: E402
 from dlws.validate.inventory import check_inventory  # noqa: E402
 
@@ -37,6 +38,8 @@ check_locks([host])
 if not converged(host):
     for role in ROLES:
         role.install()
+    # An install that roles/base started beside the Python environment ends before the record.
+    settle()
 
     # What was carried out, for verify to hold the host to (and to tell a stale deploy from
     # drift).

@@ -6,14 +6,22 @@ from datetime import datetime, timedelta, timezone
 
 from pyinfra import host
 from pyinfra.api import FactBase, operation
+from pyinfra.api.operation import OperationMeta
+from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import File
 from pyinfra.facts.server import Date
+from pyinfra.operations import apt
 
 from dlws.command import Command, cmd, sh
 from dlws.facts import batch as fact_cache
 
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's cache_time reads
 LOCK_CONF = "/etc/apt/apt.conf.d/80dlws-lock"
+# An apt-get install that runs beside the deploy's next operations (install_beside): root's
+# folder, its lock (held by the install while it runs), exit status and output.
+BESIDE_DIR = "/var/lib/dlws/apt-beside"
+BESIDE_LOCK, BESIDE_STATUS, BESIDE_LOG = (f"{BESIDE_DIR}/{name}" for name in
+                                          ("lock", "status", "log"))
 # Messages apt-get and dpkg print when another process holds one of their locks.
 LOCK_MESSAGES = ("Could not get lock", "locked by another process", "Unable to acquire")
 
@@ -133,3 +141,118 @@ def update(cache_time: int = 0, force: bool = False, timeout_s: int = 120):
                 return
     yield with_lock_wait(UPDATE, timeout_s)
     yield cmd("touch", "--", APT_STAMP)
+
+
+def install_command(packages: list[str]) -> Command:
+    """apt-get install of `packages` without recommends, keeping changed config files, as
+    pyinfra's apt.packages runs it (noninteractive, --force-confdef --force-confold)."""
+    return cmd("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y",
+               "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+               "install", "--no-install-recommends", *packages)
+
+
+def beside_command(packages: list[str]) -> Command:
+    """Start `apt-get install PACKAGES` in the background and return at once.
+
+    A subshell takes BESIDE_LOCK (flock) and starts the install in its own session (setsid -f)
+    with that lock's descriptor, so the lock is held from before this command returns until the
+    install ends, however that ends; then the subshell exits. The install writes its output to
+    BESIDE_LOG and its exit status to BESIDE_STATUS, which reads `running` until then. The
+    folder is root's alone and never a link.
+    """
+    child = sh("{} >{} 2>&1; echo $? >{}", install_command(packages), BESIDE_LOG, BESIDE_STATUS)
+    return sh("test ! -L {} && mkdir -p -m 700 -- {} && test ! -L {} && echo running >{} && "
+              "(exec 9>{} && flock 9 && exec setsid -f sh -c {} </dev/null >/dev/null 2>&1)",
+              BESIDE_DIR, BESIDE_DIR, BESIDE_STATUS, BESIDE_STATUS, BESIDE_LOCK, str(child))
+
+
+def wait_beside_command() -> Command:
+    """Wait for the install beside to end (its lock), then fail unless it exited 0, with the
+    end of its output and where the rest is. A subshell: it exits only itself, so a command
+    joined after it (all_of) runs."""
+    return sh(
+        "(flock {} true; s=$(cat {} 2>/dev/null); "
+        'if [ "$s" = 0 ]; then exit 0; fi; '
+        "tail -n 40 -- {} >&2; "
+        'echo "dlws: the apt-get install run beside the next operations ended with status '
+        '${{s:-none}}:" {} >&2; exit 1)',
+        BESIDE_LOCK, BESIDE_STATUS, BESIDE_LOG,
+        f"its output is in {BESIDE_LOG} on the host (above, its last lines)",
+    )
+
+
+# Each host's install_beside operation of this deploy, until an operation that uses apt waits
+# for it (settle).
+_BESIDE: dict[object, dict[str, OperationMeta]] = {}
+_WAITS: dict[object, set[str]] = {}  # the hosts whose wait for it is planned
+
+
+def start_beside(name: str, packages: list[str]) -> OperationMeta:
+    """install_beside, recorded for this host: the next apt operation (packages, update) and
+    settle() wait for it first."""
+    started = install_beside(name=name, packages=packages)
+    # The command itself writes only its own folder. The packages land while the next
+    # operations run, which read none of their files; the wait for them (settle) drops every
+    # reading, so nothing read before it is used after it.
+    fact_cache.touches(started, [BESIDE_DIR])
+    _BESIDE.setdefault(host.state, {})[host.name] = started
+    return started
+
+
+def running_beside() -> bool:
+    """Whether this deploy started an install beside on this host: its operation changed
+    something (or, before it ran, will). It may have ended since: wait_beside_command() then
+    returns at once."""
+    started = _BESIDE.get(host.state, {}).get(host.name)
+    if started is None:
+        return False
+    return started.did_change() if started.is_complete() else started.will_change
+
+
+def settle() -> None:
+    """Before anything that uses apt or dpkg, or the packages an install beside brings: wait
+    for it (once per host and deploy; nothing when none was started)."""
+    started = _BESIDE.get(host.state, {}).get(host.name)
+    waits = _WAITS.setdefault(host.state, set())
+    if started is not None and host.name not in waits:
+        waits.add(host.name)
+        wait_beside(name="Wait for the packages installed beside the Python environment",
+                    _if=started.did_change)
+
+
+def packages(**kwargs) -> OperationMeta:
+    """pyinfra's apt.packages, after any install beside has ended (every role's apt installs
+    come through here: tests/roles/test_apt_beside.py)."""
+    settle()
+    return apt.packages(**kwargs)
+
+
+def refresh(**kwargs) -> OperationMeta:
+    """pyinfra's apt.update, after any install beside has ended."""
+    settle()
+    return apt.update(**kwargs)
+
+
+@operation()
+def install_beside(packages: list[str]):
+    """
+    Install the packages not yet installed, in the background: the deploy goes on with
+    operations that need none of them (the Python environment) while apt-get runs, and
+    wait_beside waits for it before anything else uses apt or the packages.
+
+    + packages: Debian package names (no versions or architectures)
+    """
+    installed = host.get_fact(DebPackages)
+    missing = [name for name in packages if name not in installed]
+    if not missing:
+        host.noop(f"already installed: {', '.join(packages)}")
+        return
+    yield beside_command(missing)
+
+
+@operation()
+def wait_beside():
+    """
+    Wait for the install install_beside started, and fail with its output unless it succeeded.
+    """
+    yield wait_beside_command()

@@ -6,9 +6,10 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import FactBase, deploy
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
 from dlws.command import sh
+from dlws.roles.base import _apt
 from dlws.roles.cache.defaults import DEFAULTS, KEYS  # noqa: F401
 
 ACNG_CONF = "/etc/apt-cacher-ng/zz_dlws.conf"
@@ -51,9 +52,9 @@ def acng_conf() -> str:
 @deploy("Package cache for the fleet (apt-cacher-ng)")
 def serve() -> None:
     """Install and start apt-cacher-ng on this host (a lab server, or a controller container)."""
-    apt.packages(name="Install apt-cacher-ng", packages=["apt-cacher-ng", "procps"],
-                 no_recommends=True, update=True, cache_time=3600,
-                 _env={"DEBIAN_FRONTEND": "noninteractive"})
+    _apt.packages(name="Install apt-cacher-ng", packages=["apt-cacher-ng", "procps"],
+                  no_recommends=True, update=True, cache_time=3600,
+                  _env={"DEBIAN_FRONTEND": "noninteractive"})
     conf = files.put(name="Configure apt-cacher-ng (HTTPS passes through)",
                      src=StringIO(acng_conf()), dest=ACNG_CONF, mode="644")
     running = host.get_fact(AptCacherRunning)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
 from dlws.command import all_of, cmd
 from dlws.facts.batch import stable_fact
@@ -24,6 +24,7 @@ from dlws.facts.containers import (
 from dlws.facts.system import OsRelease, SystemdRunning
 from dlws.plan import host_plan
 from dlws.roles import nvidia_repo
+from dlws.roles.base import _apt
 from dlws.roles.containers import _docker_repo, _gpu, _podman
 from dlws.roles.containers.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.stack.services import engines
@@ -145,20 +146,20 @@ def _docker_engine(stack) -> tuple[list, Any, bool]:
     source = part.engine_source
     # The two sources' packages conflict: the other one's go first, with `apt-get remove`
     # (never purge), so the engine's data in /var/lib/docker and daemon.json stay.
-    apt.packages(name=f"Remove the other Docker source's packages before {source}'s (apt-get "
+    _apt.packages(name=f"Remove the other Docker source's packages before {source}'s (apt-get "
                       "remove: images, containers and volumes in /var/lib/docker are kept)",
-                 packages=list(part.engine_removes), present=False, purge=False,
-                 _env={"DEBIAN_FRONTEND": "noninteractive"})
+                  packages=list(part.engine_removes), present=False, purge=False,
+                  _env={"DEBIAN_FRONTEND": "noninteractive"})
     if source == "docker_repo":
         _docker_repo.configure(stack.os.id, os_release["codename"], stack.os.machine)
     else:
         dropped = files.file(name=f"Drop Docker's repository ({_docker_repo.SOURCES})",
                              path=_docker_repo.SOURCES, present=False)
-        apt.update(name="Refresh the apt index after dropping Docker's repository",
-                   _if=dropped.did_change)
-    apt.packages(name=f"Install the Docker engine ({' '.join(part.engine_packages)})",
-                 packages=list(part.engine_packages), no_recommends=True,
-                 _env={"DEBIAN_FRONTEND": "noninteractive"})
+        _apt.refresh(name="Refresh the apt index after dropping Docker's repository",
+                     _if=dropped.did_change)
+    _apt.packages(name=f"Install the Docker engine ({' '.join(part.engine_packages)})",
+                  packages=list(part.engine_packages), no_recommends=True,
+                  _env={"DEBIAN_FRONTEND": "noninteractive"})
 
     current = host.get_fact(DockerDaemonJson)
     changed = []
@@ -182,9 +183,9 @@ def _toolkit(stack, docker: bool, current, rewrite: bool) -> list:
     feature where it has one); the CDI spec, kept current; /dev/char links on the legacy path."""
     version = host.data.containers_toolkit_version
     nvidia_repo.configure_container_toolkit(stack.os.machine)
-    apt.packages(name=f"Install the NVIDIA container toolkit {version}",
-                 packages=list(stack.containers.toolkit_packages), no_recommends=True,
-                 _env={"DEBIAN_FRONTEND": "noninteractive"})
+    _apt.packages(name=f"Install the NVIDIA container toolkit {version}",
+                  packages=list(stack.containers.toolkit_packages), no_recommends=True,
+                  _env={"DEBIAN_FRONTEND": "noninteractive"})
     changed = []
     docker_mode = stack.containers.docker_gpu_mode
     if docker:

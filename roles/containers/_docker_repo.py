@@ -5,8 +5,9 @@ from __future__ import annotations
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.operations import apt, files
+from pyinfra.operations import files
 
+from dlws.roles.base import _apt
 from dlws.roles.nvidia_repo import DPKG_ARCHES, install_key
 
 # https://docs.docker.com/engine/install/debian/ and .../ubuntu/ "Install using the apt
@@ -28,14 +29,14 @@ def sources_content(os_id: str, codename: str, machine: str) -> str:
 def configure(os_id: str, codename: str, machine: str) -> None:
     """Add Docker's repository, its key installed only when the fingerprint matches."""
     url = REPO_URL.format(os_id=os_id)
-    apt.packages(name="Install gnupg to check repository keys", packages=["gnupg"],
-                 no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
+    _apt.packages(name="Install gnupg to check repository keys", packages=["gnupg"],
+                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
     install_key(f"{url}/gpg", KEY_FINGERPRINT, KEYRING,
                 name=f"Install Docker's repository key {KEY_FINGERPRINT[-8:]} (exactly one key, "
                      "fingerprint checked)")
     sources = files.put(name="Add Docker's repository",
                         src=StringIO(sources_content(os_id, codename, machine)),
                         dest=SOURCES, mode="644", create_remote_dir=False)
-    apt.update(name="Refresh the apt index after adding Docker's repository",
-               _if=sources.did_change)
+    _apt.refresh(name="Refresh the apt index after adding Docker's repository",
+                 _if=sources.did_change)
     host.noop(f"Docker's packages come from {url} ({codename} stable)")

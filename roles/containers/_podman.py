@@ -5,10 +5,10 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 from pyinfra.facts.server import Users
-from pyinfra.operations import apt
 
 from dlws.command import cmd
 from dlws.facts.system import SUBGID, SUBUID, SubordinateIds
+from dlws.roles.base import _apt
 from dlws.stack.services import PODMAN_PACKAGES, PODMAN_VERSIONS
 
 # login.defs(5): SUB_UID_MIN/SUB_GID_MIN 100000 and SUB_UID_MAX/SUB_GID_MAX 600100000 are
@@ -82,10 +82,10 @@ def subordinate_ids(users: list[str], count: int):
 def install(os_id: str, release: str, users: list[str], count: int) -> None:
     """Podman from the distribution, and subordinate ids for every lab user."""
     packages = PODMAN_PACKAGES[(os_id, release)]
-    apt.packages(name=f"Install Podman {PODMAN_VERSIONS[(os_id, release)]} for rootless use "
+    _apt.packages(name=f"Install Podman {PODMAN_VERSIONS[(os_id, release)]} for rootless use "
                       f"({' '.join(packages)})",
-                 packages=packages, no_recommends=True,
-                 _env={"DEBIAN_FRONTEND": "noninteractive"})
+                  packages=packages, no_recommends=True,
+                  _env={"DEBIAN_FRONTEND": "noninteractive"})
     if not users:
         host.noop("no lab users (base_lab_users): Podman runs for root only")
         return

@@ -6,10 +6,11 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
 from dlws.plan import host_plan
 from dlws.roles import nvidia_repo
+from dlws.roles.base import _apt
 from dlws.roles.cuda.defaults import DEFAULTS, KEYS  # noqa: F401
 
 PROFILE = "/etc/profile.d/dlws-cuda.sh"
@@ -26,7 +27,7 @@ def install() -> None:
         return
     if cuda.source == "cuda_repo":
         nvidia_repo.configure(plan)
-    apt.packages(
+    _apt.packages(
         name=f"Install the CUDA toolkit {cuda.version} ({cuda.source})",
         packages=list(cuda.packages),
         no_recommends=True,

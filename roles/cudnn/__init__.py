@@ -6,10 +6,11 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files
+from pyinfra.operations import files
 
 from dlws.plan import host_plan
 from dlws.roles import nvidia_repo
+from dlws.roles.base import _apt
 from dlws.roles.cudnn.defaults import DEFAULTS, KEYS  # noqa: F401
 
 NCCL_PREFERENCES = "/etc/apt/preferences.d/dlws-nccl"
@@ -40,5 +41,5 @@ def install() -> None:
         files.put(name=f"Hold NCCL to the CUDA {plan.cuda.version} build",
                   src=StringIO(nccl_preferences(plan.nccl.apt_pin)), dest=NCCL_PREFERENCES,
                   mode="644", create_remote_dir=False)
-    apt.packages(name=f"Install {', '.join(packages)}", packages=packages, no_recommends=True,
-                 _env={"DEBIAN_FRONTEND": "noninteractive"})
+    _apt.packages(name=f"Install {', '.join(packages)}", packages=packages, no_recommends=True,
+                  _env={"DEBIAN_FRONTEND": "noninteractive"})

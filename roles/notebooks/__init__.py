@@ -21,12 +21,13 @@ from typing import Any
 from pyinfra import host, logger
 from pyinfra.api import DeployError, deploy
 from pyinfra.facts.files import Directory, File
-from pyinfra.operations import apt, files, python, server, systemd
+from pyinfra.operations import files, python, server, systemd
 
 from dlws import unitfile
 from dlws.command import cmd, sh
 from dlws.plan import host_data, host_plan
 from dlws.roles import base, python_env
+from dlws.roles.base import _apt
 from dlws.roles.base.defaults import declared_lab_users
 from dlws.roles.notebooks.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.roles.python_env.defaults import environment_prefix
@@ -209,9 +210,9 @@ def install() -> None:
         _certificate_address(data["notebooks_address"])  # refused before the host changes
     _lab_group()
     _hub_environment(plan)
-    apt.packages(name="Install the proxy (node-configurable-http-proxy)",
-                 packages=[PROXY_PACKAGE], no_recommends=True,
-                 _env={"DEBIAN_FRONTEND": "noninteractive"})
+    _apt.packages(name="Install the proxy (node-configurable-http-proxy)",
+                  packages=[PROXY_PACKAGE], no_recommends=True,
+                  _env={"DEBIAN_FRONTEND": "noninteractive"})
     files.directory(name="Create the hub's configuration folder", path=data["notebooks_config_dir"],
                     mode="755", user="root", group="root")
     files.directory(name="Create the hub's state folder, root only",

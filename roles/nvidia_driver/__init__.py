@@ -6,13 +6,14 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
 from dlws.command import cmd
 from dlws.facts.system import HeldPackages
 from dlws.plan import host_plan
 from dlws.roles import nvidia_repo
+from dlws.roles.base import _apt
 from dlws.roles.nvidia_driver.defaults import DEFAULTS, KEYS  # noqa: F401
 
 NOUVEAU_BLACKLIST = "/etc/modprobe.d/dlws-blacklist-nouveau.conf"
@@ -73,7 +74,7 @@ def install() -> None:
         _kernel_steps(plan)
     # A branch change swaps packages in one apt transaction (install new, purge old with the
     # `package-` suffix), so apt never has to hold either side back ("held broken packages").
-    install_op = apt.packages(
+    install_op = _apt.packages(
         name=f"Install the NVIDIA driver {driver.branch} ({driver.flavour} kernel "
              f"modules, {driver.source})",
         packages=list(driver.packages),

@@ -9,10 +9,10 @@ from weakref import WeakSet
 from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.context import ctx_host
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
 from dlws.command import Command, sh
-from dlws.roles.base import with_proxy
+from dlws.roles.base import _apt, with_proxy
 from dlws.roles.cache.defaults import apt_proxy
 from dlws.stack.table import MACHINE_ALIASES, MACHINES, OS_RELEASES, repo_key, repo_path
 
@@ -177,8 +177,8 @@ def configure(plan) -> None:
                                        MACHINE_ALIASES[plan.os.machine])
     url = REPO_URL.format(path=path)
     key = repo_key(path)
-    apt.packages(name="Install gnupg to check NVIDIA's repository key", packages=["gnupg"],
-                 no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
+    _apt.packages(name="Install gnupg to check NVIDIA's repository key", packages=["gnupg"],
+                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
     install_key(url + key.file, key.fingerprint, KEYRING)
     through_cache = bool(apt_proxy(host.data))
     sources = files.put(name="Add NVIDIA's CUDA repository"
@@ -190,8 +190,8 @@ def configure(plan) -> None:
               + ("" if driver_from_repo else ", never for the driver"),
               src=StringIO(preferences_content(driver_from_repo)), dest=PREFERENCES, mode="644",
               create_remote_dir=False)
-    apt.update(name="Refresh the apt index after adding NVIDIA's repository",
-               _if=sources.did_change)
+    _apt.refresh(name="Refresh the apt index after adding NVIDIA's repository",
+                 _if=sources.did_change)
 
 
 # NVIDIA's container toolkit repository (libnvidia-container), from the install guide
@@ -218,13 +218,13 @@ def toolkit_sources_content(machine: str) -> str:
 
 def configure_container_toolkit(machine: str) -> None:
     """Add NVIDIA's container toolkit repository (the containers role calls this on GPU hosts)."""
-    apt.packages(name="Install gnupg to check repository keys", packages=["gnupg"],
-                 no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
+    _apt.packages(name="Install gnupg to check repository keys", packages=["gnupg"],
+                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
     install_key(TOOLKIT_KEY_URL, TOOLKIT_KEY_FINGERPRINT, TOOLKIT_KEYRING,
                 name=f"Install NVIDIA's container toolkit key {TOOLKIT_KEY_FINGERPRINT[-8:]} "
                      "(exactly one key, fingerprint checked)")
     sources = files.put(name="Add NVIDIA's container toolkit repository",
                         src=StringIO(toolkit_sources_content(machine)),
                         dest=TOOLKIT_SOURCES, mode="644", create_remote_dir=False)
-    apt.update(name="Refresh the apt index after adding the container toolkit repository",
-               _if=sources.did_change)
+    _apt.refresh(name="Refresh the apt index after adding the container toolkit repository",
+                 _if=sources.did_change)

@@ -24,7 +24,7 @@ from dlws.facts.python import VenvPackages, canonical
 from dlws.locks import index_options, pins
 from dlws.plan import host_data, missing_lock
 from dlws.roles import base
-from dlws.roles.base import LAB_GROUP, SECRETS_DIR, with_proxy
+from dlws.roles.base import LAB_GROUP, SECRETS_DIR, _apt, with_proxy
 from dlws.roles.cache.defaults import pip_cache_dir
 from dlws.roles.python_env.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.secrets import NETRC, secret_file
@@ -128,11 +128,19 @@ def venv_packages(
     else:
         # `--` ends the options: a requirement can never be read as one.
         packages = ["--", *missing]
-    if not shared_cache:
-        line = cmd(*command, *sources, *options, *packages)
-    else:
-        line = shared_cache_install(shared_cache, installer, command, sources, options, packages,
-                                    find_links)
+
+    def install_line(more: list[str]) -> Command:
+        if not shared_cache:
+            return cmd(*command, *sources, *options, *more, *packages)
+        return shared_cache_install(shared_cache, installer, command, sources,
+                                    [*options, *more], packages, find_links)
+
+    line = install_line([])
+    if _apt.running_beside():
+        # The build tools and python3-dev may still be installing (roles/base): install from
+        # wheels alone, and only where something must be built, wait for them and go again.
+        wheels_only = ["--no-build"] if installer == "uv" else ["--only-binary", ":all:"]
+        line = any_of([install_line(wheels_only), all_of([_apt.wait_beside_command(), line])])
     yield with_proxy(line) if proxy else line
     yield record_bytecode(prefix, "installed")
 

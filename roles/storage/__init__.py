@@ -5,10 +5,10 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import DeployError, OperationError, deploy, operation
 from pyinfra.facts.files import FileContents
-from pyinfra.operations import apt
 
 from dlws.command import Command, all_of, cmd, sh
 from dlws.facts.storage import BlockDevice, SharedFolder
+from dlws.roles.base import _apt
 from dlws.roles.base.defaults import lab_group
 from dlws.roles.storage.defaults import DEFAULTS, KEYS, disk_with_defaults  # noqa: F401
 
@@ -242,9 +242,9 @@ def install() -> None:
             "the filesystem it carries, or clear the disk yourself (wipefs -a) if its data may "
             "go")
     filesystems = sorted({disk["fs"] for disk in disks})
-    apt.packages(name="Install the filesystem and ACL tools (" + ", ".join(filesystems) + ")",
-                 packages=["acl", "util-linux", *(p for fs in filesystems for p in PACKAGES[fs])],
-                 no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
+    _apt.packages(name="Install the filesystem and ACL tools (" + ", ".join(filesystems) + ")",
+                  packages=["acl", "util-linux", *(p for fs in filesystems for p in PACKAGES[fs])],
+                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
     for disk in disks:
         verdict, reason = verdicts[disk["ref"]]
         state = found[disk["ref"]]
