@@ -216,8 +216,9 @@ def split_install(packages: list[str], extra: list[str], driver: bool,
     """(installed first, installed beside the Python environment) of the essential packages.
 
     The by-hand order (one apt-get install, then the environment) leaves a core idle: dpkg
-    unpacks on one core while nothing else runs (measured behind the fleet cache: 45.6 and
-    49.6 s with the install beside, 53.0 and 57.6 s one after the other; docs/benchmarks.md).
+    unpacks on one core while nothing else runs. Beside it, a first deploy behind the fleet
+    cache went from 1.13x the same packages by hand to 0.96x (docs/benchmarks.md, the table
+    at d63944c).
     Nothing goes beside where a driver is planned (its build needs the whole set at once, so a
     second apt-get run would only add its start), and the lab's own extra packages
     (base_extra_packages, which may carry versions or architectures) install first, in
