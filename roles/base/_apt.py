@@ -161,9 +161,21 @@ def beside_command(packages: list[str]) -> Command:
     folder is root's alone and never a link.
     """
     child = sh("{} >{} 2>&1; echo $? >{}", install_command(packages), BESIDE_LOG, BESIDE_STATUS)
-    return sh("test ! -L {} && mkdir -p -m 700 -- {} && test ! -L {} && echo running >{} && "
+    return sh("test ! -L {} && mkdir -p -m 700 -- {} && {} && test ! -L {} && "
+              "echo running >{} && "
               "(exec 9>{} && flock 9 && exec setsid -f sh -c {} </dev/null >/dev/null 2>&1)",
-              BESIDE_DIR, BESIDE_DIR, BESIDE_STATUS, BESIDE_STATUS, BESIDE_LOCK, str(child))
+              BESIDE_DIR, BESIDE_DIR, private_folder(), BESIDE_STATUS, BESIDE_STATUS,
+              BESIDE_LOCK, str(child))
+
+
+def private_folder() -> Command:
+    """BESIDE_DIR is the running user's (root's on a host) with mode 0700, or this fails naming
+    it: no other user can have written the status the wait trusts."""
+    return sh('{{ [ "$(stat -c %u.%a -- {})" = "$(id -u).700" ] || '
+              "{{ echo {} >&2; false; }}; }}",
+              BESIDE_DIR,
+              f"dlws: {BESIDE_DIR} is not root's alone (owner root, mode 0700): another user "
+              "could write the apt install's status there; remove it, and deploy again")
 
 
 def wait_beside_command() -> Command:
@@ -171,18 +183,17 @@ def wait_beside_command() -> Command:
     end of its output and where the rest is. A subshell: it exits only itself, so a command
     joined after it (all_of) runs."""
     return sh(
-        "(flock {} true; s=$(cat {} 2>/dev/null); "
+        "({} || exit 1; flock {} true; s=$(cat {} 2>/dev/null); "
         'if [ "$s" = 0 ]; then exit 0; fi; '
         "tail -n 40 -- {} >&2; "
         'echo "dlws: the apt-get install run beside the next operations ended with status '
         '${{s:-none}}:" {} >&2; exit 1)',
-        BESIDE_LOCK, BESIDE_STATUS, BESIDE_LOG,
+        private_folder(), BESIDE_LOCK, BESIDE_STATUS, BESIDE_LOG,
         f"its output is in {BESIDE_LOG} on the host (above, its last lines)",
     )
 
 
-# Each host's install_beside operation of this deploy, until an operation that uses apt waits
-# for it (settle).
+# Each host's install_beside operation of this deploy (what settle and running_beside read).
 _BESIDE: dict[object, dict[str, OperationMeta]] = {}
 _WAITS: dict[object, set[str]] = {}  # the hosts whose wait for it is planned
 
@@ -222,7 +233,7 @@ def settle() -> None:
 
 def packages(**kwargs) -> OperationMeta:
     """pyinfra's apt.packages, after any install beside has ended (every role's apt installs
-    come through here: tests/roles/test_apt_beside.py)."""
+    come through here: tests/roles/base/test_apt_beside.py)."""
     settle()
     return apt.packages(**kwargs)
 

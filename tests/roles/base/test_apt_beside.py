@@ -165,3 +165,20 @@ def test_a_link_for_the_folder_is_refused(fake_apt, tmp_path):
     out = subprocess.run(["sh", "-c", _apt.beside_command(["git"])], env=env,
                          capture_output=True, text=True, timeout=10)
     assert out.returncode != 0 and not list(elsewhere.iterdir())
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o770, 0o707])
+def test_a_folder_others_can_write_or_read_is_refused(fake_apt, mode):
+    """A status another user could have written is never trusted: neither the start nor the
+    wait goes on in a folder that is not the running user's alone (0700)."""
+    folder, env = fake_apt
+    folder.mkdir()
+    folder.chmod(mode)
+    (folder / "status").write_text("0\n")
+    out = subprocess.run(["sh", "-c", _apt.beside_command(["git"])], env=env,
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode != 0 and "is not root's alone" in out.stderr, out
+    assert not (folder / "log").exists(), "the install started"
+    waited = subprocess.run(["sh", "-c", _apt.wait_beside_command()], env=env,
+                            capture_output=True, text=True, timeout=10)
+    assert waited.returncode == 1 and "is not root's alone" in waited.stderr, waited
