@@ -105,6 +105,37 @@ def test_deploy_killed_mid_install_is_repaired_by_the_next_run(interrupted):
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
 
 
+HALF = "dlws-test-half-installed"
+
+
+@pytest.fixture
+def half_installed(docker_engine):
+    fresh_container(HALF)
+    yield HALF
+    remove_container(HALF)
+
+
+def test_a_package_left_half_installed_is_reinstalled_by_the_repair(half_installed):
+    """An unpack cut short leaves a package `reinstreq half-installed`, which `dpkg --configure
+    -a` cannot mend (the kill above lands there at times). Made so on purpose, the same way
+    each time: the repair's command reinstalls it, and a second run of it finds nothing to do."""
+    from dlws.roles.base import _apt
+
+    setup = dexec(HALF, "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && "
+                        "apt-get install -y -qq less >/dev/null && "
+                        "sed -i '/^Package: less$/,/^$/ s/^Status: install ok installed/"
+                        "Status: install reinstreq half-installed/' /var/lib/dpkg/status && "
+                        "dpkg --audit")
+    assert "less" in setup.stdout, setup
+    # (What the repair did before: it leaves the package as it was.)
+    assert "less" in dexec(HALF, "dpkg --configure -a; dpkg --audit").stdout, "dpkg mended it"
+    for _ in range(2):
+        out = dexec(HALF, _apt.repair_command(30))
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert dexec(HALF, "dpkg --audit").stdout == ""
+        assert "install ok installed" in dexec(HALF, "dpkg -s less").stdout
+
+
 @pytest.fixture(scope="module")
 def locked(docker_engine, tmp_path_factory):
     fresh_container(LOCKED)

@@ -100,6 +100,24 @@ UPDATE = sh(
 )
 
 
+def repair_command(timeout_s: int) -> Command:
+    """Finish an interrupted dpkg run: `dpkg --configure -a`, and the packages it cannot
+    configure reinstalled."""
+    configure = with_lock_wait(cmd("dpkg", "--configure", "-a", "--force-confdef",
+                                   "--force-confold"), timeout_s)
+    # A package whose unpacking was cut short is left `reinstreq half-installed`: dpkg cannot
+    # configure it ("package is in a very bad inconsistent state; you should reinstall it"),
+    # and `apt-get install -f` leaves it so (tried on Debian 12). Configure what dpkg can, then
+    # reinstall those from the index the interrupted run used, then configure again.
+    reinstall = with_lock_wait(sh(
+        "p=$(dpkg-query -W -f='${{Package}}:${{Architecture}} ${{Status}}\\n' | "
+        "awk '/reinstreq|half-installed/ {{print $1}}'); "
+        '[ -z "$p" ] || apt-get install --reinstall -y -o Dpkg::Options::=--force-confdef '
+        "-o Dpkg::Options::=--force-confold $p"), timeout_s)
+    return sh("export DEBIAN_FRONTEND=noninteractive; ({}) || true; {} && {}",
+              configure, reinstall, configure)
+
+
 @operation()
 def repair_dpkg(timeout_s: int = 120):
     """
@@ -111,9 +129,7 @@ def repair_dpkg(timeout_s: int = 120):
     if not found:
         host.noop("dpkg's state is consistent")
         return
-    yield sh("export DEBIAN_FRONTEND=noninteractive; {}",
-             with_lock_wait(cmd("dpkg", "--configure", "-a", "--force-confdef",
-                                "--force-confold"), timeout_s))
+    yield repair_command(timeout_s)
 
 
 @operation()
