@@ -113,7 +113,7 @@ def repair_command(timeout_s: int) -> Command:
         "p=$(dpkg-query -W -f='${{Package}}:${{Architecture}} ${{Status}}\\n' | "
         "awk '/reinstreq|half-installed/ {{print $1}}'); "
         '[ -z "$p" ] || apt-get install --reinstall -y -o Dpkg::Options::=--force-confdef '
-        "-o Dpkg::Options::=--force-confold $p"), timeout_s)
+        "-o Dpkg::Options::=--force-confold -- $p"), timeout_s)
     return sh("export DEBIAN_FRONTEND=noninteractive; ({}) || true; {} && {}",
               configure, reinstall, configure)
 
