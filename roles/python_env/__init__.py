@@ -112,6 +112,24 @@ def venv_packages(
             return
         host.noop(f"already in {prefix}: {', '.join(requirements)}")
         return
+    line = install_command(prefix, missing, installer=installer, index_url=index_url,
+                           extra_index_urls=extra_index_urls, find_links=find_links,
+                           no_deps=no_deps, shared_cache=shared_cache, lock=lock, uv=uv,
+                           beside=_apt.running_beside())
+    yield with_proxy(line) if proxy else line
+    yield record_bytecode(prefix, "installed")
+
+
+def install_command(prefix: str, missing: list[str], *, installer: str = "uv",
+                    index_url: str | None = None,
+                    extra_index_urls: list[str] | tuple[str, ...] = (),
+                    find_links: str | None = None, no_deps: bool = False,
+                    shared_cache: str | None = None, lock: str | None = None,
+                    uv: str | None = None, beside: bool = False) -> Command:
+    """venv_packages' install of `missing` into the environment at `prefix` (the same
+    arguments). `beside`: roles/base's apt-get install may still run beside it, so the
+    install takes wheels alone, and only where something must be built waits for that
+    install (the build tools, python3-dev) and goes again as it would have."""
     if installer == "uv":
         # --compile-bytecode: as pip does. The environment is root's; a lab member cannot write
         # its bytecode, so without it each of their imports compiles from source (measured:
@@ -136,13 +154,12 @@ def venv_packages(
                                     [*options, *more], packages, find_links)
 
     line = install_line([])
-    if _apt.running_beside():
+    if beside:
         # The build tools and python3-dev may still be installing (roles/base): install from
         # wheels alone, and only where something must be built, wait for them and go again.
         wheels_only = ["--no-build"] if installer == "uv" else ["--only-binary", ":all:"]
         line = any_of([install_line(wheels_only), all_of([_apt.wait_beside_command(), line])])
-    yield with_proxy(line) if proxy else line
-    yield record_bytecode(prefix, "installed")
+    return line
 
 
 def record_bytecode(prefix: str, how: str) -> Command:

@@ -5,7 +5,6 @@ apt-get on PATH; the real apt runs in the containers of the deploy's integration
 from __future__ import annotations
 
 import ast
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -82,24 +81,6 @@ def test_every_roles_apt_operation_waits_for_the_install_beside():
                     alias.name.startswith("pyinfra.operations.apt") for alias in node.names):
                 offenders.append(f"{path.relative_to(ROLES)}:{node.lineno}")
     assert not offenders, offenders
-
-
-@pytest.fixture
-def fake_apt(tmp_path, monkeypatch):
-    """A stand-in apt-get that sleeps, prints its arguments and exits with $FAKE_APT_RC, and the
-    beside folder under tmp_path."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "apt-get"
-    fake.write_text('#!/bin/sh\nsleep "${FAKE_APT_SLEEP:-0}"\necho "apt-get $*"\n'
-                    'echo "E: Unable to locate package nope" >&2\nexit "${FAKE_APT_RC:-0}"\n')
-    fake.chmod(0o755)
-    folder = tmp_path / "beside"
-    for name, value in (("BESIDE_DIR", folder), ("BESIDE_LOCK", folder / "lock"),
-                        ("BESIDE_STATUS", folder / "status"), ("BESIDE_LOG", folder / "log")):
-        monkeypatch.setattr(_apt, name, str(value))
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    return folder, env
 
 
 def test_start_returns_at_once_and_the_wait_waits_for_the_install(fake_apt):
