@@ -12,7 +12,7 @@ from pyinfra.api import DeployError, deploy
 from pyinfra.facts.apt import AptSources
 from pyinfra.facts.files import FileContents, FindFiles
 from pyinfra.facts.server import Groups, Users
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
 from dlws.command import Command, cmd, sh
 from dlws.facts.batch import stable_fact
@@ -21,6 +21,7 @@ from dlws.plan import host_plan
 from dlws.roles.base import _apt
 from dlws.roles.base.defaults import DEFAULTS, KEYS  # noqa: F401
 from dlws.roles.cache.defaults import apt_proxy
+from dlws.roles.storage.defaults import tools as storage_tools
 from dlws.secrets import APT_PROXY_FILE, LAB_GROUP, PROXY_ENV_FILE, SECRETS_DIR, secret_file
 from dlws.stack.locks import credentialed_index_urls
 from dlws.validate.domains import ca_file_name
@@ -175,7 +176,10 @@ def install() -> None:
             sources_changed = _sign_sources_list(os_id) or sources_changed
 
     plan = host_plan()
-    packages = [*ARCHIVE_PACKAGES, *host.data.base_extra_packages, *plan.os.kernel_headers]
+    # The data disks' tools too (roles/storage, which runs before the Python environment).
+    disk_tools = storage_tools(host.data)
+    packages = list(dict.fromkeys([*ARCHIVE_PACKAGES, *host.data.base_extra_packages,
+                                   *plan.os.kernel_headers, *disk_tools]))
     if not plan.os.kernel_headers and host.data.base_kernel_headers == "auto":
         host.noop("kernel headers skipped: the host is a container and runs its host's kernel")
 
@@ -187,12 +191,13 @@ def install() -> None:
         force=sources_changed,
         timeout_s=lock_timeout,
     )
-    first, beside = split_install(packages, host.data.base_extra_packages,
+    first, beside = split_install(packages, [*host.data.base_extra_packages, *disk_tools],
                                   bool(plan.driver.branch))
-    apt.packages(
+    _apt.install_first(
         name=("Install essential packages (build tools, pciutils, procps, CA certificates, "
-              "stress-ng)") if not beside else
-             "Install the system Python and CA certificates (" + ", ".join(first) + ")",
+              "stress-ng" + (", the data disks' tools" if disk_tools else "") + ")")
+        if not beside else
+        "Install the system Python and CA certificates (" + ", ".join(first) + ")",
         packages=first,
         no_recommends=True,
         _env={"DEBIAN_FRONTEND": "noninteractive"},
@@ -211,7 +216,7 @@ def install() -> None:
 FIRST_PACKAGES = ["ca-certificates", "python3", "python3-venv"]
 
 
-def split_install(packages: list[str], extra: list[str], driver: bool,
+def split_install(packages: list[str], first_also: list[str], driver: bool,
                   ) -> tuple[list[str], list[str]]:
     """(installed first, installed beside the Python environment) of the essential packages.
 
@@ -220,13 +225,14 @@ def split_install(packages: list[str], extra: list[str], driver: bool,
     cache went from 1.13x the same packages by hand to 0.96x (docs/benchmarks.md, the table
     at d63944c).
     Nothing goes beside where a driver is planned (its build needs the whole set at once, so a
-    second apt-get run would only add its start), and the lab's own extra packages
-    (base_extra_packages, which may carry versions or architectures) install first, in
-    pyinfra's apt.packages.
+    second apt-get run would only add its start). `first_also` install first, in pyinfra's
+    apt.packages: the lab's own extra packages (base_extra_packages, which may carry versions
+    or architectures), and the data disks' tools (roles/storage runs before the environment:
+    its disks would otherwise wait for the install beside).
     """
     if driver:
         return packages, []
-    first = [name for name in packages if name in FIRST_PACKAGES or name in extra]
+    first = [name for name in packages if name in FIRST_PACKAGES or name in first_also]
     return first, [name for name in packages if name not in first]
 
 

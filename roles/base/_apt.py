@@ -247,9 +247,25 @@ def settle() -> None:
                     _if=started.did_change)
 
 
-def packages(**kwargs) -> OperationMeta:
+# The packages of each host's first apt-get run of this deploy (roles/base's install_first).
+_FIRST: dict[object, dict[str, frozenset[str]]] = {}
+
+
+def install_first(**kwargs) -> OperationMeta:
+    """pyinfra's apt.packages of roles/base's first run (before any install beside), recorded
+    for this host: a later role's packages() that asks for nothing more plans nothing."""
+    _FIRST.setdefault(host.state, {})[host.name] = frozenset(kwargs["packages"])
+    return apt.packages(**kwargs)
+
+
+def packages(**kwargs) -> OperationMeta | None:
     """pyinfra's apt.packages, after any install beside has ended (every role's apt installs
-    come through here: tests/roles/base/test_apt_beside.py)."""
+    come through here: tests/roles/base/test_apt_beside.py). Packages that roles/base's first
+    run of this deploy installs already (roles/storage's tools) neither wait nor run again."""
+    if set(kwargs["packages"]) <= _FIRST.get(host.state, {}).get(host.name, frozenset()):
+        host.noop(f"{kwargs.get('name', 'apt packages')}: installed by roles/base's first "
+                  "apt-get run")
+        return None
     settle()
     return apt.packages(**kwargs)
 

@@ -10,7 +10,7 @@ from dlws.command import Command, all_of, cmd, sh
 from dlws.facts.storage import BlockDevice, SharedFolder
 from dlws.roles.base import _apt
 from dlws.roles.base.defaults import lab_group
-from dlws.roles.storage.defaults import DEFAULTS, KEYS, disk_with_defaults  # noqa: F401
+from dlws.roles.storage.defaults import DEFAULTS, KEYS, disk_with_defaults, tools  # noqa: F401
 
 FSTAB = "/etc/fstab"
 # Signatures that mean "this disk is part of something else": RAID members, LVM physical
@@ -20,9 +20,6 @@ MEMBER_TYPES = ("linux_raid_member", "LVM2_member", "crypto_LUKS", "zfs_member",
                 "promise_fasttrack_raid_member", "VMFS_volume_member", "drbd")
 PARTITION_TABLES = ("gpt", "dos", "PMBR", "atari", "bsd", "sun", "sgi", "mac")
 MKFS = {"ext4": "mkfs.ext4", "xfs": "mkfs.xfs"}  # run with -q, never -f/-F
-PACKAGES = {"ext4": ["e2fsprogs"], "xfs": ["xfsprogs"]}
-
-
 def disk_verdict(disk: dict, found: dict | None) -> tuple[str, str]:
     """("format" | "mount" | "refuse", what was found) for a declared disk and its BlockDevice.
 
@@ -241,10 +238,10 @@ def install() -> None:
             "signature) and mounts one that already carries the declared filesystem; declare "
             "the filesystem it carries, or clear the disk yourself (wipefs -a) if its data may "
             "go")
-    filesystems = sorted({disk["fs"] for disk in disks})
-    _apt.packages(name="Install the filesystem and ACL tools (" + ", ".join(filesystems) + ")",
-                  packages=["acl", "util-linux", *(p for fs in filesystems for p in PACKAGES[fs])],
-                  no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
+    # (roles/base installs them in its first apt-get run of a whole deploy: nothing then.)
+    _apt.packages(name="Install the filesystem and ACL tools (" + ", ".join(tools(host.data))
+                  + ")", packages=tools(host.data), no_recommends=True,
+                  _env={"DEBIAN_FRONTEND": "noninteractive"})
     for disk in disks:
         verdict, reason = verdicts[disk["ref"]]
         state = found[disk["ref"]]

@@ -64,6 +64,21 @@ DISK = Record({
    "'fs': 'ext4'}", also=(_one_reference,))
 
 
+# The Debian packages of each filesystem's tools (mkfs, fsck); acl for the shared folders' ACLs.
+FS_PACKAGES = {"ext4": ["e2fsprogs"], "xfs": ["xfsprogs"]}
+
+
+def tools(data) -> list[str]:
+    """The Debian packages the storage role needs for a host's storage_disks (none without):
+    roles/base installs them in its first apt-get run, before the Python environment, so that
+    nothing waits for the install it starts beside the environment (roles/base/_apt.py)."""
+    disks = data.get("storage_disks") or []
+    if not disks:
+        return []
+    filesystems = sorted({disk_with_defaults(disk)["fs"] for disk in disks})
+    return ["acl", "util-linux", *(name for fs in filesystems for name in FS_PACKAGES[fs])]
+
+
 def disk_with_defaults(disk: dict) -> dict:
     """A storage_disks entry with every field, and the name the deploy and verify use for it."""
     full = {name: disk.get(name, default) for name, (_, default) in DISK_FIELDS.items()}

@@ -50,6 +50,38 @@ def test_a_later_roles_apt_install_waits_for_the_install_beside_first():
     assert len(waits) == 1 and waits[0] < engine, run.describe()
 
 
+def test_a_cpu_host_with_data_disks_installs_their_tools_first_and_waits_for_nothing():
+    """roles/storage runs before the Python environment: its tools come with the first run, or
+    its apt operation would wait for the install beside before the environment started."""
+    disk = {"device": "/dev/disk/by-id/nvme-lab-1", "mount": "/data", "fs": "xfs"}
+    data = host_data("debian-12", "no-gpu", "distro", storage_disks=[disk])
+    data["fake_responses"]["blkid -p -o export"] = [
+        "path=/dev/nvme1n1", "--blkid", "--wipefs", "--children", "--holders", "--mounts"]
+    run = run_case("debian-12_no-gpu_disk_beside", data)
+    assert run.error is None, run.error
+    first = packages(run, "Install the system Python").split()
+    assert sorted(first) == sorted([*FIRST_PACKAGES, "acl", "util-linux", "xfsprogs"]), first
+    assert not run.named("Install the filesystem and ACL tools"), run.describe()
+    names = [op.name for op in run.ops]
+    assert "mkfs.xfs" in " ".join(run.commands()), run.describe()
+    [wait] = [i for i, name in enumerate(names) if "Wait for the packages installed beside" in name]
+    framework = next(i for i, name in enumerate(names) if "Install the frameworks" in name)
+    assert framework < wait, run.describe()
+
+
+def test_the_storage_role_alone_installs_its_own_tools():
+    """Without roles/base's first run (tests/fixtures/storage_deploy.py), roles/storage
+    installs its tools itself."""
+    disk = {"device": "/dev/disk/by-id/nvme-lab-1", "mount": "/data"}
+    data = host_data("debian-12", "no-gpu", "distro", storage_disks=[disk])
+    data["fake_responses"]["blkid -p -o export"] = [
+        "path=/dev/nvme1n1", "--blkid", "--wipefs", "--children", "--holders", "--mounts"]
+    run = run_case("debian-12_no-gpu_storage_alone", data, deploy="tests/fixtures/storage_deploy.py")
+    assert run.error is None, run.error
+    assert packages(run, "Install the filesystem and ACL tools").split() == [
+        "acl", "util-linux", "e2fsprogs"], run.describe()
+
+
 def test_driver_host_installs_the_essential_packages_in_one_run():
     run = run_case("ubuntu-24.04_a100_one-run", host_data("ubuntu-24.04", "a100", "distro"))
     assert run.error is None, run.error
