@@ -76,7 +76,8 @@ def test_the_storage_role_alone_installs_its_own_tools():
     data = host_data("debian-12", "no-gpu", "distro", storage_disks=[disk])
     data["fake_responses"]["blkid -p -o export"] = [
         "path=/dev/nvme1n1", "--blkid", "--wipefs", "--children", "--holders", "--mounts"]
-    run = run_case("debian-12_no-gpu_storage_alone", data, deploy="tests/fixtures/storage_deploy.py")
+    run = run_case("debian-12_no-gpu_storage_alone", data,
+                   deploy="tests/fixtures/storage_deploy.py")
     assert run.error is None, run.error
     assert packages(run, "Install the filesystem and ACL tools").split() == [
         "acl", "util-linux", "e2fsprogs"], run.describe()

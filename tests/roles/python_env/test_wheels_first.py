@@ -7,13 +7,10 @@ A package with a wheel installs at once, while apt-get still runs; a package tha
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import subprocess
 import sys
 import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -40,7 +37,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     info = f"{NAME}-{VERSION}.dist-info"
     files = {
         f"{NAME}/__init__.py": f"BUILT = {VERSION!r}\\n".encode(),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\n".encode(),
+        f"{info}/METADATA": (f"Metadata-Version: 2.1\\nName: {NAME}\\n"
+                             f"Version: {VERSION}\\n").encode(),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: dlws-test\\nRoot-Is-Purelib: true\\n"
                          b"Tag: py3-none-any\\n",
     }
