@@ -258,16 +258,22 @@ def install_first(**kwargs) -> OperationMeta:
     return apt.packages(**kwargs)
 
 
-def packages(**kwargs) -> OperationMeta | None:
+def packages(**kwargs) -> OperationMeta:
     """pyinfra's apt.packages, after any install beside has ended (every role's apt installs
-    come through here: tests/roles/base/test_apt_beside.py). Packages that roles/base's first
-    run of this deploy installs already (roles/storage's tools) neither wait nor run again."""
+    come through here: tests/roles/base/test_apt_beside.py)."""
+    settle()
+    return apt.packages(**kwargs)
+
+
+def packages_unless_first(**kwargs) -> OperationMeta | None:
+    """packages(), or nothing (a noop line, None) where roles/base's first apt-get run of this
+    deploy installs every one of them already: a role whose packages roles/base may install
+    first (roles/storage's tools) neither waits for the install beside nor runs apt again."""
     if set(kwargs["packages"]) <= _FIRST.get(host.state, {}).get(host.name, frozenset()):
         host.noop(f"{kwargs.get('name', 'apt packages')}: installed by roles/base's first "
                   "apt-get run")
         return None
-    settle()
-    return apt.packages(**kwargs)
+    return packages(**kwargs)
 
 
 def refresh(**kwargs) -> OperationMeta:

@@ -239,9 +239,10 @@ def install() -> None:
             "the filesystem it carries, or clear the disk yourself (wipefs -a) if its data may "
             "go")
     # (roles/base installs them in its first apt-get run of a whole deploy: nothing then.)
-    _apt.packages(name="Install the filesystem and ACL tools (" + ", ".join(tools(host.data))
-                  + ")", packages=tools(host.data), no_recommends=True,
-                  _env={"DEBIAN_FRONTEND": "noninteractive"})
+    needed = tools(host.data)
+    _apt.packages_unless_first(
+        name="Install the filesystem and ACL tools (" + ", ".join(needed) + ")",
+        packages=needed, no_recommends=True, _env={"DEBIAN_FRONTEND": "noninteractive"})
     for disk in disks:
         verdict, reason = verdicts[disk["ref"]]
         state = found[disk["ref"]]

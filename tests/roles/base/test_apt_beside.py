@@ -83,6 +83,19 @@ def test_the_storage_role_alone_installs_its_own_tools():
         "acl", "util-linux", "e2fsprogs"], run.describe()
 
 
+def test_a_roles_install_of_packages_the_first_run_has_too_is_still_planned():
+    """Only roles/storage's tools are skipped where the first run has them: a lab that lists
+    the driver's own packages in base_extra_packages still gets the driver role's install (its
+    operation's outcome decides the steps after it)."""
+    data = host_data("ubuntu-24.04", "a100", "distro")
+    driver = packages(run_case("ubuntu-24.04_a100_driver", data), "Install the NVIDIA driver")
+    assert driver, "no driver install planned"
+    run = run_case("ubuntu-24.04_a100_driver_in_extras",
+                   {**data, "base_extra_packages": driver.split()})
+    assert run.error is None, run.error
+    assert packages(run, "Install the NVIDIA driver") == driver, run.describe()
+
+
 def test_driver_host_installs_the_essential_packages_in_one_run():
     run = run_case("ubuntu-24.04_a100_one-run", host_data("ubuntu-24.04", "a100", "distro"))
     assert run.error is None, run.error
