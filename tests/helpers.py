@@ -21,6 +21,32 @@ BIN = Path(sys.executable).parent
 PASSWORD = "pa's \"word\" $(id) %h %s \\ `x`;"
 
 
+def checked(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command here; with `check`, fail the test with its output unless it exits 0."""
+    out = subprocess.run(list(args), capture_output=True, text=True)
+    if check:
+        assert out.returncode == 0, f"{args}: {out.stderr}{out.stdout}"
+    return out
+
+
+@contextlib.contextmanager
+def disk_container(name: str, image: Path, *run_args: str) -> Iterator[str]:
+    """A Debian 12 container `name` that sleeps until the block ends, with the disk image file
+    `image` as a loop device (`--device`, `--cap-add SYS_ADMIN`: mounting inside works, no
+    --privileged); yields the loop device, removed with the container."""
+    loop = checked("losetup", "-f", "--show", str(image)).stdout.strip()
+    try:
+        checked("docker", "rm", "-f", name, check=False)
+        checked("docker", "run", "-d", "--name", name, "--cap-add", "SYS_ADMIN", "--device", loop,
+                "--tmpfs", "/run", "--tmpfs", "/tmp:exec", *run_args, "dlws/debian:bookworm",
+                "sleep", "infinity")
+        checked("docker", "exec", name, "mkdir", "-p", "/dev/disk/by-id")
+        yield loop
+    finally:
+        checked("docker", "rm", "-f", name, check=False)
+        checked("losetup", "-d", loop, check=False)
+
+
 def pyinfra_json(inventory: str, deploy: str = "deploy/workstation.py",
                  env: dict[str, str] | None = None) -> tuple[int, dict, str]:
     """Run a deploy; return its exit code, pyinfra's --json document and stderr."""

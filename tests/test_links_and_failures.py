@@ -14,20 +14,14 @@ from pathlib import Path
 import pytest
 
 from dlws.sandbox.images import ensure_debian_image
-from tests.helpers import pyinfra_json
+from tests.helpers import checked as run
+from tests.helpers import disk_container, pyinfra_json
 
 pytestmark = pytest.mark.integration
 CONTAINER = "i21b-links"
 DEPLOY = "tests/fixtures/storage_deploy.py"
 SIZE_MIB = 64
 CLOSED_PORT = 9  # discard: nothing listens on the container's own loopback
-
-
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(list(args), capture_output=True, text=True)
-    if check:
-        assert out.returncode == 0, f"{args}: {out.stderr}{out.stdout}"
-    return out
 
 
 def in_container(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -50,18 +44,9 @@ def linked_disk(docker_engine, tmp_path_factory):
         f.truncate(SIZE_MIB * 2**20)
     run("mkfs.ext4", "-q", "-F", str(image))
     run("debugfs", "-w", "-R", "symlink datasets /etc", str(image))
-    loop = run("losetup", "-f", "--show", str(image)).stdout.strip()
-    try:
-        run("docker", "rm", "-f", CONTAINER, check=False)
-        run("docker", "run", "-d", "--name", CONTAINER, "--cap-add", "SYS_ADMIN",
-            "--device", loop, "--tmpfs", "/run", "--tmpfs", "/tmp:exec",
-            "dlws/debian:bookworm", "sleep", "infinity")
-        in_container("mkdir", "-p", "/dev/disk/by-id")
+    with disk_container(CONTAINER, image) as loop:
         in_container("ln", "-sf", loop, "/dev/disk/by-id/i21b-linked")
         yield loop
-    finally:
-        run("docker", "rm", "-f", CONTAINER, check=False)
-        run("losetup", "-d", loop, check=False)
 
 
 def inventory(tmp_path: Path, name: str, **data) -> str:

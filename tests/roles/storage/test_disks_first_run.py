@@ -5,13 +5,11 @@ container, as in test_disks.py)."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from dlws.roles.base import _apt
 from dlws.sandbox.images import ensure_debian_image
-from tests.helpers import changed_operations, pyinfra_json
+from tests.helpers import changed_operations, checked, disk_container, pyinfra_json
 
 pytestmark = pytest.mark.integration
 CONTAINER = "dlws-i44-disk-first"
@@ -19,15 +17,8 @@ DEPLOY = "tests/fixtures/base_storage_deploy.py"
 DISK = "/dev/disk/by-id/dlws-test-first"
 
 
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(list(args), capture_output=True, text=True)
-    if check:
-        assert out.returncode == 0, f"{args}: {out.stderr}{out.stdout}"
-    return out
-
-
 def in_container(command: str) -> str:
-    return sh("docker", "exec", CONTAINER, "sh", "-c", command).stdout.strip()
+    return checked("docker", "exec", CONTAINER, "sh", "-c", command).stdout.strip()
 
 
 @pytest.fixture
@@ -36,17 +27,9 @@ def blank_disk(docker_engine, tmp_path):
     image = tmp_path / "blank.img"
     with image.open("wb") as f:
         f.truncate(300 * 2**20)
-    loop = sh("losetup", "-f", "--show", str(image)).stdout.strip()
-    try:
-        sh("docker", "rm", "-f", CONTAINER, check=False)
-        sh("docker", "run", "-d", "--name", CONTAINER, "--cap-add", "SYS_ADMIN",
-           "--device", loop, "--tmpfs", "/run", "--tmpfs", "/tmp:exec",
-           "dlws/debian:bookworm", "sleep", "infinity")
-        in_container(f"mkdir -p /dev/disk/by-id && ln -sf {loop} {DISK}")
+    with disk_container(CONTAINER, image) as loop:
+        checked("docker", "exec", CONTAINER, "ln", "-sf", loop, DISK)
         yield loop
-    finally:
-        sh("docker", "rm", "-f", CONTAINER, check=False)
-        sh("losetup", "-d", loop, check=False)
 
 
 def test_the_disk_is_formatted_while_the_essential_packages_install_beside(blank_disk,
