@@ -20,6 +20,8 @@ MEMBER_TYPES = ("linux_raid_member", "LVM2_member", "crypto_LUKS", "zfs_member",
                 "promise_fasttrack_raid_member", "VMFS_volume_member", "drbd")
 PARTITION_TABLES = ("gpt", "dos", "PMBR", "atari", "bsd", "sun", "sgi", "mac")
 MKFS = {"ext4": "mkfs.ext4", "xfs": "mkfs.xfs"}  # run with -q, never -f/-F
+
+
 def disk_verdict(disk: dict, found: dict | None) -> tuple[str, str]:
     """("format" | "mount" | "refuse", what was found) for a declared disk and its BlockDevice.
 

@@ -12,18 +12,12 @@ from pathlib import Path
 import pytest
 
 from dlws.sandbox.images import ensure_debian_image
+from tests.helpers import checked as sh
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINER = "i21-refusals"
 DISK_LINK = "/dev/disk/by-id/i21-blank"
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(list(args), capture_output=True, text=True)
-    if check:
-        assert out.returncode == 0, f"{args}: {out.stderr}{out.stdout}"
-    return out
 
 
 def in_container(command: str) -> subprocess.CompletedProcess:

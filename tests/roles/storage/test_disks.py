@@ -16,19 +16,13 @@ import pytest
 
 from dlws.sandbox.images import ensure_debian_image
 from tests.helpers import changed_operations, pyinfra_json, run_verify
+from tests.helpers import checked as sh
 
 pytestmark = pytest.mark.integration
 CONTAINER = "dlws-i13-disks"
 DEPLOY = "tests/fixtures/storage_deploy.py"
 SIZE_MIB = 300
 USERS = ["ada", "grace"]
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(list(args), capture_output=True, text=True)
-    if check:
-        assert out.returncode == 0, f"{args}: {out.stderr}{out.stdout}"
-    return out
 
 
 def in_container(command: str, check: bool = True) -> subprocess.CompletedProcess:
